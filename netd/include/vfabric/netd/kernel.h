@@ -1,0 +1,193 @@
+// The kernel seam: everything netd asks of the host's network stack, as one
+// narrow interface. NewNetlinkKernel() is the real one (libnl-3 route and
+// libmnl over NETLINK_ROUTE, plus /dev/net/tun ioctls for taps); unit tests
+// use a fake that keeps a KernelState in memory.
+//
+// Units are the kernel's: bridge timers and ageing in centiseconds, as in
+// IFLA_BR_* (USER_HZ). Every failing call returns a Status that names the
+// object and carries the kernel's reason, e.g.
+//   "create bridge vfb-lab: File exists".
+// Threading: one Kernel per thread; the object holds netlink sockets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfabric/common/mac_address.h"
+#include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
+
+namespace vfabric::netd {
+
+// IFLA_BR_* settings netd manages.
+struct BridgeSettings {
+  bool stp_enabled = false;        // IFLA_BR_STP_STATE
+  uint32_t priority = 32768;       // IFLA_BR_PRIORITY
+  uint32_t hello_time_cs = 200;    // IFLA_BR_HELLO_TIME
+  uint32_t forward_delay_cs = 1500;  // IFLA_BR_FORWARD_DELAY
+  uint32_t max_age_cs = 2000;      // IFLA_BR_MAX_AGE
+  uint32_t ageing_time_cs = 30000; // IFLA_BR_AGEING_TIME
+  bool vlan_filtering = false;     // IFLA_BR_VLAN_FILTERING
+  uint16_t default_pvid = 1;       // IFLA_BR_VLAN_DEFAULT_PVID
+  friend bool operator==(const BridgeSettings&, const BridgeSettings&) = default;
+};
+
+// IFLA_BRPORT_* settings; unset fields are left as the kernel has them.
+struct BridgePortSettings {
+  std::optional<uint32_t> cost;        // IFLA_BRPORT_COST
+  std::optional<uint32_t> priority;    // IFLA_BRPORT_PRIORITY
+  std::optional<bool> learning;        // IFLA_BRPORT_LEARNING
+  std::optional<bool> flood;           // IFLA_BRPORT_UNICAST_FLOOD
+  std::optional<bool> hairpin;         // IFLA_BRPORT_MODE
+  std::optional<bool> isolated;        // IFLA_BRPORT_ISOLATED
+  std::optional<bool> bpdu_guard;      // IFLA_BRPORT_PROTECT
+  std::optional<bool> root_block;      // IFLA_BRPORT_GUARD
+  friend bool operator==(const BridgePortSettings&, const BridgePortSettings&) = default;
+};
+
+// What a bridge port reports (read only).
+struct BridgePortStatus {
+  BridgePortSettings settings;  // every field set when read back
+  uint8_t state = 0;            // IFLA_BRPORT_STATE: BR_STATE_DISABLED..BLOCKING
+  std::optional<uint64_t> designated_root;    // packed bridge id (prio<<48 | mac)
+  std::optional<uint64_t> designated_bridge;
+  std::optional<uint16_t> designated_port;
+  std::optional<uint32_t> designated_cost;
+  std::optional<uint16_t> port_id;
+  std::optional<uint16_t> port_no;
+};
+
+// Bridge status beyond its settings (read only).
+struct BridgeStatus {
+  BridgeSettings settings;
+  std::optional<uint64_t> bridge_id;    // IFLA_BR_BRIDGE_ID packed
+  std::optional<uint64_t> root_id;      // IFLA_BR_ROOT_ID packed
+  std::optional<uint16_t> root_port;    // IFLA_BR_ROOT_PORT
+  std::optional<uint32_t> root_path_cost;  // IFLA_BR_ROOT_PATH_COST
+  std::optional<uint8_t> topology_change;
+  std::optional<uint64_t> topology_change_timer_cs;
+};
+
+struct TapSettings {
+  std::optional<uint32_t> owner;  // TUNSETOWNER; unset = none (-1)
+  std::optional<uint32_t> group;  // TUNSETGROUP
+  bool multi_queue = false;       // IFF_MULTI_QUEUE
+  bool vnet_hdr = true;           // IFF_VNET_HDR
+  friend bool operator==(const TapSettings&, const TapSettings&) = default;
+};
+
+struct TapStatus {
+  TapSettings settings;
+  bool is_tap = true;  // IFF_TAP (vs IFF_TUN)
+  bool persistent = false;
+};
+
+struct LinkInfo {
+  int ifindex = 0;
+  std::string name;
+  std::string kind;   // IFLA_INFO_KIND: "bridge", "tun", "veth", "" for none
+  std::string alias;  // IFLA_IFALIAS
+  int master_ifindex = 0;  // IFLA_MASTER, 0 = none
+  bool admin_up = false;   // IFF_UP
+  bool oper_up = false;    // IFF_LOWER_UP / operstate
+  uint32_t mtu = 0;
+  MacAddress mac;
+  int link_ifindex = 0;  // IFLA_LINK (veth: peer's ifindex when in the same netns)
+  std::optional<BridgeStatus> bridge;     // kind == "bridge"
+  std::optional<BridgePortStatus> brport; // enslaved to a bridge
+  std::optional<TapStatus> tap;           // kind == "tun"
+};
+
+struct FdbEntry {
+  int port_ifindex = 0;
+  int bridge_ifindex = 0;
+  MacAddress mac;
+  uint16_t vlan = 0;         // 0: none
+  bool is_static = false;    // NUD_NOARP|NUD_PERMANENT
+  bool is_local = false;     // the bridge's own address (NUD_PERMANENT, no NOARP)
+  friend bool operator==(const FdbEntry&, const FdbEntry&) = default;
+};
+
+struct PortVlanEntry {
+  int port_ifindex = 0;  // may be a bridge's own ifindex (self)
+  uint16_t vid = 0;
+  bool pvid = false;
+  bool untagged = false;
+  friend bool operator==(const PortVlanEntry&, const PortVlanEntry&) = default;
+};
+
+// What the running kernel can do, probed once.
+struct KernelFeatures {
+  bool bridge = false;
+  bool bridge_vlan_filtering = false;  // IFLA_BR_VLAN_FILTERING accepted and read back
+  bool veth = false;
+  bool tun = false;  // /dev/net/tun opens
+  std::string bridge_vlan_filtering_reason;  // why not, when false
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+
+  virtual Result<std::vector<LinkInfo>> ListLinks() = 0;
+  virtual Result<std::vector<FdbEntry>> ListFdb() = 0;
+  virtual Result<std::vector<PortVlanEntry>> ListPortVlans() = 0;
+  virtual Result<KernelFeatures> ProbeFeatures() = 0;
+
+  // Creates a bridge, down, with `settings` and IFLA_IFALIAS `alias`.
+  virtual Status CreateBridge(const std::string& name, const BridgeSettings& settings,
+                              const std::string& alias) = 0;
+  virtual Status SetBridgeSettings(const std::string& name, const BridgeSettings& settings) = 0;
+  // Creates a persistent tap (/dev/net/tun, TUNSETPERSIST), then sets its alias.
+  virtual Status CreateTap(const std::string& name, const TapSettings& settings,
+                           const std::string& alias) = 0;
+  // Creates a veth pair, both ends carrying `alias`.
+  virtual Status CreateVeth(const std::string& name, const std::string& peer,
+                            const std::string& alias) = 0;
+  // Deletes a link (a persistent tap is made non-persistent first, so it goes).
+  virtual Status DeleteLink(const std::string& name) = 0;
+  virtual Status SetAlias(const std::string& name, const std::string& alias) = 0;
+  virtual Status SetLinkUp(const std::string& name, bool up) = 0;
+  // Enslaves `name` to `bridge`; an empty bridge releases it (nomaster).
+  virtual Status SetMaster(const std::string& name, const std::string& bridge) = 0;
+  virtual Status SetBridgePortSettings(const std::string& name,
+                                       const BridgePortSettings& settings) = 0;
+  // Moves a link into the named network namespace (/run/netns/NAME).
+  virtual Status MoveToNetns(const std::string& name, const std::string& netns) = 0;
+
+  // Static FDB entries (NUD_NOARP|NUD_PERMANENT, NTF_MASTER) on `port`.
+  virtual Status AddStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) = 0;
+  virtual Status DeleteStaticFdb(const std::string& port, const MacAddress& mac,
+                                 uint16_t vlan) = 0;
+
+  // AF_BRIDGE port VLANs (IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO).
+  virtual Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) = 0;
+  virtual Status DeletePortVlan(const std::string& port, uint16_t vid) = 0;
+};
+
+// The real kernel, in the caller's current network namespace.
+Result<std::unique_ptr<Kernel>> NewNetlinkKernel();
+
+// Watches RTNLGRP_LINK (and RTNLGRP_NEIGH for FDB statics) so the daemon can
+// notice drift. fd() is readable when events wait; Drain() reads them all and
+// says whether any concerned a link or FDB entry.
+class LinkMonitor {
+ public:
+  virtual ~LinkMonitor() = default;
+  virtual int fd() const = 0;
+  virtual Result<bool> Drain() = 0;
+};
+Result<std::unique_ptr<LinkMonitor>> NewLinkMonitor();
+
+// Opens an existing tap `name` for a userspace switch or a guest
+// (IFF_TAP|IFF_NO_PI, plus IFF_VNET_HDR / IFF_MULTI_QUEUE as given),
+// O_NONBLOCK|O_CLOEXEC.
+Result<UniqueFd> OpenTap(const std::string& name, bool vnet_hdr, bool multi_queue);
+
+// Bridge id helpers: packed = priority << 48 | mac.
+std::string FormatBridgeId(uint64_t packed);  // "8000.525400000001"
+
+}  // namespace vfabric::netd

@@ -1,0 +1,158 @@
+// The topology model: what an operator's JSON files ask the host to be.
+//
+// LoadTopology() reads files (or directories of *.json), checks them, and
+// returns either the model or every problem found, each located as
+// FILE:LINE:COLUMN: JSON-POINTER: message with LINE:COLUMN at the offending
+// value (1-based). Nothing downstream ever sees a model that had an error.
+// The JSON Schema in configs/schema/ describes the same format.
+#pragma once
+
+#include <bitset>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfabric/common/mac_address.h"
+
+namespace vfabric::topology {
+
+// Where a value was written: the file and the 1-based line:column of its
+// first character, and its JSON pointer ("/networks/0/ports/1/name").
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string pointer;
+};
+
+struct Diagnostic {
+  SourceLocation where;
+  std::string message;
+  // "FILE:LINE:COLUMN: POINTER: message"
+  std::string ToString() const;
+};
+
+enum class Datapath { kKernel, kUserspace };
+enum class PortKind { kTap, kVeth, kExisting };
+enum class VlanMode { kNone, kAccess, kTrunk };
+
+std::string_view ToString(Datapath datapath);
+std::string_view ToString(PortKind kind);
+std::string_view ToString(VlanMode mode);
+
+using VlanBitmap = std::bitset<4096>;
+
+// IEEE 802.1D timers are whole seconds in the topology.
+struct StpConfig {
+  bool enabled = false;
+  uint32_t priority = 32768;  // 0..61440, a multiple of 4096
+  uint32_t hello_time = 2;    // 1..10 s
+  uint32_t forward_delay = 15;  // 4..30 s
+  uint32_t max_age = 20;      // 6..40 s
+};
+
+struct BridgeVlanConfig {
+  bool filtering = false;
+  uint16_t default_pvid = 1;  // 1..4094
+};
+
+struct StaticFdbEntry {
+  MacAddress mac;
+  std::string port;  // a port of the same network
+  uint16_t vlan = 0;  // 0: no VLAN
+  SourceLocation where;
+};
+
+struct FdbConfig {
+  uint32_t ageing_time = 300;  // seconds; 0 is allowed by the kernel (no ageing)
+  std::vector<StaticFdbEntry> static_entries;
+  // Userspace datapath only (0: default).
+  uint32_t max_entries = 0;
+  uint32_t max_per_port = 0;
+};
+
+struct PortVlanConfig {
+  VlanMode mode = VlanMode::kNone;
+  uint16_t pvid = 0;          // access: the port's VLAN
+  VlanBitmap allowed;         // trunk: tagged VLANs carried
+  uint16_t native = 0;        // trunk: the untagged VLAN, 0 = none
+  bool native_tagged = false; // trunk: send the native VLAN tagged
+};
+
+struct PortConfig {
+  std::string name;
+  PortKind kind = PortKind::kTap;
+  std::string peer;  // veth: the other end's name
+  std::string peer_netns;  // veth: named netns to move the peer into ("" = stay)
+  PortVlanConfig vlan;
+  // Bridge port settings; unset means "leave the kernel's default".
+  std::optional<uint32_t> cost;
+  std::optional<uint32_t> priority;
+  std::optional<bool> learning;
+  std::optional<bool> flood;
+  std::optional<bool> hairpin;
+  std::optional<bool> isolated;
+  std::optional<bool> bpdu_guard;
+  std::optional<bool> root_block;
+  // Tap settings.
+  std::optional<uint32_t> owner;  // uid (names are resolved while loading)
+  std::optional<uint32_t> group;  // gid
+  bool multi_queue = false;
+  bool vnet_hdr = true;
+  SourceLocation where;
+};
+
+struct NetworkConfig {
+  std::string name;
+  Datapath datapath = Datapath::kKernel;
+  std::string bridge;  // interface name; defaults to "vfb-" + name (truncated to 15)
+  StpConfig stp;
+  BridgeVlanConfig vlan;
+  FdbConfig fdb;
+  std::vector<PortConfig> ports;
+  SourceLocation where;
+};
+
+struct NicConfig {
+  std::string network;
+  std::optional<MacAddress> mac;
+  std::string port;  // tap name; defaults to "<vm>-eth<N>"
+  SourceLocation where;
+};
+
+struct VmConfig {
+  std::string name;
+  uint32_t memory_mb = 256;
+  uint32_t vcpus = 1;
+  std::string accel = "auto";  // auto | kvm | tcg
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  std::string disk;
+  std::string restart = "no";  // no | on-failure | always
+  std::vector<NicConfig> nics;
+  SourceLocation where;
+};
+
+struct Topology {
+  std::vector<NetworkConfig> networks;
+  std::vector<VmConfig> vms;
+};
+
+struct LoadResult {
+  Topology topology;               // meaningful only when errors is empty
+  std::vector<Diagnostic> errors;  // in file order
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses one document; `file_name` is used only in diagnostics.
+LoadResult ParseTopology(std::string_view text, std::string_view file_name);
+
+// Loads each path (a file, or a directory whose *.json files are read in name
+// order; subdirectories are not entered), merges them into one topology and
+// checks names across files (duplicates, references).
+LoadResult LoadTopology(const std::vector<std::string>& paths);
+
+}  // namespace vfabric::topology
