@@ -4,7 +4,7 @@ add_library(vfabric_warnings INTERFACE)
 target_compile_options(vfabric_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Werror
   -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
-  -Wnull-dereference -Wimplicit-fallthrough -Wformat=2)
+  -Wimplicit-fallthrough -Wformat=2)
 
 if(VFABRIC_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
