@@ -31,7 +31,10 @@ class LogMessage {
 
 }  // namespace vfabric
 
-#define VF_LOG(level)                                                        \
-  if (::vfabric::LogLevel::level < ::vfabric::GetLogLevel()) {               \
-  } else                                                                     \
-    ::vfabric::LogMessage(::vfabric::LogLevel::level).stream()
+// VF_LOG(kInfo) << "text"; the stream is not evaluated below the log level.
+// (A for-statement rather than if/else, so that VF_LOG after an unbraced `if`
+// cannot capture a following `else`.)
+#define VF_LOG(level)                                                               \
+  for (bool vf_log_once_ = ::vfabric::LogLevel::level >= ::vfabric::GetLogLevel(); \
+       vf_log_once_; vf_log_once_ = false)                                          \
+  ::vfabric::LogMessage(::vfabric::LogLevel::level).stream()
