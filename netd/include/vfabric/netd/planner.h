@@ -1,0 +1,110 @@
+// The planner: desired topology + what the kernel reports -> ordered operations.
+//
+// Ownership: every link netd creates carries IFLA_IFALIAS "vfabric:<network>".
+// A link without that mark is foreign and is never created over, changed or
+// deleted, except that a port of kind "existing" is enslaved and configured as
+// asked. A marked link that no network wants any more is deleted; a foreign
+// link left on a vfabric bridge is released (nomaster).
+//
+// Order of operations (so that a failure part-way leaves the least to undo
+// and nothing is deleted before everything new is in place):
+//   1. bridges: create or update settings
+//   2. ports: create taps and veths (and move veth peers to their netns)
+//   3. ports: enslave, bridge-port settings, VLANs, link up
+//   4. static FDB entries: add
+//   5. bridges up
+//   6. removals: stale FDB statics, stale port VLANs, ports, then bridges
+// Each operation carries its undo (a list of operations), so ApplyPlan can put
+// back everything already done when a later step fails.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vfabric/common/status.h"
+#include "vfabric/netd/kernel.h"
+#include "vfabric/topology/topology.h"
+
+namespace vfabric::netd {
+
+// The mark netd puts in IFLA_IFALIAS of links it created for `network`.
+std::string OwnerAlias(const std::string& network);
+// The network a mark names, or "" when `alias` is not a vfabric mark.
+std::string NetworkFromAlias(const std::string& alias);
+
+struct Operation {
+  enum class Kind {
+    kCreateBridge,
+    kSetBridgeSettings,
+    kCreateTap,
+    kCreateVeth,
+    kMoveToNetns,
+    kDeleteLink,
+    kSetAlias,
+    kSetMaster,
+    kSetBridgePortSettings,
+    kSetLinkUp,
+    kAddStaticFdb,
+    kDeleteStaticFdb,
+    kAddPortVlan,
+    kDeletePortVlan,
+  };
+  Kind kind = Kind::kCreateBridge;
+  std::string network;  // the network this serves ("" for none)
+  std::string object;   // the link it acts on
+  // Parameters; which ones matter depends on kind.
+  std::string peer;     // kCreateVeth
+  std::string master;   // kSetMaster ("" = nomaster)
+  std::string netns;    // kMoveToNetns
+  std::string alias;    // kCreate*, kSetAlias
+  BridgeSettings bridge;           // kCreateBridge, kSetBridgeSettings
+  BridgePortSettings bridge_port;  // kSetBridgePortSettings
+  TapSettings tap;                 // kCreateTap
+  bool up = true;                  // kSetLinkUp
+  MacAddress mac;                  // k*StaticFdb
+  uint16_t vlan = 0;               // k*StaticFdb, k*PortVlan (the vid)
+  bool pvid = false;               // kAddPortVlan
+  bool untagged = false;           // kAddPortVlan
+  // What puts the host back as it was before this operation.
+  std::vector<Operation> undo;
+
+  // The short name of the kind ("create_bridge").
+  std::string_view KindName() const;
+  // One line for people: "create bridge vfb-lab (stp on, priority 4096)".
+  std::string Describe() const;
+};
+
+// What the kernel looks like, as read back in one go.
+struct KernelState {
+  std::vector<LinkInfo> links;
+  std::vector<FdbEntry> fdb;
+  std::vector<PortVlanEntry> port_vlans;
+  KernelFeatures features;
+
+  const LinkInfo* FindLink(const std::string& name) const;
+  const LinkInfo* FindLink(int ifindex) const;
+};
+
+// Reads links, FDB, port VLANs and features through `kernel`.
+Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features);
+
+// The bridge settings a network asks for, in kernel units.
+BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
+
+// Computes the operations that make `actual` match the kernel networks of
+// `desired`. Fails without operations when the topology cannot be applied at
+// all (a feature the kernel lacks, a name taken by a foreign link); the
+// message names the object and says why.
+Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual);
+
+// Runs one operation.
+Status Execute(Kernel& kernel, const Operation& operation);
+
+// Runs `plan` in order as a transaction: if an operation fails, the undo of
+// every operation already done runs, newest first, and the returned error
+// names the failed operation, the kernel's reason, and how the undo went.
+// `done` (optional) receives the operations that were applied and kept.
+Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan,
+                 std::vector<Operation>* done = nullptr);
+
+}  // namespace vfabric::netd

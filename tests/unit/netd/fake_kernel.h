@@ -1,0 +1,64 @@
+// An in-memory Kernel for unit tests: links, FDB and port VLANs as plain
+// data, the kernel's errors for the common mistakes (EEXIST, ENODEV), and
+// failure injection by call.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vfabric/netd/kernel.h"
+
+namespace vfabric::netd::testing {
+
+class FakeKernel : public Kernel {
+ public:
+  FakeKernel();
+
+  // State, open for tests to arrange and inspect.
+  std::vector<LinkInfo> links;
+  std::vector<FdbEntry> fdb;
+  std::vector<PortVlanEntry> port_vlans;
+  KernelFeatures features;
+
+  // Every mutating call, as "CreateBridge vfb-lab", in order.
+  std::vector<std::string> calls;
+  // When set and returning a non-OK status for a call ("CreateTap vm1-eth0"),
+  // that call fails with it and changes nothing.
+  std::function<Status(const std::string& call)> fail;
+
+  LinkInfo* Find(const std::string& name);
+  LinkInfo* Find(int ifindex);
+  // Adds a link as if someone else made it.
+  LinkInfo& AddForeignLink(const std::string& name, const std::string& kind);
+
+  Result<std::vector<LinkInfo>> ListLinks() override;
+  Result<std::vector<FdbEntry>> ListFdb() override;
+  Result<std::vector<PortVlanEntry>> ListPortVlans() override;
+  Result<KernelFeatures> ProbeFeatures() override;
+  Status CreateBridge(const std::string& name, const BridgeSettings& settings,
+                      const std::string& alias) override;
+  Status SetBridgeSettings(const std::string& name, const BridgeSettings& settings) override;
+  Status CreateTap(const std::string& name, const TapSettings& settings,
+                   const std::string& alias) override;
+  Status CreateVeth(const std::string& name, const std::string& peer,
+                    const std::string& alias) override;
+  Status DeleteLink(const std::string& name) override;
+  Status SetAlias(const std::string& name, const std::string& alias) override;
+  Status SetLinkUp(const std::string& name, bool up) override;
+  Status SetMaster(const std::string& name, const std::string& bridge) override;
+  Status SetBridgePortSettings(const std::string& name,
+                               const BridgePortSettings& settings) override;
+  Status MoveToNetns(const std::string& name, const std::string& netns) override;
+  Status AddStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) override;
+  Status DeleteStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) override;
+  Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) override;
+  Status DeletePortVlan(const std::string& port, uint16_t vid) override;
+
+ private:
+  Status Begin(const std::string& call);
+  LinkInfo& NewLink(const std::string& name, const std::string& kind, const std::string& alias);
+  int next_ifindex_ = 2;
+};
+
+}  // namespace vfabric::netd::testing

@@ -1,0 +1,360 @@
+#include "vfabric/netd/planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+
+#include "fake_kernel.h"
+
+namespace vfabric::netd {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::FakeKernel;
+using topology::NetworkConfig;
+using topology::PortConfig;
+using topology::PortKind;
+using topology::Topology;
+
+MacAddress Mac(const char* text) { return *MacAddress::Parse(text); }
+
+PortConfig Tap(const std::string& name) {
+  PortConfig port;
+  port.name = name;
+  port.kind = PortKind::kTap;
+  return port;
+}
+
+PortConfig Veth(const std::string& name, const std::string& peer) {
+  PortConfig port;
+  port.name = name;
+  port.kind = PortKind::kVeth;
+  port.peer = peer;
+  return port;
+}
+
+// A network like configs/lab.json: a bridge with STP, a veth uplink, two taps,
+// a static FDB entry.
+NetworkConfig Lab() {
+  NetworkConfig network;
+  network.name = "lab";
+  network.bridge = "vfb-lab";
+  network.stp.enabled = true;
+  network.stp.priority = 4096;
+  network.stp.forward_delay = 4;
+  network.stp.max_age = 6;
+  network.stp.hello_time = 1;
+  network.fdb.ageing_time = 120;
+  network.ports.push_back(Veth("uplink0", "uplink0-p"));
+  PortConfig vm1 = Tap("vm1-eth0");
+  vm1.cost = 10;
+  vm1.hairpin = true;
+  network.ports.push_back(vm1);
+  network.ports.push_back(Tap("vm2-eth0"));
+  network.fdb.static_entries.push_back({Mac("52:54:00:00:00:01"), "vm1-eth0", 0, {}});
+  return network;
+}
+
+Topology With(std::vector<NetworkConfig> networks) {
+  Topology topology;
+  topology.networks = std::move(networks);
+  return topology;
+}
+
+Result<std::vector<Operation>> PlanFor(FakeKernel& kernel, const Topology& topology) {
+  auto state = ReadKernelState(kernel, kernel.features);
+  if (!state.ok()) return state.status();
+  return Plan(topology, *state);
+}
+
+std::vector<std::string> Describe(const std::vector<Operation>& plan) {
+  std::vector<std::string> lines;
+  for (const auto& op : plan) lines.push_back(op.Describe());
+  return lines;
+}
+
+// The fake kernel's state by name, so that states can be compared across
+// deletions and re-creations (which change ifindexes).
+std::string Snapshot(FakeKernel& kernel) {
+  std::map<std::string, std::string> by_name;
+  for (const LinkInfo& link : kernel.links) {
+    std::ostringstream out;
+    const LinkInfo* master = kernel.Find(link.master_ifindex);
+    out << link.kind << " alias=" << link.alias << " master=" << (master ? master->name : "-")
+        << " up=" << link.admin_up;
+    if (link.bridge) {
+      const auto& s = link.bridge->settings;
+      out << " stp=" << s.stp_enabled << " prio=" << s.priority << " fd=" << s.forward_delay_cs
+          << " age=" << s.ageing_time_cs;
+    }
+    if (link.brport) {
+      const auto& s = link.brport->settings;
+      out << " cost=" << s.cost.value_or(0) << " hairpin=" << s.hairpin.value_or(false);
+    }
+    if (link.kind == "veth") {
+      const LinkInfo* peer = kernel.Find(link.link_ifindex);
+      out << " peer=" << (peer ? peer->name : "-");
+    }
+    by_name[link.name] = out.str();
+  }
+  std::ostringstream all;
+  for (const auto& [name, text] : by_name) all << name << ": " << text << "\n";
+  std::vector<std::string> fdb;
+  for (const FdbEntry& entry : kernel.fdb) {
+    const LinkInfo* port = kernel.Find(entry.port_ifindex);
+    fdb.push_back("fdb " + entry.mac.ToString() + " on " + (port ? port->name : "?"));
+  }
+  std::sort(fdb.begin(), fdb.end());
+  for (const auto& line : fdb) all << line << "\n";
+  return all.str();
+}
+
+TEST(PlannerTest, FreshHostGetsEverythingInOrder) {
+  FakeKernel kernel;
+  auto plan = PlanFor(kernel, With({Lab()}));
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_THAT(Describe(*plan),
+              ElementsAre("create bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay "
+                          "4s, max_age 6s, ageing 120s)",
+                          "create veth uplink0 (peer uplink0-p)", "set uplink0-p up",
+                          "create tap vm1-eth0 (vnet_hdr on, multi_queue off)",
+                          "create tap vm2-eth0 (vnet_hdr on, multi_queue off)",
+                          "attach uplink0 to bridge vfb-lab", "set uplink0 up",
+                          "attach vm1-eth0 to bridge vfb-lab",
+                          "set bridge port vm1-eth0 (cost 10, hairpin on)", "set vm1-eth0 up",
+                          "attach vm2-eth0 to bridge vfb-lab", "set vm2-eth0 up",
+                          "add static fdb 52:54:00:00:00:01 on vm1-eth0", "set vfb-lab up"));
+}
+
+TEST(PlannerTest, ApplyingTwiceDoesNothingTheSecondTime) {
+  FakeKernel kernel;
+  auto plan = PlanFor(kernel, With({Lab()}));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  const size_t calls = kernel.calls.size();
+  auto again = PlanFor(kernel, With({Lab()}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_THAT(Describe(*again), ElementsAre());
+  EXPECT_EQ(kernel.calls.size(), calls);
+  const LinkInfo* vm1 = kernel.Find("vm1-eth0");
+  ASSERT_NE(vm1, nullptr);
+  EXPECT_EQ(vm1->alias, "vfabric:lab");
+  EXPECT_EQ(vm1->master_ifindex, kernel.Find("vfb-lab")->ifindex);
+  EXPECT_EQ(vm1->brport->settings.cost, 10u);
+  EXPECT_EQ(kernel.Find("vfb-lab")->bridge->settings.forward_delay_cs, 400u);
+}
+
+TEST(PlannerTest, RepairsDrift) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  // Someone deletes a tap, pulls another port off the bridge and drops the
+  // static FDB entry with it.
+  ASSERT_TRUE(kernel.DeleteLink("vm1-eth0").ok());
+  ASSERT_TRUE(kernel.SetMaster("vm2-eth0", "").ok());
+  ASSERT_TRUE(kernel.SetBridgeSettings("vfb-lab", BridgeSettings{}).ok());
+  auto plan = PlanFor(kernel, With({Lab()}));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(Describe(*plan),
+              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
+                          "max_age 6s, ageing 120s)",
+                          "create tap vm1-eth0 (vnet_hdr on, multi_queue off)",
+                          "attach vm1-eth0 to bridge vfb-lab",
+                          "set bridge port vm1-eth0 (cost 10, hairpin on)", "set vm1-eth0 up",
+                          "attach vm2-eth0 to bridge vfb-lab",
+                          "add static fdb 52:54:00:00:00:01 on vm1-eth0"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+}
+
+TEST(PlannerTest, RemovedPortsAndNetworksLeaveTheHost) {
+  FakeKernel kernel;
+  NetworkConfig edge;
+  edge.name = "edge";
+  edge.bridge = "vfb-edge";
+  edge.ports.push_back(Tap("e1"));
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab(), edge}))).ok());
+  // A foreign link someone enslaved to our bridge.
+  kernel.AddForeignLink("dummy0", "dummy");
+  ASSERT_TRUE(kernel.SetMaster("dummy0", "vfb-lab").ok());
+
+  NetworkConfig smaller = Lab();
+  smaller.ports.pop_back();  // vm2-eth0
+  auto plan = PlanFor(kernel, With({smaller}));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(Describe(*plan), ElementsAre("release dummy0 from its bridge",
+                                           "delete link vm2-eth0", "delete link e1",
+                                           "delete link vfb-edge"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_EQ(kernel.Find("vm2-eth0"), nullptr);
+  EXPECT_EQ(kernel.Find("vfb-edge"), nullptr);
+  ASSERT_NE(kernel.Find("dummy0"), nullptr);  // foreign: released, never deleted
+  EXPECT_EQ(kernel.Find("dummy0")->master_ifindex, 0);
+}
+
+TEST(PlannerTest, RemovingAVethDeletesThePairOnce) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  auto plan = PlanFor(kernel, With({}));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(Describe(*plan), ElementsAre("delete link uplink0", "delete link vm1-eth0",
+                                           "delete link vm2-eth0", "delete link vfb-lab"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_EQ(Snapshot(kernel), "lo: " + std::string(" alias= master=- up=1") + "\n");
+}
+
+TEST(PlannerTest, ForeignLinksAreNeverTakenOver) {
+  FakeKernel kernel;
+  kernel.AddForeignLink("vm2-eth0", "veth");
+  auto plan = PlanFor(kernel, With({Lab()}));
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().message(),
+            "port vm2-eth0 of network lab: a link named vm2-eth0 exists and was not made by "
+            "vfabric (kind veth); refusing to touch it: rename the port or remove that link");
+
+  FakeKernel other;
+  other.AddForeignLink("vfb-lab", "bridge");
+  auto bridge_plan = PlanFor(other, With({Lab()}));
+  ASSERT_FALSE(bridge_plan.ok());
+  EXPECT_THAT(bridge_plan.status().message(), HasSubstr("bridge vfb-lab of network lab"));
+}
+
+TEST(PlannerTest, ExistingPortsAreEnslavedButNeverCreatedOrDeleted) {
+  FakeKernel kernel;
+  kernel.AddForeignLink("eth9", "dummy");
+  NetworkConfig network = Lab();
+  PortConfig uplink;
+  uplink.name = "eth9";
+  uplink.kind = PortKind::kExisting;
+  network.ports = {uplink};
+  network.fdb.static_entries.clear();
+  auto plan = PlanFor(kernel, With({network}));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_EQ(kernel.Find("eth9")->alias, "");  // not marked as ours
+  EXPECT_EQ(kernel.Find("eth9")->master_ifindex, kernel.Find("vfb-lab")->ifindex);
+  // Dropping the network deletes the bridge, which releases eth9; eth9 stays.
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({}))).ok());
+  ASSERT_NE(kernel.Find("eth9"), nullptr);
+  EXPECT_EQ(kernel.Find("eth9")->master_ifindex, 0);
+
+  network.ports[0].name = "eth8";
+  auto missing = PlanFor(kernel, With({network}));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(),
+            "port eth8 of network lab: kind \"existing\" but no link named eth8 exists");
+}
+
+TEST(PlannerTest, VlanFilteringNeedsTheKernelFeature) {
+  FakeKernel kernel;
+  NetworkConfig network = Lab();
+  network.vlan.filtering = true;
+  auto plan = PlanFor(kernel, With({network}));
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().message(),
+            "network lab: bridge VLAN filtering is not supported by this kernel (fake kernel "
+            "without CONFIG_BRIDGE_VLAN_FILTERING); VLANs on this host need \"datapath\": "
+            "\"userspace\"");
+  EXPECT_TRUE(kernel.calls.empty());
+}
+
+TEST(PlannerTest, PortVlansWhenTheKernelFilters) {
+  FakeKernel kernel;
+  kernel.features.bridge_vlan_filtering = true;
+  NetworkConfig network;
+  network.name = "v";
+  network.bridge = "vfb-v";
+  network.vlan.filtering = true;
+  PortConfig access = Tap("a0");
+  access.vlan.mode = topology::VlanMode::kAccess;
+  access.vlan.pvid = 10;
+  PortConfig trunk = Tap("t0");
+  trunk.vlan.mode = topology::VlanMode::kTrunk;
+  trunk.vlan.allowed.set(20);
+  trunk.vlan.allowed.set(21);
+  trunk.vlan.native = 1;
+  network.ports = {access, trunk};
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({network}))).ok());
+  const int a0 = kernel.Find("a0")->ifindex, t0 = kernel.Find("t0")->ifindex;
+  EXPECT_THAT(kernel.port_vlans,
+              ElementsAre(PortVlanEntry{a0, 10, true, true}, PortVlanEntry{t0, 1, true, true},
+                          PortVlanEntry{t0, 20, false, false},
+                          PortVlanEntry{t0, 21, false, false}));
+  // The kernel's default membership on a new port is removed when unwanted.
+  kernel.port_vlans.push_back({a0, 1, false, true});
+  auto plan = PlanFor(kernel, With({network}));
+  EXPECT_THAT(Describe(*plan), ElementsAre("delete vlan 1 from a0"));
+}
+
+// Fails the n-th mutating call of a fresh apply, for every n: the host must
+// come back exactly as it was.
+TEST(PlannerTest, FailureAnywhereUndoesEverything) {
+  FakeKernel probe;
+  const Topology topology = With({Lab()});
+  const size_t steps = PlanFor(probe, topology)->size();
+  ASSERT_GT(steps, 10u);
+  for (size_t n = 0; n < steps; ++n) {
+    FakeKernel kernel;
+    kernel.AddForeignLink("eth0", "dummy");
+    const std::string before = Snapshot(kernel);
+    size_t count = 0;
+    kernel.fail = [&](const std::string& call) {
+      return count++ == n ? Status::FromErrno("injected " + call, EIO) : Status::Ok();
+    };
+    auto plan = PlanFor(kernel, topology);
+    ASSERT_TRUE(plan.ok());
+    Status status = ApplyPlan(kernel, *plan);
+    ASSERT_FALSE(status.ok()) << "step " << n;
+    EXPECT_THAT(status.message(), HasSubstr("Input/output error (undid " + std::to_string(n) +
+                                            " operation"));
+    kernel.fail = nullptr;
+    EXPECT_EQ(Snapshot(kernel), before) << "after failing step " << n << ": "
+                                        << status.message();
+  }
+}
+
+TEST(PlannerTest, FailedUpdateRestoresOldSettings) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  const std::string before = Snapshot(kernel);
+  NetworkConfig changed = Lab();
+  changed.stp.priority = 8192;
+  changed.ports[1].cost = 50;
+  changed.ports.push_back(Tap("vm3-eth0"));
+  kernel.fail = [](const std::string& call) {
+    return call == "SetLinkUp vm3-eth0" ? Status::FromErrno("set vm3-eth0 up", EBUSY)
+                                        : Status::Ok();
+  };
+  auto plan = PlanFor(kernel, With({changed}));
+  ASSERT_TRUE(plan.ok());
+  Status status = ApplyPlan(kernel, *plan);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(),
+              HasSubstr("set vm3-eth0 up: set vm3-eth0 up: Device or resource busy (undid"));
+  kernel.fail = nullptr;
+  EXPECT_EQ(Snapshot(kernel), before);
+}
+
+TEST(PlannerTest, ChangedTapFlagsRecreateTheTap) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  NetworkConfig changed = Lab();
+  changed.ports[2].multi_queue = true;
+  auto plan = PlanFor(kernel, With({changed}));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(Describe(*plan), ElementsAre("delete link vm2-eth0",
+                                           "create tap vm2-eth0 (vnet_hdr on, multi_queue on)",
+                                           "attach vm2-eth0 to bridge vfb-lab", "set vm2-eth0 up"));
+}
+
+TEST(PlannerTest, OwnerAliasRoundTrips) {
+  EXPECT_EQ(OwnerAlias("lab"), "vfabric:lab");
+  EXPECT_EQ(NetworkFromAlias("vfabric:lab"), "lab");
+  EXPECT_EQ(NetworkFromAlias("vfabric:"), "");
+  EXPECT_EQ(NetworkFromAlias("something else"), "");
+}
+
+}  // namespace
+}  // namespace vfabric::netd
