@@ -1,0 +1,60 @@
+// The controller: netd's desired state, reconciliation, and the answers to
+// control requests. It owns no sockets and no threads: the server feeds it
+// requests and drift events from one event-loop thread (not thread-safe).
+//
+// Desired state = the networks of --config, with the networks of every
+// `apply` laid over them by name. Reload() replaces the --config part.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vfabric/netd/kernel.h"
+#include "vfabric/netd/planner.h"
+#include "vfabric/topology/topology.h"
+
+namespace vfabric::netd {
+
+inline constexpr int kProtocolVersion = 1;
+inline constexpr const char* kNetdVersion = "0.1.0";
+
+class Controller {
+ public:
+  // `kernel` must outlive the controller.
+  Controller(Kernel& kernel, KernelFeatures features);
+
+  // Replaces the --config part of the desired state (does not apply it).
+  void SetConfig(topology::Topology config);
+  // The full desired state.
+  topology::Topology Desired() const;
+
+  // Plans against the kernel and applies as a transaction. `applied` (optional)
+  // receives the operations done.
+  Status Reconcile(std::vector<Operation>* applied = nullptr);
+
+  // Answers one request object (see docs/control-protocol.md).
+  nlohmann::json Handle(const nlohmann::json& request);
+
+ private:
+  nlohmann::json HandlePlanOrApply(const nlohmann::json& args, bool apply);
+  nlohmann::json NetworkList();
+  nlohmann::json NetworkShow(const std::string& name);
+  nlohmann::json PortList(const std::string& network);
+  nlohmann::json FdbShow(const std::string& network);
+  nlohmann::json StpShow(const std::string& network);
+  nlohmann::json VlanShow(const std::string& network);
+
+  Kernel& kernel_;
+  KernelFeatures features_;
+  topology::Topology config_;
+  std::map<std::string, topology::NetworkConfig> applied_;  // by network name
+};
+
+// Names that must be unique across all networks (bridges, ports, veth peers):
+// the errors, each naming both users of the name. Empty when all is well.
+std::vector<std::string> CheckNamesAcrossNetworks(const topology::Topology& topology);
+
+}  // namespace vfabric::netd

@@ -1,0 +1,25 @@
+// netd's event loop: applies the configuration at start, serves the control
+// socket, repairs drift the kernel reports, reloads on SIGHUP and stops on
+// SIGTERM/SIGINT. Everything runs on the calling thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vfabric::netd {
+
+struct DaemonOptions {
+  std::vector<std::string> config_paths;  // files or directories of *.json
+  std::string socket_path = "/run/vfabric/netd.sock";
+  std::string socket_group;  // group allowed to connect besides root and netd's user
+  int repair_delay_ms = 100;  // quiet time after a kernel event before repairing
+  int resync_interval_ms = 30000;  // full reconcile even without events
+  bool dry_run = false;  // print the plan for the configuration and exit
+};
+
+// Runs until SIGTERM or SIGINT; returns the process exit status (0 on a clean
+// stop, 1 when the configuration cannot be loaded or applied at start).
+// REQUIRES: SIGHUP, SIGTERM and SIGINT are not yet blocked by other threads.
+int RunDaemon(const DaemonOptions& options);
+
+}  // namespace vfabric::netd

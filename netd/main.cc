@@ -1,0 +1,79 @@
+// netd: applies vfabric topologies to this host and keeps it matching them.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "vfabric/common/log.h"
+#include "vfabric/netd/controller.h"
+#include "vfabric/netd/daemon.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: netd --config PATH [--config PATH...] [options]\n"
+    "\n"
+    "Applies the vfabric topologies in PATH (a JSON file, or a directory whose\n"
+    "*.json files are read in name order) to this host, then serves netctl on\n"
+    "the control socket and repairs any drift the kernel reports.\n"
+    "\n"
+    "options:\n"
+    "  --config PATH          topology file or directory (repeatable; required)\n"
+    "  --socket PATH          control socket (default /run/vfabric/netd.sock)\n"
+    "  --socket-group GROUP   group, besides root and netd's user, that may use the socket\n"
+    "  --log-level LEVEL      debug, info (default), warning or error\n"
+    "  --dry-run              print what applying the configuration would do, and exit\n"
+    "  -h, --help             this text\n"
+    "  --version              print the version\n"
+    "\n"
+    "signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop netd and\n"
+    "leave bridges and persistent taps in place (a restarted netd adopts them).\n";
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "netd: %s\nTry 'netd --help'.\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vfabric::SetLogProgramName("netd");
+  vfabric::netd::DaemonOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    const bool takes_value = arg == "--config" || arg == "--socket" || arg == "--socket-group" ||
+                             arg == "--log-level";
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (takes_value) {
+      if (i + 1 >= argc) return UsageError("option " + arg + " needs a value");
+      value = argv[++i];
+    }
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("netd %s (control protocol %d)\n", vfabric::netd::kNetdVersion,
+                  vfabric::netd::kProtocolVersion);
+      return 0;
+    } else if (arg == "--config") {
+      options.config_paths.push_back(value);
+    } else if (arg == "--socket") {
+      options.socket_path = value;
+    } else if (arg == "--socket-group") {
+      options.socket_group = value;
+    } else if (arg == "--log-level") {
+      vfabric::LogLevel level;
+      if (!vfabric::ParseLogLevel(value, &level))
+        return UsageError("unknown log level \"" + value + "\" (debug, info, warning, error)");
+      vfabric::SetLogLevel(level);
+    } else if (arg == "--dry-run") {
+      options.dry_run = true;
+    } else {
+      return UsageError("unknown option " + arg);
+    }
+  }
+  if (options.config_paths.empty()) return UsageError("--config PATH is required");
+  return vfabric::netd::RunDaemon(options);
+}

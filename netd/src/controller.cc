@@ -1,0 +1,519 @@
+#include "vfabric/netd/controller.h"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "vfabric/common/log.h"
+
+namespace vfabric::netd {
+namespace {
+
+using nlohmann::json;
+using topology::NetworkConfig;
+
+// Thrown only inside this file to turn a bad request into an error answer.
+struct RequestError {
+  std::string code;
+  std::string message;
+  json extra = json::object();
+};
+
+const char* StpStateName(uint8_t state) {
+  switch (state) {
+    case 0: return "disabled";
+    case 1: return "listening";
+    case 2: return "learning";
+    case 3: return "forwarding";
+    case 4: return "blocking";
+  }
+  return "unknown";
+}
+
+json Seconds(uint64_t centiseconds) {
+  if (centiseconds % 100 == 0) return centiseconds / 100;
+  return static_cast<double>(centiseconds) / 100.0;
+}
+
+json Optional(const auto& value) {
+  if (!value) return nullptr;
+  return *value;
+}
+
+std::string StringArg(const json& args, const char* key, bool required) {
+  if (!args.is_object() || !args.contains(key)) {
+    if (required) throw RequestError{"bad_request", std::string("missing argument \"") + key + "\""};
+    return "";
+  }
+  const json& value = args.at(key);
+  if (!value.is_string())
+    throw RequestError{"bad_request", std::string("argument \"") + key + "\" must be a string"};
+  return value.get<std::string>();
+}
+
+json DiagnosticsJson(const std::vector<topology::Diagnostic>& diagnostics) {
+  json list = json::array();
+  for (const auto& d : diagnostics) {
+    list.push_back({{"file", d.where.file},
+                    {"line", d.where.line},
+                    {"column", d.where.column},
+                    {"pointer", d.where.pointer},
+                    {"message", d.message}});
+  }
+  return list;
+}
+
+json OperationsJson(const std::vector<Operation>& operations) {
+  json list = json::array();
+  for (const auto& op : operations) {
+    list.push_back({{"op", std::string(op.KindName())},
+                    {"network", op.network},
+                    {"object", op.object},
+                    {"description", op.Describe()}});
+  }
+  return list;
+}
+
+json VlanJson(const topology::PortVlanConfig& vlan) {
+  json out = {{"mode", std::string(ToString(vlan.mode))}};
+  if (vlan.mode == topology::VlanMode::kAccess) out["pvid"] = vlan.pvid;
+  if (vlan.mode == topology::VlanMode::kTrunk) {
+    std::string allowed;
+    for (int vid = 1; vid < 4095; ++vid) {
+      if (!vlan.allowed.test(vid)) continue;
+      int end = vid;
+      while (end + 1 < 4095 && vlan.allowed.test(end + 1)) ++end;
+      if (!allowed.empty()) allowed += ",";
+      allowed += std::to_string(vid);
+      if (end > vid) allowed += "-" + std::to_string(end);
+      vid = end;
+    }
+    out["allowed"] = allowed;
+    if (vlan.native) out["native"] = vlan.native;
+  }
+  return out;
+}
+
+std::string ReadSysfs(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> CheckNamesAcrossNetworks(const topology::Topology& topology) {
+  std::map<std::string, std::string> users;  // interface name -> "port of network lab"
+  std::vector<std::string> errors;
+  auto claim = [&](const std::string& name, const std::string& user) {
+    if (name.empty()) return;
+    auto [it, inserted] = users.emplace(name, user);
+    if (!inserted)
+      errors.push_back("interface name " + name + " is used twice: as " + it->second +
+                       " and as " + user);
+  };
+  for (const NetworkConfig& network : topology.networks) {
+    claim(network.bridge, "the bridge of network " + network.name);
+    for (const auto& port : network.ports) {
+      claim(port.name, "a port of network " + network.name);
+      if (port.kind == topology::PortKind::kVeth)
+        claim(port.peer, "a veth peer in network " + network.name);
+    }
+  }
+  return errors;
+}
+
+Controller::Controller(Kernel& kernel, KernelFeatures features)
+    : kernel_(kernel), features_(std::move(features)) {}
+
+void Controller::SetConfig(topology::Topology config) { config_ = std::move(config); }
+
+topology::Topology Controller::Desired() const {
+  topology::Topology desired = config_;
+  for (const auto& [name, network] : applied_) {
+    bool replaced = false;
+    for (auto& existing : desired.networks) {
+      if (existing.name == name) {
+        existing = network;
+        replaced = true;
+      }
+    }
+    if (!replaced) desired.networks.push_back(network);
+  }
+  return desired;
+}
+
+Status Controller::Reconcile(std::vector<Operation>* applied) {
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) return state.status().WithContext("read kernel state");
+  auto plan = Plan(Desired(), *state);
+  if (!plan.ok()) return plan.status();
+  return ApplyPlan(kernel_, *plan, applied);
+}
+
+json Controller::Handle(const json& request) {
+  json answer = {{"version", kProtocolVersion}};
+  try {
+    if (!request.is_object()) throw RequestError{"bad_request", "a request must be a JSON object"};
+    if (request.contains("id")) answer["id"] = request["id"];
+    if (!request.contains("version") || !request["version"].is_number_integer())
+      throw RequestError{"bad_request", "missing integer \"version\""};
+    if (request["version"].get<int64_t>() != kProtocolVersion)
+      throw RequestError{"version", "protocol version " + request["version"].dump() +
+                                        " is not spoken here; netd speaks version " +
+                                        std::to_string(kProtocolVersion)};
+    if (!request.contains("verb") || !request["verb"].is_string())
+      throw RequestError{"bad_request", "missing string \"verb\""};
+    const std::string verb = request["verb"];
+    const json args = request.value("args", json::object());
+    if (!args.is_object()) throw RequestError{"bad_request", "\"args\" must be an object"};
+
+    json result;
+    if (verb == "hello") {
+      result = {{"server", "netd"}, {"version", kNetdVersion}, {"protocol", kProtocolVersion}};
+    } else if (verb == "plan" || verb == "apply") {
+      result = HandlePlanOrApply(args, verb == "apply");
+    } else if (verb == "network.list") {
+      result = NetworkList();
+    } else if (verb == "network.show") {
+      result = NetworkShow(StringArg(args, "name", true));
+    } else if (verb == "port.list") {
+      result = PortList(StringArg(args, "network", false));
+    } else if (verb == "fdb.show") {
+      result = FdbShow(StringArg(args, "network", true));
+    } else if (verb == "stp.show") {
+      result = StpShow(StringArg(args, "network", true));
+    } else if (verb == "vlan.show") {
+      result = VlanShow(StringArg(args, "network", true));
+    } else {
+      throw RequestError{"unknown_verb", "unknown verb \"" + verb + "\""};
+    }
+    answer["ok"] = true;
+    answer["result"] = std::move(result);
+  } catch (const RequestError& error) {
+    answer["ok"] = false;
+    json body = {{"code", error.code}, {"message", error.message}};
+    body.update(error.extra);
+    answer["error"] = std::move(body);
+  } catch (const json::exception& error) {
+    answer["ok"] = false;
+    answer["error"] = {{"code", "bad_request"}, {"message", error.what()}};
+  }
+  return answer;
+}
+
+json Controller::HandlePlanOrApply(const json& args, bool apply) {
+  if (!args.contains("files") || !args["files"].is_array() || args["files"].empty())
+    throw RequestError{"bad_request", "missing \"files\": [{\"name\", \"text\"}, ...]"};
+  std::vector<topology::Diagnostic> diagnostics;
+  std::vector<NetworkConfig> incoming;
+  for (const json& file : args["files"]) {
+    if (!file.is_object() || !file.contains("text") || !file["text"].is_string())
+      throw RequestError{"bad_request", "each file needs a string \"text\""};
+    const std::string name = file.value("name", std::string("<request>"));
+    topology::LoadResult loaded = topology::ParseTopology(file["text"].get<std::string>(), name);
+    diagnostics.insert(diagnostics.end(), loaded.errors.begin(), loaded.errors.end());
+    for (auto& network : loaded.topology.networks) incoming.push_back(std::move(network));
+  }
+  if (!diagnostics.empty()) {
+    throw RequestError{"invalid",
+                       std::to_string(diagnostics.size()) + " error" +
+                           (diagnostics.size() == 1 ? "" : "s") + " in the topology",
+                       {{"diagnostics", DiagnosticsJson(diagnostics)}}};
+  }
+  std::map<std::string, NetworkConfig> next = applied_;
+  for (auto& network : incoming) next[network.name] = network;
+  std::map<std::string, NetworkConfig> saved = std::exchange(applied_, next);
+  topology::Topology desired = Desired();
+  std::vector<std::string> clashes = CheckNamesAcrossNetworks(desired);
+  if (!clashes.empty()) {
+    applied_ = std::move(saved);
+    std::string message;
+    for (const auto& c : clashes) message += (message.empty() ? "" : "; ") + c;
+    throw RequestError{"invalid", message};
+  }
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) {
+    applied_ = std::move(saved);
+    throw RequestError{"failed", state.status().message()};
+  }
+  auto plan = Plan(desired, *state);
+  if (!plan.ok()) {
+    applied_ = std::move(saved);
+    const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
+    throw RequestError{unsupported ? "unsupported" : "failed", plan.status().message()};
+  }
+  if (!apply) {
+    applied_ = std::move(saved);
+    return {{"operations", OperationsJson(*plan)}};
+  }
+  std::vector<Operation> done;
+  Status status = ApplyPlan(kernel_, *plan, &done);
+  if (!status.ok()) {
+    applied_ = std::move(saved);
+    throw RequestError{"failed", status.message()};
+  }
+  for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
+  return {{"operations", OperationsJson(done)}, {"changed", done.size()}};
+}
+
+namespace {
+
+struct View {
+  topology::Topology desired;
+  KernelState state;
+  std::map<std::string, size_t> drift;  // network -> pending operations
+  std::string plan_error;
+};
+
+const NetworkConfig* FindNetwork(const topology::Topology& topology, const std::string& name) {
+  for (const auto& network : topology.networks)
+    if (network.name == name) return &network;
+  return nullptr;
+}
+
+json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
+              const KernelState& state) {
+  json out = {{"network", network.name},
+              {"name", port.name},
+              {"kind", std::string(ToString(port.kind))},
+              {"vlan", VlanJson(port.vlan)}};
+  const LinkInfo* link = state.FindLink(port.name);
+  out["present"] = link != nullptr;
+  if (link == nullptr) return out;
+  out["ifindex"] = link->ifindex;
+  out["admin_up"] = link->admin_up;
+  out["oper_up"] = link->oper_up;
+  out["mac"] = link->mac.ToString();
+  const LinkInfo* master = state.FindLink(link->master_ifindex);
+  out["master"] = master ? json(master->name) : json(nullptr);
+  if (link->brport) {
+    const auto& s = link->brport->settings;
+    out["stp_state"] = StpStateName(link->brport->state);
+    out["cost"] = Optional(s.cost);
+    out["priority"] = Optional(s.priority);
+    out["learning"] = Optional(s.learning);
+    out["flood"] = Optional(s.flood);
+    out["hairpin"] = Optional(s.hairpin);
+    out["isolated"] = Optional(s.isolated);
+    out["bpdu_guard"] = Optional(s.bpdu_guard);
+    out["root_block"] = Optional(s.root_block);
+  }
+  return out;
+}
+
+}  // namespace
+
+#define VF_VIEW_OR_THROW(view)                                                    \
+  View view;                                                                      \
+  do {                                                                            \
+    view.desired = Desired();                                                     \
+    auto state_ = ReadKernelState(kernel_, features_);                            \
+    if (!state_.ok()) throw RequestError{"failed", state_.status().message()};    \
+    view.state = std::move(state_).value();                                       \
+    auto plan_ = Plan(view.desired, view.state);                                  \
+    if (plan_.ok()) {                                                             \
+      for (const auto& op : *plan_) ++view.drift[op.network];                     \
+    } else {                                                                      \
+      view.plan_error = plan_.status().message();                                 \
+    }                                                                             \
+  } while (0)
+
+json Controller::NetworkList() {
+  VF_VIEW_OR_THROW(view);
+  json list = json::array();
+  for (const NetworkConfig& network : view.desired.networks) {
+    const LinkInfo* bridge = view.state.FindLink(network.bridge);
+    int up = 0;
+    for (const auto& port : network.ports) {
+      const LinkInfo* link = view.state.FindLink(port.name);
+      if (link && link->admin_up && bridge && link->master_ifindex == bridge->ifindex) ++up;
+    }
+    std::string state = "ok";
+    if (bridge == nullptr) state = "missing";
+    else if (view.drift.count(network.name) || !view.plan_error.empty()) state = "drifted";
+    list.push_back({{"name", network.name},
+                    {"datapath", std::string(ToString(network.datapath))},
+                    {"bridge", network.bridge},
+                    {"state", state},
+                    {"ports", network.ports.size()},
+                    {"ports_up", up},
+                    {"stp", network.stp.enabled}});
+  }
+  return {{"networks", list}};
+}
+
+json Controller::NetworkShow(const std::string& name) {
+  VF_VIEW_OR_THROW(view);
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  json summary;
+  for (const json& item : NetworkList()["networks"])
+    if (item["name"] == name) summary = item;
+  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  if (bridge != nullptr) {
+    summary["ifindex"] = bridge->ifindex;
+    summary["mac"] = bridge->mac.ToString();
+    summary["admin_up"] = bridge->admin_up;
+    if (bridge->bridge) {
+      const BridgeSettings& s = bridge->bridge->settings;
+      summary["settings"] = {{"stp_enabled", s.stp_enabled},
+                             {"priority", s.priority},
+                             {"hello_time", Seconds(s.hello_time_cs)},
+                             {"forward_delay", Seconds(s.forward_delay_cs)},
+                             {"max_age", Seconds(s.max_age_cs)},
+                             {"ageing_time", Seconds(s.ageing_time_cs)},
+                             {"vlan_filtering", s.vlan_filtering},
+                             {"default_pvid", s.default_pvid}};
+    }
+  }
+  json ports = json::array();
+  for (const auto& port : network->ports) ports.push_back(PortJson(*network, port, view.state));
+  summary["ports"] = ports;
+  summary["static_fdb"] = FdbShow(name)["entries"];
+  json& statics = summary["static_fdb"];
+  json only_static = json::array();
+  for (const json& entry : statics)
+    if (entry["static"] == true) only_static.push_back(entry);
+  summary["static_fdb"] = only_static;
+  json pending = json::array();
+  if (view.plan_error.empty()) {
+    auto plan = Plan(view.desired, view.state);
+    if (plan.ok())
+      for (const auto& op : *plan)
+        if (op.network == name) pending.push_back(op.Describe());
+  } else {
+    summary["error"] = view.plan_error;
+  }
+  summary["pending"] = pending;
+  return {{"network", summary}};
+}
+
+json Controller::PortList(const std::string& network_name) {
+  VF_VIEW_OR_THROW(view);
+  if (!network_name.empty() && FindNetwork(view.desired, network_name) == nullptr)
+    throw RequestError{"not_found", "no network named \"" + network_name + "\""};
+  json ports = json::array();
+  for (const NetworkConfig& network : view.desired.networks) {
+    if (!network_name.empty() && network.name != network_name) continue;
+    for (const auto& port : network.ports) ports.push_back(PortJson(network, port, view.state));
+  }
+  return {{"ports", ports}};
+}
+
+json Controller::FdbShow(const std::string& name) {
+  VF_VIEW_OR_THROW(view);
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  json entries = json::array();
+  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  if (bridge == nullptr) return {{"entries", entries}};
+  for (const FdbEntry& entry : view.state.fdb) {
+    const LinkInfo* port = view.state.FindLink(entry.port_ifindex);
+    if (port == nullptr) continue;
+    const bool on_bridge = port->ifindex == bridge->ifindex ||
+                           port->master_ifindex == bridge->ifindex;
+    if (!on_bridge) continue;
+    if (entry.bridge_ifindex != 0 && entry.bridge_ifindex != bridge->ifindex) continue;
+    json item = {{"mac", entry.mac.ToString()},
+                 {"vlan", entry.vlan == 0 ? json(nullptr) : json(entry.vlan)},
+                 {"port", port->name},
+                 {"static", entry.is_static},
+                 {"local", entry.is_local}};
+    entries.push_back(item);
+  }
+  return {{"entries", entries}};
+}
+
+json Controller::StpShow(const std::string& name) {
+  VF_VIEW_OR_THROW(view);
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  if (bridge == nullptr || !bridge->bridge)
+    throw RequestError{"not_found", "bridge " + network->bridge + " of network " + name +
+                                        " does not exist on this host"};
+  const BridgeStatus& status = *bridge->bridge;
+  json stp = {{"enabled", status.settings.stp_enabled},
+              {"hello_time", Seconds(status.settings.hello_time_cs)},
+              {"forward_delay", Seconds(status.settings.forward_delay_cs)},
+              {"max_age", Seconds(status.settings.max_age_cs)},
+              {"priority", status.settings.priority},
+              {"source", "netlink"}};
+  std::string bridge_id = status.bridge_id ? FormatBridgeId(*status.bridge_id) : "";
+  std::string root_id = status.root_id ? FormatBridgeId(*status.root_id) : "";
+  // The kernel's sysfs view is authoritative where it disagrees with netlink
+  // (seen on this kernel: IFLA_BR_ROOT_ID showing the bridge's own id).
+  const std::string sysfs = "/sys/class/net/" + network->bridge + "/bridge/";
+  const std::string sysfs_root = ReadSysfs(sysfs + "root_id");
+  if (!sysfs_root.empty() && sysfs_root != root_id) {
+    stp["netlink_root_id"] = root_id;
+    root_id = sysfs_root;
+    stp["source"] = "sysfs";
+  }
+  stp["bridge_id"] = bridge_id;
+  stp["root_id"] = root_id;
+  stp["is_root"] = !root_id.empty() && root_id == bridge_id;
+  stp["root_port"] = Optional(status.root_port);
+  stp["root_path_cost"] = Optional(status.root_path_cost);
+  stp["topology_change"] = status.topology_change ? json(*status.topology_change != 0) : json(nullptr);
+  json ports = json::array();
+  for (const LinkInfo& link : view.state.links) {
+    if (link.master_ifindex != bridge->ifindex || !link.brport) continue;
+    const BridgePortStatus& port = *link.brport;
+    std::string role = "disabled";
+    if (!status.settings.stp_enabled) role = port.state == 0 ? "disabled" : "designated";
+    else if (port.state == 0) role = "disabled";
+    else if (status.root_port && port.port_no && *status.root_port == *port.port_no) role = "root";
+    else if (port.state == 4) role = "alternate";
+    else role = "designated";
+    ports.push_back({{"name", link.name},
+                     {"port_id", port.port_id ? json(*port.port_id) : json(nullptr)},
+                     {"state", StpStateName(port.state)},
+                     {"role", role},
+                     {"cost", Optional(port.settings.cost)},
+                     {"priority", Optional(port.settings.priority)},
+                     {"designated_root", port.designated_root
+                                             ? json(FormatBridgeId(*port.designated_root))
+                                             : json(nullptr)},
+                     {"designated_bridge", port.designated_bridge
+                                               ? json(FormatBridgeId(*port.designated_bridge))
+                                               : json(nullptr)},
+                     {"designated_port", Optional(port.designated_port)},
+                     {"designated_cost", Optional(port.designated_cost)},
+                     {"protocol", "stp"},
+                     {"edge", false}});
+  }
+  stp["ports"] = ports;
+  return {{"stp", stp}};
+}
+
+json Controller::VlanShow(const std::string& name) {
+  VF_VIEW_OR_THROW(view);
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  json vlan = {{"filtering", network->vlan.filtering},
+               {"supported", features_.bridge_vlan_filtering},
+               {"default_pvid", network->vlan.default_pvid}};
+  if (!features_.bridge_vlan_filtering)
+    vlan["reason"] = features_.bridge_vlan_filtering_reason.empty()
+                         ? "this kernel has no bridge VLAN filtering"
+                         : features_.bridge_vlan_filtering_reason;
+  json ports = json::array();
+  for (const auto& port : network->ports) {
+    const LinkInfo* link = view.state.FindLink(port.name);
+    json vlans = json::array();
+    if (link != nullptr) {
+      for (const PortVlanEntry& entry : view.state.port_vlans)
+        if (entry.port_ifindex == link->ifindex)
+          vlans.push_back({{"vid", entry.vid}, {"pvid", entry.pvid}, {"untagged", entry.untagged}});
+    }
+    ports.push_back({{"port", port.name}, {"config", VlanJson(port.vlan)}, {"vlans", vlans}});
+  }
+  vlan["ports"] = ports;
+  return {{"vlan", vlan}};
+}
+
+}  // namespace vfabric::netd

@@ -1,0 +1,163 @@
+#include "vfabric/netd/controller.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake_kernel.h"
+
+namespace vfabric::netd {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::FakeKernel;
+
+constexpr const char* kLab = R"({
+  "networks": [
+    {"name": "lab", "bridge": "vfb-lab",
+     "stp": {"enabled": true, "priority": 4096, "hello_time": 1, "forward_delay": 4, "max_age": 6},
+     "fdb": {"ageing_time": 120,
+             "static": [{"mac": "52:54:00:00:00:01", "port": "vm1-eth0"}]},
+     "ports": [{"name": "vm1-eth0", "kind": "tap", "cost": 10},
+               {"name": "uplink0", "kind": "veth", "peer": "uplink0-p"}]}
+  ]
+})";
+
+json Request(const std::string& verb, json args = json::object()) {
+  return {{"version", 1}, {"id", 42}, {"verb", verb}, {"args", std::move(args)}};
+}
+
+json Files(const std::string& text, const std::string& name = "lab.json") {
+  return {{"files", json::array({{{"name", name}, {"text", text}}})}};
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  FakeKernel kernel_;
+  Controller controller_{kernel_, kernel_.features};
+};
+
+TEST_F(ControllerTest, Hello) {
+  json answer = controller_.Handle(Request("hello"));
+  EXPECT_EQ(answer["ok"], true);
+  EXPECT_EQ(answer["id"], 42);
+  EXPECT_EQ(answer["version"], 1);
+  EXPECT_EQ(answer["result"]["server"], "netd");
+  EXPECT_EQ(answer["result"]["protocol"], 1);
+}
+
+TEST_F(ControllerTest, RejectsBadRequestsWithCodes) {
+  EXPECT_EQ(controller_.Handle(json::array())["error"]["code"], "bad_request");
+  EXPECT_EQ(controller_.Handle({{"verb", "hello"}})["error"]["code"], "bad_request");
+  json wrong_version = {{"version", 9}, {"verb", "hello"}};
+  EXPECT_EQ(controller_.Handle(wrong_version)["error"]["code"], "version");
+  EXPECT_EQ(controller_.Handle(Request("frobnicate"))["error"]["message"],
+            "unknown verb \"frobnicate\"");
+  EXPECT_EQ(controller_.Handle(Request("network.show"))["error"]["message"],
+            "missing argument \"name\"");
+  EXPECT_EQ(controller_.Handle(Request("network.show", {{"name", 3}}))["error"]["message"],
+            "argument \"name\" must be a string");
+  EXPECT_EQ(controller_.Handle(Request("fdb.show", {{"network", "nope"}}))["error"]["code"],
+            "not_found");
+  EXPECT_EQ(controller_.Handle(Request("plan", {{"files", "x"}}))["error"]["code"], "bad_request");
+}
+
+TEST_F(ControllerTest, PlanChangesNothingAndApplyDoes) {
+  json plan = controller_.Handle(Request("plan", Files(kLab)));
+  ASSERT_EQ(plan["ok"], true) << plan.dump();
+  EXPECT_EQ(plan["result"]["operations"][0]["op"], "create_bridge");
+  EXPECT_EQ(plan["result"]["operations"][0]["object"], "vfb-lab");
+  EXPECT_TRUE(kernel_.calls.empty());
+  EXPECT_EQ(controller_.Desired().networks.size(), 0u);
+
+  json apply = controller_.Handle(Request("apply", Files(kLab)));
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+  EXPECT_EQ(apply["result"]["changed"], plan["result"]["operations"].size());
+  ASSERT_NE(kernel_.Find("vm1-eth0"), nullptr);
+  EXPECT_EQ(controller_.Desired().networks.size(), 1u);
+
+  json again = controller_.Handle(Request("apply", Files(kLab)));
+  EXPECT_EQ(again["result"]["changed"], 0);
+}
+
+TEST_F(ControllerTest, InvalidTopologyCarriesDiagnostics) {
+  json answer = controller_.Handle(Request("apply", Files(R"({"networks": [{"name": 5}]})", "bad.json")));
+  ASSERT_EQ(answer["ok"], false);
+  EXPECT_EQ(answer["error"]["code"], "invalid");
+  ASSERT_GE(answer["error"]["diagnostics"].size(), 1u);
+  const json& d = answer["error"]["diagnostics"][0];
+  EXPECT_EQ(d["file"], "bad.json");
+  EXPECT_EQ(d["line"], 1);
+  EXPECT_EQ(d["column"], 24);
+  EXPECT_EQ(d["pointer"], "/networks/0/name");
+  EXPECT_TRUE(kernel_.calls.empty());
+}
+
+TEST_F(ControllerTest, FailedApplyIsUndoneAndForgotten) {
+  kernel_.fail = [](const std::string& call) {
+    return call == "AddStaticFdb vm1-eth0 52:54:00:00:00:01"
+               ? Status::FromErrno("add fdb on vm1-eth0", EINVAL)
+               : Status::Ok();
+  };
+  json answer = controller_.Handle(Request("apply", Files(kLab)));
+  ASSERT_EQ(answer["ok"], false);
+  EXPECT_EQ(answer["error"]["code"], "failed");
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(),
+              HasSubstr("add static fdb 52:54:00:00:00:01 on vm1-eth0: add fdb on vm1-eth0: "
+                        "Invalid argument (undid"));
+  EXPECT_EQ(kernel_.Find("vfb-lab"), nullptr);
+  EXPECT_EQ(kernel_.Find("vm1-eth0"), nullptr);
+  EXPECT_EQ(controller_.Desired().networks.size(), 0u);
+}
+
+TEST_F(ControllerTest, ViewsOfAnAppliedNetwork) {
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  json list = controller_.Handle(Request("network.list"))["result"]["networks"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["name"], "lab");
+  EXPECT_EQ(list[0]["state"], "ok");
+  EXPECT_EQ(list[0]["ports"], 2);
+  EXPECT_EQ(list[0]["ports_up"], 2);
+  EXPECT_EQ(list[0]["stp"], true);
+
+  json show = controller_.Handle(Request("network.show", {{"name", "lab"}}))["result"]["network"];
+  EXPECT_EQ(show["settings"]["forward_delay"], 4);
+  EXPECT_EQ(show["settings"]["ageing_time"], 120);
+  EXPECT_EQ(show["static_fdb"][0]["mac"], "52:54:00:00:00:01");
+  EXPECT_EQ(show["static_fdb"][0]["port"], "vm1-eth0");
+  EXPECT_EQ(show["pending"].size(), 0u);
+
+  json ports = controller_.Handle(Request("port.list", {{"network", "lab"}}))["result"]["ports"];
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(ports[0]["name"], "vm1-eth0");
+  EXPECT_EQ(ports[0]["master"], "vfb-lab");
+  EXPECT_EQ(ports[0]["cost"], 10);
+  EXPECT_EQ(ports[0]["present"], true);
+
+  // Drift shows as such until repaired.
+  ASSERT_TRUE(kernel_.DeleteLink("vm1-eth0").ok());
+  list = controller_.Handle(Request("network.list"))["result"]["networks"];
+  EXPECT_EQ(list[0]["state"], "drifted");
+  EXPECT_EQ(list[0]["ports_up"], 1);
+  ASSERT_TRUE(controller_.Reconcile().ok());
+  EXPECT_EQ(controller_.Handle(Request("network.list"))["result"]["networks"][0]["state"], "ok");
+
+  json vlan = controller_.Handle(Request("vlan.show", {{"network", "lab"}}))["result"]["vlan"];
+  EXPECT_EQ(vlan["supported"], false);
+  EXPECT_EQ(vlan["reason"], "fake kernel without CONFIG_BRIDGE_VLAN_FILTERING");
+}
+
+TEST_F(ControllerTest, NamesMustBeUniqueAcrossNetworks) {
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  json answer = controller_.Handle(Request(
+      "apply", Files(R"({"networks": [{"name": "other", "ports": [{"name": "vm1-eth0"}]}]})",
+                     "other.json")));
+  ASSERT_EQ(answer["ok"], false);
+  EXPECT_EQ(answer["error"]["code"], "invalid");
+  EXPECT_EQ(answer["error"]["message"],
+            "interface name vm1-eth0 is used twice: as a port of network lab and as a port of "
+            "network other");
+}
+
+}  // namespace
+}  // namespace vfabric::netd
