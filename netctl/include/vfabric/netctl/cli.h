@@ -1,0 +1,56 @@
+// The netctl command line: argument parsing and the verb dispatcher.
+//
+//   netctl [OPTIONS] COMMAND [ARGS...]      (options may also follow the command)
+//
+// Exit status: 0 success; 1 a request netd rejected, an operation that failed,
+// a topology with errors, or netd unreachable; 2 a usage error.
+// Output: tables (or, with --json, netd's "result" pretty-printed) on `out`;
+// errors on `err`, prefixed "netctl: ". See kUsage in cli.cc for the text.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "vfabric/common/status.h"
+
+namespace vfabric::netctl {
+
+struct CommandLine {
+  // The command and its sub-command ("network" "show"); sub is empty for
+  // commands without one (validate, plan, apply, help) and when absent.
+  std::string command;
+  std::string sub;
+  std::vector<std::string> operands;
+
+  std::string socket_path;
+  bool json = false;
+  std::chrono::milliseconds timeout{10000};
+  bool help = false;
+  bool version = false;
+};
+
+// A usage error: the one-line message and the usage hint to print after it.
+struct UsageError {
+  std::string message;  // "fdb show: missing NETWORK"
+  std::string hint;     // "Usage: netctl fdb show NETWORK (see 'netctl help fdb')"
+};
+
+// Parses `args` (without the program name). `default_socket_path` is used
+// unless --socket is given. Returns false and fills `*error` on a usage error.
+bool ParseCommandLine(const std::vector<std::string>& args, const std::string& default_socket_path,
+                      CommandLine* command_line, UsageError* error);
+
+// Runs netctl with `args` (without the program name), writing to `out` and
+// `err`; returns the exit status. Never throws.
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::ostream& out, std::ostream& err);
+
+// main(): the default socket is $VFABRIC_SOCKET, else /run/vfabric/netd.sock.
+int Main(int argc, char** argv, std::ostream& out, std::ostream& err);
+
+// The help text for `command` ("" for the global usage); empty if unknown.
+std::string HelpText(const std::string& command);
+
+}  // namespace vfabric::netctl

@@ -1,0 +1,67 @@
+// Formatters: netd's answers (docs/control-protocol.md) as text for operators.
+//
+// Each Format*() takes an answer's "result" object and returns the text to
+// print, every line ending in '\n'. They never throw and never fail: a field
+// that is absent, null or of an unexpected type prints as "-", and fields
+// they do not know are ignored, so a newer netd (or the userspace switch
+// adding fields) does not break an older netctl.
+//
+// Conventions:
+// - Tables have a header row; columns are left-aligned and separated by two
+//   spaces; no line has trailing spaces. An empty table prints its header only.
+// - Key/value blocks print "key:" padded to a common width, then the value.
+// - Booleans print as "yes"/"no" (settings as "on"/"off"); timers as "N s".
+// - `plan` and `apply` print one line per operation, or "no changes".
+// - --json output (FormatJson) is the value pretty-printed with a two-space
+//   indent, followed by a newline.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vfabric::netctl {
+
+// An aligned text table.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers);
+  // Missing cells print empty; extra cells are dropped.
+  void AddRow(std::vector<std::string> cells);
+  size_t rows() const { return rows_.size(); }
+  std::string ToString() const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// network.list: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP
+std::string FormatNetworkList(const nlohmann::json& result);
+// network.show: a key/value block, then "Ports:" (the port table without the
+// NETWORK column) and "Static FDB:" (the fdb table).
+std::string FormatNetworkShow(const nlohmann::json& result);
+// port.list: NETWORK PORT KIND STATE STP-STATE COST PRIO FLAGS VLAN
+// STATE is up, down or missing; FLAGS lists the enabled port flags as
+// learn,flood,hairpin,isolated,guard,rootblock ("-" for none); VLAN is
+// "access PVID", "trunk ALLOWED [native N]" or "-".
+std::string FormatPortList(const nlohmann::json& result);
+// fdb.show: MAC VLAN PORT FLAGS (static, local, learned), plus AGE when any entry has "age".
+std::string FormatFdbShow(const nlohmann::json& result);
+// stp.show: the bridge's block (ids, root port and cost, "this bridge is root",
+// topology change, timers, source), then PORT ID ROLE STATE COST
+// DESIGNATED-BRIDGE PROTOCOL EDGE.
+std::string FormatStpShow(const nlohmann::json& result);
+// vlan.show: the reason when VLANs are not supported, else PORT VLAN PVID UNTAGGED.
+std::string FormatVlanShow(const nlohmann::json& result);
+// plan: one line per operation (its description), or "no changes".
+std::string FormatPlan(const nlohmann::json& result);
+// apply: one line per operation, then "applied N changes"; or "no changes".
+std::string FormatApply(const nlohmann::json& result);
+// A diagnostic object as "FILE:LINE:COLUMN: POINTER: message" (no newline).
+std::string FormatDiagnostic(const nlohmann::json& diagnostic);
+// Pretty JSON (two-space indent) and a newline.
+std::string FormatJson(const nlohmann::json& value);
+
+}  // namespace vfabric::netctl

@@ -1,0 +1,524 @@
+#include "vfabric/netctl/cli.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <ostream>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/netctl/client.h"
+#include "vfabric/netctl/format.h"
+#include "vfabric/topology/topology.h"
+
+#ifndef VFABRIC_VERSION
+#define VFABRIC_VERSION "0.0.0"
+#endif
+
+namespace vfabric::netctl {
+namespace {
+
+using nlohmann::json;
+
+// Topology files sent to plan/apply are read whole; past this, give up.
+constexpr size_t kMaxTopologyBytes = size_t{64} << 20;
+constexpr double kMaxTimeoutSeconds = 24 * 3600;
+
+constexpr const char* kUsage = R"(Usage: netctl [OPTIONS] COMMAND [ARGS...]
+
+The vfabric command line: checks topology files and asks netd about networks.
+
+Commands:
+  validate FILE...       check topology files (or directories of *.json) offline
+  plan FILE...           show what 'apply' would change on this host
+  apply FILE...          make this host's networks match FILE...
+  network list           list networks
+  network show NAME      show a network: settings, ports, static FDB entries
+  port list [NETWORK]    list the ports of every network, or of NETWORK
+  fdb show NETWORK       show the forwarding database of NETWORK
+  stp show NETWORK       show the spanning tree state of NETWORK
+  vlan show NETWORK      show the VLANs of NETWORK's ports
+  help [COMMAND]         show this help, or a command's (also: netctl COMMAND --help)
+
+Options (before or after the command):
+  --socket PATH          netd's control socket
+                         (default: $VFABRIC_SOCKET, else /run/vfabric/netd.sock)
+  --json                 print netd's answer ("result") as JSON, indented two spaces;
+                         on an error, print the error object ({"code","message",...})
+  --timeout SECONDS      give up waiting for netd after SECONDS (default 10)
+  -h, --help             show help
+  --version              show netctl's version
+
+Tables have a header row; an empty table is the header alone.
+Exit status: 0 success; 1 netd rejected the request, it failed, the topology
+has errors, or netd is unreachable; 2 usage error.
+)";
+
+struct CommandSpec {
+  const char* name;
+  const char* sub;       // "" for commands without a sub-command
+  int min_operands;
+  int max_operands;      // -1: no limit
+  const char* operands;  // as shown in usage
+};
+
+constexpr CommandSpec kCommands[] = {
+    {"validate", "", 1, -1, "FILE..."}, {"plan", "", 1, -1, "FILE..."},
+    {"apply", "", 1, -1, "FILE..."},    {"network", "list", 0, 0, ""},
+    {"network", "show", 1, 1, "NAME"},  {"port", "list", 0, 1, "[NETWORK]"},
+    {"fdb", "show", 1, 1, "NETWORK"},   {"stp", "show", 1, 1, "NETWORK"},
+    {"vlan", "show", 1, 1, "NETWORK"},
+};
+
+bool KnownCommand(std::string_view name) {
+  return std::any_of(std::begin(kCommands), std::end(kCommands),
+                     [&](const CommandSpec& spec) { return name == spec.name; });
+}
+
+bool HasSubCommands(std::string_view name) {
+  return std::any_of(std::begin(kCommands), std::end(kCommands), [&](const CommandSpec& spec) {
+    return name == spec.name && *spec.sub != '\0';
+  });
+}
+
+const CommandSpec* FindSpec(std::string_view name, std::string_view sub) {
+  for (const auto& spec : kCommands) {
+    if (name == spec.name && sub == spec.sub) return &spec;
+  }
+  return nullptr;
+}
+
+// "netctl fdb show NETWORK"
+std::string Synopsis(const CommandSpec& spec) {
+  std::string text = std::string("netctl ") + spec.name;
+  if (*spec.sub != '\0') text += std::string(" ") + spec.sub;
+  if (*spec.operands != '\0') text += std::string(" ") + spec.operands;
+  return text;
+}
+
+// "Usage: netctl network list | netctl network show NAME (see 'netctl help network')"
+std::string CommandHint(std::string_view name) {
+  std::string text = "Usage: ";
+  bool first = true;
+  for (const auto& spec : kCommands) {
+    if (name != spec.name) continue;
+    if (!first) text += " | ";
+    text += Synopsis(spec);
+    first = false;
+  }
+  return text + " (see 'netctl help " + std::string(name) + "')";
+}
+
+std::string SubCommandList(std::string_view name) {
+  std::string text;
+  for (const auto& spec : kCommands) {
+    if (name != spec.name) continue;
+    if (!text.empty()) text += ", ";
+    text += spec.sub;
+  }
+  return text;
+}
+
+constexpr const char* kGlobalHint = "Try 'netctl --help'.";
+
+bool ParseTimeout(const std::string& text, std::chrono::milliseconds* timeout) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  double seconds = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end == text.c_str() || *end != '\0' || !std::isfinite(seconds) ||
+      seconds <= 0 || seconds > kMaxTimeoutSeconds) {
+    return false;
+  }
+  *timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
+  return true;
+}
+
+// Reads a whole regular file (or anything readable), at most kMaxTopologyBytes.
+Result<std::string> ReadWholeFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno("cannot read " + path, errno);
+  std::string text;
+  char chunk[65536];
+  while (true) {
+    ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("cannot read " + path, errno);
+    }
+    text.append(chunk, static_cast<size_t>(n));
+    if (text.size() > kMaxTopologyBytes) {
+      return Status::Error("cannot read " + path + ": larger than " +
+                               std::to_string(kMaxTopologyBytes >> 20) + " MiB",
+                           EFBIG);
+    }
+  }
+  return text;
+}
+
+// The files plan/apply send: each path, or a directory's *.json files in name
+// order (as LoadTopology reads them), as [{"name","text"}].
+Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
+  json files = json::array();
+  size_t total = 0;
+  auto add = [&](const std::string& path) -> Status {
+    Result<std::string> text = ReadWholeFile(path);
+    if (!text.ok()) return text.status();
+    total += text->size();
+    if (total > kMaxTopologyBytes) {
+      return Status::Error("topology files larger than " +
+                               std::to_string(kMaxTopologyBytes >> 20) + " MiB in all",
+                           EFBIG);
+    }
+    files.push_back({{"name", path}, {"text", std::move(*text)}});
+    return Status::Ok();
+  };
+  for (const auto& path : paths) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(path, error)) {
+      VF_RETURN_IF_ERROR(add(path));
+      continue;
+    }
+    std::vector<std::string> names;
+    std::filesystem::directory_iterator it(path, error), end;
+    if (error) return Status::Error("cannot read " + path + ": " + error.message(), error.value());
+    for (; it != end; it.increment(error)) {
+      if (error) break;
+      const auto& entry_path = it->path();
+      std::error_code ignored;
+      if (entry_path.extension() == ".json" && !it->is_directory(ignored)) {
+        names.push_back(entry_path.string());
+      }
+    }
+    if (error) return Status::Error("cannot read " + path + ": " + error.message(), error.value());
+    if (names.empty()) return Status::Error(path + ": no *.json files in this directory", ENOENT);
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) VF_RETURN_IF_ERROR(add(name));
+  }
+  return files;
+}
+
+class Dispatcher {
+ public:
+  Dispatcher(const CommandLine& command_line, std::ostream& out, std::ostream& err)
+      : cl_(command_line), out_(out), err_(err) {}
+
+  int Run() {
+    const std::string& command = cl_.command;
+    const std::string& sub = cl_.sub;
+    if (command == "validate") return Validate();
+    if (command == "plan" || command == "apply") {
+      Result<json> files = ReadTopologyFiles(cl_.operands);
+      if (!files.ok()) return Fail(files.status().message());
+      json args = {{"files", std::move(*files)}};
+      return Call(command, args, command == "plan" ? FormatPlan : FormatApply);
+    }
+    if (command == "network" && sub == "list") return Call("network.list", nullptr, FormatNetworkList);
+    if (command == "network" && sub == "show") {
+      return Call("network.show", {{"name", cl_.operands[0]}}, FormatNetworkShow);
+    }
+    if (command == "port" && sub == "list") {
+      json args = json::object();
+      if (!cl_.operands.empty()) args["network"] = cl_.operands[0];
+      return Call("port.list", args, FormatPortList);
+    }
+    if (sub == "show" && (command == "fdb" || command == "stp" || command == "vlan")) {
+      auto format = command == "fdb" ? FormatFdbShow
+                    : command == "stp" ? FormatStpShow
+                                       : FormatVlanShow;
+      return Call(command + ".show", {{"network", cl_.operands[0]}}, format);
+    }
+    return Fail("internal error: no handler for '" + command + " " + sub + "'");
+  }
+
+ private:
+  using Formatter = std::string (*)(const json&);
+
+  int Fail(const std::string& message) {
+    err_ << "netctl: " << message << "\n";
+    return 1;
+  }
+
+  int Validate() {
+    topology::LoadResult loaded = topology::LoadTopology(cl_.operands);
+    if (cl_.json) {
+      json diagnostics = json::array();
+      for (const auto& d : loaded.errors) {
+        diagnostics.push_back({{"file", d.where.file},
+                               {"line", d.where.line},
+                               {"column", d.where.column},
+                               {"pointer", d.where.pointer},
+                               {"message", d.message}});
+      }
+      out_ << FormatJson({{"ok", loaded.ok()}, {"files", cl_.operands},
+                          {"diagnostics", std::move(diagnostics)}});
+    }
+    for (const auto& d : loaded.errors) err_ << d.ToString() << "\n";
+    if (!loaded.ok()) return 1;
+    if (!cl_.json) {
+      for (const auto& path : cl_.operands) out_ << path << ": ok\n";
+    }
+    return 0;
+  }
+
+  // A failure before netd could answer: print it (and, with --json, an error
+  // object with code "unreachable" or "connection").
+  int TransportError(const Status& status, bool connecting) {
+    std::string message = status.message();
+    if (connecting) {
+      int error = status.error_number();
+      if (error == ENOENT || error == ECONNREFUSED) message += " (is netd running?)";
+      if (error == EACCES || error == EPERM) {
+        message += " (netctl needs root or membership in the socket's group)";
+      }
+    }
+    if (cl_.json) {
+      out_ << FormatJson({{"code", connecting ? "unreachable" : "connection"},
+                          {"message", message}});
+    }
+    return Fail(message);
+  }
+
+  int Rejected(const Answer& answer) {
+    if (cl_.json) out_ << FormatJson(answer.error);
+    if (answer.error.is_object()) {
+      auto it = answer.error.find("diagnostics");
+      if (it != answer.error.end() && it->is_array()) {
+        for (const auto& d : *it) err_ << FormatDiagnostic(d) << "\n";
+      }
+    }
+    std::string message = answer.error_message();
+    if (message.empty()) {
+      std::string code = answer.error_code();
+      message = "netd refused the request" + (code.empty() ? "" : " (" + code + ")");
+    }
+    return Fail(message);
+  }
+
+  int Call(const std::string& verb, const json& args, Formatter format) {
+    ClientOptions options;
+    options.socket_path = cl_.socket_path;
+    options.timeout = cl_.timeout;
+    Result<ControlClient> client = ControlClient::Connect(options);
+    if (!client.ok()) return TransportError(client.status(), /*connecting=*/true);
+    Result<Answer> answer = client->Call(verb, args);
+    if (!answer.ok()) return TransportError(answer.status(), /*connecting=*/false);
+    if (!answer->ok) return Rejected(*answer);
+    out_ << (cl_.json ? FormatJson(answer->result) : format(answer->result));
+    return 0;
+  }
+
+  const CommandLine& cl_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
+
+}  // namespace
+
+std::string HelpText(const std::string& command) {
+  if (command.empty()) return kUsage;
+  if (!KnownCommand(command)) return "";
+  static constexpr std::pair<const char*, const char*> kDetails[] = {
+      {"validate",
+       "Checks topology files offline (netd is not needed): every FILE, or every *.json\n"
+       "file of a directory, is parsed and checked, and names are checked across files.\n"
+       "Each problem is printed on stderr as FILE:LINE:COLUMN: POINTER: message;\n"
+       "the exit status is 1 if there is any. Otherwise prints \"FILE: ok\" per FILE.\n"
+       "With --json, prints {\"ok\", \"files\", \"diagnostics\"}.\n"},
+      {"plan",
+       "Sends the topology files to netd and prints the operations 'apply' would\n"
+       "perform, one per line, or \"no changes\". Changes nothing.\n"
+       "A topology with errors prints each as FILE:LINE:COLUMN: POINTER: message.\n"},
+      {"apply",
+       "Sends the topology files to netd, which adds or updates their networks and\n"
+       "makes the host match them as one transaction (undone on failure). Prints\n"
+       "the operations performed and \"applied N changes\", or \"no changes\".\n"},
+      {"network",
+       "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP.\n"
+       "show: the network's settings, then its ports and static FDB entries.\n"},
+      {"port",
+       "Lists ports: NETWORK PORT KIND STATE STP-STATE COST PRIO FLAGS VLAN.\n"
+       "STATE is up, down or missing (configured, but not on the host).\n"
+       "FLAGS: learn, flood, hairpin, isolated, guard (BPDU guard), rootblock.\n"
+       "VLAN: \"access PVID\", \"trunk ALLOWED [native N]\" or \"-\".\n"},
+      {"fdb",
+       "Shows the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
+       "and AGE (seconds since last seen) when the datapath reports it.\n"},
+      {"stp",
+       "Shows spanning tree state: bridge id, root id, root port and path cost, whether\n"
+       "this bridge is root, topology change, timers and where the state was read\n"
+       "(netlink or sysfs); then per port: PORT ID ROLE STATE COST DESIGNATED-BRIDGE\n"
+       "PROTOCOL EDGE. \"-\" marks what the datapath does not report.\n"},
+      {"vlan",
+       "Shows the VLANs of each port: PORT VLAN PVID UNTAGGED. When the datapath cannot\n"
+       "filter VLANs (e.g. a kernel without bridge VLAN filtering), prints why.\n"},
+  };
+  std::string text = "Usage:";
+  for (const auto& spec : kCommands) {
+    if (command == spec.name) text += "\n  " + Synopsis(spec) + " [OPTIONS]";
+  }
+  text += "\n\n";
+  for (const auto& [name, details] : kDetails) {
+    if (command == name) text += details;
+  }
+  text += "\nOptions: --socket PATH, --json, --timeout SECONDS, -h/--help (see 'netctl --help').\n";
+  return text;
+}
+
+bool ParseCommandLine(const std::vector<std::string>& args, const std::string& default_socket_path,
+                      CommandLine* cl, UsageError* error) {
+  *cl = CommandLine();
+  cl->socket_path = default_socket_path;
+  auto usage_error = [&](std::string message, std::string hint = kGlobalHint) {
+    error->message = std::move(message);
+    error->hint = std::move(hint);
+    return false;
+  };
+
+  std::vector<std::string> positional;
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_done || arg.size() < 2 || arg[0] != '-') {
+      positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    // --name VALUE or --name=VALUE
+    auto value_option = [&](std::string_view name, std::string* value) {
+      if (arg == name) {
+        if (i + 1 >= args.size()) return -1;
+        *value = args[++i];
+        return 1;
+      }
+      if (arg.size() > name.size() && arg.compare(0, name.size(), name) == 0 &&
+          arg[name.size()] == '=') {
+        *value = arg.substr(name.size() + 1);
+        return 1;
+      }
+      return 0;
+    };
+    std::string value;
+    if (arg == "--json") {
+      cl->json = true;
+    } else if (arg == "-h" || arg == "--help") {
+      cl->help = true;
+    } else if (arg == "--version") {
+      cl->version = true;
+    } else if (int found = value_option("--socket", &value); found != 0) {
+      if (found < 0) return usage_error("option '--socket' needs a PATH");
+      if (value.empty()) return usage_error("option '--socket' needs a PATH");
+      cl->socket_path = value;
+    } else if (int found_timeout = value_option("--timeout", &value); found_timeout != 0) {
+      if (found_timeout < 0) return usage_error("option '--timeout' needs SECONDS");
+      if (!ParseTimeout(value, &cl->timeout)) {
+        return usage_error("option '--timeout': '" + value +
+                           "' is not a number of seconds (0 < SECONDS <= 86400)");
+      }
+    } else {
+      return usage_error("unknown option '" + arg + "'");
+    }
+  }
+
+  if (positional.empty()) {
+    if (cl->help || cl->version) return true;
+    return usage_error("missing command", kGlobalHint);
+  }
+  size_t next = 0;
+  cl->command = positional[next++];
+  if (cl->command == "help") {
+    cl->help = true;
+    cl->command.clear();
+    if (next < positional.size()) cl->command = positional[next++];
+    if (next < positional.size()) {
+      return usage_error("help: unexpected argument '" + positional[next] + "'",
+                         "Usage: netctl help [COMMAND]");
+    }
+  }
+  if (cl->command.empty()) return true;
+  if (!KnownCommand(cl->command)) {
+    return usage_error("unknown command '" + cl->command + "'");
+  }
+  if (HasSubCommands(cl->command)) {
+    if (next >= positional.size()) {
+      if (cl->help) return true;
+      return usage_error(cl->command + ": missing sub-command (" + SubCommandList(cl->command) +
+                             ")",
+                         CommandHint(cl->command));
+    }
+    cl->sub = positional[next++];
+    if (FindSpec(cl->command, cl->sub) == nullptr) {
+      return usage_error(cl->command + ": unknown sub-command '" + cl->sub + "' (" +
+                             SubCommandList(cl->command) + ")",
+                         CommandHint(cl->command));
+    }
+  }
+  cl->operands.assign(positional.begin() + static_cast<std::ptrdiff_t>(next), positional.end());
+  if (cl->help) return true;
+
+  const CommandSpec& spec = *FindSpec(cl->command, cl->sub);
+  std::string name = cl->command + (cl->sub.empty() ? "" : " " + cl->sub);
+  int count = static_cast<int>(cl->operands.size());
+  if (count < spec.min_operands) {
+    std::string missing = spec.operands;
+    if (missing.ends_with("...")) missing.resize(missing.size() - 3);
+    return usage_error(name + ": missing " + missing, CommandHint(cl->command));
+  }
+  if (spec.max_operands >= 0 && count > spec.max_operands) {
+    return usage_error(name + ": unexpected argument '" + cl->operands[spec.max_operands] + "'",
+                       CommandHint(cl->command));
+  }
+  return true;
+}
+
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::ostream& out, std::ostream& err) {
+  try {
+    CommandLine cl;
+    UsageError usage;
+    if (!ParseCommandLine(args, default_socket_path, &cl, &usage)) {
+      err << "netctl: " << usage.message << "\n" << usage.hint << "\n";
+      return 2;
+    }
+    if (cl.help) {
+      out << HelpText(cl.command);
+      return 0;
+    }
+    if (cl.version) {
+      out << "netctl " << VFABRIC_VERSION << " (control protocol " << kProtocolVersion << ")\n";
+      return 0;
+    }
+    int status = Dispatcher(cl, out, err).Run();
+    out.flush();
+    return status;
+  } catch (const std::exception& e) {
+    err << "netctl: internal error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    err << "netctl: internal error\n";
+    return 1;
+  }
+}
+
+int Main(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  const char* env_socket = std::getenv("VFABRIC_SOCKET");
+  std::string socket_path = env_socket != nullptr && *env_socket != '\0' ? env_socket
+                                                                         : kDefaultSocketPath;
+  return Run(args, socket_path, out, err);
+}
+
+}  // namespace vfabric::netctl

@@ -1,0 +1,426 @@
+#include "vfabric/netctl/format.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <utility>
+
+namespace vfabric::netctl {
+namespace {
+
+using nlohmann::json;
+
+// The member `key` of `object`, or nullptr when `object` is not an object or
+// the member is absent or null. Never throws (const operator[] would assert).
+const json* Get(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+const json& EmptyArray() {
+  static const json* empty = new json(json::array());
+  return *empty;
+}
+
+// The array member `key`, or an empty array.
+const json& Array(const json& object, const char* key) {
+  const json* value = Get(object, key);
+  return value != nullptr && value->is_array() ? *value : EmptyArray();
+}
+
+// `result[key]` when that is an object, else `result` itself: tolerates a
+// result that is the inner object rather than {"network": {...}}.
+const json& Inner(const json& result, const char* key) {
+  const json* value = Get(result, key);
+  return value != nullptr && value->is_object() ? *value : result;
+}
+
+std::optional<bool> Bool(const json& object, const char* key) {
+  const json* value = Get(object, key);
+  if (value == nullptr || !value->is_boolean()) return std::nullopt;
+  return value->get<bool>();
+}
+
+std::optional<long long> Integer(const json& object, const char* key) {
+  const json* value = Get(object, key);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  if (value->is_number_float()) {
+    double d = value->get<double>();
+    if (!std::isfinite(d)) return std::nullopt;
+    return std::llround(d);
+  }
+  if (value->is_number_unsigned()) return static_cast<long long>(value->get<unsigned long long>());
+  return value->get<long long>();
+}
+
+// Any value as text: strings verbatim ("-" when empty), numbers as written,
+// booleans as yes/no, anything else as compact JSON.
+std::string ValueText(const json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    return text.empty() ? "-" : text;
+  }
+  if (value.is_boolean()) return value.get<bool>() ? "yes" : "no";
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string Text(const json& object, const char* key) {
+  const json* value = Get(object, key);
+  return value == nullptr ? "-" : ValueText(*value);
+}
+
+std::string OnOff(const json& object, const char* key) {
+  std::optional<bool> value = Bool(object, key);
+  if (!value) return Text(object, key);
+  return *value ? "on" : "off";
+}
+
+std::string YesNo(const json& object, const char* key) { return Text(object, key); }
+
+// "N s" for a number of seconds; other values as text.
+std::string Seconds(const json& object, const char* key) {
+  const json* value = Get(object, key);
+  if (value == nullptr) return "-";
+  if (value->is_number()) return ValueText(*value) + " s";
+  return ValueText(*value);
+}
+
+std::string Join(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out += separator;
+    out += part;
+  }
+  return out;
+}
+
+// A key/value block: "key:" padded so the values line up.
+class KeyValues {
+ public:
+  void Add(std::string key, std::string value) {
+    lines_.emplace_back(std::move(key), std::move(value));
+  }
+  // A line printed as it is, in order with the pairs.
+  void AddLine(std::string line) { lines_.emplace_back(std::nullopt, std::move(line)); }
+  std::string ToString() const {
+    size_t width = 0;
+    for (const auto& [key, value] : lines_) {
+      if (key) width = std::max(width, key->size() + 1);
+    }
+    std::string out;
+    for (const auto& [key, value] : lines_) {
+      if (key) {
+        std::string label = *key + ":";
+        label.resize(width, ' ');
+        out += label + "  " + value;
+      } else {
+        out += value;
+      }
+      out += '\n';
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<std::optional<std::string>, std::string>> lines_;
+};
+
+std::string PortState(const json& port) {
+  std::optional<bool> present = Bool(port, "present");
+  if (present && !*present) return "missing";
+  std::optional<bool> oper_up = Bool(port, "oper_up");
+  std::optional<bool> admin_up = Bool(port, "admin_up");
+  if (oper_up) return *oper_up ? "up" : "down";
+  if (admin_up && !*admin_up) return "down";
+  return "-";
+}
+
+std::string PortFlags(const json& port) {
+  static constexpr std::pair<const char*, const char*> kFlags[] = {
+      {"learning", "learn"},  {"flood", "flood"},     {"hairpin", "hairpin"},
+      {"isolated", "isolated"}, {"bpdu_guard", "guard"}, {"root_block", "rootblock"}};
+  std::vector<std::string> set;
+  for (const auto& [key, word] : kFlags) {
+    if (Bool(port, key).value_or(false)) set.emplace_back(word);
+  }
+  return set.empty() ? "-" : Join(set, ",");
+}
+
+std::string AllowedText(const json& allowed) {
+  if (allowed.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& item : allowed) parts.push_back(ValueText(item));
+    return parts.empty() ? "-" : Join(parts, ",");
+  }
+  return ValueText(allowed);
+}
+
+std::string PortVlan(const json& port) {
+  const json* vlan = Get(port, "vlan");
+  if (vlan == nullptr) return "-";
+  if (!vlan->is_object()) return ValueText(*vlan);
+  std::string mode = Text(*vlan, "mode");
+  if (mode == "access") return "access " + Text(*vlan, "pvid");
+  if (mode == "trunk") {
+    const json* allowed = Get(*vlan, "allowed");
+    std::string text = "trunk " + (allowed ? AllowedText(*allowed) : std::string("-"));
+    std::optional<long long> native = Integer(*vlan, "native");
+    if (native && *native != 0) text += " native " + std::to_string(*native);
+    return text;
+  }
+  if (mode == "none" || mode == "-") return "-";
+  return mode;
+}
+
+std::string FdbFlags(const json& entry) {
+  std::vector<std::string> flags;
+  if (Bool(entry, "static").value_or(false)) flags.emplace_back("static");
+  if (Bool(entry, "local").value_or(false)) flags.emplace_back("local");
+  if (flags.empty()) flags.emplace_back("learned");
+  return Join(flags, ",");
+}
+
+std::string FdbVlan(const json& entry) {
+  std::optional<long long> vlan = Integer(entry, "vlan");
+  if (vlan && *vlan == 0) return "-";
+  return Text(entry, "vlan");
+}
+
+std::string Age(const json& entry) {
+  const json* age = Get(entry, "age");
+  if (age == nullptr) return "-";
+  if (age->is_number()) {
+    std::optional<long long> seconds = Integer(entry, "age");
+    return seconds ? std::to_string(*seconds) + "s" : "-";
+  }
+  return ValueText(*age);
+}
+
+Table PortTable(bool with_network) {
+  std::vector<std::string> headers = {"PORT", "KIND", "STATE", "STP-STATE", "COST",
+                                      "PRIO", "FLAGS", "VLAN"};
+  if (with_network) headers.insert(headers.begin(), "NETWORK");
+  return Table(std::move(headers));
+}
+
+void AddPortRow(Table& table, const json& port, bool with_network) {
+  std::vector<std::string> row = {Text(port, "name"),       Text(port, "kind"),
+                                  PortState(port),          Text(port, "stp_state"),
+                                  Text(port, "cost"),       Text(port, "priority"),
+                                  PortFlags(port),          PortVlan(port)};
+  if (with_network) row.insert(row.begin(), Text(port, "network"));
+  table.AddRow(std::move(row));
+}
+
+std::string FdbTable(const json& entries) {
+  bool with_age = false;
+  for (const auto& entry : entries) with_age = with_age || Get(entry, "age") != nullptr;
+  std::vector<std::string> headers = {"MAC", "VLAN", "PORT", "FLAGS"};
+  if (with_age) headers.emplace_back("AGE");
+  Table table(std::move(headers));
+  for (const auto& entry : entries) {
+    std::vector<std::string> row = {Text(entry, "mac"), FdbVlan(entry), Text(entry, "port"),
+                                    FdbFlags(entry)};
+    if (with_age) row.push_back(Age(entry));
+    table.AddRow(std::move(row));
+  }
+  return table.ToString();
+}
+
+std::string PortId(const json& port) {
+  const json* id = Get(port, "port_id");
+  if (id != nullptr && id->is_number_integer()) {
+    std::optional<long long> value = Integer(port, "port_id");
+    if (value && *value >= 0 && *value <= 0xffff) {
+      char text[16];
+      std::snprintf(text, sizeof text, "0x%04llx", *value);
+      return text;
+    }
+  }
+  return Text(port, "port_id");
+}
+
+std::string OperationsText(const json& operations) {
+  std::string out;
+  for (const auto& op : operations) {
+    const json* description = Get(op, "description");
+    if (description != nullptr && description->is_string() &&
+        !description->get_ref<const std::string&>().empty()) {
+      out += description->get_ref<const std::string&>();
+    } else {
+      out += Text(op, "op") + " " + Text(op, "object");
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+
+void Table::AddRow(std::vector<std::string> cells) {
+  cells.resize(headers_.size());
+  rows_.push_back(std::move(cells));
+}
+
+std::string Table::ToString() const {
+  std::vector<size_t> widths(headers_.size(), 0);
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  };
+  measure(headers_);
+  for (const auto& row : rows_) measure(row);
+  auto print = [&](const std::vector<std::string>& row, std::string& out) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line += "  ";
+      line += row[i];
+      if (i + 1 < row.size()) line.append(widths[i] - row[i].size(), ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line;
+    out += '\n';
+  };
+  std::string out;
+  print(headers_, out);
+  for (const auto& row : rows_) print(row, out);
+  return out;
+}
+
+std::string FormatNetworkList(const json& result) {
+  Table table({"NAME", "DATAPATH", "BRIDGE", "STATE", "PORTS", "STP"});
+  for (const auto& network : Array(result, "networks")) {
+    table.AddRow({Text(network, "name"), Text(network, "datapath"), Text(network, "bridge"),
+                  Text(network, "state"), Text(network, "ports_up") + "/" + Text(network, "ports"),
+                  OnOff(network, "stp")});
+  }
+  return table.ToString();
+}
+
+std::string FormatNetworkShow(const json& result) {
+  const json& network = Inner(result, "network");
+  const json* settings_value = Get(network, "settings");
+  const json& settings =
+      settings_value != nullptr && settings_value->is_object() ? *settings_value : network;
+  KeyValues block;
+  block.Add("name", Text(network, "name"));
+  block.Add("datapath", Text(network, "datapath"));
+  block.Add("bridge", Text(network, "bridge"));
+  block.Add("state", Text(network, "state"));
+  block.Add("ifindex", Text(network, "ifindex"));
+  block.Add("mac", Text(network, "mac"));
+  std::optional<bool> admin_up = Bool(network, "admin_up");
+  block.Add("admin", admin_up ? (*admin_up ? "up" : "down") : Text(network, "admin_up"));
+  // NetworkDetail's "ports" is the port array (the summary's count).
+  const json* ports_value = Get(network, "ports");
+  std::string total = ports_value != nullptr && ports_value->is_array()
+                          ? std::to_string(ports_value->size())
+                          : Text(network, "ports");
+  block.Add("ports up", Text(network, "ports_up") + "/" + total);
+  block.Add("stp", Get(settings, "stp_enabled") ? OnOff(settings, "stp_enabled")
+                                                 : OnOff(network, "stp"));
+  block.Add("priority", Text(settings, "priority"));
+  block.Add("hello time", Seconds(settings, "hello_time"));
+  block.Add("forward delay", Seconds(settings, "forward_delay"));
+  block.Add("max age", Seconds(settings, "max_age"));
+  block.Add("ageing time", Seconds(settings, "ageing_time"));
+  block.Add("vlan filtering", OnOff(settings, "vlan_filtering"));
+  block.Add("default pvid", Text(settings, "default_pvid"));
+
+  Table ports = PortTable(/*with_network=*/false);
+  for (const auto& port : Array(network, "ports")) AddPortRow(ports, port, false);
+
+  std::string out = block.ToString();
+  out += "\nPorts:\n";
+  out += ports.ToString();
+  out += "\nStatic FDB:\n";
+  out += FdbTable(Array(network, "static_fdb"));
+  return out;
+}
+
+std::string FormatPortList(const json& result) {
+  Table table = PortTable(/*with_network=*/true);
+  for (const auto& port : Array(result, "ports")) AddPortRow(table, port, true);
+  return table.ToString();
+}
+
+std::string FormatFdbShow(const json& result) { return FdbTable(Array(result, "entries")); }
+
+std::string FormatStpShow(const json& result) {
+  const json& stp = Inner(result, "stp");
+  KeyValues block;
+  block.Add("stp", Get(stp, "enabled") ? (Bool(stp, "enabled").value_or(false) ? "enabled"
+                                                                                : "disabled")
+                                       : "-");
+  block.Add("bridge id", Text(stp, "bridge_id"));
+  block.Add("root id", Text(stp, "root_id"));
+  block.Add("root port", Text(stp, "root_port"));
+  block.Add("root path cost", Text(stp, "root_path_cost"));
+  if (Bool(stp, "is_root").value_or(false)) block.AddLine("this bridge is root");
+  block.Add("topology change", YesNo(stp, "topology_change"));
+  block.Add("hello time", Seconds(stp, "hello_time"));
+  block.Add("forward delay", Seconds(stp, "forward_delay"));
+  block.Add("max age", Seconds(stp, "max_age"));
+  block.Add("source", Text(stp, "source"));
+
+  Table ports({"PORT", "ID", "ROLE", "STATE", "COST", "DESIGNATED-BRIDGE", "PROTOCOL", "EDGE"});
+  for (const auto& port : Array(stp, "ports")) {
+    ports.AddRow({Text(port, "name"), PortId(port), Text(port, "role"), Text(port, "state"),
+                  Text(port, "cost"), Text(port, "designated_bridge"), Text(port, "protocol"),
+                  YesNo(port, "edge")});
+  }
+  return block.ToString() + "\n" + ports.ToString();
+}
+
+std::string FormatVlanShow(const json& result) {
+  const json& vlan = Inner(result, "vlan");
+  if (!Bool(vlan, "supported").value_or(true)) {
+    const json* reason = Get(vlan, "reason");
+    return "vlan filtering is not supported: " +
+           (reason != nullptr ? ValueText(*reason) : std::string("no reason given")) + "\n";
+  }
+  Table table({"PORT", "VLAN", "PVID", "UNTAGGED"});
+  for (const auto& port : Array(vlan, "ports")) {
+    for (const auto& entry : Array(port, "vlans")) {
+      table.AddRow({Text(port, "port"), Text(entry, "vid"), YesNo(entry, "pvid"),
+                    YesNo(entry, "untagged")});
+    }
+  }
+  return table.ToString();
+}
+
+std::string FormatPlan(const json& result) {
+  const json& operations = Array(result, "operations");
+  if (operations.empty()) return "no changes\n";
+  return OperationsText(operations);
+}
+
+std::string FormatApply(const json& result) {
+  const json& operations = Array(result, "operations");
+  std::optional<long long> changed = Integer(result, "changed");
+  long long count = changed.value_or(static_cast<long long>(operations.size()));
+  if (operations.empty() && count == 0) return "no changes\n";
+  return OperationsText(operations) + "applied " + std::to_string(count) +
+         (count == 1 ? " change\n" : " changes\n");
+}
+
+std::string FormatDiagnostic(const json& diagnostic) {
+  auto field = [&](const char* key) {
+    const json* value = Get(diagnostic, key);
+    if (value == nullptr) return std::string();
+    return value->is_string() ? value->get<std::string>() : ValueText(*value);
+  };
+  return field("file") + ":" + field("line") + ":" + field("column") + ": " + field("pointer") +
+         ": " + field("message");
+}
+
+std::string FormatJson(const json& value) {
+  return value.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace vfabric::netctl
