@@ -8,6 +8,7 @@
 #pragma once
 
 #include <bitset>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,7 +31,9 @@ struct SourceLocation {
 struct Diagnostic {
   SourceLocation where;
   std::string message;
-  // "FILE:LINE:COLUMN: POINTER: message"
+  // "FILE:LINE:COLUMN: POINTER: message". The root pointer "" prints as
+  // "(root)". A problem with a whole file (it cannot be read) has line 0 and
+  // prints as "FILE: message". Columns count bytes.
   std::string ToString() const;
 };
 
@@ -47,10 +50,10 @@ using VlanBitmap = std::bitset<4096>;
 // IEEE 802.1D timers are whole seconds in the topology.
 struct StpConfig {
   bool enabled = false;
-  uint32_t priority = 32768;  // 0..61440, a multiple of 4096
-  uint32_t hello_time = 2;    // 1..10 s
+  uint32_t priority = 32768;    // 0..61440, a multiple of 4096
+  uint32_t hello_time = 2;      // 1..10 s
   uint32_t forward_delay = 15;  // 4..30 s
-  uint32_t max_age = 20;      // 6..40 s
+  uint32_t max_age = 20;        // 6..40 s
 };
 
 struct BridgeVlanConfig {
@@ -60,13 +63,15 @@ struct BridgeVlanConfig {
 
 struct StaticFdbEntry {
   MacAddress mac;
-  std::string port;  // a port of the same network
+  std::string port;   // a port of the same network
   uint16_t vlan = 0;  // 0: no VLAN
   SourceLocation where;
 };
 
 struct FdbConfig {
-  uint32_t ageing_time = 300;  // seconds; 0 is allowed by the kernel (no ageing)
+  // Seconds, 0..1000000. 0 makes learned entries expire at once (the kernel
+  // bridge then floods like a hub); the kernel accepts it, 802.1D says 10..1000000.
+  uint32_t ageing_time = 300;
   std::vector<StaticFdbEntry> static_entries;
   // Userspace datapath only (0: default).
   uint32_t max_entries = 0;
@@ -75,21 +80,21 @@ struct FdbConfig {
 
 struct PortVlanConfig {
   VlanMode mode = VlanMode::kNone;
-  uint16_t pvid = 0;          // access: the port's VLAN
-  VlanBitmap allowed;         // trunk: tagged VLANs carried
-  uint16_t native = 0;        // trunk: the untagged VLAN, 0 = none
-  bool native_tagged = false; // trunk: send the native VLAN tagged
+  uint16_t pvid = 0;           // access: the port's VLAN
+  VlanBitmap allowed;          // trunk: tagged VLANs carried
+  uint16_t native = 0;         // trunk: the untagged VLAN, 0 = none
+  bool native_tagged = false;  // trunk: send the native VLAN tagged
 };
 
 struct PortConfig {
   std::string name;
   PortKind kind = PortKind::kTap;
-  std::string peer;  // veth: the other end's name
+  std::string peer;        // veth: the other end's name
   std::string peer_netns;  // veth: named netns to move the peer into ("" = stay)
   PortVlanConfig vlan;
   // Bridge port settings; unset means "leave the kernel's default".
-  std::optional<uint32_t> cost;
-  std::optional<uint32_t> priority;
+  std::optional<uint32_t> cost;      // 1..65535 (the kernel bridge's range)
+  std::optional<uint32_t> priority;  // 0..63 (the kernel bridge's range)
   std::optional<bool> learning;
   std::optional<bool> flood;
   std::optional<bool> hairpin;
@@ -107,7 +112,9 @@ struct PortConfig {
 struct NetworkConfig {
   std::string name;
   Datapath datapath = Datapath::kKernel;
-  std::string bridge;  // interface name; defaults to "vfb-" + name (truncated to 15)
+  // Interface name; defaults to "vfb-" + name, which must then fit in 15
+  // bytes (else the topology must name the bridge).
+  std::string bridge;
   StpConfig stp;
   BridgeVlanConfig vlan;
   FdbConfig fdb;
@@ -118,7 +125,9 @@ struct NetworkConfig {
 struct NicConfig {
   std::string network;
   std::optional<MacAddress> mac;
-  std::string port;  // tap name; defaults to "<vm>-eth<N>"
+  // Tap name; defaults to "<vm>-eth<N>" (N: the NIC's index). Either a tap
+  // port that `network` declares, or a name no other interface uses.
+  std::string port;
   SourceLocation where;
 };
 
@@ -150,9 +159,38 @@ struct LoadResult {
 // Parses one document; `file_name` is used only in diagnostics.
 LoadResult ParseTopology(std::string_view text, std::string_view file_name);
 
+// One topology document held in memory (netd's "plan"/"apply" receive files
+// this way over the control socket).
+struct SourceFile {
+  std::string name;  // used in diagnostics
+  std::string text;
+};
+
+// Parses every file, merges them into one topology in the given order and
+// checks names across files, like LoadTopology without touching the disk.
+LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files);
+
 // Loads each path (a file, or a directory whose *.json files are read in name
 // order; subdirectories are not entered), merges them into one topology and
 // checks names across files (duplicates, references).
 LoadResult LoadTopology(const std::vector<std::string>& paths);
+
+// ---- Helpers shared with netd, netctl and the datapaths ----
+
+inline constexpr size_t kMaxInterfaceNameLength = 15;  // IFNAMSIZ - 1
+
+// Why `name` cannot be a Linux interface name in a topology, or "" when it
+// can: 1..15 bytes of printable ASCII without '/', ':', '%' (the kernel's
+// name template character) or spaces, and not "." or "..".
+std::string InterfaceNameError(std::string_view name);
+
+// Parses a VLAN list such as "10,20-30" (comma-separated VLAN IDs 1..4094 and
+// inclusive ranges LOW-HIGH with LOW <= HIGH; spaces around parts are
+// allowed) into `vlans` (set bits are added). On error returns false, says
+// why in `*error` and leaves `vlans` unchanged.
+bool ParseVlanList(std::string_view text, VlanBitmap* vlans, std::string* error);
+
+// The shortest list form of `vlans` ("1,10,20-30"); "" when empty.
+std::string FormatVlanList(const VlanBitmap& vlans);
 
 }  // namespace vfabric::topology

@@ -1,0 +1,192 @@
+// LoadTopology and ParseTopologyFiles: files, directories, merging, and
+// names checked across files.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "vfabric/testing/support.h"
+#include "vfabric/topology/topology.h"
+
+namespace vfabric::topology {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+std::vector<std::string> Lines(const LoadResult& result) {
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : result.errors) lines.push_back(d.ToString());
+  return lines;
+}
+
+std::vector<std::string> NetworkNames(const LoadResult& result) {
+  std::vector<std::string> names;
+  for (const NetworkConfig& n : result.topology.networks) names.push_back(n.name);
+  return names;
+}
+
+TEST(TopologyLoadTest, ExampleConfigsAreValidOneByOneAndTogether) {
+  const std::string dir = testing::SourceDir() + "/configs";
+  for (const char* name : {"lab.json", "edge.json"}) {
+    LoadResult result = LoadTopology({dir + "/" + name});
+    EXPECT_THAT(Lines(result), IsEmpty()) << name;
+  }
+  LoadResult all = LoadTopology({dir});
+  EXPECT_THAT(Lines(all), IsEmpty());
+  // *.json in name order; configs/schema/ is a subdirectory and not entered.
+  EXPECT_THAT(NetworkNames(all), ElementsAre("edge", "lab"));
+}
+
+TEST(TopologyLoadTest, LabExampleFieldByField) {
+  LoadResult result = LoadTopology({testing::SourceDir() + "/configs/lab.json"});
+  ASSERT_TRUE(result.ok());
+  const NetworkConfig& lab = result.topology.networks.at(0);
+  EXPECT_EQ(lab.name, "lab");
+  EXPECT_EQ(lab.bridge, "vfb-lab");
+  EXPECT_EQ(lab.datapath, Datapath::kKernel);
+  EXPECT_TRUE(lab.stp.enabled);
+  EXPECT_EQ(lab.stp.priority, 4096u);
+  EXPECT_EQ(lab.stp.hello_time, 2u);
+  EXPECT_EQ(lab.stp.forward_delay, 4u);
+  EXPECT_EQ(lab.stp.max_age, 6u);
+  EXPECT_FALSE(lab.vlan.filtering);
+  EXPECT_EQ(lab.fdb.ageing_time, 120u);
+  ASSERT_EQ(lab.fdb.static_entries.size(), 2u);
+  EXPECT_EQ(lab.fdb.static_entries[1].mac.ToString(), "52:54:00:00:01:02");
+  EXPECT_EQ(lab.fdb.static_entries[1].port, "vm2-eth0");
+  EXPECT_EQ(lab.fdb.static_entries[1].vlan, 0);
+  ASSERT_EQ(lab.ports.size(), 3u);
+  EXPECT_EQ(lab.ports[0].name, "lab-up0");
+  EXPECT_EQ(lab.ports[0].kind, PortKind::kVeth);
+  EXPECT_EQ(lab.ports[0].peer, "lab-up0-p");
+  EXPECT_EQ(lab.ports[0].peer_netns, "");
+  EXPECT_EQ(lab.ports[0].cost, 4u);
+  EXPECT_EQ(lab.ports[0].priority, 8u);
+  EXPECT_EQ(lab.ports[0].root_block, true);
+  EXPECT_EQ(lab.ports[1].kind, PortKind::kTap);
+  EXPECT_EQ(lab.ports[1].learning, true);
+  EXPECT_EQ(lab.ports[1].flood, true);
+  EXPECT_EQ(lab.ports[1].bpdu_guard, true);
+  EXPECT_FALSE(lab.ports[1].hairpin.has_value());
+  EXPECT_EQ(lab.ports[2].owner, 0u);
+  EXPECT_EQ(lab.ports[2].group, 0u);
+  EXPECT_TRUE(lab.ports[2].multi_queue);
+  EXPECT_EQ(lab.ports[2].cost, 100u);
+
+  LoadResult edge = LoadTopology({testing::SourceDir() + "/configs/edge.json"});
+  ASSERT_TRUE(edge.ok());
+  const NetworkConfig& e = edge.topology.networks.at(0);
+  EXPECT_EQ(e.bridge, "vfb-edge");
+  EXPECT_FALSE(e.stp.enabled);
+  ASSERT_EQ(e.ports.size(), 3u);
+  EXPECT_EQ(e.ports[0].hairpin, true);
+  EXPECT_EQ(e.ports[1].isolated, true);
+  EXPECT_EQ(e.ports[2].learning, false);
+}
+
+TEST(TopologyLoadTest, DuplicatesAcrossFilesPointAtBothPlaces) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("a.json"),
+                     "{\"networks\": [{\"name\": \"lab\", \"ports\": [{\"name\": \"p1\"}]}]}\n");
+  testing::WriteFile(
+      dir.Join("b.json"),
+      "{\"networks\": [\n"
+      "  {\"name\": \"lab\", \"bridge\": \"br-b\", \"ports\": [{\"name\": \"p1\"}]},\n"
+      "  {\"name\": \"other\", \"bridge\": \"vfb-lab\"}]}\n");
+  LoadResult result = LoadTopology({dir.path()});
+  const std::string a = dir.Join("a.json");
+  const std::string b = dir.Join("b.json");
+  EXPECT_THAT(Lines(result),
+              ElementsAre(b + ":2:12: /networks/0/name: duplicate network name \"lab\" (first at " +
+                              a + ":1:24)",
+                          b +
+                              ":2:56: /networks/0/ports/0/name: interface name \"p1\" is already "
+                              "used by a tap port of network \"lab\" (at " +
+                              a + ":1:50)",
+                          b +
+                              ":3:31: /networks/1/bridge: interface name \"vfb-lab\" is already "
+                              "used by the bridge of network \"lab\" (at " +
+                              a + ":1:24)"));
+  EXPECT_THAT(result.topology.networks, IsEmpty());
+}
+
+TEST(TopologyLoadTest, ReferencesResolveAcrossFiles) {
+  testing::TempDir dir;
+  testing::WriteFile(
+      dir.Join("10-net.json"),
+      "{\"networks\": [{\"name\": \"lab\", \"ports\": [{\"name\": \"vm1-eth0\"}]}]}");
+  testing::WriteFile(dir.Join("20-vms.json"),
+                     "{\"vms\": [{\"name\": \"vm1\", \"disk\": \"d\", \"nics\": [{\"network\": "
+                     "\"lab\"}, {\"network\": \"lab2\"}]}]}");
+  LoadResult result = LoadTopology({dir.path()});
+  EXPECT_THAT(Lines(result),
+              ElementsAre(dir.Join("20-vms.json") +
+                          ":1:80: /vms/0/nics/1/network: no network named \"lab2\"; did you mean "
+                          "\"lab\"?"));
+}
+
+TEST(TopologyLoadTest, DirectoryOrderSubdirectoriesAndOtherFiles) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("b.json"), "{\"networks\": [{\"name\": \"b\"}]}");
+  testing::WriteFile(dir.Join("a.json"), "{\"networks\": [{\"name\": \"a\"}]}");
+  testing::WriteFile(dir.Join("c.json"), "{\"networks\": [{\"name\": \"c\"}]}");
+  testing::WriteFile(dir.Join("notes.txt"), "not json");
+  testing::WriteFile(dir.Join(".hidden.json"), "not json");
+  ASSERT_EQ(mkdir(dir.Join("sub.json").c_str(), 0755), 0);  // a directory named like a file
+  ASSERT_EQ(mkdir(dir.Join("sub").c_str(), 0755), 0);
+  testing::WriteFile(dir.Join("sub/z.json"), "not json");
+  LoadResult result = LoadTopology({dir.path()});
+  EXPECT_THAT(Lines(result), IsEmpty());
+  EXPECT_THAT(NetworkNames(result), ElementsAre("a", "b", "c"));
+
+  // Explicit paths keep the caller's order.
+  LoadResult listed = LoadTopology({dir.Join("c.json"), dir.Join("a.json")});
+  EXPECT_THAT(NetworkNames(listed), ElementsAre("c", "a"));
+}
+
+TEST(TopologyLoadTest, ErrorsAreSortedByFileThenPosition) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("a.json"),
+                     "{\"networks\": [{\"name\": \"n\", \"stp\": 1}],\n"
+                     " \"colour\": 2}");
+  testing::WriteFile(dir.Join("b.json"), "{\"x\": 1}");
+  LoadResult result = LoadTopology({dir.Join("b.json"), dir.Join("a.json")});
+  EXPECT_THAT(Lines(result),
+              ElementsAre(dir.Join("b.json") + ":1:2: /x: unknown key \"x\"",
+                          dir.Join("a.json") + ":1:36: /networks/0/stp: expected an object, got "
+                                               "an integer",
+                          dir.Join("a.json") + ":2:2: /colour: unknown key \"colour\""));
+}
+
+TEST(TopologyLoadTest, MissingFilesAndSyntaxErrorsDoNotHideOtherFiles) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("bad.json"), "{\"networks\": [\n");
+  testing::WriteFile(dir.Join("ok.json"), "{\"networks\": [{\"name\": \"n\", \"bridge\": 5}]}");
+  LoadResult result =
+      LoadTopology({dir.Join("missing.json"), dir.Join("bad.json"), dir.Join("ok.json")});
+  EXPECT_THAT(
+      Lines(result),
+      ElementsAre(
+          dir.Join("missing.json") + ": cannot open: No such file or directory",
+          dir.Join("bad.json") + ":2:1: /networks/0: unexpected end of input, expected a value",
+          dir.Join("ok.json") + ":1:39: /networks/0/bridge: expected a string, got an integer"));
+}
+
+TEST(TopologyLoadTest, ParseTopologyFilesMergesInMemoryFiles) {
+  LoadResult result = ParseTopologyFiles(
+      {{"one.json", "{\"networks\": [{\"name\": \"one\", \"ports\": [{\"name\": \"p\"}]}]}"},
+       {"two.json", "{\"networks\": [{\"name\": \"two\", \"ports\": [{\"name\": \"p\"}]}]}"}});
+  EXPECT_THAT(Lines(result),
+              ElementsAre("two.json:1:50: /networks/0/ports/0/name: interface name \"p\" is "
+                          "already used by a tap port of network \"one\" (at one.json:1:50)"));
+  LoadResult good = ParseTopologyFiles({{"one.json", "{\"networks\": [{\"name\": \"one\"}]}"},
+                                        {"two.json", "{\"networks\": [{\"name\": \"two\"}]}"}});
+  EXPECT_THAT(NetworkNames(good), ElementsAre("one", "two"));
+}
+
+}  // namespace
+}  // namespace vfabric::topology

@@ -1,0 +1,620 @@
+// The topology parser and validator on good and bad documents. Every bad
+// case asserts the exact "file:line:column: pointer: message".
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "vfabric/testing/support.h"
+#include "vfabric/topology/topology.h"
+
+namespace vfabric::topology {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// The diagnostics of `text` as strings. With VFABRIC_TOPOLOGY_DEBUG=1 in the
+// environment it also prints the text each one points at, to check positions
+// by eye when writing a new case.
+std::vector<std::string> ErrorsOf(std::string_view text) {
+  LoadResult result = ParseTopology(text, "t.json");
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : result.errors) {
+    lines.push_back(d.ToString());
+    if (std::getenv("VFABRIC_TOPOLOGY_DEBUG")) {
+      std::string t(text);
+      size_t at = 0;
+      for (int l = 1; l < d.where.line; ++l) at = t.find('\n', at) + 1;
+      at += d.where.column - 1;
+      std::fprintf(stderr, "%d:%d %s  ==> [%s]\n", d.where.line, d.where.column,
+                   d.where.pointer.c_str(), t.substr(at, 14).c_str());
+    }
+  }
+  return lines;
+}
+
+// A document with one network whose body is `body` (on line 2, from column 3).
+// Line 1 is `{"networks": [{"name": "n1",` so positions in `body` are easy to count.
+std::string OneNetwork(const std::string& body) {
+  return "{\"networks\": [{\"name\": \"n1\",\n  " + body + "\n}]}\n";
+}
+
+// ---- Good documents ----
+
+TEST(TopologyParseTest, GoodFullDocumentFieldByField) {
+  const std::string path = testing::SourceDir() + "/tests/unit/topology/data/good_full.json";
+  LoadResult result = LoadTopology({path});
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].ToString());
+  const Topology& t = result.topology;
+  ASSERT_EQ(t.networks.size(), 1u);
+  const NetworkConfig& n = t.networks[0];
+  EXPECT_EQ(n.name, "core");
+  EXPECT_EQ(n.datapath, Datapath::kKernel);
+  EXPECT_EQ(n.bridge, "br-core");
+  EXPECT_EQ(n.where.file, path);
+  EXPECT_EQ(n.where.line, 3);
+  EXPECT_EQ(n.where.column, 5);
+  EXPECT_EQ(n.where.pointer, "/networks/0");
+  EXPECT_TRUE(n.stp.enabled);
+  EXPECT_EQ(n.stp.priority, 61440u);
+  EXPECT_EQ(n.stp.hello_time, 1u);
+  EXPECT_EQ(n.stp.forward_delay, 30u);
+  EXPECT_EQ(n.stp.max_age, 40u);
+  EXPECT_TRUE(n.vlan.filtering);
+  EXPECT_EQ(n.vlan.default_pvid, 100);
+  EXPECT_EQ(n.fdb.ageing_time, 0u);
+  EXPECT_EQ(n.fdb.max_entries, 0u);
+  ASSERT_EQ(n.fdb.static_entries.size(), 1u);
+  EXPECT_EQ(n.fdb.static_entries[0].mac.ToString(), "52:54:00:aa:00:01");
+  EXPECT_EQ(n.fdb.static_entries[0].port, "core-trunk");
+  EXPECT_EQ(n.fdb.static_entries[0].vlan, 20);
+  EXPECT_EQ(n.fdb.static_entries[0].where.pointer, "/networks/0/fdb/static/0");
+  EXPECT_EQ(n.fdb.static_entries[0].where.line, 11);
+  EXPECT_EQ(n.fdb.static_entries[0].where.column, 20);
+
+  ASSERT_EQ(n.ports.size(), 3u);
+  const PortConfig& access = n.ports[0];
+  EXPECT_EQ(access.name, "core-acc");
+  EXPECT_EQ(access.kind, PortKind::kTap);
+  EXPECT_EQ(access.vlan.mode, VlanMode::kAccess);
+  EXPECT_EQ(access.vlan.pvid, 10);
+  EXPECT_EQ(access.owner, 0u);  // "root"
+  EXPECT_EQ(access.group, 0u);
+  EXPECT_FALSE(access.vnet_hdr);
+  EXPECT_FALSE(access.multi_queue);
+  EXPECT_FALSE(access.cost.has_value());
+  EXPECT_FALSE(access.learning.has_value());
+  EXPECT_EQ(access.where.pointer, "/networks/0/ports/0");
+
+  const PortConfig& trunk = n.ports[1];
+  EXPECT_EQ(trunk.kind, PortKind::kExisting);
+  EXPECT_EQ(trunk.vlan.mode, VlanMode::kTrunk);
+  EXPECT_EQ(FormatVlanList(trunk.vlan.allowed), "10,20-30,4094");
+  EXPECT_EQ(trunk.vlan.native, 1);
+  EXPECT_TRUE(trunk.vlan.native_tagged);
+  EXPECT_FALSE(trunk.owner.has_value());
+
+  const PortConfig& veth = n.ports[2];
+  EXPECT_EQ(veth.kind, PortKind::kVeth);
+  EXPECT_EQ(veth.peer, "core-trunk2-p");
+  EXPECT_EQ(veth.peer_netns, "guest");
+  EXPECT_EQ(FormatVlanList(veth.vlan.allowed), "5,7-8,4000");
+  EXPECT_EQ(veth.vlan.native, 0);
+  EXPECT_FALSE(veth.vlan.native_tagged);
+
+  ASSERT_EQ(t.vms.size(), 2u);
+  const VmConfig& vm1 = t.vms[0];
+  EXPECT_EQ(vm1.name, "vm1");
+  EXPECT_EQ(vm1.memory_mb, 512u);
+  EXPECT_EQ(vm1.vcpus, 2u);
+  EXPECT_EQ(vm1.accel, "tcg");
+  EXPECT_EQ(vm1.kernel, "/boot/vmlinuz");
+  EXPECT_EQ(vm1.initrd, "/tmp/initrd.img");
+  EXPECT_EQ(vm1.cmdline, "console=ttyS0");
+  EXPECT_EQ(vm1.disk, "");
+  EXPECT_EQ(vm1.restart, "on-failure");
+  ASSERT_EQ(vm1.nics.size(), 2u);
+  EXPECT_EQ(vm1.nics[0].network, "core");
+  ASSERT_TRUE(vm1.nics[0].mac.has_value());
+  EXPECT_EQ(vm1.nics[0].mac->ToString(), "52:54:00:00:00:01");
+  EXPECT_EQ(vm1.nics[0].port, "core-acc");  // the tap the network declares
+  EXPECT_FALSE(vm1.nics[1].mac.has_value());
+  EXPECT_EQ(vm1.nics[1].port, "vm1-eth1");  // the default
+  EXPECT_EQ(vm1.nics[1].where.pointer, "/vms/0/nics/1");
+  const VmConfig& vm2 = t.vms[1];
+  EXPECT_EQ(vm2.disk, "/var/lib/vm2.qcow2");
+  EXPECT_EQ(vm2.memory_mb, 256u);
+  EXPECT_EQ(vm2.vcpus, 1u);
+  EXPECT_EQ(vm2.accel, "auto");
+  EXPECT_EQ(vm2.restart, "no");
+  EXPECT_THAT(vm2.nics, IsEmpty());
+}
+
+TEST(TopologyParseTest, DefaultsAndEmptyTopology) {
+  LoadResult empty = ParseTopology("{}", "e.json");
+  EXPECT_TRUE(empty.ok());
+  EXPECT_THAT(empty.topology.networks, IsEmpty());
+  EXPECT_TRUE(ParseTopology(" {\"networks\": [], \"vms\": []} ", "e.json").ok());
+
+  LoadResult result =
+      ParseTopology(R"({"networks": [{"name": "n1", "ports": [{"name": "p1"}]}]})", "d.json");
+  ASSERT_TRUE(result.ok());
+  const NetworkConfig& n = result.topology.networks[0];
+  EXPECT_EQ(n.bridge, "vfb-n1");
+  EXPECT_EQ(n.datapath, Datapath::kKernel);
+  EXPECT_FALSE(n.stp.enabled);
+  EXPECT_EQ(n.stp.priority, 32768u);
+  EXPECT_EQ(n.stp.hello_time, 2u);
+  EXPECT_EQ(n.stp.forward_delay, 15u);
+  EXPECT_EQ(n.stp.max_age, 20u);
+  EXPECT_FALSE(n.vlan.filtering);
+  EXPECT_EQ(n.vlan.default_pvid, 1);
+  EXPECT_EQ(n.fdb.ageing_time, 300u);
+  ASSERT_EQ(n.ports.size(), 1u);
+  EXPECT_EQ(n.ports[0].kind, PortKind::kTap);
+  EXPECT_TRUE(n.ports[0].vnet_hdr);
+  EXPECT_FALSE(n.ports[0].multi_queue);
+  EXPECT_EQ(n.ports[0].vlan.mode, VlanMode::kNone);
+  EXPECT_EQ(n.ports[0].where.line, 1);
+  EXPECT_EQ(n.ports[0].where.column, 40);
+}
+
+TEST(TopologyParseTest, DiagnosticToString) {
+  Diagnostic d{{"a.json", 3, 7, "/networks/0"}, "boom"};
+  EXPECT_EQ(d.ToString(), "a.json:3:7: /networks/0: boom");
+  d.where.pointer = "";
+  EXPECT_EQ(d.ToString(), "a.json:3:7: (root): boom");
+  d.where.line = 0;
+  EXPECT_EQ(d.ToString(), "a.json: boom");
+}
+
+// ---- Syntax ----
+
+TEST(TopologyParseTest, SyntaxErrors) {
+  EXPECT_THAT(ErrorsOf(""),
+              ElementsAre("t.json:1:1: (root): unexpected end of input, expected a value"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": [\n  {\"name\": \"a\" \"bridge\": \"b\"}]}"),
+              ElementsAre("t.json:2:16: /networks/0: expected ',' or '}'"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": [1 2]}"),
+              ElementsAre("t.json:1:17: /networks: expected ',' or ']'"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": [],}"),
+              ElementsAre("t.json:1:17: (root): expected a string key (trailing commas are not "
+                          "allowed)"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{},]}"),
+              ElementsAre("t.json:1:18: /networks: expected a value (trailing commas are not "
+                          "allowed)"));
+  EXPECT_THAT(ErrorsOf("{\"vms\"  []}"), ElementsAre("t.json:1:9: (root): expected ':'"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": tru}"),
+              ElementsAre("t.json:1:9: /vms: invalid literal (expected \"true\")"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": 012}"),
+              ElementsAre("t.json:1:9: /vms: invalid number (leading zeros are not allowed)"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": 1.}"),
+              ElementsAre("t.json:1:11: /vms: invalid number (expected a digit after '.')"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": \"ab\\q\"}"),
+              ElementsAre("t.json:1:12: /vms: invalid escape in string"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": \"ab"), ElementsAre("t.json:1:9: /vms: unterminated string"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": \"a\tb\"}"),
+              ElementsAre("t.json:1:11: /vms: control character in string (use an escape)"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": \"\xff\"}"),
+              ElementsAre("t.json:1:10: /vms: invalid UTF-8 in string"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": \"\\ud800\"}"),
+              ElementsAre("t.json:1:16: /vms: invalid \\u escape (lone surrogate)"));
+  EXPECT_THAT(ErrorsOf("{} x"),
+              ElementsAre("t.json:1:4: (root): unexpected text after the top-level value"));
+  EXPECT_THAT(ErrorsOf("// comment\n{}"), ElementsAre("t.json:1:1: (root): expected a value"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": [\n"),
+              ElementsAre("t.json:2:1: /networks/0: unexpected end of input, expected a value"));
+  EXPECT_THAT(ErrorsOf("[NaN]"), ElementsAre("t.json:1:2: /0: expected a value"));
+}
+
+TEST(TopologyParseTest, DeepNestingIsAnErrorNotACrash) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::vector<std::string> errors = ErrorsOf(deep);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], HasSubstr("t.json:1:129: "));
+  EXPECT_THAT(errors[0], HasSubstr("nesting deeper than 128 levels"));
+}
+
+TEST(TopologyParseTest, EscapesUtf8AndBomAreAccepted) {
+  LoadResult result = ParseTopology(
+      "\xEF\xBB\xBF{\"networks\": [{\"name\": \"n\\u0031\", \"bridge\": \"br\\/x\"}],"
+      " \"$schema\": \"\xc3\xa9\\ud83d\\ude00\"}",
+      "u.json");
+  // "br/x" is not a valid interface name, but the escapes themselves were read.
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].ToString(),
+            "u.json:1:45: /networks/0/bridge: invalid interface name \"br/x\": must not contain "
+            "'/'");
+}
+
+TEST(TopologyParseTest, DuplicateKeys) {
+  EXPECT_THAT(ErrorsOf("{\"networks\": [],\n \"networks\": [{\"bad\": 1}]}"),
+              ElementsAre("t.json:2:2: /networks: duplicate key \"networks\" (first at line 1, "
+                          "column 2)"));
+}
+
+// ---- Shapes, keys and types ----
+
+TEST(TopologyParseTest, TopLevelMustBeAnObject) {
+  EXPECT_THAT(ErrorsOf("[]"), ElementsAre("t.json:1:1: (root): expected an object, got an array"));
+  EXPECT_THAT(ErrorsOf("{\"networks\": {}}"),
+              ElementsAre("t.json:1:14: /networks: expected an array, got an object"));
+}
+
+TEST(TopologyParseTest, UnknownKeysWithSuggestions) {
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"brigde\": \"b0\", \"stp\": {\"enabeld\": true},"
+                                  " \"colour\": 1, \"ports\": [{\"name\": \"p1\", \"prio\": 3}]")),
+              ElementsAre("t.json:2:3: /networks/0/brigde: unknown key \"brigde\"; did you mean "
+                          "\"bridge\"?",
+                          "t.json:2:27: /networks/0/stp/enabeld: unknown key \"enabeld\"; did you "
+                          "mean \"enabled\"?",
+                          "t.json:2:45: /networks/0/colour: unknown key \"colour\"",
+                          "t.json:2:83: /networks/0/ports/0/prio: unknown key \"prio\""));
+  EXPECT_THAT(ErrorsOf("{\"network\": []}"),
+              ElementsAre("t.json:1:2: /network: unknown key \"network\"; did you mean "
+                          "\"networks\"?"));
+}
+
+TEST(TopologyParseTest, WrongTypes) {
+  EXPECT_THAT(
+      ErrorsOf(OneNetwork("\"stp\": {\"enabled\": \"yes\", \"priority\": 4096.0, \"max_age\": "
+                          "\"20\"}, \"ports\": [{\"name\": 7, \"hairpin\": 1}], \"bridge\": null")),
+      ElementsAre("t.json:2:22: /networks/0/stp/enabled: expected a boolean, got a string",
+                  "t.json:2:41: /networks/0/stp/priority: expected an integer in 0..61440, got "
+                  "4096.0",
+                  "t.json:2:60: /networks/0/stp/max_age: expected an integer, got a string",
+                  "t.json:2:86: /networks/0/ports/0/name: expected a string, got an integer",
+                  "t.json:2:100: /networks/0/ports/0/hairpin: expected a boolean, got an integer",
+                  "t.json:2:115: /networks/0/bridge: expected a string, got null"));
+}
+
+TEST(TopologyParseTest, MissingRequiredKeys) {
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"ports\": [{\"kind\": \"tap\"}]}]}"),
+              ElementsAre("t.json:1:15: /networks/0: missing required key \"name\"",
+                          "t.json:1:26: /networks/0/ports/0: missing required key \"name\""));
+}
+
+// ---- Names ----
+
+TEST(TopologyParseTest, InterfaceNames) {
+  EXPECT_THAT(
+      ErrorsOf(OneNetwork("\"bridge\": \"a-very-long-bridge\", \"ports\": [\n"
+                          "{\"name\": \"eth0:1\"}, {\"name\": \"a b\"}, {\"name\": \"..\"},\n"
+                          "{\"name\": \"x/y\"}, {\"name\": \"tap%d\"}, {\"name\": \"\"}]")),
+      ElementsAre("t.json:2:13: /networks/0/bridge: invalid interface name "
+                  "\"a-very-long-bridge\": is 18 bytes long; the limit is 15",
+                  "t.json:3:10: /networks/0/ports/0/name: invalid interface name \"eth0:1\": "
+                  "must not contain ':'",
+                  "t.json:3:30: /networks/0/ports/1/name: invalid interface name \"a b\": must "
+                  "not contain whitespace",
+                  "t.json:3:47: /networks/0/ports/2/name: invalid interface name \"..\": must "
+                  "not be \".\" or \"..\"",
+                  "t.json:4:10: /networks/0/ports/3/name: invalid interface name \"x/y\": must "
+                  "not contain '/'",
+                  "t.json:4:27: /networks/0/ports/4/name: invalid interface name \"tap%d\": "
+                  "must not contain '%' (the kernel's name template character)",
+                  "t.json:4:46: /networks/0/ports/5/name: must not be empty"));
+}
+
+TEST(TopologyParseTest, DefaultBridgeNameMustFit) {
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"name\": \"twelve-chars\"}]}"),
+              ElementsAre("t.json:1:24: /networks/0/name: the default bridge name "
+                          "\"vfb-twelve-chars\" is longer than 15 bytes; set \"bridge\""));
+  EXPECT_TRUE(
+      ParseTopology("{\"networks\": [{\"name\": \"twelve-chars\", \"bridge\": \"br0\"}]}", "t.json")
+          .ok());
+}
+
+TEST(TopologyParseTest, NetworkAndVmNames) {
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"name\": \"-lab\"}, {\"name\": \"l@b\"}],\n"
+                       " \"vms\": [{\"name\": \"\", \"disk\": \"d\"}]}"),
+              ElementsAre("t.json:1:24: /networks/0/name: invalid network name \"-lab\": must "
+                          "start with a letter or a digit",
+                          "t.json:1:42: /networks/1/name: invalid network name \"l@b\": may hold "
+                          "only letters, digits, '-', '_' and '.'",
+                          "t.json:2:19: /vms/0/name: must not be empty"));
+}
+
+TEST(TopologyParseTest, DuplicateNamesInOneFile) {
+  EXPECT_THAT(
+      ErrorsOf(
+          "{\"networks\": [\n"
+          "{\"name\": \"a\", \"bridge\": \"br0\", \"ports\": [{\"name\": \"p1\"}]},\n"
+          "{\"name\": \"a\", \"bridge\": \"br0\", \"ports\": [{\"name\": \"p1\"},\n"
+          " {\"name\": \"up\", \"kind\": \"veth\", \"peer\": \"br0\"}, {\"name\": \"p2\", \"kind\":"
+          " \"veth\", \"peer\": \"up\"}]},\n"
+          "{\"name\": \"b\", \"ports\": [{\"name\": \"vfb-a\"}]}, {\"name\": \"a\"}]}"),
+      ElementsAre(
+          "t.json:3:10: /networks/1/name: duplicate network name \"a\" (first at t.json:2:10)",
+          "t.json:3:25: /networks/1/bridge: interface name \"br0\" is already used by the bridge "
+          "of network \"a\" (at t.json:2:25)",
+          "t.json:3:51: /networks/1/ports/0/name: interface name \"p1\" is already used by a tap "
+          "port of network \"a\" (at t.json:2:51)",
+          "t.json:4:41: /networks/1/ports/1/peer: interface name \"br0\" is already used by the "
+          "bridge of network \"a\" (at t.json:2:25)",
+          "t.json:4:88: /networks/1/ports/2/peer: interface name \"up\" is already used by a veth "
+          "port of network \"a\" (at t.json:4:11)",
+          "t.json:5:55: /networks/3/name: duplicate network name \"a\" (first at t.json:2:10)",
+          "t.json:5:55: /networks/3/name: the default bridge name \"vfb-a\" (from the network "
+          "name) is already used by a tap port of network \"b\" (at t.json:5:34)"));
+}
+
+// ---- VLANs ----
+
+TEST(TopologyParseTest, PortVlanChecks) {
+  const std::string head =
+      "{\"networks\": [{\"name\": \"v\", \"vlan\": {\"filtering\": true,"
+      " \"default_pvid\": 4095}, \"ports\": [\n";
+  EXPECT_THAT(
+      ErrorsOf(head +
+               "{\"name\": \"p0\", \"vlan\": {\"mode\": \"access\", \"pvid\": 0}},\n"
+               "{\"name\": \"p1\", \"vlan\": {\"mode\": \"access\"}},\n"
+               "{\"name\": \"p2\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"30-20\"}},\n"
+               "{\"name\": \"p3\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"5-\"}},\n"
+               "{\"name\": \"p4\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"a\"}},\n"
+               "{\"name\": \"p5\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"1,,2\"}},\n"
+               "{\"name\": \"p6\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"4095\"}},\n"
+               "{\"name\": \"p7\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"\"}},\n"
+               "{\"name\": \"p8\", \"vlan\": {\"mode\": \"trunk\", \"pvid\": 3}},\n"
+               "{\"name\": \"p9\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": [1, 0, \"2-x\"],"
+               " \"native_tagged\": true}},\n"
+               "{\"name\": \"pa\", \"vlan\": {\"mode\": \"access\", \"pvid\": 2, \"native\": 3}},\n"
+               "{\"name\": \"pb\", \"vlan\": {\"mode\": \"hybrid\"}}]}]}"),
+      ElementsAre(
+          "t.json:1:73: /networks/0/vlan/default_pvid: expected an integer in 1..4094, got 4095",
+          "t.json:2:51: /networks/0/ports/0/vlan/pvid: expected an integer in 1..4094, got 0",
+          "t.json:3:24: /networks/0/ports/1/vlan: missing required key \"pvid\"",
+          "t.json:4:53: /networks/0/ports/2/vlan/allowed: malformed VLAN list \"30-20\": range "
+          "\"30-20\" runs backwards (30 > 20)",
+          "t.json:5:53: /networks/0/ports/3/vlan/allowed: malformed VLAN list \"5-\": \"5-\" is "
+          "not a VLAN ID or a range LOW-HIGH",
+          "t.json:6:53: /networks/0/ports/4/vlan/allowed: malformed VLAN list \"a\": \"a\" is not "
+          "a VLAN ID or a range LOW-HIGH",
+          "t.json:7:53: /networks/0/ports/5/vlan/allowed: malformed VLAN list \"1,,2\": empty item "
+          "(two commas in a row, or a comma at an end)",
+          "t.json:8:53: /networks/0/ports/6/vlan/allowed: malformed VLAN list \"4095\": VLAN ID "
+          "4095 is outside 1..4094",
+          "t.json:9:53: /networks/0/ports/7/vlan/allowed: malformed VLAN list \"\": the VLAN list "
+          "is empty",
+          "t.json:10:24: /networks/0/ports/8/vlan: missing required key \"allowed\"",
+          "t.json:10:50: /networks/0/ports/8/vlan/pvid: \"pvid\" applies to access ports only; a "
+          "trunk's untagged VLAN is \"native\"",
+          "t.json:11:57: /networks/0/ports/9/vlan/allowed/1: expected an integer in 1..4094, got 0",
+          "t.json:11:60: /networks/0/ports/9/vlan/allowed/2: malformed VLAN list \"2-x\": \"2-x\" "
+          "is not a VLAN ID or a range LOW-HIGH",
+          "t.json:11:85: /networks/0/ports/9/vlan/native_tagged: \"native_tagged\" needs "
+          "\"native\"",
+          "t.json:12:64: /networks/0/ports/10/vlan/native: \"native\" applies to trunk ports only",
+          "t.json:13:33: /networks/0/ports/11/vlan/mode: unknown mode \"hybrid\"; expected "
+          "\"access\" or \"trunk\""));
+}
+
+TEST(TopologyParseTest, PortVlanNeedsFilteringOnKernelNetworks) {
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"name\": \"k\", \"ports\": [\n"
+                       "  {\"name\": \"p0\", \"vlan\": {\"mode\": \"access\", \"pvid\": 5}}]}]}"),
+              ElementsAre("t.json:2:26: /networks/0/ports/0/vlan: port VLAN settings need "
+                          "\"vlan\": {\"filtering\": true} on network \"k\""));
+}
+
+TEST(TopologyParseTest, VlanListHelpers) {
+  VlanBitmap vlans;
+  std::string error;
+  ASSERT_TRUE(ParseVlanList(" 1, 10 - 12,4094", &vlans, &error)) << error;
+  EXPECT_EQ(FormatVlanList(vlans), "1,10-12,4094");
+  EXPECT_EQ(vlans.count(), 5u);
+  for (const char* bad : {"0", "4095", "1-", "-1", "1-2-3", "x", "1,", ",1", "99999999", "+5"}) {
+    VlanBitmap ignored;
+    EXPECT_FALSE(ParseVlanList(bad, &ignored, &error)) << bad;
+    EXPECT_FALSE(error.empty());
+    EXPECT_EQ(ignored.count(), 0u) << bad;  // nothing is added on failure
+  }
+  EXPECT_EQ(FormatVlanList(VlanBitmap()), "");
+}
+
+TEST(TopologyParseTest, InterfaceNameHelper) {
+  EXPECT_EQ(InterfaceNameError("vfb-lab"), "");
+  EXPECT_EQ(InterfaceNameError("123456789012345"), "");
+  EXPECT_EQ(InterfaceNameError("1234567890123456"), "is 16 bytes long; the limit is 15");
+  EXPECT_EQ(InterfaceNameError("a\tb"), "must not contain whitespace");
+  EXPECT_EQ(InterfaceNameError("\xc3\xa9"), "must be printable ASCII");
+  EXPECT_EQ(InterfaceNameError("."), "must not be \".\" or \"..\"");
+}
+
+// ---- STP ----
+
+TEST(TopologyParseTest, StpRanges) {
+  EXPECT_THAT(
+      ErrorsOf(OneNetwork("\"stp\": {\"priority\": 1000, \"hello_time\": 0,\n"
+                          "\"forward_delay\": 31, \"max_age\": 5}, \"bridge\": \"b\"}, {\"name\": "
+                          "\"n2\", \"stp\": {\"priority\": 65536}")),
+      ElementsAre(
+          "t.json:2:23: /networks/0/stp/priority: bridge priority must be a multiple of "
+          "4096, got 1000 (nearest: 0 or 4096)",
+          "t.json:2:43: /networks/0/stp/hello_time: expected an integer in 1..10, got 0",
+          "t.json:3:18: /networks/0/stp/forward_delay: expected an integer in 4..30, got 31",
+          "t.json:3:33: /networks/0/stp/max_age: expected an integer in 6..40, got 5",
+          "t.json:3:88: /networks/1/stp/priority: expected an integer in 0..61440, got "
+          "65536"));
+}
+
+TEST(TopologyParseTest, StpTimerRelation) {
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"enabled\": true, \"hello_time\": 2, "
+                                  "\"forward_delay\": 4, \"max_age\": 20}")),
+              ElementsAre("t.json:2:10: /networks/0/stp: STP timers must satisfy "
+                          "2*(forward_delay-1) >= max_age >= 2*(hello_time+1) (802.1D-2004 17.14); "
+                          "got 2*(4-1) = 6, max_age = 20, 2*(2+1) = 6"));
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 10, \"max_age\": 20}")),
+              ElementsAre("t.json:2:10: /networks/0/stp: STP timers must satisfy "
+                          "2*(forward_delay-1) >= max_age >= 2*(hello_time+1) (802.1D-2004 17.14); "
+                          "got 2*(15-1) = 28, max_age = 20, 2*(10+1) = 22"));
+  // The boundaries themselves are fine.
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 2, \"forward_delay\": 4, "
+                                  "\"max_age\": 6}")),
+              IsEmpty());
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 1, \"forward_delay\": 30, "
+                                  "\"max_age\": 40, \"priority\": 0}")),
+              IsEmpty());
+}
+
+// ---- Ports ----
+
+TEST(TopologyParseTest, PortKindsAndKindSpecificFields) {
+  EXPECT_THAT(
+      ErrorsOf(
+          "{\"networks\": [{\"name\": \"k\", \"ports\": [\n"
+          "{\"name\": \"v0\", \"kind\": \"veth\"},\n"
+          "{\"name\": \"t0\", \"peer\": \"x\", \"peer_netns\": \"ns\"},\n"
+          "{\"name\": \"e0\", \"kind\": \"existing\", \"owner\": 0, \"vnet_hdr\": false},\n"
+          "{\"name\": \"u0\", \"kind\": \"vhost-user\"},\n"
+          "{\"name\": \"w0\", \"kind\": \"wire\"},\n"
+          "{\"name\": \"v1\", \"kind\": \"veth\", \"peer\": \"v1p\", \"peer_netns\": \"a/b\"},\n"
+          "{\"name\": \"t1\", \"owner\": \"no-such-user-xyz\", \"group\": -1,"
+          " \"cost\": 0, \"priority\": 64}]}]}"),
+      ElementsAre(
+          "t.json:2:1: /networks/0/ports/0: a veth port needs \"peer\" (the name of the other "
+          "end)",
+          "t.json:3:24: /networks/0/ports/1/peer: \"peer\" applies to veth ports only",
+          "t.json:3:43: /networks/0/ports/1/peer_netns: \"peer_netns\" applies to veth ports only",
+          "t.json:4:45: /networks/0/ports/2/owner: \"owner\" applies to tap ports only",
+          "t.json:4:60: /networks/0/ports/2/vnet_hdr: \"vnet_hdr\" applies to tap ports only",
+          "t.json:5:24: /networks/0/ports/3/kind: port kind \"vhost-user\" needs the userspace "
+          "datapath, which is not available yet",
+          "t.json:6:24: /networks/0/ports/4/kind: unknown kind \"wire\"; expected \"tap\", "
+          "\"veth\" or \"existing\"",
+          "t.json:7:61: /networks/0/ports/5/peer_netns: invalid network namespace name \"a/b\": "
+          "must not contain '/'",
+          "t.json:8:25: /networks/0/ports/6/owner: no user named \"no-such-user-xyz\" on this "
+          "host",
+          "t.json:8:54: /networks/0/ports/6/group: expected an integer in 0..4294967294, got -1",
+          "t.json:8:66: /networks/0/ports/6/cost: expected an integer in 1..65535, got 0",
+          "t.json:8:81: /networks/0/ports/6/priority: expected an integer in 0..63, got 64"));
+}
+
+TEST(TopologyParseTest, UserspaceDatapathIsRejectedClearly) {
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"f\", \"datapath\": \"userspace\"},\n"
+               " {\"name\": \"g\", \"datapath\": \"dpdk\", \"fdb\": {\"max_entries\": 10}}]}"),
+      ElementsAre("t.json:1:41: /networks/0/datapath: datapath \"userspace\" is not "
+                  "available yet; use \"kernel\"",
+                  "t.json:2:28: /networks/1/datapath: unknown datapath \"dpdk\"; expected "
+                  "\"kernel\" or \"userspace\"",
+                  "t.json:2:59: /networks/1/fdb/max_entries: \"max_entries\" applies to "
+                  "the userspace datapath only"));
+}
+
+// ---- FDB ----
+
+TEST(TopologyParseTest, StaticFdbEntries) {
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"k\", \"ports\": [{\"name\": \"p1\"}],\n"
+               "\"fdb\": {\"ageing_time\": 1000001, \"static\": [\n"
+               "{\"mac\": \"52:54:00:00:00:0\", \"port\": \"p1\"},\n"
+               "{\"mac\": \"01:00:5e:00:00:01\", \"port\": \"p1\"},\n"
+               "{\"mac\": \"ff:ff:ff:ff:ff:ff\", \"port\": \"p1\"},\n"
+               "{\"mac\": \"00:00:00:00:00:00\", \"port\": \"p1\"},\n"
+               "{\"mac\": \"52:54:00:00:00:01\", \"port\": \"p2\"},\n"
+               "{\"mac\": \"52:54:00:00:00:01\", \"port\": \"p1\"},\n"
+               "{\"mac\": \"52:54:00:00:00:02\", \"port\": \"p1\", \"vlan\": 5},\n"
+               "{\"port\": \"p1\", \"vlan\": 4095}]}}]}"),
+      ElementsAre(
+          "t.json:2:24: /networks/0/fdb/ageing_time: expected an integer in 0..1000000, got "
+          "1000001",
+          "t.json:3:9: /networks/0/fdb/static/0/mac: malformed MAC address \"52:54:00:00:00:0\"; "
+          "expected six colon-separated hex pairs like \"52:54:00:00:00:01\"",
+          "t.json:4:9: /networks/0/fdb/static/1/mac: a static FDB entry needs a unicast MAC "
+          "address; 01:00:5e:00:00:01 is multicast (the low bit of the first byte is set)",
+          "t.json:5:9: /networks/0/fdb/static/2/mac: a static FDB entry needs a unicast MAC "
+          "address; ff:ff:ff:ff:ff:ff is broadcast (the low bit of the first byte is set)",
+          "t.json:6:9: /networks/0/fdb/static/3/mac: a static FDB entry needs a unicast MAC "
+          "address; 00:00:00:00:00:00 is all-zero",
+          "t.json:7:38: /networks/0/fdb/static/4/port: no port named \"p2\" in network \"k\"; did "
+          "you mean \"p1\"?",
+          "t.json:8:9: /networks/0/fdb/static/5/mac: duplicate static FDB entry for "
+          "52:54:00:00:00:01 (first at t.json:7:9)",
+          "t.json:9:52: /networks/0/fdb/static/6/vlan: a static FDB entry with a VLAN needs "
+          "\"vlan\": {\"filtering\": true} on network \"k\"",
+          "t.json:10:1: /networks/0/fdb/static/7: missing required key \"mac\"",
+          "t.json:10:24: /networks/0/fdb/static/7/vlan: expected an integer in 0..4094, got "
+          "4095"));
+}
+
+// ---- VMs ----
+
+TEST(TopologyParseTest, VmChecks) {
+  EXPECT_THAT(
+      ErrorsOf(
+          "{\"networks\": [{\"name\": \"lab\", \"ports\": [{\"name\": \"up\", \"kind\": "
+          "\"veth\", \"peer\": \"up-p\"}]}],\n"
+          "\"vms\": [\n"
+          "{\"name\": \"a\", \"memory_mb\": 8, \"vcpus\": 65, \"accel\": \"hvf\"},\n"
+          "{\"name\": \"b\", \"kernel\": \"k\", \"disk\": \"d\", \"restart\": \"sometimes\"},\n"
+          "{\"name\": \"c\", \"disk\": \"d\", \"initrd\": \"i\", \"nics\": [{\"network\": "
+          "\"lba\"}]},\n"
+          "{\"name\": \"a-very-long-vm-name\", \"disk\": \"d\", \"nics\": [{\"network\": "
+          "\"lab\"}]},\n"
+          "{\"name\": \"e\", \"disk\": \"d\", \"nics\": [{\"network\": \"lab\", \"port\": "
+          "\"up\", \"mac\": \"33:33:00:00:00:01\"},\n"
+          "  {\"network\": \"lab\", \"port\": \"up-p\"}, {\"network\": \"lab\", \"port\": "
+          "\"c-eth0\"}]},\n"
+          "{\"name\": \"c\", \"disk\": \"d\", \"nics\": [{\"network\": \"lab\", \"mac\": "
+          "\"52:54:00:00:00:09\"}, {\"network\": \"lab\", \"mac\": \"52:54:00:00:00:09\"}]}"
+          "]}"),
+      ElementsAre(
+          "t.json:3:1: /vms/0: a VM needs \"kernel\" (direct boot) or \"disk\"",
+          "t.json:3:28: /vms/0/memory_mb: expected an integer in 16..1048576, got 8",
+          "t.json:3:40: /vms/0/vcpus: expected an integer in 1..64, got 65",
+          "t.json:3:53: /vms/0/accel: unknown accel \"hvf\"; expected \"auto\", \"kvm\" or "
+          "\"tcg\"",
+          "t.json:4:38: /vms/1/disk: \"kernel\" and \"disk\" exclude each other; give one",
+          "t.json:4:54: /vms/1/restart: unknown restart \"sometimes\"; expected \"no\", "
+          "\"on-failure\" or \"always\"",
+          "t.json:5:38: /vms/2/initrd: \"initrd\" needs \"kernel\"",
+          "t.json:5:64: /vms/2/nics/0/network: no network named \"lba\"; did you mean \"lab\"?",
+          "t.json:6:55: /vms/3/nics/0: the default port name \"a-very-long-vm-name-eth0\" is "
+          "longer than 15 bytes; set \"port\"",
+          "t.json:7:64: /vms/4/nics/0/port: port \"up\" is a veth port of network \"lab\" at "
+          "t.json:1:50; a VM NIC needs a tap port",
+          "t.json:7:77: /vms/4/nics/0/mac: a VM NIC needs a unicast MAC address; "
+          "33:33:00:00:00:01 is multicast (the low bit of the first byte is set)",
+          "t.json:8:30: /vms/4/nics/1/port: port \"up-p\" is already used by the veth peer of "
+          "port \"up\" (at t.json:1:80)",
+          "t.json:8:66: /vms/4/nics/2/port: port \"c-eth0\" is already used by NIC 0 of VM \"c\" "
+          "(at t.json:5:52)",
+          "t.json:9:10: /vms/5/name: duplicate VM name \"c\" (first at t.json:5:10)",
+          "t.json:9:37: /vms/5/nics/0: port \"c-eth0\" is already used by NIC 0 of VM \"c\" (at "
+          "t.json:5:52)",
+          "t.json:9:111: /vms/5/nics/1/mac: MAC address 52:54:00:00:00:09 is already used by NIC 0 "
+          "of VM \"c\" (at t.json:9:63)"));
+  EXPECT_THAT(ErrorsOf("{\"vms\": [{\"name\": \"x\"}]}"),
+              ElementsAre("t.json:1:10: /vms/0: a VM needs \"kernel\" (direct boot) or \"disk\""));
+}
+
+// Every error of a document comes out of one pass, in file order.
+TEST(TopologyParseTest, AllErrorsInOnePassInFileOrder) {
+  const std::string path = testing::SourceDir() + "/tests/unit/topology/data/bad_many.json";
+  LoadResult result = LoadTopology({path});
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : result.errors) {
+    lines.push_back(std::to_string(d.where.line) + ":" + std::to_string(d.where.column) + " " +
+                    d.where.pointer);
+    EXPECT_EQ(d.where.file, path);
+  }
+  EXPECT_THAT(lines,
+              ElementsAre("3:6 /networks/0/brigde", "4:26 /networks/0/stp/priority",
+                          "5:33 /networks/0/fdb/static/0/mac", "6:25 /networks/0/ports/0/name",
+                          "7:25 /networks/0/ports/1/name", "8:39 /networks/0/ports/2/vlan",
+                          "9:14 /networks/1/name",  // duplicate network name
+                          "9:14 /networks/1/name",  // its default bridge name "vfb-lab"
+                          "11:59 /vms/0/nics/0/network"));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.topology.networks, IsEmpty());  // no model when anything is wrong
+}
+
+}  // namespace
+}  // namespace vfabric::topology

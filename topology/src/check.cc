@@ -1,0 +1,266 @@
+// Pass 2 of loading: names and references across every file. See decode.h.
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "decode.h"
+
+namespace vfabric::topology::internal {
+namespace {
+
+std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// Orders sites as the files were given, then by position.
+struct SiteOrder {
+  size_t file_index;
+  int line;
+  int column;
+  friend bool operator<(const SiteOrder& a, const SiteOrder& b) {
+    return std::tie(a.file_index, a.line, a.column) < std::tie(b.file_index, b.line, b.column);
+  }
+};
+
+struct InterfaceSite {
+  std::string name;
+  SourceLocation where;
+  SiteOrder order;
+  std::string what;    // "the bridge of network \"lab\""
+  size_t network = 0;  // index into topology.networks
+  long port = -1;      // index into that network's ports, -1 for a bridge or a peer
+  bool defaulted = false;
+};
+
+// Reports the second and later occurrences of each name among `sites`.
+template <typename Site, typename Describe>
+void ReportDuplicates(std::vector<Site> sites, Describe describe, std::vector<Diagnostic>* errors,
+                      std::map<std::string, Site>* first_out = nullptr) {
+  std::stable_sort(sites.begin(), sites.end(),
+                   [](const Site& a, const Site& b) { return a.order < b.order; });
+  std::map<std::string, Site> first;
+  for (Site& site : sites) {
+    auto [it, inserted] = first.emplace(site.name, site);
+    if (!inserted) errors->push_back({site.where, describe(site, it->second)});
+  }
+  if (first_out) *first_out = std::move(first);
+}
+
+SiteOrder OrderOf(size_t file_index, const SourceLocation& where) {
+  return {file_index, where.line, where.column};
+}
+
+}  // namespace
+
+std::string LocationText(const SourceLocation& where) {
+  return where.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
+}
+
+std::string Suggest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  // Optimal string alignment distance: edits plus adjacent transpositions
+  // ("brigde" is one step from "bridge").
+  const auto distance = [](std::string_view a, std::string_view b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      for (size_t j = 1; j <= b.size(); ++j) {
+        const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+      }
+    }
+    return d[a.size()][b.size()];
+  };
+  if (word.size() > 64) return "";
+  std::string best;
+  size_t best_distance = 0;
+  for (std::string_view candidate : candidates) {
+    const size_t limit = std::min(word.size(), candidate.size()) <= 4 ? 1 : 2;
+    const size_t d = distance(word, candidate);
+    if (d <= limit && (best.empty() || d < best_distance)) {
+      best = std::string(candidate);
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+void CheckAcross(Decoded* decoded) {
+  Topology& topology = decoded->topology;
+  std::vector<Diagnostic>* errors = &decoded->errors;
+
+  // Network names.
+  struct NameSite {
+    std::string name;
+    SourceLocation where;
+    SiteOrder order;
+  };
+  std::vector<NameSite> network_names;
+  std::map<std::string, size_t> network_index;
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    if (network.name.empty()) continue;
+    network_names.push_back({network.name, sites.name, OrderOf(sites.file_index, sites.name)});
+  }
+  {
+    std::map<std::string, NameSite> first;
+    ReportDuplicates(
+        network_names,
+        [](const NameSite& site, const NameSite& first_site) {
+          return "duplicate network name " + Quoted(site.name) + " (first at " +
+                 LocationText(first_site.where) + ")";
+        },
+        errors, &first);
+    for (size_t n = 0; n < topology.networks.size(); ++n) {
+      const auto& name = topology.networks[n].name;
+      if (!name.empty()) network_index.emplace(name, n);  // the first network of that name
+    }
+  }
+
+  // VM names.
+  std::vector<NameSite> vm_names;
+  for (size_t v = 0; v < topology.vms.size(); ++v) {
+    const VmSites& sites = decoded->vms[v];
+    if (topology.vms[v].name.empty()) continue;
+    vm_names.push_back({topology.vms[v].name, sites.name, OrderOf(sites.file_index, sites.name)});
+  }
+  ReportDuplicates(
+      vm_names,
+      [](const NameSite& site, const NameSite& first_site) {
+        return "duplicate VM name " + Quoted(site.name) + " (first at " +
+               LocationText(first_site.where) + ")";
+      },
+      errors);
+
+  // Interface names: bridges, ports and veth peers share the host's namespace.
+  std::vector<InterfaceSite> interfaces;
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    if (!network.bridge.empty()) {
+      interfaces.push_back({network.bridge, sites.bridge, OrderOf(sites.file_index, sites.bridge),
+                            "the bridge of network " + Quoted(network.name), n, -1,
+                            sites.bridge_defaulted});
+    }
+    for (size_t p = 0; p < network.ports.size(); ++p) {
+      const PortConfig& port = network.ports[p];
+      const PortSites& port_sites = sites.ports[p];
+      if (!port.name.empty()) {
+        interfaces.push_back(
+            {port.name, port_sites.name, OrderOf(sites.file_index, port_sites.name),
+             "a " + std::string(ToString(port.kind)) + " port of network " + Quoted(network.name),
+             n, static_cast<long>(p), false});
+      }
+      if (!port.peer.empty()) {
+        interfaces.push_back({port.peer, port_sites.peer,
+                              OrderOf(sites.file_index, port_sites.peer),
+                              "the veth peer of port " + Quoted(port.name), n, -1, false});
+      }
+    }
+  }
+  std::map<std::string, InterfaceSite> interface_owner;
+  ReportDuplicates(
+      interfaces,
+      [](const InterfaceSite& site, const InterfaceSite& first_site) {
+        std::string message = site.defaulted
+                                  ? "the default bridge name " + Quoted(site.name) +
+                                        " (from the network name) is already used"
+                                  : "interface name " + Quoted(site.name) + " is already used";
+        return message + " by " + first_site.what + " (at " + LocationText(first_site.where) + ")";
+      },
+      errors, &interface_owner);
+
+  // Static FDB entries name a port of their own network.
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    std::vector<std::string_view> port_names;
+    for (const PortConfig& port : network.ports) port_names.push_back(port.name);
+    for (size_t e = 0; e < network.fdb.static_entries.size(); ++e) {
+      const StaticFdbEntry& entry = network.fdb.static_entries[e];
+      if (entry.port.empty()) continue;
+      if (std::find(port_names.begin(), port_names.end(), entry.port) != port_names.end()) {
+        continue;
+      }
+      std::string message =
+          "no port named " + Quoted(entry.port) + " in network " + Quoted(network.name);
+      const std::string suggestion = Suggest(entry.port, port_names);
+      if (!suggestion.empty()) message += "; did you mean " + Quoted(suggestion) + "?";
+      errors->push_back({sites.fdb_ports[e], std::move(message)});
+    }
+  }
+
+  // VM NICs: the network exists; the port is either a tap port declared in
+  // that network or a name no other interface uses; ports and MACs are unique.
+  std::vector<std::string_view> network_names_view;
+  for (const auto& [name, index] : network_index) network_names_view.push_back(name);
+  struct NicSite {
+    std::string name;
+    SourceLocation where;
+    SiteOrder order;
+    std::string what;
+  };
+  std::vector<NicSite> nic_ports;
+  std::vector<NicSite> nic_macs;
+  for (size_t v = 0; v < topology.vms.size(); ++v) {
+    const VmConfig& vm = topology.vms[v];
+    const VmSites& sites = decoded->vms[v];
+    for (size_t i = 0; i < vm.nics.size(); ++i) {
+      const NicConfig& nic = vm.nics[i];
+      const NicSites& nic_sites = sites.nics[i];
+      const std::string what = "NIC " + std::to_string(i) + " of VM " + Quoted(vm.name);
+      if (nic.mac) {
+        nic_macs.push_back(
+            {nic.mac->ToString(), nic_sites.mac, OrderOf(sites.file_index, nic_sites.mac), what});
+      }
+      auto network = network_index.end();
+      if (!nic.network.empty()) {
+        network = network_index.find(nic.network);
+        if (network == network_index.end()) {
+          std::string message = "no network named " + Quoted(nic.network);
+          const std::string suggestion = Suggest(nic.network, network_names_view);
+          if (!suggestion.empty()) message += "; did you mean " + Quoted(suggestion) + "?";
+          errors->push_back({nic_sites.network, std::move(message)});
+        }
+      }
+      if (nic.port.empty()) continue;
+      nic_ports.push_back(
+          {nic.port, nic_sites.port, OrderOf(sites.file_index, nic_sites.port), what});
+      auto owner = interface_owner.find(nic.port);
+      if (owner == interface_owner.end()) continue;
+      const InterfaceSite& site = owner->second;
+      const std::string name_text =
+          (nic_sites.port_defaulted ? "the default port name " : "port ") + Quoted(nic.port);
+      if (site.port >= 0 && network != network_index.end() && site.network == network->second) {
+        const PortConfig& port = topology.networks[site.network].ports[site.port];
+        if (port.kind != PortKind::kTap) {
+          errors->push_back({nic_sites.port, name_text + " is " + site.what + " at " +
+                                                 LocationText(site.where) +
+                                                 "; a VM NIC needs a tap port"});
+        }
+        continue;  // the NIC uses the tap its network declares
+      }
+      errors->push_back({nic_sites.port, name_text + " is already used by " + site.what + " (at " +
+                                             LocationText(site.where) + ")"});
+    }
+  }
+  ReportDuplicates(
+      nic_ports,
+      [](const NicSite& site, const NicSite& first_site) {
+        return "port " + Quoted(site.name) + " is already used by " + first_site.what + " (at " +
+               LocationText(first_site.where) + ")";
+      },
+      errors);
+  ReportDuplicates(
+      nic_macs,
+      [](const NicSite& site, const NicSite& first_site) {
+        return "MAC address " + site.name + " is already used by " + first_site.what + " (at " +
+               LocationText(first_site.where) + ")";
+      },
+      errors);
+}
+
+}  // namespace vfabric::topology::internal

@@ -1,0 +1,848 @@
+// Pass 1 of loading: one document -> model, with every local problem located.
+// See decode.h for the overall shape.
+
+#include "decode.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "json_reader.h"
+
+namespace vfabric::topology::internal {
+namespace {
+
+using nlohmann::json;
+
+// The userspace datapath lands in its own issue. Until then a network asking
+// for it is an error; flip this (and drop the check below) to enable it.
+constexpr bool kUserspaceDatapathAvailable = false;
+
+// 802.1D-2004 Table 17-1 (bridge) and the Linux bridge's accepted ranges
+// (ip link ... type bridge_slave: priority 0..63, cost 1..65535).
+constexpr uint64_t kMaxBridgePriority = 61440;
+constexpr uint64_t kBridgePriorityStep = 4096;
+constexpr uint64_t kMinHelloTime = 1, kMaxHelloTime = 10;
+constexpr uint64_t kMinForwardDelay = 4, kMaxForwardDelay = 30;
+constexpr uint64_t kMinMaxAge = 6, kMaxMaxAge = 40;
+constexpr uint64_t kMaxAgeingTime = 1000000;
+constexpr uint64_t kMaxPortPriority = 63;
+constexpr uint64_t kMinPortCost = 1, kMaxPortCost = 65535;
+constexpr uint64_t kMaxVlanId = 4094;
+constexpr uint64_t kMinMemoryMb = 16, kMaxMemoryMb = 1 << 20;
+constexpr uint64_t kMaxVcpus = 64;
+constexpr uint64_t kMaxFdbEntries = 1 << 24;
+constexpr uint64_t kMaxId = 4294967294;  // uid_t/gid_t without (uid_t)-1
+
+std::string Quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string TypeName(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number with a fraction or exponent";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "an unsupported value";
+  }
+}
+
+// Network and VM names: what netctl verbs and file names can carry safely.
+std::string ObjectNameError(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  if (name.size() > 64) return "is longer than 64 bytes";
+  const auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  };
+  for (char c : name) {
+    if (!ok(c)) return "may hold only letters, digits, '-', '_' and '.'";
+  }
+  if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+        (name[0] >= '0' && name[0] <= '9'))) {
+    return "must start with a letter or a digit";
+  }
+  return "";
+}
+
+// A named network namespace is a file in /run/netns.
+std::string NetnsNameError(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  if (name.size() > 255) return "is longer than 255 bytes";
+  if (name == "." || name == "..") return "must not be \".\" or \"..\"";
+  if (name.find('/') != std::string_view::npos) return "must not contain '/'";
+  return "";
+}
+
+class Decoder {
+ public:
+  Decoder(const JsonDocument& doc, std::string_view file, size_t file_index, Decoded* out)
+      : doc_(doc), file_(file), file_index_(file_index), out_(out) {}
+
+  void DecodeRoot() {
+    const json& root = doc_.value;
+    if (!ExpectObject(root, "", {"$schema", "networks", "vms"})) return;
+    if (const json* schema = Member(root, "$schema")) {
+      if (!schema->is_string()) TypeError(*schema, "/$schema", "a string");
+    }
+    if (const json* networks = Member(root, "networks")) {
+      if (ExpectArray(*networks, "/networks")) {
+        for (size_t i = 0; i < networks->size(); ++i) {
+          DecodeNetwork((*networks)[i], "/networks/" + std::to_string(i));
+        }
+      }
+    }
+    if (const json* vms = Member(root, "vms")) {
+      if (ExpectArray(*vms, "/vms")) {
+        for (size_t i = 0; i < vms->size(); ++i) {
+          DecodeVm((*vms)[i], "/vms/" + std::to_string(i));
+        }
+      }
+    }
+  }
+
+ private:
+  // ---- Locations and errors ----
+
+  SourceLocation At(const std::string& pointer) const {
+    SourceLocation where{std::string(file_), 1, 1, pointer};
+    if (auto it = doc_.values.find(pointer); it != doc_.values.end()) {
+      where.line = it->second.line;
+      where.column = it->second.column;
+    }
+    return where;
+  }
+  SourceLocation KeyAt(const std::string& pointer) const {
+    SourceLocation where = At(pointer);
+    if (auto it = doc_.keys.find(pointer); it != doc_.keys.end()) {
+      where.line = it->second.line;
+      where.column = it->second.column;
+    }
+    return where;
+  }
+  void Error(const std::string& pointer, std::string message) {
+    out_->errors.push_back({At(pointer), std::move(message)});
+  }
+  void ErrorAtKey(const std::string& pointer, std::string message) {
+    out_->errors.push_back({KeyAt(pointer), std::move(message)});
+  }
+  void TypeError(const json& value, const std::string& pointer, std::string_view expected) {
+    Error(pointer, "expected " + std::string(expected) + ", got " + TypeName(value));
+  }
+
+  static std::string Child(const std::string& pointer, std::string_view key) {
+    return pointer + "/" + EscapePointerToken(key);
+  }
+  static const json* Member(const json& object, std::string_view key) {
+    if (!object.is_object()) return nullptr;
+    auto it = object.find(std::string(key));
+    return it == object.end() ? nullptr : &*it;
+  }
+
+  // ---- Shapes ----
+
+  // Reports a non-object, and every key not in `known` (with a suggestion).
+  bool ExpectObject(const json& value, const std::string& pointer,
+                    std::vector<std::string_view> known) {
+    if (!value.is_object()) {
+      TypeError(value, pointer, "an object");
+      return false;
+    }
+    for (const auto& [key, member] : value.items()) {
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      std::string message = "unknown key " + Quote(key);
+      const std::string suggestion = Suggest(key, known);
+      if (!suggestion.empty()) message += "; did you mean " + Quote(suggestion) + "?";
+      ErrorAtKey(Child(pointer, key), std::move(message));
+    }
+    return true;
+  }
+
+  bool ExpectArray(const json& value, const std::string& pointer) {
+    if (!value.is_array()) {
+      TypeError(value, pointer, "an array");
+      return false;
+    }
+    return true;
+  }
+
+  bool Require(const json& object, const std::string& pointer, std::string_view key) {
+    if (Member(object, key)) return true;
+    Error(pointer, "missing required key " + Quote(key));
+    return false;
+  }
+
+  // ---- Scalars ----
+
+  std::optional<bool> GetBool(const json& object, const std::string& pointer,
+                              std::string_view key) {
+    const json* value = Member(object, key);
+    if (!value) return std::nullopt;
+    if (!value->is_boolean()) {
+      TypeError(*value, Child(pointer, key), "a boolean");
+      return std::nullopt;
+    }
+    return value->get<bool>();
+  }
+
+  // An integer lo..hi found at `pointer` itself.
+  std::optional<uint64_t> IntegerAt(const json& value, const std::string& pointer, uint64_t lo,
+                                    uint64_t hi) {
+    const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+    if (!value.is_number_integer()) {
+      if (value.is_number_float()) {
+        Error(pointer, "expected an integer in " + range + ", got " + value.dump());
+      } else {
+        TypeError(value, pointer, "an integer");
+      }
+      return std::nullopt;
+    }
+    if (value.is_number_unsigned()) {
+      const uint64_t number = value.get<uint64_t>();
+      if (number >= lo && number <= hi) return number;
+    }
+    Error(pointer, "expected an integer in " + range + ", got " + value.dump());
+    return std::nullopt;
+  }
+
+  std::optional<uint64_t> GetInteger(const json& object, const std::string& pointer,
+                                     std::string_view key, uint64_t lo, uint64_t hi) {
+    const json* value = Member(object, key);
+    if (!value) return std::nullopt;
+    return IntegerAt(*value, Child(pointer, key), lo, hi);
+  }
+
+  std::optional<std::string> GetString(const json& object, const std::string& pointer,
+                                       std::string_view key) {
+    const json* value = Member(object, key);
+    if (!value) return std::nullopt;
+    if (!value->is_string()) {
+      TypeError(*value, Child(pointer, key), "a string");
+      return std::nullopt;
+    }
+    std::string text = value->get<std::string>();
+    if (text.empty()) {
+      Error(Child(pointer, key), "must not be empty");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  // Returns the index of the value among `names`.
+  std::optional<size_t> GetEnum(const json& object, const std::string& pointer,
+                                std::string_view key, const std::vector<std::string_view>& names) {
+    const json* value = Member(object, key);
+    if (!value) return std::nullopt;
+    if (!value->is_string()) {
+      TypeError(*value, Child(pointer, key), "a string");
+      return std::nullopt;
+    }
+    const std::string text = value->get<std::string>();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == text) return i;
+    }
+    std::string message = "unknown " + std::string(key) + " " + Quote(text) + "; expected ";
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (i > 0) message += i + 1 == names.size() ? " or " : ", ";
+      message += Quote(names[i]);
+    }
+    Error(Child(pointer, key), std::move(message));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> GetInterfaceName(const json& object, const std::string& pointer,
+                                              std::string_view key) {
+    std::optional<std::string> name = GetString(object, pointer, key);
+    if (!name) return std::nullopt;
+    const std::string why = InterfaceNameError(*name);
+    if (!why.empty()) {
+      Error(Child(pointer, key), "invalid interface name " + Quote(*name) + ": " + why);
+    }
+    return name;  // kept even when invalid, so names still resolve
+  }
+
+  std::optional<std::string> GetObjectName(const json& object, const std::string& pointer,
+                                           std::string_view what) {
+    std::optional<std::string> name = GetString(object, pointer, "name");
+    if (!name) return std::nullopt;
+    const std::string why = ObjectNameError(*name);
+    if (!why.empty()) {
+      Error(Child(pointer, "name"),
+            "invalid " + std::string(what) + " name " + Quote(*name) + ": " + why);
+    }
+    return name;
+  }
+
+  std::optional<MacAddress> GetMac(const json& object, const std::string& pointer,
+                                   std::string_view key, std::string_view what) {
+    std::optional<std::string> text = GetString(object, pointer, key);
+    if (!text) return std::nullopt;
+    const std::string at = Child(pointer, key);
+    std::optional<MacAddress> mac = MacAddress::Parse(*text);
+    if (!mac) {
+      Error(at, "malformed MAC address " + Quote(*text) +
+                    "; expected six colon-separated hex pairs like \"52:54:00:00:00:01\"");
+      return std::nullopt;
+    }
+    if (mac->IsZero()) {
+      Error(at, std::string(what) + " needs a unicast MAC address; " + mac->ToString() +
+                    " is all-zero");
+      return std::nullopt;
+    }
+    if (mac->IsMulticast()) {
+      Error(at, std::string(what) + " needs a unicast MAC address; " + mac->ToString() + " is " +
+                    (mac->IsBroadcast() ? "broadcast" : "multicast") +
+                    " (the low bit of the first byte is set)");
+      return std::nullopt;
+    }
+    return mac;
+  }
+
+  // A uid/gid as a number or a name resolved on this host.
+  std::optional<uint32_t> GetOwner(const json& object, const std::string& pointer,
+                                   std::string_view key, bool group) {
+    const json* value = Member(object, key);
+    if (!value) return std::nullopt;
+    const std::string at = Child(pointer, key);
+    if (value->is_number()) {
+      std::optional<uint64_t> id = IntegerAt(*value, at, 0, kMaxId);
+      if (!id) return std::nullopt;
+      return static_cast<uint32_t>(*id);
+    }
+    if (!value->is_string()) {
+      TypeError(*value, at, group ? "a group name or gid" : "a user name or uid");
+      return std::nullopt;
+    }
+    const std::string name = value->get<std::string>();
+    std::vector<char> buffer(16384);
+    int rc = 0;
+    if (group) {
+      struct group entry {};
+      struct group* found = nullptr;
+      rc = getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+      if (rc == 0 && found) return static_cast<uint32_t>(found->gr_gid);
+    } else {
+      struct passwd entry {};
+      struct passwd* found = nullptr;
+      rc = getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+      if (rc == 0 && found) return static_cast<uint32_t>(found->pw_uid);
+    }
+    std::string message =
+        std::string("no ") + (group ? "group" : "user") + " named " + Quote(name) + " on this host";
+    if (rc != 0) message += " (lookup failed: error " + std::to_string(rc) + ")";
+    Error(at, std::move(message));
+    return std::nullopt;
+  }
+
+  // Reports `key` in `object` as not applying here.
+  void RejectIfPresent(const json& object, const std::string& pointer, std::string_view key,
+                       const std::string& why) {
+    if (Member(object, key)) Error(Child(pointer, key), Quote(key) + " " + why);
+  }
+
+  // ---- Networks ----
+
+  void DecodeNetwork(const json& value, const std::string& pointer) {
+    NetworkConfig network;
+    NetworkSites sites;
+    sites.file_index = file_index_;
+    network.where = At(pointer);
+    if (!ExpectObject(value, pointer,
+                      {"name", "datapath", "bridge", "stp", "vlan", "fdb", "ports"})) {
+      return;
+    }
+    if (Require(value, pointer, "name")) {
+      if (auto name = GetObjectName(value, pointer, "network")) {
+        network.name = *name;
+        sites.name = At(Child(pointer, "name"));
+      }
+    }
+    if (auto datapath = GetEnum(value, pointer, "datapath", {"kernel", "userspace"})) {
+      network.datapath = *datapath == 0 ? Datapath::kKernel : Datapath::kUserspace;
+      if (network.datapath == Datapath::kUserspace && !kUserspaceDatapathAvailable) {
+        Error(Child(pointer, "datapath"),
+              "datapath \"userspace\" is not available yet; use \"kernel\"");
+      }
+    }
+    if (Member(value, "bridge")) {
+      if (auto bridge = GetInterfaceName(value, pointer, "bridge")) {
+        network.bridge = *bridge;
+        sites.bridge = At(Child(pointer, "bridge"));
+      }
+    } else if (!network.name.empty() && ObjectNameError(network.name).empty()) {
+      const std::string bridge = "vfb-" + network.name;
+      if (bridge.size() > kMaxInterfaceNameLength) {
+        Error(Child(pointer, "name"), "the default bridge name " + Quote(bridge) +
+                                          " is longer than 15 bytes; set \"bridge\"");
+      } else {
+        network.bridge = bridge;
+        sites.bridge = sites.name;
+        sites.bridge_defaulted = true;
+      }
+    }
+    if (const json* stp = Member(value, "stp"))
+      DecodeStp(*stp, Child(pointer, "stp"), &network.stp);
+    if (const json* vlan = Member(value, "vlan")) {
+      DecodeBridgeVlan(*vlan, Child(pointer, "vlan"), &network.vlan);
+    }
+    // Ports before the FDB: nothing in the FDB depends on them here (references
+    // are checked across files), but keep the model's order natural.
+    if (const json* ports = Member(value, "ports")) {
+      const std::string at = Child(pointer, "ports");
+      if (ExpectArray(*ports, at)) {
+        for (size_t i = 0; i < ports->size(); ++i) {
+          PortSites port_sites;
+          network.ports.push_back(
+              DecodePort((*ports)[i], at + "/" + std::to_string(i), network, &port_sites));
+          sites.ports.push_back(port_sites);
+        }
+      }
+    }
+    if (const json* fdb = Member(value, "fdb")) {
+      DecodeFdb(*fdb, Child(pointer, "fdb"), &network, &sites);
+    }
+    out_->topology.networks.push_back(std::move(network));
+    out_->networks.push_back(std::move(sites));
+  }
+
+  void DecodeStp(const json& value, const std::string& pointer, StpConfig* stp) {
+    if (!ExpectObject(value, pointer,
+                      {"enabled", "priority", "hello_time", "forward_delay", "max_age"})) {
+      return;
+    }
+    if (auto enabled = GetBool(value, pointer, "enabled")) stp->enabled = *enabled;
+    if (auto priority = GetInteger(value, pointer, "priority", 0, kMaxBridgePriority)) {
+      if (*priority % kBridgePriorityStep != 0) {
+        const uint64_t lower = *priority / kBridgePriorityStep * kBridgePriorityStep;
+        Error(Child(pointer, "priority"), "bridge priority must be a multiple of 4096, got " +
+                                              std::to_string(*priority) +
+                                              " (nearest: " + std::to_string(lower) + " or " +
+                                              std::to_string(lower + kBridgePriorityStep) + ")");
+      } else {
+        stp->priority = static_cast<uint32_t>(*priority);
+      }
+    }
+    bool timers_ok = true;
+    const auto timer = [&](std::string_view key, uint64_t lo, uint64_t hi, uint32_t* out) {
+      if (!Member(value, key)) return;
+      if (auto seconds = GetInteger(value, pointer, key, lo, hi)) {
+        *out = static_cast<uint32_t>(*seconds);
+      } else {
+        timers_ok = false;
+      }
+    };
+    timer("hello_time", kMinHelloTime, kMaxHelloTime, &stp->hello_time);
+    timer("forward_delay", kMinForwardDelay, kMaxForwardDelay, &stp->forward_delay);
+    timer("max_age", kMinMaxAge, kMaxMaxAge, &stp->max_age);
+    if (!timers_ok) return;
+    // 802.1D-2004 17.14: 2 * (Forward Delay - 1) >= Max Age >= 2 * (Hello Time + 1).
+    const uint32_t upper = 2 * (stp->forward_delay - 1);
+    const uint32_t lower = 2 * (stp->hello_time + 1);
+    if (stp->max_age > upper || stp->max_age < lower) {
+      Error(pointer,
+            "STP timers must satisfy 2*(forward_delay-1) >= max_age >= "
+            "2*(hello_time+1) (802.1D-2004 17.14); got 2*(" +
+                std::to_string(stp->forward_delay) + "-1) = " + std::to_string(upper) +
+                ", max_age = " + std::to_string(stp->max_age) + ", 2*(" +
+                std::to_string(stp->hello_time) + "+1) = " + std::to_string(lower));
+    }
+  }
+
+  void DecodeBridgeVlan(const json& value, const std::string& pointer, BridgeVlanConfig* vlan) {
+    if (!ExpectObject(value, pointer, {"filtering", "default_pvid"})) return;
+    if (auto filtering = GetBool(value, pointer, "filtering")) vlan->filtering = *filtering;
+    if (auto pvid = GetInteger(value, pointer, "default_pvid", 1, kMaxVlanId)) {
+      vlan->default_pvid = static_cast<uint16_t>(*pvid);
+    }
+  }
+
+  void DecodeFdb(const json& value, const std::string& pointer, NetworkConfig* network,
+                 NetworkSites* sites) {
+    FdbConfig* fdb = &network->fdb;
+    if (!ExpectObject(value, pointer, {"ageing_time", "static", "max_entries", "max_per_port"})) {
+      return;
+    }
+    if (auto ageing = GetInteger(value, pointer, "ageing_time", 0, kMaxAgeingTime)) {
+      fdb->ageing_time = static_cast<uint32_t>(*ageing);
+    }
+    for (std::string_view key : {"max_entries", "max_per_port"}) {
+      if (!Member(value, key)) continue;
+      auto limit = GetInteger(value, pointer, key, 1, kMaxFdbEntries);
+      if (!limit) continue;
+      if (network->datapath == Datapath::kKernel) {
+        Error(Child(pointer, key), Quote(key) + " applies to the userspace datapath only");
+      } else {
+        (key == "max_entries" ? fdb->max_entries : fdb->max_per_port) =
+            static_cast<uint32_t>(*limit);
+      }
+    }
+    const json* entries = Member(value, "static");
+    if (!entries) return;
+    const std::string list = Child(pointer, "static");
+    if (!ExpectArray(*entries, list)) return;
+    std::vector<std::pair<std::pair<MacAddress, uint16_t>, SourceLocation>> seen;
+    for (size_t i = 0; i < entries->size(); ++i) {
+      const json& entry = (*entries)[i];
+      const std::string at = list + "/" + std::to_string(i);
+      if (!ExpectObject(entry, at, {"mac", "port", "vlan"})) continue;
+      StaticFdbEntry out;
+      out.where = At(at);
+      bool complete = true;
+      if (Require(entry, at, "mac")) {
+        if (auto mac = GetMac(entry, at, "mac", "a static FDB entry")) {
+          out.mac = *mac;
+        } else {
+          complete = false;
+        }
+      } else {
+        complete = false;
+      }
+      SourceLocation port_site;
+      if (Require(entry, at, "port")) {
+        if (auto port = GetString(entry, at, "port")) {
+          out.port = *port;
+          port_site = At(Child(at, "port"));
+        }
+      }
+      if (auto vlan = GetInteger(entry, at, "vlan", 0, kMaxVlanId)) {
+        out.vlan = static_cast<uint16_t>(*vlan);
+        if (out.vlan != 0 && network->datapath == Datapath::kKernel && !network->vlan.filtering) {
+          Error(Child(at, "vlan"),
+                "a static FDB entry with a VLAN needs \"vlan\": {\"filtering\": true} on network " +
+                    Quote(network->name));
+        }
+      } else if (Member(entry, "vlan")) {
+        complete = false;
+      }
+      if (complete) {
+        const auto key = std::make_pair(out.mac, out.vlan);
+        auto first = std::find_if(seen.begin(), seen.end(),
+                                  [&](const auto& item) { return item.first == key; });
+        if (first != seen.end()) {
+          Error(Child(at, "mac"), "duplicate static FDB entry for " + out.mac.ToString() +
+                                      (out.vlan ? " vlan " + std::to_string(out.vlan) : "") +
+                                      " (first at " + LocationText(first->second) + ")");
+        } else {
+          seen.emplace_back(key, At(Child(at, "mac")));
+        }
+      }
+      fdb->static_entries.push_back(std::move(out));
+      sites->fdb_ports.push_back(port_site);
+    }
+  }
+
+  PortConfig DecodePort(const json& value, const std::string& pointer, const NetworkConfig& network,
+                        PortSites* sites) {
+    PortConfig port;
+    port.where = At(pointer);
+    if (!ExpectObject(value, pointer,
+                      {"name", "kind", "peer", "peer_netns", "vlan", "cost", "priority", "learning",
+                       "flood", "hairpin", "isolated", "bpdu_guard", "root_block", "owner", "group",
+                       "multi_queue", "vnet_hdr"})) {
+      return port;
+    }
+    if (Require(value, pointer, "name")) {
+      if (auto name = GetInterfaceName(value, pointer, "name")) {
+        port.name = *name;
+        sites->name = At(Child(pointer, "name"));
+      }
+    }
+    bool kind_known = true;
+    if (const json* kind = Member(value, "kind");
+        kind && kind->is_string() && kind->get<std::string>() == "vhost-user") {
+      Error(Child(pointer, "kind"),
+            "port kind \"vhost-user\" needs the userspace datapath, which is not available yet");
+      kind_known = false;
+    } else if (Member(value, "kind")) {
+      if (auto kind_index = GetEnum(value, pointer, "kind", {"tap", "veth", "existing"})) {
+        port.kind = static_cast<PortKind>(*kind_index);
+      } else {
+        kind_known = false;
+      }
+    }
+    if (kind_known) {
+      if (port.kind == PortKind::kVeth) {
+        if (Member(value, "peer")) {
+          if (auto peer = GetInterfaceName(value, pointer, "peer")) {
+            port.peer = *peer;
+            sites->peer = At(Child(pointer, "peer"));
+          }
+        } else {
+          Error(pointer, "a veth port needs \"peer\" (the name of the other end)");
+        }
+        if (auto netns = GetString(value, pointer, "peer_netns")) {
+          const std::string why = NetnsNameError(*netns);
+          if (why.empty()) {
+            port.peer_netns = *netns;
+          } else {
+            Error(Child(pointer, "peer_netns"),
+                  "invalid network namespace name " + Quote(*netns) + ": " + why);
+          }
+        }
+      } else {
+        const std::string why = "applies to veth ports only";
+        RejectIfPresent(value, pointer, "peer", why);
+        RejectIfPresent(value, pointer, "peer_netns", why);
+      }
+      if (port.kind == PortKind::kTap) {
+        port.owner = GetOwner(value, pointer, "owner", false);
+        port.group = GetOwner(value, pointer, "group", true);
+        if (auto multi_queue = GetBool(value, pointer, "multi_queue")) {
+          port.multi_queue = *multi_queue;
+        }
+        if (auto vnet_hdr = GetBool(value, pointer, "vnet_hdr")) port.vnet_hdr = *vnet_hdr;
+      } else {
+        const std::string why = "applies to tap ports only";
+        for (std::string_view key : {"owner", "group", "multi_queue", "vnet_hdr"}) {
+          RejectIfPresent(value, pointer, key, why);
+        }
+      }
+    }
+    if (auto cost = GetInteger(value, pointer, "cost", kMinPortCost, kMaxPortCost)) {
+      port.cost = static_cast<uint32_t>(*cost);
+    }
+    if (auto priority = GetInteger(value, pointer, "priority", 0, kMaxPortPriority)) {
+      port.priority = static_cast<uint32_t>(*priority);
+    }
+    port.learning = GetBool(value, pointer, "learning");
+    port.flood = GetBool(value, pointer, "flood");
+    port.hairpin = GetBool(value, pointer, "hairpin");
+    port.isolated = GetBool(value, pointer, "isolated");
+    port.bpdu_guard = GetBool(value, pointer, "bpdu_guard");
+    port.root_block = GetBool(value, pointer, "root_block");
+    if (const json* vlan = Member(value, "vlan")) {
+      const std::string at = Child(pointer, "vlan");
+      if (DecodePortVlan(*vlan, at, &port.vlan) && network.datapath == Datapath::kKernel &&
+          !network.vlan.filtering) {
+        Error(at, "port VLAN settings need \"vlan\": {\"filtering\": true} on network " +
+                      Quote(network.name));
+      }
+    }
+    return port;
+  }
+
+  // Returns true when `value` was a well-formed port VLAN object.
+  bool DecodePortVlan(const json& value, const std::string& pointer, PortVlanConfig* vlan) {
+    if (!ExpectObject(value, pointer, {"mode", "pvid", "allowed", "native", "native_tagged"})) {
+      return false;
+    }
+    const size_t errors_before = out_->errors.size();
+    if (!Require(value, pointer, "mode")) return false;
+    auto mode = GetEnum(value, pointer, "mode", {"access", "trunk"});
+    if (!mode) return false;
+    if (*mode == 0) {
+      vlan->mode = VlanMode::kAccess;
+      if (Require(value, pointer, "pvid")) {
+        if (auto pvid = GetInteger(value, pointer, "pvid", 1, kMaxVlanId)) {
+          vlan->pvid = static_cast<uint16_t>(*pvid);
+        }
+      }
+      for (std::string_view key : {"allowed", "native", "native_tagged"}) {
+        RejectIfPresent(value, pointer, key, "applies to trunk ports only");
+      }
+    } else {
+      vlan->mode = VlanMode::kTrunk;
+      RejectIfPresent(value, pointer, "pvid",
+                      "applies to access ports only; a trunk's untagged VLAN is \"native\"");
+      if (Require(value, pointer, "allowed")) {
+        DecodeAllowed(*Member(value, "allowed"), Child(pointer, "allowed"), &vlan->allowed);
+      }
+      if (auto native = GetInteger(value, pointer, "native", 1, kMaxVlanId)) {
+        vlan->native = static_cast<uint16_t>(*native);
+      }
+      if (auto tagged = GetBool(value, pointer, "native_tagged")) {
+        vlan->native_tagged = *tagged;
+        if (!Member(value, "native")) {
+          Error(Child(pointer, "native_tagged"), "\"native_tagged\" needs \"native\"");
+        }
+      }
+    }
+    return out_->errors.size() == errors_before;
+  }
+
+  // "allowed": "10,20-30", or an array of VLAN IDs and list strings.
+  void DecodeAllowed(const json& value, const std::string& pointer, VlanBitmap* allowed) {
+    std::string why;
+    if (value.is_string()) {
+      const std::string text = value.get<std::string>();
+      if (!ParseVlanList(text, allowed, &why)) {
+        Error(pointer, "malformed VLAN list " + Quote(text) + ": " + why);
+      }
+      return;
+    }
+    if (!value.is_array()) {
+      TypeError(value, pointer, "a VLAN list string like \"10,20-30\" or an array");
+      return;
+    }
+    if (value.empty()) {
+      Error(pointer, "the VLAN list is empty");
+      return;
+    }
+    for (size_t i = 0; i < value.size(); ++i) {
+      const json& item = value[i];
+      const std::string at = pointer + "/" + std::to_string(i);
+      if (item.is_string()) {
+        const std::string text = item.get<std::string>();
+        if (!ParseVlanList(text, allowed, &why)) {
+          Error(at, "malformed VLAN list " + Quote(text) + ": " + why);
+        }
+      } else if (item.is_number()) {
+        if (auto id = IntegerAt(item, at, 1, kMaxVlanId)) allowed->set(*id);
+      } else {
+        TypeError(item, at, "a VLAN ID or a VLAN list string");
+      }
+    }
+  }
+
+  // ---- VMs ----
+
+  void DecodeVm(const json& value, const std::string& pointer) {
+    VmConfig vm;
+    VmSites sites;
+    sites.file_index = file_index_;
+    vm.where = At(pointer);
+    if (!ExpectObject(value, pointer,
+                      {"name", "memory_mb", "vcpus", "accel", "kernel", "initrd", "cmdline", "disk",
+                       "restart", "nics"})) {
+      return;
+    }
+    bool name_ok = false;
+    if (Require(value, pointer, "name")) {
+      if (auto name = GetObjectName(value, pointer, "VM")) {
+        vm.name = *name;
+        sites.name = At(Child(pointer, "name"));
+        name_ok = ObjectNameError(*name).empty();
+      }
+    }
+    if (auto memory = GetInteger(value, pointer, "memory_mb", kMinMemoryMb, kMaxMemoryMb)) {
+      vm.memory_mb = static_cast<uint32_t>(*memory);
+    }
+    if (auto vcpus = GetInteger(value, pointer, "vcpus", 1, kMaxVcpus)) {
+      vm.vcpus = static_cast<uint32_t>(*vcpus);
+    }
+    static const std::vector<std::string_view> kAccels = {"auto", "kvm", "tcg"};
+    if (auto accel = GetEnum(value, pointer, "accel", kAccels)) vm.accel = kAccels[*accel];
+    static const std::vector<std::string_view> kRestarts = {"no", "on-failure", "always"};
+    if (auto restart = GetEnum(value, pointer, "restart", kRestarts)) {
+      vm.restart = kRestarts[*restart];
+    }
+    if (auto kernel = GetString(value, pointer, "kernel")) vm.kernel = *kernel;
+    if (auto initrd = GetString(value, pointer, "initrd")) vm.initrd = *initrd;
+    if (auto cmdline = GetString(value, pointer, "cmdline")) vm.cmdline = *cmdline;
+    if (auto disk = GetString(value, pointer, "disk")) vm.disk = *disk;
+    const bool has_kernel = Member(value, "kernel") != nullptr;
+    const bool has_disk = Member(value, "disk") != nullptr;
+    if (has_kernel && has_disk) {
+      Error(Child(pointer, "disk"), "\"kernel\" and \"disk\" exclude each other; give one");
+    } else if (!has_kernel && !has_disk) {
+      Error(pointer, "a VM needs \"kernel\" (direct boot) or \"disk\"");
+    }
+    if (!has_kernel) {
+      RejectIfPresent(value, pointer, "initrd", "needs \"kernel\"");
+      RejectIfPresent(value, pointer, "cmdline", "needs \"kernel\"");
+    }
+    if (const json* nics = Member(value, "nics")) {
+      const std::string list = Child(pointer, "nics");
+      if (ExpectArray(*nics, list)) {
+        for (size_t i = 0; i < nics->size(); ++i) {
+          NicConfig nic;
+          NicSites nic_sites;
+          DecodeNic((*nics)[i], list + "/" + std::to_string(i), name_ok ? vm.name : "", i, &nic,
+                    &nic_sites);
+          vm.nics.push_back(std::move(nic));
+          sites.nics.push_back(std::move(nic_sites));
+        }
+      }
+    }
+    out_->topology.vms.push_back(std::move(vm));
+    out_->vms.push_back(std::move(sites));
+  }
+
+  void DecodeNic(const json& value, const std::string& pointer, const std::string& vm_name,
+                 size_t index, NicConfig* nic, NicSites* sites) {
+    nic->where = At(pointer);
+    if (!ExpectObject(value, pointer, {"network", "mac", "port"})) return;
+    if (Require(value, pointer, "network")) {
+      if (auto network = GetString(value, pointer, "network")) {
+        nic->network = *network;
+        sites->network = At(Child(pointer, "network"));
+      }
+    }
+    if (Member(value, "mac")) {
+      nic->mac = GetMac(value, pointer, "mac", "a VM NIC");
+      if (nic->mac) sites->mac = At(Child(pointer, "mac"));
+    }
+    if (Member(value, "port")) {
+      if (auto port = GetInterfaceName(value, pointer, "port")) {
+        nic->port = *port;
+        sites->port = At(Child(pointer, "port"));
+      }
+    } else if (!vm_name.empty()) {
+      const std::string port = vm_name + "-eth" + std::to_string(index);
+      if (port.size() > kMaxInterfaceNameLength) {
+        Error(pointer,
+              "the default port name " + Quote(port) + " is longer than 15 bytes; set \"port\"");
+      } else {
+        nic->port = port;
+        sites->port = At(pointer);
+        sites->port_defaulted = true;
+      }
+    }
+  }
+
+  const JsonDocument& doc_;
+  std::string_view file_;
+  size_t file_index_;
+  Decoded* out_;
+};
+
+}  // namespace
+
+void DecodeDocument(std::string_view text, std::string_view file_name, size_t file_index,
+                    Decoded* out) {
+  const JsonDocument doc = ReadJson(text);
+  for (const JsonError& error : doc.errors) {
+    out->errors.push_back(
+        {{std::string(file_name), error.at.line, error.at.column, error.pointer}, error.message});
+  }
+  if (!doc.complete) return;
+  Decoder(doc, file_name, file_index, out).DecodeRoot();
+}
+
+}  // namespace vfabric::topology::internal
