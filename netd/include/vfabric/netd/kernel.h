@@ -22,7 +22,9 @@
 
 namespace vfabric::netd {
 
-// IFLA_BR_* settings netd manages.
+// IFLA_BR_* settings netd manages. The kernel keeps the timers in jiffies,
+// so a value that is no whole number of jiffies reads back rounded down
+// (HZ=250: an odd number of centiseconds reads back one less).
 struct BridgeSettings {
   bool stp_enabled = false;        // IFLA_BR_STP_STATE
   uint32_t priority = 32768;       // IFLA_BR_PRIORITY
@@ -43,8 +45,8 @@ struct BridgePortSettings {
   std::optional<bool> flood;           // IFLA_BRPORT_UNICAST_FLOOD
   std::optional<bool> hairpin;         // IFLA_BRPORT_MODE
   std::optional<bool> isolated;        // IFLA_BRPORT_ISOLATED
-  std::optional<bool> bpdu_guard;      // IFLA_BRPORT_PROTECT
-  std::optional<bool> root_block;      // IFLA_BRPORT_GUARD
+  std::optional<bool> bpdu_guard;      // IFLA_BRPORT_GUARD (iproute2 "guard")
+  std::optional<bool> root_block;      // IFLA_BRPORT_PROTECT (iproute2 "root_block")
   friend bool operator==(const BridgePortSettings&, const BridgePortSettings&) = default;
 };
 
@@ -106,8 +108,8 @@ struct FdbEntry {
   int bridge_ifindex = 0;
   MacAddress mac;
   uint16_t vlan = 0;         // 0: none
-  bool is_static = false;    // NUD_NOARP|NUD_PERMANENT
-  bool is_local = false;     // the bridge's own address (NUD_PERMANENT, no NOARP)
+  bool is_static = false;    // NUD_NOARP (iproute2 "static")
+  bool is_local = false;     // a bridge's or port's own address (NUD_PERMANENT)
   friend bool operator==(const FdbEntry&, const FdbEntry&) = default;
 };
 
@@ -158,7 +160,10 @@ class Kernel {
   // Moves a link into the named network namespace (/run/netns/NAME).
   virtual Status MoveToNetns(const std::string& name, const std::string& netns) = 0;
 
-  // Static FDB entries (NUD_NOARP|NUD_PERMANENT, NTF_MASTER) on `port`.
+  // Static FDB entries (NUD_NOARP, NTF_MASTER: iproute2's "master static") on
+  // `port`. Not NUD_PERMANENT: the bridge would take such an address as its
+  // own (local) and deliver frames to it up the stack instead of to `port`.
+  // Adding an existing entry updates it (NLM_F_REPLACE).
   virtual Status AddStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) = 0;
   virtual Status DeleteStaticFdb(const std::string& port, const MacAddress& mac,
                                  uint16_t vlan) = 0;

@@ -1,0 +1,468 @@
+// The real Kernel: rtnetlink requests in the caller's network namespace.
+//
+// Who builds which message (all are sent by nl::NlSocket over libmnl, which
+// keeps the kernel's errno and extended-ack text; see nl_socket.h):
+//   libnl-route  RTM_NEWLINK veth (rtnl_link_veth_alloc + build_add_request),
+//                RTM_NEWLINK changes: IFLA_IFALIAS, ifi_flags IFF_UP,
+//                IFLA_MASTER, IFLA_NET_NS_FD (rtnl_link_build_change_request),
+//                RTM_DELLINK (rtnl_link_build_delete_request),
+//                RTM_NEWNEIGH / RTM_DELNEIGH AF_BRIDGE (rtnl_neigh_build_*).
+//   libmnl       RTM_NEWLINK bridge with IFLA_INFO_DATA IFLA_BR_* (libnl 3.7
+//                has no API for STP/timer settings), RTM_SETLINK AF_BRIDGE
+//                IFLA_PROTINFO (brport settings: libnl lacks ISOLATED and has
+//                set-only flag semantics), RTM_SETLINK/RTM_DELLINK AF_BRIDGE
+//                IFLA_AF_SPEC (port VLANs), and every dump (RTM_GETLINK
+//                AF_UNSPEC, AF_BRIDGE+RTEXT_FILTER_BRVLAN; RTM_GETNEIGH
+//                AF_BRIDGE), parsed in netlink_parse.cc: libnl parses neither
+//                IFLA_TUN_* nor the bridge's IFLA_BR_* read-only ids.
+//   ioctl        taps (nl_tap.h).
+//
+// VLAN attributes: a kernel without CONFIG_BRIDGE_VLAN_FILTERING refuses
+// IFLA_BR_VLAN_FILTERING even as 0 (EOPNOTSUPP), which would fail the whole
+// request. CreateBridge sends the VLAN attributes only when the settings ask
+// for something other than the kernel's defaults (filtering on, or a default
+// pvid other than 1). SetBridgeSettings always sends them (it may have to turn
+// filtering off) and, if the kernel says EOPNOTSUPP while the settings are
+// the defaults, repeats the request without them.
+#include <net/if.h>  // before the linux headers libnl pulls in
+#include <errno.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_bridge.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <netlink/addr.h>
+#include <netlink/errno.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "nl_parse.h"
+#include "nl_socket.h"
+#include "nl_tap.h"
+#include "vfabric/netd/kernel.h"
+
+namespace vfabric::netd {
+namespace {
+
+using nl::MessageBuffer;
+using nl::NlMsgPtr;
+using nl::NlObjectPtr;
+using nl::NlSocket;
+
+Result<int> IfIndex(const std::string& name, const std::string& what) {
+  if (name.empty() || name.size() >= IFNAMSIZ) return nl::ErrorStatus(what, ENODEV);
+  unsigned index = ::if_nametoindex(name.c_str());
+  if (index == 0) return nl::ErrorStatus(what, errno == 0 ? ENODEV : errno);
+  return static_cast<int>(index);
+}
+
+Status LibnlError(const std::string& what, int error) {
+  return Status::Error(what + ": libnl: " + nl_geterror(error), EINVAL);
+}
+
+ifinfomsg* PutIfinfo(nlmsghdr* header, uint8_t family, int ifindex) {
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(header, sizeof(ifinfomsg)));
+  ifi->ifi_family = family;
+  ifi->ifi_index = ifindex;
+  return ifi;
+}
+
+void PutBridgeData(nlmsghdr* header, const BridgeSettings& s, bool with_vlan) {
+  nlattr* linkinfo = mnl_attr_nest_start(header, IFLA_LINKINFO);
+  mnl_attr_put_strz(header, IFLA_INFO_KIND, "bridge");
+  nlattr* data = mnl_attr_nest_start(header, IFLA_INFO_DATA);
+  // The kernel applies these in its own order (timers, STP, priority) and
+  // range-checks the timers against the STP state it ends with.
+  mnl_attr_put_u32(header, IFLA_BR_FORWARD_DELAY, s.forward_delay_cs);
+  mnl_attr_put_u32(header, IFLA_BR_HELLO_TIME, s.hello_time_cs);
+  mnl_attr_put_u32(header, IFLA_BR_MAX_AGE, s.max_age_cs);
+  mnl_attr_put_u32(header, IFLA_BR_AGEING_TIME, s.ageing_time_cs);
+  mnl_attr_put_u32(header, IFLA_BR_STP_STATE, s.stp_enabled ? 1 : 0);
+  mnl_attr_put_u16(header, IFLA_BR_PRIORITY, static_cast<uint16_t>(s.priority));
+  if (with_vlan) {
+    mnl_attr_put_u8(header, IFLA_BR_VLAN_FILTERING, s.vlan_filtering ? 1 : 0);
+    mnl_attr_put_u16(header, IFLA_BR_VLAN_DEFAULT_PVID, s.default_pvid);
+  }
+  mnl_attr_nest_end(header, data);
+  mnl_attr_nest_end(header, linkinfo);
+}
+
+bool VlanSettingsAreDefault(const BridgeSettings& s) {
+  return !s.vlan_filtering && s.default_pvid == 1;
+}
+
+std::string RandomHex4() {
+  std::random_device device;
+  char text[8];
+  std::snprintf(text, sizeof text, "%04x", static_cast<unsigned>(device() & 0xffff));
+  return text;
+}
+
+class NetlinkKernel final : public Kernel {
+ public:
+  explicit NetlinkKernel(NlSocket socket) : socket_(std::move(socket)) {}
+
+  Result<std::vector<LinkInfo>> ListLinks() override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
+    PutIfinfo(header, AF_UNSPEC, 0);
+    std::vector<LinkInfo> links;
+    nl::DumpCallback callback = [&links](const nlmsghdr* message) {
+      LinkInfo link;
+      if (nl::ParseLink(message, &link)) links.push_back(std::move(link));
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(socket_.Dump(header, "list links", callback));
+    return links;
+  }
+
+  Result<std::vector<FdbEntry>> ListFdb() override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETNEIGH, 0);
+    auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(ndmsg)));
+    ndm->ndm_family = AF_BRIDGE;
+    std::vector<FdbEntry> entries;
+    nl::DumpCallback callback = [&entries](const nlmsghdr* message) {
+      if (auto entry = nl::ParseFdb(message)) entries.push_back(*entry);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(socket_.Dump(header, "list fdb", callback));
+    return entries;
+  }
+
+  Result<std::vector<PortVlanEntry>> ListPortVlans() override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
+    PutIfinfo(header, AF_BRIDGE, 0);
+    mnl_attr_put_u32(header, IFLA_EXT_MASK, RTEXT_FILTER_BRVLAN);
+    std::vector<PortVlanEntry> vlans;
+    nl::DumpCallback callback = [&vlans](const nlmsghdr* message) {
+      nl::ParsePortVlans(message, &vlans);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(socket_.Dump(header, "list port vlans", callback));
+    return vlans;
+  }
+
+  Result<KernelFeatures> ProbeFeatures() override {
+    KernelFeatures features;
+    features.tun = ::access("/dev/net/tun", R_OK | W_OK) == 0;
+    if (features.tun) {
+      int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+      features.tun = fd >= 0;
+      if (fd >= 0) ::close(fd);
+    }
+    const std::string probe = "vfprobe-" + RandomHex4();
+    // veth: a pair, deleted again (deleting one end takes both).
+    if (CreateVeth(probe, probe + "p", "").ok()) {
+      features.veth = true;
+      (void)DeleteLink(probe);
+    }
+    BridgeSettings settings;
+    Status created = CreateBridge(probe, settings, "");
+    if (!created.ok()) {
+      features.bridge_vlan_filtering_reason = "bridges unsupported: " + created.message();
+      return features;
+    }
+    features.bridge = true;
+    settings.vlan_filtering = true;
+    Status filtering = SetBridgeSettingsOnce(probe, settings, /*with_vlan=*/true,
+                                             "IFLA_BR_VLAN_FILTERING=1 on a bridge");
+    if (!filtering.ok()) {
+      features.bridge_vlan_filtering_reason = filtering.message();
+      if (filtering.error_number() == EOPNOTSUPP)
+        features.bridge_vlan_filtering_reason += " (kernel without CONFIG_BRIDGE_VLAN_FILTERING)";
+    } else {
+      // Accepted; believe it only if it reads back.
+      auto links = ListLinks();
+      bool on = false;
+      if (links.ok()) {
+        for (const LinkInfo& link : *links)
+          if (link.name == probe && link.bridge) on = link.bridge->settings.vlan_filtering;
+      }
+      features.bridge_vlan_filtering = on;
+      if (!on) {
+        features.bridge_vlan_filtering_reason =
+            links.ok() ? "IFLA_BR_VLAN_FILTERING=1 accepted but reads back as 0"
+                       : links.status().message();
+      }
+    }
+    (void)DeleteLink(probe);
+    return features;
+  }
+
+  Status CreateBridge(const std::string& name, const BridgeSettings& settings,
+                      const std::string& alias) override {
+    const std::string what = "create bridge " + name;
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    PutIfinfo(header, AF_UNSPEC, 0);
+    mnl_attr_put_strz(header, IFLA_IFNAME, name.c_str());
+    PutBridgeData(header, settings, !VlanSettingsAreDefault(settings));
+    VF_RETURN_IF_ERROR(socket_.Transact(header, what));
+    return AliasOrUndo(name, alias, what);
+  }
+
+  Status SetBridgeSettings(const std::string& name, const BridgeSettings& settings) override {
+    const std::string what = "set bridge settings " + name;
+    Status status = SetBridgeSettingsOnce(name, settings, /*with_vlan=*/true, what);
+    if (status.error_number() == EOPNOTSUPP && VlanSettingsAreDefault(settings))
+      status = SetBridgeSettingsOnce(name, settings, /*with_vlan=*/false, what);
+    return status;
+  }
+
+  Status CreateTap(const std::string& name, const TapSettings& settings,
+                   const std::string& alias) override {
+    VF_RETURN_IF_ERROR(nl::CreatePersistentTap(name, settings));
+    return AliasOrUndo(name, alias, "create tap " + name);
+  }
+
+  Status CreateVeth(const std::string& name, const std::string& peer,
+                    const std::string& alias) override {
+    const std::string what = "create veth " + name + " peer " + peer;
+    NlObjectPtr<rtnl_link> link(rtnl_link_veth_alloc());
+    if (!link) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_name(link.get(), name.c_str());
+    {
+      NlObjectPtr<rtnl_link> peer_link(rtnl_link_veth_get_peer(link.get()));
+      rtnl_link_set_name(peer_link.get(), peer.c_str());
+    }
+    nl_msg* raw = nullptr;
+    int error = rtnl_link_build_add_request(link.get(), NLM_F_CREATE | NLM_F_EXCL, &raw);
+    if (error < 0) return LibnlError(what, error);
+    NlMsgPtr msg(raw);
+    VF_RETURN_IF_ERROR(socket_.Transact(msg.get(), what));
+    VF_RETURN_IF_ERROR(AliasOrUndo(name, alias, what));
+    return AliasOrUndo(peer, alias, what, /*undo_name=*/name);
+  }
+
+  Status DeleteLink(const std::string& name) override {
+    const std::string what = "delete link " + name;
+    NlObjectPtr<rtnl_link> link(rtnl_link_alloc());
+    if (!link) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_name(link.get(), name.c_str());
+    nl_msg* raw = nullptr;
+    int error = rtnl_link_build_delete_request(link.get(), &raw);
+    if (error < 0) return LibnlError(what, error);
+    NlMsgPtr msg(raw);
+    Status status = socket_.Transact(msg.get(), what);
+    if (status.error_number() == EOPNOTSUPP) {
+      // Kernels before 4.x refused RTM_DELLINK on tun devices: unpersist instead.
+      Status cleared = nl::ClearTapPersist(name, /*multi_queue=*/false);
+      if (cleared.error_number() == EINVAL) cleared = nl::ClearTapPersist(name, true);
+      if (cleared.ok()) return Status::Ok();
+    }
+    return status;
+  }
+
+  Status SetAlias(const std::string& name, const std::string& alias) override {
+    const std::string what = "set alias " + name;
+    NlObjectPtr<rtnl_link> changes(rtnl_link_alloc());
+    if (!changes) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_ifalias(changes.get(), alias.c_str());
+    return Change(name, changes.get(), what);
+  }
+
+  Status SetLinkUp(const std::string& name, bool up) override {
+    const std::string what = std::string("set link ") + (up ? "up " : "down ") + name;
+    NlObjectPtr<rtnl_link> changes(rtnl_link_alloc());
+    if (!changes) return Status::Error(what + ": out of memory", ENOMEM);
+    if (up) {
+      rtnl_link_set_flags(changes.get(), IFF_UP);
+    } else {
+      rtnl_link_unset_flags(changes.get(), IFF_UP);
+    }
+    return Change(name, changes.get(), what);
+  }
+
+  Status SetMaster(const std::string& name, const std::string& bridge) override {
+    const std::string what =
+        bridge.empty() ? "set nomaster " + name : "set master " + name + " -> " + bridge;
+    int master = 0;
+    if (!bridge.empty()) {
+      auto index = IfIndex(bridge, what);
+      if (!index.ok()) return index.status();
+      master = *index;
+    }
+    NlObjectPtr<rtnl_link> changes(rtnl_link_alloc());
+    if (!changes) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_master(changes.get(), master);
+    return Change(name, changes.get(), what);
+  }
+
+  Status SetBridgePortSettings(const std::string& name,
+                               const BridgePortSettings& s) override {
+    const std::string what = "set bridge port settings " + name;
+    if (s == BridgePortSettings{}) return Status::Ok();
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_SETLINK, 0);
+    PutIfinfo(header, AF_BRIDGE, *index);
+    nlattr* protinfo = mnl_attr_nest_start(header, IFLA_PROTINFO);  // sets NLA_F_NESTED
+    if (s.cost) mnl_attr_put_u32(header, IFLA_BRPORT_COST, *s.cost);
+    if (s.priority) mnl_attr_put_u16(header, IFLA_BRPORT_PRIORITY, static_cast<uint16_t>(*s.priority));
+    auto put_flag = [header](uint16_t type, const std::optional<bool>& value) {
+      if (value) mnl_attr_put_u8(header, type, *value ? 1 : 0);
+    };
+    put_flag(IFLA_BRPORT_LEARNING, s.learning);
+    put_flag(IFLA_BRPORT_UNICAST_FLOOD, s.flood);
+    put_flag(IFLA_BRPORT_MODE, s.hairpin);
+    put_flag(IFLA_BRPORT_ISOLATED, s.isolated);
+    put_flag(IFLA_BRPORT_GUARD, s.bpdu_guard);
+    put_flag(IFLA_BRPORT_PROTECT, s.root_block);
+    mnl_attr_nest_end(header, protinfo);
+    return socket_.Transact(header, what);
+  }
+
+  Status MoveToNetns(const std::string& name, const std::string& netns) override {
+    const std::string what = "move " + name + " to netns " + netns;
+    if (netns.empty() || netns.find('/') != std::string::npos || netns == "." || netns == "..")
+      return Status::Error(what + ": Invalid argument (bad namespace name)", EINVAL);
+    const std::string path = "/run/netns/" + netns;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Status::FromErrno(what + ": open " + path, errno);
+    NlObjectPtr<rtnl_link> changes(rtnl_link_alloc());
+    if (!changes) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_ns_fd(changes.get(), fd.get());
+    return Change(name, changes.get(), what);
+  }
+
+  Status AddStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) override {
+    return Fdb(true, port, mac, vlan);
+  }
+
+  Status DeleteStaticFdb(const std::string& port, const MacAddress& mac,
+                         uint16_t vlan) override {
+    return Fdb(false, port, mac, vlan);
+  }
+
+  Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) override {
+    uint16_t flags = 0;
+    if (pvid) flags |= BRIDGE_VLAN_INFO_PVID;
+    if (untagged) flags |= BRIDGE_VLAN_INFO_UNTAGGED;
+    return PortVlan(RTM_SETLINK, "add vlan " + std::to_string(vid) + " on " + port, port, vid,
+                    flags);
+  }
+
+  Status DeletePortVlan(const std::string& port, uint16_t vid) override {
+    return PortVlan(RTM_DELLINK, "delete vlan " + std::to_string(vid) + " on " + port, port,
+                    vid, 0);
+  }
+
+ private:
+  Status SetBridgeSettingsOnce(const std::string& name, const BridgeSettings& settings,
+                               bool with_vlan, const std::string& what) {
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_NEWLINK, 0);
+    PutIfinfo(header, AF_UNSPEC, *index);
+    PutBridgeData(header, settings, with_vlan);
+    return socket_.Transact(header, what);
+  }
+
+  // Sets the alias of a link just created; on failure deletes `undo_name`
+  // (default: `name`) so the create leaves nothing half-made.
+  Status AliasOrUndo(const std::string& name, const std::string& alias, const std::string& what,
+                     const std::string& undo_name = "") {
+    if (alias.empty()) return Status::Ok();
+    Status status = SetAlias(name, alias);
+    if (status.ok()) return status;
+    (void)DeleteLink(undo_name.empty() ? name : undo_name);
+    return status.WithContext(what);
+  }
+
+  // An RTM_NEWLINK change (libnl-built) of link `name`.
+  Status Change(const std::string& name, rtnl_link* changes, const std::string& what) {
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    NlObjectPtr<rtnl_link> orig(rtnl_link_alloc());
+    if (!orig) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_link_set_ifindex(orig.get(), *index);
+    nl_msg* raw = nullptr;
+    int error = rtnl_link_build_change_request(orig.get(), changes, 0, &raw);
+    if (error < 0) return LibnlError(what, error);
+    NlMsgPtr msg(raw);
+    return socket_.Transact(msg.get(), what);
+  }
+
+  Status Fdb(bool add, const std::string& port, const MacAddress& mac, uint16_t vlan) {
+    std::string what = std::string(add ? "add" : "delete") + " static fdb " + mac.ToString();
+    if (vlan != 0) what += " vlan " + std::to_string(vlan);
+    what += " on " + port;
+    auto index = IfIndex(port, what);
+    if (!index.ok()) return index.status();
+    NlObjectPtr<rtnl_neigh> neigh(rtnl_neigh_alloc());
+    if (!neigh) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_neigh_set_family(neigh.get(), AF_BRIDGE);
+    rtnl_neigh_set_ifindex(neigh.get(), *index);
+    nl_addr* lladdr = nl_addr_build(AF_LLC, mac.bytes.data(), mac.bytes.size());
+    if (lladdr == nullptr) return Status::Error(what + ": out of memory", ENOMEM);
+    rtnl_neigh_set_lladdr(neigh.get(), lladdr);
+    nl_addr_put(lladdr);
+    // iproute2's "static": NUD_NOARP alone. NUD_PERMANENT would make the
+    // bridge treat the address as its own (local: delivered up, not forwarded).
+    rtnl_neigh_set_state(neigh.get(), NUD_NOARP);
+    rtnl_neigh_set_flags(neigh.get(), NTF_MASTER);
+    if (vlan != 0) rtnl_neigh_set_vlan(neigh.get(), vlan);
+    nl_msg* raw = nullptr;
+    int error = add ? rtnl_neigh_build_add_request(neigh.get(), NLM_F_CREATE | NLM_F_REPLACE, &raw)
+                    : rtnl_neigh_build_delete_request(neigh.get(), 0, &raw);
+    if (error < 0) return LibnlError(what, error);
+    NlMsgPtr msg(raw);
+    return socket_.Transact(msg.get(), what);
+  }
+
+  Status PortVlan(uint16_t type, const std::string& what, const std::string& port, uint16_t vid,
+                  uint16_t flags) {
+    if (vid == 0 || vid >= 4095)
+      return Status::Error(what + ": Invalid argument (vid must be 1-4094)", EINVAL);
+    auto index = IfIndex(port, what);
+    if (!index.ok()) return index.status();
+    // The bridge's own VLANs ("self") need BRIDGE_FLAGS_SELF.
+    bool is_bridge = false;
+    {
+      MessageBuffer buffer;
+      nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
+      PutIfinfo(header, AF_UNSPEC, *index);
+      nl::DumpCallback callback = [&is_bridge](const nlmsghdr* message) {
+        LinkInfo link;
+        if (nl::ParseLink(message, &link)) is_bridge = link.kind == "bridge";
+        return Status::Ok();
+      };
+      VF_RETURN_IF_ERROR(socket_.Transact(header, what, &callback));
+    }
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(type, 0);
+    PutIfinfo(header, AF_BRIDGE, *index);
+    nlattr* spec = mnl_attr_nest_start(header, IFLA_AF_SPEC);
+    if (is_bridge) mnl_attr_put_u16(header, IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF);
+    bridge_vlan_info info{};
+    info.flags = flags;
+    info.vid = vid;
+    mnl_attr_put(header, IFLA_BRIDGE_VLAN_INFO, sizeof info, &info);
+    mnl_attr_nest_end(header, spec);
+    return socket_.Transact(header, what);
+  }
+
+  NlSocket socket_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Kernel>> NewNetlinkKernel() {
+  auto socket = NlSocket::Open();
+  if (!socket.ok()) return socket.status();
+  return std::unique_ptr<Kernel>(std::make_unique<NetlinkKernel>(std::move(*socket)));
+}
+
+}  // namespace vfabric::netd

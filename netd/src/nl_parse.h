@@ -1,0 +1,33 @@
+// Parsing of rtnetlink replies into the kernel seam's types, with libmnl.
+// Every attribute's length is checked before it is read; a malformed or
+// unexpected attribute is ignored, never read past.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "vfabric/netd/kernel.h"
+
+namespace vfabric::netd::nl {
+
+// An RTM_NEWLINK message (AF_UNSPEC dump): ifinfomsg, IFLA_*, and from
+// IFLA_LINKINFO the bridge (IFLA_BR_*), tun (IFLA_TUN_*) and bridge port
+// (IFLA_INFO_SLAVE_DATA: IFLA_BRPORT_*) details. False if not a link message.
+bool ParseLink(const nlmsghdr* header, LinkInfo* link);
+
+// An RTM_NEWNEIGH message of an AF_BRIDGE dump. Only entries a bridge owns
+// (NDA_MASTER present) are returned; a device's own address lists
+// ("self" entries) are not.
+std::optional<FdbEntry> ParseFdb(const nlmsghdr* header);
+
+// An RTM_NEWLINK message of an AF_BRIDGE dump with RTEXT_FILTER_BRVLAN:
+// appends its IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO entries (ranges expanded).
+void ParsePortVlans(const nlmsghdr* header, std::vector<PortVlanEntry>* out);
+
+// struct ifla_bridge_id {prio[2], addr[6]} -> prio << 48 | mac.
+uint64_t PackBridgeId(const void* ifla_bridge_id);
+
+}  // namespace vfabric::netd::nl
