@@ -335,7 +335,16 @@ std::string FormatNetworkShow(const json& result) {
   Table ports = PortTable(/*with_network=*/false);
   for (const auto& port : Array(network, "ports")) AddPortRow(ports, port, false);
 
+  // netd's own additions: what reconciling would still do, and why it cannot.
+  const json* error = Get(network, "error");
+  if (error != nullptr) block.Add("error", ValueText(*error));
+
   std::string out = block.ToString();
+  const json& pending = Array(network, "pending");
+  if (!pending.empty()) {
+    out += "\nPending changes:\n";
+    for (const auto& item : pending) out += "  " + ValueText(item) + "\n";
+  }
   out += "\nPorts:\n";
   out += ports.ToString();
   out += "\nStatic FDB:\n";

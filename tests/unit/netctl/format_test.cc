@@ -119,6 +119,40 @@ TEST(FormatTest, NetworkShow) {
             "52:54:00:00:00:01  10    vm1-eth0  static\n");
 }
 
+TEST(FormatTest, NetworkShowWithPendingChangesAndAnError) {
+  json network = {{"name", "lab"}, {"ports", json::array()}, {"static_fdb", json::array()},
+                  {"pending", {"create bridge vfb-lab", "attach vm1-eth0 to vfb-lab"}},
+                  {"error", "bridge VLAN filtering is not supported"}};
+  EXPECT_EQ(FormatNetworkShow({{"network", network}}),
+            "name:            lab\n"
+            "datapath:        -\n"
+            "bridge:          -\n"
+            "state:           -\n"
+            "ifindex:         -\n"
+            "mac:             -\n"
+            "admin:           -\n"
+            "ports up:        -/0\n"
+            "stp:             -\n"
+            "priority:        -\n"
+            "hello time:      -\n"
+            "forward delay:   -\n"
+            "max age:         -\n"
+            "ageing time:     -\n"
+            "vlan filtering:  -\n"
+            "default pvid:    -\n"
+            "error:           bridge VLAN filtering is not supported\n"
+            "\n"
+            "Pending changes:\n"
+            "  create bridge vfb-lab\n"
+            "  attach vm1-eth0 to vfb-lab\n"
+            "\n"
+            "Ports:\n"
+            "PORT  KIND  STATE  STP-STATE  COST  PRIO  FLAGS  VLAN\n"
+            "\n"
+            "Static FDB:\n"
+            "MAC  VLAN  PORT  FLAGS\n");
+}
+
 TEST(FormatTest, StpShowToleratesAbsentAndExtraFields) {
   json stp = {{"enabled", true}, {"bridge_id", "1000.525400000001"},
               {"root_id", "1000.525400000001"}, {"root_port", nullptr}, {"root_path_cost", 0},

@@ -78,8 +78,8 @@ TEST(ValidateTest, AnErrorPrintsFileLineColumnPointerAndExitsOne) {
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.out, "");
-  EXPECT_EQ(result.err.rfind(file + ":3:33: /networks/0/datapath: ", 0), 0u) << result.err;
-  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_EQ(result.err, file + ":3:33: /networks/0/datapath: unknown datapath \"kernal\"; "
+                                "expected \"kernel\" or \"userspace\"\n");
 }
 
 TEST(ValidateTest, EveryErrorAcrossFilesIsPrinted) {
@@ -97,10 +97,14 @@ TEST(ValidateTest, EveryErrorAcrossFilesIsPrinted) {
   CommandResult result = RunNetctl({"validate", first, second});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.out, "");
-  EXPECT_NE(result.err.find(second + ":3:14: /networks/0/name: "), std::string::npos)
-      << result.err;
-  EXPECT_NE(result.err.find(second + ":3:75: /networks/0/ports/0/cost: "), std::string::npos)
-      << result.err;
+  std::string lab = first + ":3:14";  // where a.json names "lab"
+  EXPECT_EQ(result.err,
+            second + ":3:14: /networks/0/name: duplicate network name \"lab\" (first at " + lab +
+                ")\n" + second +
+                ":3:14: /networks/0/name: the default bridge name \"vfb-lab\" (from the network "
+                "name) is already used by the bridge of network \"lab\" (at " + first +
+                ":3:53)\n" +
+                second + ":3:75: /networks/0/ports/0/cost: expected an integer, got a string\n");
 }
 
 TEST(ValidateTest, SyntaxErrorIsLocated) {
@@ -109,7 +113,8 @@ TEST(ValidateTest, SyntaxErrorIsLocated) {
   WriteFile(file, "{\n  \"networks\": [\n    {\"name\": \"lab\",}\n  ]\n}\n");
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.err.rfind(file + ":3:", 0), 0u) << result.err;
+  EXPECT_EQ(result.err, file + ":3:20: /networks/0: expected a string key (trailing commas are "
+                                "not allowed)\n");
 }
 
 TEST(ValidateTest, AMissingFileIsAnError) {
@@ -117,7 +122,7 @@ TEST(ValidateTest, AMissingFileIsAnError) {
   std::string file = dir.Join("absent.json");
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.err.rfind(file, 0), 0u) << result.err;
+  EXPECT_EQ(result.err, file + ": cannot open: No such file or directory\n");
 }
 
 TEST(ValidateTest, UsageErrorExitsTwo) {

@@ -39,7 +39,8 @@ class Table {
 
 // network.list: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP
 std::string FormatNetworkList(const nlohmann::json& result);
-// network.show: a key/value block, then "Ports:" (the port table without the
+// network.show: a key/value block, then "Pending changes:" (only when netd
+// reports drift still to repair), "Ports:" (the port table without the
 // NETWORK column) and "Static FDB:" (the fdb table).
 std::string FormatNetworkShow(const nlohmann::json& result);
 // port.list: NETWORK PORT KIND STATE STP-STATE COST PRIO FLAGS VLAN
