@@ -1,0 +1,345 @@
+// Simulated networks of 3..8 bridges (ring, full mesh, line, two rings sharing
+// a link): the tree is the one 802.1D defines, failed links reconverge in time,
+// and no forwarding loop exists at any step.
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "simulation.h"
+
+namespace vfabric::stp::testing {
+namespace {
+
+enum class Shape { kRing, kMesh, kLine, kTwoRings };
+
+const char* Name(Shape shape) {
+  switch (shape) {
+    case Shape::kRing: return "ring";
+    case Shape::kMesh: return "mesh";
+    case Shape::kLine: return "line";
+    case Shape::kTwoRings: return "two-rings";
+  }
+  return "?";
+}
+
+struct Scenario {
+  Shape shape;
+  int size;
+  uint32_t seed;
+  bool random_costs;
+  Mode mode = Mode::kRstp;
+  std::string ToString() const {
+    std::ostringstream text;
+    text << Name(shape) << " of " << size << " seed " << seed
+         << (random_costs ? " random costs" : " equal costs")
+         << (mode == Mode::kStp ? " stp" : " rstp");
+    return text.str();
+  }
+};
+
+// Bridge ids: random MACs, and in half the seeds random priorities too, so
+// both the priority and the address tie-breakers are exercised.
+uint32_t g_hold = 6;
+void Build(Network& net, const Scenario& s, std::vector<Mode> modes = {}) {
+  std::mt19937 rng(s.seed);
+  for (int i = 0; i < s.size; ++i) {
+    BridgeSpec spec;
+    spec.priority = (s.seed % 2 == 0) ? 32768 : static_cast<uint16_t>(4096 * (rng() % 16));
+    spec.address.bytes = {0x52, 0x54, 0x00, static_cast<uint8_t>(rng()),
+                          static_cast<uint8_t>(rng()), static_cast<uint8_t>(i)};
+    spec.tx_hold_count = g_hold;
+    spec.mode = modes.empty() ? s.mode : modes[static_cast<size_t>(i) % modes.size()];
+    net.AddBridge(spec);
+  }
+  auto cost = [&]() -> uint32_t {
+    if (!s.random_costs) return 0;
+    static const uint32_t kCosts[] = {2000, 4000, 20000, 200000};
+    return kCosts[rng() % 4];
+  };
+  auto connect = [&](int a, int b) { net.Connect(a, b, cost(), cost()); };
+  const int n = s.size;
+  switch (s.shape) {
+    case Shape::kRing:
+      for (int i = 0; i < n; ++i) connect(i, (i + 1) % n);
+      break;
+    case Shape::kLine:
+      for (int i = 0; i + 1 < n; ++i) connect(i, i + 1);
+      break;
+    case Shape::kMesh:
+      for (int i = 0; i < n; ++i) {
+        for (int j = i + 1; j < n; ++j) connect(i, j);
+      }
+      break;
+    case Shape::kTwoRings: {
+      // Ring one: 0, 1, ..., k-1; ring two: 0, 1, k, ..., n-1. Link 0-1 is shared.
+      const int k = (n + 2) / 2;
+      for (int i = 0; i < k; ++i) connect(i, (i + 1) % k);
+      connect(1, k);
+      for (int i = k; i + 1 < n; ++i) connect(i, i + 1);
+      connect(n - 1, 0);
+      break;
+    }
+  }
+}
+
+std::vector<Scenario> AllScenarios(Mode mode) {
+  std::vector<Scenario> all;
+  for (Shape shape : {Shape::kRing, Shape::kMesh, Shape::kLine, Shape::kTwoRings}) {
+    for (int size = (shape == Shape::kTwoRings ? 4 : 3); size <= 8; ++size) {
+      for (uint32_t seed : {1u, 2u}) {
+        for (bool random_costs : {false, true}) {
+          all.push_back(Scenario{shape, size, seed * 100 + static_cast<uint32_t>(size), random_costs, mode});
+        }
+      }
+    }
+  }
+  return all;
+}
+
+// Seconds to let a network rest between failures.
+constexpr int kSettle = 8;
+
+double Ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+TEST(RstpSimulationTest, ConvergesToThe8021DTree) {
+  for (const Scenario& s : AllScenarios(Mode::kRstp)) {
+    SCOPED_TRACE(s.ToString());
+    Network net;
+    Build(net, s);
+    auto took = net.RunUntil([&] { return net.Converged(); }, seconds(10));
+    ASSERT_TRUE(took.has_value()) << net.Mismatches() << net.Dump();
+    // Proposal/agreement: a fresh RSTP network settles without waiting for timers.
+    EXPECT_LT(*took, seconds(1)) << net.Dump();
+    net.RunFor(seconds(30));  // and stays there
+    EXPECT_TRUE(net.Converged()) << net.Mismatches() << net.Dump();
+    EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+  }
+}
+
+// Fails every link in turn (then restores it) and measures how long the
+// network takes to reach the new 802.1D tree. Returns the worst time.
+Duration FailEveryLink(const Scenario& s, Duration limit, std::vector<std::string>* slow,
+                       Duration slow_threshold) {
+  Network net;
+  Build(net, s);
+  EXPECT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(10)).has_value());
+  // Let the transmit hold counts (TxHoldCount 6, one more per second) recover.
+  net.RunFor(seconds(kSettle));
+  Duration worst{0};
+  for (int link = 0; link < net.link_count(); ++link) {
+    SCOPED_TRACE("link " + std::to_string(link));
+    for (bool up : {false, true}) {
+      net.SetLinkUp(link, up);
+      auto took = net.RunUntil([&] { return net.Converged(); }, limit);
+      EXPECT_TRUE(took.has_value()) << net.Mismatches() << net.Dump();
+      if (!took) return limit;
+      worst = std::max(worst, *took);
+      if (*took >= slow_threshold) {
+        slow->push_back(s.ToString() + ": link " + std::to_string(link) +
+                        (up ? " up " : " down ") + std::to_string(Ms(*took)) + " ms");
+      }
+      net.RunFor(seconds(kSettle));
+      EXPECT_TRUE(net.Converged()) << net.Mismatches() << net.Dump();
+    }
+  }
+  EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+  return worst;
+}
+
+TEST(RstpSimulationTest, FailedLinkReconvergesWellUnderOneSecond) {
+  // Rings, lines and two rings sharing a link: every failure and repair is
+  // handled by proposal/agreement alone, without waiting for a timer.
+  std::vector<std::string> slow;
+  Duration worst{0};
+  for (const Scenario& s : AllScenarios(Mode::kRstp)) {
+    if (s.shape == Shape::kMesh) continue;
+    SCOPED_TRACE(s.ToString());
+    worst = std::max(worst, FailEveryLink(s, seconds(1), &slow, milliseconds(100)));
+  }
+  EXPECT_LT(worst, milliseconds(100));
+  for (const std::string& line : slow) ADD_FAILURE() << line;
+}
+
+TEST(RstpSimulationTest, FullMeshReconvergesDespiteStaleInformation) {
+  // In a full mesh, a bridge that loses its root port with no alternate
+  // declares itself root, and its neighbours briefly prefer each other's stale
+  // paths through it: RSTP's distance-vector "count to infinity", throttled by
+  // TxHoldCount. It still converges, within a few seconds, and never loops.
+  std::vector<std::string> slow;
+  Duration worst{0};
+  for (const Scenario& s : AllScenarios(Mode::kRstp)) {
+    if (s.shape != Shape::kMesh) continue;
+    SCOPED_TRACE(s.ToString());
+    worst = std::max(worst, FailEveryLink(s, seconds(30), &slow, seconds(1)));
+  }
+  RecordProperty("worst_ms", std::to_string(Ms(worst)));
+  std::cout << "full mesh: worst reconvergence " << Ms(worst) << " ms; " << slow.size()
+            << " events over 1 s\n";
+  for (const std::string& line : slow) std::cout << "  " << line << "\n";
+  EXPECT_LT(worst, seconds(10));
+}
+
+TEST(RstpSimulationTest, ReconvergesWithLinkDelay) {
+  // 1 ms per hop: the handshake ripples hop by hop, still far under a second.
+  std::vector<Shape> shapes = {Shape::kRing, Shape::kTwoRings, Shape::kMesh};
+  if (getenv("ONLY")) shapes = {static_cast<Shape>(atoi(getenv("ONLY")))};
+  for (Shape shape : shapes) {
+    Scenario s{shape, 8, 7, true};
+    SCOPED_TRACE(s.ToString());
+    Network net(milliseconds(1));
+    Build(net, s);
+    ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(10)).has_value())
+        << net.Mismatches();
+    net.RunFor(seconds(kSettle));
+    for (int link = 0; link < net.link_count(); link += 2) {
+      net.SetLinkUp(link, false);
+      auto down = net.RunUntil([&] { return net.Converged(); }, seconds(1));
+      ASSERT_TRUE(down.has_value()) << net.Mismatches() << net.Dump();
+      EXPECT_LT(*down, milliseconds(200));
+      net.RunFor(seconds(kSettle));
+      net.SetLinkUp(link, true);
+      ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(1)).has_value())
+          << net.Mismatches();
+      net.RunFor(seconds(kSettle));
+    }
+    EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+  }
+}
+
+TEST(StpSimulationTest, ForcedStpConvergesAndReconvergesInTime) {
+  // 802.1D timing: forward delay 15 s, max age 20 s: a failed link must be
+  // repaired within 2 * forward_delay + max_age = 50 s.
+  const Duration bound = seconds(2 * 15 + 20);
+  for (const Scenario& base : AllScenarios(Mode::kStp)) {
+    if (base.size > 6 || base.random_costs) continue;  // keep the run short
+    Scenario s = base;
+    SCOPED_TRACE(s.ToString());
+    Network net;
+    Build(net, s);
+    auto took = net.RunUntil([&] { return net.Converged(); }, seconds(60));
+    ASSERT_TRUE(took.has_value()) << net.Mismatches() << net.Dump();
+    EXPECT_GE(*took, seconds(2 * 15 - 1));  // listening + learning, no shortcut
+    for (int link = 0; link < net.link_count(); link += 2) {
+      SCOPED_TRACE("link " + std::to_string(link));
+      net.SetLinkUp(link, false);
+      auto down = net.RunUntil([&] { return net.Converged(); }, bound);
+      ASSERT_TRUE(down.has_value()) << net.Mismatches() << net.Dump();
+      net.SetLinkUp(link, true);
+      auto up = net.RunUntil([&] { return net.Converged(); }, bound);
+      ASSERT_TRUE(up.has_value()) << net.Mismatches() << net.Dump();
+    }
+    EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+    for (int b = 0; b < net.bridge_count(); ++b) {
+      for (const PortStatus& p : net.bridge(b).GetStatus(net.now()).ports) {
+        EXPECT_EQ(p.protocol, Protocol::kStp);
+        EXPECT_EQ(p.counters.tx_rst, 0u);
+      }
+    }
+  }
+}
+
+TEST(StpSimulationTest, SilentLinkFailureAgesOut) {
+  // The link stops carrying frames but both ports stay up: the information
+  // received over it ages out (3 * hello in RSTP, 802.1D-2004 17.21.23) and
+  // the tree reforms within 2 * forward_delay + max_age in either mode.
+  for (Mode mode : {Mode::kRstp, Mode::kStp}) {
+    for (Shape shape : {Shape::kRing, Shape::kTwoRings}) {
+      Scenario s{shape, 6, 11, false, mode};
+      SCOPED_TRACE(s.ToString());
+      Network net;
+      Build(net, s);
+      ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(60)).has_value());
+      for (int link = 0; link < net.link_count(); ++link) {
+        net.SetLinkSilent(link, true);
+        auto took = net.RunUntil([&] { return net.Converged(); }, seconds(2 * 15 + 20));
+        ASSERT_TRUE(took.has_value()) << net.Mismatches() << net.Dump();
+        if (mode == Mode::kRstp) {
+          EXPECT_LE(*took, seconds(3 * 2 + 1));
+        }
+        net.SetLinkSilent(link, false);
+        ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(2 * 15 + 20)).has_value())
+            << net.Mismatches() << net.Dump();
+      }
+      EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+    }
+  }
+}
+
+TEST(StpSimulationTest, MixedRstpAndStpBridgesInteroperate) {
+  // Every other bridge speaks only 802.1D: RSTP ports facing them migrate to
+  // STP, and the whole network still forms the 802.1D tree without loops.
+  for (Shape shape : {Shape::kRing, Shape::kMesh, Shape::kTwoRings}) {
+    Scenario s{shape, 6, 21, false};
+    SCOPED_TRACE(s.ToString());
+    Network net;
+    Build(net, s, {Mode::kRstp, Mode::kStp});
+    ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(60)).has_value())
+        << net.Mismatches() << net.Dump();
+    for (int link = 0; link < net.link_count(); ++link) {
+      const Network::Link& l = net.link(link);
+      const bool stp_a = l.a % 2 == 1, stp_b = l.b % 2 == 1;
+      for (auto [b, port] : {std::pair{l.a, l.pa}, std::pair{l.b, l.pb}}) {
+        for (const PortStatus& p : net.bridge(b).GetStatus(net.now()).ports) {
+          if (p.number != port) continue;
+          EXPECT_EQ(p.protocol, (stp_a || stp_b) ? Protocol::kStp : Protocol::kRstp)
+              << "bridge " << b << " port " << port;
+        }
+      }
+    }
+    for (int link = 0; link < net.link_count(); link += 2) {
+      net.SetLinkUp(link, false);
+      ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(50)).has_value())
+          << net.Mismatches() << net.Dump();
+      net.SetLinkUp(link, true);
+      ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(50)).has_value())
+          << net.Mismatches() << net.Dump();
+    }
+    EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+  }
+}
+
+}  // namespace
+}  // namespace vfabric::stp::testing
+namespace vfabric::stp::testing {
+namespace {
+TEST(DebugSim, TwoRingsDelay) {
+  Scenario s{Shape::kTwoRings, 8, 7, true};
+  Network net(milliseconds(1));
+  Build(net, s);
+  ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(10)).has_value());
+  net.RunFor(seconds(kSettle));
+  for (int link = 0; link < net.link_count(); link += 2) {
+    fprintf(stderr, "=== link %d\n%s", link, net.Dump().c_str());
+    net.set_trace(true);
+    net.SetLinkUp(link, false);
+    auto down = net.RunUntil([&] { return net.Converged(); }, seconds(10));
+    fprintf(stderr, "took %f\n%s", down ? Ms(*down) : -1.0, net.Dump().c_str());
+    net.set_trace(false);
+    net.SetLinkUp(link, true);
+    ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(1)).has_value());
+    net.RunFor(seconds(kSettle));
+  }
+}
+TEST(DebugSim, Mesh) {
+  if (getenv("HOLD")) g_hold = static_cast<uint32_t>(atoi(getenv("HOLD")));
+  Scenario s{Shape::kMesh, 6, 206, true};
+  Network net;
+  Build(net, s);
+  ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(10)).has_value());
+  net.RunFor(seconds(8));
+  for (int l = 0; l < 12; ++l) {
+    net.SetLinkUp(l, false);
+    net.RunFor(seconds(8));
+    net.SetLinkUp(l, true);
+    net.RunFor(seconds(8));
+  }
+  fprintf(stderr, "%s", net.Dump().c_str());
+  net.set_trace(true);
+  net.SetLinkUp(12, false);
+  auto down = net.RunUntil([&] { return net.Converged(); }, seconds(60));
+  fprintf(stderr, "took %f\n%s", down ? Ms(*down) : -1.0, net.Dump().c_str());
+}
+}
+}
