@@ -107,12 +107,12 @@ bool InCi() {
 
 std::string SourceDir() {
   const char* dir = std::getenv("VFABRIC_SOURCE_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : VFABRIC_DEFAULT_SOURCE_DIR;
 }
 
 std::string BinaryDir() {
   const char* dir = std::getenv("VFABRIC_BINARY_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : VFABRIC_DEFAULT_BINARY_DIR;
 }
 
 std::string ReadFile(const std::string& path) {

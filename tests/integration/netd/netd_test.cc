@@ -1,0 +1,407 @@
+// netd against the real kernel: each test runs in a private network namespace
+// of its own, starts the netd binary there, and checks the host twice over:
+// through netd's control socket and through iproute2's JSON output.
+#include <gmock/gmock.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "vfabric/testing/support.h"
+
+namespace vfabric {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::ScopedProcess;
+using testing::TempDir;
+using testing::WaitFor;
+
+testing::CommandResult Cmd(const std::vector<std::string>& argv) { return testing::Run(argv); }
+
+// One request on a fresh connection; the answer, or null on a broken socket.
+json Ask(const std::string& socket_path, const json& request) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return nullptr;
+  }
+  std::string line = request.dump() + "\n";
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    close(fd);
+    return nullptr;
+  }
+  std::string answer;
+  char buffer[65536];
+  while (answer.find('\n') == std::string::npos) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    answer.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return json::parse(answer, nullptr, false);
+}
+
+json Request(const std::string& verb, json args = json::object()) {
+  return {{"version", 1}, {"verb", verb}, {"args", std::move(args)}};
+}
+
+json IpJson(const std::vector<std::string>& argv) {
+  auto result = testing::Run(argv);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  json parsed = json::parse(result.out, nullptr, false);
+  return parsed.is_discarded() ? json::array() : parsed;
+}
+
+// The link as `ip -d -j link` shows it, or an empty object when there is none.
+json Link(const std::string& name) {
+  auto result = testing::Run({"ip", "-d", "-j", "link", "show", "dev", name});
+  json links = json::parse(result.out, nullptr, false);
+  return links.is_array() && !links.empty() ? links[0] : json::object();
+}
+
+bool LinkExists(const std::string& name) {
+  return Cmd({"ip", "link", "show", "dev", name}).exit_code == 0;
+}
+
+json BridgePort(const std::string& name) {
+  auto result = testing::Run({"bridge", "-d", "-j", "link", "show", "dev", name});
+  json ports = json::parse(result.out, nullptr, false);
+  return ports.is_array() && !ports.empty() ? ports[0] : json::object();
+}
+
+class NetdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    VF_REQUIRE_PRIVATE_NETNS();
+    socket_ = dir_.Join("netd.sock");
+    log_ = dir_.Join("netd.log");
+  }
+
+  std::string Netd() const { return testing::BinaryDir() + "/netd/netd"; }
+  std::string Configs() const { return testing::SourceDir() + "/configs"; }
+
+  // Starts netd on `config` and waits until it serves (or exits).
+  void Start(const std::string& config, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {Netd(), "--config", config, "--socket", socket_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    netd_ = std::make_unique<ScopedProcess>(argv, log_);
+    ASSERT_TRUE(WaitFor([&] { return !netd_->running() || Ask(socket_, Request("hello")).is_object(); },
+                        10000))
+        << Log();
+    ASSERT_TRUE(netd_->running()) << Log();
+  }
+
+  int Stop() {
+    netd_->Signal(SIGTERM);
+    return netd_->Wait(10000);
+  }
+
+  std::string Log() const { return testing::ReadFile(log_); }
+
+  json Ok(const json& request) {
+    json answer = Ask(socket_, request);
+    EXPECT_TRUE(answer.is_object() && answer["ok"] == true) << answer.dump() << "\n" << Log();
+    return answer.is_object() ? answer["result"] : json();
+  }
+
+  TempDir dir_;
+  std::string socket_, log_;
+  std::unique_ptr<ScopedProcess> netd_;
+};
+
+TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
+  Start(Configs());
+  json bridge = Link("vfb-lab");
+  ASSERT_TRUE(bridge.is_object());
+  EXPECT_EQ(bridge["ifalias"], "vfabric:lab");
+  const json& info = bridge["linkinfo"]["info_data"];
+  EXPECT_EQ(bridge["linkinfo"]["info_kind"], "bridge");
+  EXPECT_EQ(info["stp_state"], 1);
+  EXPECT_EQ(info["priority"], 4096);
+  EXPECT_EQ(info["hello_time"], 200);
+  EXPECT_EQ(info["forward_delay"], 400);
+  EXPECT_EQ(info["max_age"], 600);
+  EXPECT_EQ(info["ageing_time"], 12000);
+  EXPECT_THAT(bridge["flags"], ::testing::Contains("UP"));
+
+  json tap = Link("vm2-eth0");
+  EXPECT_EQ(tap["linkinfo"]["info_kind"], "tun");
+  EXPECT_EQ(tap["linkinfo"]["info_data"]["type"], "tap");
+  EXPECT_EQ(tap["linkinfo"]["info_data"]["persist"], true);
+  EXPECT_EQ(tap["linkinfo"]["info_data"]["multi_queue"], true);
+  EXPECT_EQ(tap["linkinfo"]["info_data"]["vnet_hdr"], true);
+  EXPECT_EQ(tap["linkinfo"]["info_data"]["user"], "root");
+  EXPECT_EQ(tap["master"], "vfb-lab");
+
+  json uplink = BridgePort("lab-up0");
+  EXPECT_EQ(uplink["master"], "vfb-lab");
+  EXPECT_EQ(uplink["cost"], 4);
+  EXPECT_EQ(uplink["priority"], 8);
+  EXPECT_EQ(uplink["root_block"], true);
+  EXPECT_EQ(BridgePort("vm1-eth0")["guard"], true);
+  EXPECT_EQ(BridgePort("edge-tap0")["hairpin"], true);
+  EXPECT_EQ(BridgePort("edge-tap2")["learning"], false);
+  EXPECT_EQ(BridgePort("edge-tap2")["isolated"], true);
+
+  int statics = 0;
+  for (const json& entry : IpJson({"bridge", "-j", "fdb", "show", "br", "vfb-lab"})) {
+    if (entry.value("state", "") != "static") continue;
+    ++statics;
+    if (entry["mac"] == "52:54:00:00:01:01") {
+      EXPECT_EQ(entry["ifname"], "vm1-eth0");
+    } else {
+      EXPECT_EQ(entry["mac"], "52:54:00:00:01:02");
+      EXPECT_EQ(entry["ifname"], "vm2-eth0");
+    }
+  }
+  EXPECT_EQ(statics, 2);
+
+  // netd's own read-back says the same.
+  json ports = Ok(Request("port.list", {{"network", "lab"}}))["ports"];
+  ASSERT_EQ(ports.size(), 3u);
+  for (const json& port : ports) {
+    json kernel = BridgePort(port["name"]);
+    EXPECT_EQ(port["master"], kernel["master"]) << port.dump();
+    EXPECT_EQ(port["cost"], kernel["cost"]) << port.dump();
+    EXPECT_EQ(port["priority"], kernel["priority"]) << port.dump();
+    EXPECT_EQ(port["stp_state"], kernel["state"]) << port.dump();
+    EXPECT_EQ(port["bpdu_guard"], kernel["guard"]) << port.dump();
+    EXPECT_EQ(port["root_block"], kernel["root_block"]) << port.dump();
+  }
+  json networks = Ok(Request("network.list"))["networks"];
+  ASSERT_EQ(networks.size(), 2u);
+  for (const json& network : networks) EXPECT_EQ(network["state"], "ok") << network.dump();
+
+  json fdb = Ok(Request("fdb.show", {{"network", "lab"}}))["entries"];
+  int netd_statics = 0;
+  for (const json& entry : fdb) netd_statics += entry["static"] == true && entry["local"] == false;
+  EXPECT_EQ(netd_statics, 2);
+
+  // And netctl, the operator's view, prints it.
+  auto table = Cmd({testing::BinaryDir() + "/netctl/netctl", "--socket", socket_, "network", "list"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("vfb-lab"));
+  EXPECT_THAT(table.out, HasSubstr("vfb-edge"));
+}
+
+TEST_F(NetdTest, ARestartAdoptsWhatExistsAndChangesNothing) {
+  Start(Configs());
+  const int bridge_index = Link("vfb-lab")["ifindex"];
+  const int tap_index = Link("vm1-eth0")["ifindex"];
+  EXPECT_EQ(Stop(), 0);
+  // SIGTERM leaves persistent taps and bridges in place, and the socket goes.
+  EXPECT_TRUE(LinkExists("vm1-eth0"));
+  EXPECT_FALSE(std::filesystem::exists(socket_));
+
+  Start(Configs());
+  EXPECT_THAT(Log(), HasSubstr("applied " + Configs() + ": 0 operations"));
+  EXPECT_EQ(Link("vfb-lab")["ifindex"], bridge_index);
+  EXPECT_EQ(Link("vm1-eth0")["ifindex"], tap_index);
+  json plan = Ok(Request("plan", {{"files", json::array({{{"name", "lab.json"},
+                                                          {"text", testing::ReadFile(Configs() + "/lab.json")}}})}}));
+  EXPECT_EQ(plan["operations"].size(), 0u) << plan.dump();
+}
+
+TEST_F(NetdTest, RepairsDriftWithinASecond) {
+  Start(Configs());
+  ASSERT_EQ(Cmd({"ip", "link", "del", "vm1-eth0"}).exit_code, 0);
+  ASSERT_EQ(Cmd({"ip", "link", "set", "vm2-eth0", "nomaster"}).exit_code, 0);
+  const auto start = std::chrono::steady_clock::now();
+  // The requirement is "within a second"; the bound here is loose on purpose
+  // (tests never assert wall-clock times); the figure is printed.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Link("vm1-eth0").value("master", "") == "vfb-lab" &&
+               Link("vm2-eth0").value("master", "") == "vfb-lab" &&
+               BridgePort("vm2-eth0").value("cost", 0) == 100;
+      },
+      10000))
+      << Log();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  std::printf("drift repaired in %lld ms\n", static_cast<long long>(ms));
+  EXPECT_THAT(Log(), HasSubstr("repair: drift: create tap vm1-eth0"));
+  EXPECT_THAT(Log(), HasSubstr("repair: drift: attach vm2-eth0 to bridge vfb-lab"));
+  // The static FDB entries that went with the ports are back too.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        int statics = 0;
+        for (const json& entry : IpJson({"bridge", "-j", "fdb", "show", "br", "vfb-lab"}))
+          statics += entry.value("state", "") == "static";
+        return statics == 2;
+      },
+      5000));
+}
+
+TEST_F(NetdTest, ReloadRemovesWhatLeftTheConfigAndNeverTouchesForeignLinks) {
+  const std::string config = dir_.Join("lab.json");
+  std::filesystem::copy_file(Configs() + "/lab.json", config);
+  ASSERT_EQ(Cmd({"ip", "link", "add", "foreign0", "type", "veth", "peer", "name", "foreign0-p"}).exit_code, 0);
+  Start(config);
+  ASSERT_TRUE(LinkExists("vm2-eth0"));
+  // Someone else puts their own link on our bridge.
+  ASSERT_EQ(Cmd({"ip", "link", "set", "foreign0", "master", "vfb-lab"}).exit_code, 0);
+
+  json lab = json::parse(testing::ReadFile(config));
+  auto& ports = lab["networks"][0]["ports"];
+  ports.erase(2);  // vm2-eth0
+  lab["networks"][0]["fdb"]["static"].erase(1);
+  testing::WriteFile(config, lab.dump(2));
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor([&] { return !LinkExists("vm2-eth0"); }, 10000)) << Log();
+  ASSERT_TRUE(WaitFor([&] { return !Link("foreign0").contains("master"); }, 10000)) << Log();
+  EXPECT_TRUE(LinkExists("foreign0"));  // released, never deleted
+  EXPECT_TRUE(LinkExists("vm1-eth0"));
+
+  // An empty configuration takes everything netd made away.
+  testing::WriteFile(config, R"({"networks": []})");
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor([&] { return !LinkExists("vfb-lab"); }, 10000)) << Log();
+  EXPECT_FALSE(LinkExists("vm1-eth0"));
+  EXPECT_FALSE(LinkExists("lab-up0"));
+  EXPECT_FALSE(LinkExists("lab-up0-p"));
+  EXPECT_TRUE(LinkExists("foreign0"));
+}
+
+TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
+  Start(Configs());
+  const std::string before = Cmd({"ip", "-br", "link"}).out;
+  // The veth's peer goes to a namespace that does not exist: the kernel
+  // refuses that step after the bridge and taps were made.
+  const std::string text = R"({"networks": [{"name": "doomed", "bridge": "vfb-doomed",
+      "stp": {"enabled": true},
+      "ports": [{"name": "d-tap0"}, {"name": "d-tap1", "cost": 7},
+                {"name": "d-up0", "kind": "veth", "peer": "d-up0-p",
+                 "peer_netns": "vfabric-no-such-netns"}]}]})";
+  json answer = Ask(socket_, Request("apply", {{"files", json::array({{{"name", "doomed.json"},
+                                                                         {"text", text}}})}}));
+  ASSERT_EQ(answer["ok"], false) << answer.dump();
+  EXPECT_EQ(answer["error"]["code"], "failed");
+  const std::string message = answer["error"]["message"];
+  EXPECT_THAT(message, HasSubstr("move d-up0-p to netns vfabric-no-such-netns"));
+  EXPECT_THAT(message, HasSubstr("(undid "));
+  EXPECT_EQ(Cmd({"ip", "-br", "link"}).out, before);
+  for (const char* name : {"vfb-doomed", "d-tap0", "d-tap1", "d-up0", "d-up0-p"})
+    EXPECT_FALSE(LinkExists(name)) << name;
+  // And netd does not keep the failed network as desired.
+  EXPECT_EQ(Ok(Request("network.list"))["networks"].size(), 2u);
+}
+
+TEST_F(NetdTest, ForeignLinksWithOurNamesAreRefused) {
+  ASSERT_EQ(Cmd({"ip", "link", "add", "vm1-eth0", "type", "veth", "peer", "name", "vm1-eth0-p"}).exit_code, 0);
+  netd_ = std::make_unique<ScopedProcess>(
+      std::vector<std::string>{Netd(), "--config", Configs(), "--socket", socket_}, log_);
+  const int status = netd_->Wait(10000);
+  ASSERT_TRUE(WIFEXITED(status)) << Log();
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(Log(), HasSubstr("port vm1-eth0 of network lab: a link named vm1-eth0 exists and "
+                               "was not made by vfabric (kind veth)"));
+  EXPECT_EQ(Link("vm1-eth0")["linkinfo"]["info_kind"], "veth");
+  EXPECT_FALSE(LinkExists("vfb-lab"));
+}
+
+TEST_F(NetdTest, KernelFeaturesAreCheckedBeforeAnythingIsApplied) {
+  Start(Configs());
+  const std::string text = R"({"networks": [{"name": "vl", "vlan": {"filtering": true},
+      "ports": [{"name": "vl-tap0", "vlan": {"mode": "access", "pvid": 10}}]}]})";
+  json answer = Ask(socket_, Request("apply", {{"files", json::array({{{"name", "vl.json"},
+                                                                         {"text", text}}})}}));
+  json vlan = Ok(Request("vlan.show", {{"network", "lab"}}))["vlan"];
+  if (vlan["supported"] == true) {
+    EXPECT_EQ(answer["ok"], true) << answer.dump();
+    json vlans = IpJson({"bridge", "-j", "vlan", "show", "dev", "vl-tap0"});
+    EXPECT_THAT(vlans.dump(), HasSubstr("\"vlan\":10"));
+    return;
+  }
+  ASSERT_EQ(answer["ok"], false);
+  EXPECT_EQ(answer["error"]["code"], "unsupported");
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(),
+              HasSubstr("network vl: bridge VLAN filtering is not supported by this kernel"));
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("\"datapath\": \"userspace\""));
+  EXPECT_FALSE(LinkExists("vfb-vl"));
+  EXPECT_FALSE(LinkExists("vl-tap0"));
+}
+
+TEST_F(NetdTest, AnInvalidConfigurationStopsNetdBeforeItTouchesAnything) {
+  const std::string config = dir_.Join("bad.json");
+  testing::WriteFile(config, "{\n  \"networks\": [\n    {\"name\": \"x\", \"brigde\": \"b0\"}\n  ]\n}\n");
+  auto result = Cmd({Netd(), "--config", config, "--socket", socket_});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr(config + ":3:"));
+  EXPECT_THAT(result.err, HasSubstr("/networks/0"));
+  EXPECT_THAT(result.err, HasSubstr("did you mean \"bridge\""));
+  EXPECT_FALSE(LinkExists("vfb-x"));
+  EXPECT_FALSE(std::filesystem::exists(socket_));
+}
+
+TEST_F(NetdTest, TheSocketIsPrivateAndPeersAreChecked) {
+  Start(Configs());
+  struct stat info {};
+  ASSERT_EQ(stat(socket_.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0660u);
+  // A process that is neither root, netd's user nor in the socket's group
+  // connects (the directory is open to it) and is refused by credentials.
+  chmod(dir_.path().c_str(), 0755);
+  chmod(socket_.c_str(), 0666);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(pipe_fds[0]);
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    json answer = Ask(socket_, Request("hello"));
+    std::string text = answer.dump();
+    (void)!write(pipe_fds[1], text.data(), text.size());
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  std::string text;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  json answer = json::parse(text, nullptr, false);
+  ASSERT_TRUE(answer.is_object()) << text;
+  EXPECT_EQ(answer["ok"], false);
+  EXPECT_EQ(answer["error"]["code"], "permission");
+  EXPECT_THAT(Log(), HasSubstr("control socket: refused"));
+}
+
+TEST_F(NetdTest, TellsSystemdWhenReady) {
+  const std::string notify_path = dir_.Join("notify.sock");
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify_path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+  Start(Configs());
+  unsetenv("NOTIFY_SOCKET");
+  char buffer[256] = {};
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ssize_t n = recv(fd, buffer, sizeof buffer - 1, 0);
+  close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_THAT(std::string(buffer), HasSubstr("READY=1"));
+}
+
+}  // namespace
+}  // namespace vfabric
