@@ -175,6 +175,10 @@ bool ParseVlanList(std::string_view text, VlanBitmap* vlans, std::string* error)
       *error = "\"" + std::string(whole) + "\" is not a VLAN ID or a range LOW-HIGH";
       return false;
     }
+    if (part.size() > 1 && part[0] == '0') {
+      *error = "\"" + std::string(whole) + "\": leading zeros are not allowed";
+      return false;
+    }
     std::from_chars(part.data(), part.data() + part.size(), value);
     if (value < 1 || value > 4094) {
       *error = "VLAN ID " + std::to_string(value) + " is outside 1..4094";

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vfabric/testing/support.h"
@@ -186,6 +188,63 @@ TEST(TopologyLoadTest, ParseTopologyFilesMergesInMemoryFiles) {
   LoadResult good = ParseTopologyFiles({{"one.json", "{\"networks\": [{\"name\": \"one\"}]}"},
                                         {"two.json", "{\"networks\": [{\"name\": \"two\"}]}"}});
   EXPECT_THAT(NetworkNames(good), ElementsAre("one", "two"));
+}
+
+// The known-bad files that the schema test (check_schema.py) also feeds to
+// the JSON Schema: vfabric's own validator must reject each one, exactly here.
+TEST(TopologyLoadTest, KnownBadDataFiles) {
+  const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"bad_ifname_long.json",
+       {"1:48: /networks/0/ports/0/name: invalid interface name \"sixteen-chars-xx\": is 16 "
+        "bytes long; the limit is 15"}},
+      {"bad_mac_multicast.json",
+       {"2:30: /networks/0/fdb/static/0/mac: a static FDB entry needs a unicast MAC address; "
+        "01:80:c2:00:00:0e is multicast (the low bit of the first byte is set)"}},
+      {"bad_mac_zero.json",
+       {"2:30: /networks/0/fdb/static/0/mac: a static FDB entry needs a unicast MAC address; "
+        "00:00:00:00:00:00 is all-zero"}},
+      {"bad_port_vlan_without_filtering.json",
+       {"2:35: /networks/0/ports/0/vlan: port VLAN settings need \"vlan\": {\"filtering\": "
+        "true} on network \"n\""}},
+      {"bad_stp_priority.json",
+       {"1:66: /networks/0/stp/priority: bridge priority must be a multiple of 4096, got 1000 "
+        "(nearest: 0 or 4096)"}},
+      {"bad_stp_timer_range.json",
+       {"1:51: /networks/0/stp/hello_time: expected an integer in 1..10, got 11"}},
+      {"bad_unknown_key.json",
+       {"1:29: /networks/0/brigde: unknown key \"brigde\"; did you mean \"bridge\"?"}},
+      {"bad_userspace.json",
+       {"1:41: /networks/0/datapath: datapath \"userspace\" is not available yet; use "
+        "\"kernel\""}},
+      {"bad_veth_no_peer.json",
+       {"1:39: /networks/0/ports/0: a veth port needs \"peer\" (the name of the other end)"}},
+      {"bad_vlan_id.json",
+       {"2:62: /networks/0/ports/0/vlan/pvid: expected an integer in 1..4094, got 4095"}},
+      {"bad_vlan_range.json",
+       {"2:64: /networks/0/ports/0/vlan/allowed: malformed VLAN list \"10,5-\": \"5-\" is not "
+        "a VLAN ID or a range LOW-HIGH"}},
+      {"bad_vm_kernel_and_disk.json",
+       {"1:48: /vms/0/disk: \"kernel\" and \"disk\" exclude each other; give one"}},
+      {"bad_wrong_type.json", {"1:48: /networks/0/stp/enabled: expected a boolean, got a string"}},
+      {"broken_syntax.json",
+       {"2:16: /networks/0: expected a string key (trailing commas are "
+        "not allowed)"}},
+  };
+  for (const auto& [name, expected] : cases) {
+    LoadResult result = LoadTopology({data + name});
+    std::vector<std::string> want;
+    for (const std::string& line : expected) want.push_back(data + name + ":" + line);
+    EXPECT_EQ(Lines(result), want) << name;
+  }
+  // Every bad_*/broken_* file is in the table (bad_many.json has its own test).
+  LoadResult all = LoadTopology({data});
+  std::set<std::string> files;
+  for (const Diagnostic& d : all.errors) files.insert(d.where.file.substr(data.size()));
+  files.erase("bad_many.json");
+  std::set<std::string> listed;
+  for (const auto& entry : cases) listed.insert(entry.first);
+  EXPECT_EQ(files, listed);
 }
 
 }  // namespace

@@ -408,7 +408,8 @@ TEST(TopologyParseTest, VlanListHelpers) {
   ASSERT_TRUE(ParseVlanList(" 1, 10 - 12,4094", &vlans, &error)) << error;
   EXPECT_EQ(FormatVlanList(vlans), "1,10-12,4094");
   EXPECT_EQ(vlans.count(), 5u);
-  for (const char* bad : {"0", "4095", "1-", "-1", "1-2-3", "x", "1,", ",1", "99999999", "+5"}) {
+  for (const char* bad :
+       {"0", "4095", "1-", "-1", "1-2-3", "x", "1,", ",1", "99999999", "+5", "010", "1-09"}) {
     VlanBitmap ignored;
     EXPECT_FALSE(ParseVlanList(bad, &ignored, &error)) << bad;
     EXPECT_FALSE(error.empty());
