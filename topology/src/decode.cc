@@ -184,10 +184,15 @@ class Decoder {
       TypeError(value, pointer, "an object");
       return false;
     }
+    // Suggest only keys the object does not already have.
+    std::vector<std::string_view> missing;
+    for (std::string_view key : known) {
+      if (!value.contains(std::string(key))) missing.push_back(key);
+    }
     for (const auto& [key, member] : value.items()) {
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       std::string message = "unknown key " + Quote(key);
-      const std::string suggestion = Suggest(key, known);
+      const std::string suggestion = Suggest(key, missing);
       if (!suggestion.empty()) message += "; did you mean " + Quote(suggestion) + "?";
       ErrorAtKey(Child(pointer, key), std::move(message));
     }
@@ -233,8 +238,12 @@ class Decoder {
       }
       return std::nullopt;
     }
-    if (value.is_number_unsigned()) {
-      const uint64_t number = value.get<uint64_t>();
+    // "-0" reads as a signed zero; any other negative number is out of range.
+    const bool non_negative = value.is_number_unsigned() || value.get<int64_t>() >= 0;
+    if (non_negative) {
+      const uint64_t number = value.is_number_unsigned()
+                                  ? value.get<uint64_t>()
+                                  : static_cast<uint64_t>(value.get<int64_t>());
       if (number >= lo && number <= hi) return number;
     }
     Error(pointer, "expected an integer in " + range + ", got " + value.dump());
@@ -842,7 +851,14 @@ void DecodeDocument(std::string_view text, std::string_view file_name, size_t fi
         {{std::string(file_name), error.at.line, error.at.column, error.pointer}, error.message});
   }
   if (!doc.complete) return;
-  Decoder(doc, file_name, file_index, out).DecodeRoot();
+  try {
+    Decoder(doc, file_name, file_index, out).DecodeRoot();
+  } catch (const nlohmann::json::exception& error) {
+    // The decoder checks every type before reading a value, so this is a bug;
+    // still, a library must not throw at its caller.
+    out->errors.push_back({{std::string(file_name), 1, 1, ""},
+                           std::string("internal error while checking: ") + error.what()});
+  }
 }
 
 }  // namespace vfabric::topology::internal

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -239,6 +240,59 @@ TEST(TopologyParseTest, DuplicateKeys) {
                           "column 2)"));
 }
 
+// Bad input gets diagnostics, never a crash (run under ASan/UBSan too):
+// thousands of random byte mutations, truncations and splices of a good file.
+TEST(TopologyParseTest, RandomMutationsNeverCrash) {
+  const std::string good =
+      testing::ReadFile(testing::SourceDir() + "/tests/unit/topology/data/good_full.json");
+  ASSERT_FALSE(good.empty());
+  std::mt19937 random(12345);
+  const std::string alphabet = "{}[],:\"\\-0123456789.eE truefalsn\n\x01\xff\xc3";
+  size_t rejected = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = good;
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = random() % text.size();
+      switch (random() % 4) {
+        case 0:
+          text[at] = alphabet[random() % alphabet.size()];
+          break;
+        case 1:
+          text.erase(at, 1 + random() % 8);
+          break;
+        case 2:
+          text.insert(at, 1, alphabet[random() % alphabet.size()]);
+          break;
+        default:
+          text.resize(at);
+          break;
+      }
+      if (text.empty()) text = "{";
+    }
+    LoadResult result = ParseTopology(text, "m.json");
+    if (!result.ok()) ++rejected;
+    for (const Diagnostic& d : result.errors) {
+      EXPECT_GE(d.where.line, 1) << text;
+      EXPECT_GE(d.where.column, 1) << text;
+      EXPECT_FALSE(d.message.empty());
+    }
+  }
+  EXPECT_GT(rejected, 1000u);
+}
+
+TEST(TopologyParseTest, NumbersAtTheEdges) {
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"priority\": -0}")), IsEmpty());
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"priority\": -4096}")),
+              ElementsAre("t.json:2:23: /networks/0/stp/priority: expected an integer in "
+                          "0..61440, got -4096"));
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"priority\": 18446744073709551616}")),
+              ElementsAre("t.json:2:23: /networks/0/stp/priority: expected an integer in "
+                          "0..61440, got 1.8446744073709552e+19"));
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"priority\": 1e999}")),
+              ElementsAre("t.json:2:23: /networks/0/stp/priority: number out of range"));
+}
+
 // ---- Shapes, keys and types ----
 
 TEST(TopologyParseTest, TopLevelMustBeAnObject) {
@@ -256,6 +310,9 @@ TEST(TopologyParseTest, UnknownKeysWithSuggestions) {
                           "mean \"enabled\"?",
                           "t.json:2:45: /networks/0/colour: unknown key \"colour\"",
                           "t.json:2:83: /networks/0/ports/0/prio: unknown key \"prio\""));
+  // A key the object already has is not suggested.
+  EXPECT_THAT(ErrorsOf("{\"networks\": [], \"network\": []}"),
+              ElementsAre("t.json:1:18: /network: unknown key \"network\""));
   EXPECT_THAT(ErrorsOf("{\"network\": []}"),
               ElementsAre("t.json:1:2: /network: unknown key \"network\"; did you mean "
                           "\"networks\"?"));
