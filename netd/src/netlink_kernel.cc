@@ -120,7 +120,7 @@ class NetlinkKernel final : public Kernel {
       if (nl::ParseLink(message, &link)) links.push_back(std::move(link));
       return Status::Ok();
     };
-    VF_RETURN_IF_ERROR(socket_.Dump(header, "list links", callback));
+    VF_RETURN_IF_ERROR(DumpConsistent(header, "list links", callback, [&] { links.clear(); }));
     return links;
   }
 
@@ -134,7 +134,7 @@ class NetlinkKernel final : public Kernel {
       if (auto entry = nl::ParseFdb(message)) entries.push_back(*entry);
       return Status::Ok();
     };
-    VF_RETURN_IF_ERROR(socket_.Dump(header, "list fdb", callback));
+    VF_RETURN_IF_ERROR(DumpConsistent(header, "list fdb", callback, [&] { entries.clear(); }));
     return entries;
   }
 
@@ -148,7 +148,7 @@ class NetlinkKernel final : public Kernel {
       nl::ParsePortVlans(message, &vlans);
       return Status::Ok();
     };
-    VF_RETURN_IF_ERROR(socket_.Dump(header, "list port vlans", callback));
+    VF_RETURN_IF_ERROR(DumpConsistent(header, "list port vlans", callback, [&] { vlans.clear(); }));
     return vlans;
   }
 
@@ -359,6 +359,21 @@ class NetlinkKernel final : public Kernel {
   }
 
  private:
+  // Dumps until the kernel reports a consistent dump (a few tries), calling
+  // `reset` before each retry.
+  template <typename Reset>
+  Status DumpConsistent(nlmsghdr* header, const std::string& what,
+                        const nl::DumpCallback& callback, Reset reset) {
+    constexpr int kTries = 5;
+    Status status;
+    for (int attempt = 0; attempt < kTries; ++attempt) {
+      if (attempt > 0) reset();
+      status = socket_.Dump(header, what, callback);
+      if (status.error_number() != EAGAIN) return status;
+    }
+    return status;
+  }
+
   Status SetBridgeSettingsOnce(const std::string& name, const BridgeSettings& settings,
                                bool with_vlan, const std::string& what) {
     auto index = IfIndex(name, what);

@@ -102,6 +102,7 @@ Status NlSocket::Receive(uint32_t seq, std::string_view what, const DumpCallback
   // A failing callback stops the processing but the rest of the dump must
   // still be read, or it would land in the next request's replies.
   Status first_error;
+  bool interrupted = false;
   while (true) {
     ssize_t received = mnl_socket_recvfrom(socket_.get(), buffer_.data(), buffer_.size());
     if (received < 0) {
@@ -124,12 +125,15 @@ Status NlSocket::Receive(uint32_t seq, std::string_view what, const DumpCallback
         if (!first_error.ok()) return first_error;
         return ErrorStatus(what, -error->error, ExtackMessage(header));
       }
+      if (header->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
       if (header->nlmsg_type == NLMSG_DONE) {
         // A dump may end with an error in the DONE payload.
         if (header->nlmsg_len >= mnl_nlmsg_size(sizeof(int))) {
           int error = *static_cast<const int*>(mnl_nlmsg_get_payload(header));
           if (error < 0 && first_error.ok()) return ErrorStatus(what, -error, ExtackMessage(header));
         }
+        if (interrupted && first_error.ok())
+          return ErrorStatus(what, EAGAIN, "dump interrupted by a concurrent change");
         return first_error;
       }
       if (callback != nullptr && first_error.ok() && header->nlmsg_type >= NLMSG_MIN_TYPE) {

@@ -67,7 +67,9 @@ class NlSocket {
   // The same for a message built by libnl.
   Status Transact(nl_msg* request, std::string_view what);
   // Sends a dump request (NLM_F_DUMP is set here) and calls `callback` for
-  // every message until NLMSG_DONE.
+  // every message until NLMSG_DONE. If the kernel flags the dump inconsistent
+  // (NLM_F_DUMP_INTR: the table changed meanwhile), returns EAGAIN after
+  // reading it all; the caller discards what it got and dumps again.
   Status Dump(nlmsghdr* request, std::string_view what, const DumpCallback& callback);
 
  private:
