@@ -161,7 +161,7 @@ DecodeError DecodeBpdu(std::span<const uint8_t> b, Bpdu* bpdu) {
 
   if (out.hello_time < kMinHello || out.hello_time > kMaxHello || out.max_age < kMinMaxAge ||
       out.max_age > kMaxMaxAge || out.forward_delay < kMinForwardDelay ||
-      out.forward_delay > kMaxForwardDelay || out.message_age >= out.max_age) {
+      out.forward_delay > kMaxForwardDelay || out.message_age > out.max_age) {
     return DecodeError::kBadTimers;
   }
   *bpdu = out;

@@ -539,9 +539,6 @@ void Bridge::Impl::TxConfig(Port& p) {
   b.max_age = ToUnits(p.designated_times.max_age);
   b.hello_time = ToUnits(p.designated_times.hello_time);
   b.forward_delay = ToUnits(p.designated_times.forward_delay);
-  // 17.21.19 / 9.3.4: a Config BPDU whose message age has reached max age is
-  // not sent (a receiver would discard it).
-  if (p.designated_times.message_age >= p.designated_times.max_age) return;
   ++p.counters.tx_config;
   out_.bpdus.push_back(TxBpdu{p.config.number, EncodeBpduFrame(b, p.config.address)});
 }
@@ -570,7 +567,6 @@ void Bridge::Impl::TxRstp(Port& p) {
   b.max_age = ToUnits(p.designated_times.max_age);
   b.hello_time = ToUnits(p.designated_times.hello_time);
   b.forward_delay = ToUnits(p.designated_times.forward_delay);
-  if (p.designated_times.message_age >= p.designated_times.max_age) return;
   ++p.counters.tx_rst;
   out_.bpdus.push_back(TxBpdu{p.config.number, EncodeBpduFrame(b, p.config.address)});
 }

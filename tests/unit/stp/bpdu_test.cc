@@ -269,7 +269,8 @@ TEST(StpBpduTest, RejectsImpossibleTimers) {
     DecodeError expected;
   };
   const Case cases[] = {
-      {44, 10 * 256, DecodeError::kBadTimers},  // message age == max age
+      {44, 10 * 256 + 1, DecodeError::kBadTimers},  // message age > max age
+      {44, 10 * 256, DecodeError::kOk},              // at max age: expired, not malformed
       {44, 0xffff, DecodeError::kBadTimers},
       {44, 9 * 256 + 255, DecodeError::kOk},
       {46, 0, DecodeError::kBadTimers},

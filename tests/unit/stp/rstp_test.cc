@@ -509,7 +509,7 @@ TEST_F(RstpBridgeTest, MalformedBpdusAreDroppedAndCounted) {
   f[20] = 0x07;
   bad.push_back({f, DecodeError::kBadType});
   f = good;
-  f[44] = 0x14;  // message age 20 s == max age
+  f[44] = 0x15;  // message age 21 s > max age 20 s
   bad.push_back({f, DecodeError::kBadTimers});
   f = good;
   f[48] = 0;  // hello time 0

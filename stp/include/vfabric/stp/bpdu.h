@@ -18,8 +18,12 @@
 //     read as its CIST part, as an RSTP bridge must) and Version 1 Length 0
 //                                                         -> kBadVersion
 //   - timers are possible: hello time 1..10 s, max age 6..40 s, forward delay
-//     2..30 s (the kernel allows 2), message age < max age (9.3.4 a)
-//                                                         -> kBadTimers
+//     2..30 s (the kernel allows 2), message age <= max age -> kBadTimers
+// A message age equal to max age is possible (the sender's information is one
+// hop from expiry) and is accepted here: the receiver ages such information
+// out at once (17.21.23), which is how 9.3.4's "discard if message age >= max
+// age" takes effect, while the frame still counts as a BPDU heard on the link
+// (edge detection, protocol migration).
 // Config and TCN BPDUs are accepted with any Protocol Version Identifier, as
 // 9.3.4 requires for forward compatibility.
 #pragma once
