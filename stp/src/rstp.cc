@@ -237,10 +237,14 @@ Status Bridge::Impl::ReceiveBpdu(PortNumber number, std::span<const uint8_t> fra
 
 void Bridge::Impl::AdvanceTo(TimePoint now) {
   last_now_ = std::max(last_now_, now);
-  uint64_t ticks = 0;
-  while (now >= next_tick_) {
+  if (now < next_tick_) return;
+  const auto due = static_cast<uint64_t>((now - next_tick_) / std::chrono::seconds(1)) + 1;
+  for (uint64_t i = 0; i < due && i < kMaxTicksPerAdvance; ++i) {
     next_tick_ += std::chrono::seconds(1);
-    if (++ticks <= kMaxTicksPerAdvance) Tick();
+    Tick();
+  }
+  if (due > kMaxTicksPerAdvance) {
+    next_tick_ += std::chrono::seconds(due - kMaxTicksPerAdvance);
   }
 }
 
