@@ -6,6 +6,12 @@ target_compile_options(vfabric_warnings INTERFACE
   -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
   -Wimplicit-fallthrough -Wformat=2)
 
+if(VFABRIC_FUZZ)
+  # Coverage for libFuzzer in every library, plus the sanitizers it checks with.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 if(VFABRIC_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
                       -fno-omit-frame-pointer)
