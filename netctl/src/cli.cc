@@ -483,8 +483,10 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   return true;
 }
 
-int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
-        std::ostream& out, std::ostream& err) {
+namespace {
+
+int RunUnchecked(const std::vector<std::string>& args, const std::string& default_socket_path,
+                 std::ostream& out, std::ostream& err) {
   try {
     CommandLine cl;
     UsageError usage;
@@ -500,9 +502,7 @@ int Run(const std::vector<std::string>& args, const std::string& default_socket_
       out << "netctl " << VFABRIC_VERSION << " (control protocol " << kProtocolVersion << ")\n";
       return 0;
     }
-    int status = Dispatcher(cl, out, err).Run();
-    out.flush();
-    return status;
+    return Dispatcher(cl, out, err).Run();
   } catch (const std::exception& e) {
     err << "netctl: internal error: " << e.what() << "\n";
     return 1;
@@ -510,6 +510,20 @@ int Run(const std::vector<std::string>& args, const std::string& default_socket_
     err << "netctl: internal error\n";
     return 1;
   }
+}
+
+}  // namespace
+
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::ostream& out, std::ostream& err) {
+  int status = RunUnchecked(args, default_socket_path, out, err);
+  // A table that could not be written (a full disk, a closed pipe) is a failure.
+  out.flush();
+  if (!out) {
+    err << "netctl: cannot write the output\n";
+    return status == 0 ? 1 : status;
+  }
+  return status;
 }
 
 int Main(int argc, char** argv, std::ostream& out, std::ostream& err) {

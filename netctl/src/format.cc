@@ -368,7 +368,9 @@ std::string FormatStpShow(const json& result) {
                                        : "-");
   block.Add("bridge id", Text(stp, "bridge_id"));
   block.Add("root id", Text(stp, "root_id"));
-  block.Add("root port", Text(stp, "root_port"));
+  // 802.1D numbers ports from 1: a root port of 0 is the kernel's "none".
+  std::optional<long long> root_port = Integer(stp, "root_port");
+  block.Add("root port", root_port && *root_port == 0 ? "-" : Text(stp, "root_port"));
   block.Add("root path cost", Text(stp, "root_path_cost"));
   if (Bool(stp, "is_root").value_or(false)) block.AddLine("this bridge is root");
   block.Add("topology change", YesNo(stp, "topology_change"));

@@ -180,6 +180,27 @@ TEST(RunTest, TheDefaultSocketIsUsedWithoutSocketOption) {
             "(is netd running?)\n");
 }
 
+TEST(RunTest, MainTakesTheSocketFromTheEnvironment) {
+  FakeNetd netd([](const std::string& line) { return OkReply(line, {{"entries", json::array()}}); });
+  ASSERT_EQ(setenv("VFABRIC_SOCKET", netd.path().c_str(), 1), 0);
+  std::vector<std::string> args = {"netctl", "fdb", "show", "lab"};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  std::ostringstream out, err;
+  int code = Main(static_cast<int>(argv.size()), argv.data(), out, err);
+  unsetenv("VFABRIC_SOCKET");
+  EXPECT_EQ(code, 0) << err.str();
+  EXPECT_EQ(out.str(), "MAC  VLAN  PORT  FLAGS\n");
+  EXPECT_EQ(netd.last_request()["verb"], "fdb.show");
+}
+
+TEST(RunTest, AnOutputStreamThatFailsIsAnError) {
+  std::ostringstream out, err;
+  out.setstate(std::ios::badbit);
+  EXPECT_EQ(netctl::Run({"--version"}, "/nonexistent.sock", out, err), 1);
+  EXPECT_EQ(err.str(), "netctl: cannot write the output\n");
+}
+
 TEST(RunTest, CannotConnectWithJsonPrintsAnErrorObject) {
   Output result = RunNetctl({"--json", "network", "list"}, "/nonexistent/netd.sock");
   EXPECT_EQ(result.code, 1);

@@ -155,7 +155,7 @@ TEST(FormatTest, NetworkShowWithPendingChangesAndAnError) {
 
 TEST(FormatTest, StpShowToleratesAbsentAndExtraFields) {
   json stp = {{"enabled", true}, {"bridge_id", "1000.525400000001"},
-              {"root_id", "1000.525400000001"}, {"root_port", nullptr}, {"root_path_cost", 0},
+              {"root_id", "1000.525400000001"}, {"root_port", 0}, {"root_path_cost", 0},
               {"is_root", true}, {"topology_change", false}, {"hello_time", 2},
               {"forward_delay", 4}, {"max_age", 20}, {"source", "netlink"},
               {"something_new", {1, 2}},
