@@ -214,6 +214,16 @@ TEST(TopologyParseTest, SyntaxErrors) {
   EXPECT_THAT(ErrorsOf("[NaN]"), ElementsAre("t.json:1:2: /0: expected a value"));
 }
 
+// Columns count bytes: a tab is one column, and so is each byte of a UTF-8
+// sequence; CR LF line ends count as one line break.
+TEST(TopologyParseTest, ColumnsCountBytes) {
+  EXPECT_THAT(ErrorsOf("{\r\n\t\"x\": 1}"), ElementsAre("t.json:2:2: /x: unknown key \"x\""));
+  EXPECT_THAT(ErrorsOf("{\"$schema\": \"\xc3\xa9\", \"x\": 1}"),
+              ElementsAre("t.json:1:19: /x: unknown key \"x\""));
+  EXPECT_THAT(ErrorsOf("{\"a/b~c\": 1}"),
+              ElementsAre("t.json:1:2: /a~1b~0c: unknown key \"a/b~c\""));
+}
+
 TEST(TopologyParseTest, DeepNestingIsAnErrorNotACrash) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   std::vector<std::string> errors = ErrorsOf(deep);
