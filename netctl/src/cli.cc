@@ -442,6 +442,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     cl->help = true;
     cl->command.clear();
     if (next < positional.size()) cl->command = positional[next++];
+    if (cl->command == "help") cl->command.clear();  // "netctl help help"
     if (next < positional.size()) {
       return usage_error("help: unexpected argument '" + positional[next] + "'",
                          "Usage: netctl help [COMMAND]");

@@ -90,6 +90,9 @@ TEST(ParseTest, HelpForms) {
   EXPECT_EQ(fdb_help.command, "fdb");
   EXPECT_TRUE(Parse({"fdb", "show", "-h"}).help);  // help needs no operands
   EXPECT_TRUE(Parse({"--version"}).version);
+  CommandLine help_help = Parse({"help", "help"});
+  EXPECT_TRUE(help_help.help);
+  EXPECT_EQ(help_help.command, "");
 }
 
 TEST(ParseTest, UsageErrors) {
