@@ -744,7 +744,7 @@ bool Bridge::Impl::StepPim(Port& p) {
   // UPDATE -> CURRENT
   p.pim = PimState::kCurrent;
   p.proposing = p.proposed = false;
-  p.agreed = p.agreed && BetterOrSameInfo(p, InfoIs::kMine);
+  p.agreed = p.agreed && p.info_is == InfoIs::kMine && p.designated_priority.root == p.port_priority.root && BetterOrSameInfo(p, InfoIs::kMine);
   p.synced = p.synced && p.agreed;
   p.port_priority = p.designated_priority;
   p.port_times = p.designated_times;

@@ -66,7 +66,11 @@ int Network::Connect(int a, int b, uint32_t cost_a, uint32_t cost_b) {
 
 void Network::SetLinkUp(int index, bool up) {
   Link& link = links_[static_cast<size_t>(index)];
-  if (trace_) fprintf(stderr, "link %d %s\n", index, up ? "up" : "down");
+  if (trace_) {
+    fprintf(stderr, "t=%.3f link %d %s\n",
+            std::chrono::duration<double>(now_.time_since_epoch()).count() - 1000, index,
+            up ? "up" : "down");
+  }
   link.up = up;
   if (!up) ++link.generation;
   EXPECT_TRUE(bridges_[static_cast<size_t>(link.a)].engine->SetPortEnabled(link.pa, up, 10000, now_).ok());

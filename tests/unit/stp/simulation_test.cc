@@ -3,6 +3,8 @@
 // and no forwarding loop exists at any step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -347,6 +349,94 @@ TEST(RstpSimulationTest, RootBridgeFailureElectsTheNextRootWithoutLoops) {
     EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
   }
   std::cout << "root failure: worst reconvergence " << Ms(worst) << " ms\n";
+}
+
+}  // namespace
+}  // namespace vfabric::stp::testing
+
+namespace vfabric::stp::testing {
+namespace {
+
+// Whether every bridge still reaches every other over the up links but `cut`.
+bool StaysConnectedWithout(const Network& net, int cut) {
+  std::vector<bool> seen(static_cast<size_t>(net.bridge_count()), false);
+  std::vector<int> stack{0};
+  seen[0] = true;
+  while (!stack.empty()) {
+    const int x = stack.back();
+    stack.pop_back();
+    for (int i = 0; i < net.link_count(); ++i) {
+      const Network::Link& l = net.link(i);
+      if (i == cut || !l.up) continue;
+      for (auto [from, to] : {std::pair{l.a, l.b}, std::pair{l.b, l.a}}) {
+        if (from == x && !seen[static_cast<size_t>(to)]) {
+          seen[static_cast<size_t>(to)] = true;
+          stack.push_back(to);
+        }
+      }
+    }
+  }
+  return std::all_of(seen.begin(), seen.end(), [](bool b) { return b; });
+}
+
+TEST(RstpSimulationTest, RandomGraphsWithRandomFailuresNeverLoop) {
+  // Random connected graphs of 3..8 bridges, then a burst of link flaps at
+  // random instants (no waiting for convergence in between), 1 ms per hop.
+  // No loop may form at any step, and the network must settle on the 802.1D
+  // tree afterwards. Flaps never partition the network: a partition that
+  // loses the root starts RSTP's count to infinity, during which stale root
+  // information can chase its tail around a cycle of root ports, a known
+  // flaw of the protocol (see DESIGN.md), covered separately above.
+  //
+  // Seeds 1..60 run by default. STP_SIM_SEEDS=N runs 1..N (STP_SIM_SEED=k only
+  // seed k; STP_SIM_TRACE=1 prints every delivery). Known open case: in the
+  // first 1000 seeds, 212, 343 and 657 show a loop lasting 1-2 ms: on two
+  // parallel links flapping back to back, an agreement sent by a port that was
+  // alternate crosses one sent when the roles had reversed, and both ends
+  // briefly forward as designated until the dispute rule (17.21.10) blocks one.
+  // See stp/DESIGN.md.
+  const char* seeds_env = std::getenv("STP_SIM_SEEDS");
+  const char* seed_env = std::getenv("STP_SIM_SEED");
+  const uint32_t seeds = seeds_env ? static_cast<uint32_t>(std::atoi(seeds_env)) : 60;
+  for (uint32_t seed = 1; seed <= seeds; ++seed) {
+    if (seed_env && seed != static_cast<uint32_t>(std::atoi(seed_env))) continue;
+    std::mt19937 rng(seed);
+    const int n = 3 + static_cast<int>(rng() % 6);
+    Network net(milliseconds(1));
+    for (int i = 0; i < n; ++i) {
+      BridgeSpec spec;
+      spec.priority = static_cast<uint16_t>(4096 * (rng() % 16));
+      spec.address.bytes = {0x52, 0x54, 0x00, static_cast<uint8_t>(rng()),
+                            static_cast<uint8_t>(rng()), static_cast<uint8_t>(i)};
+      spec.mode = (seed % 5 == 0 && i % 3 == 1) ? Mode::kStp : Mode::kRstp;
+      net.AddBridge(spec);
+    }
+    static const uint32_t kCosts[] = {2000, 4000, 20000};
+    for (int i = 1; i < n; ++i) {  // a random spanning tree...
+      net.Connect(i, static_cast<int>(rng() % static_cast<uint32_t>(i)), kCosts[rng() % 3],
+                  kCosts[rng() % 3]);
+    }
+    const int extra = 1 + static_cast<int>(rng() % static_cast<uint32_t>(n));
+    for (int e = 0; e < extra; ++e) {  // ...plus redundant links
+      const int a = static_cast<int>(rng() % static_cast<uint32_t>(n));
+      const int b = static_cast<int>(rng() % static_cast<uint32_t>(n));
+      if (a != b) net.Connect(a, b, kCosts[rng() % 3], kCosts[rng() % 3]);
+    }
+    SCOPED_TRACE("seed " + std::to_string(seed) + ": " + std::to_string(n) + " bridges, " +
+                 std::to_string(net.link_count()) + " links");
+    ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(60)).has_value())
+        << net.Mismatches() << net.Dump();
+    net.RunFor(seconds(kSettle));
+    for (int flap = 0; flap < 12; ++flap) {
+      const int link = static_cast<int>(rng() % static_cast<uint32_t>(net.link_count()));
+      if (net.link(link).up && !StaysConnectedWithout(net, link)) continue;
+      net.SetLinkUp(link, !net.link(link).up);
+      net.RunFor(milliseconds(rng() % 3000));
+    }
+    ASSERT_TRUE(net.RunUntil([&] { return net.Converged(); }, seconds(90)).has_value())
+        << net.Mismatches() << net.Dump();
+    EXPECT_EQ(net.loop_violations(), 0) << net.first_loop();
+  }
 }
 
 }  // namespace
