@@ -388,13 +388,12 @@ TEST(RstpSimulationTest, RandomGraphsWithRandomFailuresNeverLoop) {
   // information can chase its tail around a cycle of root ports, a known
   // flaw of the protocol (see DESIGN.md), covered separately above.
   //
+  //
   // Seeds 1..60 run by default. STP_SIM_SEEDS=N runs 1..N (STP_SIM_SEED=k only
-  // seed k; STP_SIM_TRACE=1 prints every delivery). Known open case: in the
-  // first 1000 seeds, 212, 343 and 657 show a loop lasting 1-2 ms: on two
-  // parallel links flapping back to back, an agreement sent by a port that was
-  // alternate crosses one sent when the roles had reversed, and both ends
-  // briefly forward as designated until the dispute rule (17.21.10) blocks one.
-  // See stp/DESIGN.md.
+  // seed k; STP_SIM_TRACE=1 prints every delivery). Known open cases in the
+  // first 1000 seeds: 212 and 343 (count to infinity between two bridges joined
+  // by parallel links) and 657 (agreements crossing on parallel links flapping
+  // back to back) each show a loop lasting milliseconds. See stp/DESIGN.md.
   const char* seeds_env = std::getenv("STP_SIM_SEEDS");
   const char* seed_env = std::getenv("STP_SIM_SEED");
   const uint32_t seeds = seeds_env ? static_cast<uint32_t>(std::atoi(seeds_env)) : 60;
