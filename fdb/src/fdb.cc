@@ -1,18 +1,25 @@
 #include "vfabric/fdb/fdb.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <new>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string>
 
 namespace vfabric::fdb {
 namespace {
 
+__extension__ typedef unsigned __int128 Uint128;  // GCC and Clang
+
 constexpr uint32_t kNil = UINT32_MAX;
-// The packed key of an empty slot. Packed keys put the VLAN in the low 16
-// bits; a VLAN of 0xffff is never stored, so no real key equals this one, and
-// an empty slot's port is kNoPort, so a lookup of this exact key still misses.
+// The packed key of an empty slot. Packed keys start with the VLAN; a VLAN of
+// 0xffff is never stored, so no real key equals this one, and an empty slot's
+// port is kNoPort, so a lookup of this exact key still misses.
 constexpr uint64_t kEmptyKey = UINT64_MAX;
 constexpr uint16_t kFlagStatic = 1;
 constexpr uint16_t kFlagInUse = 2;
@@ -28,7 +35,19 @@ inline uint64_t Pack(const Key& key) {
   std::memcpy(&word, &key, sizeof word);
   return word;
 }
-inline uint64_t Pack(VlanId vlan, const MacAddress& mac) { return Pack(Key{vlan, mac}); }
+// The same word built in registers (a Key assembled on the stack and loaded
+// as one word would stall store-to-load forwarding).
+inline uint64_t Pack(VlanId vlan, const MacAddress& mac) {
+  if constexpr (std::endian::native == std::endian::little) {
+    uint32_t head;
+    uint16_t tail;
+    std::memcpy(&head, mac.bytes.data(), sizeof head);
+    std::memcpy(&tail, mac.bytes.data() + 4, sizeof tail);
+    return uint64_t{vlan} | uint64_t{head} << 16 | uint64_t{tail} << 48;
+  } else {
+    return Pack(Key{vlan, mac});
+  }
+}
 inline Key Unpack(uint64_t word) {
   Key key;
   const auto* bytes = reinterpret_cast<const unsigned char*>(&word);
@@ -50,11 +69,16 @@ std::string Describe(VlanId vlan, const MacAddress& mac) {
 
 }  // namespace
 
-struct Table::Slot {
-  uint64_t key;
-  PortIndex port;
-  uint16_t flags;
-  uint32_t record;
+// Four slots in one cache line. A lookup compares the 32-bit tags (the low
+// half of each key's hash) of all four slots in one SSE2 instruction, then
+// checks the key of the one that matches and takes its port.
+struct alignas(64) Table::Bucket {
+  uint32_t tags[kLanes];
+  uint64_t keys[kLanes];
+  PortIndex ports[kLanes];
+  // Slots in use. A bucket with a free slot ends every probe that reaches it.
+  uint32_t used;
+  uint32_t unused;
 };
 
 struct Table::Record {
@@ -100,16 +124,28 @@ Result<std::unique_ptr<Table>> Table::Create(const Config& config) {
 }
 
 Table::Table(const Config& config) : config_(config) {
-  static_assert(sizeof(Slot) == 16, "four slots to a cache line");
+  static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
   uint64_t state = config.hash_seed;
   salt0_ = SplitMix64(state);
   salt1_ = SplitMix64(state);
 
-  size_t slots = 8;
-  while (slots < 2 * config.max_entries) slots *= 2;
-  slot_mask_ = static_cast<uint32_t>(slots - 1);
-  slots_ = static_cast<Slot*>(::operator new[](slots * sizeof(Slot), std::align_val_t{64}));
-  for (size_t i = 0; i < slots; ++i) slots_[i] = Slot{kEmptyKey, kNoPort, 0, kNil};
+  size_t buckets = 2;
+  while (buckets * kLanes < 2 * config.max_entries) buckets *= 2;
+  bucket_mask_ = static_cast<uint32_t>(buckets - 1);
+  bucket_shift_ = static_cast<uint32_t>(64 - std::countr_zero(buckets));
+  slot_records_ = std::make_unique<uint32_t[]>(buckets * kLanes);
+  std::fill_n(slot_records_.get(), buckets * kLanes, kNil);
+  buckets_ = static_cast<Bucket*>(
+      ::operator new[](buckets * sizeof(Bucket), std::align_val_t{alignof(Bucket)}));
+  for (size_t b = 0; b < buckets; ++b) {
+    for (size_t lane = 0; lane < kLanes; ++lane) {
+      buckets_[b].keys[lane] = kEmptyKey;
+      buckets_[b].tags[lane] = 0;
+      buckets_[b].ports[lane] = kNoPort;
+    }
+    buckets_[b].used = 0;
+    buckets_[b].unused = 0;
+  }
 
   records_ = std::make_unique<Record[]>(config.max_entries);
   for (size_t i = 0; i < config.max_entries; ++i) {
@@ -126,54 +162,146 @@ Table::Table(const Config& config) : config_(config) {
   std::fill_n(bucket_head_.get(), bucket_count_, kNil);
 }
 
-Table::~Table() { ::operator delete[](slots_, std::align_val_t{64}); }
+Table::~Table() { ::operator delete[](buckets_, std::align_val_t{alignof(Bucket)}); }
 
 // ---- hashing and the index ----
 
+// Two salted multiply/xorshift rounds; the bucket is taken from the top
+// bits of the product, which depend on every bit of the key and the salt.
 inline uint64_t Table::Hash(uint64_t packed) const {
-  uint64_t h = packed ^ salt0_;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= salt1_;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
+  // A 64x64->128-bit multiply of the salted key, folded (absl's mix): every
+  // output bit depends on every input bit.
+  const Uint128 m = static_cast<Uint128>(packed ^ salt0_) * (salt1_ | 1);
+  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+}
+
+inline uint32_t Table::Home(uint64_t packed) const {
+  return static_cast<uint32_t>(Hash(packed) >> bucket_shift_);
+}
+
+namespace {
+// The tag of a key whose hash is `hash`: bits the bucket index does not use
+// (it takes the top ones).
+inline uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash); }
+}  // namespace
+
+// The index is linear probing by bucket: a key goes into the first bucket
+// with a free slot, starting at its home bucket. Invariant: every key is in
+// its home bucket or after a run of full buckets that starts there. So a
+// lookup scans buckets from home until it finds the key or has looked at a
+// bucket that is not full; as at most half the slots are used, runs are
+// short and end. Erasing shifts keys back to keep the invariant (below).
+
+namespace {
+
+// Bit i set when tags[i] == tag.
+inline uint32_t MatchTags(const uint32_t* tags, uint32_t tag) {
+#if defined(__SSE2__)
+  const __m128i eq = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(tags)),
+                                     _mm_set1_epi32(static_cast<int>(tag)));
+  return static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(eq)));
+#else
+  uint32_t match = 0;
+  for (uint32_t lane = 0; lane < 4; ++lane) match |= static_cast<uint32_t>(tags[lane] == tag) << lane;
+  return match;
+#endif
+}
+
+}  // namespace
+
+inline PortIndex Table::Probe(uint64_t packed, uint64_t hash) const {
+  const uint32_t tag = TagOf(hash);
+  uint32_t b = static_cast<uint32_t>(hash >> bucket_shift_);
+  for (;;) {
+    const Bucket& bucket = buckets_[b];
+    const uint32_t match = MatchTags(bucket.tags, tag);
+    // The first lane whose tag matches (lane 0 if none: then `hit` is false).
+    const uint32_t lane = static_cast<uint32_t>(std::countr_zero(match | 1u << kLanes)) & (kLanes - 1);
+    const bool hit = (match != 0) & (bucket.keys[lane] == packed);
+    const PortIndex candidate = bucket.ports[lane];
+    // An empty slot's port is kNoPort, so a hit on one (the sentinel key)
+    // is a miss.
+    const PortIndex port = hit ? candidate : kNoPort;
+    // Done unless the key may be further on: in this bucket behind a second
+    // matching tag (a 1 in 2^32 chance per slot), or in the next bucket
+    // because this one is full.
+    if (hit | ((bucket.used < kLanes) & ((match & (match - 1)) == 0))) [[likely]] return port;
+    for (uint32_t l = 0; l < kLanes; ++l)
+      if (bucket.keys[l] == packed) return bucket.ports[l];
+    if (bucket.used < kLanes) return kNoPort;
+    b = (b + 1) & bucket_mask_;
+  }
 }
 
 uint32_t Table::FindSlot(uint64_t packed) const {
-  uint32_t i = static_cast<uint32_t>(Hash(packed)) & slot_mask_;
+  const uint64_t hash = Hash(packed);
+  const uint32_t tag = TagOf(hash);
+  uint32_t b = static_cast<uint32_t>(hash >> bucket_shift_);
   for (;;) {
-    const uint64_t key = slots_[i].key;
-    if (key == packed) return slots_[i].port == kNoPort ? kNil : i;
-    if (key == kEmptyKey) return kNil;
-    i = (i + 1) & slot_mask_;
+    const Bucket& bucket = buckets_[b];
+    for (uint32_t match = MatchTags(bucket.tags, tag); match != 0; match &= match - 1) {
+      const uint32_t lane = static_cast<uint32_t>(std::countr_zero(match));
+      if (bucket.keys[lane] == packed && bucket.ports[lane] != kNoPort) return b * kLanes + lane;
+    }
+    if (bucket.used < kLanes) return kNil;
+    b = (b + 1) & bucket_mask_;
   }
 }
 
-void Table::InsertSlot(uint64_t packed, PortIndex port, uint16_t flags, uint32_t record) {
-  uint32_t i = static_cast<uint32_t>(Hash(packed)) & slot_mask_;
-  while (slots_[i].key != kEmptyKey) i = (i + 1) & slot_mask_;
-  slots_[i] = Slot{packed, port, flags, record};
+void Table::InsertSlot(uint64_t packed, PortIndex port, uint32_t record) {
+  const uint64_t hash = Hash(packed);
+  uint32_t b = static_cast<uint32_t>(hash >> bucket_shift_);
+  for (;;) {
+    Bucket& bucket = buckets_[b];
+    for (uint32_t lane = 0; lane < kLanes; ++lane) {
+      if (bucket.keys[lane] == kEmptyKey) {
+        bucket.tags[lane] = TagOf(hash);
+        bucket.keys[lane] = packed;
+        bucket.ports[lane] = port;
+        slot_records_[b * kLanes + lane] = record;
+        ++bucket.used;
+        return;
+      }
+    }
+    b = (b + 1) & bucket_mask_;
+  }
 }
 
 void Table::EraseSlot(uint64_t packed) {
-  uint32_t hole = FindSlot(packed);
-  if (hole == kNil) return;
-  // Backward shift: pull later members of the probe run into the hole when
-  // their home slot is not after the hole (cyclically).
-  uint32_t j = hole;
-  for (;;) {
-    j = (j + 1) & slot_mask_;
-    if (slots_[j].key == kEmptyKey) break;
-    const uint32_t home = static_cast<uint32_t>(Hash(slots_[j].key)) & slot_mask_;
-    // Distance from home to j, and from hole to j, along the probe direction.
-    if (((j - home) & slot_mask_) >= ((j - hole) & slot_mask_)) {
-      slots_[hole] = slots_[j];
-      hole = j;
+  const uint32_t slot = FindSlot(packed);
+  if (slot == kNil) return;
+  // Backward shift, a bucket at a time: the hole may break the run of full
+  // buckets that keys further on rely on. Fill it with a key from a later
+  // bucket whose home is not after the hole's bucket, move the hole there,
+  // and go on until a bucket that was not full (no run passes it).
+  uint32_t hole_bucket = slot / kLanes;
+  uint32_t hole_lane = slot % kLanes;
+  for (uint32_t b = (hole_bucket + 1) & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+    Bucket& bucket = buckets_[b];
+    const bool was_full = bucket.used == kLanes;
+    for (uint32_t lane = 0; lane < kLanes; ++lane) {
+      const uint64_t key = bucket.keys[lane];
+      if (key == kEmptyKey) continue;
+      const uint32_t home = Home(key);
+      if (((b - home) & bucket_mask_) >= ((b - hole_bucket) & bucket_mask_)) {
+        Bucket& hole = buckets_[hole_bucket];
+        hole.tags[hole_lane] = bucket.tags[lane];
+        hole.keys[hole_lane] = key;
+        hole.ports[hole_lane] = bucket.ports[lane];
+        slot_records_[hole_bucket * kLanes + hole_lane] = slot_records_[b * kLanes + lane];
+        hole_bucket = b;
+        hole_lane = lane;
+        break;
+      }
     }
+    if (!was_full) break;
   }
-  slots_[hole] = Slot{kEmptyKey, kNoPort, 0, kNil};
+  Bucket& hole = buckets_[hole_bucket];
+  hole.keys[hole_lane] = kEmptyKey;
+  hole.ports[hole_lane] = kNoPort;
+  hole.tags[hole_lane] = 0;
+  slot_records_[hole_bucket * kLanes + hole_lane] = kNil;
+  --hole.used;
 }
 
 uint64_t Table::Now(uint64_t now_ns) {
@@ -283,15 +411,15 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
   const uint32_t s = FindSlot(packed);
 
   if (s != kNil) {
-    Slot& slot = slots_[s];
-    const uint32_t r = slot.record;
+    Bucket& bucket = buckets_[s / kLanes];
+    const uint32_t r = slot_records_[s];
     Record& rec = records_[r];
-    if (slot.flags & kFlagStatic) {
-      if (slot.port == port) return LearnOutcome::kStatic;
+    if (rec.flags & kFlagStatic) {
+      if (rec.port == port) return LearnOutcome::kStatic;
       ++counters_.static_move_attempts;
       return LearnOutcome::kStaticMoveRejected;
     }
-    if (slot.port == port) {
+    if (rec.port == port) {
       if (now != rec.last_seen && now - rec.last_seen >= config_.refresh_granularity_ns) {
         rec.last_seen = now;
         AgeUnlink(r);
@@ -312,7 +440,7 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
     PortUnlink(r);
     PortCountChange(rec.port, -1);
     rec.port = port;
-    slot.port = port;
+    bucket.ports[s % kLanes] = port;
     rec.last_seen = now;
     PortAppend(r);
     PortCountChange(port, +1);
@@ -332,7 +460,7 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
   rec.last_seen = now;
   rec.port = port;
   rec.flags = kFlagInUse;
-  InsertSlot(packed, port, rec.flags, r);
+  InsertSlot(packed, port, r);
   AgeAppend(r);
   PortAppend(r);
   PortCountChange(port, +1);
@@ -344,58 +472,35 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
 
 PortIndex Table::Lookup(VlanId vlan, const MacAddress& mac) {
   const uint64_t packed = Pack(vlan, mac);
-  uint32_t i = static_cast<uint32_t>(Hash(packed)) & slot_mask_;
-  PortIndex port = kNoPort;
-  for (;;) {
-    const Slot& slot = slots_[i];
-    if (slot.key == packed) {
-      port = slot.port;
-      break;
-    }
-    if (slot.key == kEmptyKey) break;
-    i = (i + 1) & slot_mask_;
-  }
-  if (port != kNoPort) ++counters_.lookup_hits; else ++counters_.lookup_misses;
+  const PortIndex port = Probe(packed, Hash(packed));
+  counters_.lookup_hits += port != kNoPort;
+  counters_.lookup_misses += port == kNoPort;
   return port;
 }
 
 void Table::LookupBatch(std::span<const Key> keys, std::span<PortIndex> ports) {
-  // Hash and prefetch a group of keys, then probe the previous group while
-  // those cache lines arrive.
+  // Hash a group of keys and prefetch their home buckets, then probe the
+  // previous group while those cache lines arrive.
   constexpr size_t kGroup = 16;
   const size_t n = keys.size();
-  uint64_t packed[2][kGroup];
-  uint32_t index[2][kGroup];
-  uint64_t hits = 0;
+  if (n == 0) return;
+  uint64_t hashes[2][kGroup];
   auto prepare = [&](size_t base, int which) {
     const size_t m = std::min(kGroup, n - base);
     for (size_t j = 0; j < m; ++j) {
-      const uint64_t k = Pack(keys[base + j]);
-      const uint32_t i = static_cast<uint32_t>(Hash(k)) & slot_mask_;
-      packed[which][j] = k;
-      index[which][j] = i;
-      __builtin_prefetch(&slots_[i]);
+      const uint64_t h = Hash(Pack(keys[base + j]));
+      hashes[which][j] = h;
+      __builtin_prefetch(&buckets_[h >> bucket_shift_]);
     }
   };
-  if (n == 0) return;
+  uint64_t hits = 0;
   prepare(0, 0);
   int current = 0;
   for (size_t base = 0; base < n; base += kGroup) {
     if (base + kGroup < n) prepare(base + kGroup, current ^ 1);
     const size_t m = std::min(kGroup, n - base);
     for (size_t j = 0; j < m; ++j) {
-      const uint64_t k = packed[current][j];
-      uint32_t i = index[current][j];
-      PortIndex port = kNoPort;
-      for (;;) {
-        const Slot& slot = slots_[i];
-        if (slot.key == k) {
-          port = slot.port;
-          break;
-        }
-        if (slot.key == kEmptyKey) break;
-        i = (i + 1) & slot_mask_;
-      }
+      const PortIndex port = Probe(Pack(keys[base + j]), hashes[current][j]);
       ports[base + j] = port;
       hits += port != kNoPort;
     }
@@ -441,7 +546,7 @@ Status Table::AddStatic(VlanId vlan, const MacAddress& mac, PortIndex port) {
   const uint64_t packed = Pack(vlan, mac);
   const uint32_t s = FindSlot(packed);
   if (s != kNil) {
-    const uint32_t r = slots_[s].record;
+    const uint32_t r = slot_records_[s];
     Record& rec = records_[r];
     if (!(rec.flags & kFlagStatic)) {
       AgeUnlink(r);
@@ -451,8 +556,7 @@ Status Table::AddStatic(VlanId vlan, const MacAddress& mac, PortIndex port) {
       rec.flags |= kFlagStatic;
     }
     rec.port = port;
-    slots_[s].port = port;
-    slots_[s].flags = rec.flags;
+    buckets_[s / kLanes].ports[s % kLanes] = port;
     return Status::Ok();
   }
   if (size_ == config_.max_entries && !EvictOne(nullptr))
@@ -465,7 +569,7 @@ Status Table::AddStatic(VlanId vlan, const MacAddress& mac, PortIndex port) {
   rec.port = port;
   rec.flags = kFlagInUse | kFlagStatic;
   rec.age_prev = rec.age_next = rec.port_prev = rec.port_next = kNil;
-  InsertSlot(packed, port, rec.flags, r);
+  InsertSlot(packed, port, r);
   ++size_;
   return Status::Ok();
 }
@@ -474,7 +578,7 @@ Status Table::RemoveStatic(VlanId vlan, const MacAddress& mac) {
   const uint64_t packed = vlan > kMaxVlanId ? kEmptyKey : Pack(vlan, mac);
   const uint32_t s = FindSlot(packed);
   if (s == kNil) return Status::Error(Describe(vlan, mac) + ": no such entry");
-  const uint32_t r = slots_[s].record;
+  const uint32_t r = slot_records_[s];
   if (!(records_[r].flags & kFlagStatic))
     return Status::Error(Describe(vlan, mac) + ": is learned, not static");
   EraseSlot(packed);
@@ -549,7 +653,7 @@ std::optional<Entry> Table::Find(VlanId vlan, const MacAddress& mac, uint64_t no
   if (vlan > kMaxVlanId) return std::nullopt;
   const uint32_t s = FindSlot(Pack(vlan, mac));
   if (s == kNil) return std::nullopt;
-  return MakeEntry(slots_[s].record, now_ns);
+  return MakeEntry(slot_records_[s], now_ns);
 }
 
 DumpChunk Table::Dump(size_t cursor, std::span<Entry> out, uint64_t now_ns) const {

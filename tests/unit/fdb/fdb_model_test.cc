@@ -441,6 +441,7 @@ TEST(FdbModelTest, SmallTableWithPerPortLimits) {
   config.max_ports = 5;
   config.ageing_time_ns = 1000;
   config.hash_seed = 7;
+  config.refresh_granularity_ns = 0;
   RunScenario({"small", config, {0, 1, 2, 4095}, 40, 20}, SeedFromEnv(1));
 }
 
@@ -462,7 +463,21 @@ TEST(FdbModelTest, LargerKeySpaceThanTable) {
   config.max_ports = 40;
   config.ageing_time_ns = 20000;
   config.hash_seed = 3;
+  config.refresh_granularity_ns = 0;
   RunScenario({"large", config, {5, 6}, 700, 20}, SeedFromEnv(3));
+}
+
+// Few buckets: full buckets, overflow into the next ones and backward shifts
+// on nearly every removal.
+TEST(FdbModelTest, TinyTableOverflowingBuckets) {
+  Config config;
+  config.max_entries = 8;  // 4 buckets of 4 slots
+  config.max_per_port = 5;
+  config.max_ports = 3;
+  config.ageing_time_ns = 300;
+  config.hash_seed = 11;
+  config.refresh_granularity_ns = 0;
+  RunScenario({"tiny", config, {1, 2}, 30, 10}, SeedFromEnv(4));
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ Config Small() {
   config.max_entries = 16;
   config.max_ports = 8;
   config.ageing_time_ns = 10 * kSecond;
+  config.refresh_granularity_ns = 0;  // exact ages
   config.hash_seed = 42;
   return config;
 }

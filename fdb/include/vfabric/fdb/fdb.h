@@ -4,8 +4,8 @@
 // DESIGN
 //
 // Key. A VLAN ID (12 bits) and a unicast MAC (48 bits), packed into one
-// uint64_t: bit 63 set (so an all-zero word means "empty slot"), VID in bits
-// 48..59, the MAC in bits 0..47.
+// uint64_t exactly as struct Key lies in memory (VID first, then the MAC), so
+// a batch of Keys packs with one load each. All ones marks an empty slot.
 //
 // Hashing. The packed key is XORed with a 128-bit salt and run through a
 // multiply/xorshift finalizer (murmur3's fmix64 shape, salted twice). The salt
@@ -17,11 +17,19 @@
 // port can place in the table anyway.
 //
 // Layout. Two arrays, sized at construction and never resized:
-//  - the index: open addressing with linear probing over 16-byte slots
-//    {key, port, flags, entry}, four to a 64-byte cache line, at most half
-//    full (2^k slots >= 2 * max_entries). A lookup reads only this array:
-//    usually one cache line. Deletion is by backward shift (no tombstones), so
-//    probe runs never degrade under churn.
+//  - the index: open addressing over 64-byte buckets (one cache line each)
+//    of four slots: four 32-bit tags (hash bits), four keys, four ports (the
+//    slots' record numbers are in a parallel array, off the lookup path). At
+//    most half the slots are used (2^k buckets, 4 * 2^k >= 2 * max_entries).
+//    A key lives in its home bucket or, when that is full, in the next
+//    bucket with room (linear probing by bucket). A lookup compares the four
+//    tags of a bucket at once (SSE2), checks the key of the matching slot,
+//    and moves on only when there is no match and the bucket is full, which
+//    is rare at this load, so a hit or a miss is nearly always one cache line
+//    and one predictable branch.
+//    Deletion is by backward shift at bucket granularity (no tombstones), so
+//    probe runs depend only on the keys stored and never degrade under
+//    churn; and since at most half the slots are used, every probe ends.
 //  - the entry pool (max_entries records): key, port, flags, last-seen time
 //    and the links of two intrusive doubly linked lists: the global ageing
 //    list and the entry's port list, both ordered by last-seen time. Pool
@@ -105,8 +113,10 @@ struct Config {
   // learned entries never expire.
   uint64_t ageing_time_ns = 300'000'000'000;  // 300 s, as the Linux bridge
   // An entry seen again less than this after its last-seen time keeps that
-  // time (learning does no list work). 0: every learn refreshes.
-  uint64_t refresh_granularity_ns = 0;
+  // time, and the learn does no list work (two cache lines instead of up to
+  // six). Ages, expiry and eviction order are exact to within this. 0: every
+  // learn at a later time refreshes.
+  uint64_t refresh_granularity_ns = 1'000'000'000;
   // Salt for the hash; draw it from a random source (e.g. getrandom()).
   uint64_t hash_seed = 0;
 };
@@ -229,15 +239,18 @@ class Table {
   const Counters& counters() const { return counters_; }
 
  private:
-  struct Slot;
+  static constexpr uint32_t kLanes = 4;  // slots per bucket
+  struct Bucket;
   struct Record;
   struct PortState;
 
   explicit Table(const Config& config);
 
   uint64_t Hash(uint64_t packed) const;
-  uint32_t FindSlot(uint64_t packed) const;  // slot index, or kNil
-  void InsertSlot(uint64_t packed, PortIndex port, uint16_t flags, uint32_t record);
+  uint32_t Home(uint64_t packed) const;  // the key's first bucket
+  PortIndex Probe(uint64_t packed, uint64_t hash) const;
+  uint32_t FindSlot(uint64_t packed) const;  // bucket * kLanes + lane, or kNil
+  void InsertSlot(uint64_t packed, PortIndex port, uint32_t record);
   void EraseSlot(uint64_t packed);
   uint64_t Now(uint64_t now_ns);
 
@@ -258,8 +271,10 @@ class Table {
   Config config_;
   uint64_t salt0_ = 0;
   uint64_t salt1_ = 0;
-  uint32_t slot_mask_ = 0;
-  Slot* slots_ = nullptr;  // slot_mask_ + 1, 64-byte aligned
+  uint32_t bucket_mask_ = 0;
+  uint32_t bucket_shift_ = 0;  // 64 - log2(buckets): Home() takes the hash's top bits
+  Bucket* buckets_ = nullptr;  // bucket_mask_ + 1 of them
+  std::unique_ptr<uint32_t[]> slot_records_;  // the record of each slot
   std::unique_ptr<Record[]> records_;
   std::unique_ptr<PortState[]> ports_;
   // Ports by learned-entry count: bucket_head_[c] lists the ports with c
