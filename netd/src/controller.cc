@@ -79,17 +79,7 @@ json VlanJson(const topology::PortVlanConfig& vlan) {
   json out = {{"mode", std::string(ToString(vlan.mode))}};
   if (vlan.mode == topology::VlanMode::kAccess) out["pvid"] = vlan.pvid;
   if (vlan.mode == topology::VlanMode::kTrunk) {
-    std::string allowed;
-    for (int vid = 1; vid < 4095; ++vid) {
-      if (!vlan.allowed.test(vid)) continue;
-      int end = vid;
-      while (end + 1 < 4095 && vlan.allowed.test(end + 1)) ++end;
-      if (!allowed.empty()) allowed += ",";
-      allowed += std::to_string(vid);
-      if (end > vid) allowed += "-" + std::to_string(end);
-      vid = end;
-    }
-    out["allowed"] = allowed;
+    out["allowed"] = topology::FormatVlanList(vlan.allowed);
     if (vlan.native) out["native"] = vlan.native;
   }
   return out;
@@ -207,22 +197,21 @@ json Controller::Handle(const json& request) {
 json Controller::HandlePlanOrApply(const json& args, bool apply) {
   if (!args.contains("files") || !args["files"].is_array() || args["files"].empty())
     throw RequestError{"bad_request", "missing \"files\": [{\"name\", \"text\"}, ...]"};
-  std::vector<topology::Diagnostic> diagnostics;
-  std::vector<NetworkConfig> incoming;
+  std::vector<topology::SourceFile> files;
   for (const json& file : args["files"]) {
     if (!file.is_object() || !file.contains("text") || !file["text"].is_string())
       throw RequestError{"bad_request", "each file needs a string \"text\""};
-    const std::string name = file.value("name", std::string("<request>"));
-    topology::LoadResult loaded = topology::ParseTopology(file["text"].get<std::string>(), name);
-    diagnostics.insert(diagnostics.end(), loaded.errors.begin(), loaded.errors.end());
-    for (auto& network : loaded.topology.networks) incoming.push_back(std::move(network));
+    files.push_back({file.value("name", std::string("<request>")), file["text"].get<std::string>()});
   }
-  if (!diagnostics.empty()) {
+  topology::LoadResult loaded = topology::ParseTopologyFiles(files);
+  if (!loaded.ok()) {
+    const size_t count = loaded.errors.size();
     throw RequestError{"invalid",
-                       std::to_string(diagnostics.size()) + " error" +
-                           (diagnostics.size() == 1 ? "" : "s") + " in the topology",
-                       {{"diagnostics", DiagnosticsJson(diagnostics)}}};
+                       std::to_string(count) + " error" + (count == 1 ? "" : "s") +
+                           " in the topology",
+                       {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
   }
+  std::vector<NetworkConfig>& incoming = loaded.topology.networks;
   std::map<std::string, NetworkConfig> next = applied_;
   for (auto& network : incoming) next[network.name] = network;
   std::map<std::string, NetworkConfig> saved = std::exchange(applied_, next);
@@ -350,7 +339,8 @@ json Controller::NetworkShow(const std::string& name) {
   const NetworkConfig* network = FindNetwork(view.desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
   json summary;
-  for (const json& item : NetworkList()["networks"])
+  const json list = NetworkList();
+  for (const json& item : list["networks"])
     if (item["name"] == name) summary = item;
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
   if (bridge != nullptr) {
@@ -372,12 +362,11 @@ json Controller::NetworkShow(const std::string& name) {
   json ports = json::array();
   for (const auto& port : network->ports) ports.push_back(PortJson(*network, port, view.state));
   summary["ports"] = ports;
-  summary["static_fdb"] = FdbShow(name)["entries"];
-  json& statics = summary["static_fdb"];
-  json only_static = json::array();
-  for (const json& entry : statics)
-    if (entry["static"] == true) only_static.push_back(entry);
-  summary["static_fdb"] = only_static;
+  const json fdb = FdbShow(name);
+  json statics = json::array();
+  for (const json& entry : fdb["entries"])
+    if (entry["static"] == true && entry["local"] == false) statics.push_back(entry);
+  summary["static_fdb"] = std::move(statics);
   json pending = json::array();
   if (view.plan_error.empty()) {
     auto plan = Plan(view.desired, view.state);
