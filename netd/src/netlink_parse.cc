@@ -140,6 +140,14 @@ BridgePortStatus ParseBridgePort(const nlattr* data) {
   return status;
 }
 
+// libmnl walks attributes up to MNL_ALIGN(nlmsg_len): a message whose length
+// is not 4-aligned could be read up to 3 bytes past its end. The kernel
+// always pads (nla_put aligns every attribute), so such a message is malformed.
+bool WellFormed(const nlmsghdr* header, size_t family_header) {
+  return header->nlmsg_len >= mnl_nlmsg_size(family_header) &&
+         header->nlmsg_len % MNL_ALIGNTO == 0;
+}
+
 }  // namespace
 
 uint64_t PackBridgeId(const void* ifla_bridge_id_bytes) {
@@ -151,8 +159,7 @@ uint64_t PackBridgeId(const void* ifla_bridge_id_bytes) {
 }
 
 bool ParseLink(const nlmsghdr* header, LinkInfo* link) {
-  if (header->nlmsg_type != RTM_NEWLINK || header->nlmsg_len < mnl_nlmsg_size(sizeof(ifinfomsg)))
-    return false;
+  if (header->nlmsg_type != RTM_NEWLINK || !WellFormed(header, sizeof(ifinfomsg))) return false;
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(header));
   auto tb = ParseMessage<IFLA_MAX + 1>(header, sizeof(ifinfomsg));
   link->ifindex = ifi->ifi_index;
@@ -181,7 +188,7 @@ bool ParseLink(const nlmsghdr* header, LinkInfo* link) {
 }
 
 std::optional<FdbEntry> ParseFdb(const nlmsghdr* header) {
-  if (header->nlmsg_type != RTM_NEWNEIGH || header->nlmsg_len < mnl_nlmsg_size(sizeof(ndmsg)))
+  if (header->nlmsg_type != RTM_NEWNEIGH || !WellFormed(header, sizeof(ndmsg)))
     return std::nullopt;
   const auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(header));
   if (ndm->ndm_family != AF_BRIDGE) return std::nullopt;
@@ -199,8 +206,7 @@ std::optional<FdbEntry> ParseFdb(const nlmsghdr* header) {
 }
 
 void ParsePortVlans(const nlmsghdr* header, std::vector<PortVlanEntry>* out) {
-  if (header->nlmsg_type != RTM_NEWLINK || header->nlmsg_len < mnl_nlmsg_size(sizeof(ifinfomsg)))
-    return;
+  if (header->nlmsg_type != RTM_NEWLINK || !WellFormed(header, sizeof(ifinfomsg))) return;
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(header));
   auto tb = ParseMessage<IFLA_MAX + 1>(header, sizeof(ifinfomsg));
   if (tb[IFLA_AF_SPEC] == nullptr) return;

@@ -1,6 +1,8 @@
 // Parsing of rtnetlink replies into the kernel seam's types, with libmnl.
 // Every attribute's length is checked before it is read; a malformed or
-// unexpected attribute is ignored, never read past.
+// unexpected attribute is ignored, never read past. A message whose
+// nlmsg_len is not 4-aligned is malformed and yields nothing.
+// REQUIRES: header->nlmsg_len bytes are readable (mnl_nlmsg_ok held).
 #pragma once
 
 #include <linux/netlink.h>

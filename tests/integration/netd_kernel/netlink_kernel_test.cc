@@ -534,6 +534,40 @@ TEST(NetlinkKernel, OpenTapAndWriteAFrame) {
   EXPECT_TRUE(LinkExists("vm1-eth0"));
 }
 
+TEST(NetlinkKernel, OpenMultiQueueVnetHdrTapQueues) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  auto kernel = MakeKernel();
+  ASSERT_TRUE(kernel);
+  TapSettings settings;
+  settings.multi_queue = true;
+  settings.vnet_hdr = true;
+  ASSERT_TRUE(kernel->CreateTap("vm1-eth0", settings, "").ok());
+  ASSERT_TRUE(kernel->SetLinkUp("vm1-eth0", true).ok());
+  auto queue0 = OpenTap("vm1-eth0", true, true);
+  auto queue1 = OpenTap("vm1-eth0", true, true);
+  ASSERT_TRUE(queue0.ok()) << queue0.status().message();
+  ASSERT_TRUE(queue1.ok()) << queue1.status().message();
+  EXPECT_EQ(IpLink("vm1-eth0")["linkinfo"]["info_data"]["numqueues"], 2);
+  // A frame behind a zeroed struct virtio_net_hdr (10 bytes: no offloads).
+  std::array<uint8_t, 10 + 60> packet{};
+  std::fill_n(packet.begin() + 10, 6, 0xff);
+  packet[10 + 6] = 0x52;
+  packet[10 + 12] = 0x88;
+  packet[10 + 13] = 0xb5;
+  EXPECT_EQ(write(queue1->get(), packet.data(), packet.size()),
+            static_cast<ssize_t>(packet.size()))
+      << std::strerror(errno);
+  // A single-queue open of a multi-queue tap: the kernel's EINVAL, named.
+  auto mismatched = OpenTap("vm1-eth0", true, false);
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_EQ(mismatched.status().message(), "open tap vm1-eth0: TUNSETIFF: Invalid argument");
+  queue0 = Status::Error("closed");
+  queue1 = Status::Error("closed");
+  // Persistent, so deleting it is a netlink request like any other link.
+  ASSERT_TRUE(kernel->DeleteLink("vm1-eth0").ok());
+  EXPECT_FALSE(LinkExists("vm1-eth0"));
+}
+
 TEST(NetlinkKernel, FormatBridgeId) {
   EXPECT_EQ(FormatBridgeId(0x8000525400000001ULL), "8000.525400000001");
   EXPECT_EQ(FormatBridgeId(0x1000000000000000ULL), "1000.000000000000");
