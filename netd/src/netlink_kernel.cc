@@ -24,7 +24,7 @@
 // pvid other than 1). SetBridgeSettings always sends them (it may have to turn
 // filtering off) and, if the kernel says EOPNOTSUPP while the settings are
 // the defaults, repeats the request without them.
-#include <net/if.h>  // before the linux headers libnl pulls in
+#include <net/if.h>  // IFF_UP, IFNAMSIZ; before the linux headers libnl pulls in
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -56,13 +56,6 @@ using nl::MessageBuffer;
 using nl::NlMsgPtr;
 using nl::NlObjectPtr;
 using nl::NlSocket;
-
-Result<int> IfIndex(const std::string& name, const std::string& what) {
-  if (name.empty() || name.size() >= IFNAMSIZ) return nl::ErrorStatus(what, ENODEV);
-  unsigned index = ::if_nametoindex(name.c_str());
-  if (index == 0) return nl::ErrorStatus(what, errno == 0 ? ENODEV : errno);
-  return static_cast<int>(index);
-}
 
 Status LibnlError(const std::string& what, int error) {
   return Status::Error(what + ": libnl: " + nl_geterror(error), EINVAL);
@@ -359,6 +352,32 @@ class NetlinkKernel final : public Kernel {
   }
 
  private:
+  // Looks `name` up with RTM_GETLINK on this kernel's own socket, so names
+  // resolve in the namespace the socket lives in (not the calling thread's).
+  Result<LinkInfo> GetLink(const std::string& name, const std::string& what) {
+    if (name.empty() || name.size() >= IFNAMSIZ) return nl::ErrorStatus(what, ENODEV);
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
+    PutIfinfo(header, AF_UNSPEC, 0);
+    mnl_attr_put_strz(header, IFLA_IFNAME, name.c_str());
+    mnl_attr_put_u32(header, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    std::optional<LinkInfo> found;
+    nl::DumpCallback callback = [&found](const nlmsghdr* message) {
+      LinkInfo link;
+      if (nl::ParseLink(message, &link)) found = std::move(link);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(socket_.Transact(header, what, &callback));
+    if (!found) return nl::ErrorStatus(what, ENODEV);
+    return std::move(*found);
+  }
+
+  Result<int> IfIndex(const std::string& name, const std::string& what) {
+    auto link = GetLink(name, what);
+    if (!link.ok()) return link.status();
+    return link->ifindex;
+  }
+
   // Dumps until the kernel reports a consistent dump (a few tries), calling
   // `reset` before each retry.
   template <typename Reset>
@@ -441,24 +460,13 @@ class NetlinkKernel final : public Kernel {
                   uint16_t flags) {
     if (vid == 0 || vid >= 4095)
       return Status::Error(what + ": Invalid argument (vid must be 1-4094)", EINVAL);
-    auto index = IfIndex(port, what);
-    if (!index.ok()) return index.status();
+    auto link = GetLink(port, what);
+    if (!link.ok()) return link.status();
     // The bridge's own VLANs ("self") need BRIDGE_FLAGS_SELF.
-    bool is_bridge = false;
-    {
-      MessageBuffer buffer;
-      nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
-      PutIfinfo(header, AF_UNSPEC, *index);
-      nl::DumpCallback callback = [&is_bridge](const nlmsghdr* message) {
-        LinkInfo link;
-        if (nl::ParseLink(message, &link)) is_bridge = link.kind == "bridge";
-        return Status::Ok();
-      };
-      VF_RETURN_IF_ERROR(socket_.Transact(header, what, &callback));
-    }
+    const bool is_bridge = link->kind == "bridge";
     MessageBuffer buffer;
     nlmsghdr* header = buffer.Start(type, 0);
-    PutIfinfo(header, AF_BRIDGE, *index);
+    PutIfinfo(header, AF_BRIDGE, link->ifindex);
     nlattr* spec = mnl_attr_nest_start(header, IFLA_AF_SPEC);
     if (is_bridge) mnl_attr_put_u16(header, IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF);
     bridge_vlan_info info{};

@@ -305,6 +305,9 @@ TEST(NetlinkKernel, LinkUpAliasAndDelete) {
   ASSERT_TRUE(kernel->SetAlias("vm1-eth0", "second").ok());
   EXPECT_EQ(FindLink(*kernel, "vm1-eth0")->alias, "second");
   EXPECT_EQ(IpLink("vm1-eth0")["ifalias"], "second");
+  ASSERT_TRUE(kernel->SetAlias("vm1-eth0", "").ok());  // clears it
+  EXPECT_EQ(FindLink(*kernel, "vm1-eth0")->alias, "");
+  EXPECT_FALSE(IpLink("vm1-eth0").contains("ifalias"));
 
   for (const char* name : {"vfb-lab", "vm1-eth0", "ve0"}) {
     Status status = kernel->DeleteLink(name);
@@ -323,6 +326,8 @@ TEST(NetlinkKernel, EnslaveAndBridgePortSettingsReadBack) {
   ASSERT_TRUE(kernel->CreateBridge("vfb-lab", BridgeSettings{}, "").ok());
   ASSERT_TRUE(kernel->CreateTap("vm1-eth0", TapSettings{}, "").ok());
   Status status = kernel->SetMaster("vm1-eth0", "vfb-lab");
+  ASSERT_TRUE(status.ok()) << status.message();
+  status = kernel->SetMaster("vm1-eth0", "vfb-lab");  // again: no error
   ASSERT_TRUE(status.ok()) << status.message();
   auto bridge = FindLink(*kernel, "vfb-lab");
   auto port = FindLink(*kernel, "vm1-eth0");
@@ -523,8 +528,14 @@ TEST(NetlinkKernel, OpenTapAndWriteAFrame) {
   frame[13] = 0xb5;
   ssize_t written = write(fd->get(), frame.data(), frame.size());
   EXPECT_EQ(written, static_cast<ssize_t>(frame.size())) << std::strerror(errno);
-  // The device is up with the fd attached: carrier.
-  EXPECT_TRUE(FindLink(*kernel, "vm1-eth0")->oper_up);
+  // The device is up with the fd attached: carrier. (The kernel's linkwatch
+  // updates operstate asynchronously, up to a second later.)
+  EXPECT_TRUE(vfabric::testing::WaitFor(
+      [&] {
+        auto link = FindLink(*kernel, "vm1-eth0");
+        return link && link->oper_up;
+      },
+      3000));
   auto missing = OpenTap("vm9-eth0", false, false);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(), "open tap vm9-eth0: No such device");
