@@ -233,8 +233,9 @@ inline PortIndex Table::Probe(uint64_t packed, uint64_t hash) const {
   }
 }
 
-uint32_t Table::FindSlot(uint64_t packed) const {
-  const uint64_t hash = Hash(packed);
+uint32_t Table::FindSlot(uint64_t packed) const { return FindSlot(packed, Hash(packed)); }
+
+uint32_t Table::FindSlot(uint64_t packed, uint64_t hash) const {
   const uint32_t tag = TagOf(hash);
   uint32_t b = static_cast<uint32_t>(hash >> bucket_shift_);
   for (;;) {
@@ -468,6 +469,36 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
   ++size_;
   ++counters_.learned;
   return LearnOutcome::kLearned;
+}
+
+void Table::LearnBatch(std::span<const Key> keys, std::span<const PortIndex> ports,
+                       uint64_t now_ns, std::span<LearnOutcome> outcomes) {
+  // Three passes over a group of keys: prefetch the home buckets (and the
+  // slot-to-record words next to them); find each key's slot and prefetch
+  // its record; then learn one by one, now from cache. Earlier learns of the
+  // group may move slots, so the last pass looks every key up again.
+  constexpr size_t kGroup = 16;
+  const size_t n = keys.size();
+  for (size_t base = 0; base < n; base += kGroup) {
+    const size_t m = std::min(kGroup, n - base);
+    uint64_t hashes[kGroup];
+    for (size_t j = 0; j < m; ++j) {
+      const uint64_t h = Hash(Pack(keys[base + j]));
+      hashes[j] = h;
+      const uint64_t b = h >> bucket_shift_;
+      __builtin_prefetch(&buckets_[b]);
+      __builtin_prefetch(&slot_records_[b * kLanes]);
+    }
+    for (size_t j = 0; j < m; ++j) {
+      const uint32_t s = FindSlot(Pack(keys[base + j]), hashes[j]);
+      if (s != kNil) __builtin_prefetch(&records_[slot_records_[s]]);
+    }
+    for (size_t j = 0; j < m; ++j) {
+      const Key& key = keys[base + j];
+      const LearnOutcome outcome = Learn(key.vlan, key.mac, ports[base + j], now_ns);
+      if (!outcomes.empty()) outcomes[base + j] = outcome;
+    }
+  }
 }
 
 PortIndex Table::Lookup(VlanId vlan, const MacAddress& mac) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -375,6 +376,48 @@ TEST(FdbTest, BatchedLookupMatchesSingleLookups) {
     EXPECT_EQ(t->counters().lookup_hits - before.lookup_hits, hits);
     EXPECT_EQ(t->counters().lookup_misses - before.lookup_misses, n - hits);
   }
+}
+
+// LearnBatch is Learn in a loop: two twin tables, one fed key by key and
+// one in batches, end every batch equal, counters and entries alike.
+TEST(FdbTest, BatchedLearnEqualsLearnInOrder) {
+  Config config = Small();
+  config.max_entries = 64;
+  config.max_per_port = 10;
+  config.ageing_time_ns = 1000;
+  auto one = Make(config);
+  auto batched = Make(config);
+  std::mt19937_64 rng(9);
+  uint64_t now = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const size_t n = rng() % 40;
+    std::vector<Key> keys(n);
+    std::vector<PortIndex> ports(n);
+    for (size_t i = 0; i < n; ++i) {
+      // Repeats within a batch, moves, invalid keys and ports, evictions.
+      keys[i] = Key{static_cast<VlanId>(rng() % 50 == 0 ? 5000 : 1 + rng() % 3), Mac(rng() % 150)};
+      ports[i] = static_cast<PortIndex>(rng() % 9);
+    }
+    now += rng() % 50;
+    std::vector<LearnOutcome> want(n), got(n);
+    for (size_t i = 0; i < n; ++i) want[i] = one->Learn(keys[i].vlan, keys[i].mac, ports[i], now);
+    batched->LearnBatch(keys, ports, now, got);
+    ASSERT_EQ(got, want) << "round " << round;
+    if (round % 7 == 0) {
+      ASSERT_EQ(one->Expire(now, 5), batched->Expire(now, 5));
+    }
+    ASSERT_EQ(batched->counters(), one->counters()) << "round " << round;
+    ASSERT_EQ(batched->Snapshot(now), one->Snapshot(now)) << "round " << round;
+  }
+  EXPECT_GT(one->counters().evicted, 0u);
+  EXPECT_GT(one->counters().moved, 0u);
+  EXPECT_GT(one->counters().limit_drops, 0u);
+  EXPECT_GT(one->counters().invalid, 0u);
+  // Without outcomes.
+  const std::vector<Key> keys = {Key{1, Mac(999)}};
+  const std::vector<PortIndex> ports = {3};
+  batched->LearnBatch(keys, ports, now);
+  EXPECT_EQ(batched->Lookup(1, Mac(999)), 3);
 }
 
 TEST(FdbTest, DumpReportsEveryEntryOnceInBoundedChunks) {

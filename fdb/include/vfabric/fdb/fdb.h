@@ -7,16 +7,17 @@
 // uint64_t exactly as struct Key lies in memory (VID first, then the MAC), so
 // a batch of Keys packs with one load each. All ones marks an empty slot.
 //
-// Hashing. The packed key is XORed with a 128-bit salt and run through a
-// multiply/xorshift finalizer (murmur3's fmix64 shape, salted twice). The salt
-// comes from Config::hash_seed, which the caller draws from a random source
-// (this library makes no OS calls). Without the salt, a guest that knows the
-// hash could pick MACs that all land in one probe run. This is not a
-// cryptographic PRF: it stops blind collision aiming, the same bar as Open
-// vSwitch's mac-learning table. The per-port limit bounds how many entries one
-// port can place in the table anyway.
+// Hashing. The packed key is XORed with one secret and multiplied by another
+// (odd) to 128 bits, and the two halves are XORed (absl's mix, with a secret
+// multiplier). The bucket comes from the top bits, a 32-bit tag from the low
+// ones. Both secrets are expanded from Config::hash_seed, which the caller
+// draws from a random source (this library makes no OS calls). Without them a
+// guest that knows the hash could pick MACs that all land in one probe run.
+// This is not a cryptographic PRF: it stops blind collision aiming, the same
+// bar as Open vSwitch's mac-learning table. The per-port limit bounds how
+// many entries one port can place in the table anyway.
 //
-// Layout. Two arrays, sized at construction and never resized:
+// Layout. Arrays sized at construction and never resized:
 //  - the index: open addressing over 64-byte buckets (one cache line each)
 //    of four slots: four 32-bit tags (hash bits), four keys, four ports (the
 //    slots' record numbers are in a parallel array, off the lookup path). At
@@ -56,8 +57,9 @@
 // when the oldest learned entry expires, so the event loop sleeps until then
 // (the run()/wait() pair of Open vSwitch). An expired entry still answers
 // lookups until Expire() removes it. Refreshing an entry moves it to the tail
-// of its lists; Config::refresh_granularity_ns > 0 skips refreshes of entries
-// seen less than that long ago (cheaper learning, ages exact to within it).
+// of its lists; Config::refresh_granularity_ns (default 1 s) skips refreshes
+// of entries seen less than that long ago (cheaper learning; ages, expiry and
+// eviction order exact to within it).
 // ageing_time == 0 means "do not learn": Learn() returns kLearningDisabled,
 // existing learned entries expire at the next Expire(), and static entries go
 // on forwarding. kNeverAge means learned entries never expire.
@@ -185,6 +187,14 @@ class Table {
   LearnOutcome Learn(VlanId vlan, const MacAddress& mac, PortIndex port, uint64_t now_ns,
                      Eviction* eviction = nullptr);
 
+  // Learn(keys[i], ports[i], now_ns) for every i in order, with the memory
+  // accesses of neighbouring keys overlapped (prefetch): the source MACs of a
+  // batch of frames. Writes each outcome to outcomes[i] when `outcomes` is
+  // not empty. REQUIRES: ports.size() >= keys.size(), and outcomes empty or
+  // outcomes.size() >= keys.size().
+  void LearnBatch(std::span<const Key> keys, std::span<const PortIndex> ports, uint64_t now_ns,
+                  std::span<LearnOutcome> outcomes = {});
+
   // The port of (vlan, mac), or kNoPort. Counts a hit or a miss.
   PortIndex Lookup(VlanId vlan, const MacAddress& mac);
 
@@ -250,6 +260,7 @@ class Table {
   uint32_t Home(uint64_t packed) const;  // the key's first bucket
   PortIndex Probe(uint64_t packed, uint64_t hash) const;
   uint32_t FindSlot(uint64_t packed) const;  // bucket * kLanes + lane, or kNil
+  uint32_t FindSlot(uint64_t packed, uint64_t hash) const;
   void InsertSlot(uint64_t packed, PortIndex port, uint32_t record);
   void EraseSlot(uint64_t packed);
   uint64_t Now(uint64_t now_ns);
