@@ -153,14 +153,25 @@ class NetlinkKernel final : public Kernel {
       features.tun = fd >= 0;
       if (fd >= 0) ::close(fd);
     }
-    const std::string probe = "vfprobe-" + RandomHex4();
-    // veth: a pair, deleted again (deleting one end takes both).
-    if (CreateVeth(probe, probe + "p", "").ok()) {
-      features.veth = true;
-      (void)DeleteLink(probe);
+    // Throwaway links under random names, deleted again; a name that happens
+    // to exist is retried with another.
+    constexpr int kTries = 4;
+    Status veth;
+    for (int i = 0; i < kTries; ++i) {
+      const std::string name = "vfprobe-" + RandomHex4();
+      veth = CreateVeth(name, name + "p", "");
+      if (veth.ok()) (void)DeleteLink(name);  // deleting one end takes both
+      if (veth.error_number() != EEXIST) break;
     }
+    features.veth = veth.ok();
     BridgeSettings settings;
-    Status created = CreateBridge(probe, settings, "");
+    std::string probe;
+    Status created;
+    for (int i = 0; i < kTries; ++i) {
+      probe = "vfprobe-" + RandomHex4();
+      created = CreateBridge(probe, settings, "");
+      if (created.error_number() != EEXIST) break;
+    }
     if (!created.ok()) {
       features.bridge_vlan_filtering_reason = "bridges unsupported: " + created.message();
       return features;
