@@ -8,11 +8,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string_view>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netctl/client.h"
@@ -64,7 +63,7 @@ has errors, or netd is unreachable; 2 usage error.
 
 struct CommandSpec {
   const char* name;
-  const char* sub;       // "" for commands without a sub-command
+  const char* sub;  // "" for commands without a sub-command
   int min_operands;
   int max_operands;      // -1: no limit
   const char* operands;  // as shown in usage
@@ -175,9 +174,9 @@ Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
     if (!text.ok()) return text.status();
     total += text->size();
     if (total > kMaxTopologyBytes) {
-      return Status::Error("topology files larger than " +
-                               std::to_string(kMaxTopologyBytes >> 20) + " MiB in all",
-                           EFBIG);
+      return Status::Error(
+          "topology files larger than " + std::to_string(kMaxTopologyBytes >> 20) + " MiB in all",
+          EFBIG);
     }
     files.push_back({{"name", path}, {"text", std::move(*text)}});
     return Status::Ok();
@@ -222,7 +221,8 @@ class Dispatcher {
       json args = {{"files", std::move(*files)}};
       return Call(command, args, command == "plan" ? FormatPlan : FormatApply);
     }
-    if (command == "network" && sub == "list") return Call("network.list", nullptr, FormatNetworkList);
+    if (command == "network" && sub == "list")
+      return Call("network.list", nullptr, FormatNetworkList);
     if (command == "network" && sub == "show") {
       return Call("network.show", {{"name", cl_.operands[0]}}, FormatNetworkShow);
     }
@@ -232,7 +232,7 @@ class Dispatcher {
       return Call("port.list", args, FormatPortList);
     }
     if (sub == "show" && (command == "fdb" || command == "stp" || command == "vlan")) {
-      auto format = command == "fdb" ? FormatFdbShow
+      auto format = command == "fdb"   ? FormatFdbShow
                     : command == "stp" ? FormatStpShow
                                        : FormatVlanShow;
       return Call(command + ".show", {{"network", cl_.operands[0]}}, format);
@@ -259,8 +259,8 @@ class Dispatcher {
                                {"pointer", d.where.pointer},
                                {"message", d.message}});
       }
-      out_ << FormatJson({{"ok", loaded.ok()}, {"files", cl_.operands},
-                          {"diagnostics", std::move(diagnostics)}});
+      out_ << FormatJson(
+          {{"ok", loaded.ok()}, {"files", cl_.operands}, {"diagnostics", std::move(diagnostics)}});
     }
     for (const auto& d : loaded.errors) err_ << d.ToString() << "\n";
     if (!loaded.ok()) return 1;
@@ -282,8 +282,8 @@ class Dispatcher {
       }
     }
     if (cl_.json) {
-      out_ << FormatJson({{"code", connecting ? "unreachable" : "connection"},
-                          {"message", message}});
+      out_ << FormatJson(
+          {{"code", connecting ? "unreachable" : "connection"}, {"message", message}});
     }
     return Fail(message);
   }
@@ -455,9 +455,9 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   if (HasSubCommands(cl->command)) {
     if (next >= positional.size()) {
       if (cl->help) return true;
-      return usage_error(cl->command + ": missing sub-command (" + SubCommandList(cl->command) +
-                             ")",
-                         CommandHint(cl->command));
+      return usage_error(
+          cl->command + ": missing sub-command (" + SubCommandList(cl->command) + ")",
+          CommandHint(cl->command));
     }
     cl->sub = positional[next++];
     if (FindSpec(cl->command, cl->sub) == nullptr) {
@@ -531,8 +531,8 @@ int Main(int argc, char** argv, std::ostream& out, std::ostream& err) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   const char* env_socket = std::getenv("VFABRIC_SOCKET");
-  std::string socket_path = env_socket != nullptr && *env_socket != '\0' ? env_socket
-                                                                         : kDefaultSocketPath;
+  std::string socket_path =
+      env_socket != nullptr && *env_socket != '\0' ? env_socket : kDefaultSocketPath;
   return Run(args, socket_path, out, err);
 }
 

@@ -151,9 +151,9 @@ Result<std::string> ControlClient::ReadLineUntil(Clock::time_point deadline) {
     if (line_length > options_.max_answer_bytes) {
       fd_.Reset();
       buffer_.clear();
-      return Error("answer longer than " + std::to_string(options_.max_answer_bytes) +
-                       " bytes; giving up",
-                   EMSGSIZE);
+      return Error(
+          "answer longer than " + std::to_string(options_.max_answer_bytes) + " bytes; giving up",
+          EMSGSIZE);
     }
     if (newline != std::string::npos) {
       std::string line = buffer_.substr(0, newline);
@@ -239,8 +239,8 @@ Result<Answer> ControlClient::Call(std::string_view verb, const nlohmann::json& 
     decoded.result = it != answer.end() ? std::move(*it) : nlohmann::json::object();
   } else {
     auto it = answer.find("error");
-    decoded.error = (it != answer.end() && it->is_object()) ? std::move(*it)
-                                                            : nlohmann::json::object();
+    decoded.error =
+        (it != answer.end() && it->is_object()) ? std::move(*it) : nlohmann::json::object();
   }
   return decoded;
 }

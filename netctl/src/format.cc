@@ -141,7 +141,7 @@ std::string PortState(const json& port) {
 
 std::string PortFlags(const json& port) {
   static constexpr std::pair<const char*, const char*> kFlags[] = {
-      {"learning", "learn"},  {"flood", "flood"},     {"hairpin", "hairpin"},
+      {"learning", "learn"},    {"flood", "flood"},      {"hairpin", "hairpin"},
       {"isolated", "isolated"}, {"bpdu_guard", "guard"}, {"root_block", "rootblock"}};
   std::vector<std::string> set;
   for (const auto& [key, word] : kFlags) {
@@ -201,17 +201,16 @@ std::string Age(const json& entry) {
 }
 
 Table PortTable(bool with_network) {
-  std::vector<std::string> headers = {"PORT", "KIND", "STATE", "STP-STATE", "COST",
-                                      "PRIO", "FLAGS", "VLAN"};
+  std::vector<std::string> headers = {"PORT", "KIND", "STATE", "STP-STATE",
+                                      "COST", "PRIO", "FLAGS", "VLAN"};
   if (with_network) headers.insert(headers.begin(), "NETWORK");
   return Table(std::move(headers));
 }
 
 void AddPortRow(Table& table, const json& port, bool with_network) {
-  std::vector<std::string> row = {Text(port, "name"),       Text(port, "kind"),
-                                  PortState(port),          Text(port, "stp_state"),
-                                  Text(port, "cost"),       Text(port, "priority"),
-                                  PortFlags(port),          PortVlan(port)};
+  std::vector<std::string> row = {
+      Text(port, "name"), Text(port, "kind"),     PortState(port), Text(port, "stp_state"),
+      Text(port, "cost"), Text(port, "priority"), PortFlags(port), PortVlan(port)};
   if (with_network) row.insert(row.begin(), Text(port, "network"));
   table.AddRow(std::move(row));
 }
@@ -322,8 +321,8 @@ std::string FormatNetworkShow(const json& result) {
                           ? std::to_string(ports_value->size())
                           : Text(network, "ports");
   block.Add("ports up", Text(network, "ports_up") + "/" + total);
-  block.Add("stp", Get(settings, "stp_enabled") ? OnOff(settings, "stp_enabled")
-                                                 : OnOff(network, "stp"));
+  block.Add("stp",
+            Get(settings, "stp_enabled") ? OnOff(settings, "stp_enabled") : OnOff(network, "stp"));
   block.Add("priority", Text(settings, "priority"));
   block.Add("hello time", Seconds(settings, "hello_time"));
   block.Add("forward delay", Seconds(settings, "forward_delay"));
@@ -363,9 +362,9 @@ std::string FormatFdbShow(const json& result) { return FdbTable(Array(result, "e
 std::string FormatStpShow(const json& result) {
   const json& stp = Inner(result, "stp");
   KeyValues block;
-  block.Add("stp", Get(stp, "enabled") ? (Bool(stp, "enabled").value_or(false) ? "enabled"
-                                                                                : "disabled")
-                                       : "-");
+  block.Add("stp", Get(stp, "enabled")
+                       ? (Bool(stp, "enabled").value_or(false) ? "enabled" : "disabled")
+                       : "-");
   block.Add("bridge id", Text(stp, "bridge_id"));
   block.Add("root id", Text(stp, "root_id"));
   // 802.1D numbers ports from 1: a root port of 0 is the kernel's "none".
@@ -398,8 +397,8 @@ std::string FormatVlanShow(const json& result) {
   Table table({"PORT", "VLAN", "PVID", "UNTAGGED"});
   for (const auto& port : Array(vlan, "ports")) {
     for (const auto& entry : Array(port, "vlans")) {
-      table.AddRow({Text(port, "port"), Text(entry, "vid"), YesNo(entry, "pvid"),
-                    YesNo(entry, "untagged")});
+      table.AddRow(
+          {Text(port, "port"), Text(entry, "vid"), YesNo(entry, "pvid"), YesNo(entry, "untagged")});
     }
   }
   return table.ToString();

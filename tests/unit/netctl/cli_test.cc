@@ -60,7 +60,8 @@ TEST(ParseTest, VerbSubAndOperands) {
 TEST(ParseTest, OptionsBeforeAndAfterTheVerb) {
   CommandLine before = Parse({"--json", "--socket", "/s.sock", "--timeout", "2.5", "port", "list"});
   CommandLine after = Parse({"port", "list", "--json", "--socket=/s.sock", "--timeout=2.5"});
-  CommandLine between = Parse({"port", "--json", "list", "--socket", "/s.sock", "--timeout", "2.5"});
+  CommandLine between =
+      Parse({"port", "--json", "list", "--socket", "/s.sock", "--timeout", "2.5"});
   for (const CommandLine* cl : {&before, &after, &between}) {
     EXPECT_EQ(cl->command, "port");
     EXPECT_EQ(cl->sub, "list");
@@ -184,7 +185,9 @@ TEST(RunTest, TheDefaultSocketIsUsedWithoutSocketOption) {
 }
 
 TEST(RunTest, MainTakesTheSocketFromTheEnvironment) {
-  FakeNetd netd([](const std::string& line) { return OkReply(line, {{"entries", json::array()}}); });
+  FakeNetd netd([](const std::string& line) {
+    return OkReply(line, {{"entries", json::array()}});
+  });
   ASSERT_EQ(setenv("VFABRIC_SOCKET", netd.path().c_str(), 1), 0);
   std::vector<std::string> args = {"netctl", "fdb", "show", "lab"};
   std::vector<char*> argv;
@@ -209,15 +212,21 @@ TEST(RunTest, CannotConnectWithJsonPrintsAnErrorObject) {
   EXPECT_EQ(result.code, 1);
   json error = json::parse(result.out);
   EXPECT_EQ(error["code"], "unreachable");
-  EXPECT_EQ(error["message"],
-            "cannot connect to /nonexistent/netd.sock: No such file or directory (is netd running?)");
+  EXPECT_EQ(
+      error["message"],
+      "cannot connect to /nonexistent/netd.sock: No such file or directory (is netd running?)");
 }
 
 TEST(RunTest, NetworkListPrintsATable) {
   FakeNetd netd([](const std::string& line) {
     return OkReply(line, {{"networks",
-                           {{{"name", "lab"}, {"datapath", "kernel"}, {"bridge", "vfb-lab"},
-                             {"state", "ok"}, {"ports", 2}, {"ports_up", 2}, {"stp", true}}}}});
+                           {{{"name", "lab"},
+                             {"datapath", "kernel"},
+                             {"bridge", "vfb-lab"},
+                             {"state", "ok"},
+                             {"ports", 2},
+                             {"ports_up", 2},
+                             {"stp", true}}}}});
   });
   Output result = RunNetctl({"network", "list"}, netd.path());
   EXPECT_EQ(result.code, 0) << result.err;
@@ -281,7 +290,8 @@ TEST(RunTest, PlanSendsTheFilesAndPrintsOperations) {
   vfabric::testing::WriteFile(file, "{\"networks\": []}\n");
   FakeNetd netd([](const std::string& line) {
     return OkReply(line, {{"operations",
-                           {{{"op", "create_bridge"}, {"object", "vfb-lab"},
+                           {{{"op", "create_bridge"},
+                             {"object", "vfb-lab"},
                              {"description", "create bridge vfb-lab"}}}}});
   });
   Output result = RunNetctl({"plan", file, "--socket", netd.path()});
@@ -326,10 +336,16 @@ TEST(RunTest, InvalidTopologyPrintsEachDiagnostic) {
   json error = {{"code", "invalid"},
                 {"message", "the topology has 2 errors"},
                 {"diagnostics",
-                 {{{"file", "lab.json"}, {"line", 3}, {"column", 17},
-                   {"pointer", "/networks/0/bridge"}, {"message", "longer than 15 characters"}},
-                  {{"file", "lab.json"}, {"line", 9}, {"column", 5},
-                   {"pointer", "/networks/0/ports/1/name"}, {"message", "duplicate port name"}}}}};
+                 {{{"file", "lab.json"},
+                   {"line", 3},
+                   {"column", 17},
+                   {"pointer", "/networks/0/bridge"},
+                   {"message", "longer than 15 characters"}},
+                  {{"file", "lab.json"},
+                   {"line", 9},
+                   {"column", 5},
+                   {"pointer", "/networks/0/ports/1/name"},
+                   {"message", "duplicate port name"}}}}};
   FakeNetd netd([&](const std::string& line) { return ErrorReply(line, error); });
   Output result = RunNetctl({"apply", file}, netd.path());
   EXPECT_EQ(result.code, 1);

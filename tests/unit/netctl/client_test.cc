@@ -25,7 +25,9 @@ ClientOptions Options(const std::string& path, int timeout_ms = 2000) {
 }
 
 TEST(ControlClientTest, SendsVersionIdVerbArgsAndDecodesTheResult) {
-  FakeNetd netd([](const std::string& line) { return OkReply(line, {{"networks", json::array()}}); });
+  FakeNetd netd([](const std::string& line) {
+    return OkReply(line, {{"networks", json::array()}});
+  });
   Result<ControlClient> client = ControlClient::Connect(Options(netd.path()));
   ASSERT_TRUE(client.ok()) << client.status().message();
   Result<Answer> answer = client->Call("network.show", {{"name", "lab"}});
@@ -156,7 +158,8 @@ TEST(ControlClientTest, AServerClosingBeforeAnsweringIsAnError) {
   ASSERT_TRUE(client.ok());
   Result<Answer> answer = client->Call("hello");
   ASSERT_FALSE(answer.ok());
-  EXPECT_EQ(answer.status().message(), netd.path() + ": connection closed by netd before it answered");
+  EXPECT_EQ(answer.status().message(),
+            netd.path() + ": connection closed by netd before it answered");
 }
 
 TEST(ControlClientTest, AServerClosingMidAnswerIsAnError) {

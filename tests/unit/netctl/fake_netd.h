@@ -11,11 +11,10 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/testing/support.h"
@@ -23,9 +22,9 @@
 namespace vfabric::netctl::testing {
 
 struct FakeReply {
-  std::string bytes;         // written as is (include the '\n')
-  size_t piece_size = 0;     // >0: write in pieces of this size, 5 ms apart
-  bool close = false;        // close the connection after writing
+  std::string bytes;      // written as is (include the '\n')
+  size_t piece_size = 0;  // >0: write in pieces of this size, 5 ms apart
+  bool close = false;     // close the connection after writing
 };
 
 using FakeHandler = std::function<FakeReply(const std::string& request_line)>;

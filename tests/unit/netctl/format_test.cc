@@ -8,11 +8,13 @@ namespace {
 using nlohmann::json;
 
 json Port(const std::string& network, const std::string& name) {
-  return {{"network", network}, {"name", name},   {"kind", "tap"},   {"ifindex", 7},
-          {"present", true},    {"admin_up", true}, {"oper_up", true}, {"master", "vfb-lab"},
-          {"stp_state", "forwarding"}, {"cost", 100}, {"priority", 32},  {"learning", true},
-          {"flood", true},      {"hairpin", false}, {"isolated", false}, {"bpdu_guard", false},
-          {"root_block", false}, {"vlan", {{"mode", "access"}, {"pvid", 10}}}};
+  return {
+      {"network", network},  {"name", name},        {"kind", "tap"},
+      {"ifindex", 7},        {"present", true},     {"admin_up", true},
+      {"oper_up", true},     {"master", "vfb-lab"}, {"stp_state", "forwarding"},
+      {"cost", 100},         {"priority", 32},      {"learning", true},
+      {"flood", true},       {"hairpin", false},    {"isolated", false},
+      {"bpdu_guard", false}, {"root_block", false}, {"vlan", {{"mode", "access"}, {"pvid", 10}}}};
 }
 
 TEST(TableTest, AlignsColumnsWithoutTrailingSpaces) {
@@ -27,10 +29,20 @@ TEST(TableTest, AlignsColumnsWithoutTrailingSpaces) {
 
 TEST(FormatTest, NetworkList) {
   json result = {{"networks",
-                  {{{"name", "lab"}, {"datapath", "kernel"}, {"bridge", "vfb-lab"},
-                    {"state", "ok"}, {"ports", 3}, {"ports_up", 2}, {"stp", true}},
-                   {{"name", "fast"}, {"datapath", "userspace"}, {"bridge", ""},
-                    {"state", "drifted"}, {"ports", 12}, {"ports_up", 0}, {"stp", false}}}}};
+                  {{{"name", "lab"},
+                    {"datapath", "kernel"},
+                    {"bridge", "vfb-lab"},
+                    {"state", "ok"},
+                    {"ports", 3},
+                    {"ports_up", 2},
+                    {"stp", true}},
+                   {{"name", "fast"},
+                    {"datapath", "userspace"},
+                    {"bridge", ""},
+                    {"state", "drifted"},
+                    {"ports", 12},
+                    {"ports_up", 0},
+                    {"stp", false}}}}};
   EXPECT_EQ(FormatNetworkList(result),
             "NAME  DATAPATH   BRIDGE   STATE    PORTS  STP\n"
             "lab   kernel     vfb-lab  ok       2/3    on\n"
@@ -51,24 +63,34 @@ TEST(FormatTest, PortList) {
   down["learning"] = false;
   down["flood"] = false;
   down["vlan"] = {{"mode", "trunk"}, {"allowed", "10,20-30"}, {"native", 1}};
-  json missing = {{"network", "fast"}, {"name", "uplink0"}, {"kind", "veth"},
-                  {"present", false},  {"hairpin", true},  {"isolated", true},
+  json missing = {{"network", "fast"},  {"name", "uplink0"},  {"kind", "veth"},
+                  {"present", false},   {"hairpin", true},    {"isolated", true},
                   {"bpdu_guard", true}, {"root_block", true}, {"vlan", {{"mode", "none"}}}};
   json result = {{"ports", {Port("lab", "vm1-eth0"), down, missing}}};
   EXPECT_EQ(FormatPortList(result),
-            "NETWORK  PORT      KIND  STATE    STP-STATE   COST  PRIO  FLAGS                             VLAN\n"
-            "lab      vm1-eth0  tap   up       forwarding  100   32    learn,flood                       access 10\n"
-            "lab      vm2-eth0  tap   down     forwarding  100   32    -                                 trunk 10,20-30 native 1\n"
-            "fast     uplink0   veth  missing  -           -     -     hairpin,isolated,guard,rootblock  -\n");
+            "NETWORK  PORT      KIND  STATE    STP-STATE   COST  PRIO  FLAGS                       "
+            "      VLAN\n"
+            "lab      vm1-eth0  tap   up       forwarding  100   32    learn,flood                 "
+            "      access 10\n"
+            "lab      vm2-eth0  tap   down     forwarding  100   32    -                           "
+            "      trunk 10,20-30 native 1\n"
+            "fast     uplink0   veth  missing  -           -     -     "
+            "hairpin,isolated,guard,rootblock  -\n");
 }
 
 TEST(FormatTest, FdbShowWithAndWithoutAge) {
-  json entries = {{{"mac", "52:54:00:00:00:01"}, {"vlan", 10}, {"port", "vm1-eth0"},
-                   {"static", true}, {"local", false}},
-                  {{"mac", "52:54:00:00:00:02"}, {"vlan", 0}, {"port", "uplink0"},
-                   {"static", false}, {"local", false}},
-                  {{"mac", "52:54:00:aa:bb:cc"}, {"port", "vfb-lab"}, {"static", true},
-                   {"local", true}}};
+  json entries = {
+      {{"mac", "52:54:00:00:00:01"},
+       {"vlan", 10},
+       {"port", "vm1-eth0"},
+       {"static", true},
+       {"local", false}},
+      {{"mac", "52:54:00:00:00:02"},
+       {"vlan", 0},
+       {"port", "uplink0"},
+       {"static", false},
+       {"local", false}},
+      {{"mac", "52:54:00:aa:bb:cc"}, {"port", "vfb-lab"}, {"static", true}, {"local", true}}};
   EXPECT_EQ(FormatFdbShow({{"entries", entries}}),
             "MAC                VLAN  PORT      FLAGS\n"
             "52:54:00:00:00:01  10    vm1-eth0  static\n"
@@ -83,15 +105,31 @@ TEST(FormatTest, FdbShowWithAndWithoutAge) {
 }
 
 TEST(FormatTest, NetworkShow) {
-  json network = {{"name", "lab"}, {"datapath", "kernel"}, {"bridge", "vfb-lab"},
-                  {"state", "ok"}, {"ports_up", 1}, {"stp", true}, {"ifindex", 5},
-                  {"mac", "52:54:00:12:34:56"}, {"admin_up", true},
-                  {"settings", {{"stp_enabled", true}, {"priority", 4096}, {"hello_time", 2},
-                                {"forward_delay", 4}, {"max_age", 20}, {"ageing_time", 300},
-                                {"vlan_filtering", false}, {"default_pvid", 1}}},
+  json network = {{"name", "lab"},
+                  {"datapath", "kernel"},
+                  {"bridge", "vfb-lab"},
+                  {"state", "ok"},
+                  {"ports_up", 1},
+                  {"stp", true},
+                  {"ifindex", 5},
+                  {"mac", "52:54:00:12:34:56"},
+                  {"admin_up", true},
+                  {"settings",
+                   {{"stp_enabled", true},
+                    {"priority", 4096},
+                    {"hello_time", 2},
+                    {"forward_delay", 4},
+                    {"max_age", 20},
+                    {"ageing_time", 300},
+                    {"vlan_filtering", false},
+                    {"default_pvid", 1}}},
                   {"ports", {Port("lab", "vm1-eth0")}},
-                  {"static_fdb", {{{"mac", "52:54:00:00:00:01"}, {"vlan", 10},
-                                   {"port", "vm1-eth0"}, {"static", true}, {"local", false}}}}};
+                  {"static_fdb",
+                   {{{"mac", "52:54:00:00:00:01"},
+                     {"vlan", 10},
+                     {"port", "vm1-eth0"},
+                     {"static", true},
+                     {"local", false}}}}};
   EXPECT_EQ(FormatNetworkShow({{"network", network}}),
             "name:            lab\n"
             "datapath:        kernel\n"
@@ -120,7 +158,9 @@ TEST(FormatTest, NetworkShow) {
 }
 
 TEST(FormatTest, NetworkShowWithPendingChangesAndAnError) {
-  json network = {{"name", "lab"}, {"ports", json::array()}, {"static_fdb", json::array()},
+  json network = {{"name", "lab"},
+                  {"ports", json::array()},
+                  {"static_fdb", json::array()},
                   {"pending", {"create bridge vfb-lab", "attach vm1-eth0 to vfb-lab"}},
                   {"error", "bridge VLAN filtering is not supported"}};
   EXPECT_EQ(FormatNetworkShow({{"network", network}}),
@@ -154,18 +194,34 @@ TEST(FormatTest, NetworkShowWithPendingChangesAndAnError) {
 }
 
 TEST(FormatTest, StpShowToleratesAbsentAndExtraFields) {
-  json stp = {{"enabled", true}, {"bridge_id", "1000.525400000001"},
-              {"root_id", "1000.525400000001"}, {"root_port", 0}, {"root_path_cost", 0},
-              {"is_root", true}, {"topology_change", false}, {"hello_time", 2},
-              {"forward_delay", 4}, {"max_age", 20}, {"source", "netlink"},
+  json stp = {{"enabled", true},
+              {"bridge_id", "1000.525400000001"},
+              {"root_id", "1000.525400000001"},
+              {"root_port", 0},
+              {"root_path_cost", 0},
+              {"is_root", true},
+              {"topology_change", false},
+              {"hello_time", 2},
+              {"forward_delay", 4},
+              {"max_age", 20},
+              {"source", "netlink"},
               {"something_new", {1, 2}},
-              {"ports", {{{"name", "vm1-eth0"}, {"port_id", 0x8001}, {"state", "forwarding"},
-                          {"role", "designated"}, {"cost", 100},
-                          {"designated_bridge", "1000.525400000001"}, {"future", "x"}},
-                         {{"name", "trunk0"}, {"port_id", "8.002"}, {"state", "discarding"},
-                          {"role", "alternate"}, {"cost", 2000},
-                          {"designated_bridge", "8000.525400000009"}, {"protocol", "rstp"},
-                          {"edge", false}}}}};
+              {"ports",
+               {{{"name", "vm1-eth0"},
+                 {"port_id", 0x8001},
+                 {"state", "forwarding"},
+                 {"role", "designated"},
+                 {"cost", 100},
+                 {"designated_bridge", "1000.525400000001"},
+                 {"future", "x"}},
+                {{"name", "trunk0"},
+                 {"port_id", "8.002"},
+                 {"state", "discarding"},
+                 {"role", "alternate"},
+                 {"cost", 2000},
+                 {"designated_bridge", "8000.525400000009"},
+                 {"protocol", "rstp"},
+                 {"edge", false}}}}};
   EXPECT_EQ(FormatStpShow({{"stp", stp}}),
             "stp:              enabled\n"
             "bridge id:        1000.525400000001\n"
@@ -185,12 +241,16 @@ TEST(FormatTest, StpShowToleratesAbsentAndExtraFields) {
 }
 
 TEST(FormatTest, VlanShow) {
-  json vlan = {{"filtering", true}, {"supported", true}, {"default_pvid", 1},
-               {"ports", {{{"port", "vm1-eth0"},
-                           {"vlans", {{{"vid", 10}, {"pvid", true}, {"untagged", true}}}}},
-                          {{"port", "trunk0"},
-                           {"vlans", {{{"vid", 1}, {"pvid", true}, {"untagged", true}},
-                                      {{"vid", 20}, {"pvid", false}, {"untagged", false}}}}}}}};
+  json vlan = {
+      {"filtering", true},
+      {"supported", true},
+      {"default_pvid", 1},
+      {"ports",
+       {{{"port", "vm1-eth0"}, {"vlans", {{{"vid", 10}, {"pvid", true}, {"untagged", true}}}}},
+        {{"port", "trunk0"},
+         {"vlans",
+          {{{"vid", 1}, {"pvid", true}, {"untagged", true}},
+           {{"vid", 20}, {"pvid", false}, {"untagged", false}}}}}}}};
   EXPECT_EQ(FormatVlanShow({{"vlan", vlan}}),
             "PORT      VLAN  PVID  UNTAGGED\n"
             "vm1-eth0  10    yes   yes\n"
@@ -199,15 +259,18 @@ TEST(FormatTest, VlanShow) {
 }
 
 TEST(FormatTest, VlanShowUnsupportedPrintsTheReason) {
-  json vlan = {{"filtering", false}, {"supported", false},
-               {"reason", "this kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)"}};
+  json vlan = {
+      {"filtering", false},
+      {"supported", false},
+      {"reason", "this kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)"}};
   EXPECT_EQ(FormatVlanShow({{"vlan", vlan}}),
             "vlan filtering is not supported: this kernel lacks bridge VLAN filtering "
             "(CONFIG_BRIDGE_VLAN_FILTERING)\n");
 }
 
 TEST(FormatTest, PlanAndApply) {
-  json ops = {{{"op", "create_bridge"}, {"object", "vfb-lab"},
+  json ops = {{{"op", "create_bridge"},
+               {"object", "vfb-lab"},
                {"description", "create bridge vfb-lab (stp on, priority 4096)"}},
               {{"op", "create_tap"}, {"object", "vm1-eth0"}}};
   EXPECT_EQ(FormatPlan({{"operations", ops}}),
@@ -222,18 +285,23 @@ TEST(FormatTest, PlanAndApply) {
 }
 
 TEST(FormatTest, Diagnostic) {
-  EXPECT_EQ(FormatDiagnostic({{"file", "lab.json"}, {"line", 3}, {"column", 17},
+  EXPECT_EQ(FormatDiagnostic({{"file", "lab.json"},
+                              {"line", 3},
+                              {"column", 17},
                               {"pointer", "/networks/0/bridge"},
                               {"message", "longer than 15 characters"}}),
             "lab.json:3:17: /networks/0/bridge: longer than 15 characters");
 }
 
 TEST(FormatTest, MalformedResultsNeverThrow) {
-  for (const json& result :
-       {json(nullptr), json(42), json("text"), json::array({1, 2}),
-        json({{"networks", 5}, {"ports", {1, "x", nullptr}}, {"entries", {{{"mac", 5}}}},
-              {"stp", {{"ports", {{{"port_id", -1}}}}}}, {"vlan", {{"ports", {{{"vlans", 3}}}}}},
-              {"operations", "x"}, {"network", {{"settings", 3}, {"ports", "x"}}}})}) {
+  for (const json& result : {json(nullptr), json(42), json("text"), json::array({1, 2}),
+                             json({{"networks", 5},
+                                   {"ports", {1, "x", nullptr}},
+                                   {"entries", {{{"mac", 5}}}},
+                                   {"stp", {{"ports", {{{"port_id", -1}}}}}},
+                                   {"vlan", {{"ports", {{{"vlans", 3}}}}}},
+                                   {"operations", "x"},
+                                   {"network", {{"settings", 3}, {"ports", "x"}}}})}) {
     EXPECT_NO_THROW({
       FormatNetworkList(result);
       FormatNetworkShow(result);

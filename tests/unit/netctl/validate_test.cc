@@ -78,8 +78,9 @@ TEST(ValidateTest, AnErrorPrintsFileLineColumnPointerAndExitsOne) {
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.out, "");
-  EXPECT_EQ(result.err, file + ":3:33: /networks/0/datapath: unknown datapath \"kernal\"; "
-                                "expected \"kernel\" or \"userspace\"\n");
+  EXPECT_EQ(result.err, file +
+                            ":3:33: /networks/0/datapath: unknown datapath \"kernal\"; "
+                            "expected \"kernel\" or \"userspace\"\n");
 }
 
 TEST(ValidateTest, EveryErrorAcrossFilesIsPrinted) {
@@ -102,9 +103,9 @@ TEST(ValidateTest, EveryErrorAcrossFilesIsPrinted) {
             second + ":3:14: /networks/0/name: duplicate network name \"lab\" (first at " + lab +
                 ")\n" + second +
                 ":3:14: /networks/0/name: the default bridge name \"vfb-lab\" (from the network "
-                "name) is already used by the bridge of network \"lab\" (at " + first +
-                ":3:53)\n" +
-                second + ":3:75: /networks/0/ports/0/cost: expected an integer, got a string\n");
+                "name) is already used by the bridge of network \"lab\" (at " +
+                first + ":3:53)\n" + second +
+                ":3:75: /networks/0/ports/0/cost: expected an integer, got a string\n");
 }
 
 TEST(ValidateTest, SyntaxErrorIsLocated) {
@@ -113,8 +114,9 @@ TEST(ValidateTest, SyntaxErrorIsLocated) {
   WriteFile(file, "{\n  \"networks\": [\n    {\"name\": \"lab\",}\n  ]\n}\n");
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.err, file + ":3:20: /networks/0: expected a string key (trailing commas are "
-                                "not allowed)\n");
+  EXPECT_EQ(result.err, file +
+                            ":3:20: /networks/0: expected a string key (trailing commas are "
+                            "not allowed)\n");
 }
 
 TEST(ValidateTest, AMissingFileIsAnError) {

@@ -21,10 +21,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/common/status.h"
 #include "vfabric/common/unique_fd.h"

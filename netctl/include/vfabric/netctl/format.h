@@ -16,10 +16,9 @@
 //   indent, followed by a newline.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace vfabric::netctl {
 
