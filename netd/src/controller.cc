@@ -318,7 +318,9 @@ json Controller::NetworkList() {
     int up = 0;
     for (const auto& port : network.ports) {
       const LinkInfo* link = view.state.FindLink(port.name);
-      if (link && link->admin_up && bridge && link->master_ifindex == bridge->ifindex) ++up;
+      // "Up" as netctl's port list shows it: carrier, not just IFF_UP (a tap
+      // with no guest behind it is down).
+      if (link && link->oper_up && bridge && link->master_ifindex == bridge->ifindex) ++up;
     }
     std::string state = "ok";
     if (bridge == nullptr) state = "missing";

@@ -200,14 +200,15 @@ class Planner {
   bool Owned(const LinkInfo& link) const { return !NetworkFromAlias(link.alias).empty(); }
 
   Status Preflight(const NetworkConfig& network) {
-    if (network.vlan.filtering && !actual_.features.bridge_vlan_filtering) {
+    const bool kernel = network.datapath == topology::Datapath::kKernel;
+    if (kernel && network.vlan.filtering && !actual_.features.bridge_vlan_filtering) {
       std::string reason = actual_.features.bridge_vlan_filtering_reason;
       return Status::Error("network " + network.name +
                            ": bridge VLAN filtering is not supported by this kernel" +
                            (reason.empty() ? "" : " (" + reason + ")") +
                            "; VLANs on this host need \"datapath\": \"userspace\"");
     }
-    if (const LinkInfo* link = actual_.FindLink(network.bridge)) {
+    if (const LinkInfo* link = kernel ? actual_.FindLink(network.bridge) : nullptr) {
       if (!Owned(*link)) return Status::Error(ForeignLinkError("bridge", network.bridge, network.name, *link));
       if (link->kind != "bridge")
         return Status::Error("bridge " + network.bridge + " of network " + network.name +
@@ -230,7 +231,7 @@ class Planner {
       }
     }
     for (const auto& entry : network.fdb.static_entries) {
-      if (entry.vlan != 0 && !network.vlan.filtering)
+      if (kernel && entry.vlan != 0 && !network.vlan.filtering)
         return Status::Error("network " + network.name + ": static FDB entry " +
                              entry.mac.ToString() + " names VLAN " + std::to_string(entry.vlan) +
                              " but the bridge does not filter VLANs");
@@ -244,7 +245,14 @@ class Planner {
     return master ? master->name : "";
   }
 
+  // A userspace network has no kernel bridge: netd makes its taps and veths
+  // and brings them up, and the userspace switch forwards between them.
+  void PlanUserspaceNetwork(const NetworkConfig& network) {
+    for (const PortConfig& port : network.ports) PlanPort(network, port, nullptr, false);
+  }
+
   void PlanNetwork(const NetworkConfig& network) {
+    if (network.datapath == topology::Datapath::kUserspace) return PlanUserspaceNetwork(network);
     const std::string alias = OwnerAlias(network.name);
     const BridgeSettings settings = DesiredBridgeSettings(network);
     const LinkInfo* bridge = actual_.FindLink(network.bridge);
@@ -271,7 +279,7 @@ class Planner {
     std::set<std::string> port_names;
     for (const PortConfig& port : network.ports) {
       port_names.insert(port.name);
-      PlanPort(network, port, bridge);
+      PlanPort(network, port, bridge, true);
     }
     PlanStaticFdb(network, bridge);
 
@@ -298,7 +306,8 @@ class Planner {
     phase.push_back(op);
   }
 
-  void PlanPort(const NetworkConfig& network, const PortConfig& port, const LinkInfo* bridge) {
+  void PlanPort(const NetworkConfig& network, const PortConfig& port, const LinkInfo* bridge,
+                bool on_kernel_bridge) {
     const std::string alias = OwnerAlias(network.name);
     const LinkInfo* link = actual_.FindLink(port.name);
     wanted_.insert(port.name);
@@ -361,6 +370,14 @@ class Planner {
       PlanAlias(network.name, *link, alias, port_config_);
 
     const std::string old_master = created || link == nullptr ? "" : MasterName(*link);
+    if (!on_kernel_bridge) {
+      // The userspace switch reads the port itself: it must not sit on a bridge.
+      if (!old_master.empty())
+        port_config_.push_back(SetMasterOp(network.name, port.name, "", old_master));
+      if (created || link == nullptr || !link->admin_up)
+        port_config_.push_back(SetUpOp(network.name, port.name, true));
+      return;
+    }
     const bool enslaved = !created && bridge != nullptr && link != nullptr &&
                           link->master_ifindex == bridge->ifindex;
     if (!enslaved)
@@ -556,14 +573,9 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network) {
 
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual) {
   Planner planner(desired, actual);
-  for (const NetworkConfig& network : desired.networks) {
-    if (network.datapath != topology::Datapath::kKernel) continue;
+  for (const NetworkConfig& network : desired.networks)
     VF_RETURN_IF_ERROR(planner.Preflight(network));
-  }
-  for (const NetworkConfig& network : desired.networks) {
-    if (network.datapath != topology::Datapath::kKernel) continue;
-    planner.PlanNetwork(network);
-  }
+  for (const NetworkConfig& network : desired.networks) planner.PlanNetwork(network);
   planner.PlanRemovals();
   std::vector<Operation> plan;
   for (auto* phase : {&planner.bridges_, &planner.port_links_, &planner.port_config_,

@@ -358,3 +358,36 @@ TEST(PlannerTest, OwnerAliasRoundTrips) {
 
 }  // namespace
 }  // namespace vfabric::netd
+
+namespace vfabric::netd {
+namespace {
+
+TEST(PlannerUserspaceTest, UserspaceNetworksGetTheirLinksButNoBridge) {
+  testing::FakeKernel kernel;
+  topology::NetworkConfig fast;
+  fast.name = "fast";
+  fast.datapath = topology::Datapath::kUserspace;
+  fast.bridge = "vfb-fast";
+  fast.ports.push_back(Tap("fast-t0"));
+  fast.ports.push_back(Veth("fast-up0", "fast-up0-p"));
+  fast.fdb.static_entries.push_back({Mac("52:54:00:00:00:09"), "fast-t0", 10, {}});
+  auto plan = PlanFor(kernel, With({fast}));
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_THAT(Describe(*plan), ElementsAre("create tap fast-t0 (vnet_hdr on, multi_queue off)",
+                                           "create veth fast-up0 (peer fast-up0-p)",
+                                           "set fast-up0-p up", "set fast-t0 up",
+                                           "set fast-up0 up"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_EQ(kernel.Find("vfb-fast"), nullptr);
+  EXPECT_EQ(kernel.Find("fast-t0")->alias, "vfabric:fast");
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({fast}))), ElementsAre());
+
+  // A port someone put on a bridge is taken off it again.
+  kernel.AddForeignLink("br0", "bridge");
+  ASSERT_TRUE(kernel.SetMaster("fast-t0", "br0").ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({fast}))),
+              ElementsAre("release fast-t0 from its bridge"));
+}
+
+}  // namespace
+}  // namespace vfabric::netd

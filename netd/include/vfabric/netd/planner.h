@@ -91,8 +91,9 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
 // The bridge settings a network asks for, in kernel units.
 BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
 
-// Computes the operations that make `actual` match the kernel networks of
-// `desired`. Fails without operations when the topology cannot be applied at
+// Computes the operations that make `actual` match `desired`: for kernel
+// networks the bridge and its ports, for userspace networks their taps and
+// veths (up, on no bridge; the userspace switch forwards between them). Fails without operations when the topology cannot be applied at
 // all (a feature the kernel lacks, a name taken by a foreign link); the
 // message names the object and says why.
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual);
