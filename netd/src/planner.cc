@@ -315,8 +315,13 @@ class Planner {
 
     if (port.kind == PortKind::kTap) {
       const TapSettings want = DesiredTapSettings(port);
+      // vnet_hdr is not compared: whoever opens the tap (the switch, QEMU)
+      // sets it for that open, and a tap in use must never be recreated.
       const bool matches = link != nullptr && link->kind == "tun" && link->tap &&
-                           link->tap->settings == want && link->tap->persistent;
+                           link->tap->settings.owner == want.owner &&
+                           link->tap->settings.group == want.group &&
+                           link->tap->settings.multi_queue == want.multi_queue &&
+                           link->tap->persistent;
       if (link != nullptr && !matches) {
         // Flags such as vnet_hdr and multi_queue are fixed when a tap is made:
         // a different wish means a new tap.

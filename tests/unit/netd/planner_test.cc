@@ -349,6 +349,13 @@ TEST(PlannerTest, ChangedTapFlagsRecreateTheTap) {
                                            "attach vm2-eth0 to bridge vfb-lab", "set vm2-eth0 up"));
 }
 
+TEST(PlannerTest, AnOpenerFlippingVnetHdrIsNotDrift) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  kernel.Find("vm1-eth0")->tap->settings.vnet_hdr = false;  // as TUNSETIFF by a guest does
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+}
+
 TEST(PlannerTest, OwnerAliasRoundTrips) {
   EXPECT_EQ(OwnerAlias("lab"), "vfabric:lab");
   EXPECT_EQ(NetworkFromAlias("vfabric:lab"), "lab");
