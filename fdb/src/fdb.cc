@@ -120,23 +120,39 @@ Result<std::unique_ptr<Table>> Table::Create(const Config& config) {
   if (config.max_per_port > config.max_entries)
     return Status::Error("fdb: max_per_port " + std::to_string(config.max_per_port) +
                          " exceeds max_entries " + std::to_string(config.max_entries));
-  return std::unique_ptr<Table>(new Table(config));
+  // The only allocations, all without exceptions: a table too big for
+  // memory is an error value like any other.
+  std::unique_ptr<Table> table(new (std::nothrow) Table(config));
+  if (!table || !table->Allocate())
+    return Status::Error("fdb: cannot allocate a table of " + std::to_string(config.max_entries) +
+                         " entries");
+  return table;
 }
 
 Table::Table(const Config& config) : config_(config) {
-  static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
   uint64_t state = config.hash_seed;
   salt0_ = SplitMix64(state);
   salt1_ = SplitMix64(state);
+}
 
+bool Table::Allocate() {
+  static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
+  const Config& config = config_;
   size_t buckets = 2;
   while (buckets * kLanes < 2 * config.max_entries) buckets *= 2;
   bucket_mask_ = static_cast<uint32_t>(buckets - 1);
   bucket_shift_ = static_cast<uint32_t>(64 - std::countr_zero(buckets));
-  slot_records_ = std::make_unique<uint32_t[]>(buckets * kLanes);
-  std::fill_n(slot_records_.get(), buckets * kLanes, kNil);
-  buckets_ = static_cast<Bucket*>(
-      ::operator new[](buckets * sizeof(Bucket), std::align_val_t{alignof(Bucket)}));
+  const size_t per_port = config.max_per_port ? config.max_per_port : config.max_entries;
+  bucket_count_ = per_port + 1;
+
+  buckets_ = static_cast<Bucket*>(::operator new[](
+      buckets * sizeof(Bucket), std::align_val_t{alignof(Bucket)}, std::nothrow));
+  slot_records_.reset(new (std::nothrow) uint32_t[buckets * kLanes]);
+  records_.reset(new (std::nothrow) Record[config.max_entries]);
+  ports_.reset(new (std::nothrow) PortState[config.max_ports]);
+  bucket_head_.reset(new (std::nothrow) uint32_t[bucket_count_]);
+  if (!buckets_ || !slot_records_ || !records_ || !ports_ || !bucket_head_) return false;
+
   for (size_t b = 0; b < buckets; ++b) {
     for (size_t lane = 0; lane < kLanes; ++lane) {
       buckets_[b].keys[lane] = kEmptyKey;
@@ -146,20 +162,15 @@ Table::Table(const Config& config) : config_(config) {
     buckets_[b].used = 0;
     buckets_[b].unused = 0;
   }
-
-  records_ = std::make_unique<Record[]>(config.max_entries);
+  std::fill_n(slot_records_.get(), buckets * kLanes, kNil);
   for (size_t i = 0; i < config.max_entries; ++i) {
     records_[i] = Record{};
     records_[i].age_next = i + 1 < config.max_entries ? static_cast<uint32_t>(i + 1) : kNil;
   }
   free_head_ = 0;
   age_head_ = age_tail_ = kNil;
-
-  ports_ = std::make_unique<PortState[]>(config.max_ports);
-  const size_t per_port = config.max_per_port ? config.max_per_port : config.max_entries;
-  bucket_count_ = per_port + 1;
-  bucket_head_ = std::make_unique<uint32_t[]>(bucket_count_);
   std::fill_n(bucket_head_.get(), bucket_count_, kNil);
+  return true;
 }
 
 Table::~Table() { ::operator delete[](buckets_, std::align_val_t{alignof(Bucket)}); }

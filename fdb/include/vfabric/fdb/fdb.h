@@ -174,7 +174,8 @@ struct DumpChunk {
 
 class Table {
  public:
-  // Validates `config` and builds the table (the only allocation).
+  // Validates `config` and builds the table (the only allocations; running
+  // out of memory is an error, not an exception).
   static Result<std::unique_ptr<Table>> Create(const Config& config);
   ~Table();
   Table(const Table&) = delete;
@@ -255,6 +256,7 @@ class Table {
   struct PortState;
 
   explicit Table(const Config& config);
+  bool Allocate();  // false when out of memory
 
   uint64_t Hash(uint64_t packed) const;
   uint32_t Home(uint64_t packed) const;  // the key's first bucket
