@@ -1,0 +1,105 @@
+// The Port interface the pipeline drives, and the per-port counters.
+//
+// A Port moves whole Ethernet frames between the switch and one thing
+// outside it: a tap (a guest NIC's host end), a packet socket (a veth or a
+// NIC), or memory (tests, benchmarks). vhost-user will be one more kind.
+// Ports are created on the control thread, handed to Switch::AddPort, and
+// from then on used only by the datapath thread (Receive/Transmit are not
+// thread-safe). Ports never allocate on Receive/Transmit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "vfabric/bridge/frame.h"
+
+namespace vfabric::bridge {
+
+enum class PortKind : uint8_t { kMemory, kTap, kPacketSocket };
+std::string_view ToString(PortKind kind);
+
+// Why a frame was dropped. Ingress reasons are counted on the port the frame
+// came in on; kTxQueueFull, kTxError and kOffloadUnsupported on the port it
+// was to leave by.
+enum class DropReason : uint8_t {
+  kVlanNotAllowed,      // ingress classification refused it (or egress port not in the VLAN)
+  kStpState,            // the port's STP state forbids forwarding (or learning)
+  kNoBuffer,            // no free frame buffer to receive into
+  kMalformed,           // runt, truncated tag, bad offload metadata, multicast source MAC
+  kTxQueueFull,         // the egress port's queue was full (EAGAIN/ENOBUFS)
+  kMacLimit,            // a source MAC not learned: the port's or table's limit (frame still forwarded)
+  kLinkLocal,           // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
+  kTxError,             // the egress port failed otherwise (errno logged once)
+  kOffloadUnsupported,  // GSO frame for a port that cannot take it and cannot be segmented
+  kCount
+};
+inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
+std::string_view ToString(DropReason reason);  // "vlan_not_allowed", ...
+
+struct PortCounters {
+  uint64_t rx_packets = 0;
+  uint64_t rx_bytes = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t bpdu_trapped = 0;      // BPDUs handed to the STP hook
+  uint64_t csum_completed = 0;    // checksums completed in software for this egress
+  uint64_t drops[kDropReasonCount] = {};
+  uint64_t drop(DropReason r) const { return drops[static_cast<size_t>(r)]; }
+  uint64_t total_drops() const {
+    uint64_t sum = 0;
+    for (uint64_t d : drops) sum += d;
+    return sum;
+  }
+};
+
+// One frame to send: `frame` as it is, or with an 802.1Q tag (TCI `tci`)
+// inserted after the MACs when `tagged`. The frame's vnet header is
+// relative to the untagged frame; a port that inserts the tag adjusts it.
+struct TxItem {
+  const Frame* frame = nullptr;
+  uint16_t tci = 0;
+  bool tagged = false;
+};
+
+struct TxResult {
+  uint32_t packets = 0;  // sent
+  uint64_t bytes = 0;    // frame bytes sent (tag included, vnet header not)
+  uint32_t full = 0;     // not sent: queue full
+  uint32_t errors = 0;   // not sent: another error
+};
+
+class Port {
+ public:
+  virtual ~Port() = default;
+
+  virtual const std::string& name() const = 0;
+  virtual PortKind kind() const = 0;
+  // A descriptor that becomes readable (epoll, level-triggered) when
+  // Receive() has frames, or -1: the port is polled every turn.
+  virtual int fd() const = 0;
+  // Whether frames may leave with checksum-offload and GSO metadata. When
+  // false the switch completes checksums (and refuses GSO frames) first.
+  virtual bool takes_offload() const = 0;
+
+  // Receives up to out.size() frames into buffers from `pool`, storing them
+  // in out[0..n) and returning n. Stops early when nothing is waiting.
+  // Counts into *no_buffer the frames it could not take for want of a
+  // buffer and into *malformed those it refused (e.g. bad vnet header).
+  virtual size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
+                         uint64_t* malformed) = 0;
+  // Sends the items in order (frames are only read). A port may batch.
+  virtual TxResult Transmit(std::span<const TxItem> items) = 0;
+};
+
+// The bytes of `item` as they would be on the wire: frame with the tag
+// inserted, copied into `out` (REQUIRES out.size() >= frame size + 4).
+// Returns the length. For ports that copy (memory).
+size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out);
+// The vnet header for `item` on the wire: the frame's, with csum_start and
+// hdr_len moved by 4 when a tag is inserted.
+VnetHdr TxVnetHdr(const TxItem& item);
+
+}  // namespace vfabric::bridge

@@ -1,0 +1,155 @@
+// vfabric::bridge::Switch — the userspace software switch.
+//
+// DESIGN (bridge/DESIGN.md has the long form)
+//
+// Threads. A Switch has one datapath thread (Start() makes it; or a caller
+// drives RunOnce() itself: tests and benchmarks) and is configured from a
+// control thread (netd's). The datapath thread owns the ports, the frame
+// pool, the FDB (fdb::Table) and the pipeline; nothing else touches them.
+// The control thread never touches frames.
+//
+// Configuration. The control thread holds the authoritative configuration
+// (ports' VLAN modes, STP states) and, on each change, builds a new
+// immutable snapshot (std::shared_ptr<const Snapshot>: per-port settings and
+// per-VLAN flood lists precomputed) and sends it to the datapath thread as a
+// command. Commands (add/remove port, install snapshot, static FDB add/del,
+// flush, ageing time, FDB dump chunks) go through a bounded queue: a
+// producer-side mutex (control threads only), a lock-free consumer. The
+// datapath thread drains it at the start of each turn, woken by an eventfd.
+// Each control call waits for its command to run and returns its Status, so
+// control calls are synchronous and ordered. When the datapath thread is not
+// running, control calls run inline on the calling thread (which then must
+// be the one calling RunOnce()).
+//
+// Datapath turn. epoll_wait on the ports' fds, the command eventfd and a
+// timerfd armed at the FDB's next ageing deadline; then for each ready port
+// one batch (up to batch_size frames): parse -> trap link-local -> ingress
+// VLAN -> STP state -> learn (batched) -> lookup (batched) -> unicast or
+// flood within the VLAN, never back to the ingress port -> egress tagging ->
+// transmit per port -> buffers back to the pool. Nothing on that path
+// allocates or locks.
+//
+// Counters. Per port, in a fixed array sized at Create(): single-writer
+// relaxed atomics written by the datapath thread, read by any thread
+// (Counters()). FDB counters and entries are read through commands.
+//
+// Errors are Status values naming the switch, the port and the cause.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vfabric/bridge/port.h"
+#include "vfabric/common/mac_address.h"
+#include "vfabric/common/status.h"
+#include "vfabric/fdb/fdb.h"
+#include "vfabric/vlan/port.h"
+
+namespace vfabric::bridge {
+
+using PortId = fdb::PortIndex;
+
+// 802.1D port states as the pipeline applies them (stp::PortState maps
+// onto these: discarding, learning, forwarding).
+enum class StpState : uint8_t {
+  kDiscarding,  // neither learn nor forward (BPDUs are still trapped)
+  kLearning,    // learn source MACs, forward nothing
+  kForwarding,  // learn and forward
+};
+std::string_view ToString(StpState state);
+
+// Called on the datapath thread with a BPDU (a frame to 01:80:c2:00:00:00,
+// exactly as received, tag included) and the port it came in on. It must be
+// quick and must not call back into the Switch: copy the frame to the
+// control thread's queue (the STP slice does that).
+using BpduHook = std::function<void(PortId port, std::span<const uint8_t> frame)>;
+
+struct SwitchConfig {
+  std::string name = "switch";  // for messages
+  fdb::Config fdb;              // fdb.max_ports is also the switch's port limit
+  size_t batch_size = 32;       // frames per port per turn, 1..256
+  size_t pool_frames = 4096;    // frame buffers
+  // Bytes per frame buffer, headroom included. 2048 suits MTU 1500 ports
+  // without GSO; taps with TSO need 65536 + kFrameHeadroom.
+  size_t buffer_size = 65536 + kFrameHeadroom;
+  BpduHook bpdu_hook;           // none: BPDUs are dropped as link_local
+  // The clock (ns) for FDB learning and ageing; default steady_clock.
+  std::function<uint64_t()> clock;
+};
+
+struct PortSettings {
+  vlan::PortVlanConfig vlan = vlan::PortVlanConfig::Access(1);
+  StpState stp = StpState::kForwarding;
+};
+
+struct PortInfo {
+  PortId id = fdb::kNoPort;
+  std::string name;
+  PortKind kind = PortKind::kMemory;
+  PortSettings settings;
+  PortCounters counters;
+};
+
+class Switch {
+ public:
+  // Validates `config`, builds the FDB and the frame pool (the only large
+  // allocations), the eventfd, timerfd and epoll descriptor.
+  static Result<std::unique_ptr<Switch>> Create(SwitchConfig config);
+  ~Switch();  // stops the datapath thread
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
+
+  // ---- control (any one thread at a time; not the datapath thread) ----
+
+  // Adds `port` with `settings`; returns its id (the lowest free one).
+  // Fails on a duplicate name, a full switch or an invalid VLAN config.
+  Result<PortId> AddPort(std::unique_ptr<Port> port, const PortSettings& settings = {});
+  // Removes the port, its learned and static FDB entries; the Port (and its
+  // fd) is destroyed.
+  Status RemovePort(PortId port);
+  Status SetPortVlan(PortId port, const vlan::PortVlanConfig& config);  // flushes the port's learned entries
+  Status SetPortStpState(PortId port, StpState state);  // leaving forwarding/learning flushes the port
+  std::optional<PortId> FindPort(std::string_view name) const;
+
+  Status AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port);
+  Status RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac);
+  // Flushes learned entries: of one port and/or one VLAN, or all.
+  Status FlushFdb(std::optional<PortId> port = std::nullopt,
+                  std::optional<fdb::VlanId> vlan = std::nullopt);
+  Status SetAgeingTime(uint64_t ageing_time_ns);
+
+  // Counters of one port (any thread; cheap: relaxed loads).
+  Result<PortCounters> Counters(PortId port) const;
+  std::vector<PortInfo> Ports() const;
+  // The FDB, copied in bounded chunks between batches.
+  Result<std::vector<fdb::Entry>> FdbEntries();
+  Result<fdb::Counters> FdbCounters();
+
+  // ---- the datapath thread ----
+
+  // Starts the datapath thread (named "<name>-dp"). Fails if running.
+  Status Start();
+  // Stops it and joins; the switch keeps its ports and FDB.
+  void Stop();
+  bool running() const;
+
+  // One turn on the calling thread: commands, then epoll_wait up to
+  // `timeout_ms` (0: poll; ports without an fd are always polled), then one
+  // batch per ready port, then ageing if due. Returns frames received.
+  // REQUIRES: !running(); the caller acts as the datapath thread.
+  size_t RunOnce(int timeout_ms = 0);
+
+  struct Impl;
+
+ private:
+  explicit Switch(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vfabric::bridge

@@ -1,0 +1,56 @@
+#include "vfabric/bridge/port.h"
+
+#include <cstring>
+
+namespace vfabric::bridge {
+
+std::string_view ToString(PortKind kind) {
+  switch (kind) {
+    case PortKind::kMemory: return "memory";
+    case PortKind::kTap: return "tap";
+    case PortKind::kPacketSocket: return "packet";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(DropReason reason) {
+  switch (reason) {
+    case DropReason::kVlanNotAllowed: return "vlan_not_allowed";
+    case DropReason::kStpState: return "stp_state";
+    case DropReason::kNoBuffer: return "no_buffer";
+    case DropReason::kMalformed: return "malformed";
+    case DropReason::kTxQueueFull: return "tx_queue_full";
+    case DropReason::kMacLimit: return "mac_limit";
+    case DropReason::kLinkLocal: return "link_local";
+    case DropReason::kTxError: return "tx_error";
+    case DropReason::kOffloadUnsupported: return "offload_unsupported";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out) {
+  const Frame& f = *item.frame;
+  if (!item.tagged) {
+    std::memcpy(out.data(), f.data, f.size);
+    return f.size;
+  }
+  std::memcpy(out.data(), f.data, 12);
+  out[12] = 0x81;
+  out[13] = 0x00;
+  out[14] = static_cast<uint8_t>(item.tci >> 8);
+  out[15] = static_cast<uint8_t>(item.tci & 0xff);
+  std::memcpy(out.data() + 16, f.data + 12, f.size - 12);
+  return f.size + 4;
+}
+
+VnetHdr TxVnetHdr(const TxItem& item) {
+  VnetHdr h = item.frame->vnet;
+  if (item.tagged) {
+    if (h.needs_csum()) h.csum_start = static_cast<uint16_t>(h.csum_start + 4);
+    if (h.is_gso()) h.hdr_len = static_cast<uint16_t>(h.hdr_len + 4);
+  }
+  return h;
+}
+
+}  // namespace vfabric::bridge

@@ -1,0 +1,808 @@
+// The switch: control-side bookkeeping, the command queue, the datapath
+// turn and the forwarding pipeline. See switch.h and bridge/DESIGN.md.
+#include "vfabric/bridge/switch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "vfabric/bridge/checksum.h"
+#include "vfabric/common/log.h"
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/vlan/tag.h"
+
+namespace vfabric::bridge {
+
+std::string_view ToString(StpState state) {
+  switch (state) {
+    case StpState::kDiscarding: return "discarding";
+    case StpState::kLearning: return "learning";
+    case StpState::kForwarding: return "forwarding";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr size_t kMaxBatch = 256;
+constexpr uint64_t kEventToken = 1ull << 32;
+constexpr uint64_t kTimerToken = (1ull << 32) + 1;
+constexpr size_t kDumpChunk = 1024;
+constexpr size_t kExpireBudget = 4096;
+
+// Written by the datapath thread only (load + store, no read-modify-write
+// bus lock), read by any thread.
+class RelaxedCounter {
+ public:
+  void Add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
+  void Reset() { v_.store(0, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+struct alignas(64) AtomicPortCounters {
+  RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed;
+  RelaxedCounter drops[kDropReasonCount];
+
+  void Drop(DropReason r, uint64_t n = 1) { drops[static_cast<size_t>(r)].Add(n); }
+  void Reset() {
+    rx_packets.Reset(), rx_bytes.Reset(), tx_packets.Reset(), tx_bytes.Reset();
+    bpdu_trapped.Reset(), csum_completed.Reset();
+    for (auto& d : drops) d.Reset();
+  }
+  PortCounters Read() const {
+    PortCounters c;
+    c.rx_packets = rx_packets.Get();
+    c.rx_bytes = rx_bytes.Get();
+    c.tx_packets = tx_packets.Get();
+    c.tx_bytes = tx_bytes.Get();
+    c.bpdu_trapped = bpdu_trapped.Get();
+    c.csum_completed = csum_completed.Get();
+    for (size_t i = 0; i < kDropReasonCount; ++i) c.drops[i] = drops[i].Get();
+    return c;
+  }
+};
+
+// Where a frame of a VLAN floods to, and whether it leaves tagged there.
+struct FloodEntry {
+  PortId port;
+  bool tagged;
+};
+
+struct PortSnap {
+  bool present = false;
+  StpState stp = StpState::kDiscarding;
+  vlan::PortVlanConfig vlan;
+};
+
+// An immutable configuration of the datapath, built on the control thread.
+struct Snapshot {
+  std::vector<PortSnap> ports;                  // by PortId (up to the highest present)
+  std::vector<std::vector<FloodEntry>> flood;   // by VLAN: forwarding member ports
+
+  const PortSnap* port(PortId id) const {
+    return id < ports.size() && ports[id].present ? &ports[id] : nullptr;
+  }
+};
+
+struct ControlPort {
+  std::string name;
+  PortKind kind = PortKind::kMemory;
+  PortSettings settings;
+};
+
+uint64_t SteadyNowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+bool IsLinkLocal(const uint8_t* dst) {
+  return dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 &&
+         (dst[5] & 0xf0) == 0;
+}
+
+MacAddress MacAt(const uint8_t* p) {
+  MacAddress m;
+  std::memcpy(m.bytes.data(), p, 6);
+  return m;
+}
+
+}  // namespace
+
+struct Switch::Impl {
+  // ---- fixed at Create ----
+  SwitchConfig config;
+  std::unique_ptr<FramePool> pool;
+  std::unique_ptr<fdb::Table> fdb;
+  std::unique_ptr<AtomicPortCounters[]> counters;  // fdb.max_ports
+  UniqueFd epoll;
+  UniqueFd event;
+  UniqueFd timer;
+
+  // ---- control side (control_mutex) ----
+  mutable std::mutex control_mutex;
+  std::vector<std::optional<ControlPort>> control_ports;  // by PortId
+
+  // ---- command queue ----
+  struct Command {
+    std::function<Status(Impl&)> fn;
+    Status result;
+    std::atomic<bool> done{false};
+  };
+  static constexpr size_t kQueueSize = 64;
+  std::mutex producer_mutex;
+  std::array<Command*, kQueueSize> queue{};
+  std::atomic<size_t> queue_head{0};  // consumer
+  std::atomic<size_t> queue_tail{0};  // producer
+
+  // ---- the datapath thread ----
+  std::thread thread;
+  std::atomic<bool> running{false};
+  std::atomic<bool> stop{false};
+
+  // ---- datapath state (datapath thread only) ----
+  std::shared_ptr<const Snapshot> snapshot;
+  std::vector<std::unique_ptr<Port>> ports;         // by PortId
+  std::vector<bool> takes_offload;                  // by PortId
+  std::vector<std::unique_ptr<TxItem[]>> txq;       // by PortId, batch_size each
+  std::vector<uint32_t> txq_len;                    // by PortId
+  std::vector<PortId> active;                       // present ports
+  std::vector<PortId> polled;                       // present ports without an fd
+  std::vector<PortId> dirty;                        // ports with queued tx this batch
+  uint64_t timer_armed_ns = 0;                      // 0: not armed
+  // Batch scratch.
+  std::array<Frame*, kMaxBatch> frames{};
+  std::array<Frame*, kMaxBatch> keep{};
+  std::array<fdb::Key, kMaxBatch> learn_keys{};
+  std::array<PortId, kMaxBatch> learn_ports{};
+  std::array<fdb::LearnOutcome, kMaxBatch> outcomes{};
+  std::array<fdb::Key, kMaxBatch> lookup_keys{};
+  std::array<PortId, kMaxBatch> lookup_out{};
+  std::array<uint16_t, kMaxBatch> vlan_of{};
+  std::array<uint16_t, kMaxBatch> tci_of{};
+  std::array<int16_t, kMaxBatch> lookup_slot{};  // -1: flood
+  std::array<epoll_event, 64> events{};
+
+  uint64_t Now() const { return config.clock ? config.clock() : SteadyNowNs(); }
+
+  Status Execute(std::function<Status(Impl&)> fn);
+  void DrainCommands();
+  size_t Turn(int timeout_ms);
+  size_t ProcessPort(PortId in);
+  void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
+  void TransmitAll();
+  void Ageing();
+  void ArmTimer();
+
+  std::shared_ptr<const Snapshot> BuildSnapshot() const;  // REQUIRES control_mutex
+  std::string PortName(PortId id) const;
+};
+
+// ---------------------------------------------------------------------------
+// Commands
+
+Status Switch::Impl::Execute(std::function<Status(Impl&)> fn) {
+  if (!running.load(std::memory_order_acquire)) return fn(*this);
+  std::lock_guard<std::mutex> lock(producer_mutex);
+  if (!running.load(std::memory_order_acquire)) return fn(*this);
+  Command command;
+  command.fn = std::move(fn);
+  const size_t tail = queue_tail.load(std::memory_order_relaxed);
+  // One producer at a time and each waits for its command: never full.
+  queue[tail % kQueueSize] = &command;
+  queue_tail.store(tail + 1, std::memory_order_release);
+  const uint64_t one = 1;
+  if (::write(event.get(), &one, sizeof one) < 0 && errno != EAGAIN)
+    return Status::FromErrno("switch " + config.name + ": eventfd write", errno);
+  command.done.wait(false, std::memory_order_acquire);
+  return command.result;
+}
+
+void Switch::Impl::DrainCommands() {
+  size_t head = queue_head.load(std::memory_order_relaxed);
+  const size_t tail = queue_tail.load(std::memory_order_acquire);
+  while (head != tail) {
+    Command* c = queue[head % kQueueSize];
+    c->result = c->fn(*this);
+    ++head;
+    queue_head.store(head, std::memory_order_release);
+    c->done.store(true, std::memory_order_release);
+    c->done.notify_one();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
+  auto snap = std::make_shared<Snapshot>();
+  size_t top = 0;
+  for (size_t i = 0; i < control_ports.size(); ++i)
+    if (control_ports[i]) top = i + 1;
+  snap->ports.resize(top);
+  snap->flood.resize(4096);
+  for (size_t i = 0; i < top; ++i) {
+    if (!control_ports[i]) continue;
+    PortSnap& p = snap->ports[i];
+    p.present = true;
+    p.stp = control_ports[i]->settings.stp;
+    p.vlan = control_ports[i]->settings.vlan;
+    if (p.stp != StpState::kForwarding) continue;
+    for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
+      const vlan::EgressAction action = vlan::ClassifyEgress(p.vlan, vid);
+      if (action == vlan::EgressAction::kDrop) continue;
+      snap->flood[vid].push_back(
+          FloodEntry{static_cast<PortId>(i), action == vlan::EgressAction::kTagged});
+    }
+  }
+  return snap;
+}
+
+std::string Switch::Impl::PortName(PortId id) const {
+  std::lock_guard<std::mutex> lock(control_mutex);
+  if (id < control_ports.size() && control_ports[id]) return control_ports[id]->name;
+  return "#" + std::to_string(id);
+}
+
+// ---------------------------------------------------------------------------
+// The datapath turn
+
+void Switch::Impl::ArmTimer() {
+  const std::optional<uint64_t> deadline = fdb->NextDeadline();
+  if (!deadline) return;
+  if (timer_armed_ns != 0 && timer_armed_ns <= *deadline) return;
+  // The FDB's clock is steady_clock (CLOCK_MONOTONIC) unless a test injects
+  // one; then the timer is only a wakeup and RunOnce() checks the deadline.
+  itimerspec spec{};
+  const uint64_t at = std::max<uint64_t>(*deadline, 1);
+  spec.it_value.tv_sec = static_cast<time_t>(at / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(at % 1'000'000'000);
+  if (::timerfd_settime(timer.get(), TFD_TIMER_ABSTIME, &spec, nullptr) == 0)
+    timer_armed_ns = at;
+}
+
+void Switch::Impl::Ageing() {
+  const std::optional<uint64_t> deadline = fdb->NextDeadline();
+  if (!deadline) return;
+  const uint64_t now = Now();
+  if (*deadline <= now) {
+    fdb->Expire(now, kExpireBudget);
+    timer_armed_ns = 0;
+  }
+  ArmTimer();
+}
+
+size_t Switch::Impl::Turn(int timeout_ms) {
+  DrainCommands();
+  if (!polled.empty()) timeout_ms = 0;
+  const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
+  size_t received = 0;
+  bool commands = false;
+  for (int i = 0; i < n; ++i) {
+    const uint64_t token = events[static_cast<size_t>(i)].data.u64;
+    if (token == kEventToken) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t r = ::read(event.get(), &value, sizeof value);
+      commands = true;
+    } else if (token == kTimerToken) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t r = ::read(timer.get(), &value, sizeof value);
+      timer_armed_ns = 0;
+    } else if (token < ports.size() && ports[token]) {
+      received += ProcessPort(static_cast<PortId>(token));
+    }
+  }
+  for (PortId id : polled) received += ProcessPort(id);
+  if (commands) DrainCommands();
+  Ageing();
+  return received;
+}
+
+void Switch::Impl::Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci) {
+  AtomicPortCounters& oc = counters[out];
+  if (f->vnet.has_offload() && !takes_offload[out]) {
+    if (f->vnet.is_gso()) {
+      oc.Drop(DropReason::kOffloadUnsupported);
+      return;
+    }
+    if (f->vnet.needs_csum()) {
+      // Completed once, in place: every port this frame still goes to
+      // (also those queued before) then sends the completed bytes.
+      if (!CompleteChecksum(*f)) {
+        oc.Drop(DropReason::kMalformed);
+        return;
+      }
+      oc.csum_completed.Add(1);
+    }
+  }
+  uint32_t& len = txq_len[out];
+  if (len == 0) dirty.push_back(out);
+  txq[out][len++] = TxItem{f, tci, tagged};
+}
+
+void Switch::Impl::TransmitAll() {
+  for (PortId out : dirty) {
+    const uint32_t len = txq_len[out];
+    txq_len[out] = 0;
+    const TxResult r = ports[out]->Transmit({txq[out].get(), len});
+    AtomicPortCounters& oc = counters[out];
+    oc.tx_packets.Add(r.packets);
+    oc.tx_bytes.Add(r.bytes);
+    if (r.full) oc.Drop(DropReason::kTxQueueFull, r.full);
+    if (r.errors) oc.Drop(DropReason::kTxError, r.errors);
+  }
+  dirty.clear();
+}
+
+size_t Switch::Impl::ProcessPort(PortId in) {
+  const Snapshot& snap = *snapshot;
+  const PortSnap* in_snap = snap.port(in);
+  Port& port = *ports[in];
+  AtomicPortCounters& ic = counters[in];
+  uint64_t no_buffer = 0, port_malformed = 0;
+  const size_t n = port.Receive(*pool, {frames.data(), config.batch_size}, &no_buffer,
+                                &port_malformed);
+  if (no_buffer) ic.Drop(DropReason::kNoBuffer, no_buffer);
+  if (port_malformed) ic.Drop(DropReason::kMalformed, port_malformed);
+  if (n == 0) return 0;
+
+  uint64_t rx_bytes = 0;
+  uint64_t malformed = 0, vlan_drops = 0, stp_drops = 0, link_local = 0, bpdus = 0;
+  size_t kept = 0;
+  size_t forwarding = 0;  // keep[0..forwarding) go on; learning-only ones after
+  const StpState in_state = in_snap ? in_snap->stp : StpState::kDiscarding;
+
+  // Parse, trap, classify, strip: frames that go on move to keep[].
+  for (size_t i = 0; i < n; ++i) {
+    Frame* f = frames[i];
+    rx_bytes += f->size;
+    vlan::FrameInfo info;
+    const vlan::FrameError err = vlan::Parse(f->bytes(), &info);
+    if (err == vlan::FrameError::kRunt) {
+      ++malformed;
+      pool->Free(f);
+      continue;
+    }
+    if (IsLinkLocal(f->data)) [[unlikely]] {
+      if (f->data[5] == 0 && config.bpdu_hook) {
+        config.bpdu_hook(in, f->bytes());
+        ++bpdus;
+      } else {
+        ++link_local;
+      }
+      pool->Free(f);
+      continue;
+    }
+    if (in_snap == nullptr) {
+      ++stp_drops;
+      pool->Free(f);
+      continue;
+    }
+    const vlan::Ingress ingress = vlan::ClassifyIngress(in_snap->vlan, err, info);
+    if (!ingress.accepted()) [[unlikely]] {
+      if (ingress.drop == vlan::IngressDrop::kMalformed) ++malformed;
+      else ++vlan_drops;
+      pool->Free(f);
+      continue;
+    }
+    if (in_state == StpState::kDiscarding) {
+      ++stp_drops;
+      pool->Free(f);
+      continue;
+    }
+    if (ingress.strip) {
+      vlan::FrameBuffer fb{f->data, f->size, f->headroom()};
+      vlan::PopTag(fb);
+      f->data = fb.data;
+      f->size = static_cast<uint32_t>(fb.size);
+      f->capacity += 4;
+      if (f->vnet.needs_csum()) f->vnet.csum_start = static_cast<uint16_t>(f->vnet.csum_start - 4);
+      if (f->vnet.is_gso() && f->vnet.hdr_len >= 4)
+        f->vnet.hdr_len = static_cast<uint16_t>(f->vnet.hdr_len - 4);
+    }
+    // Offload metadata that points outside the frame, or a source MAC that
+    // no station may have (multicast or zero): dropped as the Linux bridge
+    // drops them.
+    const uint8_t* src = f->data + 6;
+    const bool bad_src = (src[0] & 1) != 0 || (src[0] | src[1] | src[2] | src[3] | src[4] | src[5]) == 0;
+    bool bad_vnet = false;
+    if (f->vnet.flags != 0 || f->vnet.gso_type != 0) [[unlikely]] {
+      if (f->vnet.needs_csum())
+        bad_vnet = f->vnet.csum_start < vlan::kEthHeaderLen ||
+                   size_t{f->vnet.csum_start} + f->vnet.csum_offset + 2 > f->size;
+      if (f->vnet.is_gso() && f->vnet.gso_size == 0) bad_vnet = true;
+    }
+    if (bad_src || bad_vnet) [[unlikely]] {
+      ++malformed;
+      pool->Free(f);
+      continue;
+    }
+    const uint16_t vid = ingress.vlan;
+    learn_keys[kept] = fdb::Key{vid, MacAt(src)};
+    learn_ports[kept] = in;
+    vlan_of[kept] = vid;
+    tci_of[kept] = static_cast<uint16_t>((ingress.pcp & 7u) << 13 | (ingress.dei ? 1u : 0u) << 12 | vid);
+    keep[kept++] = f;
+  }
+  forwarding = in_state == StpState::kForwarding ? kept : 0;
+
+  const uint64_t now = kept ? Now() : 0;
+  uint64_t mac_limit = 0;
+  if (kept) {
+    fdb->LearnBatch({learn_keys.data(), kept}, {learn_ports.data(), kept}, now,
+                    {outcomes.data(), kept});
+    for (size_t i = 0; i < kept; ++i)
+      if (outcomes[i] == fdb::LearnOutcome::kLimitDropped) ++mac_limit;
+  }
+  if (in_state == StpState::kLearning) stp_drops += kept;
+
+  // Batched lookup of the unicast destinations.
+  size_t lookups = 0;
+  for (size_t i = 0; i < forwarding; ++i) {
+    const uint8_t* dst = keep[i]->data;
+    if ((dst[0] & 1) == 0) {
+      lookup_keys[lookups] = fdb::Key{vlan_of[i], MacAt(dst)};
+      lookup_slot[i] = static_cast<int16_t>(lookups++);
+    } else {
+      lookup_slot[i] = -1;
+    }
+  }
+  if (lookups) fdb->LookupBatch({lookup_keys.data(), lookups}, {lookup_out.data(), lookups});
+
+  for (size_t i = 0; i < forwarding; ++i) {
+    Frame* f = keep[i];
+    const uint16_t vid = vlan_of[i];
+    const PortId out = lookup_slot[i] >= 0 ? lookup_out[static_cast<size_t>(lookup_slot[i])] : fdb::kNoPort;
+    if (out != fdb::kNoPort) {
+      if (out == in) continue;  // the destination is behind the ingress port: filtered
+      const PortSnap* os = snap.port(out);
+      if (os == nullptr || !ports[out]) continue;  // a static entry for a port being removed
+      if (os->stp != StpState::kForwarding) {
+        counters[out].Drop(DropReason::kStpState);
+        continue;
+      }
+      const vlan::EgressAction action = vlan::ClassifyEgress(os->vlan, vid);
+      if (action == vlan::EgressAction::kDrop) {
+        counters[out].Drop(DropReason::kVlanNotAllowed);
+        continue;
+      }
+      Enqueue(out, f, action == vlan::EgressAction::kTagged, tci_of[i]);
+      continue;
+    }
+    for (const FloodEntry& e : snap.flood[vid]) {
+      if (e.port == in) continue;
+      Enqueue(e.port, f, e.tagged, tci_of[i]);
+    }
+  }
+  TransmitAll();
+  for (size_t i = 0; i < kept; ++i) pool->Free(keep[i]);
+
+  ic.rx_packets.Add(n);
+  ic.rx_bytes.Add(rx_bytes);
+  if (malformed) ic.Drop(DropReason::kMalformed, malformed);
+  if (vlan_drops) ic.Drop(DropReason::kVlanNotAllowed, vlan_drops);
+  if (stp_drops) ic.Drop(DropReason::kStpState, stp_drops);
+  if (link_local) ic.Drop(DropReason::kLinkLocal, link_local);
+  if (mac_limit) ic.Drop(DropReason::kMacLimit, mac_limit);
+  if (bpdus) ic.bpdu_trapped.Add(bpdus);
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Switch
+
+Switch::Switch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Switch::~Switch() { Stop(); }
+
+Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
+  const std::string what = "switch " + config.name;
+  if (config.batch_size == 0 || config.batch_size > kMaxBatch)
+    return Status::Error(what + ": batch size " + std::to_string(config.batch_size) +
+                         " out of range 1-" + std::to_string(kMaxBatch));
+  if (config.fdb.max_ports == 0 || config.fdb.max_ports >= fdb::kNoPort)
+    return Status::Error(what + ": max_ports " + std::to_string(config.fdb.max_ports) +
+                         " out of range 1-65534");
+  auto impl = std::make_unique<Impl>();
+  auto table = fdb::Table::Create(config.fdb);
+  if (!table.ok()) return table.status().WithContext(what);
+  impl->fdb = std::move(table).value();
+  auto pool = FramePool::Create(config.pool_frames, config.buffer_size);
+  if (!pool.ok()) return pool.status().WithContext(what);
+  impl->pool = std::move(pool).value();
+  if (impl->pool->count() < 2 * config.batch_size)
+    return Status::Error(what + ": pool of " + std::to_string(config.pool_frames) +
+                         " frames is smaller than two batches");
+  impl->epoll.Reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!impl->epoll) return Status::FromErrno(what + ": epoll_create1", errno);
+  impl->event.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!impl->event) return Status::FromErrno(what + ": eventfd", errno);
+  impl->timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!impl->timer) return Status::FromErrno(what + ": timerfd_create", errno);
+  for (auto [fd, token] : {std::pair{impl->event.get(), kEventToken},
+                           std::pair{impl->timer.get(), kTimerToken}}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = token;
+    if (::epoll_ctl(impl->epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+      return Status::FromErrno(what + ": epoll_ctl", errno);
+  }
+  const size_t max_ports = config.fdb.max_ports;
+  impl->counters = std::make_unique<AtomicPortCounters[]>(max_ports);
+  impl->control_ports.resize(max_ports);
+  impl->ports.resize(max_ports);
+  impl->takes_offload.resize(max_ports);
+  impl->txq.resize(max_ports);
+  impl->txq_len.resize(max_ports);
+  impl->active.reserve(max_ports);
+  impl->polled.reserve(max_ports);
+  impl->dirty.reserve(max_ports);
+  impl->config = std::move(config);
+  impl->snapshot = impl->BuildSnapshot();
+  return std::unique_ptr<Switch>(new Switch(std::move(impl)));
+}
+
+Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& settings) {
+  Impl& d = *impl_;
+  const std::string what = "switch " + d.config.name + ": add port " + (port ? port->name() : "");
+  if (!port) return Status::Error(what + ": no port", EINVAL);
+  Status valid = settings.vlan.Validate();
+  if (!valid.ok()) return valid.WithContext(what);
+  std::unique_lock<std::mutex> lock(d.control_mutex);
+  PortId id = fdb::kNoPort;
+  for (size_t i = 0; i < d.control_ports.size(); ++i) {
+    if (d.control_ports[i] && d.control_ports[i]->name == port->name())
+      return Status::Error(what + ": a port of that name exists", EEXIST);
+    if (!d.control_ports[i] && id == fdb::kNoPort) id = static_cast<PortId>(i);
+  }
+  if (id == fdb::kNoPort)
+    return Status::Error(what + ": the switch has " + std::to_string(d.control_ports.size()) +
+                         " ports already", ENOSPC);
+  d.control_ports[id] = ControlPort{port->name(), port->kind(), settings};
+  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
+  auto queue = std::make_unique<TxItem[]>(d.config.batch_size);
+  Port* raw = port.get();
+  std::unique_ptr<Port> owned = std::move(port);
+  Status s = d.Execute([&](Impl& dp) -> Status {
+    const int fd = raw->fd();
+    if (fd >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = id;
+      if (::epoll_ctl(dp.epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+        return Status::FromErrno("epoll_ctl", errno);
+    } else {
+      dp.polled.push_back(id);
+    }
+    dp.counters[id].Reset();
+    dp.takes_offload[id] = raw->takes_offload();
+    dp.txq[id] = std::move(queue);
+    dp.txq_len[id] = 0;
+    dp.ports[id] = std::move(owned);
+    dp.active.push_back(id);
+    std::swap(dp.snapshot, snap);  // the old snapshot is released by the control thread
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    d.control_ports[id].reset();
+    return s.WithContext(what);
+  }
+  return id;
+}
+
+
+Status Switch::RemovePort(PortId id) {
+  Impl& d = *impl_;
+  std::unique_lock<std::mutex> lock(d.control_mutex);
+  if (id >= d.control_ports.size() || !d.control_ports[id])
+    return Status::Error("switch " + d.config.name + ": remove port #" + std::to_string(id) +
+                         ": no such port", ENOENT);
+  const std::string name = d.control_ports[id]->name;
+  d.control_ports[id].reset();
+  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
+  std::unique_ptr<Port> removed;  // destroyed (fd closed) on this thread
+  std::unique_ptr<TxItem[]> queue;
+  Status s = d.Execute([&](Impl& dp) -> Status {
+    Port& port = *dp.ports[id];
+    if (port.fd() >= 0) ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);
+    std::erase(dp.polled, id);
+    std::erase(dp.active, id);
+    dp.fdb->FlushPort(id);
+    // Static entries of the port go too (FlushPort keeps them).
+    for (const fdb::Entry& e : dp.fdb->Snapshot(dp.Now()))
+      if (e.is_static && e.port == id) (void)dp.fdb->RemoveStatic(e.vlan, e.mac);
+    removed = std::move(dp.ports[id]);
+    queue = std::move(dp.txq[id]);
+    std::swap(dp.snapshot, snap);
+    return Status::Ok();
+  });
+  return s.WithContext("switch " + d.config.name + ": remove port " + name);
+}
+
+namespace {
+
+// Applies `change` to the port's settings and installs the new snapshot;
+// flushes the port's learned entries when `flush` says so.
+Status Reconfigure(Switch::Impl& d, PortId id, std::string_view what,
+                   const std::function<Status(PortSettings&, bool* flush)>& change);
+
+}  // namespace
+
+Status Switch::SetPortVlan(PortId id, const vlan::PortVlanConfig& config) {
+  return Reconfigure(*impl_, id, "set vlan", [&](PortSettings& s, bool* flush) {
+    VF_RETURN_IF_ERROR(config.Validate());
+    *flush = s.vlan.mode != config.mode || s.vlan.pvid != config.pvid ||
+             s.vlan.native != config.native || !(s.vlan.allowed == config.allowed);
+    s.vlan = config;
+    return Status::Ok();
+  });
+}
+
+Status Switch::SetPortStpState(PortId id, StpState state) {
+  return Reconfigure(*impl_, id, "set stp state", [&](PortSettings& s, bool* flush) {
+    *flush = state == StpState::kDiscarding && s.stp != StpState::kDiscarding;
+    s.stp = state;
+    return Status::Ok();
+  });
+}
+
+namespace {
+
+Status Reconfigure(Switch::Impl& d, PortId id, std::string_view what,
+                   const std::function<Status(PortSettings&, bool* flush)>& change) {
+  std::unique_lock<std::mutex> lock(d.control_mutex);
+  const std::string context = "switch " + d.config.name + ": " + std::string(what) + " on port ";
+  if (id >= d.control_ports.size() || !d.control_ports[id])
+    return Status::Error(context + "#" + std::to_string(id) + ": no such port", ENOENT);
+  PortSettings settings = d.control_ports[id]->settings;
+  bool flush = false;
+  Status s = change(settings, &flush);
+  if (!s.ok()) return s.WithContext(context + d.control_ports[id]->name);
+  d.control_ports[id]->settings = settings;
+  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
+  return d.Execute([&](Switch::Impl& dp) -> Status {
+    std::swap(dp.snapshot, snap);
+    if (flush) dp.fdb->FlushPort(id);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+std::optional<PortId> Switch::FindPort(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(impl_->control_mutex);
+  for (size_t i = 0; i < impl_->control_ports.size(); ++i)
+    if (impl_->control_ports[i] && impl_->control_ports[i]->name == name)
+      return static_cast<PortId>(i);
+  return std::nullopt;
+}
+
+Status Switch::AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port) {
+  Impl& d = *impl_;
+  const std::string what = "switch " + d.config.name + ": static fdb " + mac.ToString() +
+                           " vlan " + std::to_string(vlan);
+  {
+    std::lock_guard<std::mutex> lock(d.control_mutex);
+    if (port >= d.control_ports.size() || !d.control_ports[port])
+      return Status::Error(what + ": no port #" + std::to_string(port), ENOENT);
+  }
+  return d.Execute([&](Impl& dp) { return dp.fdb->AddStatic(vlan, mac, port); }).WithContext(what);
+}
+
+Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
+  Impl& d = *impl_;
+  const std::string what = "switch " + d.config.name + ": remove static fdb " + mac.ToString() +
+                           " vlan " + std::to_string(vlan);
+  return d.Execute([&](Impl& dp) { return dp.fdb->RemoveStatic(vlan, mac); }).WithContext(what);
+}
+
+Status Switch::FlushFdb(std::optional<PortId> port, std::optional<fdb::VlanId> vlan) {
+  return impl_->Execute([&](Impl& dp) {
+    if (port && vlan) dp.fdb->FlushPortVlan(*port, *vlan);
+    else if (port) dp.fdb->FlushPort(*port);
+    else if (vlan) dp.fdb->FlushVlan(*vlan);
+    else dp.fdb->FlushLearned();
+    return Status::Ok();
+  });
+}
+
+Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {
+  return impl_->Execute([&](Impl& dp) {
+    dp.fdb->SetAgeingTime(ageing_time_ns);
+    dp.timer_armed_ns = 0;
+    return Status::Ok();
+  });
+}
+
+Result<PortCounters> Switch::Counters(PortId port) const {
+  const Impl& d = *impl_;
+  if (port >= d.config.fdb.max_ports)
+    return Status::Error("switch " + d.config.name + ": no port #" + std::to_string(port), ENOENT);
+  return d.counters[port].Read();
+}
+
+std::vector<PortInfo> Switch::Ports() const {
+  const Impl& d = *impl_;
+  std::vector<PortInfo> out;
+  std::lock_guard<std::mutex> lock(d.control_mutex);
+  for (size_t i = 0; i < d.control_ports.size(); ++i) {
+    if (!d.control_ports[i]) continue;
+    const ControlPort& p = *d.control_ports[i];
+    out.push_back(PortInfo{static_cast<PortId>(i), p.name, p.kind, p.settings, d.counters[i].Read()});
+  }
+  return out;
+}
+
+Result<std::vector<fdb::Entry>> Switch::FdbEntries() {
+  std::vector<fdb::Entry> all;
+  std::vector<fdb::Entry> chunk(kDumpChunk);
+  size_t cursor = 0;
+  bool done = false;
+  while (!done) {
+    size_t count = 0;
+    VF_RETURN_IF_ERROR(impl_->Execute([&](Impl& dp) {
+      const fdb::DumpChunk c = dp.fdb->Dump(cursor, chunk, dp.Now());
+      count = c.count;
+      cursor = c.next_cursor;
+      done = c.done;
+      return Status::Ok();
+    }));
+    all.insert(all.end(), chunk.begin(), chunk.begin() + static_cast<ptrdiff_t>(count));
+  }
+  return all;
+}
+
+Result<fdb::Counters> Switch::FdbCounters() {
+  fdb::Counters c;
+  VF_RETURN_IF_ERROR(impl_->Execute([&](Impl& dp) {
+    c = dp.fdb->counters();
+    return Status::Ok();
+  }));
+  return c;
+}
+
+Status Switch::Start() {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.producer_mutex);
+  if (d.running.load()) return Status::Error("switch " + d.config.name + ": already running", EBUSY);
+  d.stop.store(false);
+  d.running.store(true, std::memory_order_release);
+  d.thread = std::thread([&d] {
+    const std::string thread_name = (d.config.name + "-dp").substr(0, 15);
+    pthread_setname_np(pthread_self(), thread_name.c_str());
+    while (!d.stop.load(std::memory_order_relaxed)) d.Turn(-1);
+    d.DrainCommands();
+  });
+  return Status::Ok();
+}
+
+void Switch::Stop() {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.producer_mutex);
+  if (!d.running.load()) return;
+  d.stop.store(true);
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(d.event.get(), &one, sizeof one);
+  d.thread.join();
+  d.running.store(false, std::memory_order_release);
+}
+
+bool Switch::running() const { return impl_->running.load(std::memory_order_acquire); }
+
+size_t Switch::RunOnce(int timeout_ms) { return impl_->Turn(timeout_ms); }
+
+}  // namespace vfabric::bridge

@@ -1,0 +1,512 @@
+// The forwarding pipeline with memory ports: every forwarding decision and
+// every drop reason, counted exactly.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "frames.h"
+#include "vfabric/bridge/ports.h"
+#include "vfabric/bridge/switch.h"
+#include "vfabric/testing/support.h"
+
+namespace vfabric::bridge {
+namespace {
+
+using testing::EthFrame;
+using testing::kBroadcast;
+using testing::Mac;
+using testing::TagOf;
+using vlan::PortVlanConfig;
+using vlan::VlanSet;
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+class SwitchTest : public ::testing::Test {
+ protected:
+  void Make(SwitchConfig config = {}) {
+    config.name = "t";
+    config.pool_frames = 256;
+    config.buffer_size = 2048;
+    config.clock = [this] { return now_.load(); };
+    if (config.fdb.hash_seed == 0) config.fdb.hash_seed = 0x1234;
+    config.fdb.max_ports = 16;
+    auto sw = Switch::Create(std::move(config));
+    ASSERT_TRUE(sw.ok()) << sw.status().message();
+    sw_ = std::move(sw).value();
+  }
+
+  // Adds a memory port named `name`.
+  PortId Add(const std::string& name, PortSettings settings = {}, MemoryPortOptions options = {}) {
+    auto port = MemoryPort::Create(name, options);
+    EXPECT_TRUE(port.ok());
+    ports_[name] = port->get();
+    auto id = sw_->AddPort(std::move(port).value(), settings);
+    EXPECT_TRUE(id.ok()) << id.status().message();
+    ids_[name] = *id;
+    return *id;
+  }
+
+  // Injects and runs the switch until the frame is processed.
+  void Send(const std::string& port, std::vector<uint8_t> frame, const VnetHdr& vnet = {}) {
+    ports_.at(port)->Inject(std::move(frame), vnet);
+    sw_->RunOnce(0);
+  }
+
+  std::vector<CapturedFrame> Take(const std::string& port) { return ports_.at(port)->TakeCaptured(); }
+  size_t Count(const std::string& port) { return Take(port).size(); }
+  PortCounters C(const std::string& port) { return *sw_->Counters(ids_.at(port)); }
+  uint64_t Drops(const std::string& port, DropReason r) { return C(port).drop(r); }
+  void ExpectNoDrops(const std::string& port) {
+    const PortCounters c = C(port);
+    for (size_t i = 0; i < kDropReasonCount; ++i)
+      EXPECT_EQ(c.drops[i], 0u) << port << " " << ToString(static_cast<DropReason>(i));
+  }
+
+  std::atomic<uint64_t> now_{1000 * kSecond};
+  std::unique_ptr<Switch> sw_;
+  std::map<std::string, MemoryPort*> ports_;
+  std::map<std::string, PortId> ids_;
+};
+
+const MacAddress kA = Mac(0x525400000001);
+const MacAddress kB = Mac(0x525400000002);
+const MacAddress kC = Mac(0x525400000003);
+
+TEST_F(SwitchTest, UnknownUnicastFloodsThenLearnedUnicastGoesToOnePort) {
+  Make();
+  Add("a"), Add("b"), Add("c");
+  Send("a", EthFrame(kB, kA));  // B unknown: flood
+  EXPECT_EQ(Count("a"), 0u);
+  EXPECT_EQ(Count("b"), 1u);
+  EXPECT_EQ(Count("c"), 1u);
+  Send("b", EthFrame(kA, kB));  // A learned on a
+  EXPECT_EQ(Count("a"), 1u);
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(Count("c"), 0u);
+  Send("a", EthFrame(kB, kA));  // B learned on b
+  EXPECT_EQ(Count("b"), 1u);
+  EXPECT_EQ(Count("c"), 0u);
+  const auto frame_len = EthFrame(kB, kA).size();
+  EXPECT_EQ(C("a").rx_packets, 2u);
+  EXPECT_EQ(C("a").rx_bytes, 2 * frame_len);
+  EXPECT_EQ(C("a").tx_packets, 1u);
+  EXPECT_EQ(C("b").tx_packets, 2u);
+  EXPECT_EQ(C("b").tx_bytes, 2 * frame_len);
+  EXPECT_EQ(C("c").tx_packets, 1u);
+  for (auto p : {"a", "b", "c"}) ExpectNoDrops(p);
+  auto entries = sw_->FdbEntries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->size(), 2u);
+}
+
+TEST_F(SwitchTest, TheFrameBytesArriveUnchanged) {
+  Make();
+  Add("a"), Add("b");
+  const auto frame = EthFrame(kB, kA, std::nullopt, 0x0800, 100);
+  Send("a", frame);
+  auto got = Take("b");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].bytes, frame);
+}
+
+TEST_F(SwitchTest, BroadcastAndMulticastFloodWithinTheVlanOnly) {
+  Make();
+  Add("a", {PortVlanConfig::Access(10)});
+  Add("b", {PortVlanConfig::Access(10)});
+  Add("c", {PortVlanConfig::Access(20)});
+  Add("d", {PortVlanConfig::Access(10)});
+  Send("a", EthFrame(kBroadcast, kA));
+  Send("a", EthFrame(Mac(0x01005e000001), kA));  // IPv4 multicast
+  EXPECT_EQ(Count("a"), 0u);
+  EXPECT_EQ(Count("b"), 2u);
+  EXPECT_EQ(Count("c"), 0u);
+  EXPECT_EQ(Count("d"), 2u);
+  // A unicast to a MAC learned in another VLAN floods in this one.
+  Send("c", EthFrame(kBroadcast, kC));
+  Send("a", EthFrame(kC, kA));
+  EXPECT_EQ(Count("c"), 0u);
+  EXPECT_EQ(Count("b"), 1u);
+  for (auto p : {"a", "b", "c", "d"}) ExpectNoDrops(p);
+}
+
+TEST_F(SwitchTest, NeverBackToTheIngressPort) {
+  Make();
+  Add("a"), Add("b");
+  Send("a", EthFrame(kBroadcast, kA));
+  Send("a", EthFrame(kBroadcast, kB));  // B is behind a as well
+  Take("b");
+  Send("a", EthFrame(kB, kA));          // to B, which is on a: filtered
+  EXPECT_EQ(Count("a"), 0u);
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(C("a").rx_packets, 3u);
+  ExpectNoDrops("a");
+}
+
+TEST_F(SwitchTest, AccessAndTrunkTaggingAtEgress) {
+  Make();
+  Add("a10", {PortVlanConfig::Access(10)});
+  Add("a20", {PortVlanConfig::Access(20)});
+  Add("a1", {PortVlanConfig::Access(1)});
+  Add("trunk", {PortVlanConfig::Trunk(*VlanSet::Parse("10,20"), 1, false)});
+  // Access 10 -> trunk: tagged 10, PCP 0.
+  Send("a10", EthFrame(kBroadcast, kA));
+  auto t = Take("trunk");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(TagOf(t[0].bytes), uint16_t{10});
+  EXPECT_EQ(t[0].bytes.size(), EthFrame(kBroadcast, kA).size() + 4);
+  EXPECT_EQ(Count("a20"), 0u);
+  EXPECT_EQ(Count("a1"), 0u);
+  // Trunk tagged 20 (PCP 5) -> access 20, untagged, bytes as sent less the tag.
+  const auto tagged = EthFrame(kBroadcast, kB, uint16_t{5 << 13 | 20});
+  Send("trunk", tagged);
+  auto a20 = Take("a20");
+  ASSERT_EQ(a20.size(), 1u);
+  EXPECT_EQ(a20[0].bytes, EthFrame(kBroadcast, kB));
+  EXPECT_EQ(Count("a10"), 0u);
+  // Untagged on the trunk: the native VLAN 1, out untagged to a1.
+  Send("trunk", EthFrame(kBroadcast, kC));
+  auto a1 = Take("a1");
+  ASSERT_EQ(a1.size(), 1u);
+  EXPECT_FALSE(TagOf(a1[0].bytes));
+  // And back from a1 to the trunk: native untagged leaves untagged.
+  Send("a1", EthFrame(kC, kA));
+  t = Take("trunk");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_FALSE(TagOf(t[0].bytes));
+  for (auto p : {"a10", "a20", "a1", "trunk"}) ExpectNoDrops(p);
+}
+
+TEST_F(SwitchTest, TrunkToTrunkKeepsThePriorityAndNativeTaggedLeavesTagged) {
+  Make();
+  Add("t1", {PortVlanConfig::Trunk(*VlanSet::Parse("10"))});
+  Add("t2", {PortVlanConfig::Trunk(*VlanSet::Parse("10"), 10, /*native_tagged=*/true)});
+  Add("a", {PortVlanConfig::Access(10)});
+  Send("t1", EthFrame(kBroadcast, kA, uint16_t{3 << 13 | 10}));
+  auto t2 = Take("t2");
+  ASSERT_EQ(t2.size(), 1u);
+  EXPECT_EQ(TagOf(t2[0].bytes), uint16_t{3 << 13 | 10});
+  EXPECT_EQ(Count("a"), 1u);
+  // From the access port: native VLAN 10 leaves t2 tagged (PCP 0).
+  Send("a", EthFrame(kBroadcast, kB));
+  t2 = Take("t2");
+  ASSERT_EQ(t2.size(), 1u);
+  EXPECT_EQ(TagOf(t2[0].bytes), uint16_t{10});
+}
+
+TEST_F(SwitchTest, VlanNotAllowedIsDroppedAndCounted) {
+  Make();
+  Add("trunk", {PortVlanConfig::Trunk(*VlanSet::Parse("10"))});
+  Add("a", {PortVlanConfig::Access(10)});
+  Send("trunk", EthFrame(kBroadcast, kA, uint16_t{30}));  // VLAN 30 not carried
+  Send("trunk", EthFrame(kBroadcast, kA));                // untagged, no native VLAN
+  Send("a", EthFrame(kBroadcast, kB, uint16_t{10}));      // tagged on an access port
+  Send("a", EthFrame(kBroadcast, kB, uint16_t{10}, 0x88b5, 46, 0x88a8));  // S-tag
+  EXPECT_EQ(Drops("trunk", DropReason::kVlanNotAllowed), 2u);
+  EXPECT_EQ(Drops("a", DropReason::kVlanNotAllowed), 2u);
+  EXPECT_EQ(C("trunk").rx_packets, 2u);
+  EXPECT_EQ(C("trunk").tx_packets, 0u);
+  EXPECT_EQ(C("a").tx_packets, 0u);
+  EXPECT_EQ(C("trunk").total_drops(), 2u);
+  EXPECT_EQ(C("a").total_drops(), 2u);
+  // A priority-tagged frame on an access port is accepted into its VLAN.
+  Send("a", EthFrame(kBroadcast, kB, uint16_t{4 << 13 | 0}));
+  auto t = Take("trunk");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(TagOf(t[0].bytes), uint16_t{4 << 13 | 10});
+}
+
+TEST_F(SwitchTest, StpStates) {
+  Make();
+  Add("a"), Add("b");
+  const PortId a = ids_["a"];
+  ASSERT_TRUE(sw_->SetPortStpState(a, StpState::kDiscarding).ok());
+  Send("a", EthFrame(kB, kA));
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(Drops("a", DropReason::kStpState), 1u);
+  EXPECT_TRUE(sw_->FdbEntries()->empty());  // discarding: not learned
+  // Frames to a discarding port: it is out of the flood set.
+  Send("b", EthFrame(kBroadcast, kB));
+  EXPECT_EQ(Count("a"), 0u);
+  EXPECT_EQ(Drops("b", DropReason::kStpState), 0u);
+
+  ASSERT_TRUE(sw_->SetPortStpState(a, StpState::kLearning).ok());
+  Send("a", EthFrame(kB, kA));
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(Drops("a", DropReason::kStpState), 2u);
+  auto entries = sw_->FdbEntries();
+  ASSERT_EQ(entries->size(), 2u);  // kA learned on a (and kB on b)
+  // A known unicast to a learning port: dropped, counted on that port.
+  Send("b", EthFrame(kA, kB));
+  EXPECT_EQ(Count("a"), 0u);
+  EXPECT_EQ(Drops("a", DropReason::kStpState), 3u);
+
+  ASSERT_TRUE(sw_->SetPortStpState(a, StpState::kForwarding).ok());
+  Send("a", EthFrame(kB, kA));
+  EXPECT_EQ(Count("b"), 1u);
+  Send("b", EthFrame(kA, kB));
+  EXPECT_EQ(Count("a"), 1u);
+  EXPECT_EQ(Drops("a", DropReason::kStpState), 3u);
+  EXPECT_EQ(C("a").total_drops(), 3u);
+  ExpectNoDrops("b");
+  // Back to discarding flushes what a learned.
+  ASSERT_TRUE(sw_->SetPortStpState(a, StpState::kDiscarding).ok());
+  auto after = sw_->FdbEntries();
+  ASSERT_TRUE(after.ok());
+  for (const fdb::Entry& e : after.value()) EXPECT_NE(e.port, a);
+}
+
+TEST_F(SwitchTest, LinkLocalFramesAreTrapped) {
+  std::vector<std::pair<PortId, std::vector<uint8_t>>> bpdus;
+  SwitchConfig config;
+  config.bpdu_hook = [&](PortId port, std::span<const uint8_t> frame) {
+    bpdus.emplace_back(port, std::vector<uint8_t>(frame.begin(), frame.end()));
+  };
+  Make(std::move(config));
+  Add("a"), Add("b");
+  const auto bpdu = EthFrame(Mac(0x0180c2000000), kA, std::nullopt, 0x0026, 38);
+  Send("a", bpdu);
+  ASSERT_EQ(bpdus.size(), 1u);
+  EXPECT_EQ(bpdus[0].first, ids_["a"]);
+  EXPECT_EQ(bpdus[0].second, bpdu);
+  EXPECT_EQ(C("a").bpdu_trapped, 1u);
+  Send("a", EthFrame(Mac(0x0180c200000e), kA, std::nullopt, 0x88cc));  // LLDP
+  Send("a", EthFrame(Mac(0x0180c2000001), kA, std::nullopt, 0x8808));  // pause
+  // Trapped even when tagged, and even on a discarding port.
+  ASSERT_TRUE(sw_->SetPortStpState(ids_["a"], StpState::kDiscarding).ok());
+  Send("a", EthFrame(Mac(0x0180c2000000), kA, uint16_t{10}, 0x0026, 38));
+  EXPECT_EQ(bpdus.size(), 2u);
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(Drops("a", DropReason::kLinkLocal), 2u);
+  EXPECT_EQ(C("a").total_drops(), 2u);
+  EXPECT_EQ(C("a").bpdu_trapped, 2u);
+  // 01:80:c2:00:00:10 is not link-local: it floods.
+  ASSERT_TRUE(sw_->SetPortStpState(ids_["a"], StpState::kForwarding).ok());
+  Send("a", EthFrame(Mac(0x0180c2000010), kA));
+  EXPECT_EQ(Count("b"), 1u);
+}
+
+TEST_F(SwitchTest, BpduWithoutAHookIsALinkLocalDrop) {
+  Make();
+  Add("a"), Add("b");
+  Send("a", EthFrame(Mac(0x0180c2000000), kA, std::nullopt, 0x0026, 38));
+  EXPECT_EQ(Drops("a", DropReason::kLinkLocal), 1u);
+  EXPECT_EQ(C("a").bpdu_trapped, 0u);
+  EXPECT_EQ(Count("b"), 0u);
+}
+
+TEST_F(SwitchTest, MacLimitDropsTheLearnAndStillForwards) {
+  SwitchConfig config;
+  config.fdb.max_per_port = 2;
+  Make(std::move(config));
+  Add("a"), Add("b");
+  for (uint64_t i = 1; i <= 5; ++i) Send("a", EthFrame(kC, Mac(0x020000000000 + i)));
+  EXPECT_EQ(Count("b"), 5u);  // flooded (C unknown) all the same
+  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
+  EXPECT_EQ(C("a").total_drops(), 3u);
+  EXPECT_EQ(sw_->FdbEntries()->size(), 2u);
+  // Known MACs refresh without counting.
+  Send("a", EthFrame(kC, Mac(0x020000000001)));
+  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
+  // Traffic to a MAC that was not learned floods.
+  Send("b", EthFrame(Mac(0x020000000005), kB));
+  EXPECT_EQ(Count("a"), 1u);
+}
+
+TEST_F(SwitchTest, StaticEntrySteersAndIsNotMovedByLearning) {
+  Make();
+  Add("a"), Add("b"), Add("c");
+  ASSERT_TRUE(sw_->AddStaticFdb(1, kC, ids_["c"]).ok());
+  Send("a", EthFrame(kC, kA));
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_EQ(Count("c"), 1u);
+  // kC appearing as a source on b does not move it.
+  Send("b", EthFrame(kBroadcast, kC));
+  Take("a"), Take("c");
+  Send("a", EthFrame(kC, kA));
+  EXPECT_EQ(Count("c"), 1u);
+  EXPECT_EQ(Count("b"), 0u);
+  ASSERT_TRUE(sw_->RemoveStaticFdb(1, kC).ok());
+  EXPECT_FALSE(sw_->RemoveStaticFdb(1, kC).ok());
+  Send("a", EthFrame(kC, kA));
+  EXPECT_EQ(Count("c") + Count("b"), 2u);  // flooded again
+  // A static entry for a port that does not exist is refused with the reason.
+  Status bad = sw_->AddStaticFdb(1, kC, 9);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("no port #9"), std::string::npos) << bad.message();
+}
+
+TEST_F(SwitchTest, MalformedFramesAreCounted) {
+  Make();
+  Add("a"), Add("b");
+  Send("a", std::vector<uint8_t>(10, 0x02));                   // runt
+  Send("a", {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00});  // truncated tag
+  Send("a", EthFrame(kBroadcast, Mac(0x010000000001)));        // multicast source
+  Send("a", EthFrame(kBroadcast, Mac(0)));                     // zero source
+  VnetHdr bad;
+  bad.flags = VnetHdr::kNeedsCsum;
+  bad.csum_start = 50;
+  bad.csum_offset = 16;  // past the end of a 60-byte frame
+  Send("a", EthFrame(kBroadcast, kA), bad);
+  EXPECT_EQ(Drops("a", DropReason::kMalformed), 5u);
+  EXPECT_EQ(C("a").total_drops(), 5u);
+  EXPECT_EQ(C("a").rx_packets, 5u);
+  EXPECT_EQ(Count("b"), 0u);
+  EXPECT_TRUE(sw_->FdbEntries()->empty());
+}
+
+TEST_F(SwitchTest, TxQueueFullIsCountedOnTheEgressPort) {
+  Make();
+  Add("a");
+  MemoryPortOptions small;
+  small.tx_capacity = 1;
+  Add("b", {}, small);
+  Add("c");
+  Send("a", EthFrame(kBroadcast, kA));
+  Send("a", EthFrame(kBroadcast, kA));
+  EXPECT_EQ(Drops("b", DropReason::kTxQueueFull), 1u);
+  EXPECT_EQ(C("b").tx_packets, 1u);
+  EXPECT_EQ(C("c").tx_packets, 2u);
+  ExpectNoDrops("a");
+}
+
+TEST_F(SwitchTest, NoBufferIsCounted) {
+  auto pool = FramePool::Create(1, 2048);
+  ASSERT_TRUE(pool.ok());
+  Frame* held = (*pool)->Alloc();
+  ASSERT_NE(held, nullptr);
+  auto port = MemoryPort::Create("m");
+  ASSERT_TRUE(port.ok());
+  (*port)->Inject(EthFrame(kBroadcast, kA));
+  Frame* out[4];
+  uint64_t no_buffer = 0, malformed = 0;
+  EXPECT_EQ((*port)->Receive(**pool, out, &no_buffer, &malformed), 0u);
+  EXPECT_EQ(no_buffer, 1u);
+  (*pool)->Free(held);
+}
+
+TEST_F(SwitchTest, GsoFrameToAPortWithoutOffloadIsRefused) {
+  Make();
+  Add("a");
+  MemoryPortOptions plain;
+  plain.takes_offload = false;
+  Add("plain", {}, plain);
+  Add("tap");  // takes offload
+  VnetHdr gso;
+  gso.flags = VnetHdr::kNeedsCsum;
+  gso.gso_type = VnetHdr::kGsoTcpV4;
+  gso.gso_size = 1448;
+  gso.hdr_len = 54;
+  gso.csum_start = 34;
+  gso.csum_offset = 16;
+  Send("a", EthFrame(kBroadcast, kA, std::nullopt, 0x0800, 1800), gso);
+  EXPECT_EQ(Drops("plain", DropReason::kOffloadUnsupported), 1u);
+  auto t = Take("tap");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].vnet.gso_type, VnetHdr::kGsoTcpV4);
+  EXPECT_EQ(t[0].vnet.gso_size, 1448);
+  EXPECT_EQ(t[0].vnet.csum_start, 34);
+}
+
+TEST_F(SwitchTest, AgeingExpiresLearnedEntries) {
+  SwitchConfig config;
+  config.fdb.ageing_time_ns = 10 * kSecond;
+  Make(std::move(config));
+  Add("a"), Add("b"), Add("c");
+  Send("a", EthFrame(kBroadcast, kA));
+  Take("b"), Take("c");
+  Send("b", EthFrame(kA, kB));
+  EXPECT_EQ(Count("c"), 0u);
+  now_ += 11 * kSecond;
+  sw_->RunOnce(0);
+  Send("c", EthFrame(kA, kC));  // kA expired (kB too): flood
+  EXPECT_EQ(Count("a"), 2u);
+  EXPECT_EQ(Count("b"), 1u);
+}
+
+TEST_F(SwitchTest, RemovePortForgetsItsEntriesAndReusesTheId) {
+  Make();
+  Add("a"), Add("b"), Add("c");
+  ASSERT_TRUE(sw_->AddStaticFdb(1, kC, ids_["c"]).ok());
+  Send("b", EthFrame(kBroadcast, kB));
+  ASSERT_TRUE(sw_->RemovePort(ids_["b"]).ok());
+  EXPECT_FALSE(sw_->RemovePort(ids_["b"]).ok());
+  ASSERT_TRUE(sw_->RemovePort(ids_["c"]).ok());
+  EXPECT_TRUE(sw_->FdbEntries()->empty());
+  EXPECT_EQ(sw_->Ports().size(), 1u);
+  EXPECT_EQ(Add("d"), ids_["b"]);  // the lowest free id
+  EXPECT_EQ(C("d").rx_packets, 0u);
+  EXPECT_FALSE(sw_->FindPort("b"));
+  EXPECT_EQ(sw_->FindPort("d"), ids_["d"]);
+  // Duplicate names are refused.
+  auto dup = MemoryPort::Create("d");
+  auto r = sw_->AddPort(std::move(dup).value());
+  EXPECT_FALSE(r.ok());
+}
+
+TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
+  SwitchConfig config;
+  config.batch_size = 0;
+  auto sw = Switch::Create(std::move(config));
+  ASSERT_FALSE(sw.ok());
+  EXPECT_NE(sw.status().message().find("batch size 0"), std::string::npos);
+  Make();
+  auto port = MemoryPort::Create("a");
+  PortSettings bad;
+  bad.vlan = PortVlanConfig::Access(0);
+  auto r = sw_->AddPort(std::move(port).value(), bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("add port a"), std::string::npos) << r.status().message();
+  Add("b");
+  Status s = sw_->SetPortVlan(ids_["b"], PortVlanConfig::Access(4095));
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
+}
+
+// The same switch on its own datapath thread: configuration changes arrive
+// as snapshots and commands between batches, while frames flow.
+TEST_F(SwitchTest, DatapathThreadTakesSnapshotsAndCommands) {
+  Make();
+  Add("a", {PortVlanConfig::Access(10)});
+  Add("b", {PortVlanConfig::Access(10)});
+  Add("c", {PortVlanConfig::Access(20)});
+  ASSERT_TRUE(sw_->Start().ok());
+  EXPECT_TRUE(sw_->running());
+  EXPECT_FALSE(sw_->Start().ok());
+  ports_["a"]->Inject(EthFrame(kBroadcast, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["b"]->captured_count() == 1; }, 5000));
+  EXPECT_EQ(ports_["c"]->captured_count(), 0u);
+  // Snapshot swap: c joins VLAN 10.
+  ASSERT_TRUE(sw_->SetPortVlan(ids_["c"], PortVlanConfig::Access(10)).ok());
+  ports_["a"]->Inject(EthFrame(kBroadcast, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 1; }, 5000));
+  // Commands: static entry, FDB read-back, a new port, counters, while running.
+  ASSERT_TRUE(sw_->AddStaticFdb(10, kC, ids_["c"]).ok());
+  auto entries = sw_->FdbEntries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->size(), 2u);
+  Add("d", {PortVlanConfig::Access(10)});
+  Take("b"), Take("c");
+  for (int i = 0; i < 100; ++i) ports_["a"]->Inject(EthFrame(kC, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 100; }, 5000));
+  EXPECT_EQ(ports_["b"]->captured_count(), 0u);
+  EXPECT_EQ(ports_["d"]->captured_count(), 0u);
+  auto fc = sw_->FdbCounters();
+  ASSERT_TRUE(fc.ok());
+  EXPECT_GE(fc->lookup_hits, 100u);
+  ASSERT_TRUE(sw_->RemovePort(ids_["d"]).ok());
+  sw_->Stop();
+  EXPECT_FALSE(sw_->running());
+  EXPECT_EQ(C("a").rx_packets, 102u);
+  EXPECT_EQ(C("c").tx_packets, 101u);
+  // Stopped, the switch still answers (inline) and can start again.
+  EXPECT_TRUE(sw_->FdbEntries().ok());
+  ASSERT_TRUE(sw_->Start().ok());
+  ports_["a"]->Inject(EthFrame(kC, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 101; }, 5000));
+}
+
+}  // namespace
+}  // namespace vfabric::bridge
