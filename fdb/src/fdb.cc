@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -490,6 +491,7 @@ void Table::LearnBatch(std::span<const Key> keys, std::span<const PortIndex> por
   // group may move slots, so the last pass looks every key up again.
   constexpr size_t kGroup = 16;
   const size_t n = keys.size();
+  assert(ports.size() >= n && (outcomes.empty() || outcomes.size() >= n));
   for (size_t base = 0; base < n; base += kGroup) {
     const size_t m = std::min(kGroup, n - base);
     uint64_t hashes[kGroup];
@@ -525,6 +527,7 @@ void Table::LookupBatch(std::span<const Key> keys, std::span<PortIndex> ports) {
   // previous group while those cache lines arrive.
   constexpr size_t kGroup = 16;
   const size_t n = keys.size();
+  assert(ports.size() >= n);
   if (n == 0) return;
   uint64_t hashes[2][kGroup];
   auto prepare = [&](size_t base, int which) {

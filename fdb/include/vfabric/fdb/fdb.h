@@ -42,7 +42,9 @@
 // entries together); Config::max_per_port bounds the learned entries of one
 // port. A learn on a port that is at its own limit is dropped (counted in
 // limit_drops): the port's known hosts stay and the new one is flooded, as
-// the Linux bridge does with fdb_max_learned. A learn that finds the whole
+// the Linux bridge does with fdb_max_learned. A learned host that moves onto
+// such a port is forgotten (also counted), so its frames flood instead of
+// going on to its old port. A learn that finds the whole
 // table full evicts, fairly: the least recently seen entry of the port that
 // holds the most learned entries (ports are kept in buckets by count, so
 // finding that port is O(1)). A MAC flood from one port therefore evicts only
