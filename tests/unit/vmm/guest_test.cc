@@ -1,0 +1,337 @@
+// The supervisor against fake_qemu.py (a Python stand-in that speaks QMP):
+// start, state, descriptors handed to the child, restart policy, stop with
+// system_powerdown and with the kill after the timeout, hot-plug calls.
+#include "vfabric/vmm/guest.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "vfabric/testing/support.h"
+
+namespace vfabric::vmm {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::TempDir;
+
+// Sets an environment variable for the test's lifetime.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+// A pipe standing in for a tap: any descriptor will do for the fake.
+GuestNic PipeNic(const std::string& id, const char* mac, UniqueFd* other_end = nullptr) {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  GuestNic nic;
+  nic.id = id;
+  nic.network = "lab";
+  nic.port = "vm1-" + id;
+  nic.mac = *MacAddress::Parse(mac);
+  nic.tap.Reset(fds[0]);
+  if (other_end != nullptr) {
+    other_end->Reset(fds[1]);
+  } else {
+    ::close(fds[1]);
+  }
+  return nic;
+}
+
+std::string Inode(int fd) {
+  char link[64];
+  ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof(link) - 1);
+  return n > 0 ? std::string(link, static_cast<size_t>(n)) : "";
+}
+
+class GuestTest : public ::testing::Test {
+ protected:
+  topology::VmConfig Vm(const std::string& restart = "no") {
+    topology::VmConfig vm;
+    vm.name = "vm1";
+    vm.accel = "tcg";
+    vm.kernel = "/nonexistent/vmlinuz";  // the fake does not read it
+    vm.restart = restart;
+    return vm;
+  }
+  GuestOptions Options() {
+    GuestOptions o;
+    o.qemu_binary = testing::SourceDir() + "/tests/unit/vmm/fake_qemu.py";
+    o.run_dir = dir_.Join("vm1");
+    o.backoff.initial = milliseconds(100);
+    o.backoff.max = milliseconds(400);
+    o.stop_timeout = milliseconds(2000);
+    o.vhost = false;
+    return o;
+  }
+  std::unique_ptr<Guest> Make(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options) {
+    auto guest = Guest::Create(std::move(vm), std::move(nics), std::move(options));
+    EXPECT_TRUE(guest.ok()) << guest.status().message();
+    return guest.ok() ? std::move(*guest) : nullptr;
+  }
+  std::string Log() { return testing::ReadFile(dir_.Join("vm1/console.log")); }
+
+  TempDir dir_;
+};
+
+TEST_F(GuestTest, StartsWithTheTapsAtFd3AndStopsWithPowerdown) {
+  std::vector<GuestNic> nics;
+  nics.push_back(PipeNic("nic0", "52:54:00:00:00:01"));
+  nics.push_back(PipeNic("nic1", "52:54:00:00:00:02"));
+  const std::string tap0 = Inode(nics[0].tap.get());
+  const std::string tap1 = Inode(nics[1].tap.get());
+  // A descriptor of ours without CLOEXEC must not reach QEMU.
+  UniqueFd leak(::fcntl(0, F_DUPFD, 77));
+  ASSERT_EQ(leak.get(), 77);
+
+  auto guest = Make(Vm(), std::move(nics), Options());
+  ASSERT_TRUE(guest);
+  EXPECT_EQ(guest->state(), GuestState::kStopped);
+  ASSERT_TRUE(guest->Start().ok());
+  EXPECT_EQ(guest->state(), GuestState::kStarting);
+  EXPECT_GE(guest->pollfd(), 0);
+  Status running = guest->WaitForState(GuestState::kRunning, milliseconds(10000));
+  ASSERT_TRUE(running.ok()) << running.message() << "\n" << Log();
+  GuestStatus s = guest->status();
+  EXPECT_GT(s.pid, 0);
+  ASSERT_TRUE(s.accel);
+  EXPECT_EQ(s.accel->accel, Accel::kTcg);
+  ASSERT_EQ(s.nics.size(), 2u);
+  EXPECT_EQ(s.nics[1].mac.ToString(), "52:54:00:00:00:02");
+  EXPECT_NE(guest->qmp(), nullptr);
+  EXPECT_GE(guest->qmp_fd(), 0);
+
+  std::string log = Log();
+  EXPECT_NE(log.find("fd 3: " + tap0), std::string::npos) << log;
+  EXPECT_NE(log.find("fd 4: " + tap1), std::string::npos) << log;
+  EXPECT_EQ(log.find(" 77"), std::string::npos) << log;
+
+  Status stopped = guest->Stop();
+  ASSERT_TRUE(stopped.ok()) << stopped.message();
+  EXPECT_EQ(guest->state(), GuestState::kStopped);
+  EXPECT_EQ(guest->status().last_exit, "exited with status 0");
+  EXPECT_EQ(guest->pollfd(), -1);
+  EXPECT_NE(Log().find("fake-qemu: powerdown"), std::string::npos);
+}
+
+TEST_F(GuestTest, ExecFailureNamesTheGuestAndTheBinary) {
+  GuestOptions o = Options();
+  o.qemu_binary = "/nonexistent/qemu-system-x86_64";
+  auto guest = Make(Vm(), {}, o);
+  ASSERT_TRUE(guest);
+  Status s = guest->Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "start vm1: exec /nonexistent/qemu-system-x86_64: No such file or directory");
+  EXPECT_EQ(guest->state(), GuestState::kFailed);
+  EXPECT_EQ(guest->status().error, s.message());
+}
+
+TEST_F(GuestTest, OnFailureRestartsAfterABackoff) {
+  ScopedEnv exit_after("FAKE_QEMU_EXIT_AFTER_MS", "400");
+  auto guest = Make(Vm("on-failure"), {}, Options());
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  const pid_t first = guest->status().pid;
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRestartWait, milliseconds(5000)).ok()) << Log();
+  EXPECT_EQ(guest->status().last_exit, "exited with status 1");
+  EXPECT_EQ(guest->status().restarts, 1);
+  ASSERT_TRUE(guest->NextDeadline());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  EXPECT_NE(guest->status().pid, first);
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST_F(GuestTest, OnFailureLeavesACleanExitStopped) {
+  ScopedEnv exit_after("FAKE_QEMU_EXIT_AFTER_MS", "300");
+  ScopedEnv exit_code("FAKE_QEMU_EXIT_CODE", "0");
+  auto guest = Make(Vm("on-failure"), {}, Options());
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  ASSERT_TRUE(guest->WaitForState(GuestState::kStopped, milliseconds(5000)).ok()) << Log();
+  EXPECT_EQ(guest->status().restarts, 0);
+}
+
+TEST_F(GuestTest, NoPolicyLeavesAFailureFailed) {
+  ScopedEnv exit_after("FAKE_QEMU_EXIT_AFTER_MS", "300");
+  auto guest = Make(Vm("no"), {}, Options());
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  Status s = guest->WaitForState(GuestState::kStopped, milliseconds(5000));
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(guest->state(), GuestState::kFailed);
+  EXPECT_NE(guest->status().error.find("qemu exited with status 1 (see "), std::string::npos)
+      << guest->status().error;
+}
+
+TEST_F(GuestTest, RestartWaitsForTheInjectedClock) {
+  ScopedEnv exit_after("FAKE_QEMU_EXIT_AFTER_MS", "200");
+  // Real time plus an offset the test warps forward.
+  auto offset = std::make_shared<std::chrono::steady_clock::duration>(0);
+  GuestOptions o = Options();
+  o.backoff.initial = std::chrono::seconds(30);
+  o.backoff.max = std::chrono::seconds(30);
+  o.now = [offset] { return std::chrono::steady_clock::now() + *offset; };
+  auto guest = Make(Vm("always"), {}, o);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRestartWait, milliseconds(5000)).ok()) << Log();
+  const auto due = *guest->NextDeadline();
+  EXPECT_GT(due, o.now() + std::chrono::seconds(29));
+  EXPECT_LE(due, o.now() + std::chrono::seconds(30));
+  *offset += std::chrono::seconds(25);
+  guest->Poll();
+  EXPECT_EQ(guest->state(), GuestState::kRestartWait);
+  *offset += std::chrono::seconds(5);
+  guest->Poll();
+  EXPECT_EQ(guest->state(), GuestState::kStarting);
+  EXPECT_EQ(guest->status().restarts, 1);
+  guest->RequestStop();
+  ASSERT_TRUE(guest->WaitForState(GuestState::kStopped, milliseconds(5000)).ok());
+}
+
+TEST_F(GuestTest, StopKillsAGuestThatIgnoresPowerdown) {
+  ScopedEnv ignore("FAKE_QEMU_IGNORE_POWERDOWN", "1");
+  GuestOptions o = Options();
+  o.stop_timeout = milliseconds(300);
+  auto guest = Make(Vm("always"), {}, o);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(guest->Stop().ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(300));
+  EXPECT_EQ(guest->state(), GuestState::kStopped);
+  EXPECT_EQ(guest->status().last_exit, "killed by signal 9 (Killed)");
+  EXPECT_EQ(guest->status().restarts, 0);  // an asked-for stop is not restarted
+}
+
+TEST_F(GuestTest, QmpThatNeverComesFailsTheStart) {
+  ScopedEnv no_qmp("FAKE_QEMU_NO_QMP", "1");
+  GuestOptions o = Options();
+  o.start_timeout = milliseconds(500);
+  auto guest = Make(Vm(), {}, o);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  Status s = guest->WaitForState(GuestState::kRunning, milliseconds(5000));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(guest->state(), GuestState::kFailed);
+  EXPECT_NE(guest->status().error.find("start vm1: QMP not answering after 500 ms"), std::string::npos)
+      << guest->status().error;
+  EXPECT_EQ(guest->pollfd(), -1);  // killed and reaped
+}
+
+TEST_F(GuestTest, DestroyingTheGuestKillsAndReapsQemu) {
+  pid_t pid;
+  {
+    auto guest = Make(Vm(), {}, Options());
+    ASSERT_TRUE(guest);
+    ASSERT_TRUE(guest->Start().ok());
+    ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+    pid = guest->status().pid;
+    ASSERT_GT(pid, 0);
+  }
+  EXPECT_EQ(::kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+}
+
+TEST_F(GuestTest, AttachAndDetachANicThroughQmp) {
+  auto guest = Make(Vm(), {}, Options());
+  ASSERT_TRUE(guest);
+  GuestNic early = PipeNic("nic1", "52:54:00:00:00:09");
+  Status not_running = guest->AttachNic(std::move(early));
+  EXPECT_EQ(not_running.message(), "attach nic1 to vm1: guest is stopped");
+
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  GuestNic nic = PipeNic("nic1", "52:54:00:00:00:09");
+  const std::string inode = Inode(nic.tap.get());
+  Status attached = guest->AttachNic(std::move(nic));
+  ASSERT_TRUE(attached.ok()) << attached.message() << "\n" << Log();
+  EXPECT_EQ(guest->status().nics.size(), 1u);
+  std::string log = Log();
+  EXPECT_NE(log.find("getfd fd-nic1: " + inode), std::string::npos) << log;
+  EXPECT_NE(log.find("netdev_add net-nic1 fd=fd-nic1 vhost=False"), std::string::npos) << log;
+  EXPECT_NE(log.find("device_add virtio-net-pci nic1 netdev=net-nic1 mac=52:54:00:00:00:09"), std::string::npos)
+      << log;
+
+  Status twice = guest->AttachNic(PipeNic("nic1", "52:54:00:00:00:0a"));
+  EXPECT_EQ(twice.message(), "attach nic1 to vm1: the guest already has a NIC nic1");
+
+  Status detached = guest->DetachNic("nic1", milliseconds(2000));
+  ASSERT_TRUE(detached.ok()) << detached.message();
+  EXPECT_TRUE(guest->status().nics.empty());
+  log = Log();
+  EXPECT_NE(log.find("device_del nic1"), std::string::npos) << log;
+  EXPECT_NE(log.find("netdev_del net-nic1"), std::string::npos) << log;
+  EXPECT_EQ(guest->DetachNic("nic1").message(), "detach nic1 from vm1: no such NIC");
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST(GuestCreateTest, RejectsBadConfigurations) {
+  TempDir dir;
+  GuestOptions o;
+  o.run_dir = dir.Join("x");
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  auto none = Guest::Create(vm, {}, o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().message(), "vm vm1: needs a kernel or a disk");
+
+  vm.kernel = "/k";
+  vm.restart = "sometimes";
+  auto restart = Guest::Create(vm, {}, o);
+  ASSERT_FALSE(restart.ok());
+  EXPECT_EQ(restart.status().message(), "vm vm1: restart \"sometimes\": want no, on-failure or always");
+
+  vm.restart = "no";
+  vm.accel = "hvf";
+  auto accel = Guest::Create(vm, {}, o);
+  ASSERT_FALSE(accel.ok());
+  EXPECT_EQ(accel.status().message(), "vm vm1: accel \"hvf\": want auto, kvm or tcg");
+
+  vm.accel = "auto";
+  std::vector<GuestNic> nics;
+  nics.push_back(PipeNic("nic0", "52:54:00:00:00:01"));
+  nics.push_back(PipeNic("nic0", "52:54:00:00:00:02"));
+  auto dup = Guest::Create(vm, std::move(nics), o);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().message(), "vm vm1: NIC id \"nic0\" empty or used twice");
+
+  o.run_dir = "/tmp/" + std::string(120, 'x');
+  auto longdir = Guest::Create(vm, {}, o);
+  ASSERT_FALSE(longdir.ok());
+  EXPECT_NE(longdir.status().message().find("too long for a unix socket"), std::string::npos);
+}
+
+TEST(AccelTest, TcgNeedsNoProbeAndUnknownIsAnError) {
+  auto tcg = ChooseAccelerator("tcg", {});
+  ASSERT_TRUE(tcg.ok());
+  EXPECT_EQ(tcg->accel, Accel::kTcg);
+  auto bad = ChooseAccelerator("xen", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "accel \"xen\": want auto, kvm or tcg");
+}
+
+TEST(AccelTest, AProbeWhoseQemuCannotStartFallsBackToTcg) {
+  AccelProbeOptions o;
+  o.qemu_binary = "/nonexistent/qemu";
+  o.kernel = "/proc/self/exe";  // readable; never booted
+  AccelChoice c = ProbeKvm(o);
+  EXPECT_EQ(c.accel, Accel::kTcg);
+  EXPECT_EQ(c.reason.rfind("tcg: ", 0), 0u) << c.reason;
+}
+
+}  // namespace
+}  // namespace vfabric::vmm

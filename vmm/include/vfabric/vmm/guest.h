@@ -1,0 +1,181 @@
+// One supervised guest: a QEMU process built from a topology VmConfig, with
+// its NICs' taps (opened by the caller, owned here), its QMP connection, its
+// serial console (a log file, plus a socket to type into), its state and its
+// restart policy.
+//
+// Event-loop shape (netd runs many guests in one epoll loop, one thread):
+//   - pollfd(): a pidfd of the current QEMU process, readable when it exits
+//     -> call OnChildExit(). It changes on every (re)start: re-register it
+//     after Start(), Poll() and OnChildExit().
+//   - NextDeadline(): when Poll() has timed work (connect QMP while
+//     starting, a restart after backoff, the kill after a stop timeout).
+//   - qmp_fd(): readable when QEMU sent events -> OnQmpReadable().
+// Start() is quick except for the first accelerator probe of the process
+// (up to ~2.5 s, see accel.h); QMP commands block for at most their timeout
+// (a few ms when QEMU is healthy); DetachNic waits for the guest to release
+// the device (under a second with this project's guest, bounded by its timeout).
+//
+// States:  stopped --Start--> starting --QMP up--> running
+//          running --RequestStop--> stopping --exit--> stopped
+//          running --exit--> (policy) restart-wait --delay--> starting
+//                                     | stopped (clean exit) | failed (failure)
+// Destruction kills QEMU (SIGTERM, then SIGKILL after 1 s) and reaps it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfabric/common/mac_address.h"
+#include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/topology/topology.h"
+#include "vfabric/vmm/accel.h"
+#include "vfabric/vmm/qmp.h"
+#include "vfabric/vmm/restart.h"
+
+namespace vfabric::vmm {
+
+namespace internal {
+class ChildProcess;
+}
+
+// One NIC of a guest: a tap the caller opened (OpenTap, O_CLOEXEC) and hands over.
+struct GuestNic {
+  std::string id;       // QEMU device id, unique in the guest ("nic0", "nic1", ...)
+  std::string network;  // for status only
+  std::string port;     // the tap's name, for status only
+  MacAddress mac;
+  UniqueFd tap;
+};
+
+// What a NIC looks like in GuestStatus (without the fd).
+struct GuestNicInfo {
+  std::string id;
+  std::string network;
+  std::string port;
+  MacAddress mac;
+};
+
+enum class GuestState { kStopped, kStarting, kRunning, kStopping, kRestartWait, kFailed };
+std::string_view ToString(GuestState state);  // "stopped", "starting", ...
+
+struct GuestOptions {
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  std::string qemu_binary = "qemu-system-x86_64";
+  // Holds qmp.sock, console.sock and console.log (created 0700 if missing).
+  std::string run_dir;
+  std::chrono::milliseconds start_timeout{15000};  // exec -> QMP answering
+  std::chrono::milliseconds stop_timeout{10000};   // system_powerdown -> SIGKILL
+  std::chrono::milliseconds qmp_timeout{5000};
+  BackoffConfig backoff;
+  // vhost=on for tap NICs; unset: when /dev/vhost-net exists.
+  std::optional<bool> vhost;
+  // The clock (tests inject one); default steady_clock::now.
+  std::function<TimePoint()> now;
+};
+
+struct GuestStatus {
+  std::string name;
+  GuestState state = GuestState::kStopped;
+  pid_t pid = -1;                 // -1 when no QEMU runs
+  std::optional<AccelChoice> accel;  // once started
+  RestartPolicy restart = RestartPolicy::kNo;
+  int restarts = 0;               // automatic restarts so far
+  std::string last_exit;          // "exited with status 1", "" before the first exit
+  std::string error;              // why kFailed (or the last start error)
+  std::string console_log;
+  std::string console_socket;
+  std::vector<GuestNicInfo> nics;
+};
+
+class Guest {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  // Checks the configuration (a kernel or a disk, the restart policy, unique
+  // NIC ids, socket path lengths) and creates run_dir. Starts nothing.
+  static Result<std::unique_ptr<Guest>> Create(topology::VmConfig vm, std::vector<GuestNic> nics,
+                                               GuestOptions options);
+  ~Guest();
+  Guest(const Guest&) = delete;
+  Guest& operator=(const Guest&) = delete;
+
+  const std::string& name() const { return vm_.name; }
+  GuestState state() const { return state_; }
+  GuestStatus status() const;
+
+  // stopped/failed/restart-wait -> starting: chooses the accelerator (vm.accel),
+  // execs QEMU with the taps at fds 3, 4, ... Errors name the guest:
+  // "start vm1: exec qemu-system-x86_64: No such file or directory".
+  // An explicit start resets the restart backoff.
+  Status Start();
+  // Asks the guest to power down (QMP system_powerdown); Poll() kills it
+  // (SIGKILL) once stop_timeout has passed. A guest not running yet is killed
+  // at once. No restart follows.
+  void RequestStop();
+  // RequestStop() and wait (running the loop steps itself) until QEMU is gone.
+  Status Stop();
+
+  // The event loop's hooks (see the file comment).
+  int pollfd() const;
+  int qmp_fd() const;
+  void OnChildExit();
+  void OnQmpReadable();
+  void Poll();
+  std::optional<TimePoint> NextDeadline() const;
+
+  // Runs the loop steps (poll on pollfd, Poll at deadlines) until the state is
+  // `want` or the guest can no longer reach it; for tools and tests.
+  Status WaitForState(GuestState want, std::chrono::milliseconds timeout);
+
+  // Hot-plugs `nic` into the running guest: getfd (the tap, SCM_RIGHTS),
+  // netdev_add tap (vhost as configured), device_add virtio-net-pci. On
+  // failure what was added is removed again. The NIC is kept for restarts.
+  Status AttachNic(GuestNic nic);
+  // device_del, wait for DEVICE_DELETED (up to `timeout`), netdev_del; the
+  // tap fd is closed. A NIC added at start can be detached too (machine pc:
+  // ACPI hot-plug on pci.0).
+  Status DetachNic(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // The QMP client while running (nullptr otherwise).
+  QmpClient* qmp() { return qmp_.get(); }
+  const std::string& console_log_path() const { return console_log_; }
+  const std::string& console_socket_path() const { return console_socket_; }
+  const std::string& qmp_socket_path() const { return qmp_socket_; }
+
+ private:
+  Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options, RestartPolicy policy);
+  TimePoint Now() const;
+  Status Spawn();
+  void TryConnectQmp();
+  void Fail(std::string why);
+  bool vhost() const;
+
+  topology::VmConfig vm_;
+  std::vector<GuestNic> nics_;
+  GuestOptions options_;
+  RestartTracker restart_;
+  std::string qmp_socket_;
+  std::string console_socket_;
+  std::string console_log_;
+
+  GuestState state_ = GuestState::kStopped;
+  std::unique_ptr<internal::ChildProcess> child_;
+  std::unique_ptr<QmpClient> qmp_;
+  std::optional<AccelChoice> accel_;
+  TimePoint started_at_{};
+  TimePoint deadline_{};  // starting: give up; stopping: SIGKILL; restart-wait: start
+  TimePoint next_qmp_try_{};
+  bool stop_requested_ = false;
+  std::string last_exit_;
+  std::string error_;
+};
+
+}  // namespace vfabric::vmm

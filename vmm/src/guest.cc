@@ -1,0 +1,411 @@
+#include "vfabric/vmm/guest.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+#include <utility>
+
+#include "process.h"
+#include "vfabric/common/log.h"
+#include "vfabric/vmm/qemu_command.h"
+
+namespace vfabric::vmm {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kQmpRetry{50};
+constexpr int kFirstTapFd = 3;
+
+Status MakeDirs(const std::string& path) {
+  std::string prefix;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    prefix = path.substr(0, pos);
+    if (prefix.empty()) continue;
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
+      return Status::FromErrno("mkdir " + prefix, errno);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view ToString(GuestState state) {
+  switch (state) {
+    case GuestState::kStopped:
+      return "stopped";
+    case GuestState::kStarting:
+      return "starting";
+    case GuestState::kRunning:
+      return "running";
+    case GuestState::kStopping:
+      return "stopping";
+    case GuestState::kRestartWait:
+      return "restart-wait";
+    case GuestState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+Guest::Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options, RestartPolicy policy)
+    : vm_(std::move(vm)),
+      nics_(std::move(nics)),
+      options_(std::move(options)),
+      restart_(policy, options_.backoff),
+      qmp_socket_(options_.run_dir + "/qmp.sock"),
+      console_socket_(options_.run_dir + "/console.sock"),
+      console_log_(options_.run_dir + "/console.log") {}
+
+Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<GuestNic> nics,
+                                             GuestOptions options) {
+  const std::string what = "vm " + vm.name;
+  if (vm.name.empty()) return Status::Error("vm: empty name");
+  if (vm.kernel.empty() && vm.disk.empty()) return Status::Error(what + ": needs a kernel or a disk");
+  Result<RestartPolicy> policy = ParseRestartPolicy(vm.restart);
+  if (!policy.ok()) return policy.status().WithContext(what);
+  if (vm.accel != "auto" && vm.accel != "kvm" && vm.accel != "tcg")
+    return Status::Error(what + ": accel \"" + vm.accel + "\": want auto, kvm or tcg");
+  std::set<std::string> ids;
+  for (const GuestNic& nic : nics) {
+    if (nic.id.empty() || !ids.insert(nic.id).second)
+      return Status::Error(what + ": NIC id \"" + nic.id + "\" empty or used twice");
+    if (!nic.tap.valid()) return Status::Error(what + ": NIC " + nic.id + ": no tap descriptor");
+  }
+  if (options.run_dir.empty()) return Status::Error(what + ": no run directory");
+  if (options.run_dir.size() + sizeof("/console.sock") > sizeof(sockaddr_un::sun_path))
+    return Status::Error(what + ": run directory path too long for a unix socket: " + options.run_dir);
+  Status dirs = MakeDirs(options.run_dir);
+  if (!dirs.ok()) return dirs.WithContext(what);
+  return std::unique_ptr<Guest>(new Guest(std::move(vm), std::move(nics), std::move(options), *policy));
+}
+
+Guest::~Guest() {
+  qmp_.reset();
+  if (child_ && child_->running()) {
+    child_->Signal(SIGTERM);
+    if (!child_->WaitFor(milliseconds(1000))) child_->KillAndReap();
+  }
+  child_.reset();
+}
+
+Guest::TimePoint Guest::Now() const {
+  return options_.now ? options_.now() : std::chrono::steady_clock::now();
+}
+
+bool Guest::vhost() const {
+  if (options_.vhost) return *options_.vhost;
+  return ::access("/dev/vhost-net", R_OK | W_OK) == 0;
+}
+
+GuestStatus Guest::status() const {
+  GuestStatus s;
+  s.name = vm_.name;
+  s.state = state_;
+  s.pid = child_ && child_->running() ? child_->pid() : -1;
+  s.accel = accel_;
+  s.restart = restart_.policy();
+  s.restarts = restart_.restarts();
+  s.last_exit = last_exit_;
+  s.error = error_;
+  s.console_log = console_log_;
+  s.console_socket = console_socket_;
+  for (const GuestNic& nic : nics_) s.nics.push_back({nic.id, nic.network, nic.port, nic.mac});
+  return s;
+}
+
+void Guest::Fail(std::string why) {
+  VF_LOG(kWarning) << "vm " << vm_.name << ": " << why;
+  error_ = std::move(why);
+  state_ = GuestState::kFailed;
+}
+
+Status Guest::Start() {
+  if (state_ == GuestState::kStarting || state_ == GuestState::kRunning)
+    return Status::Error("start " + vm_.name + ": already " + std::string(ToString(state_)));
+  if (state_ == GuestState::kStopping)
+    return Status::Error("start " + vm_.name + ": still stopping");
+  restart_.Reset();
+  stop_requested_ = false;
+  Status s = Spawn();
+  if (!s.ok()) {
+    Fail(s.message());
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status Guest::Spawn() {
+  const std::string what = "start " + vm_.name;
+  if (!accel_) {
+    Result<AccelChoice> accel = ChooseAccelerator(vm_.accel, {options_.qemu_binary, vm_.kernel, milliseconds(2500)});
+    if (!accel.ok()) return accel.status().WithContext(what);
+    accel_ = *accel;
+    VF_LOG(kInfo) << "vm " << vm_.name << ": accelerator " << accel_->reason;
+  }
+  QemuLaunch launch;
+  launch.qemu_binary = options_.qemu_binary;
+  launch.accel = accel_->accel;
+  launch.qmp_socket = qmp_socket_;
+  launch.console_socket = console_socket_;
+  launch.console_log = console_log_;
+  internal::SpawnOptions spawn;
+  const bool use_vhost = vhost();
+  for (size_t i = 0; i < nics_.size(); ++i) {
+    const int child_fd = kFirstTapFd + static_cast<int>(i);
+    launch.nics.push_back({nics_[i].id, child_fd, nics_[i].mac, use_vhost});
+    spawn.fds.push_back({nics_[i].tap.get(), child_fd});
+  }
+  spawn.argv = BuildQemuCommand(vm_, launch);
+  // QEMU's own messages (stderr) go to the console log too, so one file tells
+  // what happened to the guest.
+  UniqueFd log(::open(console_log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log) return Status::FromErrno(what + ": open " + console_log_, errno);
+  spawn.stdout_fd = log.get();
+  spawn.stderr_fd = log.get();
+  ::unlink(qmp_socket_.c_str());  // so a stale socket is not mistaken for this QEMU's
+  Result<internal::ChildProcess> child = internal::Spawn(spawn);
+  if (!child.ok()) return child.status().WithContext(what);
+  child_ = std::make_unique<internal::ChildProcess>(std::move(*child));
+  qmp_.reset();
+  state_ = GuestState::kStarting;
+  error_.clear();
+  started_at_ = Now();
+  deadline_ = started_at_ + options_.start_timeout;
+  next_qmp_try_ = started_at_;
+  VF_LOG(kInfo) << "vm " << vm_.name << ": started qemu pid " << child_->pid() << " ("
+                << ToString(accel_->accel) << ")";
+  return Status::Ok();
+}
+
+void Guest::TryConnectQmp() {
+  Result<std::unique_ptr<QmpClient>> client =
+      QmpClient::Connect(qmp_socket_, "qmp " + vm_.name, options_.qmp_timeout);
+  if (!client.ok()) {
+    // Not listening yet (ENOENT, ECONNREFUSED): try again shortly.
+    next_qmp_try_ = Now() + kQmpRetry;
+    VF_LOG(kDebug) << "vm " << vm_.name << ": " << client.status().message();
+    return;
+  }
+  qmp_ = std::move(*client);
+  Result<std::string> run_state = qmp_->QueryStatus();
+  if (!run_state.ok()) {
+    VF_LOG(kWarning) << "vm " << vm_.name << ": " << run_state.status().message();
+    qmp_.reset();
+    next_qmp_try_ = Now() + kQmpRetry;
+    return;
+  }
+  state_ = GuestState::kRunning;
+  VF_LOG(kInfo) << "vm " << vm_.name << ": running (qemu " << *run_state << ")";
+}
+
+void Guest::RequestStop() {
+  stop_requested_ = true;
+  switch (state_) {
+    case GuestState::kRestartWait:
+    case GuestState::kFailed:
+      state_ = GuestState::kStopped;
+      return;
+    case GuestState::kStopped:
+    case GuestState::kStopping:
+      return;
+    case GuestState::kStarting:
+      if (child_) child_->Signal(SIGKILL);
+      state_ = GuestState::kStopping;
+      deadline_ = Now();
+      return;
+    case GuestState::kRunning:
+      break;
+  }
+  state_ = GuestState::kStopping;
+  deadline_ = Now() + options_.stop_timeout;
+  Status s = qmp_ ? qmp_->SystemPowerdown() : Status::Error("no QMP connection");
+  if (!s.ok()) {
+    VF_LOG(kWarning) << "vm " << vm_.name << ": system_powerdown: " << s.message() << "; killing";
+    if (child_) child_->Signal(SIGKILL);
+  }
+}
+
+Status Guest::Stop() {
+  RequestStop();
+  return WaitForState(GuestState::kStopped, options_.stop_timeout + milliseconds(5000));
+}
+
+int Guest::pollfd() const { return child_ && child_->running() ? child_->pollfd() : -1; }
+
+int Guest::qmp_fd() const { return qmp_ ? qmp_->fd() : -1; }
+
+void Guest::OnQmpReadable() {
+  if (!qmp_) return;
+  for (const nlohmann::json& event : qmp_->TakeEvents())
+    VF_LOG(kDebug) << "vm " << vm_.name << ": qmp event " << event.dump();
+}
+
+void Guest::OnChildExit() {
+  if (!child_ || !child_->TryReap()) return;
+  const int status = *child_->exit_status();
+  const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  last_exit_ = internal::DescribeWaitStatus(status);
+  child_.reset();
+  qmp_.reset();
+  const TimePoint now = Now();
+  VF_LOG(kInfo) << "vm " << vm_.name << ": qemu " << last_exit_;
+  if (stop_requested_ || state_ == GuestState::kStopping) {
+    state_ = GuestState::kStopped;
+    return;
+  }
+  const bool was_starting = state_ == GuestState::kStarting;
+  std::optional<TimePoint> again = restart_.OnExit(started_at_, now, failed, false);
+  if (again) {
+    state_ = GuestState::kRestartWait;
+    deadline_ = *again;
+    error_ = "qemu " + last_exit_;
+    return;
+  }
+  if (failed || was_starting) {
+    Fail("qemu " + last_exit_ + " (see " + console_log_ + ")");
+  } else {
+    state_ = GuestState::kStopped;
+  }
+}
+
+void Guest::Poll() {
+  if (child_ && child_->pollfd() >= 0) {
+    struct ::pollfd p{child_->pollfd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) OnChildExit();
+  } else if (child_) {
+    OnChildExit();
+  }
+  const TimePoint now = Now();
+  switch (state_) {
+    case GuestState::kStarting:
+      if (now >= next_qmp_try_) TryConnectQmp();
+      if (state_ == GuestState::kStarting && now >= deadline_) {
+        if (child_) child_->KillAndReap();
+        child_.reset();
+        Fail("start " + vm_.name + ": QMP not answering after " +
+             std::to_string(options_.start_timeout.count()) + " ms (see " + console_log_ + ")");
+      }
+      break;
+    case GuestState::kStopping:
+      if (now >= deadline_ && child_ && child_->running()) {
+        VF_LOG(kWarning) << "vm " << vm_.name << ": no power-down within "
+                         << options_.stop_timeout.count() << " ms; killing";
+        child_->Signal(SIGKILL);
+        deadline_ = now + milliseconds(1000);
+      }
+      break;
+    case GuestState::kRestartWait:
+      if (now >= deadline_) {
+        VF_LOG(kInfo) << "vm " << vm_.name << ": restarting (policy " << ToString(restart_.policy()) << ")";
+        Status s = Spawn();
+        if (!s.ok()) {
+          std::optional<TimePoint> again = restart_.OnExit(now, now, true, false);
+          if (again) {
+            deadline_ = *again;
+            error_ = s.message();
+          } else {
+            Fail(s.message());
+          }
+        }
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::optional<Guest::TimePoint> Guest::NextDeadline() const {
+  switch (state_) {
+    case GuestState::kStarting:
+      return std::min(next_qmp_try_, deadline_);
+    case GuestState::kStopping:
+    case GuestState::kRestartWait:
+      return deadline_;
+    default:
+      return std::nullopt;
+  }
+}
+
+Status Guest::WaitForState(GuestState want, milliseconds timeout) {
+  const auto real_deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    Poll();
+    if (state_ == want) return Status::Ok();
+    if (state_ == GuestState::kFailed || (state_ == GuestState::kStopped && want != GuestState::kStopped)) {
+      return Status::Error("vm " + vm_.name + ": " + std::string(ToString(state_)) + " while waiting for " +
+                           std::string(ToString(want)) + (error_.empty() ? "" : ": " + error_));
+    }
+    const auto real_now = std::chrono::steady_clock::now();
+    if (real_now >= real_deadline)
+      return Status::Error("vm " + vm_.name + ": still " + std::string(ToString(state_)) + " after " +
+                           std::to_string(timeout.count()) + " ms waiting for " + std::string(ToString(want)));
+    long wait_ms = std::chrono::duration_cast<milliseconds>(real_deadline - real_now).count();
+    if (std::optional<TimePoint> next = NextDeadline()) {
+      long until = std::chrono::duration_cast<milliseconds>(*next - Now()).count();
+      wait_ms = std::clamp(until, 0L, wait_ms);
+    }
+    wait_ms = std::min(wait_ms, 200L);
+    struct ::pollfd p{pollfd(), POLLIN, 0};
+    ::poll(&p, p.fd >= 0 ? 1 : 0, static_cast<int>(wait_ms));
+  }
+}
+
+Status Guest::AttachNic(GuestNic nic) {
+  const std::string what = "attach " + nic.id + " to " + vm_.name;
+  if (state_ != GuestState::kRunning || !qmp_)
+    return Status::Error(what + ": guest is " + std::string(ToString(state_)));
+  if (!nic.tap.valid()) return Status::Error(what + ": no tap descriptor");
+  for (const GuestNic& existing : nics_) {
+    if (existing.id == nic.id) return Status::Error(what + ": the guest already has a NIC " + nic.id);
+  }
+  const std::string fd_name = "fd-" + nic.id;
+  const std::string netdev = "net-" + nic.id;
+  Status s = qmp_->GetFd(fd_name, nic.tap.get());
+  if (!s.ok()) return s.WithContext(what);
+  s = qmp_->NetdevAddTap(netdev, fd_name, vhost());
+  if (!s.ok()) {
+    (void)qmp_->CloseFd(fd_name);
+    return s.WithContext(what);
+  }
+  s = qmp_->DeviceAddVirtioNet(nic.id, netdev, nic.mac);
+  if (!s.ok()) {
+    (void)qmp_->NetdevDel(netdev);
+    return s.WithContext(what);
+  }
+  VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", " << nic.mac.ToString()
+                << ")";
+  nics_.push_back(std::move(nic));
+  return Status::Ok();
+}
+
+Status Guest::DetachNic(const std::string& id, milliseconds timeout) {
+  const std::string what = "detach " + id + " from " + vm_.name;
+  auto it = std::find_if(nics_.begin(), nics_.end(), [&id](const GuestNic& n) { return n.id == id; });
+  if (it == nics_.end()) return Status::Error(what + ": no such NIC");
+  if (state_ != GuestState::kRunning || !qmp_) {
+    // Not running: just forget it, so the next start goes without it.
+    nics_.erase(it);
+    return Status::Ok();
+  }
+  Status s = qmp_->DeviceDel(id);
+  if (!s.ok()) return s.WithContext(what);
+  s = qmp_->WaitForDeviceDeleted(id, timeout);
+  if (!s.ok()) return s.WithContext(what);
+  s = qmp_->NetdevDel("net-" + id);
+  if (!s.ok()) return s.WithContext(what);
+  VF_LOG(kInfo) << "vm " << vm_.name << ": detached " << id;
+  nics_.erase(it);
+  return Status::Ok();
+}
+
+}  // namespace vfabric::vmm
