@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric {
@@ -26,100 +27,15 @@ using testing::ScopedProcess;
 using testing::TempDir;
 using testing::WaitFor;
 
-testing::CommandResult Cmd(const std::vector<std::string>& argv) { return testing::Run(argv); }
+using testing::Ask;
+using testing::BridgePort;
+using testing::Cmd;
+using testing::IpJson;
+using testing::Link;
+using testing::LinkExists;
+using testing::Request;
 
-// One request on a fresh connection; the answer, or null on a broken socket.
-json Ask(const std::string& socket_path, const json& request) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return nullptr;
-  }
-  // A refused peer is answered and dropped before it may have written: the
-  // send can then fail, and the answer is still there to read.
-  std::string line = request.dump() + "\n";
-  (void)!send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buffer[65536];
-  while (answer.find('\n') == std::string::npos) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
-    if (n <= 0) break;
-    answer.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return json::parse(answer, nullptr, false);
-}
-
-json Request(const std::string& verb, json args = json::object()) {
-  return {{"version", 1}, {"verb", verb}, {"args", std::move(args)}};
-}
-
-json IpJson(const std::vector<std::string>& argv) {
-  auto result = testing::Run(argv);
-  EXPECT_EQ(result.exit_code, 0) << result.err;
-  json parsed = json::parse(result.out, nullptr, false);
-  return parsed.is_discarded() ? json::array() : parsed;
-}
-
-// The link as `ip -d -j link` shows it, or an empty object when there is none.
-json Link(const std::string& name) {
-  auto result = testing::Run({"ip", "-d", "-j", "link", "show", "dev", name});
-  json links = json::parse(result.out, nullptr, false);
-  return links.is_array() && !links.empty() ? links[0] : json::object();
-}
-
-bool LinkExists(const std::string& name) {
-  return Cmd({"ip", "link", "show", "dev", name}).exit_code == 0;
-}
-
-json BridgePort(const std::string& name) {
-  auto result = testing::Run({"bridge", "-d", "-j", "link", "show", "dev", name});
-  json ports = json::parse(result.out, nullptr, false);
-  return ports.is_array() && !ports.empty() ? ports[0] : json::object();
-}
-
-class NetdTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    VF_REQUIRE_PRIVATE_NETNS();
-    socket_ = dir_.Join("netd.sock");
-    log_ = dir_.Join("netd.log");
-  }
-
-  std::string Netd() const { return testing::BinaryDir() + "/netd/netd"; }
-  std::string Configs() const { return testing::SourceDir() + "/configs"; }
-
-  // Starts netd on `config` and waits until it serves (or exits).
-  void Start(const std::string& config, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {Netd(), "--config", config, "--socket", socket_};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    netd_ = std::make_unique<ScopedProcess>(argv, log_);
-    ASSERT_TRUE(WaitFor([&] { return !netd_->running() || Ask(socket_, Request("hello")).is_object(); },
-                        10000))
-        << Log();
-    ASSERT_TRUE(netd_->running()) << Log();
-  }
-
-  int Stop() {
-    netd_->Signal(SIGTERM);
-    return netd_->Wait(10000);
-  }
-
-  std::string Log() const { return testing::ReadFile(log_); }
-
-  json Ok(const json& request) {
-    json answer = Ask(socket_, request);
-    EXPECT_TRUE(answer.is_object() && answer["ok"] == true) << answer.dump() << "\n" << Log();
-    return answer.is_object() ? answer["result"] : json();
-  }
-
-  TempDir dir_;
-  std::string socket_, log_;
-  std::unique_ptr<ScopedProcess> netd_;
-};
+class NetdTest : public testing::NetdFixture {};
 
 TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
   Start(Configs());

@@ -1,0 +1,120 @@
+// netctl against a real netd in the test's private network namespace: every
+// verb as a table and as --json, and the exit status of each kind of failure.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "vfabric/testing/netd_fixture.h"
+#include "vfabric/testing/support.h"
+
+namespace vfabric {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::CommandResult;
+using testing::json;
+
+class NetctlTest : public testing::NetdFixture {
+ protected:
+  CommandResult Netctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv);
+  }
+
+  json NetctlJson(std::vector<std::string> args) {
+    args.push_back("--json");
+    CommandResult result = Netctl(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    json parsed = json::parse(result.out, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << result.out;
+    return parsed;
+  }
+};
+
+TEST_F(NetctlTest, EveryVerbAsATableAndAsJson) {
+  Start(Configs());
+  CommandResult list = Netctl({"network", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, StartsWith("NAME"));
+  EXPECT_THAT(list.out, HasSubstr("lab"));
+  EXPECT_THAT(list.out, HasSubstr("vfb-edge"));
+  json networks = NetctlJson({"network", "list"})["networks"];
+  ASSERT_EQ(networks.size(), 2u);
+
+  json show = NetctlJson({"network", "show", "lab"})["network"];
+  EXPECT_EQ(show["bridge"], "vfb-lab");
+  EXPECT_EQ(show["settings"]["forward_delay"], 4);
+  EXPECT_EQ(show["ifindex"], testing::Link("vfb-lab")["ifindex"]);
+  EXPECT_THAT(Netctl({"network", "show", "lab"}).out, HasSubstr("52:54:00:00:01:01"));
+
+  json ports = NetctlJson({"port", "list", "lab"})["ports"];
+  ASSERT_EQ(ports.size(), 3u);
+  EXPECT_EQ(ports[0]["name"], "lab-up0");
+  CommandResult port_table = Netctl({"port", "list"});
+  EXPECT_THAT(port_table.out, HasSubstr("edge-tap2"));
+  EXPECT_THAT(port_table.out, HasSubstr("vm2-eth0"));
+
+  json fdb = NetctlJson({"fdb", "show", "lab"})["entries"];
+  int statics = 0;
+  for (const json& entry : fdb) statics += entry["static"] == true && entry["local"] == false;
+  EXPECT_EQ(statics, 2);
+
+  json stp = NetctlJson({"stp", "show", "lab"})["stp"];
+  EXPECT_EQ(stp["enabled"], true);
+  // The bridge id netd reports is the kernel's (sysfs form "8000.xxxxxxxxxxxx").
+  const std::string sysfs_id = testing::Shell("cat /sys/class/net/vfb-lab/bridge/bridge_id").out;
+  EXPECT_EQ(stp["bridge_id"].get<std::string>() + "\n", sysfs_id);
+  EXPECT_THAT(Netctl({"stp", "show", "lab"}).out, HasSubstr("this bridge is root"));
+
+  json vlan = NetctlJson({"vlan", "show", "lab"})["vlan"];
+  EXPECT_EQ(vlan["filtering"], false);
+}
+
+TEST_F(NetctlTest, PlanThenApplyThenNothingToDo) {
+  Start(Configs());
+  const std::string file = dir_.Join("extra.json");
+  testing::WriteFile(file, R"({"networks": [{"name": "extra", "ports": [{"name": "x-tap0"}]}]})");
+  CommandResult plan = Netctl({"plan", file});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("create bridge vfb-extra"));
+  EXPECT_THAT(plan.out, HasSubstr("create tap x-tap0"));
+  EXPECT_FALSE(testing::LinkExists("vfb-extra"));
+
+  CommandResult apply = Netctl({"apply", file});
+  ASSERT_EQ(apply.exit_code, 0) << apply.err;
+  EXPECT_TRUE(testing::LinkExists("vfb-extra"));
+  EXPECT_EQ(testing::Link("x-tap0")["master"], "vfb-extra");
+
+  CommandResult again = Netctl({"apply", file});
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_THAT(again.out, HasSubstr("no changes"));
+  EXPECT_EQ(NetctlJson({"network", "list"})["networks"].size(), 3u);
+}
+
+TEST_F(NetctlTest, FailuresExitOneWithTheReasonAndUsageErrorsExitTwo) {
+  Start(Configs());
+  CommandResult missing = Netctl({"fdb", "show", "nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("no network named \"nope\""));
+
+  const std::string bad = dir_.Join("bad.json");
+  testing::WriteFile(bad, "{\"networks\": [{\"name\": \"b\", \"stp\": {\"priority\": 4097}}]}");
+  CommandResult invalid = Netctl({"apply", bad});
+  EXPECT_EQ(invalid.exit_code, 1);
+  EXPECT_THAT(invalid.err, HasSubstr(bad + ":1:"));
+  EXPECT_THAT(invalid.err, HasSubstr("/networks/0/stp/priority"));
+  EXPECT_FALSE(testing::LinkExists("vfb-b"));
+
+  EXPECT_EQ(Netctl({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(Netctl({"fdb", "show"}).exit_code, 2);
+
+  CommandResult unreachable = testing::Run(
+      {testing::BinaryDir() + "/netctl/netctl", "--socket", dir_.Join("nothing.sock"), "network",
+       "list"});
+  EXPECT_EQ(unreachable.exit_code, 1);
+  EXPECT_THAT(unreachable.err, HasSubstr("is netd running?"));
+}
+
+}  // namespace
+}  // namespace vfabric
