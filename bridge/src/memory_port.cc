@@ -36,7 +36,16 @@ void MemoryPort::Inject(std::vector<uint8_t> bytes, const VnetHdr& vnet) {
 }
 
 void MemoryPort::SetReplay(std::vector<std::vector<uint8_t>> frames) {
-  replay_ = std::move(frames);
+  // One flat array, each frame in a slot of whole 64-byte lines, so a small
+  // frame is copied as one fixed 64-byte move.
+  replay_stride_ = 64;
+  for (const auto& f : frames) replay_stride_ = std::max(replay_stride_, (f.size() + 63) / 64 * 64);
+  replay_bytes_.assign(frames.size() * replay_stride_, 0);
+  replay_sizes_.clear();
+  for (size_t i = 0; i < frames.size(); ++i) {
+    std::memcpy(&replay_bytes_[i * replay_stride_], frames[i].data(), frames[i].size());
+    replay_sizes_.push_back(static_cast<uint32_t>(frames[i].size()));
+  }
   replay_next_ = 0;
 }
 
@@ -74,16 +83,19 @@ size_t MemoryPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t w = ::write(event_.get(), &one, sizeof one);
   }
-  while (n < out.size() && !replay_.empty()) {
-    const std::vector<uint8_t>& in = replay_[replay_next_];
-    if (++replay_next_ == replay_.size()) replay_next_ = 0;
+  const size_t replay_count = replay_sizes_.size();
+  while (n < out.size() && replay_count != 0) {
+    const uint8_t* in = &replay_bytes_[replay_next_ * replay_stride_];
+    const uint32_t size = replay_sizes_[replay_next_];
+    if (++replay_next_ == replay_count) replay_next_ = 0;
     Frame* f = pool.Alloc();
     if (f == nullptr) {
       ++*no_buffer;
       break;
     }
-    std::memcpy(f->data, in.data(), in.size());
-    f->size = static_cast<uint32_t>(in.size());
+    if (size <= 64 && f->capacity >= 64) std::memcpy(f->data, in, 64);
+    else std::memcpy(f->data, in, std::min<size_t>(size, f->capacity));
+    f->size = std::min<uint32_t>(size, f->capacity);
     out[n++] = f;
   }
   return n;

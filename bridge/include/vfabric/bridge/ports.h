@@ -67,7 +67,10 @@ class MemoryPort final : public Port {
   std::mutex mutex_;
   std::deque<CapturedFrame> rx_;            // guarded by mutex_
   std::vector<CapturedFrame> captured_;     // guarded by mutex_
-  std::vector<std::vector<uint8_t>> replay_;  // set before the datapath runs
+  // Set before the datapath runs.
+  std::vector<uint8_t> replay_bytes_;
+  std::vector<uint32_t> replay_sizes_;
+  size_t replay_stride_ = 64;
   size_t replay_next_ = 0;
   std::atomic<uint64_t> transmitted_{0};
 };
