@@ -409,8 +409,12 @@ class Planner {
 
     if (network.vlan.filtering) PlanPortVlans(network, port, enslaved ? link : nullptr);
 
-    if (created || link == nullptr || !link->admin_up)
-      port_config_.push_back(SetUpOp(network.name, port.name, true));
+    // An "existing" link is brought up when netd attaches it, and after that
+    // its admin state is the operator's (an uplink set down stays down).
+    const bool bring_up = port.kind == PortKind::kExisting
+                              ? !enslaved && link != nullptr && !link->admin_up
+                              : created || link == nullptr || !link->admin_up;
+    if (bring_up) port_config_.push_back(SetUpOp(network.name, port.name, true));
   }
 
   void PlanPortVlans(const NetworkConfig& network, const PortConfig& port, const LinkInfo* link) {

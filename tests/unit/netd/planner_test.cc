@@ -234,6 +234,10 @@ TEST(PlannerTest, ExistingPortsAreEnslavedButNeverCreatedOrDeleted) {
   ASSERT_TRUE(plan.ok());
   ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
   EXPECT_EQ(kernel.Find("eth9")->alias, "");  // not marked as ours
+  EXPECT_TRUE(kernel.Find("eth9")->admin_up);
+  // Set down by the operator after netd attached it: that is not drift.
+  ASSERT_TRUE(kernel.SetLinkUp("eth9", false).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({network}))), ElementsAre());
   EXPECT_EQ(kernel.Find("eth9")->master_ifindex, kernel.Find("vfb-lab")->ifindex);
   // Dropping the network deletes the bridge, which releases eth9; eth9 stays.
   ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({}))).ok());
