@@ -6,6 +6,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@ namespace {
 
 constexpr size_t kPacketVnetLen = 10;  // struct virtio_net_hdr (no num_buffers)
 constexpr size_t kMaxTx = 256;
+constexpr uint32_t kStatusGsoTcp = 1u << 8;  // TP_STATUS_GSO_TCP (Linux 5.0+)
 
 class PacketPort final : public Port {
  public:
@@ -165,7 +167,48 @@ class PacketPort final : public Port {
       std::memcpy(f->data, mac, len);
     }
     f->size = static_cast<uint32_t>(total);
+    if (!vnet_ && (hdr->tp_status & kStatusGsoTcp) != 0) {
+      // A GSO frame without its MSS: nothing can segment it correctly.
+      pool.Free(f);
+      ++*malformed;
+      return;
+    }
+    if (!vnet_ && (hdr->tp_status & TP_STATUS_CSUMNOTREADY) != 0 && !MarkPartialChecksum(*f)) {
+      pool.Free(f);
+      ++*malformed;
+      return;
+    }
     out[(*n)++] = f;
+  }
+
+  // Without PACKET_VNET_HDR the kernel only says that the L4 checksum is
+  // not done yet (CHECKSUM_PARTIAL, as a local stack sends on a veth); find
+  // where it goes, so the pipeline completes it like offload metadata.
+  static bool MarkPartialChecksum(Frame& f) {
+    const uint8_t* b = f.data;
+    size_t l3 = 14;
+    uint16_t type = static_cast<uint16_t>(b[12] << 8 | b[13]);
+    if (type == ETH_P_8021Q && f.size >= 18) {
+      type = static_cast<uint16_t>(b[16] << 8 | b[17]);
+      l3 = 18;
+    }
+    size_t l4 = 0;
+    uint8_t proto = 0;
+    if (type == ETH_P_IP && f.size >= l3 + 20) {
+      l4 = l3 + size_t{static_cast<size_t>(b[l3] & 0x0f) * 4};
+      proto = b[l3 + 9];
+    } else if (type == ETH_P_IPV6 && f.size >= l3 + 40) {
+      l4 = l3 + 40;
+      proto = b[l3 + 6];
+    } else {
+      return false;
+    }
+    const size_t offset = proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 0;
+    if (offset == 0 || l4 + offset + 2 > f.size) return false;
+    f.vnet.flags = VnetHdr::kNeedsCsum;
+    f.vnet.csum_start = static_cast<uint16_t>(l4);
+    f.vnet.csum_offset = static_cast<uint16_t>(offset);
+    return true;
   }
 
   void LogOnce(const char* op, int error) {

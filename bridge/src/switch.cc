@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "vfabric/bridge/checksum.h"
+#include "vfabric/bridge/gso.h"
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/vlan/tag.h"
@@ -54,13 +55,13 @@ class RelaxedCounter {
 };
 
 struct alignas(64) AtomicPortCounters {
-  RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed;
+  RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed, segmented;
   RelaxedCounter drops[kDropReasonCount];
 
   void Drop(DropReason r, uint64_t n = 1) { drops[static_cast<size_t>(r)].Add(n); }
   void Reset() {
     rx_packets.Reset(), rx_bytes.Reset(), tx_packets.Reset(), tx_bytes.Reset();
-    bpdu_trapped.Reset(), csum_completed.Reset();
+    bpdu_trapped.Reset(), csum_completed.Reset(), segmented.Reset();
     for (auto& d : drops) d.Reset();
   }
   PortCounters Read() const {
@@ -71,6 +72,7 @@ struct alignas(64) AtomicPortCounters {
     c.tx_bytes = tx_bytes.Get();
     c.bpdu_trapped = bpdu_trapped.Get();
     c.csum_completed = csum_completed.Get();
+    c.segmented = segmented.Get();
     for (size_t i = 0; i < kDropReasonCount; ++i) c.drops[i] = drops[i].Get();
     return c;
   }
@@ -186,6 +188,8 @@ struct Switch::Impl {
   size_t ProcessPort(PortId in);
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
+  void TransmitQueue(PortId out);
+  void SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci);
   void Ageing();
   void ArmTimer();
 
@@ -323,9 +327,9 @@ size_t Switch::Impl::Turn(int timeout_ms) {
 
 inline void Switch::Impl::Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci) {
   AtomicPortCounters& oc = counters[out];
-  if (f->vnet.has_offload() && !takes_offload[out]) {
+  if (f->vnet.has_offload() && !takes_offload[out]) [[unlikely]] {
     if (f->vnet.is_gso()) {
-      oc.Drop(DropReason::kOffloadUnsupported);
+      SegmentTo(out, f, tagged, tci);
       return;
     }
     if (f->vnet.needs_csum()) {
@@ -339,21 +343,54 @@ inline void Switch::Impl::Enqueue(PortId out, Frame* f, bool tagged, uint16_t tc
     }
   }
   uint32_t& len = txq_len[out];
-  if (len == 0) dirty.push_back(out);
+  if (len == 0 && !std::count(dirty.begin(), dirty.end(), out)) dirty.push_back(out);
   txq[out][len++] = TxItem{f, tci, tagged};
 }
 
-void Switch::Impl::TransmitAll() {
-  for (PortId out : dirty) {
-    const uint32_t len = txq_len[out];
-    txq_len[out] = 0;
-    const TxResult r = ports[out]->Transmit({txq[out].get(), len});
-    AtomicPortCounters& oc = counters[out];
-    oc.tx_packets.Add(r.packets);
-    oc.tx_bytes.Add(r.bytes);
-    if (r.full) oc.Drop(DropReason::kTxQueueFull, r.full);
-    if (r.errors) oc.Drop(DropReason::kTxError, r.errors);
+void Switch::Impl::TransmitQueue(PortId out) {
+  const uint32_t len = txq_len[out];
+  if (len == 0) return;
+  txq_len[out] = 0;
+  const TxResult r = ports[out]->Transmit({txq[out].get(), len});
+  AtomicPortCounters& oc = counters[out];
+  oc.tx_packets.Add(r.packets);
+  oc.tx_bytes.Add(r.bytes);
+  if (r.full) oc.Drop(DropReason::kTxQueueFull, r.full);
+  if (r.errors) oc.Drop(DropReason::kTxError, r.errors);
+}
+
+void Switch::Impl::SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci) {
+  AtomicPortCounters& oc = counters[out];
+  // What is queued for the port leaves first, so the segments keep their
+  // place in the port's order.
+  TransmitQueue(out);
+  GsoCursor cursor;
+  std::array<Frame*, 32> segments;
+  std::array<TxItem, 32> items;
+  bool counted = false;
+  while (!cursor.done) {
+    size_t count = 0;
+    const GsoError err = SegmentTcp(*f, *pool, segments, &count, &cursor);
+    for (size_t i = 0; i < count; ++i) items[i] = TxItem{segments[i], tci, tagged};
+    if (count) {
+      const TxResult r = ports[out]->Transmit({items.data(), count});
+      oc.tx_packets.Add(r.packets);
+      oc.tx_bytes.Add(r.bytes);
+      if (r.full) oc.Drop(DropReason::kTxQueueFull, r.full);
+      if (r.errors) oc.Drop(DropReason::kTxError, r.errors);
+      for (size_t i = 0; i < count; ++i) pool->Free(segments[i]);
+      if (!counted) oc.segmented.Add(1), counted = true;
+    }
+    if (err == GsoError::kOk) continue;
+    if (err == GsoError::kUnsupported) oc.Drop(DropReason::kOffloadUnsupported);
+    else if (err == GsoError::kNoBuffer) oc.Drop(DropReason::kNoBuffer);
+    else oc.Drop(DropReason::kMalformed);
+    return;
   }
+}
+
+void Switch::Impl::TransmitAll() {
+  for (PortId out : dirty) TransmitQueue(out);
   dirty.clear();
 }
 

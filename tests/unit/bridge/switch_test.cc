@@ -387,7 +387,7 @@ TEST_F(SwitchTest, NoBufferIsCounted) {
   (*pool)->Free(held);
 }
 
-TEST_F(SwitchTest, GsoFrameToAPortWithoutOffloadIsRefused) {
+TEST_F(SwitchTest, GsoFramePassesToOffloadPortsAndNonTcpGsoIsRefusedElsewhere) {
   Make();
   Add("a");
   MemoryPortOptions plain;
@@ -396,18 +396,20 @@ TEST_F(SwitchTest, GsoFrameToAPortWithoutOffloadIsRefused) {
   Add("tap");  // takes offload
   VnetHdr gso;
   gso.flags = VnetHdr::kNeedsCsum;
-  gso.gso_type = VnetHdr::kGsoTcpV4;
+  gso.gso_type = VnetHdr::kGsoUdp;  // UFO: not segmented here
   gso.gso_size = 1448;
-  gso.hdr_len = 54;
+  gso.hdr_len = 42;
   gso.csum_start = 34;
-  gso.csum_offset = 16;
+  gso.csum_offset = 6;
   Send("a", EthFrame(kBroadcast, kA, std::nullopt, 0x0800, 1800), gso);
   EXPECT_EQ(Drops("plain", DropReason::kOffloadUnsupported), 1u);
+  EXPECT_EQ(C("plain").total_drops(), 1u);
   auto t = Take("tap");
   ASSERT_EQ(t.size(), 1u);
-  EXPECT_EQ(t[0].vnet.gso_type, VnetHdr::kGsoTcpV4);
+  EXPECT_EQ(t[0].vnet.gso_type, VnetHdr::kGsoUdp);
   EXPECT_EQ(t[0].vnet.gso_size, 1448);
   EXPECT_EQ(t[0].vnet.csum_start, 34);
+  EXPECT_EQ(Count("plain"), 0u);
 }
 
 TEST_F(SwitchTest, AgeingExpiresLearnedEntries) {

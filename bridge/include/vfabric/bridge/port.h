@@ -33,7 +33,7 @@ enum class DropReason : uint8_t {
   kMacLimit,            // a source MAC not learned: the port's or table's limit (frame still forwarded)
   kLinkLocal,           // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
   kTxError,             // the egress port failed otherwise (errno logged once)
-  kOffloadUnsupported,  // GSO frame for a port that cannot take it and cannot be segmented
+  kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be segmented)
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -46,6 +46,7 @@ struct PortCounters {
   uint64_t tx_bytes = 0;
   uint64_t bpdu_trapped = 0;      // BPDUs handed to the STP hook
   uint64_t csum_completed = 0;    // checksums completed in software for this egress
+  uint64_t segmented = 0;         // GSO frames segmented in software for this egress
   uint64_t drops[kDropReasonCount] = {};
   uint64_t drop(DropReason r) const { return drops[static_cast<size_t>(r)]; }
   uint64_t total_drops() const {
@@ -81,7 +82,7 @@ class Port {
   // Receive() has frames, or -1: the port is polled every turn.
   virtual int fd() const = 0;
   // Whether frames may leave with checksum-offload and GSO metadata. When
-  // false the switch completes checksums (and refuses GSO frames) first.
+  // false the switch completes checksums and segments TCP GSO frames first.
   virtual bool takes_offload() const = 0;
 
   // Receives up to out.size() frames into buffers from `pool`, storing them

@@ -78,11 +78,11 @@ class MemoryPort final : public Port {
 // ---- tap ----
 
 struct TapPortOptions {
-  // Ask the kernel for TCP segmentation offload frames (TUN_F_TSO4/6) as
-  // well as checksum offload (TUN_F_CSUM). Only safe when every port a
-  // GSO frame may leave by takes offload metadata: this slice does not
-  // segment in software, so the default is checksum offload only.
-  bool tso = false;
+  // Ask the kernel for TCP segmentation offload frames (TUN_F_TSO4/6/ECN)
+  // as well as checksum offload (TUN_F_CSUM). Safe with any egress: the
+  // switch segments TCP GSO frames (and completes checksums) for ports that
+  // cannot take the metadata. UDP GSO (TUN_F_USO*/UFO) is never asked for.
+  bool tso = true;
   // TUNSETOFFLOAD at all (false: the kernel hands over complete frames).
   bool offload = true;
 };
@@ -98,6 +98,9 @@ Result<std::unique_ptr<Port>> OpenTapPort(std::string name, UniqueFd fd,
 struct PacketPortOptions {
   // PACKET_VNET_HDR: frames carry offload metadata both ways (the kernel
   // hands over GSO and partial-checksum frames from a veth as they are).
+  // Without it, partial checksums are located and completed by the switch,
+  // but GSO frames the link receives (a veth peer with TSO, GRO on a NIC)
+  // cannot be segmented without their MSS: they are dropped as malformed.
   bool vnet_hdr = true;
   // The TPACKET_V3 rx ring: blocks of block_size bytes.
   uint32_t block_size = 1u << 20;
