@@ -83,7 +83,7 @@ AccelChoice ProbeKvm(const AccelProbeOptions& options) {
       if (output.find(failure) != std::string::npos) {
         std::string line = output.substr(output.find(failure));
         line = line.substr(0, line.find('\n'));
-        return Tcg("kvm probe: qemu: " + line);
+        return Tcg("kvm probe: qemu: " + line + " (after " + Seconds(std::chrono::steady_clock::now() - start) + ")");
       }
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -106,7 +106,7 @@ AccelChoice ProbeKvm(const AccelProbeOptions& options) {
       if (last.rfind('\n') != std::string::npos) last = last.substr(last.rfind('\n') + 1);
       return Tcg("kvm probe: qemu " +
                  (child->exit_status() ? internal::DescribeWaitStatus(*child->exit_status()) : std::string("exited")) +
-                 (last.empty() ? "" : ": " + last));
+                 " after " + Seconds(std::chrono::steady_clock::now() - start) + (last.empty() ? "" : ": " + last));
     }
   }
 }

@@ -146,6 +146,11 @@ Status Guest::Start() {
 
 Status Guest::Spawn() {
   const std::string what = "start " + vm_.name;
+  for (const auto& [kind, path] : {std::pair<const char*, const std::string&>{"kernel", vm_.kernel},
+                                   {"initrd", vm_.initrd}, {"disk", vm_.disk}}) {
+    if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
+      return Status::FromErrno(what + ": " + kind + " " + path, errno);
+  }
   if (!accel_) {
     Result<AccelChoice> accel = ChooseAccelerator(vm_.accel, {options_.qemu_binary, vm_.kernel, milliseconds(2500)});
     if (!accel.ok()) return accel.status().WithContext(what);

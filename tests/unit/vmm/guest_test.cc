@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -58,7 +59,7 @@ class GuestTest : public ::testing::Test {
     topology::VmConfig vm;
     vm.name = "vm1";
     vm.accel = "tcg";
-    vm.kernel = "/nonexistent/vmlinuz";  // the fake does not read it
+    vm.kernel = Kernel();  // the fake does not read it
     vm.restart = restart;
     return vm;
   }
@@ -78,6 +79,11 @@ class GuestTest : public ::testing::Test {
     return guest.ok() ? std::move(*guest) : nullptr;
   }
   std::string Log() { return testing::ReadFile(dir_.Join("vm1/console.log")); }
+  std::string Kernel() {
+    const std::string path = dir_.Join("vmlinuz");
+    testing::WriteFile(path, "not a kernel");
+    return path;
+  }
 
   TempDir dir_;
 };
@@ -132,6 +138,16 @@ TEST_F(GuestTest, ExecFailureNamesTheGuestAndTheBinary) {
   EXPECT_EQ(s.message(), "start vm1: exec /nonexistent/qemu-system-x86_64: No such file or directory");
   EXPECT_EQ(guest->state(), GuestState::kFailed);
   EXPECT_EQ(guest->status().error, s.message());
+}
+
+TEST_F(GuestTest, AMissingKernelIsAnErrorAtStart) {
+  topology::VmConfig vm = Vm();
+  vm.initrd = dir_.Join("no-initrd.img");
+  auto guest = Make(vm, {}, Options());
+  ASSERT_TRUE(guest);
+  Status s = guest->Start();
+  EXPECT_EQ(s.message(), "start vm1: initrd " + vm.initrd + ": No such file or directory");
+  EXPECT_EQ(guest->state(), GuestState::kFailed);
 }
 
 TEST_F(GuestTest, OnFailureRestartsAfterABackoff) {
@@ -322,6 +338,88 @@ TEST(AccelTest, TcgNeedsNoProbeAndUnknownIsAnError) {
   auto bad = ChooseAccelerator("xen", {});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "accel \"xen\": want auto, kvm or tcg");
+}
+
+// A shell script standing in for QEMU during the KVM probe.
+std::string FakeProbeQemu(const TempDir& dir, const std::string& body) {
+  const std::string path = dir.Join("qemu");
+  testing::WriteFile(path, "#!/bin/sh\n" + body + "\n");
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+class AccelProbeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) GTEST_SKIP() << "no usable /dev/kvm here: the probe stops before booting";
+    ::close(fd);
+    kernel_ = dir_.Join("bzImage");
+    testing::WriteFile(kernel_, "x");
+  }
+  AccelChoice Probe(const std::string& body, milliseconds timeout = milliseconds(2500)) {
+    AccelProbeOptions o;
+    o.qemu_binary = FakeProbeQemu(dir_, body);
+    o.kernel = kernel_;
+    o.timeout = timeout;
+    return ProbeKvm(o);
+  }
+  TempDir dir_;
+  std::string kernel_;
+};
+
+TEST_F(AccelProbeTest, AKernelLineMeansKvmWorks) {
+  AccelChoice c = Probe("echo 'Probing EDD (edd=off to disable)... ok'; sleep 0.1; "
+                        "echo '[    0.000000] Linux version 6.1.0-56-cloud-amd64'; sleep 30");
+  EXPECT_EQ(c.accel, Accel::kKvm) << c.reason;
+  EXPECT_EQ(c.reason.rfind("kvm: a guest kernel booted under KVM in ", 0), 0u) << c.reason;
+}
+
+TEST_F(AccelProbeTest, AnEmulationFailureMeansTcg) {
+  AccelChoice c = Probe("echo 'KVM internal error. Suberror: 1' >&2; echo 'emulation failure' >&2; sleep 30");
+  EXPECT_EQ(c.accel, Accel::kTcg);
+  EXPECT_EQ(c.reason.rfind("tcg: kvm probe: qemu: KVM internal error. Suberror: 1 (after ", 0), 0u) << c.reason;
+}
+
+TEST_F(AccelProbeTest, SilenceMeansTcgAfterTheTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  AccelChoice c = Probe("echo 'Probing EDD (edd=off to disable)... ok'; sleep 30", milliseconds(300));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));  // the fake was killed
+  EXPECT_EQ(c.accel, Accel::kTcg);
+  EXPECT_EQ(c.reason, "tcg: kvm probe: no guest kernel output in 0.3 s (KVM does not run guests here)");
+}
+
+TEST_F(AccelProbeTest, AnAbortedQemuMeansTcgWithItsLastLine) {
+  AccelChoice c = Probe("echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; kill -ABRT $$");
+  EXPECT_EQ(c.accel, Accel::kTcg);
+  EXPECT_NE(c.reason.find("qemu killed by signal 6 (Aborted) after "), std::string::npos) << c.reason;
+  EXPECT_NE(c.reason.find(": qemu: error: failed to set MSR 0x10a to 0x69"), std::string::npos) << c.reason;
+}
+
+TEST_F(AccelProbeTest, TheResultIsRememberedAndKvmOnlyWhenItWorks) {
+  ResetAcceleratorCache();
+  AccelProbeOptions o;
+  o.qemu_binary = FakeProbeQemu(dir_, "sleep 30");
+  o.kernel = kernel_;
+  o.timeout = milliseconds(200);
+  auto first = ChooseAccelerator("auto", o);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->accel, Accel::kTcg);
+  // Now the fake would boot, but the answer is remembered.
+  FakeProbeQemu(dir_, "echo 'Linux version 6.1'; sleep 30");
+  const auto start = std::chrono::steady_clock::now();
+  auto again = ChooseAccelerator("auto", o);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(100));
+  EXPECT_EQ(again->reason, first->reason);
+  auto kvm = ChooseAccelerator("kvm", o);
+  ASSERT_FALSE(kvm.ok());
+  EXPECT_EQ(kvm.status().message(),
+            "accel kvm: kvm probe: no guest kernel output in 0.2 s (KVM does not run guests here)");
+  ResetAcceleratorCache();
+  auto fresh = ChooseAccelerator("kvm", o);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  EXPECT_EQ(fresh->accel, Accel::kKvm);
+  ResetAcceleratorCache();
 }
 
 TEST(AccelTest, AProbeWhoseQemuCannotStartFallsBackToTcg) {
