@@ -1,13 +1,15 @@
 // End to end with real QEMU guests (the image of vmm/guest/build-guest-image)
 // on kernel bridges in the test's own network namespace:
-//   - two guests on one bridge ping each other;
+//   - two guests on one bridge ping each other (and run iperf3);
+//   - a script given on the kernel command line runs, and the guest's
+//     power-off is a clean exit;
 //   - a NIC hot-attached (QMP) to a running guest reaches a guest on a second
 //     bridge and, once detached, no longer does.
-// Each test builds (or reuses) the image in ${build}/guest before entering its
-// namespace (the first build downloads the kernel package), says which
-// accelerator it used, and leaves nothing behind: the Guests kill and reap
-// QEMU when they go out of scope, and the namespace, with its bridges and
-// taps, goes with the test process. Without QEMU, /dev/net/tun or the image
+// Each test builds (or reuses) the image in ${build}/guest, or in
+// $VFABRIC_GUEST_DIR, before entering its namespace (the first build
+// downloads the kernel package), says which accelerator it used, and leaves
+// nothing behind: the Guests kill and reap QEMU when they go out of scope,
+// and the namespace, with its bridges and taps, goes with the test process. Without QEMU, /dev/net/tun or the image
 // the tests skip with the reason, except in CI (CI=true), where they fail.
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -22,6 +24,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <regex>
@@ -55,7 +58,10 @@ GuestImage EnsureGuestImage() {
   GuestImage image;
   const std::string builder = testing::SourceDir() + "/vmm/guest/build-guest-image";
   const auto start = steady_clock::now();
-  testing::CommandResult r = testing::Run({builder, testing::BinaryDir() + "/guest"});
+  // VFABRIC_GUEST_DIR lets several build trees share one image cache.
+  const char* shared = std::getenv("VFABRIC_GUEST_DIR");
+  const std::string out = shared != nullptr && *shared != '\0' ? shared : testing::BinaryDir() + "/guest";
+  testing::CommandResult r = testing::Run({builder, out});
   if (r.exit_code != 0) {
     image.error = "build-guest-image failed: " + r.err;
     return image;
