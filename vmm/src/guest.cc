@@ -37,6 +37,22 @@ Status MakeDirs(const std::string& path) {
   return Status::Ok();
 }
 
+// The last non-empty line of `path` (QEMU's last words), at most 300 bytes.
+std::string LastLine(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  off_t size = ::lseek(fd.get(), 0, SEEK_END);
+  if (size <= 0) return "";
+  const off_t want = std::min<off_t>(size, 4096);
+  std::string tail(static_cast<size_t>(want), '\0');
+  if (::pread(fd.get(), tail.data(), tail.size(), size - want) != want) return "";
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) tail.pop_back();
+  size_t start = tail.find_last_of('\n');
+  std::string line = start == std::string::npos ? tail : tail.substr(start + 1);
+  while (!line.empty() && line.back() == '\r') line.pop_back();
+  return line.size() > 300 ? line.substr(0, 300) : line;
+}
+
 }  // namespace
 
 std::string_view ToString(GuestState state) {
@@ -277,7 +293,8 @@ void Guest::OnChildExit() {
     return;
   }
   if (failed || was_starting) {
-    Fail("qemu " + last_exit_ + " (see " + console_log_ + ")");
+    const std::string last_words = LastLine(console_log_);
+    Fail("qemu " + last_exit_ + (last_words.empty() ? "" : ": " + last_words) + " (see " + console_log_ + ")");
   } else {
     state_ = GuestState::kStopped;
   }

@@ -186,7 +186,7 @@ TEST_F(GuestTest, NoPolicyLeavesAFailureFailed) {
   Status s = guest->WaitForState(GuestState::kStopped, milliseconds(5000));
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(guest->state(), GuestState::kFailed);
-  EXPECT_NE(guest->status().error.find("qemu exited with status 1 (see "), std::string::npos)
+  EXPECT_NE(guest->status().error.find("qemu exited with status 1: fake-qemu: exiting with 1 (see "), std::string::npos)
       << guest->status().error;
 }
 
