@@ -49,8 +49,8 @@ class PacketPort final : public Port {
     size_t n = 0;
     while (n < out.size()) {
       auto* block = reinterpret_cast<tpacket_block_desc*>(ring_ + block_ * size_t{block_size_});
-      if ((block->hdr.bh1.block_status & TP_STATUS_USER) == 0) break;
-      __atomic_thread_fence(__ATOMIC_ACQUIRE);
+      if ((__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0)
+        break;
       const uint32_t packets = block->hdr.bh1.num_pkts;
       if (pkt_index_ == 0) pkt_offset_ = block->hdr.bh1.offset_to_first_pkt;
       while (pkt_index_ < packets && n < out.size()) {
@@ -60,8 +60,7 @@ class PacketPort final : public Port {
         Take(pool, hdr, out, &n, no_buffer, malformed);
       }
       if (pkt_index_ >= packets) {
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        block->hdr.bh1.block_status = TP_STATUS_KERNEL;
+        __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
         block_ = (block_ + 1) % block_count_;
         pkt_index_ = 0;
       }

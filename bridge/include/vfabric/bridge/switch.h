@@ -74,7 +74,10 @@ struct SwitchConfig {
   std::string name = "switch";  // for messages
   fdb::Config fdb;              // fdb.max_ports is also the switch's port limit
   size_t batch_size = 32;       // frames per port per turn, 1..256
-  size_t pool_frames = 4096;    // frame buffers
+  // Frame buffers. A turn holds at most batch_size + 32 (GSO segments) at
+  // once: every frame is sent (ports copy) before the next batch, so a few
+  // hundred suffice; at least 2 * batch_size.
+  size_t pool_frames = 256;
   // Bytes per frame buffer, headroom included. 2048 suits MTU 1500 ports
   // without GSO; taps with TSO need 65536 + kFrameHeadroom.
   size_t buffer_size = 65536 + kFrameHeadroom;
