@@ -132,7 +132,7 @@ topology::Topology Controller::Desired() const {
     }
     if (!replaced) desired.networks.push_back(network);
   }
-  return desired;
+  return WithGuestPorts(desired);
 }
 
 Status Controller::Reconcile(std::vector<Operation>* applied) {

@@ -550,6 +550,27 @@ const LinkInfo* KernelState::FindLink(int ifindex) const {
   return nullptr;
 }
 
+topology::Topology WithGuestPorts(const topology::Topology& topology) {
+  topology::Topology expanded = topology;
+  for (const topology::VmConfig& vm : topology.vms) {
+    for (const topology::NicConfig& nic : vm.nics) {
+      for (NetworkConfig& network : expanded.networks) {
+        if (network.name != nic.network) continue;
+        const bool listed = std::any_of(network.ports.begin(), network.ports.end(),
+                                        [&](const PortConfig& p) { return p.name == nic.port; });
+        if (listed) break;
+        PortConfig port;
+        port.name = nic.port;
+        port.kind = PortKind::kTap;
+        port.where = nic.where;
+        network.ports.push_back(std::move(port));
+        break;
+      }
+    }
+  }
+  return expanded;
+}
+
 Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features) {
   KernelState state;
   state.features = features;

@@ -402,3 +402,32 @@ TEST(PlannerUserspaceTest, UserspaceNetworksGetTheirLinksButNoBridge) {
 
 }  // namespace
 }  // namespace vfabric::netd
+
+namespace vfabric::netd {
+namespace {
+
+TEST(PlannerGuestTest, VmNicsBecomeTapPortsOfTheirNetworks) {
+  topology::Topology topology = With({Lab()});
+  topology::NetworkConfig empty;
+  empty.name = "guests";
+  empty.bridge = "vfb-guests";
+  topology.networks.push_back(empty);
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.nics.push_back({"lab", std::nullopt, "vm1-eth0", {}});     // the tap lab lists
+  vm.nics.push_back({"guests", std::nullopt, "vm1-eth1", {}});  // a port netd adds
+  topology.vms.push_back(vm);
+  topology::Topology expanded = WithGuestPorts(topology);
+  ASSERT_EQ(expanded.networks[0].ports.size(), 3u);
+  ASSERT_EQ(expanded.networks[1].ports.size(), 1u);
+  EXPECT_EQ(expanded.networks[1].ports[0].name, "vm1-eth1");
+  EXPECT_EQ(expanded.networks[1].ports[0].kind, topology::PortKind::kTap);
+
+  testing::FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, expanded)).ok());
+  ASSERT_NE(kernel.Find("vm1-eth1"), nullptr);
+  EXPECT_EQ(kernel.Find("vm1-eth1")->master_ifindex, kernel.Find("vfb-guests")->ifindex);
+}
+
+}  // namespace
+}  // namespace vfabric::netd

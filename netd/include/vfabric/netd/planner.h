@@ -85,6 +85,11 @@ struct KernelState {
   const LinkInfo* FindLink(int ifindex) const;
 };
 
+// `topology` with each VM NIC as a tap port of its network (named by the
+// NIC's "port"), unless the network already lists a port of that name: a
+// network may list no ports of its own and still carry guests.
+topology::Topology WithGuestPorts(const topology::Topology& topology);
+
 // Reads links, FDB, port VLANs and features through `kernel`.
 Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features);
 
