@@ -29,7 +29,8 @@ std::vector<uint8_t> Frame64(uint64_t dst, uint64_t src, std::optional<uint16_t>
   std::vector<uint8_t> f;
   for (int s = 40; s >= 0; s -= 8) f.push_back(static_cast<uint8_t>(dst >> s));
   for (int s = 40; s >= 0; s -= 8) f.push_back(static_cast<uint8_t>(src >> s));
-  if (vid) f.insert(f.end(), {0x81, 0x00, static_cast<uint8_t>(*vid >> 8), static_cast<uint8_t>(*vid)});
+  if (vid)
+    f.insert(f.end(), {0x81, 0x00, static_cast<uint8_t>(*vid >> 8), static_cast<uint8_t>(*vid)});
   f.insert(f.end(), {0x08, 0x00});
   f.resize(vid ? 64 : 60, 0x45);  // 64 bytes on the wire with the FCS
   return f;
@@ -68,7 +69,8 @@ void Pipeline(benchmark::State& state, bool trunk, bool unknown) {
       do dst = static_cast<int>(rng() % kMacs);
       while (dst % kPorts == p);
       const uint64_t dst_mac = unknown ? MacOf(dst) + 0x100000 : MacOf(dst);
-      frames.push_back(Frame64(dst_mac, MacOf(src), trunk ? std::optional<uint16_t>(10) : std::nullopt));
+      frames.push_back(
+          Frame64(dst_mac, MacOf(src), trunk ? std::optional<uint16_t>(10) : std::nullopt));
     }
     (*port)->SetReplay(std::move(frames));
     ports.push_back(port->get());
@@ -89,7 +91,8 @@ void Pipeline(benchmark::State& state, bool trunk, bool unknown) {
   for (MemoryPort* p : ports) tx += p->transmitted();
   auto entries = (*sw)->FdbEntries();
   state.counters["fdb_entries"] = static_cast<double>(entries.ok() ? entries->size() : 0);
-  state.counters["tx_per_rx"] = frames ? static_cast<double>(tx) / static_cast<double>(frames + 64.0 * kPorts * batch) : 0;
+  state.counters["tx_per_rx"] =
+      frames ? static_cast<double>(tx) / static_cast<double>(frames + 64.0 * kPorts * batch) : 0;
 }
 
 void BM_Pipeline_Access_KnownUnicast(benchmark::State& state) { Pipeline(state, false, false); }

@@ -45,8 +45,8 @@ bool CompleteChecksum(Frame& frame) {
   if (folded == 0) folded = 0xffff;
   frame.data[field] = static_cast<uint8_t>(folded >> 8);
   frame.data[field + 1] = static_cast<uint8_t>(folded & 0xff);
-  frame.vnet.flags = static_cast<uint8_t>((frame.vnet.flags & ~VnetHdr::kNeedsCsum) |
-                                          VnetHdr::kDataValid);
+  frame.vnet.flags =
+      static_cast<uint8_t>((frame.vnet.flags & ~VnetHdr::kNeedsCsum) | VnetHdr::kDataValid);
   return true;
 }
 

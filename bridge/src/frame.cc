@@ -8,7 +8,8 @@ namespace vfabric::bridge {
 
 Result<std::unique_ptr<FramePool>> FramePool::Create(size_t count, size_t buffer_size) {
   if (count == 0 || count > (1u << 20))
-    return Status::Error("frame pool: " + std::to_string(count) + " buffers out of range 1-1048576");
+    return Status::Error("frame pool: " + std::to_string(count) +
+                         " buffers out of range 1-1048576");
   if (buffer_size < kMinFrameBuffer || buffer_size > (1u << 20))
     return Status::Error("frame pool: buffer size " + std::to_string(buffer_size) +
                          " out of range 128-1048576");

@@ -100,21 +100,29 @@ GsoError SegmentTcp(const Frame& frame, FramePool& pool, std::span<Frame*> out, 
       Store16(d + l.l3 + 4, static_cast<uint16_t>(id0 + cursor->index));
       Store16(d + l.l3 + 10, 0);
       const size_t ihl = l.l4 - l.l3;
-      Store16(d + l.l3 + 10, static_cast<uint16_t>(~FoldChecksum(OnesComplementAdd({d + l.l3, ihl}))));
+      Store16(d + l.l3 + 10,
+              static_cast<uint16_t>(~FoldChecksum(OnesComplementAdd({d + l.l3, ihl}))));
     }
     Store32(d + l.l4 + 4, seq0 + static_cast<uint32_t>(off));
     uint8_t flags = flags0;
-    if (!last) flags &= static_cast<uint8_t>(~0x09u);  // FIN, PSH
+    if (!last) flags &= static_cast<uint8_t>(~0x09u);   // FIN, PSH
     if (!first) flags &= static_cast<uint8_t>(~0x80u);  // CWR
     d[l.l4 + 13] = flags;
     // TCP checksum: pseudo-header + segment, field zeroed.
     Store16(d + l.l4 + 16, 0);
     uint32_t sum;
-    uint8_t pseudo_tail[4] = {0, 6, static_cast<uint8_t>(l4_len >> 8), static_cast<uint8_t>(l4_len & 0xff)};
+    uint8_t pseudo_tail[4] = {0, 6, static_cast<uint8_t>(l4_len >> 8),
+                              static_cast<uint8_t>(l4_len & 0xff)};
     if (l.ipv6) {
       sum = OnesComplementAdd({d + l.l3 + 8, 32});
-      uint8_t len32[8] = {static_cast<uint8_t>(l4_len >> 24), static_cast<uint8_t>(l4_len >> 16),
-                          static_cast<uint8_t>(l4_len >> 8), static_cast<uint8_t>(l4_len), 0, 0, 0, 6};
+      uint8_t len32[8] = {static_cast<uint8_t>(l4_len >> 24),
+                          static_cast<uint8_t>(l4_len >> 16),
+                          static_cast<uint8_t>(l4_len >> 8),
+                          static_cast<uint8_t>(l4_len),
+                          0,
+                          0,
+                          0,
+                          6};
       sum = OnesComplementAdd({len32, 8}, sum);
     } else {
       sum = OnesComplementAdd({d + l.l3 + 12, 8});

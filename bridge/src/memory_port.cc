@@ -93,8 +93,10 @@ size_t MemoryPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_
       ++*no_buffer;
       break;
     }
-    if (size <= 64 && f->capacity >= 64) std::memcpy(f->data, in, 64);
-    else std::memcpy(f->data, in, std::min<size_t>(size, f->capacity));
+    if (size <= 64 && f->capacity >= 64)
+      std::memcpy(f->data, in, 64);
+    else
+      std::memcpy(f->data, in, std::min<size_t>(size, f->capacity));
     f->size = std::min<uint32_t>(size, f->capacity);
     out[n++] = f;
   }

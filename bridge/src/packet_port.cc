@@ -54,7 +54,8 @@ class PacketPort final : public Port {
       const uint32_t packets = block->hdr.bh1.num_pkts;
       if (pkt_index_ == 0) pkt_offset_ = block->hdr.bh1.offset_to_first_pkt;
       while (pkt_index_ < packets && n < out.size()) {
-        auto* hdr = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) + pkt_offset_);
+        auto* hdr =
+            reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) + pkt_offset_);
         ++pkt_index_;
         pkt_offset_ += hdr->tp_next_offset;
         Take(pool, hdr, out, &n, no_buffer, malformed);
@@ -98,8 +99,8 @@ class PacketPort final : public Port {
       }
       size_t sent = 0;
       while (sent < count) {
-        const int r = ::sendmmsg(fd_.get(), &msgs_[sent], static_cast<unsigned>(count - sent),
-                                 MSG_DONTWAIT);
+        const int r =
+            ::sendmmsg(fd_.get(), &msgs_[sent], static_cast<unsigned>(count - sent), MSG_DONTWAIT);
         if (r < 0) {
           if (errno == EINTR) continue;
           // The first unsent message failed: count it and go on after it.
@@ -151,8 +152,8 @@ class PacketPort final : public Port {
     }
     if (vlan) {
       // The kernel moved the tag into the metadata (skb->vlan_tci): put it back.
-      const uint16_t tpid = (hdr->tp_status & TP_STATUS_VLAN_TPID_VALID) ? hdr->hv1.tp_vlan_tpid
-                                                                         : ETH_P_8021Q;
+      const uint16_t tpid =
+          (hdr->tp_status & TP_STATUS_VLAN_TPID_VALID) ? hdr->hv1.tp_vlan_tpid : ETH_P_8021Q;
       const uint16_t tci = static_cast<uint16_t>(hdr->hv1.tp_vlan_tci);
       std::memcpy(f->data, mac, 12);
       f->data[12] = static_cast<uint8_t>(tpid >> 8);
@@ -269,8 +270,8 @@ Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex
   req.tp_retire_blk_tov = 1;  // ms: a partly filled block goes to us after this
   VF_RETURN_IF_ERROR(set(SOL_PACKET, PACKET_RX_RING, &req, sizeof req, "PACKET_RX_RING"));
   const size_t ring_size = size_t{options.block_size} * options.block_count;
-  void* ring = ::mmap(nullptr, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                      fd.get(), 0);
+  void* ring =
+      ::mmap(nullptr, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
   if (ring == MAP_FAILED) return Status::FromErrno(what + ": mmap rx ring", errno);
   auto port = std::make_unique<PacketPort>(name, std::move(fd), vnet, static_cast<uint8_t*>(ring),
                                            ring_size, options.block_size, options.block_count);

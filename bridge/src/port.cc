@@ -6,25 +6,38 @@ namespace vfabric::bridge {
 
 std::string_view ToString(PortKind kind) {
   switch (kind) {
-    case PortKind::kMemory: return "memory";
-    case PortKind::kTap: return "tap";
-    case PortKind::kPacketSocket: return "packet";
+    case PortKind::kMemory:
+      return "memory";
+    case PortKind::kTap:
+      return "tap";
+    case PortKind::kPacketSocket:
+      return "packet";
   }
   return "unknown";
 }
 
 std::string_view ToString(DropReason reason) {
   switch (reason) {
-    case DropReason::kVlanNotAllowed: return "vlan_not_allowed";
-    case DropReason::kStpState: return "stp_state";
-    case DropReason::kNoBuffer: return "no_buffer";
-    case DropReason::kMalformed: return "malformed";
-    case DropReason::kTxQueueFull: return "tx_queue_full";
-    case DropReason::kMacLimit: return "mac_limit";
-    case DropReason::kLinkLocal: return "link_local";
-    case DropReason::kTxError: return "tx_error";
-    case DropReason::kOffloadUnsupported: return "offload_unsupported";
-    case DropReason::kCount: break;
+    case DropReason::kVlanNotAllowed:
+      return "vlan_not_allowed";
+    case DropReason::kStpState:
+      return "stp_state";
+    case DropReason::kNoBuffer:
+      return "no_buffer";
+    case DropReason::kMalformed:
+      return "malformed";
+    case DropReason::kTxQueueFull:
+      return "tx_queue_full";
+    case DropReason::kMacLimit:
+      return "mac_limit";
+    case DropReason::kLinkLocal:
+      return "link_local";
+    case DropReason::kTxError:
+      return "tx_error";
+    case DropReason::kOffloadUnsupported:
+      return "offload_unsupported";
+    case DropReason::kCount:
+      break;
   }
   return "unknown";
 }

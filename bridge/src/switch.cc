@@ -27,9 +27,12 @@ namespace vfabric::bridge {
 
 std::string_view ToString(StpState state) {
   switch (state) {
-    case StpState::kDiscarding: return "discarding";
-    case StpState::kLearning: return "learning";
-    case StpState::kForwarding: return "forwarding";
+    case StpState::kDiscarding:
+      return "discarding";
+    case StpState::kLearning:
+      return "learning";
+    case StpState::kForwarding:
+      return "forwarding";
   }
   return "unknown";
 }
@@ -46,7 +49,9 @@ constexpr size_t kExpireBudget = 4096;
 // bus lock), read by any thread.
 class RelaxedCounter {
  public:
-  void Add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Add(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
   void Reset() { v_.store(0, std::memory_order_relaxed); }
 
@@ -55,7 +60,8 @@ class RelaxedCounter {
 };
 
 struct alignas(64) AtomicPortCounters {
-  RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed, segmented;
+  RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed,
+      segmented;
   RelaxedCounter drops[kDropReasonCount];
 
   void Drop(DropReason r, uint64_t n = 1) { drops[static_cast<size_t>(r)].Add(n); }
@@ -92,8 +98,8 @@ struct PortSnap {
 
 // An immutable configuration of the datapath, built on the control thread.
 struct Snapshot {
-  std::vector<PortSnap> ports;                  // by PortId (up to the highest present)
-  std::vector<std::vector<FloodEntry>> flood;   // by VLAN: forwarding member ports
+  std::vector<PortSnap> ports;                 // by PortId (up to the highest present)
+  std::vector<std::vector<FloodEntry>> flood;  // by VLAN: forwarding member ports
 
   const PortSnap* port(PortId id) const {
     return id < ports.size() && ports[id].present ? &ports[id] : nullptr;
@@ -131,6 +137,7 @@ struct Switch::Impl {
   std::unique_ptr<FramePool> pool;
   std::unique_ptr<fdb::Table> fdb;
   std::unique_ptr<AtomicPortCounters[]> counters;  // fdb.max_ports
+  std::unique_ptr<std::atomic<bool>[]> failed;     // fdb.max_ports; see PortFailed()
   UniqueFd epoll;
   UniqueFd event;
   UniqueFd timer;
@@ -158,14 +165,14 @@ struct Switch::Impl {
 
   // ---- datapath state (datapath thread only) ----
   std::shared_ptr<const Snapshot> snapshot;
-  std::vector<std::unique_ptr<Port>> ports;         // by PortId
-  std::vector<bool> takes_offload;                  // by PortId
-  std::vector<std::unique_ptr<TxItem[]>> txq;       // by PortId, batch_size each
-  std::vector<uint32_t> txq_len;                    // by PortId
-  std::vector<PortId> active;                       // present ports
-  std::vector<PortId> polled;                       // present ports without an fd
-  std::vector<PortId> dirty;                        // ports with queued tx this batch
-  uint64_t timer_armed_ns = 0;                      // 0: not armed
+  std::vector<std::unique_ptr<Port>> ports;    // by PortId
+  std::vector<bool> takes_offload;             // by PortId
+  std::vector<std::unique_ptr<TxItem[]>> txq;  // by PortId, batch_size each
+  std::vector<uint32_t> txq_len;               // by PortId
+  std::vector<PortId> active;                  // present ports
+  std::vector<PortId> polled;                  // present ports without an fd
+  std::vector<PortId> dirty;                   // ports with queued tx this batch
+  uint64_t timer_armed_ns = 0;                 // 0: not armed
   uint64_t turn = 0;
   // Batch scratch.
   std::array<Frame*, kMaxBatch> frames{};
@@ -188,6 +195,7 @@ struct Switch::Impl {
   size_t ProcessPort(PortId in);
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
+  void PortFailed(PortId id);
   void TransmitQueue(PortId out);
   void SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci);
   void Ageing();
@@ -266,6 +274,18 @@ std::string Switch::Impl::PortName(PortId id) const {
 // ---------------------------------------------------------------------------
 // The datapath turn
 
+// The port's fd reports an error or hang-up and yields nothing (a tap whose
+// device went with its namespace, a packet socket whose link was deleted):
+// level-triggered epoll would report it forever, so it leaves the epoll set.
+// It stays a port (transmits fail and count tx_error) until the control
+// plane removes it; PortInfo::failed says so.
+void Switch::Impl::PortFailed(PortId id) {
+  ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, ports[id]->fd(), nullptr);
+  failed[id].store(true, std::memory_order_relaxed);
+  VF_LOG(kWarning) << "switch " << config.name << ": port " << ports[id]->name()
+                   << ": fd reports an error; no longer polled";
+}
+
 void Switch::Impl::ArmTimer() {
   const std::optional<uint64_t> deadline = fdb->NextDeadline();
   if (!deadline) return;
@@ -276,8 +296,7 @@ void Switch::Impl::ArmTimer() {
   const uint64_t at = std::max<uint64_t>(*deadline, 1);
   spec.it_value.tv_sec = static_cast<time_t>(at / 1'000'000'000);
   spec.it_value.tv_nsec = static_cast<long>(at % 1'000'000'000);
-  if (::timerfd_settime(timer.get(), TFD_TIMER_ABSTIME, &spec, nullptr) == 0)
-    timer_armed_ns = at;
+  if (::timerfd_settime(timer.get(), TFD_TIMER_ABSTIME, &spec, nullptr) == 0) timer_armed_ns = at;
 }
 
 void Switch::Impl::Ageing() {
@@ -316,7 +335,11 @@ size_t Switch::Impl::Turn(int timeout_ms) {
       [[maybe_unused]] ssize_t r = ::read(timer.get(), &value, sizeof value);
       timer_armed_ns = 0;
     } else if (token < ports.size() && ports[token]) {
-      received += ProcessPort(static_cast<PortId>(token));
+      const PortId id = static_cast<PortId>(token);
+      const size_t got = ProcessPort(id);
+      received += got;
+      if (got == 0 && (events[static_cast<size_t>(i)].events & (EPOLLERR | EPOLLHUP)) != 0)
+        PortFailed(id);
     }
   }
   for (PortId id : polled) received += ProcessPort(id);
@@ -382,9 +405,12 @@ void Switch::Impl::SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci) {
       if (!counted) oc.segmented.Add(1), counted = true;
     }
     if (err == GsoError::kOk) continue;
-    if (err == GsoError::kUnsupported) oc.Drop(DropReason::kOffloadUnsupported);
-    else if (err == GsoError::kNoBuffer) oc.Drop(DropReason::kNoBuffer);
-    else oc.Drop(DropReason::kMalformed);
+    if (err == GsoError::kUnsupported)
+      oc.Drop(DropReason::kOffloadUnsupported);
+    else if (err == GsoError::kNoBuffer)
+      oc.Drop(DropReason::kNoBuffer);
+    else
+      oc.Drop(DropReason::kMalformed);
     return;
   }
 }
@@ -400,8 +426,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   Port& port = *ports[in];
   AtomicPortCounters& ic = counters[in];
   uint64_t no_buffer = 0, port_malformed = 0;
-  const size_t n = port.Receive(*pool, {frames.data(), config.batch_size}, &no_buffer,
-                                &port_malformed);
+  const size_t n =
+      port.Receive(*pool, {frames.data(), config.batch_size}, &no_buffer, &port_malformed);
   if (no_buffer) ic.Drop(DropReason::kNoBuffer, no_buffer);
   if (port_malformed) ic.Drop(DropReason::kMalformed, port_malformed);
   if (n == 0) return 0;
@@ -451,8 +477,10 @@ size_t Switch::Impl::ProcessPort(PortId in) {
       ingress = vlan::ClassifyIngress(in_snap->vlan, err, info);
     }
     if (!ingress.accepted()) [[unlikely]] {
-      if (ingress.drop == vlan::IngressDrop::kMalformed) ++malformed;
-      else ++vlan_drops;
+      if (ingress.drop == vlan::IngressDrop::kMalformed)
+        ++malformed;
+      else
+        ++vlan_drops;
       pool->Free(f);
       continue;
     }
@@ -475,7 +503,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     // no station may have (multicast or zero): dropped as the Linux bridge
     // drops them.
     const uint8_t* src = f->data + 6;
-    const bool bad_src = (src[0] & 1) != 0 || (src[0] | src[1] | src[2] | src[3] | src[4] | src[5]) == 0;
+    const bool bad_src =
+        (src[0] & 1) != 0 || (src[0] | src[1] | src[2] | src[3] | src[4] | src[5]) == 0;
     bool bad_vnet = false;
     if (f->vnet.flags != 0 || f->vnet.gso_type != 0) [[unlikely]] {
       if (f->vnet.needs_csum())
@@ -492,7 +521,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     learn_keys[kept] = fdb::Key{vid, MacAt(src)};
     learn_ports[kept] = in;
     vlan_of[kept] = vid;
-    tci_of[kept] = static_cast<uint16_t>((ingress.pcp & 7u) << 13 | (ingress.dei ? 1u : 0u) << 12 | vid);
+    tci_of[kept] =
+        static_cast<uint16_t>((ingress.pcp & 7u) << 13 | (ingress.dei ? 1u : 0u) << 12 | vid);
     keep[kept++] = f;
   }
   forwarding = in_state == StpState::kForwarding ? kept : 0;
@@ -523,7 +553,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   for (size_t i = 0; i < forwarding; ++i) {
     Frame* f = keep[i];
     const uint16_t vid = vlan_of[i];
-    const PortId out = lookup_slot[i] >= 0 ? lookup_out[static_cast<size_t>(lookup_slot[i])] : fdb::kNoPort;
+    const PortId out =
+        lookup_slot[i] >= 0 ? lookup_out[static_cast<size_t>(lookup_slot[i])] : fdb::kNoPort;
     if (out != fdb::kNoPort) {
       if (out == in) continue;  // the destination is behind the ingress port: filtered
       const PortSnap* os = snap.port(out);
@@ -590,8 +621,8 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   if (!impl->event) return Status::FromErrno(what + ": eventfd", errno);
   impl->timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!impl->timer) return Status::FromErrno(what + ": timerfd_create", errno);
-  for (auto [fd, token] : {std::pair{impl->event.get(), kEventToken},
-                           std::pair{impl->timer.get(), kTimerToken}}) {
+  for (auto [fd, token] :
+       {std::pair{impl->event.get(), kEventToken}, std::pair{impl->timer.get(), kTimerToken}}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = token;
@@ -600,6 +631,7 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   }
   const size_t max_ports = config.fdb.max_ports;
   impl->counters = std::make_unique<AtomicPortCounters[]>(max_ports);
+  impl->failed = std::make_unique<std::atomic<bool>[]>(max_ports);
   impl->control_ports.resize(max_ports);
   impl->ports.resize(max_ports);
   impl->takes_offload.resize(max_ports);
@@ -627,8 +659,9 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     if (!d.control_ports[i] && id == fdb::kNoPort) id = static_cast<PortId>(i);
   }
   if (id == fdb::kNoPort)
-    return Status::Error(what + ": the switch has " + std::to_string(d.control_ports.size()) +
-                         " ports already", ENOSPC);
+    return Status::Error(
+        what + ": the switch has " + std::to_string(d.control_ports.size()) + " ports already",
+        ENOSPC);
   d.control_ports[id] = ControlPort{port->name(), port->kind(), settings};
   std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
   auto queue = std::make_unique<TxItem[]>(d.config.batch_size);
@@ -646,6 +679,7 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
       dp.polled.push_back(id);
     }
     dp.counters[id].Reset();
+    dp.failed[id].store(false, std::memory_order_relaxed);
     dp.takes_offload[id] = raw->takes_offload();
     dp.txq[id] = std::move(queue);
     dp.txq_len[id] = 0;
@@ -661,13 +695,13 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
   return id;
 }
 
-
 Status Switch::RemovePort(PortId id) {
   Impl& d = *impl_;
   std::unique_lock<std::mutex> lock(d.control_mutex);
   if (id >= d.control_ports.size() || !d.control_ports[id])
-    return Status::Error("switch " + d.config.name + ": remove port #" + std::to_string(id) +
-                         ": no such port", ENOENT);
+    return Status::Error(
+        "switch " + d.config.name + ": remove port #" + std::to_string(id) + ": no such port",
+        ENOENT);
   const std::string name = d.control_ports[id]->name;
   d.control_ports[id].reset();
   std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
@@ -675,7 +709,8 @@ Status Switch::RemovePort(PortId id) {
   std::unique_ptr<TxItem[]> queue;
   Status s = d.Execute([&](Impl& dp) -> Status {
     Port& port = *dp.ports[id];
-    if (port.fd() >= 0) ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);
+    if (port.fd() >= 0 && !dp.failed[id].load(std::memory_order_relaxed))
+      ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);
     std::erase(dp.polled, id);
     std::erase(dp.active, id);
     dp.fdb->FlushPort(id);
@@ -750,8 +785,8 @@ std::optional<PortId> Switch::FindPort(std::string_view name) const {
 
 Status Switch::AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port) {
   Impl& d = *impl_;
-  const std::string what = "switch " + d.config.name + ": static fdb " + mac.ToString() +
-                           " vlan " + std::to_string(vlan);
+  const std::string what = "switch " + d.config.name + ": static fdb " + mac.ToString() + " vlan " +
+                           std::to_string(vlan);
   {
     std::lock_guard<std::mutex> lock(d.control_mutex);
     if (port >= d.control_ports.size() || !d.control_ports[port])
@@ -769,10 +804,14 @@ Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
 
 Status Switch::FlushFdb(std::optional<PortId> port, std::optional<fdb::VlanId> vlan) {
   return impl_->Execute([&](Impl& dp) {
-    if (port && vlan) dp.fdb->FlushPortVlan(*port, *vlan);
-    else if (port) dp.fdb->FlushPort(*port);
-    else if (vlan) dp.fdb->FlushVlan(*vlan);
-    else dp.fdb->FlushLearned();
+    if (port && vlan)
+      dp.fdb->FlushPortVlan(*port, *vlan);
+    else if (port)
+      dp.fdb->FlushPort(*port);
+    else if (vlan)
+      dp.fdb->FlushVlan(*vlan);
+    else
+      dp.fdb->FlushLearned();
     return Status::Ok();
   });
 }
@@ -799,7 +838,8 @@ std::vector<PortInfo> Switch::Ports() const {
   for (size_t i = 0; i < d.control_ports.size(); ++i) {
     if (!d.control_ports[i]) continue;
     const ControlPort& p = *d.control_ports[i];
-    out.push_back(PortInfo{static_cast<PortId>(i), p.name, p.kind, p.settings, d.counters[i].Read()});
+    out.push_back(PortInfo{static_cast<PortId>(i), p.name, p.kind, p.settings, d.counters[i].Read(),
+                           d.failed[i].load(std::memory_order_relaxed)});
   }
   return out;
 }
@@ -835,7 +875,8 @@ Result<fdb::Counters> Switch::FdbCounters() {
 Status Switch::Start() {
   Impl& d = *impl_;
   std::lock_guard<std::mutex> lock(d.producer_mutex);
-  if (d.running.load()) return Status::Error("switch " + d.config.name + ": already running", EBUSY);
+  if (d.running.load())
+    return Status::Error("switch " + d.config.name + ": already running", EBUSY);
   d.stop.store(false);
   d.running.store(true, std::memory_order_release);
   d.thread = std::thread([&d] {

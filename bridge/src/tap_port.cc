@@ -114,7 +114,8 @@ Result<std::unique_ptr<Port>> OpenTapPort(std::string name, UniqueFd fd,
   if (fd_flags < 0 || ::fcntl(fd.get(), F_SETFD, fd_flags | FD_CLOEXEC) < 0)
     return Status::FromErrno(what + ": FD_CLOEXEC", errno);
   ifreq request{};
-  if (::ioctl(fd.get(), TUNGETIFF, &request) < 0) return Status::FromErrno(what + ": TUNGETIFF", errno);
+  if (::ioctl(fd.get(), TUNGETIFF, &request) < 0)
+    return Status::FromErrno(what + ": TUNGETIFF", errno);
   if ((request.ifr_flags & IFF_TAP) == 0 || (request.ifr_flags & IFF_NO_PI) == 0 ||
       (request.ifr_flags & IFF_VNET_HDR) == 0)
     return Status::Error(what + ": not opened IFF_TAP | IFF_NO_PI | IFF_VNET_HDR", EINVAL);

@@ -11,8 +11,8 @@
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,10 +39,10 @@ using testing::ScopedProcess;
 using testing::WaitFor;
 
 // Runs a command and fails the test with its output if it fails.
-#define RUN_OK(...)                                                                  \
-  do {                                                                               \
-    auto vf_r_ = ::vfabric::testing::Run(__VA_ARGS__);                                                   \
-    ASSERT_EQ(vf_r_.exit_code, 0) << vf_r_.out << vf_r_.err;                         \
+#define RUN_OK(...)                                          \
+  do {                                                       \
+    auto vf_r_ = ::vfabric::testing::Run(__VA_ARGS__);       \
+    ASSERT_EQ(vf_r_.exit_code, 0) << vf_r_.out << vf_r_.err; \
   } while (0)
 
 // A fresh (non-persistent) tap: it lives as long as the fd.
@@ -89,7 +89,8 @@ class BridgeIntegrationTest : public ::testing::Test {
   std::unique_ptr<ScopedNamedNetns> MakeNs() {
     auto ns = std::make_unique<ScopedNamedNetns>("vfbr");
     EXPECT_TRUE(ns->ok());
-    for (const char* key : {"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"})
+    for (const char* key :
+         {"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"})
       Sh({"ip", "netns", "exec", ns->name(), "sysctl", "-qw", key});
     return ns;
   }
@@ -142,20 +143,21 @@ class BridgeIntegrationTest : public ::testing::Test {
   // receiver's rate in Gbit/s (0 on failure).
   double Iperf(int server, int client, bool reverse) {
     testing::TempDir dir;
-    ScopedProcess iperf_server({"ip", "netns", "exec", H(server).ns->name(), "iperf3", "-s", "-1",
-                                "-B", HostIp(server)},
-                               dir.Join("server.log"));
+    ScopedProcess iperf_server(
+        {"ip", "netns", "exec", H(server).ns->name(), "iperf3", "-s", "-1", "-B", HostIp(server)},
+        dir.Join("server.log"));
     const bool listening = WaitFor(
         [&] {
-          auto r = Sh({"ip", "netns", "exec", H(server).ns->name(), "ss", "-Hltn", "sport", "=",
-                       ":5201"});
+          auto r = Sh(
+              {"ip", "netns", "exec", H(server).ns->name(), "ss", "-Hltn", "sport", "=", ":5201"});
           return r.out.find("5201") != std::string::npos;
         },
         5000);
     EXPECT_TRUE(listening);
     if (!listening) return 0;
-    std::vector<std::string> argv = {"ip", "netns", "exec", H(client).ns->name(), "iperf3", "-c",
-                                     HostIp(server), "-t", "2", "-J"};
+    std::vector<std::string> argv = {"ip",     "netns", "exec",         H(client).ns->name(),
+                                     "iperf3", "-c",    HostIp(server), "-t",
+                                     "2",      "-J"};
     if (reverse) argv.push_back("-R");
     auto r = Sh(argv);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err << testing::ReadFile(dir.Join("server.log"));
@@ -234,7 +236,8 @@ class BridgeIntegrationTest : public ::testing::Test {
       const ssize_t r = ::recv(conn.get(), buf.data(), buf.size(), 0);
       if (r <= 0) break;
       for (ssize_t k = 0; k < r; ++k)
-        if (first_bad == SIZE_MAX && buf[static_cast<size_t>(k)] != pattern(received + static_cast<size_t>(k)))
+        if (first_bad == SIZE_MAX &&
+            buf[static_cast<size_t>(k)] != pattern(received + static_cast<size_t>(k)))
           first_bad = received + static_cast<size_t>(k);
       received += static_cast<size_t>(r);
     }
@@ -252,7 +255,7 @@ class BridgeIntegrationTest : public ::testing::Test {
 
   bool Ping(int from, int to, int count = 2) {
     auto r = Sh({"ip", "netns", "exec", H(from).ns->name(), "busybox", "ping", "-c",
-                  std::to_string(count), "-W", "2", "-w", "5", "-q", HostIp(to)});
+                 std::to_string(count), "-W", "2", "-w", "5", "-q", HostIp(to)});
     return r.exit_code == 0;
   }
 
@@ -279,6 +282,25 @@ TEST_F(BridgeIntegrationTest, EveryPairOfTapHostsPings) {
   auto entries = sw_->FdbEntries();
   ASSERT_TRUE(entries.ok());
   EXPECT_EQ(entries->size(), 3u);
+}
+
+TEST_F(BridgeIntegrationTest, AHostWhoseNamespaceGoesIsMarkedFailedAndTheRestGoOn) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  MakeSwitch();
+  for (int i = 1; i <= 3; ++i) ASSERT_NO_FATAL_FAILURE(AddTapHost(i));
+  ASSERT_TRUE(sw_->Start().ok());
+  ASSERT_TRUE(Ping(1, 3));
+  // Deleting host 3's namespace destroys its tap under the switch's fd.
+  H(3).ns.reset();
+  auto failed = [&] {
+    for (const PortInfo& p : sw_->Ports())
+      if (p.name == "vfbt3") return p.failed;
+    return false;
+  };
+  EXPECT_TRUE(WaitFor(failed, 5000));
+  EXPECT_TRUE(Ping(1, 2));
+  ASSERT_TRUE(sw_->RemovePort(H(3).port).ok());
+  EXPECT_TRUE(Ping(2, 1));
 }
 
 TEST_F(BridgeIntegrationTest, LearnedUnicastIsNotSeenOnAThirdHost) {
@@ -393,7 +415,8 @@ class RawSocket {
         std::memcpy(&aux, CMSG_DATA(c), sizeof aux);
         if (aux.tp_status & TP_STATUS_VLAN_VALID) g.tci = aux.tp_vlan_tci;
       }
-      if (!g.tci && n >= 16 && buf[12] == 0x81 && buf[13] == 0) g.tci = static_cast<uint16_t>(buf[14] << 8 | buf[15]);
+      if (!g.tci && n >= 16 && buf[12] == 0x81 && buf[13] == 0)
+        g.tci = static_cast<uint16_t>(buf[14] << 8 | buf[15]);
       out.push_back(std::move(g));
     }
     return out;
@@ -413,7 +436,9 @@ std::vector<uint8_t> ArpRequest(const MacAddress& src, const std::string& sender
   std::vector<uint8_t> f(6, 0xff);
   auto s = Bytes(src);
   f.insert(f.end(), s.begin(), s.end());
-  if (vid) f.insert(f.end(), {0x81, 0x00, static_cast<uint8_t>(vid >> 8), static_cast<uint8_t>(vid & 0xff)});
+  if (vid)
+    f.insert(f.end(),
+             {0x81, 0x00, static_cast<uint8_t>(vid >> 8), static_cast<uint8_t>(vid & 0xff)});
   f.insert(f.end(), {0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01});
   f.insert(f.end(), s.begin(), s.end());
   in_addr a{};
@@ -451,7 +476,8 @@ TEST_F(BridgeIntegrationTest, TrunkPortCarriesTaggedFrames) {
     ASSERT_TRUE(raw.Send(ArpRequest(far, "10.77.0.99", HostIp(host), static_cast<uint16_t>(vid))));
     bool replied = false;
     for (const auto& g : raw.Receive(1500)) {
-      if (g.frame.size() < 14 || !std::equal(g.frame.begin(), g.frame.begin() + 6, far.bytes.begin()))
+      if (g.frame.size() < 14 ||
+          !std::equal(g.frame.begin(), g.frame.begin() + 6, far.bytes.begin()))
         continue;
       EXPECT_EQ(g.tci.value_or(0) & 0xfff, vid) << "reply from host " << host;
       replied = true;
@@ -470,7 +496,8 @@ TEST_F(BridgeIntegrationTest, TrunkPortCarriesTaggedFrames) {
   EXPECT_TRUE(replied);
   // VLAN 30 is not carried: dropped and counted.
   ASSERT_TRUE(raw.Send(ArpRequest(far, "10.77.0.99", HostIp(1), 30)));
-  EXPECT_TRUE(WaitFor([&] { return sw_->Counters(*trunk)->drop(DropReason::kVlanNotAllowed) == 1; }, 2000));
+  EXPECT_TRUE(
+      WaitFor([&] { return sw_->Counters(*trunk)->drop(DropReason::kVlanNotAllowed) == 1; }, 2000));
   EXPECT_EQ(C(1).drop(DropReason::kVlanNotAllowed), 0u);
 }
 
@@ -491,8 +518,9 @@ TEST_F(BridgeIntegrationTest, MacLimitIsEnforced) {
   RawSocket raw("vfbtr1");
   ASSERT_TRUE(raw.ok());
   for (int i = 1; i <= 5; ++i)
-    ASSERT_TRUE(raw.Send(ArpRequest(MacAddress::FromU64(0x020000000a00ull + static_cast<uint64_t>(i)),
-                                    "10.77.0.99", "10.77.0.98", 0)));
+    ASSERT_TRUE(
+        raw.Send(ArpRequest(MacAddress::FromU64(0x020000000a00ull + static_cast<uint64_t>(i)),
+                            "10.77.0.99", "10.77.0.98", 0)));
   EXPECT_TRUE(WaitFor([&] { return sw_->Counters(*id)->rx_packets >= 5; }, 3000));
   EXPECT_EQ(sw_->Counters(*id)->drop(DropReason::kMacLimit), 3u);
   auto entries = sw_->FdbEntries();

@@ -2,13 +2,14 @@
 // computed here independently (RFC 1071 byte by byte over the pseudo-header
 // and the segment), through the switch to a port that cannot take offload
 // metadata, and untouched to one that can.
+#include "vfabric/bridge/checksum.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <memory>
 
 #include "frames.h"
-#include "vfabric/bridge/checksum.h"
 #include "vfabric/bridge/gso.h"
 #include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
@@ -41,24 +42,25 @@ uint16_t ReferenceChecksum(const std::vector<uint8_t>& pseudo, const std::vector
 
 uint16_t FoldPseudo(const std::vector<uint8_t>& pseudo) {
   uint64_t sum = 0;
-  for (size_t i = 0; i < pseudo.size(); i += 2) sum += static_cast<uint64_t>(pseudo[i]) << 8 | pseudo[i + 1];
+  for (size_t i = 0; i < pseudo.size(); i += 2)
+    sum += static_cast<uint64_t>(pseudo[i]) << 8 | pseudo[i + 1];
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(sum);
 }
 
 struct Built {
-  std::vector<uint8_t> frame;      // as a sender with checksum offload hands it over
+  std::vector<uint8_t> frame;  // as a sender with checksum offload hands it over
   VnetHdr vnet;
-  size_t field = 0;                // where the L4 checksum is
-  uint16_t expected = 0;           // the right checksum
+  size_t field = 0;       // where the L4 checksum is
+  uint16_t expected = 0;  // the right checksum
 };
 
 // An Ethernet + IPv4/IPv6 + TCP/UDP frame with `payload` bytes, its L4
 // checksum field holding the folded pseudo-header sum (CHECKSUM_PARTIAL).
 Built Make(bool ipv6, bool tcp, size_t payload) {
   Built b;
-  std::vector<uint8_t> f = testing::EthFrame(Mac(0x525400000002), Mac(0x525400000001),
-                                             std::nullopt, ipv6 ? 0x86dd : 0x0800, 0);
+  std::vector<uint8_t> f = testing::EthFrame(Mac(0x525400000002), Mac(0x525400000001), std::nullopt,
+                                             ipv6 ? 0x86dd : 0x0800, 0);
   const size_t l3 = f.size();
   const size_t l4_len = (tcp ? 20 : 8) + payload;
   std::vector<uint8_t> pseudo;
@@ -84,7 +86,8 @@ Built Make(bool ipv6, bool tcp, size_t payload) {
     Put16(ip, 4, static_cast<uint16_t>(l4_len));
     ip[6] = tcp ? 6 : 17;
     ip[7] = 64;
-    for (int i = 0; i < 16; ++i) ip[8 + i] = static_cast<uint8_t>(0xfd + i), ip[24 + i] = static_cast<uint8_t>(0x20 + 3 * i);
+    for (int i = 0; i < 16; ++i)
+      ip[8 + i] = static_cast<uint8_t>(0xfd + i), ip[24 + i] = static_cast<uint8_t>(0x20 + 3 * i);
     f.insert(f.end(), ip.begin(), ip.end());
     pseudo.assign(ip.begin() + 8, ip.begin() + 40);
     for (int shift : {24, 16, 8, 0}) pseudo.push_back(static_cast<uint8_t>(l4_len >> shift));
@@ -196,8 +199,10 @@ TEST_P(ChecksumTest, TheSwitchCompletesForPortsWithoutOffloadOnly) {
   auto tr = trunk_p->TakeCaptured();
   ASSERT_EQ(tr.size(), 1u);
   ASSERT_EQ(tr[0].bytes.size(), b.frame.size() + 4);
-  if (tr[0].vnet.needs_csum()) EXPECT_EQ(tr[0].vnet.csum_start, b.vnet.csum_start + 4);
-  else EXPECT_EQ(Get16(tr[0].bytes, b.field + 4), b.expected);
+  if (tr[0].vnet.needs_csum())
+    EXPECT_EQ(tr[0].vnet.csum_start, b.vnet.csum_start + 4);
+  else
+    EXPECT_EQ(Get16(tr[0].bytes, b.field + 4), b.expected);
 }
 
 TEST_P(ChecksumTest, OffloadMetadataPassesUntouchedBetweenOffloadPorts) {
@@ -283,7 +288,7 @@ TEST_P(GsoTest, SegmentsAreCompleteAndInOrder) {
   const GsoCase gc = GetParam();
   Built b = Make(gc.ipv6, true, gc.payload);
   const size_t l3 = 14, l4 = b.vnet.csum_start, hdr = l4 + 20;
-  b.frame[l4 + 13] = 0x19;  // FIN PSH ACK on the super-frame
+  b.frame[l4 + 13] = 0x19;                       // FIN PSH ACK on the super-frame
   if (!gc.ipv6) Put16(b.frame, l3 + 4, 0x1234);  // IP ID
   b.vnet.gso_type = gc.ipv6 ? VnetHdr::kGsoTcpV6 : VnetHdr::kGsoTcpV4;
   b.vnet.gso_size = gc.mss;
@@ -302,7 +307,8 @@ TEST_P(GsoTest, SegmentsAreCompleteAndInOrder) {
   MemoryPort* in_p = in->get();
   MemoryPort* plain_p = plain->get();
   PortSettings egress;
-  if (gc.tagged_egress) egress.vlan = vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("1"), 1, true);
+  if (gc.tagged_egress)
+    egress.vlan = vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("1"), 1, true);
   ASSERT_TRUE((*sw)->AddPort(std::move(in).value()).ok());
   auto plain_id = (*sw)->AddPort(std::move(plain).value(), egress);
   ASSERT_TRUE(plain_id.ok());
@@ -315,7 +321,8 @@ TEST_P(GsoTest, SegmentsAreCompleteAndInOrder) {
   EXPECT_EQ((*sw)->Counters(*plain_id)->tx_packets, expected);
   EXPECT_EQ((*sw)->Counters(*plain_id)->total_drops(), 0u);
   std::vector<uint8_t> payload;
-  const uint32_t seq0 = static_cast<uint32_t>(Get16(b.frame, l4 + 4)) << 16 | Get16(b.frame, l4 + 6);
+  const uint32_t seq0 =
+      static_cast<uint32_t>(Get16(b.frame, l4 + 4)) << 16 | Get16(b.frame, l4 + 6);
   for (size_t i = 0; i < segs.size(); ++i) {
     std::vector<uint8_t> s = segs[i].bytes;
     if (gc.tagged_egress) {

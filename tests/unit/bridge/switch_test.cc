@@ -1,5 +1,7 @@
 // The forwarding pipeline with memory ports: every forwarding decision and
 // every drop reason, counted exactly.
+#include "vfabric/bridge/switch.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 
 #include "frames.h"
 #include "vfabric/bridge/ports.h"
-#include "vfabric/bridge/switch.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric::bridge {
@@ -55,7 +56,9 @@ class SwitchTest : public ::testing::Test {
     sw_->RunOnce(0);
   }
 
-  std::vector<CapturedFrame> Take(const std::string& port) { return ports_.at(port)->TakeCaptured(); }
+  std::vector<CapturedFrame> Take(const std::string& port) {
+    return ports_.at(port)->TakeCaptured();
+  }
   size_t Count(const std::string& port) { return Take(port).size(); }
   PortCounters C(const std::string& port) { return *sw_->Counters(ids_.at(port)); }
   uint64_t Drops(const std::string& port, DropReason r) { return C(port).drop(r); }
@@ -138,7 +141,7 @@ TEST_F(SwitchTest, NeverBackToTheIngressPort) {
   Send("a", EthFrame(kBroadcast, kA));
   Send("a", EthFrame(kBroadcast, kB));  // B is behind a as well
   Take("b");
-  Send("a", EthFrame(kB, kA));          // to B, which is on a: filtered
+  Send("a", EthFrame(kB, kA));  // to B, which is on a: filtered
   EXPECT_EQ(Count("a"), 0u);
   EXPECT_EQ(Count("b"), 0u);
   EXPECT_EQ(C("a").rx_packets, 3u);
@@ -341,10 +344,11 @@ TEST_F(SwitchTest, StaticEntrySteersAndIsNotMovedByLearning) {
 TEST_F(SwitchTest, MalformedFramesAreCounted) {
   Make();
   Add("a"), Add("b");
-  Send("a", std::vector<uint8_t>(10, 0x02));                   // runt
-  Send("a", {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00});  // truncated tag
-  Send("a", EthFrame(kBroadcast, Mac(0x010000000001)));        // multicast source
-  Send("a", EthFrame(kBroadcast, Mac(0)));                     // zero source
+  Send("a", std::vector<uint8_t>(10, 0x02));  // runt
+  Send("a",
+       {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00});  // truncated tag
+  Send("a", EthFrame(kBroadcast, Mac(0x010000000001)));  // multicast source
+  Send("a", EthFrame(kBroadcast, Mac(0)));               // zero source
   VnetHdr bad;
   bad.flags = VnetHdr::kNeedsCsum;
   bad.csum_start = 50;
@@ -492,7 +496,8 @@ TEST_F(SwitchTest, DatapathThreadTakesSnapshotsAndCommands) {
   Add("d", {PortVlanConfig::Access(10)});
   Take("b"), Take("c");
   for (int i = 0; i < 100; ++i) ports_["a"]->Inject(EthFrame(kC, kA));
-  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 100; }, 5000));
+  EXPECT_TRUE(
+      vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 100; }, 5000));
   EXPECT_EQ(ports_["b"]->captured_count(), 0u);
   EXPECT_EQ(ports_["d"]->captured_count(), 0u);
   auto fc = sw_->FdbCounters();
@@ -507,7 +512,8 @@ TEST_F(SwitchTest, DatapathThreadTakesSnapshotsAndCommands) {
   EXPECT_TRUE(sw_->FdbEntries().ok());
   ASSERT_TRUE(sw_->Start().ok());
   ports_["a"]->Inject(EthFrame(kC, kA));
-  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 101; }, 5000));
+  EXPECT_TRUE(
+      vfabric::testing::WaitFor([&] { return ports_["c"]->captured_count() == 101; }, 5000));
 }
 
 }  // namespace

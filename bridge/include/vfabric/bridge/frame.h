@@ -22,14 +22,14 @@ namespace vfabric::bridge {
 // virtio 1.0 layout taps use with TUNSETVNETHDRSZ 12); a 10-byte header is
 // the same without num_buffers.
 struct VnetHdr {
-  static constexpr uint8_t kNeedsCsum = 1;   // VIRTIO_NET_HDR_F_NEEDS_CSUM
-  static constexpr uint8_t kDataValid = 2;   // VIRTIO_NET_HDR_F_DATA_VALID
-  static constexpr uint8_t kGsoNone = 0;     // VIRTIO_NET_HDR_GSO_NONE
-  static constexpr uint8_t kGsoTcpV4 = 1;    // VIRTIO_NET_HDR_GSO_TCPV4
-  static constexpr uint8_t kGsoUdp = 3;      // VIRTIO_NET_HDR_GSO_UDP
-  static constexpr uint8_t kGsoTcpV6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV6
-  static constexpr uint8_t kGsoUdpL4 = 5;    // VIRTIO_NET_HDR_GSO_UDP_L4
-  static constexpr uint8_t kGsoEcn = 0x80;   // VIRTIO_NET_HDR_GSO_ECN
+  static constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  static constexpr uint8_t kDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID
+  static constexpr uint8_t kGsoNone = 0;    // VIRTIO_NET_HDR_GSO_NONE
+  static constexpr uint8_t kGsoTcpV4 = 1;   // VIRTIO_NET_HDR_GSO_TCPV4
+  static constexpr uint8_t kGsoUdp = 3;     // VIRTIO_NET_HDR_GSO_UDP
+  static constexpr uint8_t kGsoTcpV6 = 4;   // VIRTIO_NET_HDR_GSO_TCPV6
+  static constexpr uint8_t kGsoUdpL4 = 5;   // VIRTIO_NET_HDR_GSO_UDP_L4
+  static constexpr uint8_t kGsoEcn = 0x80;  // VIRTIO_NET_HDR_GSO_ECN
 
   uint8_t flags = 0;
   uint8_t gso_type = kGsoNone;

@@ -26,8 +26,8 @@ enum class GsoError : uint8_t {
 
 // Where a segmentation stopped: pass the same cursor again to go on.
 struct GsoCursor {
-  size_t offset = 0;    // payload bytes already segmented
-  uint32_t index = 0;   // segments made
+  size_t offset = 0;   // payload bytes already segmented
+  uint32_t index = 0;  // segments made
   bool done = false;
 };
 

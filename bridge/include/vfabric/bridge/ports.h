@@ -23,10 +23,10 @@ namespace vfabric::bridge {
 // every turn. Injection and capture take a mutex (the port is for tests and
 // benchmarks, not production), held for a whole batch.
 struct MemoryPortOptions {
-  bool notify = true;          // eventfd for a running datapath thread
-  bool takes_offload = true;   // false: the switch completes checksums first
-  bool capture = true;         // false: transmitted frames are only counted
-  size_t tx_capacity = 0;      // captured frames kept at most (0: unbounded); past it: full
+  bool notify = true;         // eventfd for a running datapath thread
+  bool takes_offload = true;  // false: the switch completes checksums first
+  bool capture = true;        // false: transmitted frames are only counted
+  size_t tx_capacity = 0;     // captured frames kept at most (0: unbounded); past it: full
 };
 
 struct CapturedFrame {
@@ -65,8 +65,8 @@ class MemoryPort final : public Port {
   MemoryPortOptions options_;
   UniqueFd event_;
   std::mutex mutex_;
-  std::deque<CapturedFrame> rx_;            // guarded by mutex_
-  std::vector<CapturedFrame> captured_;     // guarded by mutex_
+  std::deque<CapturedFrame> rx_;         // guarded by mutex_
+  std::vector<CapturedFrame> captured_;  // guarded by mutex_
   // Set before the datapath runs.
   std::vector<uint8_t> replay_bytes_;
   std::vector<uint32_t> replay_sizes_;

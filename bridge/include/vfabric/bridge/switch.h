@@ -81,7 +81,7 @@ struct SwitchConfig {
   // Bytes per frame buffer, headroom included. 2048 suits MTU 1500 ports
   // without GSO; taps with TSO need 65536 + kFrameHeadroom.
   size_t buffer_size = 65536 + kFrameHeadroom;
-  BpduHook bpdu_hook;           // none: BPDUs are dropped as link_local
+  BpduHook bpdu_hook;  // none: BPDUs are dropped as link_local
   // The clock (ns) for FDB learning and ageing; default steady_clock.
   std::function<uint64_t()> clock;
 };
@@ -97,6 +97,9 @@ struct PortInfo {
   PortKind kind = PortKind::kMemory;
   PortSettings settings;
   PortCounters counters;
+  // The port's fd reported an error or hang-up (its link is gone): it is no
+  // longer polled; remove it.
+  bool failed = false;
 };
 
 class Switch {
@@ -116,8 +119,10 @@ class Switch {
   // Removes the port, its learned and static FDB entries; the Port (and its
   // fd) is destroyed.
   Status RemovePort(PortId port);
-  Status SetPortVlan(PortId port, const vlan::PortVlanConfig& config);  // flushes the port's learned entries
-  Status SetPortStpState(PortId port, StpState state);  // leaving forwarding/learning flushes the port
+  Status SetPortVlan(PortId port,
+                     const vlan::PortVlanConfig& config);  // flushes the port's learned entries
+  Status SetPortStpState(PortId port,
+                         StpState state);  // leaving forwarding/learning flushes the port
   std::optional<PortId> FindPort(std::string_view name) const;
 
   Status AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port);
