@@ -816,6 +816,37 @@ Status Switch::FlushFdb(std::optional<PortId> port, std::optional<fdb::VlanId> v
   });
 }
 
+Status Switch::SendFrame(PortId port, std::span<const uint8_t> frame) {
+  Impl& d = *impl_;
+  const std::string what =
+      "switch " + d.config.name + ": send frame on port #" + std::to_string(port);
+  if (frame.size() < vlan::kEthHeaderLen)
+    return Status::Error(what + ": " + std::to_string(frame.size()) + " bytes is a runt", EINVAL);
+  return d.Execute([&](Impl& dp) -> Status {
+    if (port >= dp.ports.size() || !dp.ports[port])
+      return Status::Error(what + ": no such port", ENOENT);
+    Frame* f = dp.pool->Alloc();
+    if (f == nullptr) return Status::Error(what + ": no free buffer", ENOBUFS);
+    if (frame.size() > f->capacity) {
+      dp.pool->Free(f);
+      return Status::Error(
+          what + ": " + std::to_string(frame.size()) + " bytes do not fit a buffer", EMSGSIZE);
+    }
+    std::memcpy(f->data, frame.data(), frame.size());
+    f->size = static_cast<uint32_t>(frame.size());
+    const TxItem item{f, 0, false};
+    const TxResult r = dp.ports[port]->Transmit({&item, 1});
+    dp.pool->Free(f);
+    AtomicPortCounters& c = dp.counters[port];
+    c.tx_packets.Add(r.packets);
+    c.tx_bytes.Add(r.bytes);
+    if (r.full) c.Drop(DropReason::kTxQueueFull, r.full);
+    if (r.errors) c.Drop(DropReason::kTxError, r.errors);
+    if (r.packets == 0) return Status::Error(what + ": the port did not take it", EAGAIN);
+    return Status::Ok();
+  });
+}
+
 Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {
   return impl_->Execute([&](Impl& dp) {
     dp.fdb->SetAgeingTime(ageing_time_ns);

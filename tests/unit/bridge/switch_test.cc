@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "frames.h"
 #include "vfabric/bridge/ports.h"
@@ -291,6 +292,20 @@ TEST_F(SwitchTest, LinkLocalFramesAreTrapped) {
   EXPECT_EQ(Count("b"), 1u);
 }
 
+TEST_F(SwitchTest, SendFrameTransmitsWhateverThePortState) {
+  Make();
+  Add("a", {PortVlanConfig::Access(10), StpState::kDiscarding});
+  const auto bpdu = EthFrame(Mac(0x0180c2000000), Mac(0x020000000001), std::nullopt, 0x0026, 38);
+  ASSERT_TRUE(sw_->SendFrame(ids_["a"], bpdu).ok());
+  auto got = Take("a");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].bytes, bpdu);
+  EXPECT_EQ(C("a").tx_packets, 1u);
+  EXPECT_EQ(C("a").tx_bytes, bpdu.size());
+  EXPECT_FALSE(sw_->SendFrame(7, bpdu).ok());
+  EXPECT_FALSE(sw_->SendFrame(ids_["a"], std::vector<uint8_t>(5)).ok());
+}
+
 TEST_F(SwitchTest, BpduWithoutAHookIsALinkLocalDrop) {
   Make();
   Add("a"), Add("b");
@@ -469,6 +484,31 @@ TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
   Status s = sw_->SetPortVlan(ids_["b"], PortVlanConfig::Access(4095));
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
+}
+
+// With the datapath thread asleep in epoll_wait, the ageing timerfd alone
+// wakes it when the oldest entry expires (the check below is the first
+// command after the sleep, and commands run before a turn's ageing).
+TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
+  SwitchConfig config;
+  config.fdb.hash_seed = 3;
+  config.fdb.max_ports = 4;
+  config.fdb.ageing_time_ns = 500'000'000;
+  config.fdb.refresh_granularity_ns = 0;
+  config.buffer_size = 2048;
+  auto sw = Switch::Create(std::move(config));
+  ASSERT_TRUE(sw.ok());
+  auto a = MemoryPort::Create("a");
+  MemoryPort* a_p = a->get();
+  ASSERT_TRUE((*sw)->AddPort(std::move(a).value()).ok());
+  ASSERT_TRUE((*sw)->Start().ok());
+  a_p->Inject(EthFrame(kBroadcast, kA));
+  ASSERT_TRUE(vfabric::testing::WaitFor([&] { return (*sw)->Counters(0)->rx_packets == 1; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto counters = (*sw)->FdbCounters();
+  ASSERT_TRUE(counters.ok());
+  EXPECT_EQ(counters->learned, 1u);
+  EXPECT_EQ(counters->expired, 1u);
 }
 
 // The same switch on its own datapath thread: configuration changes arrive

@@ -132,6 +132,12 @@ class Switch {
                   std::optional<fdb::VlanId> vlan = std::nullopt);
   Status SetAgeingTime(uint64_t ageing_time_ns);
 
+  // Sends `frame` (a whole Ethernet frame, e.g. a BPDU from STP) out of
+  // `port` as it is, whatever the port's STP state and VLAN config. Counted
+  // in the port's tx counters. Fails if the frame does not fit a buffer or
+  // the port does not take it.
+  Status SendFrame(PortId port, std::span<const uint8_t> frame);
+
   // Counters of one port (any thread; cheap: relaxed loads).
   Result<PortCounters> Counters(PortId port) const;
   std::vector<PortInfo> Ports() const;
