@@ -50,20 +50,40 @@ AccelChoice ProbeKvm(const AccelProbeOptions& options) {
   Status device = CheckKvmDevice();
   if (!device.ok()) return Tcg(device.message());
   if (options.kernel.empty()) {
-    return {Accel::kKvm, "kvm: /dev/kvm creates VMs (not verified by a boot: no kernel to probe with)"};
+    return {Accel::kKvm,
+            "kvm: /dev/kvm creates VMs (not verified by a boot: no kernel to probe with)"};
   }
   if (::access(options.kernel.c_str(), R_OK) != 0) {
     return Tcg("kvm probe: kernel " + options.kernel + ": " + std::strerror(errno));
   }
   int out[2];
-  if (::pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0) return Tcg(std::string("kvm probe: pipe2: ") + std::strerror(errno));
+  if (::pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0)
+    return Tcg(std::string("kvm probe: pipe2: ") + std::strerror(errno));
   UniqueFd out_read(out[0]);
   UniqueFd out_write(out[1]);
   internal::SpawnOptions spawn;
-  spawn.argv = {options.qemu_binary, "-accel", "kvm", "-cpu", "host", "-machine", "pc", "-m", "128",
-                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-                "-monitor", "none", "-serial", "stdio", "-kernel", options.kernel,
-                "-append", "console=ttyS0 earlyprintk=ttyS0 panic=-1 loglevel=8"};
+  spawn.argv = {options.qemu_binary,
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-machine",
+                "pc",
+                "-m",
+                "128",
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-kernel",
+                options.kernel,
+                "-append",
+                "console=ttyS0 earlyprintk=ttyS0 panic=-1 loglevel=8"};
   spawn.stdout_fd = out_write.get();
   spawn.stderr_fd = out_write.get();
   const auto start = std::chrono::steady_clock::now();
@@ -78,15 +98,17 @@ AccelChoice ProbeKvm(const AccelProbeOptions& options) {
       return {Accel::kKvm, "kvm: a guest kernel booted under KVM in " +
                                Seconds(std::chrono::steady_clock::now() - start)};
     }
-    for (const char* failure : {"KVM internal error", "emulation failure", "failed to initialize kvm",
-                                "Could not access KVM"}) {
+    for (const char* failure : {"KVM internal error", "emulation failure",
+                                "failed to initialize kvm", "Could not access KVM"}) {
       if (output.find(failure) != std::string::npos) {
         std::string line = output.substr(output.find(failure));
         line = line.substr(0, line.find('\n'));
-        return Tcg("kvm probe: qemu: " + line + " (after " + Seconds(std::chrono::steady_clock::now() - start) + ")");
+        return Tcg("kvm probe: qemu: " + line + " (after " +
+                   Seconds(std::chrono::steady_clock::now() - start) + ")");
       }
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       return Tcg("kvm probe: no guest kernel output in " + Seconds(options.timeout) +
                  " (KVM does not run guests here)");
@@ -105,8 +127,10 @@ AccelChoice ProbeKvm(const AccelProbeOptions& options) {
       while (!last.empty() && (last.back() == '\n' || last.back() == '\r')) last.pop_back();
       if (last.rfind('\n') != std::string::npos) last = last.substr(last.rfind('\n') + 1);
       return Tcg("kvm probe: qemu " +
-                 (child->exit_status() ? internal::DescribeWaitStatus(*child->exit_status()) : std::string("exited")) +
-                 " after " + Seconds(std::chrono::steady_clock::now() - start) + (last.empty() ? "" : ": " + last));
+                 (child->exit_status() ? internal::DescribeWaitStatus(*child->exit_status())
+                                       : std::string("exited")) +
+                 " after " + Seconds(std::chrono::steady_clock::now() - start) +
+                 (last.empty() ? "" : ": " + last));
     }
   }
 }
@@ -119,7 +143,8 @@ std::map<std::pair<std::string, std::string>, AccelChoice>& Cache() {
 }
 }  // namespace
 
-Result<AccelChoice> ChooseAccelerator(std::string_view requested, const AccelProbeOptions& options) {
+Result<AccelChoice> ChooseAccelerator(std::string_view requested,
+                                      const AccelProbeOptions& options) {
   if (requested == "tcg") return AccelChoice{Accel::kTcg, "tcg: asked for"};
   if (requested != "auto" && requested != "kvm")
     return Status::Error("accel \"" + std::string(requested) + "\": want auto, kvm or tcg");

@@ -46,7 +46,8 @@ std::string LastLine(const std::string& path) {
   const off_t want = std::min<off_t>(size, 4096);
   std::string tail(static_cast<size_t>(want), '\0');
   if (::pread(fd.get(), tail.data(), tail.size(), size - want) != want) return "";
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) tail.pop_back();
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' '))
+    tail.pop_back();
   size_t start = tail.find_last_of('\n');
   std::string line = start == std::string::npos ? tail : tail.substr(start + 1);
   while (!line.empty() && line.back() == '\r') line.pop_back();
@@ -73,7 +74,8 @@ std::string_view ToString(GuestState state) {
   return "unknown";
 }
 
-Guest::Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options, RestartPolicy policy)
+Guest::Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options,
+             RestartPolicy policy)
     : vm_(std::move(vm)),
       nics_(std::move(nics)),
       options_(std::move(options)),
@@ -86,7 +88,8 @@ Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<
                                              GuestOptions options) {
   const std::string what = "vm " + vm.name;
   if (vm.name.empty()) return Status::Error("vm: empty name");
-  if (vm.kernel.empty() && vm.disk.empty()) return Status::Error(what + ": needs a kernel or a disk");
+  if (vm.kernel.empty() && vm.disk.empty())
+    return Status::Error(what + ": needs a kernel or a disk");
   Result<RestartPolicy> policy = ParseRestartPolicy(vm.restart);
   if (!policy.ok()) return policy.status().WithContext(what);
   if (vm.accel != "auto" && vm.accel != "kvm" && vm.accel != "tcg")
@@ -99,10 +102,12 @@ Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<
   }
   if (options.run_dir.empty()) return Status::Error(what + ": no run directory");
   if (options.run_dir.size() + sizeof("/console.sock") > sizeof(sockaddr_un::sun_path))
-    return Status::Error(what + ": run directory path too long for a unix socket: " + options.run_dir);
+    return Status::Error(what +
+                         ": run directory path too long for a unix socket: " + options.run_dir);
   Status dirs = MakeDirs(options.run_dir);
   if (!dirs.ok()) return dirs.WithContext(what);
-  return std::unique_ptr<Guest>(new Guest(std::move(vm), std::move(nics), std::move(options), *policy));
+  return std::unique_ptr<Guest>(
+      new Guest(std::move(vm), std::move(nics), std::move(options), *policy));
 }
 
 Guest::~Guest() {
@@ -163,12 +168,14 @@ Status Guest::Start() {
 Status Guest::Spawn() {
   const std::string what = "start " + vm_.name;
   for (const auto& [kind, path] : {std::pair<const char*, const std::string&>{"kernel", vm_.kernel},
-                                   {"initrd", vm_.initrd}, {"disk", vm_.disk}}) {
+                                   {"initrd", vm_.initrd},
+                                   {"disk", vm_.disk}}) {
     if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
       return Status::FromErrno(what + ": " + kind + " " + path, errno);
   }
   if (!accel_) {
-    Result<AccelChoice> accel = ChooseAccelerator(vm_.accel, {options_.qemu_binary, vm_.kernel, milliseconds(2500)});
+    Result<AccelChoice> accel =
+        ChooseAccelerator(vm_.accel, {options_.qemu_binary, vm_.kernel, milliseconds(2500)});
     if (!accel.ok()) return accel.status().WithContext(what);
     accel_ = *accel;
     VF_LOG(kInfo) << "vm " << vm_.name << ": accelerator " << accel_->reason;
@@ -294,7 +301,8 @@ void Guest::OnChildExit() {
   }
   if (failed || was_starting) {
     const std::string last_words = LastLine(console_log_);
-    Fail("qemu " + last_exit_ + (last_words.empty() ? "" : ": " + last_words) + " (see " + console_log_ + ")");
+    Fail("qemu " + last_exit_ + (last_words.empty() ? "" : ": " + last_words) + " (see " +
+         console_log_ + ")");
   } else {
     state_ = GuestState::kStopped;
   }
@@ -302,7 +310,9 @@ void Guest::OnChildExit() {
 
 void Guest::Poll() {
   if (child_ && child_->pollfd() >= 0) {
-    struct ::pollfd p{child_->pollfd(), POLLIN, 0};
+    struct ::pollfd p {
+      child_->pollfd(), POLLIN, 0
+    };
     if (::poll(&p, 1, 0) > 0) OnChildExit();
   } else if (child_) {
     OnChildExit();
@@ -328,7 +338,8 @@ void Guest::Poll() {
       break;
     case GuestState::kRestartWait:
       if (now >= deadline_) {
-        VF_LOG(kInfo) << "vm " << vm_.name << ": restarting (policy " << ToString(restart_.policy()) << ")";
+        VF_LOG(kInfo) << "vm " << vm_.name << ": restarting (policy " << ToString(restart_.policy())
+                      << ")";
         Status s = Spawn();
         if (!s.ok()) {
           std::optional<TimePoint> again = restart_.OnExit(now, now, true, false);
@@ -363,22 +374,36 @@ Status Guest::WaitForState(GuestState want, milliseconds timeout) {
   while (true) {
     Poll();
     if (state_ == want) return Status::Ok();
-    if (state_ == GuestState::kFailed || (state_ == GuestState::kStopped && want != GuestState::kStopped)) {
-      return Status::Error("vm " + vm_.name + ": " + std::string(ToString(state_)) + " while waiting for " +
-                           std::string(ToString(want)) + (error_.empty() ? "" : ": " + error_));
+    if (state_ == GuestState::kFailed ||
+        (state_ == GuestState::kStopped && want != GuestState::kStopped)) {
+      return Status::Error("vm " + vm_.name + ": " + std::string(ToString(state_)) +
+                           " while waiting for " + std::string(ToString(want)) +
+                           (error_.empty() ? "" : ": " + error_));
     }
     const auto real_now = std::chrono::steady_clock::now();
     if (real_now >= real_deadline)
-      return Status::Error("vm " + vm_.name + ": still " + std::string(ToString(state_)) + " after " +
-                           std::to_string(timeout.count()) + " ms waiting for " + std::string(ToString(want)));
+      return Status::Error("vm " + vm_.name + ": still " + std::string(ToString(state_)) +
+                           " after " + std::to_string(timeout.count()) + " ms waiting for " +
+                           std::string(ToString(want)));
     long wait_ms = std::chrono::duration_cast<milliseconds>(real_deadline - real_now).count();
     if (std::optional<TimePoint> next = NextDeadline()) {
       long until = std::chrono::duration_cast<milliseconds>(*next - Now()).count();
       wait_ms = std::clamp(until, 0L, wait_ms);
     }
     wait_ms = std::min(wait_ms, 200L);
-    struct ::pollfd p{pollfd(), POLLIN, 0};
+    struct ::pollfd p {
+      pollfd(), POLLIN, 0
+    };
     ::poll(&p, p.fd >= 0 ? 1 : 0, static_cast<int>(wait_ms));
+  }
+}
+
+std::string Guest::FreeNicId() const {
+  for (size_t n = 0;; ++n) {
+    std::string id = "nic" + std::to_string(n);
+    if (std::none_of(nics_.begin(), nics_.end(),
+                     [&id](const GuestNic& nic) { return nic.id == id; }))
+      return id;
   }
 }
 
@@ -388,7 +413,8 @@ Status Guest::AttachNic(GuestNic nic) {
     return Status::Error(what + ": guest is " + std::string(ToString(state_)));
   if (!nic.tap.valid()) return Status::Error(what + ": no tap descriptor");
   for (const GuestNic& existing : nics_) {
-    if (existing.id == nic.id) return Status::Error(what + ": the guest already has a NIC " + nic.id);
+    if (existing.id == nic.id)
+      return Status::Error(what + ": the guest already has a NIC " + nic.id);
   }
   const std::string fd_name = "fd-" + nic.id;
   const std::string netdev = "net-" + nic.id;
@@ -404,15 +430,16 @@ Status Guest::AttachNic(GuestNic nic) {
     (void)qmp_->NetdevDel(netdev);
     return s.WithContext(what);
   }
-  VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", " << nic.mac.ToString()
-                << ")";
+  VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", "
+                << nic.mac.ToString() << ")";
   nics_.push_back(std::move(nic));
   return Status::Ok();
 }
 
 Status Guest::DetachNic(const std::string& id, milliseconds timeout) {
   const std::string what = "detach " + id + " from " + vm_.name;
-  auto it = std::find_if(nics_.begin(), nics_.end(), [&id](const GuestNic& n) { return n.id == id; });
+  auto it =
+      std::find_if(nics_.begin(), nics_.end(), [&id](const GuestNic& n) { return n.id == id; });
   if (it == nics_.end()) return Status::Error(what + ": no such NIC");
   if (state_ != GuestState::kRunning || !qmp_) {
     // Not running: just forget it, so the next start goes without it.

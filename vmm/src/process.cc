@@ -115,7 +115,9 @@ bool ChildProcess::WaitFor(std::chrono::milliseconds timeout) {
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     if (pidfd_.valid()) {
-      struct ::pollfd p{pidfd_.get(), POLLIN, 0};
+      struct ::pollfd p {
+        pidfd_.get(), POLLIN, 0
+      };
       ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 1000)));
     } else {
       ::usleep(10000);

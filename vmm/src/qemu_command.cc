@@ -16,8 +16,13 @@ std::string Escape(const std::string& value) {
 }  // namespace
 
 std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const QemuLaunch& launch) {
-  std::vector<std::string> argv = {launch.qemu_binary, "-name", vm.name, "-machine", "pc",
-                                   "-accel", std::string(ToString(launch.accel))};
+  std::vector<std::string> argv = {launch.qemu_binary,
+                                   "-name",
+                                   vm.name,
+                                   "-machine",
+                                   "pc",
+                                   "-accel",
+                                   std::string(ToString(launch.accel))};
   if (launch.accel == Accel::kKvm) {
     argv.insert(argv.end(), {"-cpu", "host"});
   }
@@ -31,7 +36,8 @@ std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const Qe
     } else {
       chardev = "null,id=vf-serial";
     }
-    if (!launch.console_log.empty()) chardev += ",logfile=" + Escape(launch.console_log) + ",logappend=on";
+    if (!launch.console_log.empty())
+      chardev += ",logfile=" + Escape(launch.console_log) + ",logappend=on";
     argv.insert(argv.end(), {"-chardev", chardev, "-serial", "chardev:vf-serial"});
   }
   if (!vm.kernel.empty()) {
@@ -65,7 +71,11 @@ MacAddress DefaultNicMac(const std::string& vm_name, size_t index) {
   mix('/');
   for (char c : std::to_string(index)) mix(c);
   MacAddress mac;
-  mac.bytes = {0x52, 0x54, 0x00, static_cast<uint8_t>(hash >> 16), static_cast<uint8_t>(hash >> 8),
+  mac.bytes = {0x52,
+               0x54,
+               0x00,
+               static_cast<uint8_t>(hash >> 16),
+               static_cast<uint8_t>(hash >> 8),
                static_cast<uint8_t>(hash)};
   return mac;
 }

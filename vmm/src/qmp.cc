@@ -18,17 +18,22 @@ constexpr size_t kMaxEvents = 1000;
 constexpr size_t kMaxMessage = 16 << 20;
 
 int MillisLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
 }
 
 }  // namespace
 
-QmpClient::QmpClient(UniqueFd socket, std::string name) : socket_(std::move(socket)), name_(std::move(name)) {}
+QmpClient::QmpClient(UniqueFd socket, std::string name)
+    : socket_(std::move(socket)), name_(std::move(name)) {}
 
-Status QmpClient::Error(const std::string& what) const { return Status::Error(name_ + ": " + what); }
+Status QmpClient::Error(const std::string& what) const {
+  return Status::Error(name_ + ": " + what);
+}
 
-Result<std::unique_ptr<QmpClient>> QmpClient::Connect(const std::string& path, const std::string& name,
+Result<std::unique_ptr<QmpClient>> QmpClient::Connect(const std::string& path,
+                                                      const std::string& name,
                                                       std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -57,13 +62,15 @@ Status QmpClient::Handshake(std::chrono::milliseconds timeout) {
   Result<nlohmann::json> greeting = ReadMessage(deadline);
   if (!greeting.ok()) {
     const std::string& m = greeting.status().message();
-    return Status::Error(name_ + ": greeting: " + (m.rfind(name_ + ": ", 0) == 0 ? m.substr(name_.size() + 2) : m),
-                         greeting.status().error_number());
+    return Status::Error(
+        name_ + ": greeting: " + (m.rfind(name_ + ": ", 0) == 0 ? m.substr(name_.size() + 2) : m),
+        greeting.status().error_number());
   }
   if (!greeting->is_object() || !greeting->contains("QMP"))
     return Error("greeting: not a QMP greeting: " + greeting->dump());
   greeting_ = (*greeting)["QMP"];
-  Result<nlohmann::json> caps = Execute("qmp_capabilities", nullptr, std::chrono::milliseconds(MillisLeft(deadline)));
+  Result<nlohmann::json> caps =
+      Execute("qmp_capabilities", nullptr, std::chrono::milliseconds(MillisLeft(deadline)));
   if (!caps.ok()) return caps.status();
   return Status::Ok();
 }
@@ -154,7 +161,8 @@ void QmpClient::KeepEvent(nlohmann::json event) {
   events_.push_back(std::move(event));
 }
 
-Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nlohmann::json& arguments,
+Result<nlohmann::json> QmpClient::Execute(const std::string& command,
+                                          const nlohmann::json& arguments,
                                           std::chrono::milliseconds timeout, int pass_fd) {
   if (!socket_) return Error(command + ": not connected");
   const auto deadline = Clock::now() + timeout;
@@ -167,9 +175,11 @@ Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nloh
     Result<nlohmann::json> message = ReadMessage(deadline);
     if (!message.ok()) {
       Status s = message.status();
-      if (s.error_number() == ETIMEDOUT) return Error(command + ": no answer in " + std::to_string(timeout.count()) + " ms");
+      if (s.error_number() == ETIMEDOUT)
+        return Error(command + ": no answer in " + std::to_string(timeout.count()) + " ms");
       const std::string& m = s.message();
-      return Status::Error(name_ + ": " + command + ": " + (m.rfind(name_ + ": ", 0) == 0 ? m.substr(name_.size() + 2) : m),
+      return Status::Error(name_ + ": " + command + ": " +
+                               (m.rfind(name_ + ": ", 0) == 0 ? m.substr(name_.size() + 2) : m),
                            s.error_number());
     }
     if (message->contains("event")) {
@@ -220,7 +230,8 @@ Status QmpClient::CloseFd(const std::string& fd_name) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Status QmpClient::NetdevAddTap(const std::string& netdev_id, const std::string& fd_name, bool vhost) {
+Status QmpClient::NetdevAddTap(const std::string& netdev_id, const std::string& fd_name,
+                               bool vhost) {
   nlohmann::json args = {{"type", "tap"}, {"id", netdev_id}, {"fd", fd_name}};
   if (vhost) args["vhost"] = true;
   Result<nlohmann::json> r = Execute("netdev_add", args);
@@ -234,9 +245,10 @@ Status QmpClient::NetdevDel(const std::string& netdev_id) {
 
 Status QmpClient::DeviceAddVirtioNet(const std::string& device_id, const std::string& netdev_id,
                                      const MacAddress& mac) {
-  Result<nlohmann::json> r = Execute(
-      "device_add",
-      {{"driver", "virtio-net-pci"}, {"id", device_id}, {"netdev", netdev_id}, {"mac", mac.ToString()}});
+  Result<nlohmann::json> r = Execute("device_add", {{"driver", "virtio-net-pci"},
+                                                    {"id", device_id},
+                                                    {"netdev", netdev_id},
+                                                    {"mac", mac.ToString()}});
   return r.ok() ? Status::Ok() : r.status();
 }
 
@@ -245,7 +257,8 @@ Status QmpClient::DeviceDel(const std::string& device_id) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Status QmpClient::WaitForDeviceDeleted(const std::string& device_id, std::chrono::milliseconds timeout) {
+Status QmpClient::WaitForDeviceDeleted(const std::string& device_id,
+                                       std::chrono::milliseconds timeout) {
   Result<nlohmann::json> event = WaitForEvent(
       "DEVICE_DELETED",
       [&device_id](const nlohmann::json& data) {
@@ -255,9 +268,9 @@ Status QmpClient::WaitForDeviceDeleted(const std::string& device_id, std::chrono
   return event.ok() ? Status::Ok() : event.status();
 }
 
-Result<nlohmann::json> QmpClient::WaitForEvent(const std::string& name,
-                                               const std::function<bool(const nlohmann::json&)>& match,
-                                               std::chrono::milliseconds timeout) {
+Result<nlohmann::json> QmpClient::WaitForEvent(
+    const std::string& name, const std::function<bool(const nlohmann::json&)>& match,
+    std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto matches = [&](const nlohmann::json& event) {
     if (!event.is_object() || event.value("event", "") != name) return false;

@@ -30,7 +30,8 @@ std::optional<RestartTracker::TimePoint> RestartTracker::OnExit(TimePoint starte
   if (policy_ == RestartPolicy::kNo) return std::nullopt;
   if (policy_ == RestartPolicy::kOnFailure && !failed) return std::nullopt;
   if (now - started >= config_.stable) consecutive_ = 0;
-  double delay_ms = static_cast<double>(config_.initial.count()) * std::pow(config_.factor, consecutive_);
+  double delay_ms =
+      static_cast<double>(config_.initial.count()) * std::pow(config_.factor, consecutive_);
   const double max_ms = static_cast<double>(config_.max.count());
   if (!(delay_ms < max_ms)) delay_ms = max_ms;  // also catches inf/nan
   if (consecutive_ < 64) ++consecutive_;

@@ -9,9 +9,11 @@
 // $VFABRIC_GUEST_DIR, before entering its namespace (the first build
 // downloads the kernel package), says which accelerator it used, and leaves
 // nothing behind: the Guests kill and reap QEMU when they go out of scope,
-// and the namespace, with its bridges and taps, goes with the test process. Without QEMU, /dev/net/tun or the image
-// the tests skip with the reason, except in CI (CI=true), where they fail.
+// and the namespace, with its bridges and taps, goes with the test process. Without QEMU,
+// /dev/net/tun or the image the tests skip with the reason, except in CI (CI=true), where they
+// fail.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
@@ -19,8 +21,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -72,7 +72,8 @@ GuestImage EnsureGuestImage() {
   const auto start = steady_clock::now();
   // VFABRIC_GUEST_DIR lets several build trees share one image cache.
   const char* shared = std::getenv("VFABRIC_GUEST_DIR");
-  const std::string out = shared != nullptr && *shared != '\0' ? shared : testing::BinaryDir() + "/guest";
+  const std::string out =
+      shared != nullptr && *shared != '\0' ? shared : testing::BinaryDir() + "/guest";
   testing::CommandResult r = testing::Run({builder, out});
   if (r.exit_code != 0) {
     image.error = "build-guest-image failed: " + r.err;
@@ -80,9 +81,11 @@ GuestImage EnsureGuestImage() {
   }
   image.kernel = LineAfter(r.out, "KERNEL=").value_or("");
   image.initrd = LineAfter(r.out, "INITRD=").value_or("");
-  if (image.kernel.empty() || image.initrd.empty()) image.error = "build-guest-image printed no KERNEL/INITRD: " + r.out;
+  if (image.kernel.empty() || image.initrd.empty())
+    image.error = "build-guest-image printed no KERNEL/INITRD: " + r.out;
   std::cout << "guest image: " << image.kernel << " ("
-            << std::chrono::duration_cast<milliseconds>(steady_clock::now() - start).count() << " ms)\n";
+            << std::chrono::duration_cast<milliseconds>(steady_clock::now() - start).count()
+            << " ms)\n";
   return image;
 }
 
@@ -137,10 +140,10 @@ class Console {
     const size_t log_before = testing::ReadFile(log_path_).size();
     const int n = ++commands_;
     std::string line = command + "\n";
-    if (::send(socket_.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    if (::send(socket_.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(line.size()))
       return -1;
-    std::optional<std::string> rc =
-        WaitFor("VF-CMD-RESULT " + std::to_string(n) + " ", timeout);
+    std::optional<std::string> rc = WaitFor("VF-CMD-RESULT " + std::to_string(n) + " ", timeout);
     if (output != nullptr) {
       std::string log = testing::ReadFile(log_path_);
       *output = log.size() > log_before ? log.substr(log_before) : "";
@@ -203,7 +206,8 @@ class GuestE2eTest : public ::testing::Test {
     return fd;
   }
 
-  std::unique_ptr<Guest> Boot(const std::string& name, const std::string& cmdline, std::vector<GuestNic> nics) {
+  std::unique_ptr<Guest> Boot(const std::string& name, const std::string& cmdline,
+                              std::vector<GuestNic> nics) {
     topology::VmConfig vm;
     vm.name = name;
     vm.memory_mb = 256;
@@ -238,8 +242,8 @@ class GuestE2eTest : public ::testing::Test {
     const GuestStatus s = guest.status();
     std::cout << guest.name() << ": accelerator " << (s.accel ? s.accel->reason : "?") << "\n"
               << guest.name() << ": VF-READY after "
-              << std::chrono::duration_cast<milliseconds>(took).count() << " ms (guest uptime " << *ready
-              << " s)\n";
+              << std::chrono::duration_cast<milliseconds>(took).count() << " ms (guest uptime "
+              << *ready << " s)\n";
     RecordProperty("accelerator", s.accel ? std::string(ToString(s.accel->accel)) : "?");
     return true;
   }
@@ -279,7 +283,8 @@ TEST_F(GuestE2eTest, TwoGuestsOnAKernelBridgePingEachOther) {
   Console c2(vm2->console_socket_path(), vm2->console_log_path());
   ASSERT_TRUE(WaitReady(*vm1, c1));
   ASSERT_TRUE(WaitReady(*vm2, c2));
-  EXPECT_NE(c1.Log().find("VF-NIC eth0 52:54:00:e2:00:01 10.0.0.1/24"), std::string::npos) << c1.Log();
+  EXPECT_NE(c1.Log().find("VF-NIC eth0 52:54:00:e2:00:01 10.0.0.1/24"), std::string::npos)
+      << c1.Log();
 
   std::string out;
   EXPECT_EQ(c1.Run("ping -c 5 -i 0.2 -W 2 10.0.0.2", milliseconds(30000), &out), 0) << out;
@@ -293,12 +298,15 @@ TEST_F(GuestE2eTest, TwoGuestsOnAKernelBridgePingEachOther) {
   // "[  5]   0.00-2.00   sec   200 MBytes  0.84 Gbits/sec    0             sender"
   for (size_t end = out.find(" sender"); end != std::string::npos; end = std::string::npos) {
     size_t line = out.rfind('\n', end);
-    std::string text = out.substr(line == std::string::npos ? 0 : line + 1, end - (line == std::string::npos ? 0 : line + 1));
+    std::string text = out.substr(line == std::string::npos ? 0 : line + 1,
+                                  end - (line == std::string::npos ? 0 : line + 1));
     size_t unit = text.find(" Gbits/sec");
     size_t begin = unit == std::string::npos ? std::string::npos : text.rfind(' ', unit - 1);
     if (begin != std::string::npos)
-      std::cout << "vm1 -> vm2: iperf3 TCP " << text.substr(begin + 1, unit - begin - 1) << " Gbit/s ("
-                << (vm1->status().accel ? std::string(ToString(vm1->status().accel->accel)) : "?") << ")\n";
+      std::cout << "vm1 -> vm2: iperf3 TCP " << text.substr(begin + 1, unit - begin - 1)
+                << " Gbit/s ("
+                << (vm1->status().accel ? std::string(ToString(vm1->status().accel->accel)) : "?")
+                << ")\n";
   }
   // The bridge learned both guests on their taps.
   testing::CommandResult fdb = testing::Run({"bridge", "fdb", "show", "br", "vfb-e2e"});
@@ -316,7 +324,8 @@ TEST_F(GuestE2eTest, ScriptOnTheCommandLineRunsAndThePowerOffIsAcleanExit) {
   ASSERT_TRUE(ready_);
   // vf.run takes URL-safe base64 without padding; the guest powers off after it.
   const std::string script = "echo hello from the guest script; test -e /sys/class/net/lo; exit 3";
-  testing::CommandResult b64 = testing::Run({"sh", "-c", "printf '%s' \"$1\" | base64 -w0 | tr '+/' '-_' | tr -d =", "sh", script});
+  testing::CommandResult b64 = testing::Run(
+      {"sh", "-c", "printf '%s' \"$1\" | base64 -w0 | tr '+/' '-_' | tr -d =", "sh", script});
   ASSERT_EQ(b64.exit_code, 0);
   auto vm = Boot("vm1", "vf.run=" + b64.out + " vf.poweroff=1", {});
   ASSERT_TRUE(vm);
@@ -354,10 +363,13 @@ TEST_F(GuestE2eTest, HotAttachedNicReachesTheNewNetworkUntilDetached) {
   EXPECT_NE(c1.Run("ping -c 1 -W 1 10.0.2.3", milliseconds(20000), &out), 0) << out;
 
   auto t0 = steady_clock::now();
-  Status attached = vm1->AttachNic(Nic("nic1", "vm1-eth1", "b", "52:54:00:e2:01:02", std::move(hot_tap)));
+  Status attached =
+      vm1->AttachNic(Nic("nic1", "vm1-eth1", "b", "52:54:00:e2:01:02", std::move(hot_tap)));
   ASSERT_TRUE(attached.ok()) << attached.message();
-  EXPECT_EQ(c1.Run("i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done;"
-                   " cat /sys/class/net/eth1/address && ip link set eth1 up && ip addr add 10.0.2.1/24 dev eth1",
+  EXPECT_EQ(c1.Run("i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 150 ]; do sleep 0.1; "
+                   "i=$((i+1)); done;"
+                   " cat /sys/class/net/eth1/address && ip link set eth1 up && ip addr add "
+                   "10.0.2.1/24 dev eth1",
                    milliseconds(30000), &out),
             0)
       << out;
@@ -373,7 +385,8 @@ TEST_F(GuestE2eTest, HotAttachedNicReachesTheNewNetworkUntilDetached) {
   Status detached = vm1->DetachNic("nic1", milliseconds(30000));
   ASSERT_TRUE(detached.ok()) << detached.message() << "\n" << c1.Log();
   std::cout << "vm1: nic1 detached (DEVICE_DELETED) in "
-            << std::chrono::duration_cast<milliseconds>(steady_clock::now() - t0).count() << " ms\n";
+            << std::chrono::duration_cast<milliseconds>(steady_clock::now() - t0).count()
+            << " ms\n";
   EXPECT_EQ(c1.Run("[ ! -e /sys/class/net/eth1 ]", milliseconds(20000), &out), 0) << out;
   // vm3 no longer reaches vm1, nor vm1 vm3.
   EXPECT_NE(c3.Run("ping -c 2 -i 0.3 -W 1 10.0.2.1", milliseconds(20000), &out), 0) << out;

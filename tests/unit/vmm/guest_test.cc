@@ -4,12 +4,11 @@
 #include "vfabric/vmm/guest.h"
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vfabric/testing/support.h"
 
@@ -73,7 +72,8 @@ class GuestTest : public ::testing::Test {
     o.vhost = false;
     return o;
   }
-  std::unique_ptr<Guest> Make(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options) {
+  std::unique_ptr<Guest> Make(topology::VmConfig vm, std::vector<GuestNic> nics,
+                              GuestOptions options) {
     auto guest = Guest::Create(std::move(vm), std::move(nics), std::move(options));
     EXPECT_TRUE(guest.ok()) << guest.status().message();
     return guest.ok() ? std::move(*guest) : nullptr;
@@ -135,7 +135,8 @@ TEST_F(GuestTest, ExecFailureNamesTheGuestAndTheBinary) {
   ASSERT_TRUE(guest);
   Status s = guest->Start();
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message(), "start vm1: exec /nonexistent/qemu-system-x86_64: No such file or directory");
+  EXPECT_EQ(s.message(),
+            "start vm1: exec /nonexistent/qemu-system-x86_64: No such file or directory");
   EXPECT_EQ(guest->state(), GuestState::kFailed);
   EXPECT_EQ(guest->status().error, s.message());
 }
@@ -186,7 +187,9 @@ TEST_F(GuestTest, NoPolicyLeavesAFailureFailed) {
   Status s = guest->WaitForState(GuestState::kStopped, milliseconds(5000));
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(guest->state(), GuestState::kFailed);
-  EXPECT_NE(guest->status().error.find("qemu exited with status 1: fake-qemu: exiting with 1 (see "), std::string::npos)
+  EXPECT_NE(
+      guest->status().error.find("qemu exited with status 1: fake-qemu: exiting with 1 (see "),
+      std::string::npos)
       << guest->status().error;
 }
 
@@ -243,7 +246,8 @@ TEST_F(GuestTest, QmpThatNeverComesFailsTheStart) {
   Status s = guest->WaitForState(GuestState::kRunning, milliseconds(5000));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(guest->state(), GuestState::kFailed);
-  EXPECT_NE(guest->status().error.find("start vm1: QMP not answering after 500 ms"), std::string::npos)
+  EXPECT_NE(guest->status().error.find("start vm1: QMP not answering after 500 ms"),
+            std::string::npos)
       << guest->status().error;
   EXPECT_EQ(guest->pollfd(), -1);  // killed and reaped
 }
@@ -271,15 +275,18 @@ TEST_F(GuestTest, AttachAndDetachANicThroughQmp) {
 
   ASSERT_TRUE(guest->Start().ok());
   ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  EXPECT_EQ(guest->FreeNicId(), "nic0");
   GuestNic nic = PipeNic("nic1", "52:54:00:00:00:09");
   const std::string inode = Inode(nic.tap.get());
   Status attached = guest->AttachNic(std::move(nic));
   ASSERT_TRUE(attached.ok()) << attached.message() << "\n" << Log();
   EXPECT_EQ(guest->status().nics.size(), 1u);
+  EXPECT_EQ(guest->FreeNicId(), "nic0");  // nic1 is taken, nic0 is not
   std::string log = Log();
   EXPECT_NE(log.find("getfd fd-nic1: " + inode), std::string::npos) << log;
   EXPECT_NE(log.find("netdev_add net-nic1 fd=fd-nic1 vhost=False"), std::string::npos) << log;
-  EXPECT_NE(log.find("device_add virtio-net-pci nic1 netdev=net-nic1 mac=52:54:00:00:00:09"), std::string::npos)
+  EXPECT_NE(log.find("device_add virtio-net-pci nic1 netdev=net-nic1 mac=52:54:00:00:00:09"),
+            std::string::npos)
       << log;
 
   Status twice = guest->AttachNic(PipeNic("nic1", "52:54:00:00:00:0a"));
@@ -309,7 +316,8 @@ TEST(GuestCreateTest, RejectsBadConfigurations) {
   vm.restart = "sometimes";
   auto restart = Guest::Create(vm, {}, o);
   ASSERT_FALSE(restart.ok());
-  EXPECT_EQ(restart.status().message(), "vm vm1: restart \"sometimes\": want no, on-failure or always");
+  EXPECT_EQ(restart.status().message(),
+            "vm vm1: restart \"sometimes\": want no, on-failure or always");
 
   vm.restart = "no";
   vm.accel = "hvf";
@@ -369,31 +377,38 @@ class AccelProbeTest : public ::testing::Test {
 };
 
 TEST_F(AccelProbeTest, AKernelLineMeansKvmWorks) {
-  AccelChoice c = Probe("echo 'Probing EDD (edd=off to disable)... ok'; sleep 0.1; "
-                        "echo '[    0.000000] Linux version 6.1.0-56-cloud-amd64'; sleep 30");
+  AccelChoice c = Probe(
+      "echo 'Probing EDD (edd=off to disable)... ok'; sleep 0.1; "
+      "echo '[    0.000000] Linux version 6.1.0-56-cloud-amd64'; sleep 30");
   EXPECT_EQ(c.accel, Accel::kKvm) << c.reason;
   EXPECT_EQ(c.reason.rfind("kvm: a guest kernel booted under KVM in ", 0), 0u) << c.reason;
 }
 
 TEST_F(AccelProbeTest, AnEmulationFailureMeansTcg) {
-  AccelChoice c = Probe("echo 'KVM internal error. Suberror: 1' >&2; echo 'emulation failure' >&2; sleep 30");
+  AccelChoice c =
+      Probe("echo 'KVM internal error. Suberror: 1' >&2; echo 'emulation failure' >&2; sleep 30");
   EXPECT_EQ(c.accel, Accel::kTcg);
-  EXPECT_EQ(c.reason.rfind("tcg: kvm probe: qemu: KVM internal error. Suberror: 1 (after ", 0), 0u) << c.reason;
+  EXPECT_EQ(c.reason.rfind("tcg: kvm probe: qemu: KVM internal error. Suberror: 1 (after ", 0), 0u)
+      << c.reason;
 }
 
 TEST_F(AccelProbeTest, SilenceMeansTcgAfterTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
-  AccelChoice c = Probe("echo 'Probing EDD (edd=off to disable)... ok'; sleep 30", milliseconds(300));
+  AccelChoice c =
+      Probe("echo 'Probing EDD (edd=off to disable)... ok'; sleep 30", milliseconds(300));
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));  // the fake was killed
   EXPECT_EQ(c.accel, Accel::kTcg);
-  EXPECT_EQ(c.reason, "tcg: kvm probe: no guest kernel output in 0.3 s (KVM does not run guests here)");
+  EXPECT_EQ(c.reason,
+            "tcg: kvm probe: no guest kernel output in 0.3 s (KVM does not run guests here)");
 }
 
 TEST_F(AccelProbeTest, AnAbortedQemuMeansTcgWithItsLastLine) {
   AccelChoice c = Probe("echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; kill -ABRT $$");
   EXPECT_EQ(c.accel, Accel::kTcg);
-  EXPECT_NE(c.reason.find("qemu killed by signal 6 (Aborted) after "), std::string::npos) << c.reason;
-  EXPECT_NE(c.reason.find(": qemu: error: failed to set MSR 0x10a to 0x69"), std::string::npos) << c.reason;
+  EXPECT_NE(c.reason.find("qemu killed by signal 6 (Aborted) after "), std::string::npos)
+      << c.reason;
+  EXPECT_NE(c.reason.find(": qemu: error: failed to set MSR 0x10a to 0x69"), std::string::npos)
+      << c.reason;
 }
 
 TEST_F(AccelProbeTest, TheResultIsRememberedAndKvmOnlyWhenItWorks) {

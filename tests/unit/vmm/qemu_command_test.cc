@@ -32,20 +32,43 @@ TEST(QemuCommandTest, KernelGuestWithTwoTapNicsUnderTcg) {
   launch.nics = {{"nic0", 3, Mac("52:54:00:00:00:01"), false},
                  {"nic1", 4, Mac("52:54:00:00:00:02"), true}};
   std::vector<std::string> want = {
-      "qemu-system-x86_64", "-name", "vm1", "-machine", "pc", "-accel", "tcg",
-      "-m", "256", "-smp", "2",
-      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-      "-qmp", "unix:/run/vm1/qmp.sock,server=on,wait=off",
+      "qemu-system-x86_64",
+      "-name",
+      "vm1",
+      "-machine",
+      "pc",
+      "-accel",
+      "tcg",
+      "-m",
+      "256",
+      "-smp",
+      "2",
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-no-reboot",
+      "-qmp",
+      "unix:/run/vm1/qmp.sock,server=on,wait=off",
       "-chardev",
       "socket,id=vf-serial,path=/run/vm1/console.sock,server=on,wait=off,"
       "logfile=/run/vm1/console.log,logappend=on",
-      "-serial", "chardev:vf-serial",
-      "-kernel", "/img/vmlinuz", "-initrd", "/img/initrd.img",
-      "-append", "console=ttyS0 quiet vf.ip=10.0.0.1/24",
-      "-netdev", "tap,id=net-nic0,fd=3",
-      "-device", "virtio-net-pci,id=nic0,netdev=net-nic0,mac=52:54:00:00:00:01",
-      "-netdev", "tap,id=net-nic1,fd=4,vhost=on",
-      "-device", "virtio-net-pci,id=nic1,netdev=net-nic1,mac=52:54:00:00:00:02"};
+      "-serial",
+      "chardev:vf-serial",
+      "-kernel",
+      "/img/vmlinuz",
+      "-initrd",
+      "/img/initrd.img",
+      "-append",
+      "console=ttyS0 quiet vf.ip=10.0.0.1/24",
+      "-netdev",
+      "tap,id=net-nic0,fd=3",
+      "-device",
+      "virtio-net-pci,id=nic0,netdev=net-nic0,mac=52:54:00:00:00:01",
+      "-netdev",
+      "tap,id=net-nic1,fd=4,vhost=on",
+      "-device",
+      "virtio-net-pci,id=nic1,netdev=net-nic1,mac=52:54:00:00:00:02"};
   EXPECT_THAT(BuildQemuCommand(KernelVm(), launch), ElementsAreArray(want));
 }
 
@@ -56,8 +79,9 @@ TEST(QemuCommandTest, KvmUsesTheHostCpu) {
   launch.qmp_socket = "/q.sock";
   std::vector<std::string> argv = BuildQemuCommand(KernelVm(), launch);
   std::vector<std::string> head(argv.begin(), argv.begin() + 11);
-  EXPECT_THAT(head, ElementsAreArray({"/opt/qemu/bin/qemu-system-x86_64", "-name", "vm1", "-machine", "pc",
-                                      "-accel", "kvm", "-cpu", "host", "-m", "256"}));
+  EXPECT_THAT(
+      head, ElementsAreArray({"/opt/qemu/bin/qemu-system-x86_64", "-name", "vm1", "-machine", "pc",
+                              "-accel", "kvm", "-cpu", "host", "-m", "256"}));
 }
 
 TEST(QemuCommandTest, DiskGuestWithoutConsoleOrNics) {
@@ -66,12 +90,26 @@ TEST(QemuCommandTest, DiskGuestWithoutConsoleOrNics) {
   vm.disk = "/var/lib/vm/disk1.img";
   QemuLaunch launch;
   launch.qmp_socket = "/q.sock";
-  std::vector<std::string> want = {
-      "qemu-system-x86_64", "-name", "disk1", "-machine", "pc", "-accel", "tcg",
-      "-m", "256", "-smp", "1",
-      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-      "-qmp", "unix:/q.sock,server=on,wait=off",
-      "-drive", "file=/var/lib/vm/disk1.img,if=virtio,format=raw"};
+  std::vector<std::string> want = {"qemu-system-x86_64",
+                                   "-name",
+                                   "disk1",
+                                   "-machine",
+                                   "pc",
+                                   "-accel",
+                                   "tcg",
+                                   "-m",
+                                   "256",
+                                   "-smp",
+                                   "1",
+                                   "-nodefaults",
+                                   "-no-user-config",
+                                   "-display",
+                                   "none",
+                                   "-no-reboot",
+                                   "-qmp",
+                                   "unix:/q.sock,server=on,wait=off",
+                                   "-drive",
+                                   "file=/var/lib/vm/disk1.img,if=virtio,format=raw"};
   EXPECT_THAT(BuildQemuCommand(vm, launch), ElementsAreArray(want));
 }
 
@@ -93,9 +131,11 @@ TEST(QemuCommandTest, CommasInPathsAreDoubled) {
   launch.qmp_socket = "/run/x,y/qmp.sock";
   launch.console_log = "/run/x,y/log";
   std::vector<std::string> argv = BuildQemuCommand(vm, launch);
-  EXPECT_NE(std::find(argv.begin(), argv.end(), "unix:/run/x,,y/qmp.sock,server=on,wait=off"), argv.end());
-  EXPECT_NE(std::find(argv.begin(), argv.end(), "null,id=vf-serial,logfile=/run/x,,y/log,logappend=on"),
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "unix:/run/x,,y/qmp.sock,server=on,wait=off"),
             argv.end());
+  EXPECT_NE(
+      std::find(argv.begin(), argv.end(), "null,id=vf-serial,logfile=/run/x,,y/log,logappend=on"),
+      argv.end());
   EXPECT_NE(std::find(argv.begin(), argv.end(), "file=/a,,b.img,if=virtio,format=raw"), argv.end());
 }
 

@@ -4,11 +4,10 @@
 #include "vfabric/vmm/qmp.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstring>
@@ -31,10 +30,12 @@ class ServerEnd {
 
   void SendLine(const std::string& line) {
     std::string data = line + "\r\n";
-    ASSERT_EQ(::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(data.size()));
   }
   void SendRaw(const std::string& data) {
-    ASSERT_EQ(::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(data.size()));
   }
   // The next request (a JSON line); a passed descriptor lands in *passed_fd.
   json ReadRequest(int* passed_fd = nullptr) {
@@ -127,10 +128,13 @@ TEST(QmpClientTest, EventsBetweenCommandAndAnswerAreKept) {
     json request = s.ReadRequest();
     EXPECT_EQ(request["execute"], "system_powerdown");
     // An event, an answer to some older command, then the answer; all in one write.
-    s.SendRaw(R"({"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"})" "\r\n"
-              R"({"return": {}, "id": 999})" "\r\n" +
+    s.SendRaw(R"({"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"})"
+              "\r\n"
+              R"({"return": {}, "id": 999})"
+              "\r\n" +
               json({{"return", json::object()}, {"id", request["id"]}}).dump() + "\r\n" +
-              R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}})" "\r\n");
+              R"({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}})"
+              "\r\n");
   });
   auto client = QmpClient::Open(fake.TakeClientFd(), "qmp vm1", milliseconds(2000));
   ASSERT_TRUE(client.ok()) << client.status().message();
@@ -152,13 +156,15 @@ TEST(QmpClientTest, ErrorAnswersNameTheClientAndCommand) {
     EXPECT_EQ(request["arguments"]["id"], "nic1");
     EXPECT_EQ(request["arguments"]["netdev"], "net-nic1");
     EXPECT_EQ(request["arguments"]["mac"], "52:54:00:00:00:09");
-    s.SendLine(json({{"error", {{"class", "GenericError"}, {"desc", "Duplicate ID 'nic1' for device"}}},
-                     {"id", request["id"]}})
-                   .dump());
+    s.SendLine(
+        json({{"error", {{"class", "GenericError"}, {"desc", "Duplicate ID 'nic1' for device"}}},
+              {"id", request["id"]}})
+            .dump());
   });
   auto client = QmpClient::Open(fake.TakeClientFd(), "qmp vm1", milliseconds(2000));
   ASSERT_TRUE(client.ok()) << client.status().message();
-  Status s = (*client)->DeviceAddVirtioNet("nic1", "net-nic1", *MacAddress::Parse("52:54:00:00:00:09"));
+  Status s =
+      (*client)->DeviceAddVirtioNet("nic1", "net-nic1", *MacAddress::Parse("52:54:00:00:00:09"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "qmp vm1: device_add: Duplicate ID 'nic1' for device");
 }
@@ -210,7 +216,8 @@ TEST(QmpClientTest, MalformedJsonIsAnError) {
   ASSERT_TRUE(client.ok());
   auto r = (*client)->Execute("query-status", nullptr, milliseconds(1000));
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("malformed message"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("malformed message"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(QmpClientTest, ClosedConnectionIsReported) {
@@ -265,8 +272,10 @@ TEST(QmpClientTest, HotPlugSequencePassesTheTapWithGetfd) {
     // Unplug: device_del is answered at once, DEVICE_DELETED comes later
     // (first for the device's backend path, then for the device).
     s.Answer("device_del");
-    s.SendLine(R"({"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral/nic1/virtio-backend"}})");
-    s.SendLine(R"({"event": "DEVICE_DELETED", "data": {"device": "nic1", "path": "/machine/peripheral/nic1"}})");
+    s.SendLine(
+        R"({"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral/nic1/virtio-backend"}})");
+    s.SendLine(
+        R"({"event": "DEVICE_DELETED", "data": {"device": "nic1", "path": "/machine/peripheral/nic1"}})");
     json del = s.ReadRequest();
     EXPECT_EQ(del["execute"], "netdev_del");
     EXPECT_EQ(del["arguments"]["id"], "net-nic1");
@@ -277,7 +286,8 @@ TEST(QmpClientTest, HotPlugSequencePassesTheTapWithGetfd) {
   QmpClient& qmp = **client;
   ASSERT_TRUE(qmp.GetFd("fd-nic1", pipe_read.get()).ok());
   ASSERT_TRUE(qmp.NetdevAddTap("net-nic1", "fd-nic1", /*vhost=*/false).ok());
-  ASSERT_TRUE(qmp.DeviceAddVirtioNet("nic1", "net-nic1", *MacAddress::Parse("52:54:00:00:00:02")).ok());
+  ASSERT_TRUE(
+      qmp.DeviceAddVirtioNet("nic1", "net-nic1", *MacAddress::Parse("52:54:00:00:00:02")).ok());
   ASSERT_TRUE(qmp.DeviceDel("nic1").ok());
   Status deleted = qmp.WaitForDeviceDeleted("nic1", milliseconds(2000));
   ASSERT_TRUE(deleted.ok()) << deleted.message();
@@ -307,7 +317,8 @@ TEST(QmpClientTest, WaitForDeviceDeletedTimesOut) {
 TEST(QmpClientTest, ConnectNamesThePath) {
   auto client = QmpClient::Connect("/nonexistent/vfabric-qmp.sock", "qmp vm9", milliseconds(100));
   ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().message(), "qmp vm9: connect /nonexistent/vfabric-qmp.sock: No such file or directory");
+  EXPECT_EQ(client.status().message(),
+            "qmp vm9: connect /nonexistent/vfabric-qmp.sock: No such file or directory");
 }
 
 }  // namespace

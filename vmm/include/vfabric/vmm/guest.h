@@ -20,6 +20,7 @@
 //          running --exit--> (policy) restart-wait --delay--> starting
 //                                     | stopped (clean exit) | failed (failure)
 // Destruction kills QEMU (SIGTERM, then SIGKILL after 1 s) and reaps it.
+// Not thread-safe: one owner thread (netd's loop) calls everything.
 #pragma once
 
 #include <sys/types.h>
@@ -84,12 +85,12 @@ struct GuestOptions {
 struct GuestStatus {
   std::string name;
   GuestState state = GuestState::kStopped;
-  pid_t pid = -1;                 // -1 when no QEMU runs
+  pid_t pid = -1;                    // -1 when no QEMU runs
   std::optional<AccelChoice> accel;  // once started
   RestartPolicy restart = RestartPolicy::kNo;
-  int restarts = 0;               // automatic restarts so far
-  std::string last_exit;          // "exited with status 1", "" before the first exit
-  std::string error;              // why kFailed (or the last start error)
+  int restarts = 0;       // automatic restarts so far
+  std::string last_exit;  // "exited with status 1", "" before the first exit
+  std::string error;      // why kFailed (or the last start error)
   std::string console_log;
   std::string console_socket;
   std::vector<GuestNicInfo> nics;
@@ -142,7 +143,11 @@ class Guest {
   // device_del, wait for DEVICE_DELETED (up to `timeout`), netdev_del; the
   // tap fd is closed. A NIC added at start can be detached too (machine pc:
   // ACPI hot-plug on pci.0).
-  Status DetachNic(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  Status DetachNic(const std::string& id,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // The smallest "nic<N>" no NIC of this guest uses (an id for AttachNic).
+  std::string FreeNicId() const;
 
   // The QMP client while running (nullptr otherwise).
   QmpClient* qmp() { return qmp_.get(); }
@@ -151,7 +156,8 @@ class Guest {
   const std::string& qmp_socket_path() const { return qmp_socket_; }
 
  private:
-  Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options, RestartPolicy policy);
+  Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions options,
+        RestartPolicy policy);
   TimePoint Now() const;
   Status Spawn();
   void TryConnectQmp();

@@ -19,10 +19,9 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/common/mac_address.h"
 #include "vfabric/common/status.h"
@@ -36,11 +35,13 @@ class QmpClient {
 
   // Connects to the socket at `path`, reads the greeting and negotiates
   // capabilities, all within `timeout`. `name` prefixes errors ("qmp vm1").
-  static Result<std::unique_ptr<QmpClient>> Connect(const std::string& path, const std::string& name,
-                                                    std::chrono::milliseconds timeout = kDefaultTimeout);
+  static Result<std::unique_ptr<QmpClient>> Connect(
+      const std::string& path, const std::string& name,
+      std::chrono::milliseconds timeout = kDefaultTimeout);
   // The same over an already connected stream socket.
-  static Result<std::unique_ptr<QmpClient>> Open(UniqueFd socket, const std::string& name,
-                                                 std::chrono::milliseconds timeout = kDefaultTimeout);
+  static Result<std::unique_ptr<QmpClient>> Open(
+      UniqueFd socket, const std::string& name,
+      std::chrono::milliseconds timeout = kDefaultTimeout);
 
   QmpClient(const QmpClient&) = delete;
   QmpClient& operator=(const QmpClient&) = delete;
@@ -49,7 +50,8 @@ class QmpClient {
   // its "return" value. `pass_fd` >= 0 is sent with the command (SCM_RIGHTS).
   Result<nlohmann::json> Execute(const std::string& command,
                                  const nlohmann::json& arguments = nullptr,
-                                 std::chrono::milliseconds timeout = kDefaultTimeout, int pass_fd = -1);
+                                 std::chrono::milliseconds timeout = kDefaultTimeout,
+                                 int pass_fd = -1);
 
   // query-status: "running", "paused", "shutdown", ...
   Result<std::string> QueryStatus();

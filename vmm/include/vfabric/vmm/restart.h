@@ -40,7 +40,8 @@ class RestartTracker {
   // The guest exited at `now` after starting at `started`; `failed` as above,
   // `stop_requested` when the exit was asked for. Returns when to start it
   // again, or nothing for "stay stopped".
-  std::optional<TimePoint> OnExit(TimePoint started, TimePoint now, bool failed, bool stop_requested);
+  std::optional<TimePoint> OnExit(TimePoint started, TimePoint now, bool failed,
+                                  bool stop_requested);
 
   // Restarts scheduled so far (the count shown to operators).
   int restarts() const { return restarts_; }
