@@ -144,6 +144,13 @@ void ChildProcess::KillAndReap() {
 
 Result<ChildProcess> Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return Status::Error("exec: empty command");
+  if (options.fds.size() > 200)
+    return Status::Error("exec " + options.argv[0] + ": more than 200 descriptors to pass");
+  for (const InheritedFd& f : options.fds) {
+    if (f.child_fd < 3 || f.parent_fd < 0)
+      return Status::Error("exec " + options.argv[0] + ": bad descriptor mapping " +
+                           std::to_string(f.parent_fd) + " -> " + std::to_string(f.child_fd));
+  }
   std::vector<char*> argv;
   for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
