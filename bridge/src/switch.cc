@@ -974,6 +974,9 @@ void Switch::Stop() {
 
 bool Switch::running() const { return impl_->running.load(std::memory_order_acquire); }
 
-size_t Switch::RunOnce(int timeout_ms) { return impl_->Turn(timeout_ms); }
+size_t Switch::RunOnce(int timeout_ms) {
+  if (running()) return 0;  // the datapath thread owns the turn
+  return impl_->Turn(timeout_ms);
+}
 
 }  // namespace vfabric::bridge

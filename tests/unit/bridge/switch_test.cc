@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -484,6 +485,71 @@ TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
   Status s = sw_->SetPortVlan(ids_["b"], PortVlanConfig::Access(4095));
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
+}
+
+// The switch's ingress classification (fast paths included) agrees with the
+// vlan library on random port configurations and random frames: a frame is
+// forwarded iff vlan::ClassifyIngress accepts it, in the VLAN it says, with
+// its PCP and DEI.
+TEST(SwitchVlanModel, ClassificationAgreesWithTheVlanLibrary) {
+  std::mt19937_64 rng(20261121);
+  for (int round = 0; round < 40; ++round) {
+    SwitchConfig config;
+    config.fdb.hash_seed = 11;
+    config.fdb.max_ports = 4;
+    config.buffer_size = 2048;
+    auto sw = Switch::Create(std::move(config));
+    ASSERT_TRUE(sw.ok());
+    // The port under test, with a random mode.
+    PortVlanConfig in_config;
+    const vlan::VlanId pvid = static_cast<vlan::VlanId>(1 + rng() % 20);
+    if (rng() % 3 == 0) {
+      in_config = PortVlanConfig::Access(pvid);
+    } else {
+      VlanSet allowed;
+      for (int k = 0; k < 8; ++k) allowed.Add(static_cast<vlan::VlanId>(1 + rng() % 20));
+      const int native = static_cast<int>(rng() % 3);
+      in_config = PortVlanConfig::Trunk(allowed, native ? pvid : 0, native == 2);
+    }
+    // The observer: a trunk carrying every VLAN, everything tagged.
+    PortVlanConfig observer = PortVlanConfig::Trunk(VlanSet::All());
+    auto in = MemoryPort::Create("in");
+    auto out = MemoryPort::Create("out");
+    MemoryPort* in_p = in->get();
+    MemoryPort* out_p = out->get();
+    ASSERT_TRUE((*sw)->AddPort(std::move(in).value(), {in_config}).ok());
+    ASSERT_TRUE((*sw)->AddPort(std::move(out).value(), {observer}).ok());
+    for (int n = 0; n < 200; ++n) {
+      std::vector<uint8_t> f = EthFrame(kBroadcast, Mac(0x020000000000 + rng() % 1000));
+      const int tags = static_cast<int>(rng() % 3);
+      for (int t = 0; t < tags; ++t) {
+        const uint16_t tpid = rng() % 5 == 0 ? 0x88a8 : 0x8100;
+        uint16_t vid = static_cast<uint16_t>(rng() % 24);
+        if (rng() % 10 == 0) vid = 4095;
+        const uint16_t tci = static_cast<uint16_t>((rng() % 8) << 13 | (rng() % 2) << 12 | vid);
+        f.insert(f.begin() + 12, {static_cast<uint8_t>(tpid >> 8), static_cast<uint8_t>(tpid),
+                                  static_cast<uint8_t>(tci >> 8), static_cast<uint8_t>(tci)});
+      }
+      if (rng() % 10 == 0) f.resize(12 + rng() % 8);  // truncated somewhere in the tags
+      const vlan::Ingress expected = vlan::ClassifyIngress(in_config, f);
+      in_p->Inject(f);
+      (*sw)->RunOnce(0);
+      auto got = out_p->TakeCaptured();
+      if (!expected.accepted()) {
+        EXPECT_TRUE(got.empty()) << "round " << round << " frame " << n;
+        continue;
+      }
+      ASSERT_EQ(got.size(), 1u) << "round " << round << " frame " << n;
+      const uint16_t want_tci =
+          static_cast<uint16_t>(expected.pcp << 13 | (expected.dei ? 1 : 0) << 12 | expected.vlan);
+      EXPECT_EQ(TagOf(got[0].bytes), want_tci) << "round " << round << " frame " << n;
+      // The rest of the frame: the classifying tag popped, the rest as sent.
+      std::vector<uint8_t> rest(f);
+      if (expected.strip) rest.erase(rest.begin() + 12, rest.begin() + 16);
+      rest.insert(rest.begin() + 12, got[0].bytes.begin() + 12, got[0].bytes.begin() + 16);
+      EXPECT_EQ(got[0].bytes, rest);
+    }
+  }
 }
 
 // With the datapath thread asleep in epoll_wait, the ageing timerfd alone

@@ -156,7 +156,8 @@ class Switch {
   // One turn on the calling thread: commands, then epoll_wait up to
   // `timeout_ms` (0: poll; ports without an fd are always polled), then one
   // batch per ready port, then ageing if due. Returns frames received.
-  // REQUIRES: !running(); the caller acts as the datapath thread.
+  // REQUIRES: the caller acts as the datapath thread (returns 0 at once
+  // while the datapath thread runs).
   size_t RunOnce(int timeout_ms = 0);
 
   struct Impl;
