@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string_view>
 #include <utility>
 
+#include "vfabric/common/mac_address.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
@@ -33,7 +35,8 @@ constexpr double kMaxTimeoutSeconds = 24 * 3600;
 
 constexpr const char* kUsage = R"(Usage: netctl [OPTIONS] COMMAND [ARGS...]
 
-The vfabric command line: checks topology files and asks netd about networks.
+The vfabric command line: checks topology files and asks netd about networks
+and guests.
 
 Commands:
   validate FILE...       check topology files (or directories of *.json) offline
@@ -45,6 +48,14 @@ Commands:
   fdb show NETWORK       show the forwarding database of NETWORK
   stp show NETWORK       show the spanning tree state of NETWORK
   vlan show NETWORK      show the VLANs of NETWORK's ports
+  vm list                list guests: state, pid, accelerator, restart policy, NICs
+  vm start NAME          start guest NAME
+  vm stop NAME           stop guest NAME (powers it down; killed after a timeout)
+  vm console-log NAME [--bytes N]
+                         print the end of NAME's serial console log (default 65536 bytes)
+  attach VM NETWORK [--mac MAC] [--vlan VID]
+                         hot-plug a new NIC into guest VM on NETWORK
+  detach VM NIC          unplug NIC (an id such as nic1, or its port name) from VM
   help [COMMAND]         show this help, or a command's (also: netctl COMMAND --help)
 
 Options (before or after the command):
@@ -65,16 +76,27 @@ struct CommandSpec {
   const char* name;
   const char* sub;  // "" for commands without a sub-command
   int min_operands;
-  int max_operands;      // -1: no limit
-  const char* operands;  // as shown in usage
+  int max_operands;          // -1: no limit
+  const char* operands;      // as shown in usage
+  const char* options = "";  // the command's own options, as shown in usage
 };
 
 constexpr CommandSpec kCommands[] = {
-    {"validate", "", 1, -1, "FILE..."}, {"plan", "", 1, -1, "FILE..."},
-    {"apply", "", 1, -1, "FILE..."},    {"network", "list", 0, 0, ""},
-    {"network", "show", 1, 1, "NAME"},  {"port", "list", 0, 1, "[NETWORK]"},
-    {"fdb", "show", 1, 1, "NETWORK"},   {"stp", "show", 1, 1, "NETWORK"},
+    {"validate", "", 1, -1, "FILE..."},
+    {"plan", "", 1, -1, "FILE..."},
+    {"apply", "", 1, -1, "FILE..."},
+    {"network", "list", 0, 0, ""},
+    {"network", "show", 1, 1, "NAME"},
+    {"port", "list", 0, 1, "[NETWORK]"},
+    {"fdb", "show", 1, 1, "NETWORK"},
+    {"stp", "show", 1, 1, "NETWORK"},
     {"vlan", "show", 1, 1, "NETWORK"},
+    {"vm", "list", 0, 0, ""},
+    {"vm", "start", 1, 1, "NAME"},
+    {"vm", "stop", 1, 1, "NAME"},
+    {"vm", "console-log", 1, 1, "NAME", "[--bytes N]"},
+    {"attach", "", 2, 2, "VM NETWORK", "[--mac MAC] [--vlan VID]"},
+    {"detach", "", 2, 2, "VM NIC"},
 };
 
 bool KnownCommand(std::string_view name) {
@@ -100,6 +122,7 @@ std::string Synopsis(const CommandSpec& spec) {
   std::string text = std::string("netctl ") + spec.name;
   if (*spec.sub != '\0') text += std::string(" ") + spec.sub;
   if (*spec.operands != '\0') text += std::string(" ") + spec.operands;
+  if (*spec.options != '\0') text += std::string(" ") + spec.options;
   return text;
 }
 
@@ -140,6 +163,26 @@ bool ParseTimeout(const std::string& text, std::chrono::milliseconds* timeout) {
   *timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
   return true;
 }
+
+// A decimal integer: digits only (no sign, no spaces), within long long.
+std::optional<long long> ParseDecimal(const std::string& text) {
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  long long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// A command option (--mac, --vlan, --bytes): the spelling it was given in and
+// its value; checked once the command is known.
+struct CommandOption {
+  const char* name;      // "--mac"
+  const char* command;   // the command it belongs to: "attach", "vm console-log"
+  const char* argument;  // as in "option '--mac' needs a MAC"
+  std::optional<std::string> value;
+};
 
 // Reads a whole regular file (or anything readable), at most kMaxTopologyBytes.
 Result<std::string> ReadWholeFile(const std::string& path) {
@@ -237,11 +280,35 @@ class Dispatcher {
                                        : FormatVlanShow;
       return Call(command + ".show", {{"network", cl_.operands[0]}}, format);
     }
+    if (command == "vm" && sub == "list") return Call("vm.list", nullptr, FormatVmList);
+    if (command == "vm" && sub == "start") {
+      return Call("vm.start", {{"name", cl_.operands[0]}}, FormatVmStart);
+    }
+    if (command == "vm" && sub == "stop") {
+      return Call("vm.stop", {{"name", cl_.operands[0]}}, FormatVmStop);
+    }
+    if (command == "vm" && sub == "console-log") {
+      json args = {{"name", cl_.operands[0]}};
+      if (cl_.bytes) args["bytes"] = *cl_.bytes;
+      return Call("vm.console-log", args, FormatConsoleLog);
+    }
+    if (command == "attach") {
+      json args = {{"vm", cl_.operands[0]}, {"network", cl_.operands[1]}};
+      if (cl_.mac) args["mac"] = *cl_.mac;
+      if (cl_.vlan) args["vlan"] = *cl_.vlan;
+      return Call("attach", args, FormatAttach);
+    }
+    if (command == "detach") {
+      const std::string& vm = cl_.operands[0];
+      const std::string& nic = cl_.operands[1];
+      return Call("detach", {{"vm", vm}, {"nic", nic}},
+                  [&](const json& result) { return FormatDetach(result, vm, nic); });
+    }
     return Fail("internal error: no handler for '" + command + " " + sub + "'");
   }
 
  private:
-  using Formatter = std::string (*)(const json&);
+  using Formatter = std::function<std::string(const json&)>;
 
   int Fail(const std::string& message) {
     err_ << "netctl: " << message << "\n";
@@ -304,7 +371,7 @@ class Dispatcher {
     return Fail(message);
   }
 
-  int Call(const std::string& verb, const json& args, Formatter format) {
+  int Call(const std::string& verb, const json& args, const Formatter& format) {
     ClientOptions options;
     options.socket_path = cl_.socket_path;
     options.timeout = cl_.timeout;
@@ -361,6 +428,27 @@ std::string HelpText(const std::string& command) {
       {"vlan",
        "Shows the VLANs of each port: PORT VLAN PVID UNTAGGED. When the datapath cannot\n"
        "filter VLANs (e.g. a kernel without bridge VLAN filtering), prints why.\n"},
+      {"vm",
+       "Guests run by netd (QEMU).\n"
+       "list: one row per guest: NAME STATE PID ACCEL RESTART NICS LAST-EXIT ERROR.\n"
+       "  STATE: stopped, starting, running, stopping, restart-wait or failed.\n"
+       "  RESTART: the restart policy (no, on-failure, always), with the number of\n"
+       "  automatic restarts so far in parentheses when there were any.\n"
+       "  NICS: ID:NETWORK/PORT, comma separated. LAST-EXIT (how QEMU last ended) and\n"
+       "  ERROR are shown for stopped, failed and restart-wait guests.\n"
+       "start: starts the guest; prints \"NAME: starting (ACCEL)\".\n"
+       "stop: asks the guest to power down (it is killed after a timeout); prints\n"
+       "  \"NAME: stopping\".\n"
+       "console-log: prints the last N bytes (--bytes N, default 65536) of the guest's\n"
+       "  serial console log as they are.\n"},
+      {"attach",
+       "Hot-plugs a new NIC into the running guest VM, on a new port of NETWORK.\n"
+       "--mac MAC: the NIC's (unicast) MAC address; netd chooses one otherwise.\n"
+       "--vlan VID: the port's access VLAN (1..4094).\n"
+       "Prints \"attached NIC ID (port PORT, mac MAC) to network NETWORK\".\n"},
+      {"detach",
+       "Unplugs NIC from the guest VM and removes its port. NIC is a NIC id such as\n"
+       "nic1 (see 'netctl vm list') or its port name. Prints \"detached NIC from VM\".\n"},
   };
   std::string text = "Usage:";
   for (const auto& spec : kCommands) {
@@ -383,6 +471,11 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     error->hint = std::move(hint);
     return false;
   };
+
+  CommandOption mac_option{"--mac", "attach", "MAC", std::nullopt};
+  CommandOption vlan_option{"--vlan", "attach", "VID", std::nullopt};
+  CommandOption bytes_option{"--bytes", "vm console-log", "N", std::nullopt};
+  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option};
 
   std::vector<std::string> positional;
   bool options_done = false;
@@ -411,7 +504,23 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
       return 0;
     };
     std::string value;
-    if (arg == "--json") {
+    CommandOption* command_option = nullptr;
+    int command_option_found = 0;
+    for (CommandOption* option : command_options) {
+      command_option_found = value_option(option->name, &value);
+      if (command_option_found != 0) {
+        command_option = option;
+        break;
+      }
+    }
+    if (command_option != nullptr) {
+      if (command_option_found < 0) {
+        return usage_error(std::string("option '") + command_option->name + "' needs " +
+                           (std::string_view(command_option->argument) == "N" ? "" : "a ") +
+                           command_option->argument);
+      }
+      command_option->value = value;
+    } else if (arg == "--json") {
       cl->json = true;
     } else if (arg == "-h" || arg == "--help") {
       cl->help = true;
@@ -473,13 +582,63 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   std::string name = cl->command + (cl->sub.empty() ? "" : " " + cl->sub);
   int count = static_cast<int>(cl->operands.size());
   if (count < spec.min_operands) {
-    std::string missing = spec.operands;
+    // The operands not given: "attach: missing NETWORK", "validate: missing FILE".
+    std::vector<std::string> words;
+    std::string_view rest = spec.operands;
+    while (!rest.empty()) {
+      size_t space = rest.find(' ');
+      words.emplace_back(rest.substr(0, space));
+      rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    }
+    std::string missing;
+    for (size_t i = static_cast<size_t>(count);
+         i < words.size() && i < static_cast<size_t>(spec.min_operands); ++i) {
+      if (!missing.empty()) missing += ' ';
+      missing += words[i];
+    }
     if (missing.ends_with("...")) missing.resize(missing.size() - 3);
     return usage_error(name + ": missing " + missing, CommandHint(cl->command));
   }
   if (spec.max_operands >= 0 && count > spec.max_operands) {
     return usage_error(name + ": unexpected argument '" + cl->operands[spec.max_operands] + "'",
                        CommandHint(cl->command));
+  }
+
+  for (const CommandOption* option : command_options) {
+    if (option->value && name != option->command) {
+      return usage_error(name + ": unknown option '" + option->name + "'",
+                         CommandHint(cl->command));
+    }
+  }
+  if (mac_option.value) {
+    const std::string& text = *mac_option.value;
+    std::optional<MacAddress> mac = MacAddress::Parse(text);
+    if (!mac) {
+      return usage_error(name + ": --mac '" + text +
+                             "' is not a MAC address (six hex pairs, like 52:54:00:12:34:56)",
+                         CommandHint(cl->command));
+    }
+    if (mac->IsMulticast() || mac->IsZero()) {
+      return usage_error(name + ": --mac " + text + " is not a unicast address",
+                         CommandHint(cl->command));
+    }
+    cl->mac = mac->ToString();
+  }
+  if (vlan_option.value) {
+    std::optional<long long> vid = ParseDecimal(*vlan_option.value);
+    if (!vid || *vid < 1 || *vid > 4094) {
+      return usage_error(name + ": --vlan '" + *vlan_option.value + "' is not a VLAN id (1..4094)",
+                         CommandHint(cl->command));
+    }
+    cl->vlan = static_cast<int>(*vid);
+  }
+  if (bytes_option.value) {
+    std::optional<long long> bytes = ParseDecimal(*bytes_option.value);
+    if (!bytes || *bytes < 1) {
+      return usage_error(name + ": --bytes '" + *bytes_option.value + "' is not a positive integer",
+                         CommandHint(cl->command));
+    }
+    cl->bytes = *bytes;
   }
   return true;
 }

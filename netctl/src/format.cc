@@ -258,6 +258,44 @@ std::string OperationsText(const json& operations) {
   return out;
 }
 
+// A guest's NICs: "nic0:lab/vm1-eth0,nic1:lab/vm1-eth1", or "-".
+std::string VmNics(const json& vm) {
+  std::vector<std::string> parts;
+  for (const auto& nic : Array(vm, "nics")) {
+    parts.push_back(Text(nic, "id") + ":" + Text(nic, "network") + "/" + Text(nic, "port"));
+  }
+  return parts.empty() ? "-" : Join(parts, ",");
+}
+
+std::string VmRestart(const json& vm) {
+  std::string text = Text(vm, "restart");
+  std::optional<long long> restarts = Integer(vm, "restarts");
+  if (restarts && *restarts > 0) text += "(" + std::to_string(*restarts) + ")";
+  return text;
+}
+
+// Whether LAST-EXIT and ERROR describe the guest now: it is not running (or
+// on its way). An unknown state counts as not live, to show what netd says.
+bool VmIsLive(const json& vm) {
+  std::string state = Text(vm, "state");
+  return state == "starting" || state == "running" || state == "stopping";
+}
+
+// "NAME: STATE", then " (ACCEL)" when `with_accel` and known, then ": ERROR"
+// when there is one and the guest is not live.
+std::string VmSummary(const json& result, bool with_accel) {
+  const json& vm = Inner(result, "vm");
+  std::string line = Text(vm, "name") + ": " + Text(vm, "state");
+  std::string accel = Text(vm, "accel");
+  if (with_accel && accel != "-") line += " (" + accel + ")";
+  // As in vm list, an error describes a guest only once it is not live.
+  const json* error = Get(vm, "error");
+  if (!VmIsLive(vm) && error != nullptr && ValueText(*error) != "-") {
+    line += ": " + ValueText(*error);
+  }
+  return line + "\n";
+}
+
 }  // namespace
 
 Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
@@ -402,6 +440,41 @@ std::string FormatVlanShow(const json& result) {
     }
   }
   return table.ToString();
+}
+
+std::string FormatVmList(const json& result) {
+  Table table({"NAME", "STATE", "PID", "ACCEL", "RESTART", "NICS", "LAST-EXIT", "ERROR"});
+  for (const auto& vm : Array(result, "vms")) {
+    bool live = VmIsLive(vm);
+    table.AddRow({Text(vm, "name"), Text(vm, "state"), Text(vm, "pid"), Text(vm, "accel"),
+                  VmRestart(vm), VmNics(vm), live ? "-" : Text(vm, "last_exit"),
+                  live ? "-" : Text(vm, "error")});
+  }
+  return table.ToString();
+}
+
+std::string FormatVmStart(const json& result) { return VmSummary(result, /*with_accel=*/true); }
+
+std::string FormatVmStop(const json& result) { return VmSummary(result, /*with_accel=*/false); }
+
+std::string FormatConsoleLog(const json& result) {
+  const json* text = Get(result, "text");
+  if (text == nullptr) return "";
+  if (text->is_string()) return text->get<std::string>();
+  return ValueText(*text) + "\n";
+}
+
+std::string FormatAttach(const json& result) {
+  const json& nic = Inner(result, "nic");
+  return "attached NIC " + Text(nic, "id") + " (port " + Text(nic, "port") + ", mac " +
+         Text(nic, "mac") + ") to network " + Text(nic, "network") + "\n";
+}
+
+std::string FormatDetach(const json& result, const std::string& vm, const std::string& nic) {
+  const json* status = Get(result, "vm");
+  std::string name = status != nullptr ? Text(*status, "name") : "-";
+  if (name == "-") name = vm;
+  return "detached " + nic + " from " + name + "\n";
 }
 
 std::string FormatPlan(const json& result) {

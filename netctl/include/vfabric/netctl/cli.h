@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ namespace vfabric::netctl {
 
 struct CommandLine {
   // The command and its sub-command ("network" "show"); sub is empty for
-  // commands without one (validate, plan, apply, help) and when absent.
+  // commands without one (validate, plan, apply, attach, detach, help) and
+  // when absent.
   std::string command;
   std::string sub;
   std::vector<std::string> operands;
@@ -29,6 +31,11 @@ struct CommandLine {
   std::chrono::milliseconds timeout{10000};
   bool help = false;
   bool version = false;
+
+  // Command options, checked by ParseCommandLine (a usage error elsewhere):
+  std::optional<std::string> mac;  // attach --mac: a unicast MAC, as MacAddress prints it
+  std::optional<int> vlan;         // attach --vlan: 1..4094
+  std::optional<long long> bytes;  // vm console-log --bytes: > 0
 };
 
 // A usage error: the one-line message and the usage hint to print after it.

@@ -55,6 +55,25 @@ std::string FormatFdbShow(const nlohmann::json& result);
 std::string FormatStpShow(const nlohmann::json& result);
 // vlan.show: the reason when VLANs are not supported, else PORT VLAN PVID UNTAGGED.
 std::string FormatVlanShow(const nlohmann::json& result);
+// vm.list: NAME STATE PID ACCEL RESTART NICS LAST-EXIT ERROR
+// RESTART is the policy, with the count of automatic restarts in parentheses
+// when there were any ("on-failure(2)"); NICS is "ID:NETWORK/PORT,..." ("-"
+// for none). LAST-EXIT and ERROR are shown only for guests that are not live
+// (stopped, failed, restart-wait); otherwise, and when empty, "-".
+std::string FormatVmList(const nlohmann::json& result);
+// vm.start: "NAME: STATE (ACCEL)" (no "(ACCEL)" when unknown), plus ": ERROR"
+// when the guest is not live and reports one.
+std::string FormatVmStart(const nlohmann::json& result);
+// vm.stop: "NAME: STATE", plus ": ERROR" as for vm.start.
+std::string FormatVmStop(const nlohmann::json& result);
+// vm.console-log: the "text" exactly as netd sent it (nothing added).
+std::string FormatConsoleLog(const nlohmann::json& result);
+// attach: "attached NIC ID (port PORT, mac MAC) to network NETWORK".
+std::string FormatAttach(const nlohmann::json& result);
+// detach: "detached NIC from VM"; `vm` and `nic` are the request's (the answer
+// has only the guest's status), the guest's name from the answer when present.
+std::string FormatDetach(const nlohmann::json& result, const std::string& vm,
+                         const std::string& nic);
 // plan: one line per operation (its description), or "no changes".
 std::string FormatPlan(const nlohmann::json& result);
 // apply: one line per operation, then "applied N changes"; or "no changes".
