@@ -20,13 +20,16 @@ constexpr const char* kUsage =
     "  --config PATH          topology file or directory (repeatable; required)\n"
     "  --socket PATH          control socket (default /run/vfabric/netd.sock)\n"
     "  --socket-group GROUP   group, besides root and netd's user, that may use the socket\n"
+    "  --run-dir DIR          guests' QMP sockets and console logs, in DIR/vms/NAME\n"
+    "                         (default /run/vfabric)\n"
     "  --log-level LEVEL      debug, info (default), warning or error\n"
     "  --dry-run              print what applying the configuration would do, and exit\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
     "signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop netd and\n"
-    "leave bridges and persistent taps in place (a restarted netd adopts them).\n";
+    "leave bridges and persistent taps in place (a restarted netd adopts them);\n"
+    "the topology's guests are powered down (system_powerdown, then killed).\n";
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "netd: %s\nTry 'netd --help'.\n", message.c_str());
@@ -42,7 +45,7 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     std::string value;
     const bool takes_value = arg == "--config" || arg == "--socket" || arg == "--socket-group" ||
-                             arg == "--log-level";
+                             arg == "--log-level" || arg == "--run-dir";
     if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
@@ -61,6 +64,8 @@ int main(int argc, char** argv) {
       options.config_paths.push_back(value);
     } else if (arg == "--socket") {
       options.socket_path = value;
+    } else if (arg == "--run-dir") {
+      options.run_dir = value;
     } else if (arg == "--socket-group") {
       options.socket_group = value;
     } else if (arg == "--log-level") {

@@ -1,11 +1,13 @@
 #include "vfabric/netd/controller.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "vfabric/common/log.h"
+#include "vfabric/vmm/qemu_command.h"
 
 namespace vfabric::netd {
 namespace {
@@ -132,15 +134,44 @@ topology::Topology Controller::Desired() const {
     }
     if (!replaced) desired.networks.push_back(network);
   }
-  return WithGuestPorts(desired);
+  for (const auto& [name, vm] : applied_vms_) {
+    auto it = std::find_if(desired.vms.begin(), desired.vms.end(),
+                           [&](const topology::VmConfig& v) { return v.name == name; });
+    if (it == desired.vms.end()) desired.vms.push_back(vm);
+    else *it = vm;
+  }
+  for (topology::VmConfig& vm : desired.vms) {
+    if (auto gone = detached_ports_.find(vm.name); gone != detached_ports_.end())
+      std::erase_if(vm.nics, [&](const topology::NicConfig& n) { return gone->second.count(n.port); });
+    if (auto extra = attached_nics_.find(vm.name); extra != attached_nics_.end())
+      vm.nics.insert(vm.nics.end(), extra->second.begin(), extra->second.end());
+  }
+  desired = WithGuestPorts(desired);
+  for (NetworkConfig& network : desired.networks) {
+    for (auto& port : network.ports) {
+      auto vlan = port_vlans_.find(port.name);
+      if (vlan == port_vlans_.end()) continue;
+      port.vlan.mode = topology::VlanMode::kAccess;
+      port.vlan.pvid = vlan->second;
+    }
+  }
+  return desired;
 }
 
-Status Controller::Reconcile(std::vector<Operation>* applied) {
+Status Controller::ReconcileKernel(std::vector<Operation>* applied) {
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return state.status().WithContext("read kernel state");
   auto plan = Plan(Desired(), *state);
   if (!plan.ok()) return plan.status();
   return ApplyPlan(kernel_, *plan, applied);
+}
+
+Status Controller::Reconcile(std::vector<Operation>* applied) {
+  VF_RETURN_IF_ERROR(ReconcileKernel(applied));
+  if (guests_ != nullptr) {
+    for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
+  }
+  return Status::Ok();
 }
 
 json Controller::Handle(const json& request) {
@@ -177,6 +208,8 @@ json Controller::Handle(const json& request) {
       result = StpShow(StringArg(args, "network", true));
     } else if (verb == "vlan.show") {
       result = VlanShow(StringArg(args, "network", true));
+    } else if (verb.rfind("vm.", 0) == 0 || verb == "attach" || verb == "detach") {
+      result = VmVerb(verb, args);
     } else {
       throw RequestError{"unknown_verb", "unknown verb \"" + verb + "\""};
     }
@@ -215,6 +248,16 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
   std::map<std::string, NetworkConfig> next = applied_;
   for (auto& network : incoming) next[network.name] = network;
   std::map<std::string, NetworkConfig> saved = std::exchange(applied_, next);
+  std::map<std::string, topology::VmConfig> saved_vms = applied_vms_;
+  for (auto& vm : loaded.topology.vms) applied_vms_[vm.name] = vm;
+  struct Restore {
+    Controller* self;
+    std::map<std::string, topology::VmConfig> vms;
+    bool keep = false;
+    ~Restore() {
+      if (!keep) self->applied_vms_ = std::move(vms);
+    }
+  } restore_vms{this, std::move(saved_vms)};
   topology::Topology desired = Desired();
   std::vector<std::string> clashes = CheckNamesAcrossNetworks(desired);
   if (!clashes.empty()) {
@@ -244,7 +287,11 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     applied_ = std::move(saved);
     throw RequestError{"failed", status.message()};
   }
+  restore_vms.keep = true;
   for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
+  if (guests_ != nullptr) {
+    for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
+  }
   return {{"operations", OperationsJson(done)}, {"changed", done.size()}};
 }
 
@@ -505,6 +552,119 @@ json Controller::VlanShow(const std::string& name) {
   }
   vlan["ports"] = ports;
   return {{"vlan", vlan}};
+}
+
+json Controller::VmVerb(const std::string& verb, const json& args) {
+  if (guests_ == nullptr) throw RequestError{"unsupported", "this netd runs no guests"};
+  if (verb == "attach") return Attach(args);
+  if (verb == "detach") return Detach(args);
+  if (verb == "vm.list") return {{"vms", guests_->List()}};
+  const std::string name = StringArg(args, "name", true);
+  if (!guests_->Has(name)) throw RequestError{"not_found", "no vm named \"" + name + "\""};
+  if (verb == "vm.start" || verb == "vm.stop") {
+    Status status = verb == "vm.start" ? guests_->Start(name) : guests_->Stop(name);
+    if (!status.ok()) throw RequestError{"failed", status.message()};
+    VF_LOG(kInfo) << "vm " << name << ": " << (verb == "vm.start" ? "started" : "stopping")
+                  << " on request";
+    return {{"vm", *guests_->Get(name)}};
+  }
+  if (verb == "vm.console-log") {
+    int64_t bytes = 65536;
+    if (args.contains("bytes")) {
+      if (!args["bytes"].is_number_integer() || args["bytes"].get<int64_t>() <= 0)
+        throw RequestError{"bad_request", "argument \"bytes\" must be a positive integer"};
+      bytes = std::min<int64_t>(args["bytes"].get<int64_t>(), 16 << 20);
+    }
+    auto log = guests_->ConsoleLog(name, static_cast<size_t>(bytes));
+    if (!log.ok()) throw RequestError{"failed", log.status().message()};
+    return *log;
+  }
+  throw RequestError{"unknown_verb", "unknown verb \"" + verb + "\""};
+}
+
+json Controller::Attach(const json& args) {
+  const std::string vm = StringArg(args, "vm", true);
+  const std::string network_name = StringArg(args, "network", true);
+  if (!guests_->Has(vm)) throw RequestError{"not_found", "no vm named \"" + vm + "\""};
+  const topology::Topology desired = Desired();
+  const NetworkConfig* network = FindNetwork(desired, network_name);
+  if (network == nullptr)
+    throw RequestError{"not_found", "no network named \"" + network_name + "\""};
+  uint16_t vlan = 0;
+  if (args.contains("vlan") && !args["vlan"].is_null()) {
+    if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
+        args["vlan"].get<int64_t>() > 4094)
+      throw RequestError{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
+    vlan = static_cast<uint16_t>(args["vlan"].get<int64_t>());
+    if (network->datapath == topology::Datapath::kKernel && !network->vlan.filtering)
+      throw RequestError{"unsupported", "network " + network_name +
+                                            " does not filter VLANs; --vlan needs a network "
+                                            "with \"vlan\": {\"filtering\": true}"};
+  }
+  // The NIC's index and port: the first "<vm>-eth<N>" nothing uses yet.
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) throw RequestError{"failed", state.status().message()};
+  std::set<std::string> used;
+  for (const auto& n : desired.networks)
+    for (const auto& p : n.ports) used.insert(p.name);
+  for (const auto& nic : guests_->Nics(vm)) used.insert(nic.port);
+  size_t index = 0;
+  std::string port;
+  for (;; ++index) {
+    port = vmm::DefaultNicPort(vm, index);
+    if (!used.count(port) && state->FindLink(port) == nullptr) break;
+  }
+  if (port.size() > 15)
+    throw RequestError{"failed", "vm " + vm + ": the next NIC's port name " + port +
+                                     " is longer than 15 bytes"};
+  MacAddress mac = vmm::DefaultNicMac(vm, index);
+  if (args.contains("mac") && !args["mac"].is_null()) {
+    auto parsed = args["mac"].is_string() ? MacAddress::Parse(args["mac"].get<std::string>())
+                                          : std::nullopt;
+    if (!parsed || parsed->IsMulticast() || parsed->IsZero())
+      throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
+    mac = *parsed;
+  }
+  attached_nics_[vm].push_back({network_name, mac, port, {}});
+  if (vlan) port_vlans_[port] = vlan;
+  auto undo = [&] {
+    attached_nics_[vm].pop_back();
+    port_vlans_.erase(port);
+    Status status = ReconcileKernel(nullptr);
+    if (!status.ok()) VF_LOG(kError) << "attach " << vm << ": undo: " << status.message();
+  };
+  Status made = ReconcileKernel(nullptr);
+  if (!made.ok()) {
+    undo();
+    throw RequestError{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
+  }
+  auto nic = guests_->Attach(vm, network_name, port, mac);
+  if (!nic.ok()) {
+    undo();
+    throw RequestError{"failed", nic.status().message()};
+  }
+  VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", "
+                << mac.ToString() << ") to network " << network_name;
+  return {{"vm", *guests_->Get(vm)},
+          {"nic", {{"id", nic->id}, {"network", nic->network}, {"port", nic->port},
+                   {"mac", nic->mac.ToString()}}}};
+}
+
+json Controller::Detach(const json& args) {
+  const std::string vm = StringArg(args, "vm", true);
+  const std::string nic_name = StringArg(args, "nic", true);
+  if (!guests_->Has(vm)) throw RequestError{"not_found", "no vm named \"" + vm + "\""};
+  auto nic = guests_->Detach(vm, nic_name);
+  if (!nic.ok()) throw RequestError{"failed", nic.status().message()};
+  auto& extra = attached_nics_[vm];
+  const auto before = extra.size();
+  std::erase_if(extra, [&](const topology::NicConfig& n) { return n.port == nic->port; });
+  if (extra.size() == before) detached_ports_[vm].insert(nic->port);
+  port_vlans_.erase(nic->port);
+  Status removed = ReconcileKernel(nullptr);
+  if (!removed.ok()) VF_LOG(kError) << "detach " << vm << ": " << removed.message();
+  VF_LOG(kInfo) << "vm " << vm << ": detached " << nic->id << " (" << nic->port << ")";
+  return {{"vm", *guests_->Get(vm)}};
 }
 
 }  // namespace vfabric::netd

@@ -15,12 +15,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <set>
 #include <memory>
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netd/controller.h"
+#include "vfabric/netd/guests.h"
 
 namespace vfabric::netd {
 namespace {
@@ -172,6 +176,8 @@ class Daemon {
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_, *features);
     controller_->SetConfig(std::move(loaded).value());
+    guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
+    if (!options_.dry_run) controller_->SetGuests(guests_.get());
 
     if (options_.dry_run) return DryRun();
 
@@ -188,8 +194,10 @@ class Daemon {
     if (!SetUpLoop()) return 1;
     Notify("READY=1\nSTATUS=serving");
     VF_LOG(kInfo) << "serving " << options_.socket_path;
+    RefreshGuestWatch();
     Loop();
     Notify("STOPPING=1");
+    guests_->StopAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
     unlink(options_.socket_path.c_str());
     VF_LOG(kInfo) << "stopped; links are left in place";
     return 0;
@@ -241,7 +249,8 @@ class Daemon {
     epoll_.Reset(epoll_create1(EPOLL_CLOEXEC));
     repair_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     resync_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!signal_fd_ || !epoll_ || !repair_timer_ || !resync_timer_) {
+    guest_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!signal_fd_ || !epoll_ || !repair_timer_ || !resync_timer_ || !guest_timer_) {
       VF_LOG(kError) << "event loop set-up: " << std::strerror(errno);
       return false;
     }
@@ -258,7 +267,7 @@ class Daemon {
     }
     listener_ = std::move(listener).value();
     for (int fd : {signal_fd_.get(), monitor_->fd(), repair_timer_.get(), resync_timer_.get(),
-                   listener_.get()}) {
+                   guest_timer_.get(), listener_.get()}) {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
@@ -282,6 +291,7 @@ class Daemon {
         return;
       }
       for (int i = 0; i < n && !stopping_; ++i) Dispatch(events[i].data.fd);
+      RefreshGuestWatch();
     }
   }
 
@@ -299,7 +309,35 @@ class Daemon {
       return Repair("resync");
     }
     if (fd == listener_.get()) return OnAccept();
-    OnClient(fd);
+    if (fd == guest_timer_.get()) {
+      DrainFd(fd);
+      guests_->Poll();
+      return;
+    }
+    // Clients first: a number a guest just closed may already be a client's.
+    if (clients_.count(fd)) return OnClient(fd);
+    if (guest_fds_.count(fd)) guests_->OnReadable(fd);
+  }
+
+  // Guests change their descriptors as QEMU restarts: watch exactly the
+  // current ones, and wake at the next guest deadline.
+  void RefreshGuestWatch() {
+    std::set<int> now;
+    for (int fd : guests_->Fds()) now.insert(fd);
+    // A guest fd that went away was closed, which took it out of epoll; its
+    // number may belong to a client by now, so it is not touched here.
+    std::erase_if(now, [&](int fd) { return clients_.count(fd) != 0; });
+    for (int fd : now)
+      if (!guest_fds_.count(fd)) Watch(fd);
+    guest_fds_ = std::move(now);
+    itimerspec spec{};
+    if (auto deadline = guests_->NextDeadline()) {
+      auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      ArmTimer(guest_timer_.get(), static_cast<int>(std::max<int64_t>(delay.count(), 1)));
+    } else {
+      timerfd_settime(guest_timer_.get(), 0, &spec, nullptr);
+    }
   }
 
   void OnSignal() {
@@ -370,6 +408,7 @@ class Daemon {
         continue;
       }
       const int raw = fd.get();
+      guest_fds_.erase(raw);  // the number of a guest fd closed since the last refresh
       Watch(raw);
       clients_[raw] = Client{std::move(fd), {}};
     }
@@ -426,7 +465,10 @@ class Daemon {
 
   const DaemonOptions& options_;
   std::unique_ptr<Kernel> kernel_;
+  std::unique_ptr<GuestManager> guests_;
   std::unique_ptr<Controller> controller_;
+  UniqueFd guest_timer_;
+  std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;
   UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_, listener_;
   gid_t socket_gid_ = 0;

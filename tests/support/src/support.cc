@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,6 +166,9 @@ ScopedNamedNetns::~ScopedNamedNetns() {
 ScopedProcess::ScopedProcess(const std::vector<std::string>& argv, const std::string& log_path) {
   pid_ = fork();
   if (pid_ == 0) {
+    // Dies with the test, even when the test itself is killed (a ctest
+    // timeout), so nothing it started outlives it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!log_path.empty()) {
       int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {

@@ -7,11 +7,13 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "vfabric/netd/guests.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/netd/planner.h"
 #include "vfabric/topology/topology.h"
@@ -26,13 +28,18 @@ class Controller {
   // `kernel` must outlive the controller.
   Controller(Kernel& kernel, KernelFeatures features);
 
+  // Gives the controller the guests to run (the topology's "vms"); without
+  // one, the vm verbs answer "unsupported". `guests` must outlive it.
+  void SetGuests(GuestManager* guests) { guests_ = guests; }
+
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
   // The full desired state.
   topology::Topology Desired() const;
 
-  // Plans against the kernel and applies as a transaction. `applied` (optional)
-  // receives the operations done.
+  // Plans against the kernel and applies as a transaction, then (with a
+  // GuestManager) starts guests that are new and stops those that left.
+  // `applied` (optional) receives the kernel operations done.
   Status Reconcile(std::vector<Operation>* applied = nullptr);
 
   // Answers one request object (see docs/control-protocol.md).
@@ -46,11 +53,21 @@ class Controller {
   nlohmann::json FdbShow(const std::string& network);
   nlohmann::json StpShow(const std::string& network);
   nlohmann::json VlanShow(const std::string& network);
+  nlohmann::json VmVerb(const std::string& verb, const nlohmann::json& args);
+  nlohmann::json Attach(const nlohmann::json& args);
+  nlohmann::json Detach(const nlohmann::json& args);
+  Status ReconcileKernel(std::vector<Operation>* applied);
 
   Kernel& kernel_;
   KernelFeatures features_;
   topology::Topology config_;
   std::map<std::string, topology::NetworkConfig> applied_;  // by network name
+  std::map<std::string, topology::VmConfig> applied_vms_;   // by vm name
+  GuestManager* guests_ = nullptr;
+  // NICs hot-plugged at run time, and NICs of the configuration detached.
+  std::map<std::string, std::vector<topology::NicConfig>> attached_nics_;  // by vm
+  std::map<std::string, std::set<std::string>> detached_ports_;          // by vm
+  std::map<std::string, uint16_t> port_vlans_;  // attach --vlan, by port
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):

@@ -12,6 +12,8 @@ struct DaemonOptions {
   std::vector<std::string> config_paths;  // files or directories of *.json
   std::string socket_path = "/run/vfabric/netd.sock";
   std::string socket_group;  // group allowed to connect besides root and netd's user
+  std::string run_dir = "/run/vfabric";  // guests' QMP sockets and console logs: RUN_DIR/vms/NAME
+  int guest_stop_timeout_ms = 10000;  // at netd's stop: powerdown, then kill
   int repair_delay_ms = 100;  // quiet time after a kernel event before repairing
   int resync_interval_ms = 30000;  // full reconcile even without events
   bool dry_run = false;  // print the plan for the configuration and exit
