@@ -21,9 +21,10 @@ namespace {
 
 using nlohmann::json;
 
-// The userspace datapath lands in its own issue. Until then a network asking
-// for it is an error; flip this (and drop the check below) to enable it.
-constexpr bool kUserspaceDatapathAvailable = false;
+// The userspace datapath: vfabric's own switch (bridge/), run by netd. It
+// classifies VLANs per port whatever "vlan.filtering" says, so port VLAN
+// modes and static FDB VLANs need no filtering flag there.
+constexpr bool kUserspaceDatapathAvailable = true;
 
 // 802.1D-2004 Table 17-1 (bridge) and the Linux bridge's accepted ranges
 // (ip link ... type bridge_slave: priority 0..63, cost 1..65535).
@@ -596,7 +597,8 @@ class Decoder {
     if (const json* kind = Member(value, "kind");
         kind && kind->is_string() && kind->get<std::string>() == "vhost-user") {
       Error(Child(pointer, "kind"),
-            "port kind \"vhost-user\" needs the userspace datapath, which is not available yet");
+            "port kind \"vhost-user\" is not available yet (the userspace switch has no "
+            "vhost-user ports)");
       kind_known = false;
     } else if (Member(value, "kind")) {
       if (auto kind_index = GetEnum(value, pointer, "kind", {"tap", "veth", "existing"})) {

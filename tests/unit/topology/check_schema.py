@@ -22,6 +22,7 @@ SKIP = 77
 # Where the schema must find a problem in each known-bad file: the JSON
 # pointer of the offending value (the C++ tests check the same files).
 EXPECTED_BAD = {
+    "bad_fdb_limit_kernel.json": "/networks/0/fdb",
     "bad_ifname_long.json": "/networks/0/ports/0/name",
     "bad_mac_multicast.json": "/networks/0/fdb/static/0/mac",
     "bad_mac_zero.json": "/networks/0/fdb/static/0/mac",
@@ -30,7 +31,6 @@ EXPECTED_BAD = {
     "bad_stp_priority.json": "/networks/0/stp/priority",
     "bad_stp_timer_range.json": "/networks/0/stp/hello_time",
     "bad_unknown_key.json": "/networks/0",
-    "bad_userspace.json": "/networks/0/datapath",
     "bad_veth_no_peer.json": "/networks/0/ports/0",
     "bad_vlan_id.json": "/networks/0/ports/0/vlan/pvid",
     "bad_vlan_range.json": "/networks/0/ports/0/vlan/allowed",

@@ -195,6 +195,9 @@ TEST(TopologyLoadTest, ParseTopologyFilesMergesInMemoryFiles) {
 TEST(TopologyLoadTest, KnownBadDataFiles) {
   const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"bad_fdb_limit_kernel.json",
+       {"1:52: /networks/0/fdb/max_entries: \"max_entries\" applies to the userspace datapath "
+        "only"}},
       {"bad_ifname_long.json",
        {"1:48: /networks/0/ports/0/name: invalid interface name \"sixteen-chars-xx\": is 16 "
         "bytes long; the limit is 15"}},
@@ -214,9 +217,6 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
        {"1:51: /networks/0/stp/hello_time: expected an integer in 1..10, got 11"}},
       {"bad_unknown_key.json",
        {"1:29: /networks/0/brigde: unknown key \"brigde\"; did you mean \"bridge\"?"}},
-      {"bad_userspace.json",
-       {"1:41: /networks/0/datapath: datapath \"userspace\" is not available yet; use "
-        "\"kernel\""}},
       {"bad_veth_no_peer.json",
        {"1:39: /networks/0/ports/0: a veth port needs \"peer\" (the name of the other end)"}},
       {"bad_vlan_id.json",

@@ -551,8 +551,8 @@ TEST(TopologyParseTest, PortKindsAndKindSpecificFields) {
           "t.json:3:43: /networks/0/ports/1/peer_netns: \"peer_netns\" applies to veth ports only",
           "t.json:4:45: /networks/0/ports/2/owner: \"owner\" applies to tap ports only",
           "t.json:4:60: /networks/0/ports/2/vnet_hdr: \"vnet_hdr\" applies to tap ports only",
-          "t.json:5:24: /networks/0/ports/3/kind: port kind \"vhost-user\" needs the userspace "
-          "datapath, which is not available yet",
+          "t.json:5:24: /networks/0/ports/3/kind: port kind \"vhost-user\" is not available "
+          "yet (the userspace switch has no vhost-user ports)",
           "t.json:6:24: /networks/0/ports/4/kind: unknown kind \"wire\"; expected \"tap\", "
           "\"veth\" or \"existing\"",
           "t.json:7:61: /networks/0/ports/5/peer_netns: invalid network namespace name \"a/b\": "
@@ -564,16 +564,35 @@ TEST(TopologyParseTest, PortKindsAndKindSpecificFields) {
           "t.json:8:81: /networks/0/ports/6/priority: expected an integer in 0..63, got 64"));
 }
 
-TEST(TopologyParseTest, UserspaceDatapathIsRejectedClearly) {
+TEST(TopologyParseTest, UserspaceDatapathTakesVlansLimitsAndStpWithoutFiltering) {
   EXPECT_THAT(
       ErrorsOf("{\"networks\": [{\"name\": \"f\", \"datapath\": \"userspace\"},\n"
                " {\"name\": \"g\", \"datapath\": \"dpdk\", \"fdb\": {\"max_entries\": 10}}]}"),
-      ElementsAre("t.json:1:41: /networks/0/datapath: datapath \"userspace\" is not "
-                  "available yet; use \"kernel\"",
-                  "t.json:2:28: /networks/1/datapath: unknown datapath \"dpdk\"; expected "
+      ElementsAre("t.json:2:28: /networks/1/datapath: unknown datapath \"dpdk\"; expected "
                   "\"kernel\" or \"userspace\"",
                   "t.json:2:59: /networks/1/fdb/max_entries: \"max_entries\" applies to "
                   "the userspace datapath only"));
+  auto result = ParseTopology(
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\",\n"
+      " \"stp\": {\"enabled\": true},\n"
+      " \"fdb\": {\"max_entries\": 100, \"max_per_port\": 10, \"ageing_time\": 60,\n"
+      "  \"static\": [{\"mac\": \"52:54:00:00:00:01\", \"port\": \"a\", \"vlan\": 10}]},\n"
+      " \"ports\": [{\"name\": \"a\", \"vlan\": {\"mode\": \"access\", \"pvid\": 10}},\n"
+      "  {\"name\": \"b\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"10-12\", \"native\": 1}}]}]}",
+      "t.json");
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].ToString());
+  const auto& network = result.topology.networks.at(0);
+  EXPECT_EQ(network.datapath, Datapath::kUserspace);
+  EXPECT_FALSE(network.vlan.filtering);
+  EXPECT_TRUE(network.stp.enabled);
+  EXPECT_EQ(network.fdb.max_entries, 100u);
+  EXPECT_EQ(network.fdb.max_per_port, 10u);
+  EXPECT_EQ(network.fdb.static_entries.at(0).vlan, 10);
+  EXPECT_EQ(network.ports.at(0).vlan.mode, VlanMode::kAccess);
+  EXPECT_EQ(network.ports.at(0).vlan.pvid, 10);
+  EXPECT_EQ(network.ports.at(1).vlan.mode, VlanMode::kTrunk);
+  EXPECT_EQ(network.ports.at(1).vlan.native, 1);
+  EXPECT_TRUE(network.ports.at(1).vlan.allowed.test(11));
 }
 
 // ---- FDB ----
