@@ -134,7 +134,9 @@ topology::Topology Controller::Desired() const {
     }
     if (!replaced) desired.networks.push_back(network);
   }
-  for (const auto& [name, vm] : applied_vms_) {
+  for (const auto& [vm_name, vm] : applied_vms_) {
+    // (clang 14 cannot capture a structured binding in a lambda.)
+    const std::string& name = vm_name;
     auto it = std::find_if(desired.vms.begin(), desired.vms.end(),
                            [&](const topology::VmConfig& v) { return v.name == name; });
     if (it == desired.vms.end()) desired.vms.push_back(vm);
