@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "vfabric/common/log.h"
 #include "vfabric/vmm/qemu_command.h"
 
@@ -173,7 +175,25 @@ Status Controller::Reconcile(std::vector<Operation>* applied) {
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
   }
+  SyncUserspace();
   return Status::Ok();
+}
+
+void Controller::SyncUserspace() {
+  if (userspace_ == nullptr) return;
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) {
+    VF_LOG(kError) << "userspace networks: read kernel state: " << state.status().message();
+    return;
+  }
+  for (const std::string& error : userspace_->Sync(Desired(), *state)) VF_LOG(kError) << error;
+}
+
+bool Controller::IsUserspace(const std::string& name) const {
+  const topology::Topology desired = Desired();
+  for (const auto& network : desired.networks)
+    if (network.name == name) return network.datapath == topology::Datapath::kUserspace;
+  return false;
 }
 
 json Controller::Handle(const json& request) {
@@ -210,6 +230,10 @@ json Controller::Handle(const json& request) {
       result = StpShow(StringArg(args, "network", true));
     } else if (verb == "vlan.show") {
       result = VlanShow(StringArg(args, "network", true));
+    } else if (verb == "port.stats") {
+      result = PortStats(StringArg(args, "network", true), StringArg(args, "port", false));
+    } else if (verb == "fdb.add" || verb == "fdb.del" || verb == "fdb.flush") {
+      result = FdbVerb(verb, args);
     } else if (verb.rfind("vm.", 0) == 0 || verb == "attach" || verb == "detach") {
       result = VmVerb(verb, args);
     } else {
@@ -294,6 +318,7 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
   }
+  SyncUserspace();
   return {{"operations", OperationsJson(done)}, {"changed", done.size()}};
 }
 
@@ -364,15 +389,24 @@ json Controller::NetworkList() {
   json list = json::array();
   for (const NetworkConfig& network : view.desired.networks) {
     const LinkInfo* bridge = view.state.FindLink(network.bridge);
+    const bool userspace = network.datapath == topology::Datapath::kUserspace;
+    const bool running = userspace && userspace_ != nullptr && userspace_->Has(network.name);
     int up = 0;
     for (const auto& port : network.ports) {
       const LinkInfo* link = view.state.FindLink(port.name);
       // "Up" as netctl's port list shows it: carrier, not just IFF_UP (a tap
-      // with no guest behind it is down).
-      if (link && link->oper_up && bridge && link->master_ifindex == bridge->ifindex) ++up;
+      // with no guest behind it is down). On a userspace network: in the
+      // switch, with carrier.
+      if (userspace) {
+        if (link && link->oper_up && running &&
+            !userspace_->PortExtra(network.name, port.name)["switch_port"].is_null())
+          ++up;
+      } else if (link && link->oper_up && bridge && link->master_ifindex == bridge->ifindex) {
+        ++up;
+      }
     }
     std::string state = "ok";
-    if (bridge == nullptr) state = "missing";
+    if (userspace ? !running : bridge == nullptr) state = "missing";
     else if (view.drift.count(network.name) || !view.plan_error.empty()) state = "drifted";
     list.push_back({{"name", network.name},
                     {"datapath", std::string(ToString(network.datapath))},
@@ -410,8 +444,26 @@ json Controller::NetworkShow(const std::string& name) {
                              {"default_pvid", s.default_pvid}};
     }
   }
+  const bool userspace = network->datapath == topology::Datapath::kUserspace;
+  if (userspace) {
+    summary["settings"] = {{"stp_enabled", network->stp.enabled},
+                           {"stp_running", false},
+                           {"ageing_time", network->fdb.ageing_time},
+                           {"max_entries", network->fdb.max_entries},
+                           {"max_per_port", network->fdb.max_per_port},
+                           {"vlan_filtering", true},
+                           {"default_pvid", network->vlan.default_pvid}};
+    if (userspace_ != nullptr && userspace_->Has(name)) {
+      auto counters = userspace_->FdbCounters(name);
+      if (counters.ok()) summary["fdb_counters"] = *counters;
+    }
+  }
   json ports = json::array();
-  for (const auto& port : network->ports) ports.push_back(PortJson(*network, port, view.state));
+  for (const auto& port : network->ports) {
+    json item = PortJson(*network, port, view.state);
+    if (userspace && userspace_ != nullptr) item.update(userspace_->PortExtra(name, port.name));
+    ports.push_back(std::move(item));
+  }
   summary["ports"] = ports;
   const json fdb = FdbShow(name);
   json statics = json::array();
@@ -438,7 +490,13 @@ json Controller::PortList(const std::string& network_name) {
   json ports = json::array();
   for (const NetworkConfig& network : view.desired.networks) {
     if (!network_name.empty() && network.name != network_name) continue;
-    for (const auto& port : network.ports) ports.push_back(PortJson(network, port, view.state));
+    const bool userspace =
+        network.datapath == topology::Datapath::kUserspace && userspace_ != nullptr;
+    for (const auto& port : network.ports) {
+      json item = PortJson(network, port, view.state);
+      if (userspace) item.update(userspace_->PortExtra(network.name, port.name));
+      ports.push_back(std::move(item));
+    }
   }
   return {{"ports", ports}};
 }
@@ -448,6 +506,12 @@ json Controller::FdbShow(const std::string& name) {
   const NetworkConfig* network = FindNetwork(view.desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
   json entries = json::array();
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr || !userspace_->Has(name)) return {{"entries", entries}};
+    auto dump = userspace_->FdbEntries(name);
+    if (!dump.ok()) throw RequestError{"failed", dump.status().message()};
+    return *dump;
+  }
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
   if (bridge == nullptr) return {{"entries", entries}};
   for (const FdbEntry& entry : view.state.fdb) {
@@ -471,6 +535,9 @@ json Controller::StpShow(const std::string& name) {
   VF_VIEW_OR_THROW(view);
   const NetworkConfig* network = FindNetwork(view.desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace)
+    throw RequestError{"unsupported", "STP is not yet running on the userspace datapath (network " +
+                                          name + "): all its ports forward"};
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
   if (bridge == nullptr || !bridge->bridge)
     throw RequestError{"not_found", "bridge " + network->bridge + " of network " + name +
@@ -534,6 +601,11 @@ json Controller::VlanShow(const std::string& name) {
   VF_VIEW_OR_THROW(view);
   const NetworkConfig* network = FindNetwork(view.desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr)
+      throw RequestError{"unsupported", "this netd runs no userspace switches"};
+    return {{"vlan", userspace_->VlanJson(*network)}};
+  }
   json vlan = {{"filtering", network->vlan.filtering},
                {"supported", features_.bridge_vlan_filtering},
                {"default_pvid", network->vlan.default_pvid}};
@@ -554,6 +626,107 @@ json Controller::VlanShow(const std::string& name) {
   }
   vlan["ports"] = ports;
   return {{"vlan", vlan}};
+}
+
+namespace {
+
+std::optional<uint16_t> VlanArg(const json& args) {
+  if (!args.contains("vlan") || args["vlan"].is_null()) return std::nullopt;
+  if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
+      args["vlan"].get<int64_t>() > 4094)
+    throw RequestError{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
+  return static_cast<uint16_t>(args["vlan"].get<int64_t>());
+}
+
+uint64_t ReadCounter(const std::string& link, const char* name) {
+  const std::string text = ReadSysfs("/sys/class/net/" + link + "/statistics/" + name);
+  return text.empty() ? 0 : std::strtoull(text.c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+json Controller::PortStats(const std::string& name, const std::string& port) {
+  const topology::Topology desired = Desired();
+  const NetworkConfig* network = FindNetwork(desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (!port.empty() &&
+      std::none_of(network->ports.begin(), network->ports.end(),
+                   [&](const topology::PortConfig& p) { return p.name == port; }))
+    throw RequestError{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr || !userspace_->Has(name))
+      throw RequestError{"not_found", "the switch of network " + name + " is not running"};
+    auto stats = userspace_->PortStats(name, port);
+    if (!stats.ok()) throw RequestError{"not_found", stats.status().message()};
+    return *stats;
+  }
+  // A kernel bridge's ports: the links' own counters.
+  json ports = json::array();
+  for (const auto& p : network->ports) {
+    if (!port.empty() && p.name != port) continue;
+    if (access(("/sys/class/net/" + p.name).c_str(), F_OK) != 0) continue;
+    json drops = {{"rx_dropped", ReadCounter(p.name, "rx_dropped")},
+                  {"tx_dropped", ReadCounter(p.name, "tx_dropped")}};
+    ports.push_back({{"network", name},
+                     {"port", p.name},
+                     {"counters",
+                      {{"rx_packets", ReadCounter(p.name, "rx_packets")},
+                       {"rx_bytes", ReadCounter(p.name, "rx_bytes")},
+                       {"tx_packets", ReadCounter(p.name, "tx_packets")},
+                       {"tx_bytes", ReadCounter(p.name, "tx_bytes")},
+                       {"drops", drops},
+                       {"drops_total", drops["rx_dropped"].get<uint64_t>() +
+                                           drops["tx_dropped"].get<uint64_t>()}}}});
+  }
+  return {{"ports", ports}};
+}
+
+json Controller::FdbVerb(const std::string& verb, const json& args) {
+  const std::string name = StringArg(args, "network", true);
+  const topology::Topology desired = Desired();
+  const NetworkConfig* network = FindNetwork(desired, name);
+  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network->datapath != topology::Datapath::kUserspace)
+    throw RequestError{"unsupported", verb + " is not supported on kernel networks yet (network " +
+                                          name + "); use \"fdb.static\" in the topology"};
+  if (userspace_ == nullptr || !userspace_->Has(name))
+    throw RequestError{"not_found", "the switch of network " + name + " is not running"};
+  const std::optional<uint16_t> vlan = VlanArg(args);
+  Status status = Status::Ok();
+  if (verb == "fdb.flush") {
+    const std::string port = StringArg(args, "port", false);
+    status = userspace_->Flush(name, port, vlan);
+    if (!status.ok()) throw RequestError{"not_found", status.message()};
+    VF_LOG(kInfo) << "network " << name << ": FDB flushed on request"
+                  << (port.empty() ? "" : " (port " + port + ")")
+                  << (vlan ? " (vlan " + std::to_string(*vlan) + ")" : "");
+    return {{"network", name}, {"flushed", true}};
+  }
+  const std::string mac_text = StringArg(args, "mac", true);
+  auto mac = MacAddress::Parse(mac_text);
+  if (!mac || mac->IsMulticast() || mac->IsZero())
+    throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
+  if (verb == "fdb.add") {
+    const std::string port = StringArg(args, "port", true);
+    if (std::none_of(network->ports.begin(), network->ports.end(),
+                     [&](const topology::PortConfig& p) { return p.name == port; }))
+      throw RequestError{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
+    status = userspace_->AddStatic(*network, *mac, port, vlan);
+    if (!status.ok()) throw RequestError{"failed", status.message()};
+    VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString() << " -> " << port
+                  << " added on request";
+  } else {
+    status = userspace_->DeleteStatic(*network, *mac, vlan);
+    if (!status.ok()) throw RequestError{"not_found", status.message()};
+    VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString()
+                  << " deleted on request";
+  }
+  json entries = json::array();
+  auto dump = userspace_->FdbEntries(name);
+  if (dump.ok())
+    for (const json& e : (*dump)["entries"])
+      if (e["mac"] == mac->ToString()) entries.push_back(e);
+  return {{"network", name}, {"entries", entries}};
 }
 
 json Controller::VmVerb(const std::string& verb, const json& args) {
@@ -645,6 +818,7 @@ json Controller::Attach(const json& args) {
     undo();
     throw RequestError{"failed", nic.status().message()};
   }
+  SyncUserspace();
   VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", "
                 << mac.ToString() << ") to network " << network_name;
   return {{"vm", *guests_->Get(vm)},
@@ -665,6 +839,7 @@ json Controller::Detach(const json& args) {
   port_vlans_.erase(nic->port);
   Status removed = ReconcileKernel(nullptr);
   if (!removed.ok()) VF_LOG(kError) << "detach " << vm << ": " << removed.message();
+  SyncUserspace();
   VF_LOG(kInfo) << "vm " << vm << ": detached " << nic->id << " (" << nic->port << ")";
   return {{"vm", *guests_->Get(vm)}};
 }

@@ -178,6 +178,8 @@ class Daemon {
     controller_->SetConfig(std::move(loaded).value());
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
+    userspace_ = std::make_unique<UserspaceNetworks>();
+    if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
 
     if (options_.dry_run) return DryRun();
 
@@ -198,6 +200,7 @@ class Daemon {
     Loop();
     Notify("STOPPING=1");
     guests_->StopAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
+    userspace_->StopAll();
     unlink(options_.socket_path.c_str());
     VF_LOG(kInfo) << "stopped; links are left in place";
     return 0;
@@ -467,6 +470,7 @@ class Daemon {
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<GuestManager> guests_;
   std::unique_ptr<Controller> controller_;
+  std::unique_ptr<UserspaceNetworks> userspace_;
   UniqueFd guest_timer_;
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;

@@ -16,6 +16,7 @@
 #include "vfabric/netd/guests.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/netd/planner.h"
+#include "vfabric/netd/userspace.h"
 #include "vfabric/topology/topology.h"
 
 namespace vfabric::netd {
@@ -31,6 +32,10 @@ class Controller {
   // Gives the controller the guests to run (the topology's "vms"); without
   // one, the vm verbs answer "unsupported". `guests` must outlive it.
   void SetGuests(GuestManager* guests) { guests_ = guests; }
+  // Gives the controller the switches of userspace networks; without one,
+  // userspace networks get their links but nothing forwards between them.
+  // `userspace` must outlive it.
+  void SetUserspace(UserspaceNetworks* userspace) { userspace_ = userspace; }
 
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
@@ -38,7 +43,8 @@ class Controller {
   topology::Topology Desired() const;
 
   // Plans against the kernel and applies as a transaction, then (with a
-  // GuestManager) starts guests that are new and stops those that left.
+  // GuestManager) starts guests that are new and stops those that left, and
+  // (with UserspaceNetworks) makes the userspace switches match.
   // `applied` (optional) receives the kernel operations done.
   Status Reconcile(std::vector<Operation>* applied = nullptr);
 
@@ -53,6 +59,10 @@ class Controller {
   nlohmann::json FdbShow(const std::string& network);
   nlohmann::json StpShow(const std::string& network);
   nlohmann::json VlanShow(const std::string& network);
+  nlohmann::json PortStats(const std::string& network, const std::string& port);
+  nlohmann::json FdbVerb(const std::string& verb, const nlohmann::json& args);
+  bool IsUserspace(const std::string& network) const;
+  void SyncUserspace();
   nlohmann::json VmVerb(const std::string& verb, const nlohmann::json& args);
   nlohmann::json Attach(const nlohmann::json& args);
   nlohmann::json Detach(const nlohmann::json& args);
@@ -64,6 +74,7 @@ class Controller {
   std::map<std::string, topology::NetworkConfig> applied_;  // by network name
   std::map<std::string, topology::VmConfig> applied_vms_;   // by vm name
   GuestManager* guests_ = nullptr;
+  UserspaceNetworks* userspace_ = nullptr;
   // NICs hot-plugged at run time, and NICs of the configuration detached.
   std::map<std::string, std::vector<topology::NicConfig>> attached_nics_;  // by vm
   std::map<std::string, std::set<std::string>> detached_ports_;          // by vm
