@@ -45,7 +45,15 @@ Commands:
   network list           list networks
   network show NAME      show a network: settings, ports, static FDB entries
   port list [NETWORK]    list the ports of every network, or of NETWORK
+  port stats NETWORK [PORT]
+                         show per-port counters (packets, bytes, drops by reason)
   fdb show NETWORK       show the forwarding database of NETWORK
+  fdb add NETWORK MAC PORT [--vlan VID]
+                         add a static FDB entry (userspace networks)
+  fdb del NETWORK MAC [--vlan VID]
+                         delete a static FDB entry (userspace networks)
+  fdb flush NETWORK [--port PORT] [--vlan VID]
+                         flush learned FDB entries (userspace networks)
   stp show NETWORK       show the spanning tree state of NETWORK
   vlan show NETWORK      show the VLANs of NETWORK's ports
   vm list                list guests: state, pid, accelerator, restart policy, NICs
@@ -88,7 +96,11 @@ constexpr CommandSpec kCommands[] = {
     {"network", "list", 0, 0, ""},
     {"network", "show", 1, 1, "NAME"},
     {"port", "list", 0, 1, "[NETWORK]"},
+    {"port", "stats", 1, 2, "NETWORK [PORT]"},
     {"fdb", "show", 1, 1, "NETWORK"},
+    {"fdb", "add", 3, 3, "NETWORK MAC PORT", "[--vlan VID]"},
+    {"fdb", "del", 2, 2, "NETWORK MAC", "[--vlan VID]"},
+    {"fdb", "flush", 1, 1, "NETWORK", "[--port PORT] [--vlan VID]"},
     {"stp", "show", 1, 1, "NETWORK"},
     {"vlan", "show", 1, 1, "NETWORK"},
     {"vm", "list", 0, 0, ""},
@@ -178,9 +190,9 @@ std::optional<long long> ParseDecimal(const std::string& text) {
 // A command option (--mac, --vlan, --bytes): the spelling it was given in and
 // its value; checked once the command is known.
 struct CommandOption {
-  const char* name;      // "--mac"
-  const char* command;   // the command it belongs to: "attach", "vm console-log"
-  const char* argument;  // as in "option '--mac' needs a MAC"
+  const char* name;                        // "--mac"
+  std::vector<std::string_view> commands;  // the commands it belongs to: "attach", "fdb add"
+  const char* argument;                    // as in "option '--mac' needs a MAC"
   std::optional<std::string> value;
 };
 
@@ -273,6 +285,22 @@ class Dispatcher {
       json args = json::object();
       if (!cl_.operands.empty()) args["network"] = cl_.operands[0];
       return Call("port.list", args, FormatPortList);
+    }
+    if (command == "port" && sub == "stats") {
+      json args = {{"network", cl_.operands[0]}};
+      if (cl_.operands.size() > 1) args["port"] = cl_.operands[1];
+      return Call("port.stats", args, FormatPortStats);
+    }
+    if (command == "fdb" && (sub == "add" || sub == "del" || sub == "flush")) {
+      json args = {{"network", cl_.operands[0]}};
+      if (sub != "flush") args["mac"] = cl_.operands[1];
+      if (sub == "add") args["port"] = cl_.operands[2];
+      if (cl_.port) args["port"] = *cl_.port;
+      if (cl_.vlan) args["vlan"] = *cl_.vlan;
+      const Formatter format = sub == "add"   ? FormatFdbAdd
+                               : sub == "del" ? FormatFdbDel
+                                              : FormatFdbFlush;
+      return Call("fdb." + sub, args, format);
     }
     if (sub == "show" && (command == "fdb" || command == "stp" || command == "vlan")) {
       auto format = command == "fdb"   ? FormatFdbShow
@@ -416,10 +444,17 @@ std::string HelpText(const std::string& command) {
        "Lists ports: NETWORK PORT KIND STATE STP-STATE COST PRIO FLAGS VLAN.\n"
        "STATE is up, down or missing (configured, but not on the host).\n"
        "FLAGS: learn, flood, hairpin, isolated, guard (BPDU guard), rootblock.\n"
-       "VLAN: \"access PVID\", \"trunk ALLOWED [native N]\" or \"-\".\n"},
+       "VLAN: \"access PVID\", \"trunk ALLOWED [native N]\" or \"-\".\n"
+       "stats: per-port counters: NETWORK PORT RX-PKTS RX-BYTES TX-PKTS TX-BYTES DROPS\n"
+       "  DROP-REASONS (the non-zero drop counters, as reason=count).\n"},
       {"fdb",
-       "Shows the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
-       "and AGE (seconds since last seen) when the datapath reports it.\n"},
+       "show: the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
+       "  and AGE (seconds since last seen) when the datapath reports it.\n"
+       "add: adds a static entry MAC -> PORT (in VLAN VID with --vlan, else the port's\n"
+       "  untagged VLAN). Userspace networks only.\n"
+       "del: deletes the static entries of MAC (only in VLAN VID with --vlan).\n"
+       "flush: removes learned entries, all or only those of --port PORT and/or\n"
+       "  --vlan VID. Userspace networks only.\n"},
       {"stp",
        "Shows spanning tree state: bridge id, root id, root port and path cost, whether\n"
        "this bridge is root, topology change, timers and where the state was read\n"
@@ -472,10 +507,13 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     return false;
   };
 
-  CommandOption mac_option{"--mac", "attach", "MAC", std::nullopt};
-  CommandOption vlan_option{"--vlan", "attach", "VID", std::nullopt};
-  CommandOption bytes_option{"--bytes", "vm console-log", "N", std::nullopt};
-  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option};
+  CommandOption mac_option{"--mac", {"attach"}, "MAC", std::nullopt};
+  CommandOption vlan_option{
+      "--vlan", {"attach", "fdb add", "fdb del", "fdb flush"}, "VID", std::nullopt};
+  CommandOption bytes_option{"--bytes", {"vm console-log"}, "N", std::nullopt};
+  CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
+  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option,
+                                            &port_option};
 
   std::vector<std::string> positional;
   bool options_done = false;
@@ -605,7 +643,8 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   }
 
   for (const CommandOption* option : command_options) {
-    if (option->value && name != option->command) {
+    if (option->value && std::find(option->commands.begin(), option->commands.end(), name) ==
+                             option->commands.end()) {
       return usage_error(name + ": unknown option '" + option->name + "'",
                          CommandHint(cl->command));
     }
@@ -623,6 +662,22 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                          CommandHint(cl->command));
     }
     cl->mac = mac->ToString();
+  }
+  if (cl->command == "fdb" && (cl->sub == "add" || cl->sub == "del")) {
+    const std::string& text = cl->operands[1];
+    std::optional<MacAddress> mac = MacAddress::Parse(text);
+    if (!mac || mac->IsMulticast() || mac->IsZero()) {
+      return usage_error(name + ": '" + text +
+                             "' is not a unicast MAC address (six hex pairs, like "
+                             "52:54:00:12:34:56)",
+                         CommandHint(cl->command));
+    }
+    cl->operands[1] = mac->ToString();
+  }
+  if (port_option.value) {
+    if (port_option.value->empty())
+      return usage_error(name + ": --port needs a PORT", CommandHint(cl->command));
+    cl->port = *port_option.value;
   }
   if (vlan_option.value) {
     std::optional<long long> vid = ParseDecimal(*vlan_option.value);

@@ -397,6 +397,43 @@ std::string FormatPortList(const json& result) {
 
 std::string FormatFdbShow(const json& result) { return FdbTable(Array(result, "entries")); }
 
+std::string FormatPortStats(const json& result) {
+  Table table({"NETWORK", "PORT", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS",
+               "DROP-REASONS"});
+  for (const auto& port : Array(result, "ports")) {
+    const json* counters = Get(port, "counters");
+    const json& c = counters != nullptr ? *counters : EmptyArray();
+    std::vector<std::string> reasons;
+    if (const json* drops = Get(c, "drops"); drops != nullptr && drops->is_object()) {
+      for (const auto& [reason, count] : drops->items()) {
+        if (count.is_number() && count != 0) reasons.push_back(reason + "=" + ValueText(count));
+      }
+    }
+    table.AddRow({Text(port, "network"), Text(port, "port"), Text(c, "rx_packets"),
+                  Text(c, "rx_bytes"), Text(c, "tx_packets"), Text(c, "tx_bytes"),
+                  Text(c, "drops_total"), reasons.empty() ? "-" : Join(reasons, ",")});
+  }
+  return table.ToString();
+}
+
+std::string FormatFdbAdd(const json& result) {
+  std::string out;
+  for (const auto& entry : Array(result, "entries")) {
+    if (!Bool(entry, "static").value_or(false)) continue;
+    out += "added static " + Text(entry, "mac") + " on " + Text(entry, "port") + " (vlan " +
+           FdbVlan(entry) + ")\n";
+  }
+  return out.empty() ? "added\n" : out;
+}
+
+std::string FormatFdbDel(const json& result) {
+  return "deleted static FDB entry from network " + Text(result, "network") + "\n";
+}
+
+std::string FormatFdbFlush(const json& result) {
+  return "flushed learned FDB entries of network " + Text(result, "network") + "\n";
+}
+
 std::string FormatStpShow(const json& result) {
   const json& stp = Inner(result, "stp");
   KeyValues block;

@@ -107,9 +107,9 @@ TEST(ParseTest, UsageErrors) {
             "Usage: netctl network list | netctl network show NAME (see 'netctl help network')");
   EXPECT_EQ(ParseError({"network", "delete"}).message,
             "network: unknown sub-command 'delete' (list, show)");
-  EXPECT_EQ(ParseError({"fdb", "show"}).message, "fdb show: missing NETWORK");
-  EXPECT_EQ(ParseError({"fdb", "show"}).hint,
-            "Usage: netctl fdb show NETWORK (see 'netctl help fdb')");
+  EXPECT_EQ(ParseError({"stp", "show"}).message, "stp show: missing NETWORK");
+  EXPECT_EQ(ParseError({"stp", "show"}).hint,
+            "Usage: netctl stp show NETWORK (see 'netctl help stp')");
   EXPECT_EQ(ParseError({"network", "show"}).message, "network show: missing NAME");
   EXPECT_EQ(ParseError({"network", "list", "extra"}).message,
             "network list: unexpected argument 'extra'");
@@ -127,12 +127,12 @@ TEST(ParseTest, UsageErrors) {
 // --- Run: usage, help, version ---
 
 TEST(RunTest, UsageErrorsExitTwoWithOneLineAndAHint) {
-  Output result = RunNetctl({"fdb", "show"});
+  Output result = RunNetctl({"stp", "show"});
   EXPECT_EQ(result.code, 2);
   EXPECT_EQ(result.out, "");
   EXPECT_EQ(result.err,
-            "netctl: fdb show: missing NETWORK\n"
-            "Usage: netctl fdb show NETWORK (see 'netctl help fdb')\n");
+            "netctl: stp show: missing NETWORK\n"
+            "Usage: netctl stp show NETWORK (see 'netctl help stp')\n");
   result = RunNetctl({"--bogus", "network", "list"});
   EXPECT_EQ(result.code, 2);
   EXPECT_EQ(result.err, "netctl: unknown option '--bogus'\nTry 'netctl --help'.\n");

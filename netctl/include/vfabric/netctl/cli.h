@@ -34,7 +34,8 @@ struct CommandLine {
 
   // Command options, checked by ParseCommandLine (a usage error elsewhere):
   std::optional<std::string> mac;  // attach --mac: a unicast MAC, as MacAddress prints it
-  std::optional<int> vlan;         // attach --vlan: 1..4094
+  std::optional<int> vlan;         // attach/fdb add/del/flush --vlan: 1..4094
+  std::optional<std::string> port;  // fdb flush --port: non-empty
   std::optional<long long> bytes;  // vm console-log --bytes: > 0
 };
 

@@ -47,6 +47,14 @@ std::string FormatNetworkShow(const nlohmann::json& result);
 // learn,flood,hairpin,isolated,guard,rootblock ("-" for none); VLAN is
 // "access PVID", "trunk ALLOWED [native N]" or "-".
 std::string FormatPortList(const nlohmann::json& result);
+// port.stats: NETWORK PORT RX-PKTS RX-BYTES TX-PKTS TX-BYTES DROPS DROP-REASONS
+// DROP-REASONS lists the non-zero drop counters as "reason=N" ("-" for none).
+std::string FormatPortStats(const nlohmann::json& result);
+// fdb.add: "added static MAC on PORT (vlan V)"; fdb.del: "deleted MAC";
+// fdb.flush: "flushed learned FDB entries of NETWORK".
+std::string FormatFdbAdd(const nlohmann::json& result);
+std::string FormatFdbDel(const nlohmann::json& result);
+std::string FormatFdbFlush(const nlohmann::json& result);
 // fdb.show: MAC VLAN PORT FLAGS (static, local, learned), plus AGE when any entry has "age".
 std::string FormatFdbShow(const nlohmann::json& result);
 // stp.show: the bridge's block (ids, root port and cost, "this bridge is root",

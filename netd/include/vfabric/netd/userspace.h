@@ -1,0 +1,109 @@
+// netd's userspace networks: one bridge::Switch per network with
+// "datapath": "userspace", kept matching the desired topology.
+//
+// Sync() runs after the kernel is reconciled (the planner has made the
+// network's taps and veths, up, on no bridge). For each userspace network it
+// creates the switch (FDB limits, ageing time, a hash seed from getrandom())
+// and starts its datapath thread; opens a port per topology port -- a tap
+// the network lists: netd opens the tap (OpenTap) for a tap port; a VM NIC's
+// tap (QEMU holds it), a veth or an existing link: a packet socket on the
+// link's ifindex -- with the port's VLAN config; reopens ports whose link
+// was recreated (its ifindex changed) or failed; removes ports that left the
+// configuration; installs the static FDB entries (the topology's and those
+// added at run time with fdb.add). Networks that left are stopped.
+// Single-threaded (netd's event loop); each switch runs its own datapath
+// thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vfabric/bridge/switch.h"
+#include "vfabric/common/status.h"
+#include "vfabric/netd/planner.h"
+#include "vfabric/topology/topology.h"
+#include "vfabric/vlan/port.h"
+
+namespace vfabric::netd {
+
+// The switch's VLAN config for a topology port: "none" is an access port on
+// the network's default PVID; access and trunk map one to one.
+vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
+                                      const topology::PortVlanConfig& port);
+// The VLAN a static FDB entry with `vlan` (0: none) on `port` lives in: the
+// given VLAN, else the port's untagged VLAN (access PVID, trunk native, or
+// the network's default PVID).
+uint16_t StaticFdbVlan(const topology::NetworkConfig& network,
+                       const topology::PortConfig& port, uint16_t vlan);
+// The switch's FDB config for a network (hash_seed left 0).
+fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network);
+// Every port name a VM NIC of `desired` uses (a tap QEMU holds).
+std::set<std::string> GuestPortNames(const topology::Topology& desired);
+
+class UserspaceNetworks {
+ public:
+  UserspaceNetworks();
+  ~UserspaceNetworks();
+  UserspaceNetworks(const UserspaceNetworks&) = delete;
+  UserspaceNetworks& operator=(const UserspaceNetworks&) = delete;
+
+  // Makes the switches match `desired` (see the file comment); `state` is
+  // the kernel as read after reconciling. One message per problem.
+  std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state);
+
+  bool Has(const std::string& network) const { return networks_.count(network) != 0; }
+  // Stops every switch.
+  void StopAll();
+
+  // ---- control verbs (the network must be Has()) ----
+  // What the switch adds to a Port object: "switch_port" (its id, or null
+  // when not in the switch), "stp_state" and "counters".
+  nlohmann::json PortExtra(const std::string& network, const std::string& port) const;
+  // {"port", "present", "counters": {...}} for one port or all.
+  Result<nlohmann::json> PortStats(const std::string& network, const std::string& port) const;
+  Result<nlohmann::json> FdbEntries(const std::string& network);
+  nlohmann::json VlanJson(const topology::NetworkConfig& network) const;
+  Result<nlohmann::json> FdbCounters(const std::string& network);
+  size_t PortsUp(const std::string& network) const;
+
+  // fdb.add / fdb.del / fdb.flush. Runtime static entries are kept across
+  // Sync() until deleted (or their port leaves the network).
+  Status AddStatic(const topology::NetworkConfig& network, const MacAddress& mac,
+                   const std::string& port, std::optional<uint16_t> vlan);
+  Status DeleteStatic(const topology::NetworkConfig& network, const MacAddress& mac,
+                      std::optional<uint16_t> vlan);
+  Status Flush(const std::string& network, const std::string& port, std::optional<uint16_t> vlan);
+
+ private:
+  struct PortState {
+    bridge::PortId id = fdb::kNoPort;
+    int ifindex = 0;
+    bool tap = false;  // opened by netd as a tap (else a packet socket)
+    vlan::PortVlanConfig vlan;
+  };
+  using StaticKey = std::pair<uint16_t, MacAddress>;  // vlan, mac
+  struct Network {
+    std::unique_ptr<bridge::Switch> sw;
+    fdb::Config fdb;
+    uint64_t ageing_time_ns = 0;
+    std::map<std::string, PortState> ports;               // by name
+    std::map<StaticKey, std::string> installed_statics;  // -> port
+    std::map<StaticKey, std::string> runtime_statics;    // fdb.add
+  };
+
+  void SyncNetwork(const topology::NetworkConfig& config, const topology::Topology& desired,
+                   const KernelState& state, Network& network, std::vector<std::string>& errors);
+  void RemovePort(Network& network, const std::string& name);
+
+  std::map<std::string, Network> networks_;
+};
+
+}  // namespace vfabric::netd

@@ -1,0 +1,465 @@
+#include "vfabric/netd/userspace.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "vfabric/bridge/ports.h"
+#include "vfabric/common/log.h"
+#include "vfabric/netd/kernel.h"
+
+namespace vfabric::netd {
+namespace {
+
+using nlohmann::json;
+
+uint64_t RandomSeed() {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    VF_LOG(kWarning) << "getrandom: " << std::strerror(errno) << "; FDB hash seed from the clock";
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  return seed;
+}
+
+bool SameVlan(const vlan::PortVlanConfig& a, const vlan::PortVlanConfig& b) {
+  return a.mode == b.mode && a.pvid == b.pvid && a.native == b.native && a.allowed == b.allowed;
+}
+
+json CountersJson(const bridge::PortCounters& c) {
+  json drops = json::object();
+  for (size_t i = 0; i < bridge::kDropReasonCount; ++i)
+    drops[std::string(bridge::ToString(static_cast<bridge::DropReason>(i)))] = c.drops[i];
+  return {{"rx_packets", c.rx_packets},   {"rx_bytes", c.rx_bytes},
+          {"tx_packets", c.tx_packets},   {"tx_bytes", c.tx_bytes},
+          {"bpdu_trapped", c.bpdu_trapped}, {"csum_completed", c.csum_completed},
+          {"segmented", c.segmented},     {"drops", drops},
+          {"drops_total", c.total_drops()}};
+}
+
+// The port's VLANs as the kernel view lists them: {"vid","pvid","untagged"}.
+json VlanEntries(const vlan::PortVlanConfig& v) {
+  json list = json::array();
+  if (v.mode == vlan::PortMode::kAccess) {
+    list.push_back({{"vid", v.pvid}, {"pvid", true}, {"untagged", true}});
+    return list;
+  }
+  const bool native = v.native != vlan::NativeMode::kNone;
+  for (uint16_t vid = 1; vid < 4095; ++vid) {
+    const bool is_native = native && vid == v.pvid;
+    if (!v.allowed.Contains(vid) && !is_native) continue;
+    list.push_back({{"vid", vid},
+                    {"pvid", is_native},
+                    {"untagged", is_native && v.native == vlan::NativeMode::kUntagged}});
+  }
+  return list;
+}
+
+json SwitchVlanJson(const vlan::PortVlanConfig& v) {
+  json out = {{"mode", v.mode == vlan::PortMode::kAccess ? "access" : "trunk"}};
+  if (v.mode == vlan::PortMode::kAccess) {
+    out["pvid"] = v.pvid;
+  } else {
+    out["allowed"] = v.allowed.ToString();
+    out["native"] = v.native == vlan::NativeMode::kNone ? json(nullptr) : json(v.pvid);
+    out["native_tagged"] = v.native == vlan::NativeMode::kTagged;
+  }
+  return out;
+}
+
+}  // namespace
+
+vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
+                                      const topology::PortVlanConfig& port) {
+  switch (port.mode) {
+    case topology::VlanMode::kNone:
+      return vlan::PortVlanConfig::Access(network.vlan.default_pvid);
+    case topology::VlanMode::kAccess:
+      return vlan::PortVlanConfig::Access(port.pvid);
+    case topology::VlanMode::kTrunk: {
+      vlan::VlanSet allowed;
+      for (uint16_t vid = 1; vid < 4095; ++vid)
+        if (port.allowed.test(vid)) allowed.Add(vid);
+      return vlan::PortVlanConfig::Trunk(allowed, port.native, port.native_tagged);
+    }
+  }
+  return vlan::PortVlanConfig::Access(1);
+}
+
+uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
+                       uint16_t vlan) {
+  if (vlan != 0) return vlan;
+  const vlan::PortVlanConfig config = SwitchVlanConfig(network, port.vlan);
+  if (config.mode == vlan::PortMode::kTrunk && config.native == vlan::NativeMode::kNone)
+    return network.vlan.default_pvid;
+  return config.pvid;
+}
+
+fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network) {
+  fdb::Config config;
+  if (network.fdb.max_entries != 0) config.max_entries = network.fdb.max_entries;
+  config.max_per_port = network.fdb.max_per_port;
+  // 0 s: learned entries expire at once (the kernel bridge's meaning), not
+  // the FDB's "do not learn".
+  config.ageing_time_ns = std::max<uint64_t>(1, uint64_t{network.fdb.ageing_time} * 1'000'000'000);
+  return config;
+}
+
+std::set<std::string> GuestPortNames(const topology::Topology& desired) {
+  std::set<std::string> names;
+  for (const topology::VmConfig& vm : desired.vms) {
+    for (size_t i = 0; i < vm.nics.size(); ++i) {
+      names.insert(vm.nics[i].port.empty() ? vm.name + "-eth" + std::to_string(i)
+                                           : vm.nics[i].port);
+    }
+  }
+  return names;
+}
+
+UserspaceNetworks::UserspaceNetworks() = default;
+UserspaceNetworks::~UserspaceNetworks() { StopAll(); }
+
+void UserspaceNetworks::StopAll() {
+  for (auto& [name, network] : networks_) {
+    if (network.sw) network.sw->Stop();
+  }
+  networks_.clear();
+}
+
+std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desired,
+                                                 const KernelState& state) {
+  std::vector<std::string> errors;
+  std::set<std::string> wanted;
+  for (const topology::NetworkConfig& config : desired.networks) {
+    if (config.datapath != topology::Datapath::kUserspace) continue;
+    wanted.insert(config.name);
+    Network& network = networks_[config.name];
+    SyncNetwork(config, desired, state, network, errors);
+    if (!network.sw) networks_.erase(config.name);
+  }
+  for (auto it = networks_.begin(); it != networks_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    VF_LOG(kInfo) << "userspace network " << it->first << ": stopped (no longer configured)";
+    it = networks_.erase(it);
+  }
+  return errors;
+}
+
+void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
+  auto it = network.ports.find(name);
+  if (it == network.ports.end()) return;
+  Status status = network.sw->RemovePort(it->second.id);
+  if (!status.ok()) VF_LOG(kError) << status.message();
+  std::erase_if(network.installed_statics, [&](const auto& e) { return e.second == name; });
+  network.ports.erase(it);
+}
+
+void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
+                                    const topology::Topology& desired, const KernelState& state,
+                                    Network& network, std::vector<std::string>& errors) {
+  const std::string what = "userspace network " + config.name;
+  const fdb::Config fdb_config = SwitchFdbConfig(config);
+  if (network.sw && (network.fdb.max_entries != fdb_config.max_entries ||
+                     network.fdb.max_per_port != fdb_config.max_per_port)) {
+    VF_LOG(kInfo) << what << ": FDB limits changed; restarting its switch";
+    network.sw.reset();
+    network.ports.clear();
+    network.installed_statics.clear();
+  }
+  if (!network.sw) {
+    bridge::SwitchConfig sc;
+    sc.name = config.name;
+    sc.fdb = fdb_config;
+    sc.fdb.hash_seed = RandomSeed();
+    auto sw = bridge::Switch::Create(std::move(sc));
+    if (!sw.ok()) {
+      errors.push_back(what + ": " + sw.status().message());
+      return;
+    }
+    network.sw = std::move(sw).value();
+    network.fdb = fdb_config;
+    network.ageing_time_ns = fdb_config.ageing_time_ns;
+    // The datapath thread must take no signals: netd's loop reads SIGHUP,
+    // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
+    // thread (the thread inherits the mask in force at Start()).
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    Status started = network.sw->Start();
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    if (!started.ok()) {
+      errors.push_back(what + ": " + started.message());
+      network.sw.reset();
+      return;
+    }
+    VF_LOG(kInfo) << what << ": switch started";
+    if (config.stp.enabled)
+      VF_LOG(kWarning) << what
+                       << ": STP is configured but the userspace switch does not run STP yet; "
+                          "all ports forward";
+  }
+  if (network.ageing_time_ns != fdb_config.ageing_time_ns) {
+    Status status = network.sw->SetAgeingTime(fdb_config.ageing_time_ns);
+    if (status.ok()) network.ageing_time_ns = fdb_config.ageing_time_ns;
+    else errors.push_back(what + ": " + status.message());
+  }
+
+  // Ports whose fd failed (their link went away) are reopened below.
+  for (const bridge::PortInfo& info : network.sw->Ports())
+    if (info.failed) RemovePort(network, info.name);
+  std::set<std::string> configured;
+  for (const auto& port : config.ports) configured.insert(port.name);
+  for (auto it = network.ports.begin(); it != network.ports.end();) {
+    const std::string name = it->first;
+    ++it;
+    if (!configured.count(name)) {
+      RemovePort(network, name);
+      std::erase_if(network.runtime_statics, [&](const auto& e) { return e.second == name; });
+      VF_LOG(kInfo) << what << ": removed port " << name;
+    }
+  }
+
+  const std::set<std::string> guest_ports = GuestPortNames(desired);
+  for (const topology::PortConfig& port : config.ports) {
+    const LinkInfo* link = state.FindLink(port.name);
+    if (link == nullptr) {
+      RemovePort(network, port.name);
+      errors.push_back(what + ": port " + port.name + ": no such link");
+      continue;
+    }
+    const bool tap = port.kind == topology::PortKind::kTap && !guest_ports.count(port.name);
+    const vlan::PortVlanConfig vlan = SwitchVlanConfig(config, port.vlan);
+    auto existing = network.ports.find(port.name);
+    if (existing != network.ports.end() &&
+        (existing->second.ifindex != link->ifindex || existing->second.tap != tap)) {
+      VF_LOG(kInfo) << what << ": port " << port.name << " was recreated; reopening it";
+      RemovePort(network, port.name);
+      existing = network.ports.end();
+    }
+    if (existing != network.ports.end()) {
+      if (!SameVlan(existing->second.vlan, vlan)) {
+        Status status = network.sw->SetPortVlan(existing->second.id, vlan);
+        if (status.ok()) existing->second.vlan = vlan;
+        else errors.push_back(what + ": " + status.message());
+      }
+      continue;
+    }
+    Result<std::unique_ptr<bridge::Port>> opened = Status::Error("not opened");
+    if (tap) {
+      auto fd = OpenTap(port.name, /*vnet_hdr=*/true, port.multi_queue);
+      if (!fd.ok()) {
+        errors.push_back(what + ": port " + port.name + ": " + fd.status().message());
+        continue;
+      }
+      opened = bridge::OpenTapPort(port.name, std::move(fd).value());
+    } else {
+      opened = bridge::OpenPacketSocketPort(port.name, link->ifindex);
+    }
+    if (!opened.ok()) {
+      errors.push_back(what + ": port " + port.name + ": " + opened.status().message());
+      continue;
+    }
+    bridge::PortSettings settings;
+    settings.vlan = vlan;
+    auto id = network.sw->AddPort(std::move(opened).value(), settings);
+    if (!id.ok()) {
+      errors.push_back(what + ": port " + port.name + ": " + id.status().message());
+      continue;
+    }
+    network.ports[port.name] = {*id, link->ifindex, tap, vlan};
+    VF_LOG(kInfo) << what << ": port " << port.name << " (" << (tap ? "tap" : "packet socket")
+                  << ", ifindex " << link->ifindex << ") added as switch port " << *id;
+  }
+
+  // Static FDB entries: the topology's and the run-time ones.
+  std::map<StaticKey, std::string> want;
+  for (const topology::StaticFdbEntry& entry : config.fdb.static_entries) {
+    auto port = std::find_if(config.ports.begin(), config.ports.end(),
+                             [&](const topology::PortConfig& p) { return p.name == entry.port; });
+    if (port == config.ports.end()) continue;
+    want[{StaticFdbVlan(config, *port, entry.vlan), entry.mac}] = entry.port;
+  }
+  for (const auto& [key, port] : network.runtime_statics) want.emplace(key, port);
+  for (auto it = network.installed_statics.begin(); it != network.installed_statics.end();) {
+    auto w = want.find(it->first);
+    if (w != want.end() && w->second == it->second) {
+      ++it;
+      continue;
+    }
+    Status status = network.sw->RemoveStaticFdb(it->first.first, it->first.second);
+    if (!status.ok()) VF_LOG(kWarning) << what << ": " << status.message();
+    it = network.installed_statics.erase(it);
+  }
+  for (const auto& [key, port] : want) {
+    if (network.installed_statics.count(key)) continue;
+    auto p = network.ports.find(port);
+    if (p == network.ports.end()) continue;  // reported above
+    Status status = network.sw->AddStaticFdb(key.first, key.second, p->second.id);
+    if (status.ok()) network.installed_statics[key] = port;
+    else errors.push_back(what + ": static FDB " + key.second.ToString() + ": " + status.message());
+  }
+}
+
+json UserspaceNetworks::PortExtra(const std::string& network_name, const std::string& port) const {
+  json out = {{"switch_port", nullptr}};
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return out;
+  auto p = n->second.ports.find(port);
+  if (p == n->second.ports.end()) return out;
+  out["switch_port"] = p->second.id;
+  out["stp_state"] = "forwarding";
+  if (auto counters = n->second.sw->Counters(p->second.id); counters.ok())
+    out["counters"] = CountersJson(*counters);
+  return out;
+}
+
+size_t UserspaceNetworks::PortsUp(const std::string& network) const {
+  auto n = networks_.find(network);
+  if (n == networks_.end()) return 0;
+  size_t up = 0;
+  for (const bridge::PortInfo& info : n->second.sw->Ports())
+    if (!info.failed) ++up;
+  return up;
+}
+
+Result<json> UserspaceNetworks::PortStats(const std::string& network_name,
+                                          const std::string& port) const {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  json ports = json::array();
+  bool found = port.empty();
+  for (const bridge::PortInfo& info : n->second.sw->Ports()) {
+    if (!port.empty() && info.name != port) continue;
+    found = true;
+    ports.push_back({{"network", network_name},
+                     {"port", info.name},
+                     {"switch_port", info.id},
+                     {"kind", std::string(bridge::ToString(info.kind))},
+                     {"failed", info.failed},
+                     {"counters", CountersJson(info.counters)}});
+  }
+  if (!found) return Status::Error("no port " + port + " in the switch of network " + network_name);
+  return json{{"ports", ports}};
+}
+
+Result<json> UserspaceNetworks::FdbEntries(const std::string& network_name) {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  std::map<bridge::PortId, std::string> names;
+  for (const bridge::PortInfo& info : n->second.sw->Ports()) names[info.id] = info.name;
+  auto entries = n->second.sw->FdbEntries();
+  if (!entries.ok()) return entries.status();
+  json list = json::array();
+  for (const fdb::Entry& e : *entries) {
+    auto name = names.find(e.port);
+    list.push_back({{"mac", e.mac.ToString()},
+                    {"vlan", e.vlan},
+                    {"port", name == names.end() ? json(nullptr) : json(name->second)},
+                    {"static", e.is_static},
+                    {"local", false},
+                    {"age", e.is_static ? json(nullptr)
+                                        : json(static_cast<double>(e.age_ns / 1'000'000) / 1000.0)}});
+  }
+  return json{{"entries", list}};
+}
+
+Result<json> UserspaceNetworks::FdbCounters(const std::string& network_name) {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  auto c = n->second.sw->FdbCounters();
+  if (!c.ok()) return c.status();
+  return json{{"learned", c->learned}, {"refreshed", c->refreshed}, {"moved", c->moved},
+              {"expired", c->expired}, {"evicted", c->evicted},     {"flushed", c->flushed}};
+}
+
+json UserspaceNetworks::VlanJson(const topology::NetworkConfig& config) const {
+  json vlan = {{"filtering", true},
+               {"supported", true},
+               {"datapath", "userspace"},
+               {"default_pvid", config.vlan.default_pvid}};
+  json ports = json::array();
+  auto n = networks_.find(config.name);
+  for (const auto& port : config.ports) {
+    const vlan::PortVlanConfig want = SwitchVlanConfig(config, port.vlan);
+    json item = SwitchVlanJson(want);
+    item["port"] = port.name;
+    bool present = false;
+    if (n != networks_.end()) {
+      auto p = n->second.ports.find(port.name);
+      if (p != n->second.ports.end()) {
+        present = true;
+        item["applied"] = SwitchVlanJson(p->second.vlan);
+        item["vlans"] = VlanEntries(p->second.vlan);
+      }
+    }
+    item["present"] = present;
+    if (!present) item["vlans"] = json::array();
+    ports.push_back(item);
+  }
+  vlan["ports"] = ports;
+  return vlan;
+}
+
+Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const MacAddress& mac,
+                                    const std::string& port, std::optional<uint16_t> vid) {
+  auto n = networks_.find(config.name);
+  if (n == networks_.end()) return Status::Error("network " + config.name + " has no switch running");
+  auto pc = std::find_if(config.ports.begin(), config.ports.end(),
+                         [&](const topology::PortConfig& p) { return p.name == port; });
+  auto p = n->second.ports.find(port);
+  if (pc == config.ports.end() || p == n->second.ports.end())
+    return Status::Error("no port " + port + " in the switch of network " + config.name);
+  const StaticKey key{StaticFdbVlan(config, *pc, vid.value_or(0)), mac};
+  if (auto installed = n->second.installed_statics.find(key);
+      installed != n->second.installed_statics.end()) {
+    VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
+    n->second.installed_statics.erase(installed);
+  }
+  VF_RETURN_IF_ERROR(n->second.sw->AddStaticFdb(key.first, mac, p->second.id));
+  n->second.installed_statics[key] = port;
+  n->second.runtime_statics[key] = port;
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, const MacAddress& mac,
+                                       std::optional<uint16_t> vid) {
+  auto n = networks_.find(config.name);
+  if (n == networks_.end()) return Status::Error("network " + config.name + " has no switch running");
+  // Without a VLAN: every static entry of that MAC.
+  std::vector<StaticKey> keys;
+  for (const auto& [key, port] : n->second.installed_statics)
+    if (key.second == mac && (!vid || key.first == *vid)) keys.push_back(key);
+  if (keys.empty())
+    return Status::Error("no static FDB entry for " + mac.ToString() +
+                         (vid ? " in VLAN " + std::to_string(*vid) : "") + " on network " +
+                         config.name);
+  for (const StaticKey& key : keys) {
+    VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
+    n->second.installed_statics.erase(key);
+    n->second.runtime_statics.erase(key);
+  }
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::Flush(const std::string& network_name, const std::string& port,
+                                std::optional<uint16_t> vid) {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  std::optional<bridge::PortId> id;
+  if (!port.empty()) {
+    auto p = n->second.ports.find(port);
+    if (p == n->second.ports.end())
+      return Status::Error("no port " + port + " in the switch of network " + network_name);
+    id = p->second.id;
+  }
+  return n->second.sw->FlushFdb(id, vid);
+}
+
+}  // namespace vfabric::netd

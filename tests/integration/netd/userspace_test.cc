@@ -1,0 +1,219 @@
+// netd running a "datapath": "userspace" network on vfabric's own switch:
+// three veths whose peers live in three named namespaces (hosts), pings
+// between them, the FDB, counters, VLANs, static entries, restart adoption
+// and reload.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "vfabric/testing/netd_fixture.h"
+#include "vfabric/testing/support.h"
+
+namespace vfabric {
+namespace {
+
+using nlohmann::json;
+using testing::Cmd;
+using testing::CommandResult;
+using testing::Request;
+using testing::WaitFor;
+
+constexpr int kHosts = 3;
+const char* const kPorts[kHosts] = {"us-a", "us-b", "us-c"};
+const char* const kPeers[kHosts] = {"us-a-p", "us-b-p", "us-c-p"};
+
+class UserspaceNetdTest : public testing::NetdFixture {
+ protected:
+  void SetUp() override {
+    NetdFixture::SetUp();
+    if (IsSkipped()) return;
+    for (int i = 0; i < kHosts; ++i) {
+      hosts_.push_back(std::make_unique<testing::ScopedNamedNetns>("vfus"));
+      ASSERT_TRUE(hosts_.back()->ok());
+    }
+    config_ = dir_.Join("us.json");
+  }
+
+  // The topology: every port access `vlans[i]` (0: no VLAN settings), ports
+  // [0, count).
+  void WriteConfig(std::vector<int> vlans, int count = kHosts) {
+    json ports = json::array();
+    for (int i = 0; i < count; ++i) {
+      json port = {{"name", kPorts[i]}, {"kind", "veth"}, {"peer", kPeers[i]},
+                   {"peer_netns", hosts_[i]->name()}};
+      if (vlans[i] != 0) port["vlan"] = {{"mode", "access"}, {"pvid", vlans[i]}};
+      ports.push_back(port);
+    }
+    json doc = {{"networks",
+                 {{{"name", "us"},
+                   {"datapath", "userspace"},
+                   {"stp", {{"enabled", true}}},
+                   {"fdb", {{"ageing_time", 300}, {"max_entries", 1024}}},
+                   {"ports", ports}}}}};
+    std::ofstream(config_) << doc.dump(2);
+  }
+
+  void SetUpHosts() {
+    for (int i = 0; i < kHosts; ++i) {
+      const std::string& ns = hosts_[i]->name();
+      CommandResult add = Cmd({"ip", "-n", ns, "addr", "add",
+                               "10.66.0." + std::to_string(i + 1) + "/24", "dev", kPeers[i]});
+      ASSERT_EQ(add.exit_code, 0) << add.err << "\n" << Log();
+      ASSERT_EQ(Cmd({"ip", "-n", ns, "link", "set", kPeers[i], "up"}).exit_code, 0);
+      ASSERT_EQ(Cmd({"ip", "-n", ns, "link", "set", "lo", "up"}).exit_code, 0);
+    }
+  }
+
+  bool Ping(int from, int to) {
+    CommandResult r = Cmd({"ip", "netns", "exec", hosts_[from]->name(), "busybox", "ping", "-c",
+                           "2", "-W", "2", "10.66.0." + std::to_string(to + 1)});
+    return r.exit_code == 0;
+  }
+
+  std::string PeerMac(int i) {
+    json links = testing::IpJson({"ip", "-n", hosts_[i]->name(), "-j", "link", "show", kPeers[i]});
+    return links.empty() ? "" : links[0].value("address", "");
+  }
+
+  int Ifindex(const std::string& name) { return testing::Link(name).value("ifindex", 0); }
+
+  CommandResult Netctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Cmd(argv);
+  }
+
+  json Stats(const std::string& port) {
+    json result = Ok(Request("port.stats", {{"network", "us"}, {"port", port}}));
+    return result.is_object() && !result["ports"].empty() ? result["ports"][0]["counters"] : json();
+  }
+
+  std::vector<std::unique_ptr<testing::ScopedNamedNetns>> hosts_;
+  std::string config_;
+};
+
+TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
+  WriteConfig({0, 0, 0});
+  Start(config_);
+  EXPECT_THAT(Log(), ::testing::HasSubstr("does not run STP yet"));
+  // The planner made the veths, moved the peers, left the ports on no bridge.
+  for (int i = 0; i < kHosts; ++i) {
+    ASSERT_TRUE(testing::LinkExists(kPorts[i])) << Log();
+    EXPECT_FALSE(testing::LinkExists(kPeers[i]));
+    EXPECT_FALSE(testing::Link(kPorts[i]).contains("master"));
+  }
+  SetUpHosts();
+  for (int a = 0; a < kHosts; ++a)
+    for (int b = a + 1; b < kHosts; ++b) EXPECT_TRUE(Ping(a, b)) << a << "->" << b << "\n" << Log();
+
+  // Learned MACs on the right ports, through netctl.
+  CommandResult fdb = Netctl({"--json", "fdb", "show", "us"});
+  ASSERT_EQ(fdb.exit_code, 0) << fdb.err;
+  json entries = json::parse(fdb.out)["entries"];
+  for (int i = 0; i < kHosts; ++i) {
+    const std::string mac = PeerMac(i);
+    bool found = false;
+    for (const json& e : entries)
+      if (e["mac"] == mac) {
+        found = true;
+        EXPECT_EQ(e["port"], kPorts[i]);
+        EXPECT_EQ(e["static"], false);
+        EXPECT_EQ(e["vlan"], 1);
+      }
+    EXPECT_TRUE(found) << mac << " not in " << entries.dump();
+  }
+  CommandResult table = Netctl({"fdb", "show", "us"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_THAT(table.out, ::testing::HasSubstr(PeerMac(0)));
+
+  // Counters grow.
+  json before = Stats("us-a");
+  ASSERT_TRUE(before.is_object());
+  EXPECT_GT(before["rx_packets"].get<uint64_t>(), 0u);
+  EXPECT_GT(before["tx_packets"].get<uint64_t>(), 0u);
+  EXPECT_TRUE(before["drops"].contains("vlan_not_allowed"));
+  EXPECT_TRUE(Ping(0, 1));
+  json after = Stats("us-a");
+  EXPECT_GT(after["rx_packets"].get<uint64_t>(), before["rx_packets"].get<uint64_t>());
+  EXPECT_GT(after["tx_bytes"].get<uint64_t>(), before["tx_bytes"].get<uint64_t>());
+
+  // The other views.
+  json list = Ok(Request("network.list"))["networks"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["datapath"], "userspace");
+  EXPECT_EQ(list[0]["state"], "ok");
+  EXPECT_EQ(list[0]["ports_up"], 3);
+  json ports = Ok(Request("port.list", {{"network", "us"}}))["ports"];
+  ASSERT_EQ(ports.size(), 3u);
+  EXPECT_TRUE(ports[0]["counters"].is_object());
+  json stp = testing::Ask(socket_, Request("stp.show", {{"network", "us"}}));
+  EXPECT_EQ(stp["ok"], false);
+  EXPECT_EQ(stp["error"]["code"], "unsupported");
+  EXPECT_THAT(stp["error"]["message"].get<std::string>(), ::testing::HasSubstr("not yet running"));
+
+  // A static entry through netctl.
+  CommandResult add = Netctl({"fdb", "add", "us", "52:54:00:66:00:99", "us-b"});
+  ASSERT_EQ(add.exit_code, 0) << add.err << add.out;
+  EXPECT_EQ(add.out, "added static 52:54:00:66:00:99 on us-b (vlan 1)\n");
+  CommandResult stats_table = Netctl({"port", "stats", "us", "us-a"});
+  EXPECT_EQ(stats_table.exit_code, 0) << stats_table.err;
+  EXPECT_NE(stats_table.out.find("us-a"), std::string::npos) << stats_table.out;
+  bool is_static = false;
+  const json with_static = Ok(Request("fdb.show", {{"network", "us"}}));
+  for (const json& e : with_static["entries"])
+    if (e["mac"] == "52:54:00:66:00:99") is_static = e["static"] == true && e["port"] == "us-b";
+  EXPECT_TRUE(is_static) << with_static.dump();
+
+  // Restart: netd adopts the links (none recreated), the switch comes back.
+  int ifindex[kHosts];
+  for (int i = 0; i < kHosts; ++i) ifindex[i] = Ifindex(kPorts[i]);
+  ASSERT_EQ(Stop(), 0) << Log();
+  Start(config_);
+  for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Ifindex(kPorts[i]), ifindex[i]) << kPorts[i];
+  for (int a = 0; a < kHosts; ++a)
+    for (int b = a + 1; b < kHosts; ++b) EXPECT_TRUE(Ping(a, b)) << a << "->" << b << "\n" << Log();
+
+  // VLANs: a and b on 10, c on 20.
+  WriteConfig({10, 10, 20});
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json vlan = testing::Ask(socket_, Request("vlan.show", {{"network", "us"}}));
+        return vlan.is_object() && vlan["ok"] == true &&
+               vlan["result"]["vlan"]["ports"][2].value("applied", json::object()).value("pvid", 0) == 20;
+      },
+      10000))
+      << Log();
+  EXPECT_TRUE(Ping(0, 1)) << Log();
+  EXPECT_FALSE(Ping(0, 2));
+  EXPECT_FALSE(Ping(2, 1));
+  const json vlan_fdb = Ok(Request("fdb.show", {{"network", "us"}}));
+  for (const json& e : vlan_fdb["entries"])
+    if (e["mac"] == PeerMac(0)) {
+      EXPECT_EQ(e["vlan"], 10);
+    }
+
+  // Reload without us-c: it leaves the switch.
+  WriteConfig({10, 10, 20}, 2);
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json stats = testing::Ask(socket_, Request("port.stats", {{"network", "us"}}));
+        return stats.is_object() && stats["ok"] == true && stats["result"]["ports"].size() == 2;
+      },
+      10000))
+      << Log();
+  json stats = Ok(Request("port.stats", {{"network", "us"}}))["ports"];
+  for (const json& p : stats) EXPECT_NE(p["port"], "us-c");
+  EXPECT_TRUE(Ping(0, 1));
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+}  // namespace
+}  // namespace vfabric
