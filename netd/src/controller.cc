@@ -689,9 +689,15 @@ json Controller::FdbVerb(const std::string& verb, const json& args) {
   if (network->datapath != topology::Datapath::kUserspace)
     throw RequestError{"unsupported", verb + " is not supported on kernel networks yet (network " +
                                           name + "); use \"fdb.static\" in the topology"};
+  const std::optional<uint16_t> vlan = VlanArg(args);
+  std::optional<MacAddress> mac;
+  if (verb != "fdb.flush") {
+    mac = MacAddress::Parse(StringArg(args, "mac", true));
+    if (!mac || mac->IsMulticast() || mac->IsZero())
+      throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
+  }
   if (userspace_ == nullptr || !userspace_->Has(name))
     throw RequestError{"not_found", "the switch of network " + name + " is not running"};
-  const std::optional<uint16_t> vlan = VlanArg(args);
   Status status = Status::Ok();
   if (verb == "fdb.flush") {
     const std::string port = StringArg(args, "port", false);
@@ -702,10 +708,6 @@ json Controller::FdbVerb(const std::string& verb, const json& args) {
                   << (vlan ? " (vlan " + std::to_string(*vlan) + ")" : "");
     return {{"network", name}, {"flushed", true}};
   }
-  const std::string mac_text = StringArg(args, "mac", true);
-  auto mac = MacAddress::Parse(mac_text);
-  if (!mac || mac->IsMulticast() || mac->IsZero())
-    throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
   if (verb == "fdb.add") {
     const std::string port = StringArg(args, "port", true);
     if (std::none_of(network->ports.begin(), network->ports.end(),

@@ -1,0 +1,164 @@
+// The pure parts of netd's userspace networks, and the controller's answers
+// for userspace networks without a running switch (no root needed).
+#include "vfabric/netd/userspace.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake_kernel.h"
+#include "vfabric/netd/controller.h"
+
+namespace vfabric::netd {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::FakeKernel;
+
+topology::NetworkConfig Network(const std::string& text) {
+  auto loaded = topology::ParseTopology(text, "t.json");
+  EXPECT_TRUE(loaded.ok()) << (loaded.errors.empty() ? "" : loaded.errors[0].ToString());
+  return loaded.ok() ? loaded.topology.networks.at(0) : topology::NetworkConfig{};
+}
+
+constexpr const char* kUs = R"({"networks": [{"name": "us", "datapath": "userspace",
+  "vlan": {"default_pvid": 5},
+  "fdb": {"ageing_time": 0, "max_entries": 100, "max_per_port": 7,
+          "static": [{"mac": "52:54:00:00:00:01", "port": "a"},
+                     {"mac": "52:54:00:00:00:02", "port": "t", "vlan": 30}]},
+  "ports": [{"name": "a", "kind": "veth", "peer": "a-p", "vlan": {"mode": "access", "pvid": 10}},
+            {"name": "t", "kind": "veth", "peer": "t-p",
+             "vlan": {"mode": "trunk", "allowed": "20-30", "native": 3, "native_tagged": true}},
+            {"name": "n", "kind": "veth", "peer": "n-p",
+             "vlan": {"mode": "trunk", "allowed": "40"}},
+            {"name": "plain"}]}]})";
+
+TEST(UserspaceTest, SwitchVlanConfigFromTheTopology) {
+  const topology::NetworkConfig network = Network(kUs);
+  ASSERT_EQ(network.ports.size(), 4u);
+  vlan::PortVlanConfig access = SwitchVlanConfig(network, network.ports[0].vlan);
+  EXPECT_EQ(access.mode, vlan::PortMode::kAccess);
+  EXPECT_EQ(access.pvid, 10);
+  vlan::PortVlanConfig trunk = SwitchVlanConfig(network, network.ports[1].vlan);
+  EXPECT_EQ(trunk.mode, vlan::PortMode::kTrunk);
+  EXPECT_EQ(trunk.pvid, 3);
+  EXPECT_EQ(trunk.native, vlan::NativeMode::kTagged);
+  EXPECT_TRUE(trunk.allowed.Contains(20));
+  EXPECT_TRUE(trunk.allowed.Contains(30));
+  EXPECT_FALSE(trunk.allowed.Contains(31));
+  EXPECT_TRUE(trunk.Validate().ok()) << trunk.Validate().message();
+  vlan::PortVlanConfig none = SwitchVlanConfig(network, network.ports[3].vlan);
+  EXPECT_EQ(none.mode, vlan::PortMode::kAccess);
+  EXPECT_EQ(none.pvid, 5);  // the network's default PVID
+}
+
+TEST(UserspaceTest, StaticFdbVlans) {
+  const topology::NetworkConfig network = Network(kUs);
+  EXPECT_EQ(StaticFdbVlan(network, network.ports[0], 0), 10);  // access PVID
+  EXPECT_EQ(StaticFdbVlan(network, network.ports[0], 12), 12);
+  EXPECT_EQ(StaticFdbVlan(network, network.ports[1], 0), 3);  // native
+  EXPECT_EQ(StaticFdbVlan(network, network.ports[2], 0), 5);  // no native: default
+  EXPECT_EQ(StaticFdbVlan(network, network.ports[3], 0), 5);
+}
+
+TEST(UserspaceTest, FdbConfigAndGuestPorts) {
+  const topology::NetworkConfig network = Network(kUs);
+  fdb::Config config = SwitchFdbConfig(network);
+  EXPECT_EQ(config.max_entries, 100u);
+  EXPECT_EQ(config.max_per_port, 7u);
+  EXPECT_EQ(config.ageing_time_ns, 1u);  // 0 s: expire at once, still learn
+  topology::NetworkConfig defaults;
+  EXPECT_EQ(SwitchFdbConfig(defaults).max_entries, fdb::Config{}.max_entries);
+  EXPECT_EQ(SwitchFdbConfig(defaults).ageing_time_ns, 300'000'000'000u);
+
+  topology::Topology desired;
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.nics.push_back({"us", std::nullopt, "", {}});
+  vm.nics.push_back({"us", std::nullopt, "custom0", {}});
+  desired.vms.push_back(vm);
+  EXPECT_EQ(GuestPortNames(desired), (std::set<std::string>{"vm1-eth0", "custom0"}));
+}
+
+TEST(UserspaceTest, MissingLinksAreReportedAndTheSwitchStillRuns) {
+  topology::Topology desired;
+  desired.networks.push_back(Network(kUs));
+  UserspaceNetworks networks;
+  std::vector<std::string> errors = networks.Sync(desired, KernelState{});
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_EQ(errors[0], "userspace network us: port a: no such link");
+  EXPECT_TRUE(networks.Has("us"));
+  auto stats = networks.PortStats("us", "");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE((*stats)["ports"].empty());
+  EXPECT_FALSE(networks.PortStats("us", "a").ok());
+  auto fdb = networks.FdbEntries("us");
+  ASSERT_TRUE(fdb.ok());
+  EXPECT_TRUE((*fdb)["entries"].empty());
+  json vlan = networks.VlanJson(desired.networks[0]);
+  EXPECT_EQ(vlan["filtering"], true);
+  EXPECT_EQ(vlan["ports"][0]["mode"], "access");
+  EXPECT_EQ(vlan["ports"][0]["present"], false);
+  EXPECT_EQ(vlan["ports"][1]["allowed"], "20-30");
+  EXPECT_FALSE(networks.Flush("us", "a", std::nullopt).ok());
+  EXPECT_TRUE(networks.Flush("us", "", 10).ok());
+
+  desired.networks.clear();
+  EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
+  EXPECT_FALSE(networks.Has("us"));
+}
+
+json Request(const std::string& verb, json args = json::object()) {
+  return {{"version", 1}, {"verb", verb}, {"args", std::move(args)}};
+}
+
+TEST(UserspaceControllerTest, VerbsOnUserspaceAndKernelNetworks) {
+  FakeKernel kernel;
+  Controller controller(kernel, kernel.features);
+  const std::string text = R"({"networks": [
+    {"name": "us", "datapath": "userspace", "stp": {"enabled": true},
+     "ports": [{"name": "us-a", "kind": "veth", "peer": "us-a-p"}]},
+    {"name": "lab", "ports": [{"name": "lab-t0"}]}]})";
+  json apply = controller.Handle(
+      Request("apply", {{"files", json::array({{{"name", "x.json"}, {"text", text}}})}}));
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+
+  json stp = controller.Handle(Request("stp.show", {{"network", "us"}}));
+  EXPECT_EQ(stp["ok"], false);
+  EXPECT_EQ(stp["error"]["code"], "unsupported");
+  EXPECT_THAT(stp["error"]["message"].get<std::string>(),
+              HasSubstr("STP is not yet running on the userspace datapath"));
+
+  json add = controller.Handle(
+      Request("fdb.add", {{"network", "lab"}, {"mac", "52:54:00:00:00:01"}, {"port", "lab-t0"}}));
+  EXPECT_EQ(add["error"]["code"], "unsupported");
+  json flush = controller.Handle(Request("fdb.flush", {{"network", "lab"}}));
+  EXPECT_EQ(flush["error"]["code"], "unsupported");
+  // No switch manager: the userspace network's switch is not running.
+  json add_us = controller.Handle(
+      Request("fdb.add", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}, {"port", "us-a"}}));
+  EXPECT_EQ(add_us["error"]["code"], "not_found");
+  json bad_vlan = controller.Handle(
+      Request("fdb.del", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}, {"vlan", 4095}}));
+  EXPECT_EQ(bad_vlan["error"]["code"], "bad_request");
+  json bad_mac = controller.Handle(
+      Request("fdb.del", {{"network", "us"}, {"mac", "ff:ff:ff:ff:ff:ff"}}));
+  EXPECT_EQ(bad_mac["error"]["code"], "bad_request");
+  json no_network = controller.Handle(
+      Request("fdb.del", {{"network", "nope"}, {"mac", "52:54:00:00:00:01"}}));
+  EXPECT_EQ(no_network["error"]["code"], "not_found");
+  json stats = controller.Handle(Request("port.stats", {{"network", "lab"}, {"port", "zz"}}));
+  EXPECT_EQ(stats["error"]["code"], "not_found");
+
+  json list = controller.Handle(Request("network.list"));
+  ASSERT_EQ(list["ok"], true);
+  for (const json& network : list["result"]["networks"]) {
+    if (network["name"] == "us") {
+      EXPECT_EQ(network["datapath"], "userspace");
+      EXPECT_EQ(network["state"], "missing");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vfabric::netd
