@@ -186,6 +186,28 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
   for (int a = 0; a < kHosts; ++a)
     for (int b = a + 1; b < kHosts; ++b) EXPECT_TRUE(Ping(a, b)) << a << "->" << b << "\n" << Log();
 
+  // A port's link deleted behind netd's back: netd recreates it (a new
+  // ifindex) and the switch reopens the port.
+  ASSERT_EQ(Cmd({"ip", "link", "del", "us-a"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return Ifindex("us-a") != 0 && Ifindex("us-a") != ifindex[0]; }, 10000))
+      << Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json p = testing::Ask(socket_, Request("port.stats", {{"network", "us"}, {"port", "us-a"}}));
+        return p.is_object() && p["ok"] == true && p["result"]["ports"][0]["failed"] == false &&
+               testing::Link("us-a").contains("ifindex") &&
+               Log().find("us-a (packet socket, ifindex " + std::to_string(Ifindex("us-a"))) !=
+                   std::string::npos;
+      },
+      10000))
+      << Log();
+  // The peer came back into its namespace without an address.
+  ASSERT_EQ(Cmd({"ip", "-n", hosts_[0]->name(), "addr", "add", "10.66.0.1/24", "dev", kPeers[0]})
+                .exit_code,
+            0);
+  ASSERT_EQ(Cmd({"ip", "-n", hosts_[0]->name(), "link", "set", kPeers[0], "up"}).exit_code, 0);
+  EXPECT_TRUE(Ping(0, 1)) << Log();
+
   // VLANs: a and b on 10, c on 20.
   WriteConfig({10, 10, 20});
   ASSERT_TRUE(netd_->Signal(SIGHUP));
