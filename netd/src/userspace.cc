@@ -34,10 +34,10 @@ json CountersJson(const bridge::PortCounters& c) {
   json drops = json::object();
   for (size_t i = 0; i < bridge::kDropReasonCount; ++i)
     drops[std::string(bridge::ToString(static_cast<bridge::DropReason>(i)))] = c.drops[i];
-  return {{"rx_packets", c.rx_packets},   {"rx_bytes", c.rx_bytes},
-          {"tx_packets", c.tx_packets},   {"tx_bytes", c.tx_bytes},
+  return {{"rx_packets", c.rx_packets},     {"rx_bytes", c.rx_bytes},
+          {"tx_packets", c.tx_packets},     {"tx_bytes", c.tx_bytes},
           {"bpdu_trapped", c.bpdu_trapped}, {"csum_completed", c.csum_completed},
-          {"segmented", c.segmented},     {"drops", drops},
+          {"segmented", c.segmented},       {"drops", drops},
           {"drops_total", c.total_drops()}};
 }
 
@@ -207,8 +207,10 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   }
   if (network.ageing_time_ns != fdb_config.ageing_time_ns) {
     Status status = network.sw->SetAgeingTime(fdb_config.ageing_time_ns);
-    if (status.ok()) network.ageing_time_ns = fdb_config.ageing_time_ns;
-    else errors.push_back(what + ": " + status.message());
+    if (status.ok())
+      network.ageing_time_ns = fdb_config.ageing_time_ns;
+    else
+      errors.push_back(what + ": " + status.message());
   }
 
   // Ports whose fd failed (their link went away) are reopened below.
@@ -246,8 +248,10 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
     if (existing != network.ports.end()) {
       if (!SameVlan(existing->second.vlan, vlan)) {
         Status status = network.sw->SetPortVlan(existing->second.id, vlan);
-        if (status.ok()) existing->second.vlan = vlan;
-        else errors.push_back(what + ": " + status.message());
+        if (status.ok())
+          existing->second.vlan = vlan;
+        else
+          errors.push_back(what + ": " + status.message());
       }
       continue;
     }
@@ -302,8 +306,10 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
     auto p = network.ports.find(port);
     if (p == network.ports.end()) continue;  // reported above
     Status status = network.sw->AddStaticFdb(key.first, key.second, p->second.id);
-    if (status.ok()) network.installed_statics[key] = port;
-    else errors.push_back(what + ": static FDB " + key.second.ToString() + ": " + status.message());
+    if (status.ok())
+      network.installed_statics[key] = port;
+    else
+      errors.push_back(what + ": static FDB " + key.second.ToString() + ": " + status.message());
   }
 }
 
@@ -332,7 +338,8 @@ size_t UserspaceNetworks::PortsUp(const std::string& network) const {
 Result<json> UserspaceNetworks::PortStats(const std::string& network_name,
                                           const std::string& port) const {
   auto n = networks_.find(network_name);
-  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + network_name + " has no switch running");
   json ports = json::array();
   bool found = port.empty();
   for (const bridge::PortInfo& info : n->second.sw->Ports()) {
@@ -351,7 +358,8 @@ Result<json> UserspaceNetworks::PortStats(const std::string& network_name,
 
 Result<json> UserspaceNetworks::FdbEntries(const std::string& network_name) {
   auto n = networks_.find(network_name);
-  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + network_name + " has no switch running");
   std::map<bridge::PortId, std::string> names;
   for (const bridge::PortInfo& info : n->second.sw->Ports()) names[info.id] = info.name;
   auto entries = n->second.sw->FdbEntries();
@@ -359,20 +367,22 @@ Result<json> UserspaceNetworks::FdbEntries(const std::string& network_name) {
   json list = json::array();
   for (const fdb::Entry& e : *entries) {
     auto name = names.find(e.port);
-    list.push_back({{"mac", e.mac.ToString()},
-                    {"vlan", e.vlan},
-                    {"port", name == names.end() ? json(nullptr) : json(name->second)},
-                    {"static", e.is_static},
-                    {"local", false},
-                    {"age", e.is_static ? json(nullptr)
-                                        : json(static_cast<double>(e.age_ns / 1'000'000) / 1000.0)}});
+    list.push_back(
+        {{"mac", e.mac.ToString()},
+         {"vlan", e.vlan},
+         {"port", name == names.end() ? json(nullptr) : json(name->second)},
+         {"static", e.is_static},
+         {"local", false},
+         {"age",
+          e.is_static ? json(nullptr) : json(static_cast<double>(e.age_ns / 1'000'000) / 1000.0)}});
   }
   return json{{"entries", list}};
 }
 
 Result<json> UserspaceNetworks::FdbCounters(const std::string& network_name) {
   auto n = networks_.find(network_name);
-  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + network_name + " has no switch running");
   auto c = n->second.sw->FdbCounters();
   if (!c.ok()) return c.status();
   return json{{"learned", c->learned}, {"refreshed", c->refreshed}, {"moved", c->moved},
@@ -410,7 +420,8 @@ json UserspaceNetworks::VlanJson(const topology::NetworkConfig& config) const {
 Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const MacAddress& mac,
                                     const std::string& port, std::optional<uint16_t> vid) {
   auto n = networks_.find(config.name);
-  if (n == networks_.end()) return Status::Error("network " + config.name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + config.name + " has no switch running");
   auto pc = std::find_if(config.ports.begin(), config.ports.end(),
                          [&](const topology::PortConfig& p) { return p.name == port; });
   auto p = n->second.ports.find(port);
@@ -431,7 +442,8 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
 Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, const MacAddress& mac,
                                        std::optional<uint16_t> vid) {
   auto n = networks_.find(config.name);
-  if (n == networks_.end()) return Status::Error("network " + config.name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + config.name + " has no switch running");
   // Without a VLAN: every static entry of that MAC.
   std::vector<StaticKey> keys;
   for (const auto& [key, port] : n->second.installed_statics)
@@ -451,7 +463,8 @@ Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, co
 Status UserspaceNetworks::Flush(const std::string& network_name, const std::string& port,
                                 std::optional<uint16_t> vid) {
   auto n = networks_.find(network_name);
-  if (n == networks_.end()) return Status::Error("network " + network_name + " has no switch running");
+  if (n == networks_.end())
+    return Status::Error("network " + network_name + " has no switch running");
   std::optional<bridge::PortId> id;
   if (!port.empty()) {
     auto p = n->second.ports.find(port);

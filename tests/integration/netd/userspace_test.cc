@@ -45,7 +45,9 @@ class UserspaceNetdTest : public testing::NetdFixture {
   void WriteConfig(std::vector<int> vlans, int count = kHosts) {
     json ports = json::array();
     for (int i = 0; i < count; ++i) {
-      json port = {{"name", kPorts[i]}, {"kind", "veth"}, {"peer", kPeers[i]},
+      json port = {{"name", kPorts[i]},
+                   {"kind", "veth"},
+                   {"peer", kPeers[i]},
                    {"peer_netns", hosts_[i]->name()}};
       if (vlans[i] != 0) port["vlan"] = {{"mode", "access"}, {"pvid", vlans[i]}};
       ports.push_back(port);
@@ -193,7 +195,8 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
       << Log();
   ASSERT_TRUE(WaitFor(
       [&] {
-        json p = testing::Ask(socket_, Request("port.stats", {{"network", "us"}, {"port", "us-a"}}));
+        json p =
+            testing::Ask(socket_, Request("port.stats", {{"network", "us"}, {"port", "us-a"}}));
         return p.is_object() && p["ok"] == true && p["result"]["ports"][0]["failed"] == false &&
                testing::Link("us-a").contains("ifindex") &&
                Log().find("us-a (packet socket, ifindex " + std::to_string(Ifindex("us-a"))) !=
@@ -215,7 +218,9 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
       [&] {
         json vlan = testing::Ask(socket_, Request("vlan.show", {{"network", "us"}}));
         return vlan.is_object() && vlan["ok"] == true &&
-               vlan["result"]["vlan"]["ports"][2].value("applied", json::object()).value("pvid", 0) == 20;
+               vlan["result"]["vlan"]["ports"][2]
+                       .value("applied", json::object())
+                       .value("pvid", 0) == 20;
       },
       10000))
       << Log();

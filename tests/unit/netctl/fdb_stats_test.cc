@@ -68,8 +68,8 @@ TEST(FdbStatsVerbsTest, MapToProtocolVerbsAndArgs) {
 
 TEST(FdbStatsVerbsTest, UsageErrorsExitTwo) {
   const std::vector<std::vector<std::string>> bad = {
-      {"fdb", "add", "us", "52:54:00:aa:00:01"},             // no PORT
-      {"fdb", "add", "us", "01:00:5e:00:00:01", "us-a"},     // multicast
+      {"fdb", "add", "us", "52:54:00:aa:00:01"},          // no PORT
+      {"fdb", "add", "us", "01:00:5e:00:00:01", "us-a"},  // multicast
       {"fdb", "add", "us", "not-a-mac", "us-a"},
       {"fdb", "del", "us", "00:00:00:00:00:00"},
       {"fdb", "del", "us", "52:54:00:aa:00:01", "--vlan", "4095"},
@@ -139,10 +139,11 @@ TEST(FdbStatsFormatTest, PortStatsTable) {
 }
 
 TEST(FdbStatsFormatTest, FdbChanges) {
-  json added = {{"network", "us"},
-                {"entries",
-                 {{{"mac", "52:54:00:aa:00:01"}, {"vlan", 10}, {"port", "us-a"}, {"static", true}},
-                  {{"mac", "52:54:00:aa:00:01"}, {"vlan", 1}, {"port", "us-b"}, {"static", false}}}}};
+  json added = {
+      {"network", "us"},
+      {"entries",
+       {{{"mac", "52:54:00:aa:00:01"}, {"vlan", 10}, {"port", "us-a"}, {"static", true}},
+        {{"mac", "52:54:00:aa:00:01"}, {"vlan", 1}, {"port", "us-b"}, {"static", false}}}}};
   EXPECT_EQ(FormatFdbAdd(added), "added static 52:54:00:aa:00:01 on us-a (vlan 10)\n");
   EXPECT_EQ(FormatFdbAdd(json::object()), "added\n");
   EXPECT_EQ(FormatFdbDel({{"network", "us"}}), "deleted static FDB entry from network us\n");

@@ -12,8 +12,8 @@ namespace vfabric::netd {
 namespace {
 
 using nlohmann::json;
-using ::testing::HasSubstr;
 using testing::FakeKernel;
+using ::testing::HasSubstr;
 
 topology::NetworkConfig Network(const std::string& text) {
   auto loaded = topology::ParseTopology(text, "t.json");
@@ -141,11 +141,11 @@ TEST(UserspaceControllerTest, VerbsOnUserspaceAndKernelNetworks) {
   json bad_vlan = controller.Handle(
       Request("fdb.del", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}, {"vlan", 4095}}));
   EXPECT_EQ(bad_vlan["error"]["code"], "bad_request");
-  json bad_mac = controller.Handle(
-      Request("fdb.del", {{"network", "us"}, {"mac", "ff:ff:ff:ff:ff:ff"}}));
+  json bad_mac =
+      controller.Handle(Request("fdb.del", {{"network", "us"}, {"mac", "ff:ff:ff:ff:ff:ff"}}));
   EXPECT_EQ(bad_mac["error"]["code"], "bad_request");
-  json no_network = controller.Handle(
-      Request("fdb.del", {{"network", "nope"}, {"mac", "52:54:00:00:00:01"}}));
+  json no_network =
+      controller.Handle(Request("fdb.del", {{"network", "nope"}, {"mac", "52:54:00:00:00:01"}}));
   EXPECT_EQ(no_network["error"]["code"], "not_found");
   json stats = controller.Handle(Request("port.stats", {{"network", "lab"}, {"port", "zz"}}));
   EXPECT_EQ(stats["error"]["code"], "not_found");

@@ -18,13 +18,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/bridge/switch.h"
 #include "vfabric/common/status.h"
@@ -41,8 +40,8 @@ vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
 // The VLAN a static FDB entry with `vlan` (0: none) on `port` lives in: the
 // given VLAN, else the port's untagged VLAN (access PVID, trunk native, or
 // the network's default PVID).
-uint16_t StaticFdbVlan(const topology::NetworkConfig& network,
-                       const topology::PortConfig& port, uint16_t vlan);
+uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
+                       uint16_t vlan);
 // The switch's FDB config for a network (hash_seed left 0).
 fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network);
 // Every port name a VM NIC of `desired` uses (a tap QEMU holds).
@@ -94,7 +93,7 @@ class UserspaceNetworks {
     std::unique_ptr<bridge::Switch> sw;
     fdb::Config fdb;
     uint64_t ageing_time_ns = 0;
-    std::map<std::string, PortState> ports;               // by name
+    std::map<std::string, PortState> ports;              // by name
     std::map<StaticKey, std::string> installed_statics;  // -> port
     std::map<StaticKey, std::string> runtime_statics;    // fdb.add
   };
