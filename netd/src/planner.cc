@@ -476,25 +476,26 @@ class Planner {
     for (const auto& entry : network.fdb.static_entries) {
       Key key{entry.port, entry.mac, entry.vlan};
       want.insert(key);
-      if (have.count(key)) continue;
-      Operation op = Op(Operation::Kind::kAddStaticFdb, network.name, entry.port);
-      op.mac = entry.mac;
-      op.vlan = entry.vlan;
-      Operation undo = op;
-      undo.kind = Operation::Kind::kDeleteStaticFdb;
-      op.undo.push_back(undo);
-      fdb_adds_.push_back(op);
+      if (!have.count(key))
+        fdb_adds_.push_back(StaticFdbOp(true, network.name, key.port, key.mac, key.vlan));
     }
     for (const Key& key : have) {
-      if (want.count(key)) continue;
-      Operation op = Op(Operation::Kind::kDeleteStaticFdb, network.name, key.port);
-      op.mac = key.mac;
-      op.vlan = key.vlan;
-      Operation undo = op;
-      undo.kind = Operation::Kind::kAddStaticFdb;
-      op.undo.push_back(undo);
-      fdb_removals_.push_back(op);
+      if (!want.count(key))
+        fdb_removals_.push_back(StaticFdbOp(false, network.name, key.port, key.mac, key.vlan));
     }
+  }
+
+  // Adds (or deletes) a static FDB entry, undone by the opposite.
+  static Operation StaticFdbOp(bool add, const std::string& network, const std::string& port,
+                               const MacAddress& mac, uint16_t vlan) {
+    Operation op = Op(add ? Operation::Kind::kAddStaticFdb : Operation::Kind::kDeleteStaticFdb,
+                      network, port);
+    op.mac = mac;
+    op.vlan = vlan;
+    Operation undo = op;
+    undo.kind = add ? Operation::Kind::kDeleteStaticFdb : Operation::Kind::kAddStaticFdb;
+    op.undo.push_back(undo);
+    return op;
   }
 
   // Called after every network is planned: marked links no network wants.

@@ -353,6 +353,20 @@ TEST(PlannerTest, ChangedTapFlagsRecreateTheTap) {
                                            "attach vm2-eth0 to bridge vfb-lab", "set vm2-eth0 up"));
 }
 
+TEST(PlannerTest, AStaticFdbEntryLeavingTheConfigLeavesTheBridge) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  NetworkConfig without = Lab();
+  without.fdb.static_entries.clear();
+  auto plan = PlanFor(kernel, With({without}));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(Describe(*plan), ElementsAre("delete static fdb 52:54:00:00:00:01 on vm1-eth0"));
+  ASSERT_EQ((*plan)[0].undo.size(), 1u);
+  EXPECT_EQ((*plan)[0].undo[0].Describe(), "add static fdb 52:54:00:00:00:01 on vm1-eth0");
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_TRUE(kernel.fdb.empty());
+}
+
 TEST(PlannerTest, AnOpenerFlippingVnetHdrIsNotDrift) {
   FakeKernel kernel;
   ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
