@@ -443,11 +443,22 @@ std::string FormatStpShow(const json& result) {
   block.Add("bridge id", Text(stp, "bridge_id"));
   block.Add("root id", Text(stp, "root_id"));
   // 802.1D numbers ports from 1: a root port of 0 is the kernel's "none".
+  if (Get(stp, "mode")) block.Add("mode", Text(stp, "mode"));
   std::optional<long long> root_port = Integer(stp, "root_port");
-  block.Add("root port", root_port && *root_port == 0 ? "-" : Text(stp, "root_port"));
+  std::string root_port_text = root_port && *root_port == 0 ? "-" : Text(stp, "root_port");
+  if (const json* name = Get(stp, "root_port_name"); name && name->is_string())
+    root_port_text = name->get<std::string>() + " (" + root_port_text + ")";
+  block.Add("root port", root_port_text);
   block.Add("root path cost", Text(stp, "root_path_cost"));
   if (Bool(stp, "is_root").value_or(false)) block.AddLine("this bridge is root");
   block.Add("topology change", YesNo(stp, "topology_change"));
+  if (Get(stp, "topology_change_count")) {
+    block.Add("topology changes", Text(stp, "topology_change_count"));
+    block.Add("last topology change", Get(stp, "time_since_topology_change") &&
+                                              !Get(stp, "time_since_topology_change")->is_null()
+                                          ? Seconds(stp, "time_since_topology_change") + " ago"
+                                          : "-");
+  }
   block.Add("hello time", Seconds(stp, "hello_time"));
   block.Add("forward delay", Seconds(stp, "forward_delay"));
   block.Add("max age", Seconds(stp, "max_age"));

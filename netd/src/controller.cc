@@ -535,9 +535,13 @@ json Controller::StpShow(const std::string& name) {
   VF_VIEW_OR_THROW(view);
   const NetworkConfig* network = FindNetwork(view.desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
-  if (network->datapath == topology::Datapath::kUserspace)
-    throw RequestError{"unsupported", "STP is not yet running on the userspace datapath (network " +
-                                          name + "): all its ports forward"};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr)
+      throw RequestError{"unsupported", "this netd runs no userspace switches"};
+    auto stp = userspace_->StpJson(*network);
+    if (!stp.ok()) throw RequestError{"not_found", stp.status().message()};
+    return *stp;
+  }
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
   if (bridge == nullptr || !bridge->bridge)
     throw RequestError{"not_found", "bridge " + network->bridge + " of network " + name +
@@ -548,6 +552,10 @@ json Controller::StpShow(const std::string& name) {
               {"forward_delay", Seconds(status.settings.forward_delay_cs)},
               {"max_age", Seconds(status.settings.max_age_cs)},
               {"priority", status.settings.priority},
+              {"mode", "stp"},
+              {"datapath", "kernel"},
+              // The kernel bridge keeps no count of topology changes.
+              {"topology_change_count", nullptr},
               {"source", "netlink"}};
   std::string bridge_id = status.bridge_id ? FormatBridgeId(*status.bridge_id) : "";
   std::string root_id = status.root_id ? FormatBridgeId(*status.root_id) : "";

@@ -3,14 +3,17 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
+#include "vfabric/stp/types.h"
 
 namespace vfabric::netd {
 namespace {
@@ -71,7 +74,56 @@ json SwitchVlanJson(const vlan::PortVlanConfig& v) {
   return out;
 }
 
+// Virtual links (veth, tap) report made-up speeds (10 Gb/s, 10 Mb/s); they
+// all count as 10 Gb/s for automatic path costs, so a tap is not costlier
+// than a veth.
+constexpr uint64_t kVirtualLinkSpeedMbps = 10000;
+
+std::string MachineId() {
+  std::ifstream in("/etc/machine-id");
+  std::string id;
+  if (in && std::getline(in, id) && !id.empty()) return id;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return "vfabric";
+}
+
+bool SameStp(const topology::StpConfig& a, const topology::StpConfig& b) {
+  return a.enabled == b.enabled && a.mode == b.mode && a.priority == b.priority &&
+         a.hello_time == b.hello_time && a.forward_delay == b.forward_delay &&
+         a.max_age == b.max_age;
+}
+
+bool SameTreeSettings(const bridge::TreePortSettings& a, const bridge::TreePortSettings& b) {
+  return a.path_cost == b.path_cost && a.priority == b.priority && a.admin_edge == b.admin_edge &&
+         a.bpdu_guard == b.bpdu_guard && a.root_block == b.root_block;
+}
+
+std::string BridgeIdText(const stp::BridgeId& id) { return FormatBridgeId(id.ToU64()); }
+
 }  // namespace
+
+MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& network) {
+  // FNV-1a 64: stable across builds and platforms (std::hash is not).
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : machine_id + "/" + network) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  MacAddress mac = MacAddress::FromU64(hash & 0xffffffffffffull);
+  mac.bytes[0] = static_cast<uint8_t>((mac.bytes[0] & 0xfc) | 0x02);  // local, unicast
+  return mac;
+}
+
+bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest) {
+  bridge::TreePortSettings settings;
+  settings.path_cost = port.cost.value_or(0);
+  settings.priority = static_cast<uint8_t>(port.priority.value_or(128));
+  settings.admin_edge = port.edge.value_or(guest);
+  settings.bpdu_guard = port.bpdu_guard.value_or(false);
+  settings.root_block = port.root_block.value_or(false);
+  return settings;
+}
 
 vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
                                       const topology::PortVlanConfig& port) {
@@ -155,6 +207,10 @@ std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desir
 void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
   auto it = network.ports.find(name);
   if (it == network.ports.end()) return;
+  if (network.tree && it->second.tree) {
+    Status left = network.tree->RemovePort(it->second.id);
+    if (!left.ok()) VF_LOG(kWarning) << left.message();
+  }
   Status status = network.sw->RemovePort(it->second.id);
   if (!status.ok()) VF_LOG(kError) << status.message();
   std::erase_if(network.installed_statics, [&](const auto& e) { return e.second == name; });
@@ -169,15 +225,24 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   if (network.sw && (network.fdb.max_entries != fdb_config.max_entries ||
                      network.fdb.max_per_port != fdb_config.max_per_port)) {
     VF_LOG(kInfo) << what << ": FDB limits changed; restarting its switch";
+    network.tree.reset();  // before the switch it drives
     network.sw.reset();
     network.ports.clear();
     network.installed_statics.clear();
   }
   if (!network.sw) {
+    auto inbox = bridge::BpduInbox::Create();
+    if (!inbox.ok()) {
+      errors.push_back(what + ": " + inbox.status().message());
+      return;
+    }
+    network.inbox = std::move(inbox).value();
+    network.inbox->SetAccepting(false);  // until a tree runs
     bridge::SwitchConfig sc;
     sc.name = config.name;
     sc.fdb = fdb_config;
     sc.fdb.hash_seed = RandomSeed();
+    sc.bpdu_hook = network.inbox->Hook();
     auto sw = bridge::Switch::Create(std::move(sc));
     if (!sw.ok()) {
       errors.push_back(what + ": " + sw.status().message());
@@ -200,10 +265,6 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
       return;
     }
     VF_LOG(kInfo) << what << ": switch started";
-    if (config.stp.enabled)
-      VF_LOG(kWarning) << what
-                       << ": STP is configured but the userspace switch does not run STP yet; "
-                          "all ports forward";
   }
   if (network.ageing_time_ns != fdb_config.ageing_time_ns) {
     Status status = network.sw->SetAgeingTime(fdb_config.ageing_time_ns);
@@ -272,15 +333,19 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
     }
     bridge::PortSettings settings;
     settings.vlan = vlan;
+    // With a tree, a port forwards only once the tree says so.
+    if (network.tree) settings.stp = bridge::StpState::kDiscarding;
     auto id = network.sw->AddPort(std::move(opened).value(), settings);
     if (!id.ok()) {
       errors.push_back(what + ": port " + port.name + ": " + id.status().message());
       continue;
     }
-    network.ports[port.name] = {*id, link->ifindex, tap, vlan};
+    network.ports[port.name] = {*id, link->ifindex, tap, vlan, false, std::nullopt};
     VF_LOG(kInfo) << what << ": port " << port.name << " (" << (tap ? "tap" : "packet socket")
                   << ", ifindex " << link->ifindex << ") added as switch port " << *id;
   }
+
+  SyncTree(config, guest_ports, state, network, errors);
 
   // Static FDB entries: the topology's and the run-time ones.
   std::map<StaticKey, std::string> want;
@@ -313,6 +378,203 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   }
 }
 
+void UserspaceNetworks::SyncTree(const topology::NetworkConfig& config,
+                                 const std::set<std::string>& guest_ports, const KernelState& state,
+                                 Network& network, std::vector<std::string>& errors) {
+  const std::string what = "userspace network " + config.name + ": spanning tree";
+  if (network.tree && (!config.stp.enabled || !SameStp(network.tree_config, config.stp))) {
+    network.tree.reset();
+    network.inbox->SetAccepting(false);
+    for (auto& [name, port] : network.ports) {
+      port.tree.reset();
+      // Without a tree every port forwards; with a new one they start over.
+      const auto state_now =
+          config.stp.enabled ? bridge::StpState::kDiscarding : bridge::StpState::kForwarding;
+      Status s = network.sw->SetPortStpState(port.id, state_now);
+      if (!s.ok()) errors.push_back(what + ": " + s.message());
+    }
+    VF_LOG(kInfo) << what
+                  << (config.stp.enabled ? ": settings changed; restarting it"
+                                         : ": disabled; every port forwards");
+  }
+  if (config.stp.enabled && !network.tree) {
+    bridge::SpanningTreeConfig tc;
+    tc.name = config.name;
+    tc.bridge.address = TreeBridgeAddress(MachineId(), config.name);
+    tc.bridge.priority = static_cast<uint16_t>(config.stp.priority);
+    tc.bridge.mode =
+        config.stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
+    tc.bridge.hello_time = config.stp.hello_time;
+    tc.bridge.forward_delay = config.stp.forward_delay;
+    tc.bridge.max_age = config.stp.max_age;
+    const std::string network_name = config.name;
+    tc.on_event = [network_name](const stp::Event& event, std::string_view port) {
+      const std::string where = "userspace network " + network_name + ": spanning tree" +
+                                (port.empty() ? std::string() : ": port " + std::string(port));
+      switch (event.kind) {
+        case stp::Event::Kind::kBpduGuardTrip:
+          VF_LOG(kWarning) << where
+                           << ": BPDU received on a bpdu_guard port; port disabled (bring its "
+                              "link down and up to re-enable it)";
+          break;
+        case stp::Event::Kind::kNewRoot:
+          VF_LOG(kInfo) << where << ": root bridge changed";
+          break;
+        case stp::Event::Kind::kTopologyChange:
+          VF_LOG(kDebug) << where << ": topology change";
+          break;
+        case stp::Event::Kind::kProtocolMigration:
+          VF_LOG(kInfo) << where << ": protocol migration (RSTP <-> 802.1D STP peer)";
+          break;
+      }
+    };
+    (void)network.inbox->Drain();  // BPDUs from before this tree
+    network.inbox->SetAccepting(true);
+    auto tree = bridge::SpanningTree::Create(*network.sw, network.inbox, std::move(tc));
+    if (!tree.ok()) {
+      network.inbox->SetAccepting(false);
+      errors.push_back(what + ": " + tree.status().message());
+      return;
+    }
+    // The thread must take no signals (see the switch's Start above).
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    Status started = (*tree)->Start();
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    if (!started.ok()) {
+      network.inbox->SetAccepting(false);
+      errors.push_back(what + ": " + started.message());
+      return;
+    }
+    network.tree = std::move(tree).value();
+    network.tree_config = config.stp;
+    VF_LOG(kInfo) << what << ": started (" << topology::ToString(config.stp.mode) << ", bridge id "
+                  << BridgeIdText(network.tree->GetStatus().bridge_id) << ")";
+  }
+  if (!network.tree) return;
+  for (const topology::PortConfig& port : config.ports) {
+    auto p = network.ports.find(port.name);
+    if (p == network.ports.end()) continue;
+    PortState& ps = p->second;
+    const LinkInfo* link = state.FindLink(port.name);
+    const bool up = link != nullptr && link->oper_up;
+    const bridge::TreePortSettings settings = TreeSettings(port, guest_ports.count(port.name) != 0);
+    if (ps.tree && !SameTreeSettings(*ps.tree, settings)) {
+      Status left = network.tree->RemovePort(ps.id);
+      if (!left.ok()) errors.push_back(what + ": " + left.message());
+      ps.tree.reset();
+    }
+    if (!ps.tree) {
+      Status joined = network.tree->AddPort(ps.id, port.name, settings, up, kVirtualLinkSpeedMbps);
+      if (!joined.ok()) {
+        errors.push_back(what + ": " + joined.message());
+        continue;
+      }
+      ps.tree = settings;
+      ps.link_up = up;
+      continue;
+    }
+    if (up != ps.link_up) {
+      Status changed = network.tree->SetPortLink(ps.id, up, kVirtualLinkSpeedMbps);
+      if (!changed.ok()) {
+        errors.push_back(what + ": " + changed.message());
+        continue;
+      }
+      ps.link_up = up;
+      VF_LOG(kInfo) << what << ": port " << port.name << " link " << (up ? "up" : "down");
+    }
+  }
+}
+
+Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) const {
+  const auto& s = config.stp;
+  json stp = {{"enabled", s.enabled},
+              {"mode", std::string(topology::ToString(s.mode))},
+              {"priority", s.priority},
+              {"hello_time", s.hello_time},
+              {"forward_delay", s.forward_delay},
+              {"max_age", s.max_age},
+              {"datapath", "userspace"},
+              {"source", "userspace"}};
+  auto n = networks_.find(config.name);
+  if (n == networks_.end())
+    return Status::Error("network " + config.name + " has no switch running");
+  const Network& network = n->second;
+  if (!network.tree) {
+    // No tree: every port forwards (the kernel bridge with STP off says the same).
+    json ports = json::array();
+    for (const auto& [name, port] : network.ports) {
+      ports.push_back({{"name", name},
+                       {"port_id", nullptr},
+                       {"role", "disabled"},
+                       {"state", "forwarding"},
+                       {"protocol", nullptr},
+                       {"edge", nullptr}});
+    }
+    stp["ports"] = ports;
+    return json{{"stp", stp}};
+  }
+  const stp::BridgeStatus status = network.tree->GetStatus();
+  stp["bridge_id"] = BridgeIdText(status.bridge_id);
+  stp["root_id"] = BridgeIdText(status.root_id);
+  stp["is_root"] = status.is_root;
+  stp["root_port"] = status.root_port;
+  stp["root_port_name"] =
+      status.root_port == 0 ? json(nullptr) : json(network.tree->PortName(status.root_port));
+  stp["root_path_cost"] = status.root_path_cost;
+  stp["topology_change"] = status.topology_change;
+  stp["topology_change_count"] = status.topology_change_count;
+  stp["time_since_topology_change"] =
+      status.time_since_topology_change
+          ? json(static_cast<double>(status.time_since_topology_change->count() / 1'000'000) /
+                 1000.0)
+          : json(nullptr);
+  stp["times_in_use"] = {{"hello_time", status.hello_time},
+                         {"forward_delay", status.forward_delay},
+                         {"max_age", status.max_age}};
+  const bridge::SpanningTreeCounters tc = network.tree->Counters();
+  stp["counters"] = {{"bpdus_in", tc.bpdus_in},           {"bpdus_out", tc.bpdus_out},
+                     {"inbox_dropped", tc.inbox_dropped}, {"send_failures", tc.send_failures},
+                     {"state_changes", tc.state_changes}, {"flushes", tc.flushes}};
+  json ports = json::array();
+  for (const stp::PortStatus& port : status.ports) {
+    const auto& c = port.counters;
+    ports.push_back({{"name", network.tree->PortName(port.number)},
+                     {"port_no", port.number},
+                     {"port_id", port.id},
+                     {"priority", stp::PortPriorityOf(port.id)},
+                     {"role", std::string(stp::ToString(port.role))},
+                     {"state", std::string(stp::ToString(port.state))},
+                     {"enabled", port.enabled},
+                     {"cost", port.path_cost},
+                     {"designated_root", BridgeIdText(port.designated_root)},
+                     {"designated_bridge", BridgeIdText(port.designated_bridge)},
+                     {"designated_port", port.designated_port},
+                     {"designated_cost", port.designated_cost},
+                     {"protocol", std::string(stp::ToString(port.protocol))},
+                     {"edge", port.oper_edge},
+                     {"admin_edge", port.admin_edge},
+                     {"bpdu_guard", port.bpdu_guard},
+                     {"bpdu_guard_tripped", port.bpdu_guard_tripped},
+                     {"root_block", port.root_block},
+                     {"point_to_point", port.point_to_point},
+                     {"counters",
+                      {{"rx_config", c.rx_config},
+                       {"rx_tcn", c.rx_tcn},
+                       {"rx_rst", c.rx_rst},
+                       {"tx_config", c.tx_config},
+                       {"tx_tcn", c.tx_tcn},
+                       {"tx_rst", c.tx_rst},
+                       {"rx_malformed", c.rx_malformed},
+                       {"rx_while_disabled", c.rx_while_disabled},
+                       {"bpdu_guard_trips", c.bpdu_guard_trips},
+                       {"forward_transitions", c.forward_transitions}}}});
+  }
+  stp["ports"] = ports;
+  return json{{"stp", stp}};
+}
+
 json UserspaceNetworks::PortExtra(const std::string& network_name, const std::string& port) const {
   json out = {{"switch_port", nullptr}};
   auto n = networks_.find(network_name);
@@ -321,6 +583,9 @@ json UserspaceNetworks::PortExtra(const std::string& network_name, const std::st
   if (p == n->second.ports.end()) return out;
   out["switch_port"] = p->second.id;
   out["stp_state"] = "forwarding";
+  for (const bridge::PortInfo& info : n->second.sw->Ports())
+    if (info.id == p->second.id)
+      out["stp_state"] = std::string(bridge::ToString(info.settings.stp));
   if (auto counters = n->second.sw->Counters(p->second.id); counters.ok())
     out["counters"] = CountersJson(*counters);
   return out;

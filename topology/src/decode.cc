@@ -36,6 +36,9 @@ constexpr uint64_t kMinMaxAge = 6, kMaxMaxAge = 40;
 constexpr uint64_t kMaxAgeingTime = 1000000;
 constexpr uint64_t kMaxPortPriority = 63;
 constexpr uint64_t kMinPortCost = 1, kMaxPortCost = 65535;
+// The userspace switch's RSTP (802.1D-2004 17.13.10, Table 17-2).
+constexpr uint64_t kMaxRstpPortPriority = 240, kRstpPortPriorityStep = 16;
+constexpr uint64_t kMaxRstpPortCost = 200000000;
 constexpr uint64_t kMaxVlanId = 4094;
 constexpr uint64_t kMinMemoryMb = 16, kMaxMemoryMb = 1 << 20;
 constexpr uint64_t kMaxVcpus = 64;
@@ -426,8 +429,9 @@ class Decoder {
         sites.bridge_defaulted = true;
       }
     }
+    network.stp.mode = network.datapath == Datapath::kUserspace ? StpMode::kRstp : StpMode::kStp;
     if (const json* stp = Member(value, "stp"))
-      DecodeStp(*stp, Child(pointer, "stp"), &network.stp);
+      DecodeStp(*stp, Child(pointer, "stp"), network.datapath, &network.stp);
     if (const json* vlan = Member(value, "vlan")) {
       DecodeBridgeVlan(*vlan, Child(pointer, "vlan"), &network.vlan);
     }
@@ -451,12 +455,21 @@ class Decoder {
     out_->networks.push_back(std::move(sites));
   }
 
-  void DecodeStp(const json& value, const std::string& pointer, StpConfig* stp) {
+  void DecodeStp(const json& value, const std::string& pointer, Datapath datapath, StpConfig* stp) {
     if (!ExpectObject(value, pointer,
-                      {"enabled", "priority", "hello_time", "forward_delay", "max_age"})) {
+                      {"enabled", "mode", "priority", "hello_time", "forward_delay", "max_age"})) {
       return;
     }
     if (auto enabled = GetBool(value, pointer, "enabled")) stp->enabled = *enabled;
+    if (auto mode = GetEnum(value, pointer, "mode", {"rstp", "stp"})) {
+      if (*mode == 0 && datapath == Datapath::kKernel) {
+        Error(Child(pointer, "mode"),
+              "the kernel bridge speaks only 802.1D STP: use \"mode\": \"stp\", or "
+              "\"datapath\": \"userspace\" for RSTP");
+      } else {
+        stp->mode = *mode == 0 ? StpMode::kRstp : StpMode::kStp;
+      }
+    }
     if (auto priority = GetInteger(value, pointer, "priority", 0, kMaxBridgePriority)) {
       if (*priority % kBridgePriorityStep != 0) {
         const uint64_t lower = *priority / kBridgePriorityStep * kBridgePriorityStep;
@@ -582,9 +595,9 @@ class Decoder {
     PortConfig port;
     port.where = At(pointer);
     if (!ExpectObject(value, pointer,
-                      {"name", "kind", "peer", "peer_netns", "vlan", "cost", "priority", "learning",
-                       "flood", "hairpin", "isolated", "bpdu_guard", "root_block", "owner", "group",
-                       "multi_queue", "vnet_hdr"})) {
+                      {"name", "kind", "peer", "peer_netns", "vlan", "cost", "priority", "edge",
+                       "learning", "flood", "hairpin", "isolated", "bpdu_guard", "root_block",
+                       "owner", "group", "multi_queue", "vnet_hdr"})) {
       return port;
     }
     if (Require(value, pointer, "name")) {
@@ -645,11 +658,31 @@ class Decoder {
         }
       }
     }
-    if (auto cost = GetInteger(value, pointer, "cost", kMinPortCost, kMaxPortCost)) {
+    const bool userspace = network.datapath == Datapath::kUserspace;
+    if (auto cost = GetInteger(value, pointer, "cost", kMinPortCost,
+                               userspace ? kMaxRstpPortCost : kMaxPortCost)) {
       port.cost = static_cast<uint32_t>(*cost);
     }
-    if (auto priority = GetInteger(value, pointer, "priority", 0, kMaxPortPriority)) {
-      port.priority = static_cast<uint32_t>(*priority);
+    if (auto priority = GetInteger(value, pointer, "priority", 0,
+                                   userspace ? kMaxRstpPortPriority : kMaxPortPriority)) {
+      if (userspace && *priority % kRstpPortPriorityStep != 0) {
+        const uint64_t lower = *priority / kRstpPortPriorityStep * kRstpPortPriorityStep;
+        Error(Child(pointer, "priority"),
+              "port priority on the userspace datapath must be a multiple of 16 (802.1D-2004), "
+              "got " +
+                  std::to_string(*priority) + " (nearest: " + std::to_string(lower) + " or " +
+                  std::to_string(std::min(lower + kRstpPortPriorityStep, kMaxRstpPortPriority)) +
+                  ")");
+      } else {
+        port.priority = static_cast<uint32_t>(*priority);
+      }
+    }
+    if (Member(value, "edge") && !userspace) {
+      Error(Child(pointer, "edge"),
+            "edge ports need RSTP: the kernel bridge (802.1D STP) has none; use "
+            "\"datapath\": \"userspace\"");
+    } else {
+      port.edge = GetBool(value, pointer, "edge");
     }
     port.learning = GetBool(value, pointer, "learning");
     port.flood = GetBool(value, pointer, "flood");

@@ -124,6 +124,8 @@ std::string_view ToString(PortKind kind) {
   return "?";
 }
 
+std::string_view ToString(StpMode mode) { return mode == StpMode::kRstp ? "rstp" : "stp"; }
+
 std::string_view ToString(VlanMode mode) {
   switch (mode) {
     case VlanMode::kNone:

@@ -29,6 +29,8 @@ EXPECTED_BAD = {
     "bad_many.json": "/networks/0",
     "bad_port_vlan_without_filtering.json": "/networks/0/ports/0",
     "bad_stp_priority.json": "/networks/0/stp/priority",
+    "bad_stp_rstp_kernel.json": "/networks/0/stp/mode",
+    "bad_stp_edge_kernel.json": "/networks/0/ports/0",
     "bad_stp_timer_range.json": "/networks/0/stp/hello_time",
     "bad_unknown_key.json": "/networks/0",
     "bad_veth_no_peer.json": "/networks/0/ports/0",

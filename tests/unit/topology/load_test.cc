@@ -213,6 +213,12 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
       {"bad_stp_priority.json",
        {"1:66: /networks/0/stp/priority: bridge priority must be a multiple of 4096, got 1000 "
         "(nearest: 0 or 4096)"}},
+      {"bad_stp_rstp_kernel.json",
+       {"1:62: /networks/0/stp/mode: the kernel bridge speaks only 802.1D STP: use \"mode\": "
+        "\"stp\", or \"datapath\": \"userspace\" for RSTP"}},
+      {"bad_stp_edge_kernel.json",
+       {"1:90: /networks/0/ports/0/edge: edge ports need RSTP: the kernel bridge (802.1D STP) "
+        "has none; use \"datapath\": \"userspace\""}},
       {"bad_stp_timer_range.json",
        {"1:51: /networks/0/stp/hello_time: expected an integer in 1..10, got 11"}},
       {"bad_unknown_key.json",

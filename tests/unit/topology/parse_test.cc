@@ -595,6 +595,43 @@ TEST(TopologyParseTest, UserspaceDatapathTakesVlansLimitsAndStpWithoutFiltering)
   EXPECT_TRUE(network.ports.at(1).vlan.allowed.test(11));
 }
 
+// The userspace datapath's RSTP: mode (default rstp there, stp on the
+// kernel's), edge, and 802.1D-2004 port cost and priority ranges.
+TEST(TopologyParseTest, UserspaceStpModeEdgeAndRstpPortRanges) {
+  auto result = ParseTopology(
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"stp\": {\"enabled\": true},\n"
+      " \"ports\": [{\"name\": \"a\", \"edge\": true, \"cost\": 200000000, \"priority\": 240},\n"
+      "  {\"name\": \"b\"}]},\n"
+      " {\"name\": \"v\", \"datapath\": \"userspace\", \"stp\": {\"mode\": \"stp\"}},\n"
+      " {\"name\": \"k\", \"stp\": {\"enabled\": true}}]}",
+      "t.json");
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].ToString());
+  const auto& u = result.topology.networks.at(0);
+  EXPECT_EQ(u.stp.mode, StpMode::kRstp);
+  EXPECT_EQ(u.ports.at(0).edge, std::optional<bool>(true));
+  EXPECT_EQ(u.ports.at(0).cost, std::optional<uint32_t>(200000000));
+  EXPECT_EQ(u.ports.at(0).priority, std::optional<uint32_t>(240));
+  EXPECT_EQ(u.ports.at(1).edge, std::nullopt);
+  EXPECT_EQ(result.topology.networks.at(1).stp.mode, StpMode::kStp);
+  EXPECT_EQ(result.topology.networks.at(2).stp.mode, StpMode::kStp);
+
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\",\n"
+               " \"stp\": {\"mode\": \"mstp\"},\n"
+               " \"ports\": [{\"name\": \"a\", \"cost\": 200000001, \"priority\": 100, \"edge\": 1}]},\n"
+               " {\"name\": \"k\", \"ports\": [{\"name\": \"b\", \"cost\": 65536, \"priority\": 64}]}]}"),
+      ElementsAre(
+          "t.json:2:18: /networks/0/stp/mode: unknown mode \"mstp\"; expected \"rstp\" or "
+          "\"stp\"",
+          "t.json:3:34: /networks/0/ports/0/cost: expected an integer in 1..200000000, got "
+          "200000001",
+          "t.json:3:57: /networks/0/ports/0/priority: port priority on the userspace datapath "
+          "must be a multiple of 16 (802.1D-2004), got 100 (nearest: 96 or 112)",
+          "t.json:3:70: /networks/0/ports/0/edge: expected a boolean, got an integer",
+          "t.json:4:48: /networks/1/ports/0/cost: expected an integer in 1..65535, got 65536",
+          "t.json:4:67: /networks/1/ports/0/priority: expected an integer in 0..63, got 64"));
+}
+
 // ---- FDB ----
 
 TEST(TopologyParseTest, StaticFdbEntries) {

@@ -11,6 +11,11 @@
 // was recreated (its ifindex changed) or failed; removes ports that left the
 // configuration; installs the static FDB entries (the topology's and those
 // added at run time with fdb.add). Networks that left are stopped.
+// With "stp": {"enabled": true} a bridge::SpanningTree (RSTP, or STP with
+// "mode": "stp") runs beside the switch on its own thread: ports join it
+// discarding, carrier changes (oper_up from the kernel state) reach it as
+// link up/down, and a change of the network's STP settings restarts the
+// tree (ports go discarding and converge again).
 // Single-threaded (netd's event loop); each switch runs its own datapath
 // thread.
 #pragma once
@@ -25,6 +30,7 @@
 #include <tuple>
 #include <vector>
 
+#include "vfabric/bridge/spanning_tree.h"
 #include "vfabric/bridge/switch.h"
 #include "vfabric/common/status.h"
 #include "vfabric/netd/planner.h"
@@ -46,6 +52,14 @@ uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::P
 fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network);
 // Every port name a VM NIC of `desired` uses (a tap QEMU holds).
 std::set<std::string> GuestPortNames(const topology::Topology& desired);
+// The spanning tree bridge address of a userspace network: a locally
+// administered unicast MAC hashed from the host's machine id and the
+// network's name, so it is stable across restarts and differs between
+// hosts and networks.
+MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& network);
+// A port's tree settings from the topology (`guest`: a VM NIC's port, which
+// is an admin edge port unless the topology says otherwise).
+bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest);
 
 class UserspaceNetworks {
  public:
@@ -71,6 +85,8 @@ class UserspaceNetworks {
   Result<nlohmann::json> FdbEntries(const std::string& network);
   nlohmann::json VlanJson(const topology::NetworkConfig& network) const;
   Result<nlohmann::json> FdbCounters(const std::string& network);
+  // stp.show: the tree's view (bridge, root, per-port role/state/...).
+  Result<nlohmann::json> StpJson(const topology::NetworkConfig& network) const;
   size_t PortsUp(const std::string& network) const;
 
   // fdb.add / fdb.del / fdb.flush. Runtime static entries are kept across
@@ -87,6 +103,8 @@ class UserspaceNetworks {
     int ifindex = 0;
     bool tap = false;  // opened by netd as a tap (else a packet socket)
     vlan::PortVlanConfig vlan;
+    bool link_up = false;                          // as last told to the tree
+    std::optional<bridge::TreePortSettings> tree;  // in the tree with these
   };
   using StaticKey = std::pair<uint16_t, MacAddress>;  // vlan, mac
   struct Network {
@@ -96,11 +114,18 @@ class UserspaceNetworks {
     std::map<std::string, PortState> ports;              // by name
     std::map<StaticKey, std::string> installed_statics;  // -> port
     std::map<StaticKey, std::string> runtime_statics;    // fdb.add
+    std::shared_ptr<bridge::BpduInbox> inbox;
+    std::unique_ptr<bridge::SpanningTree> tree;  // STP enabled
+    topology::StpConfig tree_config;             // what `tree` runs
   };
 
   void SyncNetwork(const topology::NetworkConfig& config, const topology::Topology& desired,
                    const KernelState& state, Network& network, std::vector<std::string>& errors);
   void RemovePort(Network& network, const std::string& name);
+  // Starts, restarts or stops the network's tree to match `config.stp`, and
+  // joins ports, tells it carrier changes and port setting changes.
+  void SyncTree(const topology::NetworkConfig& config, const std::set<std::string>& guest_ports,
+                const KernelState& state, Network& network, std::vector<std::string>& errors);
 
   std::map<std::string, Network> networks_;
 };

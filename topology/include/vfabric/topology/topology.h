@@ -40,16 +40,22 @@ struct Diagnostic {
 enum class Datapath { kKernel, kUserspace };
 enum class PortKind { kTap, kVeth, kExisting };
 enum class VlanMode { kNone, kAccess, kTrunk };
+// rstp: 802.1D-2004 RSTP (falls back per port to STP when a peer speaks it);
+// stp: legacy 802.1D STP only. The kernel bridge speaks only stp.
+enum class StpMode { kRstp, kStp };
 
 std::string_view ToString(Datapath datapath);
 std::string_view ToString(PortKind kind);
 std::string_view ToString(VlanMode mode);
+std::string_view ToString(StpMode mode);
 
 using VlanBitmap = std::bitset<4096>;
 
 // IEEE 802.1D timers are whole seconds in the topology.
 struct StpConfig {
   bool enabled = false;
+  // Default: rstp on the userspace datapath, stp on the kernel's.
+  StpMode mode = StpMode::kStp;
   uint32_t priority = 32768;    // 0..61440, a multiple of 4096
   uint32_t hello_time = 2;      // 1..10 s
   uint32_t forward_delay = 15;  // 4..30 s
@@ -92,9 +98,16 @@ struct PortConfig {
   std::string peer;        // veth: the other end's name
   std::string peer_netns;  // veth: named netns to move the peer into ("" = stay)
   PortVlanConfig vlan;
-  // Bridge port settings; unset means "leave the kernel's default".
-  std::optional<uint32_t> cost;      // 1..65535 (the kernel bridge's range)
-  std::optional<uint32_t> priority;  // 0..63 (the kernel bridge's range)
+  // Bridge port settings; unset means "leave the default".
+  // Kernel datapath: cost 1..65535, priority 0..63 (the kernel bridge's
+  // ranges). Userspace: cost 1..200000000, priority 0..240 in steps of 16
+  // (802.1D-2004 17.13.10, Table 17-2).
+  std::optional<uint32_t> cost;
+  std::optional<uint32_t> priority;
+  // Userspace datapath: an admin edge port (a host or guest NIC) forwards at
+  // once; it stops being edge when a BPDU arrives. Default: true for a VM
+  // NIC's port, false otherwise (auto-edge still applies).
+  std::optional<bool> edge;
   std::optional<bool> learning;
   std::optional<bool> flood;
   std::optional<bool> hairpin;

@@ -1,0 +1,178 @@
+// vfabric::bridge::SpanningTree — runs an stp::Bridge (RSTP with 802.1D
+// fallback) for a Switch.
+//
+// Data flow. The switch's datapath thread traps each BPDU and hands it to a
+// BpduInbox (a bounded queue of fixed slots: no allocation on the datapath;
+// a full inbox drops and counts). The tree's own thread (Start()), or a
+// caller of Service() (tests), drains the inbox into the engine, runs its
+// timers at NextDeadline(), and applies the engine's output to the switch:
+// port states first (SetPortStpState), then FDB flushes, then BPDUs
+// (SendFrame) -- the order stp::Bridge requires, so an agreement never leaves
+// before the ports it vouches for have stopped forwarding.
+//
+// Why a thread of its own and not the owner's event loop: a bridge that stops
+// sending BPDUs for 3 hello times loses its designated role on its segments
+// and its neighbours unblock their alternate ports -- a loop. netd's control
+// thread may block for seconds (netlink transactions, guest start-up); the
+// tree must not.
+//
+// Threading. Every public call is thread-safe (one mutex around the engine).
+// Calls into the Switch are made with that mutex held; the Switch's control
+// calls never call back into the tree, and the datapath thread only touches
+// the inbox, so there is no lock cycle.
+//
+// Ports. A switch port joins the tree with AddPort() after it was added to
+// the switch in the discarding state; the tree owns its state from then on.
+// The 802.1D port number is the switch PortId + 1.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vfabric/bridge/switch.h"
+#include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/stp/rstp.h"
+
+namespace vfabric::bridge {
+
+// BPDUs from the datapath thread to the tree. Push() is wait-free for the
+// datapath apart from a short mutex with Drain(); nothing allocates after
+// Create().
+class BpduInbox {
+ public:
+  // A BPDU is at most 64 bytes (RST: 14 + 3 + 36, a tag adds 4); longer
+  // frames are kept truncated to this, which the decoder then rejects as
+  // malformed rather than trusting a cut-off BPDU.
+  static constexpr size_t kMaxFrame = 128;
+  struct Item {
+    PortId port = 0;
+    uint16_t size = 0;    // bytes kept (<= kMaxFrame)
+    uint32_t length = 0;  // bytes received
+    std::array<uint8_t, kMaxFrame> bytes{};
+  };
+
+  static Result<std::shared_ptr<BpduInbox>> Create(size_t capacity = 256);
+
+  // The datapath thread's hook (SwitchConfig::bpdu_hook).
+  BpduHook Hook();
+  void Push(PortId port, std::span<const uint8_t> frame);
+  // While not accepting (no tree runs: STP disabled), BPDUs are counted as
+  // ignored and not queued. Accepting from Create().
+  void SetAccepting(bool accepting) { accepting_.store(accepting, std::memory_order_relaxed); }
+  uint64_t ignored() const { return ignored_.load(std::memory_order_relaxed); }
+  // Everything queued so far, oldest first; clears the eventfd.
+  std::vector<Item> Drain();
+  // Readable while something is queued.
+  int fd() const { return event_.get(); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  BpduInbox(size_t capacity, UniqueFd event);
+  std::mutex mutex_;
+  std::vector<Item> ring_;
+  size_t head_ = 0, count_ = 0;
+  std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> ignored_{0};
+  std::atomic<bool> accepting_{true};
+  UniqueFd event_;
+};
+
+// A port's spanning tree settings (topology: cost, priority, edge,
+// bpdu_guard, root_block).
+struct TreePortSettings {
+  uint32_t path_cost = 0;  // 0: from the link speed
+  uint8_t priority = 128;  // 0..240, a multiple of 16
+  bool admin_edge = false;
+  bool bpdu_guard = false;
+  bool root_block = false;
+};
+
+struct SpanningTreeConfig {
+  std::string name = "switch";  // for messages and the thread's name
+  stp::BridgeConfig bridge;
+  // The clock; default steady_clock. Tests inject a fake one and call
+  // Service() themselves.
+  std::function<stp::TimePoint()> clock;
+  // Called (with the tree's mutex held, on the tree's thread) for each
+  // notable event: bpdu_guard trips, new root, topology changes, protocol
+  // migrations. For logs; must not call back into the tree.
+  std::function<void(const stp::Event&, std::string_view port_name)> on_event;
+};
+
+struct SpanningTreeCounters {
+  uint64_t bpdus_in = 0;       // drained from the inbox
+  uint64_t inbox_dropped = 0;  // inbox full
+  uint64_t bpdus_out = 0;      // sent
+  uint64_t send_failures = 0;  // SendFrame refused (port gone, tx full)
+  uint64_t state_changes = 0;
+  uint64_t flushes = 0;
+};
+
+class SpanningTree {
+ public:
+  // `sw` must outlive the tree and must have been created with
+  // `inbox->Hook()` as its bpdu_hook.
+  static Result<std::unique_ptr<SpanningTree>> Create(Switch& sw, std::shared_ptr<BpduInbox> inbox,
+                                                      SpanningTreeConfig config);
+  ~SpanningTree();  // stops the thread
+  SpanningTree(const SpanningTree&) = delete;
+  SpanningTree& operator=(const SpanningTree&) = delete;
+
+  // Joins switch port `id` (named `name` in messages) to the tree and
+  // brings it up or leaves it down. The switch port should be discarding.
+  Status AddPort(PortId id, std::string name, const TreePortSettings& settings, bool link_up,
+                 uint64_t speed_mbps);
+  // Leaves the tree (before the port leaves the switch).
+  Status RemovePort(PortId id);
+  // Link up/down (carrier); a down/up also clears a bpdu_guard trip.
+  Status SetPortLink(PortId id, bool up, uint64_t speed_mbps);
+  bool HasPort(PortId id) const;
+
+  // Drains the inbox, runs due timers, applies the output. The thread calls
+  // it; tests driving a fake clock call it instead of Start().
+  void Service();
+  stp::TimePoint NextDeadline() const;
+
+  Status Start();
+  void Stop();
+
+  stp::BridgeStatus GetStatus() const;
+  // The port's name as given to AddPort (empty when unknown).
+  std::string PortName(stp::PortNumber number) const;
+  SpanningTreeCounters Counters() const;
+
+  static stp::PortNumber NumberOf(PortId id) { return static_cast<stp::PortNumber>(id + 1); }
+  static PortId IdOf(stp::PortNumber number) { return static_cast<PortId>(number - 1); }
+
+ private:
+  SpanningTree(Switch& sw, std::shared_ptr<BpduInbox> inbox, SpanningTreeConfig config,
+               std::unique_ptr<stp::Bridge> engine, UniqueFd wake);
+  stp::TimePoint Now() const;
+  void ApplyOutput();  // REQUIRES mutex_
+  void Loop();
+
+  Switch& switch_;
+  std::shared_ptr<BpduInbox> inbox_;
+  SpanningTreeConfig config_;
+  mutable std::mutex mutex_;
+  std::unique_ptr<stp::Bridge> engine_;
+  std::vector<std::string> names_;  // by PortId
+  SpanningTreeCounters counters_;
+  UniqueFd wake_;  // eventfd: Stop()
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+// stp::PortState as the pipeline applies it.
+StpState ToSwitchState(stp::PortState state);
+
+}  // namespace vfabric::bridge

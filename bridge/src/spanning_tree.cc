@@ -1,0 +1,273 @@
+#include "vfabric/bridge/spanning_tree.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace vfabric::bridge {
+namespace {
+
+void ClearEventFd(int fd) {
+  uint64_t value = 0;
+  [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof value);
+}
+
+void SignalEventFd(int fd) {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+}
+
+}  // namespace
+
+StpState ToSwitchState(stp::PortState state) {
+  switch (state) {
+    case stp::PortState::kDiscarding:
+      return StpState::kDiscarding;
+    case stp::PortState::kLearning:
+      return StpState::kLearning;
+    case stp::PortState::kForwarding:
+      return StpState::kForwarding;
+  }
+  return StpState::kDiscarding;
+}
+
+// ---------------------------------------------------------------------------
+// BpduInbox
+
+BpduInbox::BpduInbox(size_t capacity, UniqueFd event) : ring_(capacity), event_(std::move(event)) {}
+
+Result<std::shared_ptr<BpduInbox>> BpduInbox::Create(size_t capacity) {
+  if (capacity == 0) return Status::Error("BPDU inbox: capacity 0", EINVAL);
+  UniqueFd event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!event) return Status::FromErrno("BPDU inbox: eventfd", errno);
+  return std::shared_ptr<BpduInbox>(new BpduInbox(capacity, std::move(event)));
+}
+
+BpduHook BpduInbox::Hook() {
+  return [this](PortId port, std::span<const uint8_t> frame) { Push(port, frame); };
+}
+
+void BpduInbox::Push(PortId port, std::span<const uint8_t> frame) {
+  if (!accepting_.load(std::memory_order_relaxed)) {
+    ignored_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (count_ == ring_.size()) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    Item& item = ring_[(head_ + count_) % ring_.size()];
+    item.port = port;
+    item.length = static_cast<uint32_t>(frame.size());
+    item.size = static_cast<uint16_t>(std::min(frame.size(), kMaxFrame));
+    std::memcpy(item.bytes.data(), frame.data(), item.size);
+    ++count_;
+  }
+  SignalEventFd(event_.get());
+}
+
+std::vector<BpduInbox::Item> BpduInbox::Drain() {
+  ClearEventFd(event_.get());
+  std::vector<Item> items;
+  std::lock_guard<std::mutex> lock(mutex_);
+  items.reserve(count_);
+  for (; count_ > 0; --count_) {
+    items.push_back(ring_[head_]);
+    head_ = (head_ + 1) % ring_.size();
+  }
+  return items;
+}
+
+// ---------------------------------------------------------------------------
+// SpanningTree
+
+SpanningTree::SpanningTree(Switch& sw, std::shared_ptr<BpduInbox> inbox, SpanningTreeConfig config,
+                           std::unique_ptr<stp::Bridge> engine, UniqueFd wake)
+    : switch_(sw),
+      inbox_(std::move(inbox)),
+      config_(std::move(config)),
+      engine_(std::move(engine)),
+      wake_(std::move(wake)) {}
+
+Result<std::unique_ptr<SpanningTree>> SpanningTree::Create(Switch& sw,
+                                                           std::shared_ptr<BpduInbox> inbox,
+                                                           SpanningTreeConfig config) {
+  const std::string what = "spanning tree of switch " + config.name;
+  if (!inbox) return Status::Error(what + ": no BPDU inbox", EINVAL);
+  const stp::TimePoint now = config.clock ? config.clock() : std::chrono::steady_clock::now();
+  auto engine = stp::Bridge::Create(config.bridge, now);
+  if (!engine.ok()) return engine.status().WithContext(what);
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake) return Status::FromErrno(what + ": eventfd", errno);
+  return std::unique_ptr<SpanningTree>(new SpanningTree(
+      sw, std::move(inbox), std::move(config), std::move(engine).value(), std::move(wake)));
+}
+
+SpanningTree::~SpanningTree() { Stop(); }
+
+stp::TimePoint SpanningTree::Now() const {
+  return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
+}
+
+Status SpanningTree::AddPort(PortId id, std::string name, const TreePortSettings& settings,
+                             bool link_up, uint64_t speed_mbps) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string what = "spanning tree of switch " + config_.name + ": port " + name;
+  if (id >= 4095)
+    return Status::Error(
+        what + ": switch port #" + std::to_string(id) + " has no 802.1D port number (1..4095)",
+        ERANGE);
+  stp::PortConfig port;
+  port.number = NumberOf(id);
+  port.priority = settings.priority;
+  port.path_cost = settings.path_cost;
+  port.admin_edge = settings.admin_edge;
+  port.bpdu_guard = settings.bpdu_guard;
+  port.root_block = settings.root_block;
+  const stp::TimePoint now = Now();
+  Status added = engine_->AddPort(port, now);
+  if (!added.ok()) return added.WithContext(what);
+  if (names_.size() <= id) names_.resize(id + 1);
+  names_[id] = std::move(name);
+  // The switch port starts discarding; the engine says when it may learn
+  // and forward.
+  Status state = switch_.SetPortStpState(id, StpState::kDiscarding);
+  if (!state.ok()) {
+    (void)engine_->RemovePort(port.number, now);
+    return state.WithContext(what);
+  }
+  if (link_up) {
+    Status enabled = engine_->SetPortEnabled(port.number, true, speed_mbps, now);
+    if (!enabled.ok()) return enabled.WithContext(what);
+  }
+  ApplyOutput();
+  return Status::Ok();
+}
+
+Status SpanningTree::RemovePort(PortId id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Status removed = engine_->RemovePort(NumberOf(id), Now());
+  if (id < names_.size()) names_[id].clear();
+  ApplyOutput();
+  return removed;
+}
+
+Status SpanningTree::SetPortLink(PortId id, bool up, uint64_t speed_mbps) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Status s = engine_->SetPortEnabled(NumberOf(id), up, speed_mbps, Now());
+  ApplyOutput();
+  return s;
+}
+
+bool SpanningTree::HasPort(PortId id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return id < names_.size() && !names_[id].empty();
+}
+
+void SpanningTree::Service() {
+  std::vector<BpduInbox::Item> items = inbox_->Drain();
+  std::lock_guard<std::mutex> lock(mutex_);
+  counters_.inbox_dropped = inbox_->dropped();
+  const stp::TimePoint now = Now();
+  // Timers first: a BPDU that arrives after a due tick must not be aged out
+  // by that tick.
+  engine_->AdvanceTo(now);
+  for (const BpduInbox::Item& item : items) {
+    ++counters_.bpdus_in;
+    // A port removed after its BPDU was queued: the engine refuses it.
+    (void)engine_->ReceiveBpdu(NumberOf(item.port), {item.bytes.data(), item.size}, now);
+    // Apply after each BPDU: the outputs of one must reach the switch (and
+    // the wire) before the next is judged, as they would on a real bridge.
+    ApplyOutput();
+  }
+  ApplyOutput();
+}
+
+stp::TimePoint SpanningTree::NextDeadline() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return engine_->NextDeadline();
+}
+
+void SpanningTree::ApplyOutput() {
+  stp::Output out = engine_->TakeOutput();
+  if (out.empty()) return;
+  for (const stp::StateChange& change : out.state_changes) {
+    ++counters_.state_changes;
+    (void)switch_.SetPortStpState(IdOf(change.port), ToSwitchState(change.state));
+  }
+  for (const stp::FlushRequest& flush : out.flushes) {
+    ++counters_.flushes;
+    (void)switch_.FlushFdb(IdOf(flush.port));
+  }
+  for (const stp::TxBpdu& bpdu : out.bpdus) {
+    if (switch_.SendFrame(IdOf(bpdu.port), bpdu.frame).ok())
+      ++counters_.bpdus_out;
+    else
+      ++counters_.send_failures;
+  }
+  if (config_.on_event) {
+    for (const stp::Event& event : out.events) {
+      const PortId id = event.port == 0 ? 0 : IdOf(event.port);
+      config_.on_event(event, event.port != 0 && id < names_.size() ? names_[id] : "");
+    }
+  }
+}
+
+void SpanningTree::Loop() {
+  const std::string thread_name = (config_.name + "-stp").substr(0, 15);
+  pthread_setname_np(pthread_self(), thread_name.c_str());
+  while (!stop_.load(std::memory_order_acquire)) {
+    const auto wait = NextDeadline() - std::chrono::steady_clock::now();
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    pollfd fds[2] = {{inbox_->fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    ::poll(fds, 2, static_cast<int>(std::clamp<int64_t>(ms, 0, 1000)));
+    if (fds[1].revents & POLLIN) ClearEventFd(wake_.get());
+    if (stop_.load(std::memory_order_acquire)) break;
+    Service();
+  }
+}
+
+Status SpanningTree::Start() {
+  if (thread_.joinable())
+    return Status::Error("spanning tree of switch " + config_.name + ": already running", EBUSY);
+  if (config_.clock)
+    return Status::Error(
+        "spanning tree of switch " + config_.name + ": a fake clock needs Service() calls", EINVAL);
+  stop_.store(false, std::memory_order_release);
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void SpanningTree::Stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_release);
+  SignalEventFd(wake_.get());
+  thread_.join();
+}
+
+stp::BridgeStatus SpanningTree::GetStatus() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return engine_->GetStatus(Now());
+}
+
+std::string SpanningTree::PortName(stp::PortNumber number) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const PortId id = IdOf(number);
+  return number != 0 && id < names_.size() ? names_[id] : std::string();
+}
+
+SpanningTreeCounters SpanningTree::Counters() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SpanningTreeCounters c = counters_;
+  c.inbox_dropped = inbox_->dropped();
+  return c;
+}
+
+}  // namespace vfabric::bridge
