@@ -165,7 +165,7 @@ topology::Topology Controller::Desired() const {
 Status Controller::ReconcileKernel(std::vector<Operation>* applied) {
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return state.status().WithContext("read kernel state");
-  auto plan = Plan(Desired(), *state);
+  auto plan = Plan(Desired(), *state, AttachedPorts());
   if (!plan.ok()) return plan.status();
   return ApplyPlan(kernel_, *plan, applied);
 }
@@ -177,6 +177,10 @@ Status Controller::Reconcile(std::vector<Operation>* applied) {
   }
   SyncUserspace();
   return Status::Ok();
+}
+
+std::set<std::string> Controller::AttachedPorts() const {
+  return userspace_ != nullptr ? userspace_->AttachedPorts() : std::set<std::string>{};
 }
 
 void Controller::SyncUserspace() {
@@ -297,7 +301,7 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     applied_ = std::move(saved);
     throw RequestError{"failed", state.status().message()};
   }
-  auto plan = Plan(desired, *state);
+  auto plan = Plan(desired, *state, AttachedPorts());
   if (!plan.ok()) {
     applied_ = std::move(saved);
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
@@ -376,7 +380,7 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
     auto state_ = ReadKernelState(kernel_, features_);                            \
     if (!state_.ok()) throw RequestError{"failed", state_.status().message()};    \
     view.state = std::move(state_).value();                                       \
-    auto plan_ = Plan(view.desired, view.state);                                  \
+    auto plan_ = Plan(view.desired, view.state, AttachedPorts());                                  \
     if (plan_.ok()) {                                                             \
       for (const auto& op : *plan_) ++view.drift[op.network];                     \
     } else {                                                                      \
@@ -472,7 +476,7 @@ json Controller::NetworkShow(const std::string& name) {
   summary["static_fdb"] = std::move(statics);
   json pending = json::array();
   if (view.plan_error.empty()) {
-    auto plan = Plan(view.desired, view.state);
+    auto plan = Plan(view.desired, view.state, AttachedPorts());
     if (plan.ok())
       for (const auto& op : *plan)
         if (op.network == name) pending.push_back(op.Describe());

@@ -194,8 +194,9 @@ std::string ForeignLinkError(std::string_view what, const std::string& name,
 
 class Planner {
  public:
-  Planner(const topology::Topology& desired, const KernelState& actual)
-      : desired_(desired), actual_(actual) {}
+  Planner(const topology::Topology& desired, const KernelState& actual,
+          const std::set<std::string>& attached)
+      : desired_(desired), actual_(actual), attached_(attached) {}
 
   bool Owned(const LinkInfo& link) const { return !NetworkFromAlias(link.alias).empty(); }
 
@@ -379,8 +380,10 @@ class Planner {
       // The userspace switch reads the port itself: it must not sit on a bridge.
       if (!old_master.empty())
         port_config_.push_back(SetMasterOp(network.name, port.name, "", old_master));
-      if (created || link == nullptr || !link->admin_up)
-        port_config_.push_back(SetUpOp(network.name, port.name, true));
+      const bool bring_up = port.kind == PortKind::kExisting
+                                ? link != nullptr && !link->admin_up && !attached_.count(port.name)
+                                : created || link == nullptr || !link->admin_up;
+      if (bring_up) port_config_.push_back(SetUpOp(network.name, port.name, true));
       return;
     }
     const bool enslaved = !created && bridge != nullptr && link != nullptr &&
@@ -522,6 +525,7 @@ class Planner {
  private:
   const topology::Topology& desired_;
   const KernelState& actual_;
+  const std::set<std::string>& attached_;
  public:
   std::set<std::string> wanted_;
   std::vector<Operation> bridges_, port_links_, port_config_, fdb_adds_, bridges_up_,
@@ -602,8 +606,9 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network) {
   return s;
 }
 
-Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual) {
-  Planner planner(desired, actual);
+Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
+                                    const std::set<std::string>& attached) {
+  Planner planner(desired, actual, attached);
   for (const NetworkConfig& network : desired.networks)
     VF_RETURN_IF_ERROR(planner.Preflight(network));
   for (const NetworkConfig& network : desired.networks) planner.PlanNetwork(network);

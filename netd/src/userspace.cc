@@ -591,6 +591,13 @@ json UserspaceNetworks::PortExtra(const std::string& network_name, const std::st
   return out;
 }
 
+std::set<std::string> UserspaceNetworks::AttachedPorts() const {
+  std::set<std::string> names;
+  for (const auto& [network_name, network] : networks_)
+    for (const auto& [name, port] : network.ports) names.insert(name);
+  return names;
+}
+
 size_t UserspaceNetworks::PortsUp(const std::string& network) const {
   auto n = networks_.find(network);
   if (n == networks_.end()) return 0;

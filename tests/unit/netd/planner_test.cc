@@ -414,6 +414,26 @@ TEST(PlannerUserspaceTest, UserspaceNetworksGetTheirLinksButNoBridge) {
               ElementsAre("release fast-t0 from its bridge"));
 }
 
+// An "existing" uplink of a userspace network is brought up when the switch
+// takes it; once the switch holds it, an operator's "ip link set down"
+// stands (it is how a cable is pulled), as on a kernel bridge.
+TEST(PlannerUserspaceTest, ExistingPortsHeldByTheSwitchStayDownWhenSetDown) {
+  testing::FakeKernel kernel;
+  kernel.AddForeignLink("eth9", "dummy");
+  topology::NetworkConfig fast;
+  fast.name = "fast";
+  fast.datapath = topology::Datapath::kUserspace;
+  fast.bridge = "vfb-fast";
+  PortConfig uplink;
+  uplink.name = "eth9";
+  uplink.kind = PortKind::kExisting;
+  fast.ports = {uplink};
+  ASSERT_TRUE(kernel.SetLinkUp("eth9", false).ok());
+  auto KernelState = [&] { return ReadKernelState(kernel, kernel.features).value(); };
+  EXPECT_THAT(Describe(*Plan(With({fast}), KernelState())), ElementsAre("set eth9 up"));
+  EXPECT_THAT(Describe(*Plan(With({fast}), KernelState(), {"eth9"})), ElementsAre());
+}
+
 }  // namespace
 }  // namespace vfabric::netd
 

@@ -63,6 +63,7 @@ class Controller {
   nlohmann::json FdbVerb(const std::string& verb, const nlohmann::json& args);
   bool IsUserspace(const std::string& network) const;
   void SyncUserspace();
+  std::set<std::string> AttachedPorts() const;
   nlohmann::json VmVerb(const std::string& verb, const nlohmann::json& args);
   nlohmann::json Attach(const nlohmann::json& args);
   nlohmann::json Detach(const nlohmann::json& args);

@@ -18,6 +18,7 @@
 // back everything already done when a later step fails.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -101,7 +102,11 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
 // veths (up, on no bridge; the userspace switch forwards between them). Fails without operations when the topology cannot be applied at
 // all (a feature the kernel lacks, a name taken by a foreign link); the
 // message names the object and says why.
-Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual);
+// `attached`: ports that a userspace switch holds already; an "existing"
+// link among them is not brought up again (its admin state is then the
+// operator's, as it is for an existing link enslaved to a kernel bridge).
+Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
+                                    const std::set<std::string>& attached = {});
 
 // Runs one operation.
 Status Execute(Kernel& kernel, const Operation& operation);

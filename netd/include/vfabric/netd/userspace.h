@@ -88,6 +88,8 @@ class UserspaceNetworks {
   // stp.show: the tree's view (bridge, root, per-port role/state/...).
   Result<nlohmann::json> StpJson(const topology::NetworkConfig& network) const;
   size_t PortsUp(const std::string& network) const;
+  // Every port name a switch holds (for the planner: see Plan()).
+  std::set<std::string> AttachedPorts() const;
 
   // fdb.add / fdb.del / fdb.flush. Runtime static entries are kept across
   // Sync() until deleted (or their port leaves the network).
