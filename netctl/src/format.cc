@@ -440,10 +440,10 @@ std::string FormatStpShow(const json& result) {
   block.Add("stp", Get(stp, "enabled")
                        ? (Bool(stp, "enabled").value_or(false) ? "enabled" : "disabled")
                        : "-");
+  if (Get(stp, "mode")) block.Add("mode", Text(stp, "mode"));
   block.Add("bridge id", Text(stp, "bridge_id"));
   block.Add("root id", Text(stp, "root_id"));
   // 802.1D numbers ports from 1: a root port of 0 is the kernel's "none".
-  if (Get(stp, "mode")) block.Add("mode", Text(stp, "mode"));
   std::optional<long long> root_port = Integer(stp, "root_port");
   std::string root_port_text = root_port && *root_port == 0 ? "-" : Text(stp, "root_port");
   if (const json* name = Get(stp, "root_port_name"); name && name->is_string())

@@ -451,7 +451,7 @@ json Controller::NetworkShow(const std::string& name) {
   const bool userspace = network->datapath == topology::Datapath::kUserspace;
   if (userspace) {
     summary["settings"] = {{"stp_enabled", network->stp.enabled},
-                           {"stp_running", false},
+                           {"stp_running", userspace_ != nullptr && userspace_->TreeRunning(name)},
                            {"ageing_time", network->fdb.ageing_time},
                            {"max_entries", network->fdb.max_entries},
                            {"max_per_port", network->fdb.max_per_port},

@@ -240,6 +240,52 @@ TEST(FormatTest, StpShowToleratesAbsentAndExtraFields) {
             "trunk0    8.002   alternate   discarding  2000  8000.525400000009  rstp      no\n");
 }
 
+// A userspace network's tree: mode, the root port by name and number, the
+// topology change count and age.
+TEST(FormatTest, StpShowOfAUserspaceTree) {
+  json stp = {{"enabled", true},
+              {"mode", "rstp"},
+              {"bridge_id", "2000.2e45b9c5a816"},
+              {"root_id", "1000.2e45b9c5a663"},
+              {"root_port", 1},
+              {"root_port_name", "r12b"},
+              {"root_path_cost", 2000},
+              {"is_root", false},
+              {"topology_change", true},
+              {"topology_change_count", 3},
+              {"time_since_topology_change", 1.5},
+              {"hello_time", 2},
+              {"forward_delay", 4},
+              {"max_age", 6},
+              {"source", "userspace"},
+              {"ports",
+               {{{"name", "r12b"},
+                 {"port_id", 0x8001},
+                 {"state", "forwarding"},
+                 {"role", "root"},
+                 {"cost", 2000},
+                 {"designated_bridge", "1000.2e45b9c5a663"},
+                 {"protocol", "rstp"},
+                 {"edge", false}}}}};
+  EXPECT_EQ(FormatStpShow({{"stp", stp}}),
+            "stp:                   enabled\n"
+            "mode:                  rstp\n"
+            "bridge id:             2000.2e45b9c5a816\n"
+            "root id:               1000.2e45b9c5a663\n"
+            "root port:             r12b (1)\n"
+            "root path cost:        2000\n"
+            "topology change:       yes\n"
+            "topology changes:      3\n"
+            "last topology change:  1.5 s ago\n"
+            "hello time:            2 s\n"
+            "forward delay:         4 s\n"
+            "max age:               6 s\n"
+            "source:                userspace\n"
+            "\n"
+            "PORT  ID      ROLE  STATE       COST  DESIGNATED-BRIDGE  PROTOCOL  EDGE\n"
+            "r12b  0x8001  root  forwarding  2000  1000.2e45b9c5a663  rstp      no\n");
+}
+
 TEST(FormatTest, VlanShow) {
   json vlan = {
       {"filtering", true},

@@ -73,6 +73,11 @@ class UserspaceNetworks {
   std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state);
 
   bool Has(const std::string& network) const { return networks_.count(network) != 0; }
+  // The network's spanning tree runs (STP enabled and started).
+  bool TreeRunning(const std::string& network) const {
+    auto it = networks_.find(network);
+    return it != networks_.end() && it->second.tree != nullptr;
+  }
   // Stops every switch.
   void StopAll();
 
