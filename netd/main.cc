@@ -22,14 +22,16 @@ constexpr const char* kUsage =
     "  --socket-group GROUP   group, besides root and netd's user, that may use the socket\n"
     "  --run-dir DIR          guests' QMP sockets and console logs, in DIR/vms/NAME\n"
     "                         (default /run/vfabric)\n"
+    "  --stop-guests-on-exit  at SIGTERM/SIGINT power the guests down (then kill them)\n"
+    "                         instead of leaving them running\n"
     "  --log-level LEVEL      debug, info (default), warning or error\n"
     "  --dry-run              print what applying the configuration would do, and exit\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
     "signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop netd and\n"
-    "leave bridges and persistent taps in place (a restarted netd adopts them);\n"
-    "the topology's guests are powered down (system_powerdown, then killed).\n";
+    "leave bridges, persistent taps and running guests in place (a restarted netd\n"
+    "adopts them; a guest whose configuration changed meanwhile is restarted).\n";
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "netd: %s\nTry 'netd --help'.\n", message.c_str());
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       if (!vfabric::ParseLogLevel(value, &level))
         return UsageError("unknown log level \"" + value + "\" (debug, info, warning, error)");
       vfabric::SetLogLevel(level);
+    } else if (arg == "--stop-guests-on-exit") {
+      options.stop_guests_on_exit = true;
     } else if (arg == "--dry-run") {
       options.dry_run = true;
     } else {

@@ -111,6 +111,15 @@ Result<UniqueFd> Listen(const std::string& path, const std::string& group, gid_t
   return fd;
 }
 
+bool AnotherNetdListening(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return probe && connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
 // Root, netd's own user, and members of the socket's group may connect.
 bool PeerAllowed(int fd, gid_t socket_gid, std::string* who) {
   ucred cred{};
@@ -175,13 +184,22 @@ class Daemon {
                     << features->bridge_vlan_filtering_reason
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_, *features);
-    controller_->SetConfig(std::move(loaded).value());
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
+    // Guests still running from an earlier netd keep their hot-attached NICs.
+    controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
+                                            : guests_->WithRunningNics(std::move(loaded).value()));
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
     userspace_ = std::make_unique<UserspaceNetworks>();
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
 
     if (options_.dry_run) return DryRun();
+    // Before anything is applied: a second netd must not take over (and,
+    // its QMP connection refused, kill) the guests of the one running.
+    if (AnotherNetdListening(options_.socket_path)) {
+      VF_LOG(kError) << "control socket " << options_.socket_path
+                     << ": another netd is listening there";
+      return 1;
+    }
 
     std::vector<Operation> applied;
     Status status = controller_->Reconcile(&applied);
@@ -199,7 +217,10 @@ class Daemon {
     RefreshGuestWatch();
     Loop();
     Notify("STOPPING=1");
-    guests_->StopAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
+    if (options_.stop_guests_on_exit)
+      guests_->StopAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
+    else
+      guests_->LeaveAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
     userspace_->StopAll();
     unlink(options_.socket_path.c_str());
     VF_LOG(kInfo) << "stopped; links are left in place";
@@ -362,7 +383,7 @@ class Daemon {
     if (!loaded.ok()) {
       VF_LOG(kError) << "reload: " << loaded.status().message() << "; keeping the old configuration";
     } else {
-      controller_->SetConfig(std::move(loaded).value());
+      controller_->SetConfig(guests_->WithRunningNics(std::move(loaded).value()));
       std::vector<Operation> applied;
       Status status = controller_->Reconcile(&applied);
       for (const auto& op : applied) VF_LOG(kInfo) << "reload: " << op.Describe();

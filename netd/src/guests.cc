@@ -1,6 +1,7 @@
 #include "vfabric/netd/guests.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -19,7 +20,39 @@ json NicJson(const vmm::GuestNicInfo& nic) {
           {"mac", nic.mac.ToString()}};
 }
 
+std::string NicPort(const topology::VmConfig& vm, size_t i) {
+  return vm.nics[i].port.empty() ? vmm::DefaultNicPort(vm.name, i) : vm.nics[i].port;
+}
+
+MacAddress NicMac(const topology::VmConfig& vm, size_t i) {
+  return vm.nics[i].mac ? *vm.nics[i].mac : vmm::DefaultNicMac(vm.name, i);
+}
+
 }  // namespace
+
+std::string GuestMismatch(const topology::VmConfig& vm, const vmm::RunRecord& record) {
+  const vmm::MachineConfig now = vmm::MachineConfigOf(vm);
+  std::string why = vmm::DescribeDifference(record.config, now);
+  if (why.empty() && vmm::ConfigHash(now) != record.config_hash) why = "configuration hash differs";
+  auto add = [&why](const std::string& what) { why += (why.empty() ? "" : ", ") + what; };
+  std::set<std::string> ports;
+  for (size_t i = 0; i < vm.nics.size(); ++i) {
+    const std::string port = NicPort(vm, i);
+    ports.insert(port);
+    auto it = std::find_if(record.nics.begin(), record.nics.end(),
+                           [&](const vmm::RunRecordNic& n) { return n.port == port; });
+    if (it == record.nics.end()) {
+      if (std::find(record.detached_ports.begin(), record.detached_ports.end(), port) ==
+          record.detached_ports.end())
+        add("NIC " + port + " is new");
+    } else if (it->mac != NicMac(vm, i)) {
+      add("NIC " + port + " MAC " + it->mac.ToString() + " -> " + NicMac(vm, i).ToString());
+    }
+  }
+  for (const vmm::RunRecordNic& nic : record.nics)
+    if (!nic.attached && !ports.count(nic.port)) add("NIC " + nic.port + " left the topology");
+  return why;
+}
 
 json GuestStatusJson(const vmm::GuestStatus& status) {
   json nics = json::array();
@@ -27,49 +60,187 @@ json GuestStatusJson(const vmm::GuestStatus& status) {
   return {{"name", status.name},
           {"state", std::string(vmm::ToString(status.state))},
           {"pid", status.pid > 0 ? json(status.pid) : json(nullptr)},
-          {"accel", status.accel ? json(std::string(vmm::ToString(status.accel->accel)))
-                                 : json(nullptr)},
+          {"accel",
+           status.accel ? json(std::string(vmm::ToString(status.accel->accel))) : json(nullptr)},
           {"accel_reason", status.accel ? status.accel->reason : ""},
           {"restart", std::string(vmm::ToString(status.restart))},
           {"restarts", status.restarts},
           {"last_exit", status.last_exit},
           {"error", status.error},
           {"console_log", status.console_log},
-          {"nics", nics}};
+          {"nics", nics},
+          {"adopted", status.adopted}};
 }
 
 GuestManager::GuestManager(std::string run_dir, vmm::GuestOptions options)
-    : run_dir_(std::move(run_dir)), options_(std::move(options)) {}
+    : run_dir_(std::move(run_dir)), options_(std::move(options)) {
+  if (!options_.open_tap) {
+    options_.open_tap = [](const vmm::GuestNic& nic) {
+      return OpenTap(nic.port, /*vnet_hdr=*/true, /*multi_queue=*/false);
+    };
+  }
+}
 
-GuestManager::~GuestManager() = default;
+GuestManager::~GuestManager() {
+  for (auto& [name, guest] : guests_) guest->LeaveRunning();
+}
+
+vmm::GuestOptions GuestManager::OptionsFor(const std::string& name) const {
+  vmm::GuestOptions options = options_;
+  options.run_dir = run_dir_ + "/" + name;
+  return options;
+}
+
+topology::Topology GuestManager::WithRunningNics(topology::Topology config) {
+  if (!running_nics_read_) {
+    running_nics_read_ = true;
+    for (const topology::VmConfig& vm : config.vms) {
+      auto record = vmm::ReadRunRecord(run_dir_ + "/" + vm.name);
+      if (!record.ok() || !*record) continue;
+      const vmm::RunRecord& r = **record;
+      if (!vmm::VerifyQemuProcess(r.pid, r.qmp_socket).ok()) continue;
+      if (vmm::MachineConfigOf(vm) != r.config) continue;  // to be started afresh
+      std::set<std::string> ports;
+      for (size_t i = 0; i < vm.nics.size(); ++i) ports.insert(NicPort(vm, i));
+      for (const vmm::RunRecordNic& nic : r.nics) {
+        if (!nic.attached || ports.count(nic.port)) continue;
+        if (std::none_of(config.networks.begin(), config.networks.end(),
+                         [&](const auto& network) { return network.name == nic.network; }))
+          continue;
+        running_extra_[vm.name].push_back({nic.network, nic.mac, nic.port, {}});
+        VF_LOG(kInfo) << "vm " << vm.name << ": keeps its hot-attached NIC " << nic.id << " ("
+                      << nic.port << " on " << nic.network << ")";
+      }
+      for (const std::string& port : r.detached_ports)
+        if (ports.count(port)) running_detached_[vm.name].insert(port);
+    }
+  }
+  for (topology::VmConfig& vm : config.vms) {
+    auto extra = running_extra_.find(vm.name);
+    auto detached = running_detached_.find(vm.name);
+    if (extra == running_extra_.end() && detached == running_detached_.end()) continue;
+    std::vector<topology::NicConfig> nics;
+    for (size_t i = 0; i < vm.nics.size(); ++i) {
+      topology::NicConfig nic = vm.nics[i];
+      nic.port = NicPort(vm, i);
+      nic.mac = NicMac(vm, i);
+      if (detached != running_detached_.end() && detached->second.count(nic.port)) continue;
+      nics.push_back(std::move(nic));
+    }
+    if (extra != running_extra_.end())
+      for (const topology::NicConfig& nic : extra->second)
+        if (std::none_of(nics.begin(), nics.end(),
+                         [&](const topology::NicConfig& n) { return n.port == nic.port; }))
+          nics.push_back(nic);
+    vm.nics = std::move(nics);
+  }
+  return config;
+}
+
+bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors) {
+  const std::string dir = run_dir_ + "/" + vm.name;
+  auto record = vmm::ReadRunRecord(dir);
+  if (!record.ok()) {
+    VF_LOG(kWarning) << "vm " << vm.name << ": " << record.status().message()
+                     << "; starting it afresh";
+    vmm::RemoveRunRecord(dir);
+    return false;
+  }
+  if (!*record) return false;
+  const vmm::RunRecord& r = **record;
+  Status alive = vmm::VerifyQemuProcess(r.pid, r.qmp_socket);
+  if (!alive.ok()) {
+    VF_LOG(kInfo) << "vm " << vm.name << ": the recorded qemu " << alive.message()
+                  << "; starting it again";
+    vmm::RemoveRunRecord(dir);
+    return false;
+  }
+  auto guest = vmm::Guest::Adopt(vm, r, OptionsFor(vm.name));
+  if (!guest.ok()) {
+    VF_LOG(kWarning) << guest.status().message() << "; killing qemu pid " << r.pid
+                     << " to start it again";
+    Status killed = vmm::KillRecordedQemu(r, std::chrono::seconds(5));
+    if (!killed.ok()) errors->push_back("vm " + vm.name + ": " + killed.message());
+    vmm::RemoveRunRecord(dir);
+    return false;
+  }
+  const std::string mismatch = GuestMismatch(vm, r);
+  if (!mismatch.empty()) {
+    VF_LOG(kInfo) << "vm " << vm.name << ": the running qemu (pid " << r.pid
+                  << ") does not match the topology (" << mismatch
+                  << "); powering it down to start it again";
+    Status stopped = (*guest)->Stop();
+    if (!stopped.ok()) VF_LOG(kWarning) << stopped.message();
+    return false;  // the Guest goes, and with it the record
+  }
+  guests_[vm.name] = std::move(guest).value();
+  return true;
+}
+
+void GuestManager::StopOrphans(const std::set<std::string>& wanted) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(run_dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (wanted.count(name) || guests_.count(name)) continue;
+    auto record = vmm::ReadRunRecord(entry.path().string());
+    if (!record.ok() || !*record) continue;
+    const vmm::RunRecord& r = **record;
+    if (!vmm::VerifyQemuProcess(r.pid, r.qmp_socket).ok()) {
+      vmm::RemoveRunRecord(entry.path().string());
+      continue;
+    }
+    VF_LOG(kInfo) << "vm " << name
+                  << ": left the topology while netd was down; stopping its qemu (pid " << r.pid
+                  << ")";
+    topology::VmConfig vm;
+    vm.name = r.name;
+    vmm::GuestOptions options = options_;
+    options.run_dir = entry.path().string();
+    auto guest = vmm::Guest::Adopt(vm, r, options);
+    Status stopped = guest.ok() ? (*guest)->Stop() : guest.status();
+    if (!stopped.ok()) {
+      VF_LOG(kWarning) << stopped.message() << "; killing it";
+      Status killed = vmm::KillRecordedQemu(r, std::chrono::seconds(5));
+      if (!killed.ok()) VF_LOG(kError) << "vm " << name << ": " << killed.message();
+    }
+    vmm::RemoveRunRecord(entry.path().string());
+  }
+}
 
 std::vector<std::string> GuestManager::Sync(const topology::Topology& desired) {
   std::vector<std::string> errors;
   std::set<std::string> wanted;
+  for (const topology::VmConfig& vm : desired.vms) wanted.insert(vm.name);
+  if (first_sync_) {
+    first_sync_ = false;
+    StopOrphans(wanted);
+  }
   for (const topology::VmConfig& vm : desired.vms) {
-    wanted.insert(vm.name);
     if (guests_.count(vm.name)) continue;
+    if (TryAdopt(vm, &errors)) continue;
     std::vector<vmm::GuestNic> nics;
     std::string error;
     for (size_t i = 0; i < vm.nics.size() && error.empty(); ++i) {
       const topology::NicConfig& nic = vm.nics[i];
-      const std::string port = nic.port.empty() ? vmm::DefaultNicPort(vm.name, i) : nic.port;
+      const std::string port = NicPort(vm, i);
       auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
       if (!tap.ok()) {
         error = "vm " + vm.name + ": " + tap.status().message();
         break;
       }
-      nics.push_back({"nic" + std::to_string(i), nic.network, port,
-                      nic.mac ? *nic.mac : vmm::DefaultNicMac(vm.name, i),
-                      std::move(tap).value()});
+      vmm::GuestNic guest_nic;
+      guest_nic.id = "nic" + std::to_string(i);
+      guest_nic.network = nic.network;
+      guest_nic.port = port;
+      guest_nic.mac = NicMac(vm, i);
+      guest_nic.tap = std::move(tap).value();
+      nics.push_back(std::move(guest_nic));
     }
     if (!error.empty()) {
       errors.push_back(error);
       continue;
     }
-    vmm::GuestOptions options = options_;
-    options.run_dir = run_dir_ + "/" + vm.name;
-    auto guest = vmm::Guest::Create(vm, std::move(nics), options);
+    auto guest = vmm::Guest::Create(vm, std::move(nics), OptionsFor(vm.name));
     if (!guest.ok()) {
       errors.push_back(guest.status().message());
       continue;
@@ -184,7 +355,12 @@ Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm, const std:
   if (it == guests_.end()) return Status::Error("no vm named \"" + vm + "\"");
   auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
   if (!tap.ok()) return tap.status().WithContext("attach to vm " + vm);
-  vmm::GuestNic nic{it->second->FreeNicId(), network, port, mac, std::move(tap).value()};
+  vmm::GuestNic nic;
+  nic.id = it->second->FreeNicId();
+  nic.network = network;
+  nic.port = port;
+  nic.mac = mac;
+  nic.tap = std::move(tap).value();
   vmm::GuestNicInfo info{nic.id, network, port, mac};
   VF_RETURN_IF_ERROR(it->second->AttachNic(std::move(nic)));
   return info;
@@ -196,6 +372,9 @@ Result<vmm::GuestNicInfo> GuestManager::Detach(const std::string& vm, const std:
   for (const auto& info : it->second->status().nics) {
     if (info.id != nic && info.port != nic) continue;
     VF_RETURN_IF_ERROR(it->second->DetachNic(info.id));
+    if (auto extra = running_extra_.find(vm); extra != running_extra_.end())
+      std::erase_if(extra->second,
+                    [&](const topology::NicConfig& n) { return n.port == info.port; });
     return info;
   }
   return Status::Error("vm " + vm + " has no NIC \"" + nic + "\"");
@@ -214,7 +393,27 @@ void GuestManager::StopAll(std::chrono::milliseconds timeout) {
         deadline - std::chrono::steady_clock::now());
     if (left.count() > 0) (void)guest->WaitForState(vmm::GuestState::kStopped, left);
   }
-  guests_.clear();  // whatever is still running is killed and reaped
+  guests_.clear();  // whatever is still running is killed and reaped (~Guest)
+}
+
+void GuestManager::LeaveAll(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t left = 0;
+  for (auto& [name, guest] : guests_) {
+    if (guest->state() == vmm::GuestState::kStopping) {
+      // An operator's vm stop in progress: finish it (killed after the timeout).
+      auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (rest.count() > 0) (void)guest->WaitForState(vmm::GuestState::kStopped, rest);
+      continue;
+    }
+    if (guest->status().pid > 0) ++left;
+    guest->LeaveRunning();
+  }
+  guests_.clear();  // those being stopped and not done yet are killed
+  if (left > 0)
+    VF_LOG(kInfo) << "left " << left << " guest" << (left == 1 ? "" : "s")
+                  << " running (a restarted netd adopts them)";
 }
 
 }  // namespace vfabric::netd

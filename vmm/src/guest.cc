@@ -82,7 +82,8 @@ Guest::Guest(topology::VmConfig vm, std::vector<GuestNic> nics, GuestOptions opt
       restart_(policy, options_.backoff),
       qmp_socket_(options_.run_dir + "/qmp.sock"),
       console_socket_(options_.run_dir + "/console.sock"),
-      console_log_(options_.run_dir + "/console.log") {}
+      console_log_(options_.run_dir + "/console.log"),
+      pidfile_(options_.run_dir + "/qemu.pid") {}
 
 Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<GuestNic> nics,
                                              GuestOptions options) {
@@ -110,13 +111,109 @@ Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<
       new Guest(std::move(vm), std::move(nics), std::move(options), *policy));
 }
 
+Result<std::unique_ptr<Guest>> Guest::Adopt(topology::VmConfig vm, const RunRecord& record,
+                                            GuestOptions options) {
+  const std::string what = "adopt vm " + vm.name;
+  Result<RestartPolicy> policy = ParseRestartPolicy(vm.restart);
+  if (!policy.ok()) return policy.status().WithContext(what);
+  if (options.run_dir.empty()) return Status::Error(what + ": no run directory");
+  if (record.name != vm.name)
+    return Status::Error(what + ": the record is of vm \"" + record.name + "\"");
+  std::vector<GuestNic> nics;
+  std::set<std::string> ids;
+  for (const RunRecordNic& n : record.nics) {
+    if (n.id.empty() || !ids.insert(n.id).second)
+      return Status::Error(what + ": recorded NIC id \"" + n.id + "\" empty or used twice");
+    GuestNic nic;
+    nic.id = n.id;
+    nic.network = n.network;
+    nic.port = n.port;
+    nic.mac = n.mac;
+    nic.attached = n.attached;
+    nics.push_back(std::move(nic));
+  }
+  std::unique_ptr<Guest> guest(
+      new Guest(std::move(vm), std::move(nics), std::move(options), *policy));
+  if (record.qmp_socket != guest->qmp_socket_)
+    return Status::Error(what + ": recorded QMP socket " + record.qmp_socket + " is not " +
+                         guest->qmp_socket_);
+  Status verified = VerifyQemuProcess(record.pid, guest->qmp_socket_);
+  if (!verified.ok()) return verified.WithContext(what);
+  Result<internal::ChildProcess> process = internal::ChildProcess::Adopt(record.pid);
+  if (!process.ok()) return process.status().WithContext(what);
+  // Checked again now that the pidfd pins the process: not a pid recycled
+  // between the check and pidfd_open.
+  verified = VerifyQemuProcess(record.pid, guest->qmp_socket_);
+  if (!verified.ok()) {
+    process->Release();
+    return verified.WithContext(what);
+  }
+  guest->child_ = std::make_unique<internal::ChildProcess>(std::move(*process));
+  Result<std::unique_ptr<QmpClient>> qmp =
+      QmpClient::Connect(guest->qmp_socket_, "qmp " + guest->vm_.name, guest->options_.qmp_timeout);
+  Result<std::string> run_state =
+      qmp.ok() ? (*qmp)->QueryStatus() : Result<std::string>(qmp.status());
+  if (!run_state.ok()) {
+    guest->child_->Release();  // left as it was; the caller decides
+    guest->child_.reset();
+    return run_state.status().WithContext(what);
+  }
+  guest->qmp_ = std::move(*qmp);
+  guest->accel_ =
+      AccelChoice{record.accel == "kvm" ? Accel::kKvm : Accel::kTcg, record.accel_reason};
+  guest->argv_ = record.argv;
+  guest->detached_ports_ = record.detached_ports;
+  guest->state_ = GuestState::kRunning;
+  guest->started_at_ = guest->Now();
+  VF_LOG(kInfo) << "vm " << guest->vm_.name << ": adopted qemu pid " << record.pid << " ("
+                << record.accel << ", qemu " << *run_state << ")";
+  return guest;
+}
+
 Guest::~Guest() {
   qmp_.reset();
   if (child_ && child_->running()) {
     child_->Signal(SIGTERM);
     if (!child_->WaitFor(milliseconds(1000))) child_->KillAndReap();
   }
+  if (child_) ForgetProcess();
   child_.reset();
+}
+
+void Guest::LeaveRunning() {
+  qmp_.reset();
+  if (child_ && child_->running())
+    VF_LOG(kInfo) << "vm " << vm_.name << ": left running (qemu pid " << child_->pid() << ")";
+  if (child_) child_->Release();
+  child_.reset();
+  for (GuestNic& nic : nics_) nic.tap.Reset();
+  state_ = GuestState::kStopped;
+}
+
+bool Guest::adopted() const { return child_ && child_->adopted(); }
+
+void Guest::WriteRecord() {
+  if (!child_ || !child_->running() || !accel_) return;
+  RunRecord record;
+  record.name = vm_.name;
+  record.pid = child_->pid();
+  record.qmp_socket = qmp_socket_;
+  record.pidfile = pidfile_;
+  record.accel = std::string(ToString(accel_->accel));
+  record.accel_reason = accel_->reason;
+  record.config = MachineConfigOf(vm_);
+  record.config_hash = ConfigHash(record.config);
+  record.argv = argv_;
+  for (const GuestNic& nic : nics_)
+    record.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.attached});
+  record.detached_ports = detached_ports_;
+  Status s = WriteRunRecord(options_.run_dir, record);
+  if (!s.ok()) VF_LOG(kWarning) << "vm " << vm_.name << ": " << s.message();
+}
+
+void Guest::ForgetProcess() {
+  RemoveRunRecord(options_.run_dir);
+  ::unlink(pidfile_.c_str());
 }
 
 Guest::TimePoint Guest::Now() const {
@@ -141,6 +238,7 @@ GuestStatus Guest::status() const {
   s.console_log = console_log_;
   s.console_socket = console_socket_;
   for (const GuestNic& nic : nics_) s.nics.push_back({nic.id, nic.network, nic.port, nic.mac});
+  s.adopted = adopted();
   return s;
 }
 
@@ -184,10 +282,20 @@ Status Guest::Spawn() {
   launch.qemu_binary = options_.qemu_binary;
   launch.accel = accel_->accel;
   launch.qmp_socket = qmp_socket_;
+  launch.pidfile = pidfile_;
   launch.console_socket = console_socket_;
   launch.console_log = console_log_;
   internal::SpawnOptions spawn;
+  spawn.new_session = true;  // a ^C to the supervisor's process group is not QEMU's
   const bool use_vhost = vhost();
+  for (GuestNic& nic : nics_) {
+    if (nic.tap.valid()) continue;
+    if (!options_.open_tap)
+      return Status::Error(what + ": NIC " + nic.id + " (" + nic.port + "): no tap descriptor");
+    Result<UniqueFd> tap = options_.open_tap(nic);
+    if (!tap.ok()) return tap.status().WithContext(what + ": NIC " + nic.id);
+    nic.tap = std::move(*tap);
+  }
   for (size_t i = 0; i < nics_.size(); ++i) {
     const int child_fd = kFirstTapFd + static_cast<int>(i);
     launch.nics.push_back({nics_[i].id, child_fd, nics_[i].mac, use_vhost});
@@ -201,10 +309,14 @@ Status Guest::Spawn() {
   spawn.stdout_fd = log.get();
   spawn.stderr_fd = log.get();
   ::unlink(qmp_socket_.c_str());  // so a stale socket is not mistaken for this QEMU's
+  ::unlink(pidfile_.c_str());
   Result<internal::ChildProcess> child = internal::Spawn(spawn);
   if (!child.ok()) return child.status().WithContext(what);
   child_ = std::make_unique<internal::ChildProcess>(std::move(*child));
+  argv_ = spawn.argv;
   qmp_.reset();
+  guest_shutdown_ = false;
+  WriteRecord();
   state_ = GuestState::kStarting;
   error_.clear();
   started_at_ = Now();
@@ -274,17 +386,32 @@ int Guest::qmp_fd() const { return qmp_ ? qmp_->fd() : -1; }
 
 void Guest::OnQmpReadable() {
   if (!qmp_) return;
-  for (const nlohmann::json& event : qmp_->TakeEvents())
+  for (const nlohmann::json& event : qmp_->TakeEvents()) {
     VF_LOG(kDebug) << "vm " << vm_.name << ": qmp event " << event.dump();
+    // {"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}
+    if (event.value("event", "") == "SHUTDOWN" && event.contains("data") &&
+        event["data"].is_object() && event["data"].value("guest", false))
+      guest_shutdown_ = true;
+  }
 }
 
 void Guest::OnChildExit() {
-  if (!child_ || !child_->TryReap()) return;
+  if (!child_) return;
+  if (child_->adopted()) OnQmpReadable();  // a SHUTDOWN event tells a clean exit
+  if (!child_->TryReap()) return;
   const int status = *child_->exit_status();
-  const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   last_exit_ = internal::DescribeWaitStatus(status);
+  if (child_->adopted()) {
+    // Not our child: no wait status. A QMP SHUTDOWN from the guest means it
+    // powered off (-no-reboot: QEMU exits 0); anything else is a failure.
+    failed = !guest_shutdown_;
+    last_exit_ = guest_shutdown_ ? "exited after the guest shut down (adopted qemu)"
+                                 : "gone (adopted qemu: exit status unknown)";
+  }
   child_.reset();
   qmp_.reset();
+  ForgetProcess();
   const TimePoint now = Now();
   VF_LOG(kInfo) << "vm " << vm_.name << ": qemu " << last_exit_;
   if (stop_requested_ || state_ == GuestState::kStopping) {
@@ -324,6 +451,7 @@ void Guest::Poll() {
       if (state_ == GuestState::kStarting && now >= deadline_) {
         if (child_) child_->KillAndReap();
         child_.reset();
+        ForgetProcess();
         Fail("start " + vm_.name + ": QMP not answering after " +
              std::to_string(options_.start_timeout.count()) + " ms (see " + console_log_ + ")");
       }
@@ -432,7 +560,9 @@ Status Guest::AttachNic(GuestNic nic) {
   }
   VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", "
                 << nic.mac.ToString() << ")";
+  nic.attached = true;
   nics_.push_back(std::move(nic));
+  WriteRecord();
   return Status::Ok();
 }
 
@@ -443,6 +573,7 @@ Status Guest::DetachNic(const std::string& id, milliseconds timeout) {
   if (it == nics_.end()) return Status::Error(what + ": no such NIC");
   if (state_ != GuestState::kRunning || !qmp_) {
     // Not running: just forget it, so the next start goes without it.
+    if (!it->attached) detached_ports_.push_back(it->port);
     nics_.erase(it);
     return Status::Ok();
   }
@@ -453,7 +584,9 @@ Status Guest::DetachNic(const std::string& id, milliseconds timeout) {
   s = qmp_->NetdevDel("net-" + id);
   if (!s.ok()) return s.WithContext(what);
   VF_LOG(kInfo) << "vm " << vm_.name << ": detached " << id;
+  if (!it->attached) detached_ports_.push_back(it->port);
   nics_.erase(it);
+  WriteRecord();
   return Status::Ok();
 }
 

@@ -61,6 +61,7 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
     if (!keep) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   ::syscall(SYS_close_range, static_cast<unsigned>(high), ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+  if (options.new_session && ::setsid() < 0) fail(errno);
   sigset_t all;
   sigemptyset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -78,7 +79,24 @@ ChildProcess::~ChildProcess() { KillAndReap(); }
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::move(other.pidfd_)),
-      exit_status_(std::exchange(other.exit_status_, std::nullopt)) {}
+      exit_status_(std::exchange(other.exit_status_, std::nullopt)),
+      adopted_(std::exchange(other.adopted_, false)) {}
+
+Result<ChildProcess> ChildProcess::Adopt(pid_t pid) {
+  ChildProcess process;
+  process.pidfd_.Reset(PidfdOpen(pid));
+  if (!process.pidfd_) return Status::FromErrno("pidfd_open " + std::to_string(pid), errno);
+  process.pid_ = pid;
+  process.adopted_ = true;
+  return process;
+}
+
+void ChildProcess::Release() {
+  pid_ = -1;
+  pidfd_.Reset();
+  exit_status_.reset();
+  adopted_ = false;
+}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
@@ -86,6 +104,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::move(other.pidfd_);
     exit_status_ = std::exchange(other.exit_status_, std::nullopt);
+    adopted_ = std::exchange(other.adopted_, false);
   }
   return *this;
 }
@@ -93,6 +112,16 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 bool ChildProcess::TryReap() {
   if (pid_ <= 0) return true;
   if (exit_status_) return true;
+  if (adopted_) {
+    // Not our child: the pidfd is readable once it has exited.
+    struct ::pollfd p {
+      pidfd_.get(), POLLIN, 0
+    };
+    if (pidfd_.valid() && ::poll(&p, 1, 0) == 0) return false;
+    exit_status_ = 0;
+    pidfd_.Reset();
+    return true;
+  }
   int status = 0;
   pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
@@ -135,6 +164,12 @@ bool ChildProcess::Signal(int sig) {
 void ChildProcess::KillAndReap() {
   if (pid_ <= 0 || exit_status_) return;
   Signal(SIGKILL);
+  if (adopted_) {
+    WaitFor(std::chrono::milliseconds(5000));
+    exit_status_ = 0;
+    pidfd_.Reset();
+    return;
+  }
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }

@@ -29,6 +29,7 @@ std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const Qe
   argv.insert(argv.end(), {"-m", std::to_string(vm.memory_mb), "-smp", std::to_string(vm.vcpus),
                            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"});
   argv.insert(argv.end(), {"-qmp", "unix:" + Escape(launch.qmp_socket) + ",server=on,wait=off"});
+  if (!launch.pidfile.empty()) argv.insert(argv.end(), {"-pidfile", launch.pidfile});
   if (!launch.console_socket.empty() || !launch.console_log.empty()) {
     std::string chardev;
     if (!launch.console_socket.empty()) {

@@ -1,6 +1,7 @@
 // netd running the topology's guests: two QEMU guests on a kernel network
 // that lists no ports of its own ping each other; a NIC hot-attached with
 // netctl reaches a host on another network and, once detached, no longer does.
+// Guests outlive netd, so TearDown ends the test's QEMUs (qemu_cleanup.h).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "qemu_cleanup.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -47,7 +49,13 @@ class NetdGuestsTest : public testing::NetdFixture {
       if (line.rfind("INITRD=", 0) == 0) initrd_ = line.substr(7);
     }
     ASSERT_FALSE(kernel_.empty() || initrd_.empty()) << image.out;
+    testing::BecomeSubreaper();
     NetdFixture::SetUp();
+  }
+
+  void TearDown() override {
+    if (netd_ && netd_->running()) Stop();
+    testing::KillQemusNaming(dir_.path(), dir_.Join("run"), netd_ ? netd_->pid() : -1);
   }
 
   static std::vector<std::string> Lines(const std::string& text) {

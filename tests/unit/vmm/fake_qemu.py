@@ -74,6 +74,9 @@ def main():
     clients = {}
     fds = {}
     netdevs = {}
+    for value in option_value(args, "-netdev"):
+        if kv(value, "id") and kv(value, "fd") is not None:
+            netdevs[kv(value, "id")] = int(kv(value, "fd"))
     pending_events = []
     powerdown_at = None
     while True:

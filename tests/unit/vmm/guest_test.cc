@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "vfabric/testing/support.h"
 
@@ -337,6 +340,124 @@ TEST(GuestCreateTest, RejectsBadConfigurations) {
   auto longdir = Guest::Create(vm, {}, o);
   ASSERT_FALSE(longdir.ok());
   EXPECT_NE(longdir.status().message().find("too long for a unix socket"), std::string::npos);
+}
+
+// A QEMU left running by one supervisor (LeaveRunning) is adopted by the
+// next through guest.json: same pid, running, its own session; the record
+// follows attach and detach; a kill -9 is seen on the pidfd and restarts it
+// per policy, with its tap opened by open_tap.
+TEST_F(GuestTest, ALeftRunningQemuIsAdoptedAndRestartedAfterAKill) {
+  std::vector<GuestNic> nics;
+  nics.push_back(PipeNic("nic0", "52:54:00:00:00:01"));
+  auto first = Make(Vm("on-failure"), std::move(nics), Options());
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->Start().ok());
+  ASSERT_TRUE(first->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  const pid_t pid = first->status().pid;
+  EXPECT_EQ(::getsid(pid), pid) << "QEMU runs in its own session";
+  ASSERT_TRUE(first->AttachNic(PipeNic("nic1", "52:54:00:00:00:02")).ok());
+  ASSERT_TRUE(first->DetachNic("nic0", milliseconds(2000)).ok());
+  first->LeaveRunning();
+  EXPECT_EQ(first->state(), GuestState::kStopped);
+  first.reset();
+  ASSERT_EQ(::kill(pid, 0), 0) << "LeaveRunning and the destructor leave QEMU running";
+
+  auto record = ReadRunRecord(dir_.Join("vm1"));
+  ASSERT_TRUE(record.ok()) << record.status().message();
+  ASSERT_TRUE(record->has_value());
+  const RunRecord& r = **record;
+  EXPECT_EQ(r.pid, pid);
+  EXPECT_EQ(r.qmp_socket, dir_.Join("vm1/qmp.sock"));
+  EXPECT_EQ(r.accel, "tcg");
+  EXPECT_EQ(r.config_hash, ConfigHash(MachineConfigOf(Vm())));
+  ASSERT_EQ(r.nics.size(), 1u);
+  EXPECT_EQ(r.nics[0].id, "nic1");
+  EXPECT_TRUE(r.nics[0].attached);
+  EXPECT_EQ(r.detached_ports, std::vector<std::string>{"vm1-nic0"});
+  ASSERT_FALSE(r.argv.empty());
+  EXPECT_NE(std::find(r.argv.begin(), r.argv.end(), "-pidfile"), r.argv.end());
+
+  int opened = 0;
+  GuestOptions options = Options();
+  options.open_tap = [&opened](const GuestNic& nic) -> Result<UniqueFd> {
+    ++opened;
+    EXPECT_EQ(nic.port, "vm1-nic1");
+    return PipeNic(nic.id, "52:54:00:00:00:02").tap;
+  };
+  auto adopted = Guest::Adopt(Vm("on-failure"), r, options);
+  ASSERT_TRUE(adopted.ok()) << adopted.status().message();
+  Guest& guest = **adopted;
+  EXPECT_EQ(guest.state(), GuestState::kRunning);
+  EXPECT_TRUE(guest.adopted());
+  GuestStatus s = guest.status();
+  EXPECT_EQ(s.pid, pid);
+  EXPECT_TRUE(s.adopted);
+  ASSERT_EQ(s.nics.size(), 1u);
+  EXPECT_EQ(s.nics[0].id, "nic1");
+  EXPECT_GE(guest.pollfd(), 0);
+  EXPECT_GE(guest.qmp_fd(), 0);
+  EXPECT_EQ(opened, 0);
+
+  // kill -9: not our child, so no wait status; the pidfd tells, and
+  // "on-failure" restarts it with its tap opened again.
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(guest.WaitForState(GuestState::kRestartWait, milliseconds(5000)).ok()) << Log();
+  EXPECT_EQ(guest.status().last_exit, "gone (adopted qemu: exit status unknown)");
+  EXPECT_FALSE(ReadRunRecord(dir_.Join("vm1"))->has_value());
+  ASSERT_TRUE(guest.WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  EXPECT_EQ(opened, 1);
+  EXPECT_NE(guest.status().pid, pid);
+  EXPECT_FALSE(guest.adopted());
+  EXPECT_EQ(guest.status().restarts, 1);
+  EXPECT_EQ(ReadRunRecord(dir_.Join("vm1"))->value().pid, guest.status().pid);
+  ASSERT_TRUE(guest.Stop().ok());
+  EXPECT_FALSE(ReadRunRecord(dir_.Join("vm1"))->has_value());
+  ::waitpid(pid, nullptr, WNOHANG);  // the first QEMU is still this test's child
+}
+
+TEST_F(GuestTest, AnAdoptedQemuStopsWithPowerdownAndItsRecordGoes) {
+  auto first = Make(Vm(), {}, Options());
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->Start().ok());
+  ASSERT_TRUE(first->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  const pid_t pid = first->status().pid;
+  first->LeaveRunning();
+  auto record = ReadRunRecord(dir_.Join("vm1"));
+  ASSERT_TRUE(record.ok() && record->has_value());
+  auto adopted = Guest::Adopt(Vm(), **record, Options());
+  ASSERT_TRUE(adopted.ok()) << adopted.status().message();
+  ASSERT_TRUE((*adopted)->Stop().ok()) << Log();
+  EXPECT_EQ((*adopted)->state(), GuestState::kStopped);
+  EXPECT_NE(Log().find("fake-qemu: powerdown"), std::string::npos);
+  EXPECT_FALSE(ReadRunRecord(dir_.Join("vm1"))->has_value());
+  EXPECT_NE(::access(dir_.Join("vm1/qemu.pid").c_str(), F_OK), 0);
+  ::waitpid(pid, nullptr, 0);
+}
+
+// A recycled pid (another program) or a record of another guest is not adopted.
+TEST_F(GuestTest, AdoptRefusesARecycledPid) {
+  testing::ScopedProcess other({"sleep", "30"});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile("/proc/" + std::to_string(other.pid()) + "/cmdline")
+                   .rfind("sleep", 0) == 0;
+      },
+      5000));
+  RunRecord r;
+  r.name = "vm1";
+  r.pid = other.pid();
+  r.qmp_socket = dir_.Join("vm1/qmp.sock");
+  r.accel = "tcg";
+  auto adopted = Guest::Adopt(Vm(), r, Options());
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_EQ(adopted.status().message(),
+            "adopt vm vm1: pid " + std::to_string(other.pid()) +
+                " is not this guest's QEMU (its command line does not name " + r.qmp_socket +
+                "): sleep 30");
+  EXPECT_TRUE(other.running());
+  r.name = "vm2";
+  EXPECT_EQ(Guest::Adopt(Vm(), r, Options()).status().message(),
+            "adopt vm vm1: the record is of vm \"vm2\"");
 }
 
 TEST(AccelTest, TcgNeedsNoProbeAndUnknownIsAnError) {

@@ -27,6 +27,7 @@ TEST(QemuCommandTest, KernelGuestWithTwoTapNicsUnderTcg) {
   QemuLaunch launch;
   launch.accel = Accel::kTcg;
   launch.qmp_socket = "/run/vm1/qmp.sock";
+  launch.pidfile = "/run/vm1/qemu.pid";
   launch.console_socket = "/run/vm1/console.sock";
   launch.console_log = "/run/vm1/console.log";
   launch.nics = {{"nic0", 3, Mac("52:54:00:00:00:01"), false},
@@ -50,6 +51,8 @@ TEST(QemuCommandTest, KernelGuestWithTwoTapNicsUnderTcg) {
       "-no-reboot",
       "-qmp",
       "unix:/run/vm1/qmp.sock,server=on,wait=off",
+      "-pidfile",
+      "/run/vm1/qemu.pid",
       "-chardev",
       "socket,id=vf-serial,path=/run/vm1/console.sock,server=on,wait=off,"
       "logfile=/run/vm1/console.log,logappend=on",

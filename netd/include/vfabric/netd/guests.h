@@ -5,16 +5,26 @@
 // it opens the taps, creates and starts guests that are new, and stops and
 // forgets guests that left the topology. A guest the operator stopped stays
 // stopped. Single-threaded, like the rest of netd's loop.
+//
+// Guests outlive netd: at its exit (LeaveAll, also the destructor) their
+// QEMUs keep running, and each run dir's guest.json (vmm/run_record.h)
+// says how to find them again. A new guest in Sync() whose recorded QEMU is
+// alive (its /proc/PID/cmdline names its QMP socket) and answers QMP is
+// adopted instead of started: the same process, supervised from then on
+// (its exit seen on a pidfd). One whose machine configuration or NICs no
+// longer match the topology is powered down (then killed) and started
+// afresh; one whose QEMU is gone is started; the first Sync() powers down
+// recorded QEMUs of guests the topology no longer has.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/common/status.h"
 #include "vfabric/topology/topology.h"
@@ -26,9 +36,20 @@ class GuestManager {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  // Each guest's qmp.sock, console.sock and console.log go to run_dir/NAME.
+  // Each guest's qmp.sock, console.sock, console.log and guest.json go to
+  // run_dir/NAME. options.open_tap defaults to netd::OpenTap.
   GuestManager(std::string run_dir, vmm::GuestOptions options = {});
+  // Leaves the guests running (as LeaveAll, without waiting).
   ~GuestManager();
+
+  // `config` with the NICs running guests have beyond it: at the first call,
+  // for each VM whose recorded QEMU is alive with the same machine
+  // configuration, its hot-attached NICs (on networks `config` has) are
+  // added and the topology NICs it had detached removed, so that the first
+  // reconcile keeps (and does not make) their taps. Remembered: later calls
+  // (reloads) apply the same, less what was detached since. Every NIC of
+  // such a VM gets its port and MAC spelled out.
+  topology::Topology WithRunningNics(topology::Topology config);
 
   // Makes the set of guests match `desired.vms` (see the file comment).
   // Returns one message per guest that could not be created or started.
@@ -57,14 +78,35 @@ class GuestManager {
   std::vector<vmm::GuestNicInfo> Nics(const std::string& name) const;
 
   // Powers every guest down, waiting up to `timeout` in all, then kills what
-  // is left.
+  // is left (netd --stop-guests-on-exit).
   void StopAll(std::chrono::milliseconds timeout);
+  // netd's exit: every QEMU keeps running for the next netd to adopt. A
+  // guest being stopped (vm stop) is waited for, up to `timeout` in all,
+  // then killed.
+  void LeaveAll(std::chrono::milliseconds timeout);
 
  private:
+  vmm::GuestOptions OptionsFor(const std::string& name) const;
+  // Adopts vm's recorded QEMU, or cleans up after it; true when adopted.
+  bool TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors);
+  // Powers down recorded QEMUs of guests not in `wanted`.
+  void StopOrphans(const std::set<std::string>& wanted);
+
   std::string run_dir_;
   vmm::GuestOptions options_;
   std::map<std::string, std::unique_ptr<vmm::Guest>> guests_;
+  bool first_sync_ = true;
+  bool running_nics_read_ = false;
+  // WithRunningNics: by VM, the adopted hot-attached NICs and detached ports.
+  std::map<std::string, std::vector<topology::NicConfig>> running_extra_;
+  std::map<std::string, std::set<std::string>> running_detached_;
 };
+
+// Why a running guest recorded as `record` does not match `vm` ("" when it
+// does): its machine configuration ("memory_mb 256 -> 512"), a topology NIC
+// it lacks or has with another MAC, a NIC it started with that the topology
+// no longer has. Hot-attached NICs and detached ports are not differences.
+std::string GuestMismatch(const topology::VmConfig& vm, const vmm::RunRecord& record);
 
 nlohmann::json GuestStatusJson(const vmm::GuestStatus& status);
 

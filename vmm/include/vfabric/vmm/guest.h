@@ -19,7 +19,14 @@
 //          running --RequestStop--> stopping --exit--> stopped
 //          running --exit--> (policy) restart-wait --delay--> starting
 //                                     | stopped (clean exit) | failed (failure)
-// Destruction kills QEMU (SIGTERM, then SIGKILL after 1 s) and reaps it.
+// Destruction kills QEMU (SIGTERM, then SIGKILL after 1 s) and reaps it;
+// LeaveRunning() first lets it outlive its supervisor instead.
+//
+// Run directory: qmp.sock, console.sock, console.log, qemu.pid (QEMU's
+// -pidfile) and guest.json (run_record.h), which says what a later supervisor
+// needs to adopt the running QEMU (Adopt()). QEMU runs in its own session
+// (setsid), its console goes to a file it writes itself, nothing ties it to
+// the supervisor's life.
 // Not thread-safe: one owner thread (netd's loop) calls everything.
 #pragma once
 
@@ -39,6 +46,7 @@
 #include "vfabric/vmm/accel.h"
 #include "vfabric/vmm/qmp.h"
 #include "vfabric/vmm/restart.h"
+#include "vfabric/vmm/run_record.h"
 
 namespace vfabric::vmm {
 
@@ -52,7 +60,8 @@ struct GuestNic {
   std::string network;  // for status only
   std::string port;     // the tap's name, for status only
   MacAddress mac;
-  UniqueFd tap;
+  UniqueFd tap;           // invalid for an adopted guest's NICs: see GuestOptions::open_tap
+  bool attached = false;  // hot-attached at run time (set by AttachNic)
 };
 
 // What a NIC looks like in GuestStatus (without the fd).
@@ -80,6 +89,10 @@ struct GuestOptions {
   std::optional<bool> vhost;
   // The clock (tests inject one); default steady_clock::now.
   std::function<TimePoint()> now;
+  // Opens the tap of a NIC the Guest holds no descriptor for (an adopted
+  // guest's NICs, when QEMU has to be started again). Unset: such a start
+  // fails, naming the NIC.
+  std::function<Result<UniqueFd>(const GuestNic& nic)> open_tap;
 };
 
 struct GuestStatus {
@@ -94,6 +107,7 @@ struct GuestStatus {
   std::string console_log;
   std::string console_socket;
   std::vector<GuestNicInfo> nics;
+  bool adopted = false;  // this QEMU was started by an earlier supervisor (Adopt)
 };
 
 class Guest {
@@ -104,6 +118,18 @@ class Guest {
   // NIC ids, socket path lengths) and creates run_dir. Starts nothing.
   static Result<std::unique_ptr<Guest>> Create(topology::VmConfig vm, std::vector<GuestNic> nics,
                                                GuestOptions options);
+  // Takes over the QEMU that an earlier supervisor (netd before a restart)
+  // started, as `record` (ReadRunRecord(options.run_dir)) describes it:
+  // checks that the pid is that QEMU (VerifyQemuProcess: not a recycled
+  // pid), opens a pidfd on it, connects QMP and reads the run state, within
+  // options.qmp_timeout. The guest is then running, with the record's NICs
+  // (without descriptors: options.open_tap opens them for a later start)
+  // and accelerator; `vm` gives the restart policy and the configuration of
+  // later starts. Nothing is signalled here; on an error the QEMU is left as
+  // it was. Since the QEMU is not a child, its exit status is unknown: its
+  // exit counts as a failure unless QMP reported a guest shutdown before.
+  static Result<std::unique_ptr<Guest>> Adopt(topology::VmConfig vm, const RunRecord& record,
+                                              GuestOptions options);
   ~Guest();
   Guest(const Guest&) = delete;
   Guest& operator=(const Guest&) = delete;
@@ -123,6 +149,14 @@ class Guest {
   void RequestStop();
   // RequestStop() and wait (running the loop steps itself) until QEMU is gone.
   Status Stop();
+
+  // Forgets the QEMU process without signalling it (a supervisor's exit): it
+  // keeps running and guest.json stays for the next supervisor to Adopt().
+  // The Guest is then stopped as far as it knows; its NICs' descriptors are
+  // closed (QEMU has its own).
+  void LeaveRunning();
+  // Whether the current QEMU was adopted rather than started here.
+  bool adopted() const;
 
   // The event loop's hooks (see the file comment).
   int pollfd() const;
@@ -163,6 +197,9 @@ class Guest {
   void TryConnectQmp();
   void Fail(std::string why);
   bool vhost() const;
+  // guest.json for the current QEMU (after a start, attach, detach).
+  void WriteRecord();
+  void ForgetProcess();  // after QEMU is gone: its record and pidfile go too
 
   topology::VmConfig vm_;
   std::vector<GuestNic> nics_;
@@ -171,6 +208,7 @@ class Guest {
   std::string qmp_socket_;
   std::string console_socket_;
   std::string console_log_;
+  std::string pidfile_;
 
   GuestState state_ = GuestState::kStopped;
   std::unique_ptr<internal::ChildProcess> child_;
@@ -180,6 +218,9 @@ class Guest {
   TimePoint deadline_{};  // starting: give up; stopping: SIGKILL; restart-wait: start
   TimePoint next_qmp_try_{};
   bool stop_requested_ = false;
+  bool guest_shutdown_ = false;  // QMP SHUTDOWN from the guest (an adopted QEMU's clean exit)
+  std::vector<std::string> argv_;
+  std::vector<std::string> detached_ports_;  // NICs it started with, detached since
   std::string last_exit_;
   std::string error_;
 };

@@ -7,7 +7,7 @@
 // this project's guest as fast as q35):
 //   qemu-system-x86_64 -name vm1 -machine pc -accel kvm|tcg [-cpu host] -m 256 -smp 1
 //     -nodefaults -no-user-config -display none -no-reboot
-//     -qmp unix:RUN/qmp.sock,server=on,wait=off
+//     -qmp unix:RUN/qmp.sock,server=on,wait=off [-pidfile RUN/qemu.pid]
 //     -chardev socket,id=vf-serial,path=RUN/console.sock,server=on,wait=off,
 //              logfile=RUN/console.log,logappend=on
 //     -serial chardev:vf-serial
@@ -36,6 +36,7 @@ struct QemuLaunch {
   std::string qemu_binary = "qemu-system-x86_64";
   Accel accel = Accel::kTcg;
   std::string qmp_socket;      // unix socket path
+  std::string pidfile;         // QEMU writes its pid there (may be "")
   std::string console_socket;  // serial console, unix socket (may be "")
   std::string console_log;     // serial console output, appended
   std::vector<QemuNic> nics;

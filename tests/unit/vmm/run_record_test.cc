@@ -1,0 +1,192 @@
+// The run directory's guest.json: written and read back, malformed records
+// refused with the field named, the configuration hash and its difference,
+// and the pid check that tells a live QEMU from a recycled pid.
+#include "vfabric/vmm/run_record.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "vfabric/testing/support.h"
+
+namespace vfabric::vmm {
+namespace {
+
+using std::chrono::milliseconds;
+
+RunRecord Sample(const std::string& dir) {
+  RunRecord r;
+  r.name = "vm1";
+  r.pid = 4242;
+  r.qmp_socket = dir + "/qmp.sock";
+  r.pidfile = dir + "/qemu.pid";
+  r.accel = "tcg";
+  r.accel_reason = "tcg: asked for";
+  r.config = {256, 1, "auto", "/img/vmlinuz", "/img/initrd.img", "quiet", ""};
+  r.config_hash = ConfigHash(r.config);
+  r.argv = {"qemu-system-x86_64", "-name", "vm1"};
+  r.nics = {{"nic0", "lab", "vm1-eth0", *MacAddress::Parse("52:54:00:00:00:01"), false},
+            {"nic1", "side", "vm1-eth1", *MacAddress::Parse("52:54:00:00:00:02"), true}};
+  r.detached_ports = {"vm1-eth2"};
+  return r;
+}
+
+TEST(RunRecordTest, WrittenAndReadBack) {
+  testing::TempDir dir;
+  const RunRecord r = Sample(dir.path());
+  ASSERT_TRUE(WriteRunRecord(dir.path(), r).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(RunRecordPath(dir.path()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(::access((RunRecordPath(dir.path()) + ".tmp").c_str(), F_OK), 0);
+
+  auto read = ReadRunRecord(dir.path());
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  ASSERT_TRUE(read->has_value());
+  const RunRecord& back = **read;
+  EXPECT_EQ(back.name, "vm1");
+  EXPECT_EQ(back.pid, 4242);
+  EXPECT_EQ(back.qmp_socket, r.qmp_socket);
+  EXPECT_EQ(back.pidfile, r.pidfile);
+  EXPECT_EQ(back.accel, "tcg");
+  EXPECT_EQ(back.accel_reason, "tcg: asked for");
+  EXPECT_EQ(back.config, r.config);
+  EXPECT_EQ(back.config_hash, r.config_hash);
+  EXPECT_EQ(back.argv, r.argv);
+  ASSERT_EQ(back.nics.size(), 2u);
+  EXPECT_EQ(back.nics[1].id, "nic1");
+  EXPECT_EQ(back.nics[1].network, "side");
+  EXPECT_EQ(back.nics[1].port, "vm1-eth1");
+  EXPECT_EQ(back.nics[1].mac.ToString(), "52:54:00:00:00:02");
+  EXPECT_TRUE(back.nics[1].attached);
+  EXPECT_FALSE(back.nics[0].attached);
+  EXPECT_EQ(back.detached_ports, std::vector<std::string>{"vm1-eth2"});
+
+  RemoveRunRecord(dir.path());
+  auto gone = ReadRunRecord(dir.path());
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST(RunRecordTest, MalformedRecordsNameTheField) {
+  nlohmann::json good = nlohmann::json::parse(RunRecordToJson(Sample("/run/vm1")));
+  ASSERT_TRUE(ParseRunRecord(good.dump()).ok());
+  struct Case {
+    std::function<void(nlohmann::json&)> edit;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {[](nlohmann::json& j) { j["pid"] = "4242"; }, "guest.json: \"pid\": want an integer"},
+      {[](nlohmann::json& j) { j["pid"] = 0; }, "guest.json: \"pid\": want a positive integer"},
+      {[](nlohmann::json& j) { j.erase("qmp_socket"); }, "guest.json: \"qmp_socket\": missing"},
+      {[](nlohmann::json& j) { j["accel"] = "xen"; }, "guest.json: \"accel\": want kvm or tcg"},
+      {[](nlohmann::json& j) { j["version"] = 2; }, "guest.json: version 2: want 1"},
+      {[](nlohmann::json& j) { j["config"]["vcpus"] = "one"; },
+       "guest.json: config: \"vcpus\": want an integer"},
+      {[](nlohmann::json& j) { j["nics"][1]["mac"] = "52:54"; },
+       "guest.json: nics[1]: \"mac\": not a MAC address: 52:54"},
+      {[](nlohmann::json& j) { j["nics"][0]["attached"] = 1; },
+       "guest.json: nics[0]: \"attached\": want true or false"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json j = good;
+    c.edit(j);
+    auto parsed = ParseRunRecord(j.dump());
+    ASSERT_FALSE(parsed.ok()) << j.dump();
+    EXPECT_EQ(parsed.status().message(), c.want);
+  }
+  EXPECT_EQ(ParseRunRecord("{").status().message(), "guest.json: not a JSON object");
+
+  testing::TempDir dir;
+  testing::WriteFile(RunRecordPath(dir.path()), "[]");
+  auto read = ReadRunRecord(dir.path());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(), dir.path() + "/guest.json: not a JSON object");
+}
+
+TEST(RunRecordTest, TheHashAndTheDifferenceFollowTheMachineConfiguration) {
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.kernel = "/img/vmlinuz";
+  const MachineConfig before = MachineConfigOf(vm);
+  EXPECT_EQ(ConfigHash(before), ConfigHash(MachineConfigOf(vm)));
+  EXPECT_EQ(ConfigHash(before).size(), 16u);
+  vm.restart = "always";  // not part of the machine
+  vm.nics.push_back({});
+  EXPECT_EQ(ConfigHash(before), ConfigHash(MachineConfigOf(vm)));
+  EXPECT_EQ(DescribeDifference(before, MachineConfigOf(vm)), "");
+  vm.memory_mb = 512;
+  vm.kernel = "/img/other";
+  EXPECT_NE(ConfigHash(before), ConfigHash(MachineConfigOf(vm)));
+  EXPECT_EQ(DescribeDifference(before, MachineConfigOf(vm)),
+            "memory_mb 256 -> 512, kernel /img/vmlinuz -> /img/other");
+}
+
+// A live process whose command line names the QMP socket is that QEMU; a
+// recycled pid (another program), a dead one or a zombie is not.
+TEST(RunRecordTest, OnlyTheProcessNamingTheQmpSocketIsTheGuestsQemu) {
+  const std::string socket = "/run/vfabric/vms/vm1/qmp.sock";
+  testing::ScopedProcess qemu({"python3", "-c", "import time; time.sleep(30)", "-qmp",
+                               "unix:" + socket + ",server=on,wait=off"});
+  testing::ScopedProcess other({"sleep", "30"});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile("/proc/" + std::to_string(qemu.pid()) + "/cmdline")
+                   .find("unix:") != std::string::npos;
+      },
+      5000));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile("/proc/" + std::to_string(other.pid()) + "/cmdline")
+                   .rfind("sleep", 0) == 0;
+      },
+      5000));
+  EXPECT_TRUE(VerifyQemuProcess(qemu.pid(), socket).ok());
+  Status recycled = VerifyQemuProcess(other.pid(), socket);
+  ASSERT_FALSE(recycled.ok());
+  EXPECT_EQ(recycled.message(), "pid " + std::to_string(other.pid()) +
+                                    " is not this guest's QEMU (its command line does not name " +
+                                    socket + "): sleep 30");
+  // Another guest's QEMU is not this one either.
+  EXPECT_FALSE(VerifyQemuProcess(qemu.pid(), "/run/vfabric/vms/vm2/qmp.sock").ok());
+
+  // Killed: a zombie (not reaped yet), then gone.
+  const pid_t pid = qemu.pid();
+  ASSERT_TRUE(qemu.Signal(SIGKILL));
+  ASSERT_TRUE(testing::WaitFor([&] { return !VerifyQemuProcess(pid, socket).ok(); }, 5000));
+  EXPECT_EQ(VerifyQemuProcess(pid, socket).message(), "pid " + std::to_string(pid) + " is gone");
+  qemu.Wait(5000);
+  EXPECT_EQ(VerifyQemuProcess(pid, socket).message(), "pid " + std::to_string(pid) + " is gone");
+  EXPECT_FALSE(VerifyQemuProcess(-1, socket).ok());
+}
+
+// KillRecordedQemu kills the recorded QEMU, and never a process that merely
+// has its pid.
+TEST(RunRecordTest, KillingARecordedQemuSparesARecycledPid) {
+  const std::string socket = "/tmp/vf-test-vm1/qmp.sock";
+  testing::ScopedProcess other({"sleep", "30"});
+  RunRecord r = Sample("/tmp/vf-test-vm1");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile("/proc/" + std::to_string(other.pid()) + "/cmdline")
+                   .rfind("sleep", 0) == 0;
+      },
+      5000));
+  r.pid = other.pid();
+  EXPECT_TRUE(KillRecordedQemu(r, milliseconds(1000)).ok());
+  EXPECT_TRUE(other.running());
+
+  testing::ScopedProcess qemu({"python3", "-c", "import time; time.sleep(30)", "-qmp",
+                               "unix:" + socket + ",server=on,wait=off"});
+  ASSERT_TRUE(testing::WaitFor([&] { return VerifyQemuProcess(qemu.pid(), socket).ok(); }, 5000));
+  r.pid = qemu.pid();
+  EXPECT_TRUE(KillRecordedQemu(r, milliseconds(5000)).ok());
+  EXPECT_EQ(qemu.Wait(5000) & 0x7f, SIGKILL);
+}
+
+}  // namespace
+}  // namespace vfabric::vmm
