@@ -189,7 +189,7 @@ class Daemon {
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
                                             : guests_->WithRunningNics(std::move(loaded).value()));
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
-    userspace_ = std::make_unique<UserspaceNetworks>();
+    userspace_ = std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace");
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
 
     if (options_.dry_run) return DryRun();

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "vfabric/bridge/ports.h"
@@ -172,7 +174,78 @@ std::set<std::string> GuestPortNames(const topology::Topology& desired) {
   return names;
 }
 
-UserspaceNetworks::UserspaceNetworks() = default;
+UserspaceNetworks::UserspaceNetworks(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+
+std::string UserspaceNetworks::StaticsPath(const std::string& network) const {
+  return state_dir_ + "/" + network + ".fdb.json";
+}
+
+void UserspaceNetworks::LoadRuntimeStatics(const topology::NetworkConfig& config,
+                                           Network& network) {
+  if (state_dir_.empty()) return;
+  std::ifstream in(StaticsPath(config.name));
+  if (!in) return;  // none kept
+  const json doc = json::parse(in, nullptr, false);
+  const std::string what = "userspace network " + config.name + ": " + StaticsPath(config.name);
+  if (!doc.is_object() || !doc.contains("entries") || !doc["entries"].is_array()) {
+    VF_LOG(kWarning) << what << ": not a static FDB file; ignored";
+    return;
+  }
+  size_t kept = 0;
+  for (const json& entry : doc["entries"]) {
+    auto mac = entry.is_object() && entry.value("mac", json()).is_string()
+                   ? MacAddress::Parse(entry["mac"].get<std::string>())
+                   : std::nullopt;
+    const json vlan = entry.is_object() ? entry.value("vlan", json()) : json();
+    const json port = entry.is_object() ? entry.value("port", json()) : json();
+    if (!mac || !vlan.is_number_unsigned() || vlan.get<uint64_t>() < 1 ||
+        vlan.get<uint64_t>() > 4094 || !port.is_string()) {
+      VF_LOG(kWarning) << what << ": malformed entry " << entry.dump() << "; ignored";
+      continue;
+    }
+    const std::string name = port.get<std::string>();
+    const bool configured = std::any_of(config.ports.begin(), config.ports.end(),
+                                        [&](const auto& p) { return p.name == name; });
+    if (!configured) {
+      VF_LOG(kInfo) << what << ": static " << mac->ToString() << " on " << name
+                    << " dropped: the port left the network";
+      continue;
+    }
+    network.runtime_statics[{static_cast<uint16_t>(vlan.get<uint64_t>()), *mac}] = name;
+    ++kept;
+  }
+  if (kept)
+    VF_LOG(kInfo) << what << ": " << kept << " static FDB entr" << (kept == 1 ? "y" : "ies")
+                  << " restored";
+}
+
+void UserspaceNetworks::SaveRuntimeStatics(const std::string& name, const Network& network) const {
+  if (state_dir_.empty()) return;
+  const std::string path = StaticsPath(name);
+  if (network.runtime_statics.empty()) {
+    ::unlink(path.c_str());
+    return;
+  }
+  json entries = json::array();
+  for (const auto& [key, port] : network.runtime_statics)
+    entries.push_back({{"mac", key.second.ToString()}, {"vlan", key.first}, {"port", port}});
+  std::error_code error;
+  std::filesystem::create_directories(state_dir_, error);
+  // Written aside and renamed: a crash leaves the old file or the new one.
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << json{{"network", name}, {"entries", entries}}.dump(1) << "\n";
+    if (!out) {
+      VF_LOG(kWarning) << "userspace network " << name << ": cannot write " << temporary
+                       << "; its run-time static FDB entries will not survive a restart";
+      return;
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0)
+    VF_LOG(kWarning) << "userspace network " << name << ": rename " << temporary << ": "
+                     << std::strerror(errno);
+}
 UserspaceNetworks::~UserspaceNetworks() { StopAll(); }
 
 void UserspaceNetworks::StopAll() {
@@ -199,6 +272,7 @@ std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desir
       continue;
     }
     VF_LOG(kInfo) << "userspace network " << it->first << ": stopped (no longer configured)";
+    if (!state_dir_.empty()) ::unlink(StaticsPath(it->first).c_str());
     it = networks_.erase(it);
   }
   return errors;
@@ -249,6 +323,7 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
       return;
     }
     network.sw = std::move(sw).value();
+    if (network.runtime_statics.empty()) LoadRuntimeStatics(config, network);
     network.fdb = fdb_config;
     network.ageing_time_ns = fdb_config.ageing_time_ns;
     // The datapath thread must take no signals: netd's loop reads SIGHUP,
@@ -284,7 +359,8 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
     ++it;
     if (!configured.count(name)) {
       RemovePort(network, name);
-      std::erase_if(network.runtime_statics, [&](const auto& e) { return e.second == name; });
+      if (std::erase_if(network.runtime_statics, [&](const auto& e) { return e.second == name; }))
+        SaveRuntimeStatics(config.name, network);
       VF_LOG(kInfo) << what << ": removed port " << name;
     }
   }
@@ -708,6 +784,7 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
   VF_RETURN_IF_ERROR(n->second.sw->AddStaticFdb(key.first, mac, p->second.id));
   n->second.installed_statics[key] = port;
   n->second.runtime_statics[key] = port;
+  SaveRuntimeStatics(config.name, n->second);
   return Status::Ok();
 }
 
@@ -729,6 +806,7 @@ Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, co
     n->second.installed_statics.erase(key);
     n->second.runtime_statics.erase(key);
   }
+  SaveRuntimeStatics(config.name, n->second);
   return Status::Ok();
 }
 

@@ -205,6 +205,22 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
   for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Ifindex(kPorts[i]), ifindex[i]) << kPorts[i];
   for (int a = 0; a < kHosts; ++a)
     for (int b = a + 1; b < kHosts; ++b) EXPECT_TRUE(Ping(a, b)) << a << "->" << b << "\n" << Log();
+  // The static entry added at run time came back with the switch (kept in
+  // the run directory, as the kernel keeps a Linux bridge's).
+  is_static = false;
+  const json after_restart = Ok(Request("fdb.show", {{"network", "us"}}));
+  for (const json& e : after_restart["entries"])
+    if (e["mac"] == "52:54:00:66:00:99") is_static = e["static"] == true && e["port"] == "us-b";
+  EXPECT_TRUE(is_static) << after_restart.dump() << Log();
+  EXPECT_THAT(Log(), ::testing::HasSubstr("1 static FDB entry restored"));
+  json kept = json::parse(testing::ReadFile(run_dir() + "/userspace/us.fdb.json"), nullptr, false);
+  ASSERT_TRUE(kept.is_object()) << testing::ReadFile(run_dir() + "/userspace/us.fdb.json");
+  EXPECT_EQ(kept["entries"],
+            json::parse(R"([{"mac": "52:54:00:66:00:99", "vlan": 1, "port": "us-b"}])"));
+  // Deleted: gone from the switch and from the file.
+  CommandResult del = Netctl({"fdb", "del", "us", "52:54:00:66:00:99"});
+  EXPECT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_EQ(testing::ReadFile(run_dir() + "/userspace/us.fdb.json"), "");
 
   // A port's link deleted behind netd's back: netd recreates it (a new
   // ifindex) and the switch reopens the port.

@@ -63,7 +63,11 @@ bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool gue
 
 class UserspaceNetworks {
  public:
-  UserspaceNetworks();
+  // `state_dir`: where static FDB entries added at run time (fdb.add) are
+  // kept, one file per network (NETWORK.fdb.json), so that they survive a
+  // restart of netd as the kernel keeps those of a Linux bridge. Empty: not
+  // kept.
+  explicit UserspaceNetworks(std::string state_dir = "");
   ~UserspaceNetworks();
   UserspaceNetworks(const UserspaceNetworks&) = delete;
   UserspaceNetworks& operator=(const UserspaceNetworks&) = delete;
@@ -129,11 +133,18 @@ class UserspaceNetworks {
   void SyncNetwork(const topology::NetworkConfig& config, const topology::Topology& desired,
                    const KernelState& state, Network& network, std::vector<std::string>& errors);
   void RemovePort(Network& network, const std::string& name);
+  // The run-time static entries of a network: read when its switch starts,
+  // written whenever they change. A file that cannot be read or written is
+  // logged; the entries in memory stay authoritative.
+  std::string StaticsPath(const std::string& network) const;
+  void LoadRuntimeStatics(const topology::NetworkConfig& config, Network& network);
+  void SaveRuntimeStatics(const std::string& name, const Network& network) const;
   // Starts, restarts or stops the network's tree to match `config.stp`, and
   // joins ports, tells it carrier changes and port setting changes.
   void SyncTree(const topology::NetworkConfig& config, const std::set<std::string>& guest_ports,
                 const KernelState& state, Network& network, std::vector<std::string>& errors);
 
+  std::string state_dir_;
   std::map<std::string, Network> networks_;
 };
 

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -90,6 +91,10 @@ class NetdFixture : public ::testing::Test {
   // Starts netd on `config` and waits until it serves (or exits).
   void Start(const std::string& config, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {Netd(), "--config", config, "--socket", socket_};
+    // netd's state (guests, run-time static FDB entries) stays in the test's
+    // own directory, never in the host's /run/vfabric.
+    if (std::find(extra.begin(), extra.end(), "--run-dir") == extra.end())
+      argv.insert(argv.end(), {"--run-dir", run_dir()});
     argv.insert(argv.end(), extra.begin(), extra.end());
     netd_ = std::make_unique<ScopedProcess>(argv, log_);
     ASSERT_TRUE(WaitFor([&] { return !netd_->running() || Ask(socket_, Request("hello")).is_object(); },
@@ -104,6 +109,7 @@ class NetdFixture : public ::testing::Test {
   }
 
   std::string Log() const { return ReadFile(log_); }
+  std::string run_dir() const { return dir_.Join("run"); }
 
   json Ok(const nlohmann::json& request) {
     json answer = Ask(socket_, request);
