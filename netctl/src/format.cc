@@ -494,7 +494,10 @@ std::string FormatVmList(const json& result) {
   Table table({"NAME", "STATE", "PID", "ACCEL", "RESTART", "NICS", "LAST-EXIT", "ERROR"});
   for (const auto& vm : Array(result, "vms")) {
     bool live = VmIsLive(vm);
-    table.AddRow({Text(vm, "name"), Text(vm, "state"), Text(vm, "pid"), Text(vm, "accel"),
+    // A guest a restarted netd took over from its predecessor.
+    std::string state = Text(vm, "state");
+    if (Bool(vm, "adopted").value_or(false)) state += " (adopted)";
+    table.AddRow({Text(vm, "name"), state, Text(vm, "pid"), Text(vm, "accel"),
                   VmRestart(vm), VmNics(vm), live ? "-" : Text(vm, "last_exit"),
                   live ? "-" : Text(vm, "error")});
   }

@@ -89,6 +89,16 @@ TEST(VmFormatTest, ListTable) {
             "exited with status 0  -\n");
 }
 
+// A guest taken over by a restarted netd says so in the table.
+TEST(VmFormatTest, ListMarksAdoptedGuests) {
+  json adopted = RunningVm();
+  adopted["adopted"] = true;
+  adopted["nics"] = json::array();
+  EXPECT_EQ(FormatVmList({{"vms", {adopted}}}),
+            "NAME  STATE              PID   ACCEL  RESTART     NICS  LAST-EXIT  ERROR\n"
+            "vm1   running (adopted)  4242  kvm    on-failure  -     -          -\n");
+}
+
 TEST(VmFormatTest, ListEmptyIsTheHeader) {
   EXPECT_EQ(FormatVmList({{"vms", json::array()}}),
             "NAME  STATE  PID  ACCEL  RESTART  NICS  LAST-EXIT  ERROR\n");
