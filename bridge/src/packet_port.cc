@@ -1,5 +1,5 @@
 // Packet-socket ports: AF_PACKET SOCK_RAW on one link (a veth, a NIC), with
-// a TPACKET_V3 rx ring (man 7 packet; Documentation/networking/packet_mmap.rst)
+// a TPACKET_V2 rx ring (man 7 packet; Documentation/networking/packet_mmap.rst)
 // and sendmmsg() for tx.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,8 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/common/log.h"
@@ -24,20 +26,41 @@ constexpr size_t kPacketVnetLen = 10;  // struct virtio_net_hdr (no num_buffers)
 constexpr size_t kMaxTx = 256;
 constexpr uint32_t kStatusGsoTcp = 1u << 8;  // TP_STATUS_GSO_TCP (Linux 5.0+)
 
+// Owns an mmap()ed region.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, size_t size) : addr_(static_cast<uint8_t*>(addr)), size_(size) {}
+  ~Mapping() {
+    if (addr_) ::munmap(addr_, size_);
+  }
+  Mapping(Mapping&& other) noexcept
+      : addr_(std::exchange(other.addr_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  Mapping& operator=(Mapping&& other) noexcept {
+    if (this != &other) {
+      if (addr_) ::munmap(addr_, size_);
+      addr_ = std::exchange(other.addr_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  uint8_t* get() const { return addr_; }
+
+ private:
+  uint8_t* addr_ = nullptr;
+  size_t size_ = 0;
+};
+
 class PacketPort final : public Port {
  public:
-  PacketPort(std::string name, UniqueFd fd, bool vnet, uint8_t* ring, size_t ring_size,
-             uint32_t block_size, uint32_t block_count)
+  PacketPort(std::string name, UniqueFd fd, bool vnet, Mapping ring, uint32_t frame_size,
+             uint32_t frame_count)
       : name_(std::move(name)),
         fd_(std::move(fd)),
         vnet_(vnet),
-        ring_(ring),
-        ring_size_(ring_size),
-        block_size_(block_size),
-        block_count_(block_count) {}
-  ~PacketPort() override {
-    if (ring_) ::munmap(ring_, ring_size_);
-  }
+        ring_(std::move(ring)),
+        frame_size_(frame_size),
+        frame_count_(frame_count) {}
 
   const std::string& name() const override { return name_; }
   PortKind kind() const override { return PortKind::kPacketSocket; }
@@ -48,23 +71,12 @@ class PacketPort final : public Port {
                  uint64_t* malformed) override {
     size_t n = 0;
     while (n < out.size()) {
-      auto* block = reinterpret_cast<tpacket_block_desc*>(ring_ + block_ * size_t{block_size_});
-      if ((__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0)
-        break;
-      const uint32_t packets = block->hdr.bh1.num_pkts;
-      if (pkt_index_ == 0) pkt_offset_ = block->hdr.bh1.offset_to_first_pkt;
-      while (pkt_index_ < packets && n < out.size()) {
-        auto* hdr =
-            reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) + pkt_offset_);
-        ++pkt_index_;
-        pkt_offset_ += hdr->tp_next_offset;
-        Take(pool, hdr, out, &n, no_buffer, malformed);
-      }
-      if (pkt_index_ >= packets) {
-        __atomic_store_n(&block->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-        block_ = (block_ + 1) % block_count_;
-        pkt_index_ = 0;
-      }
+      auto* hdr = reinterpret_cast<tpacket2_hdr*>(ring_.get() + size_t{slot_} * frame_size_);
+      const uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
+      if ((status & TP_STATUS_USER) == 0) break;
+      TakeSlot(pool, hdr, status, out, &n, no_buffer, malformed);
+      __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      if (++slot_ == frame_count_) slot_ = 0;
     }
     return n;
   }
@@ -126,59 +138,111 @@ class PacketPort final : public Port {
   }
 
  private:
-  void Take(FramePool& pool, const tpacket3_hdr* hdr, std::span<Frame*> out, size_t* n,
-            uint64_t* no_buffer, uint64_t* malformed) {
+  // One ring slot. A frame larger than the slot (a GSO frame from a veth
+  // with TSO, a jumbo frame) is in the slot truncated, with TP_STATUS_COPY:
+  // the kernel queued the whole frame on the socket (PACKET_COPY_THRESH),
+  // in ring order, to be read with recvmsg().
+  void TakeSlot(FramePool& pool, const tpacket2_hdr* hdr, uint32_t status, std::span<Frame*> out,
+                size_t* n, uint64_t* no_buffer, uint64_t* malformed) {
+    const bool copy = (status & TP_STATUS_COPY) != 0;
     const uint8_t* mac = reinterpret_cast<const uint8_t*>(hdr) + hdr->tp_mac;
     const uint32_t len = hdr->tp_snaplen;
-    const bool vlan = (hdr->tp_status & TP_STATUS_VLAN_VALID) != 0;
-    if (len < hdr->tp_len || len < 14) {
-      ++*malformed;  // truncated to the ring's block: larger than the ring allows
+    if (!copy && (len < hdr->tp_len || len < 14)) {
+      ++*malformed;  // truncated and no copy (the socket's receive buffer was full)
       return;
     }
     Frame* f = pool.Alloc();
     if (f == nullptr) {
       ++*no_buffer;
+      if (copy) DiscardCopy();
       return;
     }
-    const size_t total = len + (vlan ? 4 : 0);
-    if (total > f->capacity) {
+    const bool vlan = (status & TP_STATUS_VLAN_VALID) != 0;
+    const uint16_t tpid =
+        (status & TP_STATUS_VLAN_TPID_VALID) ? hdr->tp_vlan_tpid : uint16_t{ETH_P_8021Q};
+    if (copy) {
+      if (!ReadCopy(*f, vlan)) {
+        pool.Free(f);
+        ++*malformed;
+        return;
+      }
+    } else {
+      const size_t total = len + (vlan ? 4 : 0);
+      if (total > f->capacity) {
+        pool.Free(f);
+        ++*malformed;
+        return;
+      }
+      if (vnet_) std::memcpy(static_cast<void*>(&f->vnet), mac - kPacketVnetLen, kPacketVnetLen);
+      if (vlan) {
+        std::memcpy(f->data, mac, 12);
+        std::memcpy(f->data + 16, mac + 12, len - 12);
+      } else {
+        std::memcpy(f->data, mac, len);
+      }
+      f->size = static_cast<uint32_t>(total);
+    }
+    if (Finish(*f, status, vlan, tpid, hdr->tp_vlan_tci)) {
+      out[(*n)++] = f;
+    } else {
       pool.Free(f);
       ++*malformed;
-      return;
     }
-    if (vnet_) {
-      std::memcpy(static_cast<void*>(&f->vnet), mac - kPacketVnetLen, kPacketVnetLen);
-      f->vnet.num_buffers = 0;
+  }
+
+  // The whole frame of a TP_STATUS_COPY slot, from the socket's queue, with
+  // room left for the tag at 12 when the kernel took it out.
+  bool ReadCopy(Frame& f, bool vlan) {
+    if (f.capacity < 16) return false;
+    iovec iov[3];
+    int c = 0;
+    if (vnet_) iov[c++] = {&f.vnet, kPacketVnetLen};
+    if (vlan) {
+      iov[c++] = {f.data, 12};
+      iov[c++] = {f.data + 16, f.capacity - 16};
+    } else {
+      iov[c++] = {f.data, f.capacity};
     }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(c);
+    ssize_t r;
+    do {
+      r = ::recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_TRUNC);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      LogOnce("recvmsg", errno);
+      return false;
+    }
+    if ((msg.msg_flags & MSG_TRUNC) != 0) return false;  // larger than a buffer
+    const size_t got = static_cast<size_t>(r) - (vnet_ ? kPacketVnetLen : 0);
+    if (static_cast<size_t>(r) < (vnet_ ? kPacketVnetLen : 0) + 14) return false;
+    f.size = static_cast<uint32_t>(got + (vlan ? 4 : 0));
+    return true;
+  }
+
+  void DiscardCopy() {
+    uint8_t byte;
+    [[maybe_unused]] ssize_t r = ::recv(fd_.get(), &byte, 1, MSG_DONTWAIT | MSG_TRUNC);
+  }
+
+  // f->data holds the frame (with 4 bytes at 12 left for the tag when
+  // `vlan`), f->vnet the received vnet header if any.
+  bool Finish(Frame& f, uint32_t status, bool vlan, uint16_t tpid, uint16_t tci) {
+    if (vnet_) f.vnet.num_buffers = 0;
     if (vlan) {
       // The kernel moved the tag into the metadata (skb->vlan_tci): put it back.
-      const uint16_t tpid =
-          (hdr->tp_status & TP_STATUS_VLAN_TPID_VALID) ? hdr->hv1.tp_vlan_tpid : ETH_P_8021Q;
-      const uint16_t tci = static_cast<uint16_t>(hdr->hv1.tp_vlan_tci);
-      std::memcpy(f->data, mac, 12);
-      f->data[12] = static_cast<uint8_t>(tpid >> 8);
-      f->data[13] = static_cast<uint8_t>(tpid & 0xff);
-      f->data[14] = static_cast<uint8_t>(tci >> 8);
-      f->data[15] = static_cast<uint8_t>(tci & 0xff);
-      std::memcpy(f->data + 16, mac + 12, len - 12);
-      if (f->vnet.needs_csum()) f->vnet.csum_start = static_cast<uint16_t>(f->vnet.csum_start + 4);
-      if (f->vnet.is_gso()) f->vnet.hdr_len = static_cast<uint16_t>(f->vnet.hdr_len + 4);
-    } else {
-      std::memcpy(f->data, mac, len);
+      f.data[12] = static_cast<uint8_t>(tpid >> 8);
+      f.data[13] = static_cast<uint8_t>(tpid & 0xff);
+      f.data[14] = static_cast<uint8_t>(tci >> 8);
+      f.data[15] = static_cast<uint8_t>(tci & 0xff);
+      if (f.vnet.needs_csum()) f.vnet.csum_start = static_cast<uint16_t>(f.vnet.csum_start + 4);
+      if (f.vnet.is_gso()) f.vnet.hdr_len = static_cast<uint16_t>(f.vnet.hdr_len + 4);
     }
-    f->size = static_cast<uint32_t>(total);
-    if (!vnet_ && (hdr->tp_status & kStatusGsoTcp) != 0) {
-      // A GSO frame without its MSS: nothing can segment it correctly.
-      pool.Free(f);
-      ++*malformed;
-      return;
-    }
-    if (!vnet_ && (hdr->tp_status & TP_STATUS_CSUMNOTREADY) != 0 && !MarkPartialChecksum(*f)) {
-      pool.Free(f);
-      ++*malformed;
-      return;
-    }
-    out[(*n)++] = f;
+    // A GSO frame without its MSS: nothing can segment it correctly.
+    if (!vnet_ && (status & kStatusGsoTcp) != 0) return false;
+    if (!vnet_ && (status & TP_STATUS_CSUMNOTREADY) != 0 && !MarkPartialChecksum(f)) return false;
+    return true;
   }
 
   // Without PACKET_VNET_HDR the kernel only says that the L4 checksum is
@@ -220,13 +284,10 @@ class PacketPort final : public Port {
   std::string name_;
   UniqueFd fd_;
   bool vnet_;
-  uint8_t* ring_;
-  size_t ring_size_;
-  uint32_t block_size_;
-  uint32_t block_count_;
-  uint32_t block_ = 0;
-  uint32_t pkt_index_ = 0;
-  uint32_t pkt_offset_ = 0;
+  Mapping ring_;
+  uint32_t frame_size_;
+  uint32_t frame_count_;
+  uint32_t slot_ = 0;
   bool logged_ = false;
   std::array<mmsghdr, kMaxTx> msgs_{};
   std::array<iovec, kMaxTx * 4> iov_{};
@@ -244,6 +305,8 @@ Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex
       options.block_count == 0 || options.frame_size < TPACKET_ALIGNMENT ||
       options.block_size % options.frame_size != 0)
     return Status::Error(what + ": bad ring geometry", EINVAL);
+  if (options.socket_buffer == 0 || options.socket_buffer > (1u << 30))
+    return Status::Error(what + ": bad socket buffer size", EINVAL);
   // Protocol 0 until bound, so nothing is queued from other links meanwhile.
   UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Status::FromErrno(what + ": socket(AF_PACKET)", errno);
@@ -258,23 +321,33 @@ Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex
     VF_RETURN_IF_ERROR(set(SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one, "PACKET_VNET_HDR"));
     vnet = true;
   }
-  const int version = TPACKET_V3;
-  VF_RETURN_IF_ERROR(set(SOL_PACKET, PACKET_VERSION, &version, sizeof version, "PACKET_VERSION"));
+  // Room on the socket's own queue, where frames larger than a ring slot
+  // (GSO frames of up to 64 KiB) wait: SO_RCVBUFFORCE (CAP_NET_ADMIN, which
+  // a packet socket needs anyway), else SO_RCVBUF up to net.core.rmem_max.
+  const int rcvbuf = static_cast<int>(options.socket_buffer);
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    VF_RETURN_IF_ERROR(set(SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf, "SO_RCVBUF"));
   VF_RETURN_IF_ERROR(
       set(SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one, "PACKET_IGNORE_OUTGOING"));
-  tpacket_req3 req{};
+  const int version = TPACKET_V2;
+  VF_RETURN_IF_ERROR(set(SOL_PACKET, PACKET_VERSION, &version, sizeof version, "PACKET_VERSION"));
+  // A frame larger than a slot also goes whole to the socket's queue.
+  VF_RETURN_IF_ERROR(
+      set(SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof one, "PACKET_COPY_THRESH"));
+  const uint32_t frame_count = options.block_size / options.frame_size * options.block_count;
+  tpacket_req req{};
   req.tp_block_size = options.block_size;
   req.tp_block_nr = options.block_count;
   req.tp_frame_size = options.frame_size;
-  req.tp_frame_nr = options.block_size / options.frame_size * options.block_count;
-  req.tp_retire_blk_tov = 1;  // ms: a partly filled block goes to us after this
+  req.tp_frame_nr = frame_count;
   VF_RETURN_IF_ERROR(set(SOL_PACKET, PACKET_RX_RING, &req, sizeof req, "PACKET_RX_RING"));
   const size_t ring_size = size_t{options.block_size} * options.block_count;
-  void* ring =
+  void* mem =
       ::mmap(nullptr, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
-  if (ring == MAP_FAILED) return Status::FromErrno(what + ": mmap rx ring", errno);
-  auto port = std::make_unique<PacketPort>(name, std::move(fd), vnet, static_cast<uint8_t*>(ring),
-                                           ring_size, options.block_size, options.block_count);
+  if (mem == MAP_FAILED) return Status::FromErrno(what + ": mmap rx ring", errno);
+  Mapping ring(mem, ring_size);
+  auto port = std::make_unique<PacketPort>(name, std::move(fd), vnet, std::move(ring),
+                                           options.frame_size, frame_count);
   const int sock = port->fd();
   packet_mreq mreq{};
   mreq.mr_ifindex = ifindex;

@@ -102,14 +102,22 @@ struct PacketPortOptions {
   // but GSO frames the link receives (a veth peer with TSO, GRO on a NIC)
   // cannot be segmented without their MSS: they are dropped as malformed.
   bool vnet_hdr = true;
-  // The TPACKET_V3 rx ring: blocks of block_size bytes.
+  // The TPACKET_V2 rx ring: block_count blocks of block_size bytes, cut into
+  // slots of frame_size bytes (header, vnet header and frame). The kernel
+  // hands over every frame as soon as it is in its slot (no block timer:
+  // TPACKET_V3's made each frame wait up to a jiffy, see DESIGN.md). Frames
+  // larger than a slot (GSO frames, jumbo frames) wait whole on the
+  // socket's queue (PACKET_COPY_THRESH), bounded by socket_buffer.
   uint32_t block_size = 1u << 20;
   uint32_t block_count = 8;
-  uint32_t frame_size = 1u << 11;  // tp_frame_size (V3 only uses it as a hint)
+  uint32_t frame_size = 1u << 11;
+  // SO_RCVBUF(FORCE) of the socket: the large frames queued beside the ring.
+  uint32_t socket_buffer = 8u << 20;
 };
 
 // An AF_PACKET SOCK_RAW socket bound to `ifindex` (ETH_P_ALL), promiscuous,
-// PACKET_IGNORE_OUTGOING, a TPACKET_V3 rx ring and sendmmsg() for tx.
+// PACKET_IGNORE_OUTGOING, a TPACKET_V2 rx ring (with PACKET_COPY_THRESH for
+// frames larger than a slot) and sendmmsg() for tx.
 // `name` is the link's name (for messages).
 Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex,
                                                    const PacketPortOptions& options = {});
