@@ -1,6 +1,6 @@
 // netd running QEMU guests on a "datapath": "userspace" network: the guests'
 // taps are ports of vfabric's own switch (bridge/), attached through
-// AF_PACKET (TPACKET_V3, PACKET_VNET_HDR) sockets, not a kernel bridge.
+// AF_PACKET (TPACKET_V2 ring, PACKET_VNET_HDR) sockets, not a kernel bridge.
 //   - two guests ping each other; the switch learned both MACs on their
 //     ports (fdb.show, netctl fdb show) and counted the traffic (port.stats);
 //   - access VLANs isolate: guests on VLAN 10 reach each other, a guest on
