@@ -16,8 +16,8 @@ using nlohmann::json;
 namespace {
 
 json NicJson(const vmm::GuestNicInfo& nic) {
-  return {{"id", nic.id}, {"network", nic.network}, {"port", nic.port},
-          {"mac", nic.mac.ToString()}};
+  return {
+      {"id", nic.id}, {"network", nic.network}, {"port", nic.port}, {"mac", nic.mac.ToString()}};
 }
 
 std::string NicPort(const topology::VmConfig& vm, size_t i) {
@@ -177,11 +177,17 @@ bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::strin
   return true;
 }
 
+std::string GuestManager::StoppedMarker(const std::string& name) const {
+  return run_dir_ + "/" + name + "/stopped-by-operator";
+}
+
 void GuestManager::StopOrphans(const std::set<std::string>& wanted) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(run_dir_, ec)) {
     const std::string name = entry.path().filename().string();
     if (wanted.count(name) || guests_.count(name)) continue;
+    // Left the topology: if it comes back, it starts.
+    std::filesystem::remove(StoppedMarker(name), ec);
     auto record = vmm::ReadRunRecord(entry.path().string());
     if (!record.ok() || !*record) continue;
     const vmm::RunRecord& r = **record;
@@ -245,9 +251,19 @@ std::vector<std::string> GuestManager::Sync(const topology::Topology& desired) {
       errors.push_back(guest.status().message());
       continue;
     }
+    std::error_code ec;
+    if (std::filesystem::exists(StoppedMarker(vm.name), ec)) {
+      VF_LOG(kInfo) << "vm " << vm.name
+                    << ": stopped with vm stop before netd restarted; left stopped (vm start "
+                       "starts it)";
+      guests_[vm.name] = std::move(guest).value();
+      continue;
+    }
     Status started = (*guest)->Start();
-    if (!started.ok()) errors.push_back(started.message());
-    else VF_LOG(kInfo) << "vm " << vm.name << ": starting";
+    if (!started.ok())
+      errors.push_back(started.message());
+    else
+      VF_LOG(kInfo) << "vm " << vm.name << ": starting";
     guests_[vm.name] = std::move(guest).value();
   }
   for (auto it = guests_.begin(); it != guests_.end();) {
@@ -256,6 +272,8 @@ std::vector<std::string> GuestManager::Sync(const topology::Topology& desired) {
       continue;
     }
     VF_LOG(kInfo) << "vm " << it->first << ": left the topology; stopping it";
+    std::error_code ec;
+    std::filesystem::remove(StoppedMarker(it->first), ec);
     Status stopped = it->second->Stop();
     if (!stopped.ok()) VF_LOG(kWarning) << stopped.message();
     it = guests_.erase(it);
@@ -275,9 +293,12 @@ std::vector<int> GuestManager::Fds() const {
 void GuestManager::OnReadable(int fd) {
   for (auto& [name, guest] : guests_) {
     const vmm::GuestState before = guest->state();
-    if (fd == guest->pollfd()) guest->OnChildExit();
-    else if (fd == guest->qmp_fd()) guest->OnQmpReadable();
-    else continue;
+    if (fd == guest->pollfd())
+      guest->OnChildExit();
+    else if (fd == guest->qmp_fd())
+      guest->OnQmpReadable();
+    else
+      continue;
     if (guest->state() != before) {
       vmm::GuestStatus status = guest->status();
       VF_LOG(kInfo) << "vm " << name << ": " << vmm::ToString(status.state)
@@ -316,13 +337,18 @@ Result<json> GuestManager::Get(const std::string& name) const {
 Status GuestManager::Start(const std::string& name) {
   auto it = guests_.find(name);
   if (it == guests_.end()) return Status::Error("no vm named \"" + name + "\"");
-  return it->second->Start();
+  Status started = it->second->Start();
+  std::error_code ec;
+  if (started.ok()) std::filesystem::remove(StoppedMarker(name), ec);
+  return started;
 }
 
 Status GuestManager::Stop(const std::string& name) {
   auto it = guests_.find(name);
   if (it == guests_.end()) return Status::Error("no vm named \"" + name + "\"");
   it->second->RequestStop();
+  // Kept across a netd restart, as an operator expects of a stopped VM.
+  std::ofstream(StoppedMarker(name)) << "stopped with vm stop\n";
   return Status::Ok();
 }
 
@@ -335,9 +361,8 @@ Result<json> GuestManager::ConsoleLog(const std::string& name, size_t bytes) con
   bool truncated = false;
   if (in) {
     const std::streamoff size = in.tellg();
-    const std::streamoff start = size > static_cast<std::streamoff>(bytes)
-                                     ? size - static_cast<std::streamoff>(bytes)
-                                     : 0;
+    const std::streamoff start =
+        size > static_cast<std::streamoff>(bytes) ? size - static_cast<std::streamoff>(bytes) : 0;
     truncated = start > 0;
     in.seekg(start);
     text.resize(static_cast<size_t>(size - start));

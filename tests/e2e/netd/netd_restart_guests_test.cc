@@ -281,6 +281,18 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
       << VmStatus("vm2").dump() << Log();
   EXPECT_FALSE(QemuAlive(pid2));
   EXPECT_THAT(Console("vm2"), HasSubstr("VF-POWERDOWN"));
+
+  // Stopped by the operator, it stays stopped when netd restarts, until
+  // vm start.
+  EXPECT_EQ(Stop(), 0) << Log();
+  StartNetd();
+  EXPECT_EQ(VmStatus("vm2")["state"], "stopped") << VmStatus("vm2").dump() << Log();
+  EXPECT_THAT(Log(), HasSubstr("vm vm2: stopped with vm stop before netd restarted"));
+  EXPECT_EQ(VmStatus("vm1")["adopted"], true) << VmStatus("vm1").dump();
+  ASSERT_EQ(Netctl({"vm", "start", "vm2"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return VmStatus("vm2")["state"] == "running"; }, 20000))
+      << VmStatus("vm2").dump() << Log();
+  EXPECT_FALSE(std::filesystem::exists(run_ + "/vms/vm2/stopped-by-operator"));
   std::cout << "test body: "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - t0)

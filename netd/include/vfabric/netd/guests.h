@@ -91,6 +91,9 @@ class GuestManager {
   bool TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors);
   // Powers down recorded QEMUs of guests not in `wanted`.
   void StopOrphans(const std::set<std::string>& wanted);
+  // A guest stopped with `vm stop` stays stopped across a netd restart
+  // until `vm start`: this file in its run dir says so.
+  std::string StoppedMarker(const std::string& name) const;
 
   std::string run_dir_;
   vmm::GuestOptions options_;
