@@ -166,11 +166,6 @@ Status SpanningTree::SetPortLink(PortId id, bool up, uint64_t speed_mbps) {
   return s;
 }
 
-bool SpanningTree::HasPort(PortId id) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return id < names_.size() && !names_[id].empty();
-}
-
 void SpanningTree::Service() {
   std::vector<BpduInbox::Item> items = inbox_->Drain();
   std::lock_guard<std::mutex> lock(mutex_);

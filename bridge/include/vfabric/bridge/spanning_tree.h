@@ -135,7 +135,6 @@ class SpanningTree {
   Status RemovePort(PortId id);
   // Link up/down (carrier); a down/up also clears a bpdu_guard trip.
   Status SetPortLink(PortId id, bool up, uint64_t speed_mbps);
-  bool HasPort(PortId id) const;
 
   // Drains the inbox, runs due timers, applies the output. The thread calls
   // it; tests driving a fake clock call it instead of Start().
