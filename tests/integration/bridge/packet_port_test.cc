@@ -219,5 +219,38 @@ TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag
   EXPECT_EQ(bytes(v1->TakeCaptured()), want1);
 }
 
+// What the switch sends on a packet port reaches the link (once, tagged as
+// the port's VLAN mode says) and is not read back as received: the port
+// sends on a socket of its own (no waiter to wake per sent frame) and its
+// rx socket ignores outgoing frames, or the switch would learn its own
+// frames on the egress port and flood them again.
+TEST_F(PacketPortIntegrationTest, SentFramesReachTheLinkAndAreNotReadBack) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(Setup());
+  int fd = -1;
+  const PortId port =
+      AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, &fd);
+  ASSERT_NE(port, fdb::kNoPort);
+  MemoryPort* v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
+  ASSERT_NE(v10, nullptr);
+  LinkSocket far("vfpkt-a1");
+  ASSERT_TRUE(far.ok());
+  for (int i = 1; i <= 20; ++i) {
+    SCOPED_TRACE("frame " + std::to_string(i));
+    const auto frame = TestFrame(2, 0, 60, static_cast<uint8_t>(i));
+    v10->Inject(frame);
+    EXPECT_EQ(sw_->RunOnce(0), 1u);
+    // The far end has it with the VLAN 10 tag (the kernel moves a received
+    // tag into metadata, so the length is the untagged one).
+    ASSERT_EQ(far.WaitOne(), static_cast<ssize_t>(frame.size()));
+    EXPECT_FALSE(Readable(fd)) << "the port reads back a frame it sent";
+    EXPECT_EQ(sw_->RunOnce(0), 0u);
+  }
+  EXPECT_EQ(sw_->Counters(port)->tx_packets, 20u);
+  EXPECT_EQ(sw_->Counters(port)->rx_packets, 0u);
+  EXPECT_EQ(sw_->Counters(port)->total_drops(), 0u);
+  EXPECT_EQ(v10->captured_count(), 0u);
+}
+
 }  // namespace
 }  // namespace vfabric::bridge
