@@ -117,7 +117,8 @@ struct PacketPortOptions {
 
 // An AF_PACKET SOCK_RAW socket bound to `ifindex` (ETH_P_ALL), promiscuous,
 // PACKET_IGNORE_OUTGOING, a TPACKET_V2 rx ring (with PACKET_COPY_THRESH for
-// frames larger than a slot) and sendmmsg() for tx.
+// frames larger than a slot), and a second socket on the link (protocol 0,
+// receiving nothing) for sendmmsg() tx.
 // `name` is the link's name (for messages).
 Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex,
                                                    const PacketPortOptions& options = {});
