@@ -398,8 +398,8 @@ std::string FormatPortList(const json& result) {
 std::string FormatFdbShow(const json& result) { return FdbTable(Array(result, "entries")); }
 
 std::string FormatPortStats(const json& result) {
-  Table table({"NETWORK", "PORT", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS",
-               "DROP-REASONS"});
+  Table table(
+      {"NETWORK", "PORT", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS", "DROP-REASONS"});
   for (const auto& port : Array(result, "ports")) {
     const json* counters = Get(port, "counters");
     const json& c = counters != nullptr ? *counters : EmptyArray();
@@ -463,6 +463,13 @@ std::string FormatStpShow(const json& result) {
   block.Add("forward delay", Seconds(stp, "forward_delay"));
   block.Add("max age", Seconds(stp, "max_age"));
   block.Add("source", Text(stp, "source"));
+  if (std::optional<long long> ignored = Integer(stp, "bpdus_ignored"); ignored && *ignored > 0) {
+    block.Add("bpdus ignored", Text(stp, "bpdus_ignored"));
+    if (!Bool(stp, "enabled").value_or(true))
+      block.AddLine(
+          "warning: a neighbour sends BPDUs and STP is off here: a loop through this "
+          "switch would not be broken");
+  }
 
   Table ports({"PORT", "ID", "ROLE", "STATE", "COST", "DESIGNATED-BRIDGE", "PROTOCOL", "EDGE"});
   for (const auto& port : Array(stp, "ports")) {
@@ -497,9 +504,8 @@ std::string FormatVmList(const json& result) {
     // A guest a restarted netd took over from its predecessor.
     std::string state = Text(vm, "state");
     if (Bool(vm, "adopted").value_or(false)) state += " (adopted)";
-    table.AddRow({Text(vm, "name"), state, Text(vm, "pid"), Text(vm, "accel"),
-                  VmRestart(vm), VmNics(vm), live ? "-" : Text(vm, "last_exit"),
-                  live ? "-" : Text(vm, "error")});
+    table.AddRow({Text(vm, "name"), state, Text(vm, "pid"), Text(vm, "accel"), VmRestart(vm),
+                  VmNics(vm), live ? "-" : Text(vm, "last_exit"), live ? "-" : Text(vm, "error")});
   }
   return table.ToString();
 }

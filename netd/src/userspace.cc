@@ -577,6 +577,9 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
   if (n == networks_.end())
     return Status::Error("network " + config.name + " has no switch running");
   const Network& network = n->second;
+  // BPDUs that arrived while no tree ran: a neighbour speaks STP to a switch
+  // that does not (a loop through it would not be broken).
+  stp["bpdus_ignored"] = network.inbox->ignored();
   if (!network.tree) {
     // No tree: every port forwards (the kernel bridge with STP off says the same).
     json ports = json::array();

@@ -406,5 +406,42 @@ TEST_F(UserspaceStpTest, LoopWithAKernelBridgeAgreesOnTheRootAndReroutes) {
   EXPECT_EQ(Stp("u2")["root_id"], root);
 }
 
+// A userspace switch with STP off, cabled to a Linux bridge running STP: it
+// forwards (nothing blocks) and counts the BPDUs it hears as ignored, which
+// stp.show reports so an operator sees that a neighbour runs STP.
+TEST_F(UserspaceStpTest, WithStpOffTheBpdusItHearsAreCountedAsIgnored) {
+  Cable("a1", "k1");
+  json kernel = {
+      {"name", "kb"},
+      {"bridge", "vfb-kb"},
+      {"stp", {{"enabled", true}, {"hello_time", 1}, {"forward_delay", 4}, {"max_age", 6}}},
+      {"ports", {Existing("k1")}}};
+  json off = {{"name", "u0"}, {"datapath", "userspace"}, {"ports", {Existing("a1")}}};
+  Write({off, kernel});
+  Start(config_);
+  // The kernel bridge sends a Config BPDU every hello time (1 s).
+  ASSERT_TRUE(WaitFor([&] { return Stp("u0").value("bpdus_ignored", 0) >= 2; }, 10000))
+      << Stp("u0").dump(1) << Log();
+  const json u0 = Stp("u0");
+  EXPECT_EQ(u0["enabled"], false);
+  EXPECT_EQ(Field(u0, "a1", "state"), "forwarding");
+  // Once the tree runs, BPDUs go to it: the ignored count stops growing.
+  json on = off;
+  on["stp"] = {{"enabled", true}, {"hello_time", 2}, {"forward_delay", 4}, {"max_age", 6}};
+  Write({on, kernel});
+  netd_->Signal(SIGHUP);  // re-read the config
+  ASSERT_TRUE(WaitFor([&] { return Stp("u0").value("enabled", false); }, 10000)) << Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json now = Stp("u0");
+        return now.contains("counters") && now["counters"].value("bpdus_in", 0) >= 2;
+      },
+      10000))
+      << Stp("u0").dump(1) << Log();
+  const long long ignored = Stp("u0").value("bpdus_ignored", 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(Stp("u0").value("bpdus_ignored", 0), ignored) << "BPDUs ignored while the tree runs";
+}
+
 }  // namespace
 }  // namespace vfabric

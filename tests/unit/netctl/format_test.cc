@@ -1,5 +1,6 @@
 #include "vfabric/netctl/format.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace vfabric::netctl {
@@ -284,6 +285,39 @@ TEST(FormatTest, StpShowOfAUserspaceTree) {
             "\n"
             "PORT  ID      ROLE  STATE       COST  DESIGNATED-BRIDGE  PROTOCOL  EDGE\n"
             "r12b  0x8001  root  forwarding  2000  1000.2e45b9c5a663  rstp      no\n");
+}
+
+// A switch with STP off that hears BPDUs says so: a neighbour runs STP and a
+// loop through this switch would stay open. A zero count prints nothing.
+TEST(FormatTest, StpShowWarnsOfBpdusIgnoredWithStpOff) {
+  json stp = {{"enabled", false},
+              {"mode", "rstp"},
+              {"hello_time", 2},
+              {"forward_delay", 15},
+              {"max_age", 20},
+              {"source", "userspace"},
+              {"bpdus_ignored", 7},
+              {"ports",
+               {{{"name", "up0"},
+                 {"port_id", nullptr},
+                 {"role", "disabled"},
+                 {"state", "forwarding"},
+                 {"protocol", nullptr},
+                 {"edge", nullptr}}}}};
+  const std::string out = FormatStpShow({{"stp", stp}});
+  EXPECT_THAT(out, ::testing::HasSubstr("bpdus ignored:"));
+  EXPECT_THAT(out, ::testing::HasSubstr("  7\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr(
+                       "warning: a neighbour sends BPDUs and STP is off here: a loop through "
+                       "this switch would not be broken\n"));
+  stp["bpdus_ignored"] = 0;
+  EXPECT_THAT(FormatStpShow({{"stp", stp}}), ::testing::Not(::testing::HasSubstr("bpdus")));
+  // With STP on, BPDUs from before the tree started are only counted.
+  stp["enabled"] = true;
+  stp["bpdus_ignored"] = 2;
+  const std::string on = FormatStpShow({{"stp", stp}});
+  EXPECT_THAT(on, ::testing::HasSubstr("bpdus ignored:"));
+  EXPECT_THAT(on, ::testing::Not(::testing::HasSubstr("warning")));
 }
 
 TEST(FormatTest, VlanShow) {
