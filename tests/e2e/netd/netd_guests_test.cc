@@ -1,19 +1,13 @@
 // netd running the topology's guests: two QEMU guests on a kernel network
 // that lists no ports of its own ping each other; a NIC hot-attached with
 // netctl reaches a host on another network and, once detached, no longer does.
-// Guests outlive netd, so TearDown ends the test's QEMUs (qemu_cleanup.h).
+// Guests outlive netd, so TearDown ends the test's QEMUs (guest_fixture.h).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <iostream>
 
-#include "qemu_cleanup.h"
+#include "guest_fixture.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -30,97 +24,17 @@ std::string Base64Url(const std::string& text) {
   return r.out;
 }
 
-class NetdGuestsTest : public testing::NetdFixture {
+class NetdGuestsTest : public testing::GuestFixture {
  protected:
-  void SetUp() override {
-    if (Cmd({"sh", "-c", "command -v qemu-system-x86_64"}).exit_code != 0) {
-      if (testing::InCi()) FAIL() << "qemu-system-x86_64 is missing";
-      GTEST_SKIP() << "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
-    }
-    const char* shared = std::getenv("VFABRIC_GUEST_DIR");
-    const std::string out = shared && *shared ? shared : testing::BinaryDir() + "/guest";
-    auto image = testing::Run({testing::SourceDir() + "/vmm/guest/build-guest-image", out});
-    if (image.exit_code != 0) {
-      if (testing::InCi()) FAIL() << "guest image: " << image.err;
-      GTEST_SKIP() << "no guest image: " << image.err;
-    }
-    for (const std::string& line : Lines(image.out)) {
-      if (line.rfind("KERNEL=", 0) == 0) kernel_ = line.substr(7);
-      if (line.rfind("INITRD=", 0) == 0) initrd_ = line.substr(7);
-    }
-    ASSERT_FALSE(kernel_.empty() || initrd_.empty()) << image.out;
-    testing::BecomeSubreaper();
-    NetdFixture::SetUp();
-  }
-
-  void TearDown() override {
-    if (netd_ && netd_->running()) Stop();
-    testing::KillQemusNaming(dir_.path(), dir_.Join("run"), netd_ ? netd_->pid() : -1);
-  }
-
-  static std::vector<std::string> Lines(const std::string& text) {
-    std::vector<std::string> lines;
-    size_t start = 0, end;
-    while ((end = text.find('\n', start)) != std::string::npos) {
-      lines.push_back(text.substr(start, end - start));
-      start = end + 1;
-    }
-    return lines;
-  }
-
   json Vm(const std::string& name, const std::string& cmdline) {
-    return {{"name", name},
-            {"memory_mb", 256},
-            {"accel", "auto"},
-            {"kernel", kernel_},
-            {"initrd", initrd_},
-            {"cmdline", "console=ttyS0 quiet panic=-1 " + cmdline},
-            {"nics", json::array({{{"network", "guests"}}})}};
+    return GuestVm(name, cmdline, json::array({{{"network", "guests"}}}));
   }
 
-  testing::CommandResult Netctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::Run(argv);
-  }
-
+  // Through netctl: its vm console-log is part of what this test covers.
   std::string ConsoleLog(const std::string& vm) {
     auto r = Netctl({"vm", "console-log", vm});
     return r.out;
   }
-
-  // Runs `command` on the guest's serial console and waits for its result.
-  bool RunOnConsole(const std::string& vm, const std::string& command, int timeout_ms) {
-    const std::string path = dir_.Join("run/vms/" + vm + "/console.sock");
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(fd);
-      return false;
-    }
-    const std::string line = command + "\n";
-    (void)!write(fd, line.data(), line.size());
-    // Keep reading: QEMU's serial port stalls when its socket fills.
-    std::string seen;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    bool done = false;
-    while (!done && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 100) > 0) {
-        char buffer[4096];
-        ssize_t n = read(fd, buffer, sizeof buffer);
-        if (n <= 0) break;
-        seen.append(buffer, static_cast<size_t>(n));
-        done = seen.find("VF-CMD-RESULT") != std::string::npos;
-      }
-    }
-    close(fd);
-    return done;
-  }
-
-  std::string kernel_, initrd_;
 };
 
 TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
@@ -168,10 +82,11 @@ TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
   EXPECT_THAT(attach.out, HasSubstr("port vm1-eth1"));
   EXPECT_EQ(testing::Link("vm1-eth1")["master"], "vfb-side");
   // The hot-plugged NIC appears in the guest a moment after device_add.
-  ASSERT_TRUE(RunOnConsole("vm1",
-                           "for i in $(seq 100); do [ -e /sys/class/net/eth1 ] && break; sleep 0.1;"
-                           " done; ip link set eth1 up && ip addr add 10.89.0.1/24 dev eth1",
-                           30000))
+  ASSERT_NE(RunOnConsole("vm1",
+                         "for i in $(seq 100); do [ -e /sys/class/net/eth1 ] && break; sleep 0.1;"
+                         " done; ip link set eth1 up && ip addr add 10.89.0.1/24 dev eth1",
+                         30000),
+            -1)
       << ConsoleLog("vm1");
   EXPECT_TRUE(WaitFor([&] { return Cmd({"busybox", "ping", "-c", "1", "-W", "1", "10.89.0.1"}).exit_code == 0; },
                       15000))

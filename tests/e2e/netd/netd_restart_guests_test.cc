@@ -5,27 +5,21 @@
 // started again with the new one; one that left the topology is stopped.
 //
 // QEMU outlives netd here by design, so the fixture ends every QEMU the test
-// started: by the pids recorded in the run dir (guest.json) and by any
-// process naming the test's directory, after a failed assertion too. The
-// test process is a child subreaper, so the QEMUs netd leaves behind are
-// reparented to it and reaped, not left as zombies.
+// started: by the pids recorded in the run dir (guest.json), by those the
+// test saw, and by any process naming the test's directory, after a failed
+// assertion too. The test process is a child subreaper, so the QEMUs netd
+// leaves behind are reparented to it and reaped, not left as zombies
+// (guest_fixture.h, qemu_cleanup.h).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <set>
 
-#include "qemu_cleanup.h"
+#include "guest_fixture.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -37,61 +31,14 @@ using ::testing::HasSubstr;
 using testing::json;
 using testing::WaitFor;
 
-class NetdRestartGuestsTest : public testing::NetdFixture {
+class NetdRestartGuestsTest : public testing::GuestFixture {
  protected:
-  void SetUp() override {
-    if (Cmd({"sh", "-c", "command -v qemu-system-x86_64"}).exit_code != 0) {
-      if (testing::InCi()) FAIL() << "qemu-system-x86_64 is missing";
-      GTEST_SKIP() << "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
-    }
-    const char* shared = std::getenv("VFABRIC_GUEST_DIR");
-    const std::string out = shared && *shared ? shared : testing::BinaryDir() + "/guest";
-    auto image = testing::Run({testing::SourceDir() + "/vmm/guest/build-guest-image", out});
-    if (image.exit_code != 0) {
-      if (testing::InCi()) FAIL() << "guest image: " << image.err;
-      GTEST_SKIP() << "no guest image: " << image.err;
-    }
-    for (const std::string& line : Lines(image.out)) {
-      if (line.rfind("KERNEL=", 0) == 0) kernel_ = line.substr(7);
-      if (line.rfind("INITRD=", 0) == 0) initrd_ = line.substr(7);
-    }
-    ASSERT_FALSE(kernel_.empty() || initrd_.empty()) << image.out;
-    testing::BecomeSubreaper();
-    NetdFixture::SetUp();
-    run_ = dir_.Join("run");
-    config_ = dir_.Join("guests.json");
-  }
-
-  void TearDown() override {
-    if (netd_ && netd_->running()) Stop();
-    KillOurQemus();
-    prctl(PR_SET_CHILD_SUBREAPER, 0);
-  }
-
-  void KillOurQemus() {
-    testing::KillQemusNaming(dir_.path(), run_, netd_ ? netd_->pid() : -1, seen_);
-  }
-
-  static std::vector<std::string> Lines(const std::string& text) {
-    std::vector<std::string> lines;
-    size_t start = 0, end;
-    while ((end = text.find('\n', start)) != std::string::npos) {
-      lines.push_back(text.substr(start, end - start));
-      start = end + 1;
-    }
-    return lines;
-  }
-
   json Vm(const std::string& name, const std::string& ip, const std::string& restart,
           int memory_mb = 256) {
-    return {{"name", name},
-            {"memory_mb", memory_mb},
-            {"accel", "auto"},
-            {"restart", restart},
-            {"kernel", kernel_},
-            {"initrd", initrd_},
-            {"cmdline", "console=ttyS0 quiet panic=-1 vf.ip=" + ip + "/24"},
-            {"nics", json::array({{{"network", "guests"}}})}};
+    json vm =
+        GuestVm(name, "vf.ip=" + ip + "/24", json::array({{{"network", "guests"}}}), memory_mb);
+    vm["restart"] = restart;
+    return vm;
   }
 
   void WriteConfig(const json& vms) {
@@ -102,19 +49,13 @@ class NetdRestartGuestsTest : public testing::NetdFixture {
   }
 
   void StartNetd(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--run-dir", run_};
+    std::vector<std::string> args = {"--run-dir", run_dir()};
     args.insert(args.end(), extra.begin(), extra.end());
     Start(config_, args);
   }
 
-  testing::CommandResult Netctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::Run(argv);
-  }
-
   std::string Console(const std::string& vm) {
-    return testing::ReadFile(run_ + "/vms/" + vm + "/console.log");
+    return testing::ReadFile(VmFile(vm, "console.log"));
   }
 
   static size_t Count(const std::string& text, const std::string& what) {
@@ -127,43 +68,6 @@ class NetdRestartGuestsTest : public testing::NetdFixture {
   // Waits for the n-th VF-READY of `vm` in its console log (one per boot).
   bool WaitReady(const std::string& vm, size_t n = 1, int timeout_ms = 60000) {
     return WaitFor([&] { return Count(Console(vm), "VF-READY") >= n; }, timeout_ms);
-  }
-
-  // Runs `command` on the guest's serial console (its socket, which QEMU
-  // serves with or without netd); its exit status, or -1.
-  int RunOnConsole(const std::string& vm, const std::string& command, int timeout_ms = 30000) {
-    const std::string path = run_ + "/vms/" + vm + "/console.sock";
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(fd);
-      return -1;
-    }
-    const std::string line = command + "\n";
-    (void)!write(fd, line.data(), line.size());
-    std::string seen;
-    int rc = -1;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (rc < 0 && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char buffer[4096];
-      ssize_t n = read(fd, buffer, sizeof buffer);
-      if (n <= 0) break;
-      seen.append(buffer, static_cast<size_t>(n));
-      // "VF-CMD-RESULT <n> <rc>" and its line end.
-      size_t at = seen.find("VF-CMD-RESULT ");
-      if (at == std::string::npos) continue;
-      size_t end = seen.find_first_of("\r\n", at);
-      if (end == std::string::npos) continue;
-      std::string rest = seen.substr(at + 14, end - at - 14);
-      size_t space = rest.find(' ');
-      if (space != std::string::npos) rc = std::atoi(rest.c_str() + space + 1);
-    }
-    close(fd);
-    return rc;
   }
 
   bool HostPings(const std::string& ip) {
@@ -185,7 +89,7 @@ class NetdRestartGuestsTest : public testing::NetdFixture {
   pid_t Pid(const std::string& name) {
     json vm = VmStatus(name);
     pid_t pid = vm.is_object() && vm["pid"].is_number_integer() ? vm["pid"].get<pid_t>() : -1;
-    if (pid > 0) seen_.insert(pid);
+    if (pid > 0) qemu_pids_.insert(pid);
     return pid;
   }
 
@@ -195,8 +99,7 @@ class NetdRestartGuestsTest : public testing::NetdFixture {
            std::string::npos;
   }
 
-  std::string kernel_, initrd_, run_, config_;
-  std::set<pid_t> seen_;
+  const std::string config_ = dir_.Join("guests.json");
 };
 
 TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
@@ -211,15 +114,15 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
   ASSERT_GT(pid2, 0);
   // QEMU runs in its own session: a terminal's ^C to netd's group is not its.
   EXPECT_EQ(getsid(pid1), pid1);
-  json record = json::parse(testing::ReadFile(run_ + "/vms/vm1/guest.json"), nullptr, false);
-  ASSERT_TRUE(record.is_object()) << testing::ReadFile(run_ + "/vms/vm1/guest.json");
+  json record = json::parse(testing::ReadFile(VmFile("vm1", "guest.json")), nullptr, false);
+  ASSERT_TRUE(record.is_object()) << testing::ReadFile(VmFile("vm1", "guest.json"));
   EXPECT_EQ(record["pid"], pid1);
-  EXPECT_EQ(record["qmp_socket"], run_ + "/vms/vm1/qmp.sock");
+  EXPECT_EQ(record["qmp_socket"], VmFile("vm1", "qmp.sock"));
   EXPECT_EQ(record["nics"][0]["port"], "vm1-eth0");
   // A hot-attached NIC is recorded too, and kept across the restart.
   auto attach = Netctl({"attach", "vm1", "side", "--mac", "52:54:00:89:00:01"});
   ASSERT_EQ(attach.exit_code, 0) << attach.err << Log();
-  record = json::parse(testing::ReadFile(run_ + "/vms/vm1/guest.json"), nullptr, false);
+  record = json::parse(testing::ReadFile(VmFile("vm1", "guest.json")), nullptr, false);
   EXPECT_EQ(record["nics"][1]["port"], "vm1-eth1") << record.dump();
   EXPECT_EQ(record["nics"][1]["attached"], true) << record.dump();
 
@@ -292,7 +195,7 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
   ASSERT_EQ(Netctl({"vm", "start", "vm2"}).exit_code, 0);
   EXPECT_TRUE(WaitFor([&] { return VmStatus("vm2")["state"] == "running"; }, 20000))
       << VmStatus("vm2").dump() << Log();
-  EXPECT_FALSE(std::filesystem::exists(run_ + "/vms/vm2/stopped-by-operator"));
+  EXPECT_FALSE(std::filesystem::exists(VmFile("vm2", "stopped-by-operator")));
   std::cout << "test body: "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - t0)

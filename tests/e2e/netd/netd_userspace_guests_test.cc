@@ -11,27 +11,23 @@
 // The guests of one test boot in parallel (netd starts them together). Each
 // test prints the accelerator its guests ran under. Cleanup, also after a
 // failed assertion: guests outlive netd, so TearDown stops netd and kills
-// every QEMU of the test by pid (qemu_cleanup.h); netd dies with the test
+// every QEMU of the test by pid (guest_fixture.h); netd dies with the test
 // process (PR_SET_PDEATHSIG) and the namespace, with the taps, goes with it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
 
-#include "qemu_cleanup.h"
+#include "guest_fixture.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
@@ -44,18 +40,7 @@ using std::chrono::steady_clock;
 using testing::Cmd;
 using ::testing::HasSubstr;
 using testing::json;
-
-// What follows the first `marker` in `text` up to the end of its line, or
-// nullopt (also while that line is incomplete).
-std::optional<std::string> LineAfter(const std::string& text, const std::string& marker,
-                                     size_t from = 0) {
-  size_t pos = text.find(marker, from);
-  if (pos == std::string::npos) return std::nullopt;
-  size_t start = pos + marker.size();
-  size_t end = text.find_first_of("\r\n", start);
-  if (end == std::string::npos) return std::nullopt;
-  return text.substr(start, end - start);
-}
+using testing::LineAfter;
 
 long ElapsedMs(steady_clock::time_point since) {
   return static_cast<long>(
@@ -117,12 +102,8 @@ class Console {
   }
 
   bool Connect() {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path_.c_str());
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-    socket_ = std::move(fd);
+    socket_ = testing::ConnectUnix(socket_path_);
+    if (!socket_) return false;
     drain_ = std::thread([this] {
       char buffer[65536];
       while (!stop_) {
@@ -146,49 +127,20 @@ class Console {
   std::string received_;
 };
 
-class NetdUserspaceGuestsTest : public testing::NetdFixture {
+class NetdUserspaceGuestsTest : public testing::GuestFixture {
  protected:
-  void SetUp() override {
-    if (Cmd({"sh", "-c", "command -v qemu-system-x86_64"}).exit_code != 0) {
-      if (testing::InCi()) FAIL() << "qemu-system-x86_64 is missing";
-      GTEST_SKIP() << "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
-    }
-    if (::access("/dev/net/tun", R_OK | W_OK) != 0) {
-      if (testing::InCi()) FAIL() << "no /dev/net/tun";
-      GTEST_SKIP() << "no /dev/net/tun";
-    }
-    // Before the namespace: building the image may download the kernel.
-    const char* shared = std::getenv("VFABRIC_GUEST_DIR");
-    const std::string out = shared && *shared ? shared : testing::BinaryDir() + "/guest";
-    auto image = testing::Run({testing::SourceDir() + "/vmm/guest/build-guest-image", out});
-    if (image.exit_code != 0) {
-      if (testing::InCi()) FAIL() << "guest image: " << image.err;
-      GTEST_SKIP() << "no guest image: " << image.err;
-    }
-    kernel_ = LineAfter(image.out, "KERNEL=").value_or("");
-    initrd_ = LineAfter(image.out, "INITRD=").value_or("");
-    ASSERT_FALSE(kernel_.empty() || initrd_.empty()) << image.out;
-    testing::BecomeSubreaper();
-    NetdFixture::SetUp();
-  }
+  NetdUserspaceGuestsTest() : GuestFixture(/*needs_tun=*/true) {}
 
   void TearDown() override {
     consoles_.clear();
-    if (netd_ && netd_->running()) Stop();
-    testing::KillQemusNaming(dir_.path(), run_dir(), netd_ ? netd_->pid() : -1);
+    GuestFixture::TearDown();
   }
 
   json Vm(const std::string& name, const std::string& mac, const std::string& ip,
           const std::string& port = "") {
     json nic = {{"network", network_}, {"mac", mac}};
     if (!port.empty()) nic["port"] = port;
-    return {{"name", name},
-            {"memory_mb", 256},
-            {"accel", "auto"},
-            {"kernel", kernel_},
-            {"initrd", initrd_},
-            {"cmdline", "console=ttyS0 quiet panic=-1 vf.ip=" + ip},
-            {"nics", json::array({nic})}};
+    return GuestVm(name, "vf.ip=" + ip, json::array({nic}));
   }
 
   // Starts netd on `topology`, waits for every guest's VF-READY (they boot
@@ -201,8 +153,8 @@ class NetdUserspaceGuestsTest : public testing::NetdFixture {
     if (HasFatalFailure()) return;
     for (const json& vm : topology["vms"]) {
       const std::string name = vm["name"];
-      const std::string run = run_dir() + "/vms/" + name;
-      consoles_[name] = std::make_unique<Console>(run + "/console.sock", run + "/console.log");
+      consoles_[name] =
+          std::make_unique<Console>(VmFile(name, "console.sock"), VmFile(name, "console.log"));
     }
     for (auto& [name, console] : consoles_) {
       ASSERT_TRUE(console->WaitForLog("VF-READY ", 90000)) << name << " did not boot:\n"
@@ -223,12 +175,6 @@ class NetdUserspaceGuestsTest : public testing::NetdFixture {
   }
 
   Console& Guest(const std::string& name) { return *consoles_.at(name); }
-
-  testing::CommandResult Netctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::Run(argv);
-  }
 
   // port.stats counters by port name.
   std::map<std::string, json> PortCounters() {
@@ -253,7 +199,7 @@ class NetdUserspaceGuestsTest : public testing::NetdFixture {
   }
 
   std::string network_ = "uswitch";
-  std::string kernel_, initrd_, accel_ = "?";
+  std::string accel_ = "?";
   std::map<std::string, std::unique_ptr<Console>> consoles_;
 };
 
