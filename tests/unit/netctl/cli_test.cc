@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "fake_netd.h"
+#include "run_netctl.h"
 
 namespace vfabric::netctl {
 namespace {
@@ -15,21 +16,8 @@ using testing::FakeNetd;
 using testing::FakeReply;
 using testing::OkReply;
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Output RunNetctl(const std::vector<std::string>& args,
-                 const std::string& default_socket = "/nonexistent/netd.sock") {
-  std::ostringstream out, err;
-  Output result;
-  result.code = Run(args, default_socket, out, err);
-  result.out = out.str();
-  result.err = err.str();
-  return result;
-}
+using Output = testing::NetctlOutput;
+using testing::RunNetctl;
 
 CommandLine Parse(const std::vector<std::string>& args) {
   CommandLine cl;

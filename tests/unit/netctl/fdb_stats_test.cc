@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "fake_netd.h"
+#include "run_netctl.h"
 #include "vfabric/netctl/cli.h"
 #include "vfabric/netctl/format.h"
 
@@ -15,20 +16,8 @@ using testing::ErrorReply;
 using testing::FakeNetd;
 using testing::OkReply;
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Output RunNetctl(const std::vector<std::string>& args, const std::string& socket) {
-  std::ostringstream out, err;
-  Output result;
-  result.code = Run(args, socket, out, err);
-  result.out = out.str();
-  result.err = err.str();
-  return result;
-}
+using Output = testing::NetctlOutput;
+using testing::RunNetctl;
 
 TEST(FdbStatsVerbsTest, MapToProtocolVerbsAndArgs) {
   FakeNetd netd([](const std::string& line) { return OkReply(line, json::object()); });

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "fake_netd.h"
+#include "run_netctl.h"
 #include "vfabric/netctl/cli.h"
 #include "vfabric/netctl/format.h"
 
@@ -16,21 +17,12 @@ using testing::ErrorReply;
 using testing::FakeNetd;
 using testing::OkReply;
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Output = testing::NetctlOutput;
 
 Output RunNetctl(std::vector<std::string> args, const std::string& socket) {
   // First, so that an option at the end ("--bytes") finds nothing after it.
   args.insert(args.begin(), {"--socket", socket});
-  std::ostringstream out, err;
-  Output result;
-  result.code = Run(args, "/nonexistent/netd.sock", out, err);
-  result.out = out.str();
-  result.err = err.str();
-  return result;
+  return testing::RunNetctl(args);
 }
 
 json Nic(const std::string& id, const std::string& network, const std::string& port,
