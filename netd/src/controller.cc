@@ -1,12 +1,12 @@
 #include "vfabric/netd/controller.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <unistd.h>
 
 #include "vfabric/common/log.h"
 #include "vfabric/vmm/qemu_command.h"
@@ -26,11 +26,16 @@ struct RequestError {
 
 const char* StpStateName(uint8_t state) {
   switch (state) {
-    case 0: return "disabled";
-    case 1: return "listening";
-    case 2: return "learning";
-    case 3: return "forwarding";
-    case 4: return "blocking";
+    case 0:
+      return "disabled";
+    case 1:
+      return "listening";
+    case 2:
+      return "learning";
+    case 3:
+      return "forwarding";
+    case 4:
+      return "blocking";
   }
   return "unknown";
 }
@@ -47,7 +52,8 @@ json Optional(const auto& value) {
 
 std::string StringArg(const json& args, const char* key, bool required) {
   if (!args.is_object() || !args.contains(key)) {
-    if (required) throw RequestError{"bad_request", std::string("missing argument \"") + key + "\""};
+    if (required)
+      throw RequestError{"bad_request", std::string("missing argument \"") + key + "\""};
     return "";
   }
   const json& value = args.at(key);
@@ -105,8 +111,8 @@ std::vector<std::string> CheckNamesAcrossNetworks(const topology::Topology& topo
     if (name.empty()) return;
     auto [it, inserted] = users.emplace(name, user);
     if (!inserted)
-      errors.push_back("interface name " + name + " is used twice: as " + it->second +
-                       " and as " + user);
+      errors.push_back("interface name " + name + " is used twice: as " + it->second + " and as " +
+                       user);
   };
   for (const NetworkConfig& network : topology.networks) {
     claim(network.bridge, "the bridge of network " + network.name);
@@ -123,6 +129,14 @@ Controller::Controller(Kernel& kernel, KernelFeatures features)
     : kernel_(kernel), features_(std::move(features)) {}
 
 void Controller::SetConfig(topology::Topology config) { config_ = std::move(config); }
+
+void Controller::SetGuests(GuestManager* guests) {
+  guests_ = guests;
+  // Ports of adopted guests' hot-attached NICs go back on the VLAN that
+  // `attach --vlan` gave them before the restart.
+  if (guests_ != nullptr)
+    for (const auto& [port, vid] : guests_->RunningPortVlans()) port_vlans_.emplace(port, vid);
+}
 
 topology::Topology Controller::Desired() const {
   topology::Topology desired = config_;
@@ -141,12 +155,15 @@ topology::Topology Controller::Desired() const {
     const std::string& name = vm_name;
     auto it = std::find_if(desired.vms.begin(), desired.vms.end(),
                            [&](const topology::VmConfig& v) { return v.name == name; });
-    if (it == desired.vms.end()) desired.vms.push_back(vm);
-    else *it = vm;
+    if (it == desired.vms.end())
+      desired.vms.push_back(vm);
+    else
+      *it = vm;
   }
   for (topology::VmConfig& vm : desired.vms) {
     if (auto gone = detached_ports_.find(vm.name); gone != detached_ports_.end())
-      std::erase_if(vm.nics, [&](const topology::NicConfig& n) { return gone->second.count(n.port); });
+      std::erase_if(vm.nics,
+                    [&](const topology::NicConfig& n) { return gone->second.count(n.port); });
     if (auto extra = attached_nics_.find(vm.name); extra != attached_nics_.end())
       vm.nics.insert(vm.nics.end(), extra->second.begin(), extra->second.end());
   }
@@ -264,15 +281,16 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
   for (const json& file : args["files"]) {
     if (!file.is_object() || !file.contains("text") || !file["text"].is_string())
       throw RequestError{"bad_request", "each file needs a string \"text\""};
-    files.push_back({file.value("name", std::string("<request>")), file["text"].get<std::string>()});
+    files.push_back(
+        {file.value("name", std::string("<request>")), file["text"].get<std::string>()});
   }
   topology::LoadResult loaded = topology::ParseTopologyFiles(files);
   if (!loaded.ok()) {
     const size_t count = loaded.errors.size();
-    throw RequestError{"invalid",
-                       std::to_string(count) + " error" + (count == 1 ? "" : "s") +
-                           " in the topology",
-                       {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
+    throw RequestError{
+        "invalid",
+        std::to_string(count) + " error" + (count == 1 ? "" : "s") + " in the topology",
+        {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
   }
   std::vector<NetworkConfig>& incoming = loaded.topology.networks;
   std::map<std::string, NetworkConfig> next = applied_;
@@ -373,19 +391,19 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
 
 }  // namespace
 
-#define VF_VIEW_OR_THROW(view)                                                    \
-  View view;                                                                      \
-  do {                                                                            \
-    view.desired = Desired();                                                     \
-    auto state_ = ReadKernelState(kernel_, features_);                            \
-    if (!state_.ok()) throw RequestError{"failed", state_.status().message()};    \
-    view.state = std::move(state_).value();                                       \
-    auto plan_ = Plan(view.desired, view.state, AttachedPorts());                                  \
-    if (plan_.ok()) {                                                             \
-      for (const auto& op : *plan_) ++view.drift[op.network];                     \
-    } else {                                                                      \
-      view.plan_error = plan_.status().message();                                 \
-    }                                                                             \
+#define VF_VIEW_OR_THROW(view)                                                 \
+  View view;                                                                   \
+  do {                                                                         \
+    view.desired = Desired();                                                  \
+    auto state_ = ReadKernelState(kernel_, features_);                         \
+    if (!state_.ok()) throw RequestError{"failed", state_.status().message()}; \
+    view.state = std::move(state_).value();                                    \
+    auto plan_ = Plan(view.desired, view.state, AttachedPorts());              \
+    if (plan_.ok()) {                                                          \
+      for (const auto& op : *plan_) ++view.drift[op.network];                  \
+    } else {                                                                   \
+      view.plan_error = plan_.status().message();                              \
+    }                                                                          \
   } while (0)
 
 json Controller::NetworkList() {
@@ -410,8 +428,10 @@ json Controller::NetworkList() {
       }
     }
     std::string state = "ok";
-    if (userspace ? !running : bridge == nullptr) state = "missing";
-    else if (view.drift.count(network.name) || !view.plan_error.empty()) state = "drifted";
+    if (userspace ? !running : bridge == nullptr)
+      state = "missing";
+    else if (view.drift.count(network.name) || !view.plan_error.empty())
+      state = "drifted";
     list.push_back({{"name", network.name},
                     {"datapath", std::string(ToString(network.datapath))},
                     {"bridge", network.bridge},
@@ -438,14 +458,11 @@ json Controller::NetworkShow(const std::string& name) {
     summary["admin_up"] = bridge->admin_up;
     if (bridge->bridge) {
       const BridgeSettings& s = bridge->bridge->settings;
-      summary["settings"] = {{"stp_enabled", s.stp_enabled},
-                             {"priority", s.priority},
-                             {"hello_time", Seconds(s.hello_time_cs)},
-                             {"forward_delay", Seconds(s.forward_delay_cs)},
-                             {"max_age", Seconds(s.max_age_cs)},
-                             {"ageing_time", Seconds(s.ageing_time_cs)},
-                             {"vlan_filtering", s.vlan_filtering},
-                             {"default_pvid", s.default_pvid}};
+      summary["settings"] = {
+          {"stp_enabled", s.stp_enabled},           {"priority", s.priority},
+          {"hello_time", Seconds(s.hello_time_cs)}, {"forward_delay", Seconds(s.forward_delay_cs)},
+          {"max_age", Seconds(s.max_age_cs)},       {"ageing_time", Seconds(s.ageing_time_cs)},
+          {"vlan_filtering", s.vlan_filtering},     {"default_pvid", s.default_pvid}};
     }
   }
   const bool userspace = network->datapath == topology::Datapath::kUserspace;
@@ -521,8 +538,8 @@ json Controller::FdbShow(const std::string& name) {
   for (const FdbEntry& entry : view.state.fdb) {
     const LinkInfo* port = view.state.FindLink(entry.port_ifindex);
     if (port == nullptr) continue;
-    const bool on_bridge = port->ifindex == bridge->ifindex ||
-                           port->master_ifindex == bridge->ifindex;
+    const bool on_bridge =
+        port->ifindex == bridge->ifindex || port->master_ifindex == bridge->ifindex;
     if (!on_bridge) continue;
     if (entry.bridge_ifindex != 0 && entry.bridge_ifindex != bridge->ifindex) continue;
     json item = {{"mac", entry.mac.ToString()},
@@ -577,33 +594,38 @@ json Controller::StpShow(const std::string& name) {
   stp["is_root"] = !root_id.empty() && root_id == bridge_id;
   stp["root_port"] = Optional(status.root_port);
   stp["root_path_cost"] = Optional(status.root_path_cost);
-  stp["topology_change"] = status.topology_change ? json(*status.topology_change != 0) : json(nullptr);
+  stp["topology_change"] =
+      status.topology_change ? json(*status.topology_change != 0) : json(nullptr);
   json ports = json::array();
   for (const LinkInfo& link : view.state.links) {
     if (link.master_ifindex != bridge->ifindex || !link.brport) continue;
     const BridgePortStatus& port = *link.brport;
     std::string role = "disabled";
-    if (!status.settings.stp_enabled) role = port.state == 0 ? "disabled" : "designated";
-    else if (port.state == 0) role = "disabled";
-    else if (status.root_port && port.port_no && *status.root_port == *port.port_no) role = "root";
-    else if (port.state == 4) role = "alternate";
-    else role = "designated";
-    ports.push_back({{"name", link.name},
-                     {"port_id", port.port_id ? json(*port.port_id) : json(nullptr)},
-                     {"state", StpStateName(port.state)},
-                     {"role", role},
-                     {"cost", Optional(port.settings.cost)},
-                     {"priority", Optional(port.settings.priority)},
-                     {"designated_root", port.designated_root
-                                             ? json(FormatBridgeId(*port.designated_root))
-                                             : json(nullptr)},
-                     {"designated_bridge", port.designated_bridge
-                                               ? json(FormatBridgeId(*port.designated_bridge))
-                                               : json(nullptr)},
-                     {"designated_port", Optional(port.designated_port)},
-                     {"designated_cost", Optional(port.designated_cost)},
-                     {"protocol", "stp"},
-                     {"edge", false}});
+    if (!status.settings.stp_enabled)
+      role = port.state == 0 ? "disabled" : "designated";
+    else if (port.state == 0)
+      role = "disabled";
+    else if (status.root_port && port.port_no && *status.root_port == *port.port_no)
+      role = "root";
+    else if (port.state == 4)
+      role = "alternate";
+    else
+      role = "designated";
+    ports.push_back(
+        {{"name", link.name},
+         {"port_id", port.port_id ? json(*port.port_id) : json(nullptr)},
+         {"state", StpStateName(port.state)},
+         {"role", role},
+         {"cost", Optional(port.settings.cost)},
+         {"priority", Optional(port.settings.priority)},
+         {"designated_root",
+          port.designated_root ? json(FormatBridgeId(*port.designated_root)) : json(nullptr)},
+         {"designated_bridge",
+          port.designated_bridge ? json(FormatBridgeId(*port.designated_bridge)) : json(nullptr)},
+         {"designated_port", Optional(port.designated_port)},
+         {"designated_cost", Optional(port.designated_cost)},
+         {"protocol", "stp"},
+         {"edge", false}});
   }
   stp["ports"] = ports;
   return {{"stp", stp}};
@@ -661,9 +683,8 @@ json Controller::PortStats(const std::string& name, const std::string& port) {
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, name);
   if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
-  if (!port.empty() &&
-      std::none_of(network->ports.begin(), network->ports.end(),
-                   [&](const topology::PortConfig& p) { return p.name == port; }))
+  if (!port.empty() && std::none_of(network->ports.begin(), network->ports.end(),
+                                    [&](const topology::PortConfig& p) { return p.name == port; }))
     throw RequestError{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
   if (network->datapath == topology::Datapath::kUserspace) {
     if (userspace_ == nullptr || !userspace_->Has(name))
@@ -804,12 +825,12 @@ json Controller::Attach(const json& args) {
     if (!used.count(port) && state->FindLink(port) == nullptr) break;
   }
   if (port.size() > 15)
-    throw RequestError{"failed", "vm " + vm + ": the next NIC's port name " + port +
-                                     " is longer than 15 bytes"};
+    throw RequestError{
+        "failed", "vm " + vm + ": the next NIC's port name " + port + " is longer than 15 bytes"};
   MacAddress mac = vmm::DefaultNicMac(vm, index);
   if (args.contains("mac") && !args["mac"].is_null()) {
-    auto parsed = args["mac"].is_string() ? MacAddress::Parse(args["mac"].get<std::string>())
-                                          : std::nullopt;
+    auto parsed =
+        args["mac"].is_string() ? MacAddress::Parse(args["mac"].get<std::string>()) : std::nullopt;
     if (!parsed || parsed->IsMulticast() || parsed->IsZero())
       throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
     mac = *parsed;
@@ -827,17 +848,20 @@ json Controller::Attach(const json& args) {
     undo();
     throw RequestError{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
   }
-  auto nic = guests_->Attach(vm, network_name, port, mac);
+  auto nic = guests_->Attach(vm, network_name, port, mac, vlan);
   if (!nic.ok()) {
     undo();
     throw RequestError{"failed", nic.status().message()};
   }
   SyncUserspace();
-  VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", "
-                << mac.ToString() << ") to network " << network_name;
+  VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", " << mac.ToString()
+                << ") to network " << network_name;
   return {{"vm", *guests_->Get(vm)},
-          {"nic", {{"id", nic->id}, {"network", nic->network}, {"port", nic->port},
-                   {"mac", nic->mac.ToString()}}}};
+          {"nic",
+           {{"id", nic->id},
+            {"network", nic->network},
+            {"port", nic->port},
+            {"mac", nic->mac.ToString()}}}};
 }
 
 json Controller::Detach(const json& args) {

@@ -108,6 +108,7 @@ topology::Topology GuestManager::WithRunningNics(topology::Topology config) {
                          [&](const auto& network) { return network.name == nic.network; }))
           continue;
         running_extra_[vm.name].push_back({nic.network, nic.mac, nic.port, {}});
+        if (nic.access_vlan) running_vlans_[nic.port] = nic.access_vlan;
         VF_LOG(kInfo) << "vm " << vm.name << ": keeps its hot-attached NIC " << nic.id << " ("
                       << nic.port << " on " << nic.network << ")";
       }
@@ -375,7 +376,8 @@ Result<json> GuestManager::ConsoleLog(const std::string& name, size_t bytes) con
 }
 
 Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm, const std::string& network,
-                                               const std::string& port, const MacAddress& mac) {
+                                               const std::string& port, const MacAddress& mac,
+                                               uint16_t access_vlan) {
   auto it = guests_.find(vm);
   if (it == guests_.end()) return Status::Error("no vm named \"" + vm + "\"");
   auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
@@ -385,6 +387,7 @@ Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm, const std:
   nic.network = network;
   nic.port = port;
   nic.mac = mac;
+  nic.access_vlan = access_vlan;
   nic.tap = std::move(tap).value();
   vmm::GuestNicInfo info{nic.id, network, port, mac};
   VF_RETURN_IF_ERROR(it->second->AttachNic(std::move(nic)));

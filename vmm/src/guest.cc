@@ -130,6 +130,7 @@ Result<std::unique_ptr<Guest>> Guest::Adopt(topology::VmConfig vm, const RunReco
     nic.port = n.port;
     nic.mac = n.mac;
     nic.attached = n.attached;
+    nic.access_vlan = n.access_vlan;
     nics.push_back(std::move(nic));
   }
   std::unique_ptr<Guest> guest(
@@ -205,7 +206,7 @@ void Guest::WriteRecord() {
   record.config_hash = ConfigHash(record.config);
   record.argv = argv_;
   for (const GuestNic& nic : nics_)
-    record.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.attached});
+    record.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.attached, nic.access_vlan});
   record.detached_ports = detached_ports_;
   Status s = WriteRunRecord(options_.run_dir, record);
   if (!s.ok()) VF_LOG(kWarning) << "vm " << vm_.name << ": " << s.message();

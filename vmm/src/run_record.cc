@@ -143,7 +143,8 @@ std::string RunRecordToJson(const RunRecord& r) {
                     {"network", nic.network},
                     {"port", nic.port},
                     {"mac", nic.mac.ToString()},
-                    {"attached", nic.attached}});
+                    {"attached", nic.attached},
+                    {"access_vlan", nic.access_vlan ? json(nic.access_vlan) : json(nullptr)}});
   json out = {{"version", RunRecord::kVersion},
               {"name", r.name},
               {"pid", r.pid},
@@ -208,6 +209,12 @@ Result<RunRecord> ParseRunRecord(std::string_view text) {
     n.port = nic.String("port");
     const std::string mac = nic.String("mac");
     n.attached = nic.Bool("attached");
+    // Absent (records from before it existed) or null: none.
+    if (item.contains("access_vlan") && !item["access_vlan"].is_null()) {
+      const int64_t vid = nic.Integer("access_vlan");
+      if (vid < 1 || vid > 4094) nic.Fail("access_vlan", "want a VLAN id 1..4094 or null");
+      n.access_vlan = static_cast<uint16_t>(vid);
+    }
     VF_RETURN_IF_ERROR(nic.error());
     auto parsed = MacAddress::Parse(mac);
     if (!parsed) return Status::Error(where + "\"mac\": not a MAC address: " + mac);

@@ -43,7 +43,8 @@ class NetdRestartGuestsTest : public testing::GuestFixture {
 
   void WriteConfig(const json& vms) {
     json topology = {{"networks", json::array({{{"name", "guests"}, {"bridge", "vfb-guests"}},
-                                               {{"name", "side"}, {"bridge", "vfb-side"}}})},
+                                               {{"name", "side"}, {"bridge", "vfb-side"}},
+                                               {{"name", "uside"}, {"datapath", "userspace"}}})},
                      {"vms", vms}};
     testing::WriteFile(config_, topology.dump(2));
   }
@@ -86,6 +87,15 @@ class NetdRestartGuestsTest : public testing::GuestFixture {
     return json();
   }
 
+  // The VLAN settings the userspace switch of "uside" applies to `port`.
+  json UsideVlan(const std::string& port) {
+    json answer = testing::Ask(socket_, testing::Request("vlan.show", {{"network", "uside"}}));
+    if (!answer.is_object() || answer["ok"] != true) return answer;
+    for (const json& p : answer["result"]["vlan"]["ports"])
+      if (p["port"] == port) return p.value("applied", json());
+    return json();
+  }
+
   pid_t Pid(const std::string& name) {
     json vm = VmStatus(name);
     pid_t pid = vm.is_object() && vm["pid"].is_number_integer() ? vm["pid"].get<pid_t>() : -1;
@@ -125,6 +135,14 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
   record = json::parse(testing::ReadFile(VmFile("vm1", "guest.json")), nullptr, false);
   EXPECT_EQ(record["nics"][1]["port"], "vm1-eth1") << record.dump();
   EXPECT_EQ(record["nics"][1]["attached"], true) << record.dump();
+  // One on VLAN 20 of a userspace network: the port must come back on VLAN
+  // 20 after the restart, not on the network's default VLAN.
+  attach = Netctl({"attach", "vm1", "uside", "--vlan", "20"});
+  ASSERT_EQ(attach.exit_code, 0) << attach.err << Log();
+  record = json::parse(testing::ReadFile(VmFile("vm1", "guest.json")), nullptr, false);
+  EXPECT_EQ(record["nics"][2]["port"], "vm1-eth2") << record.dump();
+  EXPECT_EQ(record["nics"][2]["access_vlan"], 20) << record.dump();
+  EXPECT_EQ(UsideVlan("vm1-eth2"), (json{{"mode", "access"}, {"pvid", 20}}));
 
   // SIGTERM: netd goes, the guests stay and still talk.
   EXPECT_EQ(Stop(), 0) << Log();
@@ -144,10 +162,12 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
   }
   EXPECT_THAT(Log(), HasSubstr("vm vm1: adopted qemu pid " + std::to_string(pid1)));
   json nics = VmStatus("vm1")["nics"];
-  ASSERT_EQ(nics.size(), 2u) << nics.dump();
+  ASSERT_EQ(nics.size(), 3u) << nics.dump();
   EXPECT_EQ(nics[1]["port"], "vm1-eth1");
   EXPECT_EQ(nics[1]["mac"], "52:54:00:89:00:01");
   EXPECT_EQ(testing::Link("vm1-eth1")["master"], "vfb-side");
+  EXPECT_EQ(nics[2]["port"], "vm1-eth2");
+  EXPECT_EQ(UsideVlan("vm1-eth2"), (json{{"mode", "access"}, {"pvid", 20}})) << Log();
   EXPECT_EQ(Count(Console("vm1"), "VF-READY"), 1u) << "vm1 booted again";
   auto table = Netctl({"vm", "list"});
   EXPECT_EQ(table.exit_code, 0) << table.err;
@@ -172,7 +192,7 @@ TEST_F(NetdRestartGuestsTest, GuestsKeepRunningAcrossARestartAndAreAdopted) {
   EXPECT_EQ(vm1["adopted"], false);
   EXPECT_EQ(vm1["restarts"], 1);
   EXPECT_EQ(vm1["last_exit"], "gone (adopted qemu: exit status unknown)");
-  EXPECT_EQ(vm1["nics"].size(), 2u) << vm1.dump();
+  EXPECT_EQ(vm1["nics"].size(), 3u) << vm1.dump();
   EXPECT_FALSE(QemuAlive(pid1));
   ASSERT_TRUE(WaitReady("vm1", 2)) << Console("vm1");
   EXPECT_TRUE(HostPings("10.88.0.1")) << Console("vm1");

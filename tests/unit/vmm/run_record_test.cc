@@ -30,7 +30,7 @@ RunRecord Sample(const std::string& dir) {
   r.config_hash = ConfigHash(r.config);
   r.argv = {"qemu-system-x86_64", "-name", "vm1"};
   r.nics = {{"nic0", "lab", "vm1-eth0", *MacAddress::Parse("52:54:00:00:00:01"), false},
-            {"nic1", "side", "vm1-eth1", *MacAddress::Parse("52:54:00:00:00:02"), true}};
+            {"nic1", "side", "vm1-eth1", *MacAddress::Parse("52:54:00:00:00:02"), true, 10}};
   r.detached_ports = {"vm1-eth2"};
   return r;
 }
@@ -64,6 +64,8 @@ TEST(RunRecordTest, WrittenAndReadBack) {
   EXPECT_EQ(back.nics[1].mac.ToString(), "52:54:00:00:00:02");
   EXPECT_TRUE(back.nics[1].attached);
   EXPECT_FALSE(back.nics[0].attached);
+  EXPECT_EQ(back.nics[1].access_vlan, 10);
+  EXPECT_EQ(back.nics[0].access_vlan, 0);
   EXPECT_EQ(back.detached_ports, std::vector<std::string>{"vm1-eth2"});
 
   RemoveRunRecord(dir.path());
@@ -91,6 +93,10 @@ TEST(RunRecordTest, MalformedRecordsNameTheField) {
        "guest.json: nics[1]: \"mac\": not a MAC address: 52:54"},
       {[](nlohmann::json& j) { j["nics"][0]["attached"] = 1; },
        "guest.json: nics[0]: \"attached\": want true or false"},
+      {[](nlohmann::json& j) { j["nics"][1]["access_vlan"] = 4095; },
+       "guest.json: nics[1]: \"access_vlan\": want a VLAN id 1..4094 or null"},
+      {[](nlohmann::json& j) { j["nics"][1]["access_vlan"] = "10"; },
+       "guest.json: nics[1]: \"access_vlan\": want an integer"},
   };
   for (const Case& c : cases) {
     nlohmann::json j = good;
@@ -100,6 +106,13 @@ TEST(RunRecordTest, MalformedRecordsNameTheField) {
     EXPECT_EQ(parsed.status().message(), c.want);
   }
   EXPECT_EQ(ParseRunRecord("{").status().message(), "guest.json: not a JSON object");
+  // Records written before access_vlan existed have none.
+  nlohmann::json old = good;
+  for (auto& nic : old["nics"]) nic.erase("access_vlan");
+  auto parsed_old = ParseRunRecord(old.dump());
+  ASSERT_TRUE(parsed_old.ok()) << parsed_old.status().message();
+  EXPECT_EQ(parsed_old->nics[1].access_vlan, 0);
+  EXPECT_EQ(good["nics"][0]["access_vlan"], nullptr);
 
   testing::TempDir dir;
   testing::WriteFile(RunRecordPath(dir.path()), "[]");

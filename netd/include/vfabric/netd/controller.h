@@ -7,11 +7,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vfabric/netd/guests.h"
 #include "vfabric/netd/kernel.h"
@@ -31,7 +30,9 @@ class Controller {
 
   // Gives the controller the guests to run (the topology's "vms"); without
   // one, the vm verbs answer "unsupported". `guests` must outlive it.
-  void SetGuests(GuestManager* guests) { guests_ = guests; }
+  // Also takes the access VLANs of adopted guests' hot-attached NICs
+  // (GuestManager::RunningPortVlans): call after WithRunningNics.
+  void SetGuests(GuestManager* guests);
   // Gives the controller the switches of userspace networks; without one,
   // userspace networks get their links but nothing forwards between them.
   // `userspace` must outlive it.
@@ -78,8 +79,8 @@ class Controller {
   UserspaceNetworks* userspace_ = nullptr;
   // NICs hot-plugged at run time, and NICs of the configuration detached.
   std::map<std::string, std::vector<topology::NicConfig>> attached_nics_;  // by vm
-  std::map<std::string, std::set<std::string>> detached_ports_;          // by vm
-  std::map<std::string, uint16_t> port_vlans_;  // attach --vlan, by port
+  std::map<std::string, std::set<std::string>> detached_ports_;            // by vm
+  std::map<std::string, uint16_t> port_vlans_;                             // attach --vlan, by port
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):

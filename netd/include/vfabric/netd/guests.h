@@ -50,6 +50,9 @@ class GuestManager {
   // (reloads) apply the same, less what was detached since. Every NIC of
   // such a VM gets its port and MAC spelled out.
   topology::Topology WithRunningNics(topology::Topology config);
+  // The access VLANs (`attach --vlan`) of the hot-attached NICs that
+  // WithRunningNics kept, by port.
+  const std::map<std::string, uint16_t>& RunningPortVlans() const { return running_vlans_; }
 
   // Makes the set of guests match `desired.vms` (see the file comment).
   // Returns one message per guest that could not be created or started.
@@ -69,9 +72,11 @@ class GuestManager {
   // The last `bytes` of the guest's serial console log.
   Result<nlohmann::json> ConsoleLog(const std::string& name, size_t bytes) const;
 
-  // Hot-plugs a NIC whose tap `port` exists; returns its id.
+  // Hot-plugs a NIC whose tap `port` exists; returns its id. `access_vlan`
+  // (0: none) is recorded with it for RunningPortVlans after a restart.
   Result<vmm::GuestNicInfo> Attach(const std::string& vm, const std::string& network,
-                                   const std::string& port, const MacAddress& mac);
+                                   const std::string& port, const MacAddress& mac,
+                                   uint16_t access_vlan = 0);
   // Removes a NIC by id or port name; returns the NIC that went.
   Result<vmm::GuestNicInfo> Detach(const std::string& vm, const std::string& nic);
   bool Has(const std::string& name) const { return guests_.count(name) != 0; }
@@ -103,6 +108,7 @@ class GuestManager {
   // WithRunningNics: by VM, the adopted hot-attached NICs and detached ports.
   std::map<std::string, std::vector<topology::NicConfig>> running_extra_;
   std::map<std::string, std::set<std::string>> running_detached_;
+  std::map<std::string, uint16_t> running_vlans_;
 };
 
 // Why a running guest recorded as `record` does not match `vm` ("" when it

@@ -60,8 +60,9 @@ struct GuestNic {
   std::string network;  // for status only
   std::string port;     // the tap's name, for status only
   MacAddress mac;
-  UniqueFd tap;           // invalid for an adopted guest's NICs: see GuestOptions::open_tap
-  bool attached = false;  // hot-attached at run time (set by AttachNic)
+  UniqueFd tap;              // invalid for an adopted guest's NICs: see GuestOptions::open_tap
+  bool attached = false;     // hot-attached at run time (set by AttachNic)
+  uint16_t access_vlan = 0;  // recorded for the supervisor (RunRecordNic::access_vlan)
 };
 
 // What a NIC looks like in GuestStatus (without the fd).

@@ -15,7 +15,9 @@
 //               "initrd": ..., "cmdline": ..., "disk": ...},
 //    "config_hash": "9c1d...", "argv": ["qemu-system-x86_64", ...],
 //    "nics": [{"id": "nic0", "network": "lab", "port": "vm1-eth0",
-//              "mac": "52:54:00:12:34:56", "attached": false}],
+//              "mac": "52:54:00:12:34:56", "attached": false},
+//             {"id": "nic1", "network": "lab", "port": "vm1-eth1",
+//              "mac": "52:54:00:12:34:57", "attached": true, "access_vlan": 10}],
 //    "detached_ports": ["vm1-eth1"]}
 #pragma once
 
@@ -39,6 +41,9 @@ struct RunRecordNic {
   std::string port;
   MacAddress mac;
   bool attached = false;  // hot-attached at run time (not one the guest started with)
+  // `attach --vlan`: the access VLAN its port was given (0: none). Kept here
+  // so a restarted netd puts the port back on that VLAN, not the default.
+  uint16_t access_vlan = 0;
 };
 
 // The part of a VmConfig that needs a new QEMU when it changes (the restart
