@@ -113,12 +113,19 @@ struct PacketPortOptions {
   uint32_t frame_size = 1u << 11;
   // SO_RCVBUF(FORCE) of the socket: the large frames queued beside the ring.
   uint32_t socket_buffer = 8u << 20;
+  // The TPACKET_V2 tx ring (with vnet_hdr only): tx_ring_frames slots of
+  // tx_frame_size bytes (a multiple of 16 dividing 64 KiB; the slot holds a
+  // 32-byte header, the vnet header and the frame). Frames that do not fit,
+  // and GSO frames, are sent with sendmmsg(). 0 frames: no ring.
+  uint32_t tx_ring_frames = 512;
+  uint32_t tx_frame_size = 1u << 11;
 };
 
 // An AF_PACKET SOCK_RAW socket bound to `ifindex` (ETH_P_ALL), promiscuous,
 // PACKET_IGNORE_OUTGOING, a TPACKET_V2 rx ring (with PACKET_COPY_THRESH for
-// frames larger than a slot), and a second socket on the link (protocol 0,
-// receiving nothing) for sendmmsg() tx.
+// frames larger than a slot); for tx two more sockets on the link (protocol
+// 0, receiving nothing): one with a TPACKET_V2 tx ring, one for sendmmsg()
+// of GSO and oversized frames (see bridge/DESIGN.md, "Transmit").
 // `name` is the link's name (for messages).
 Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex,
                                                    const PacketPortOptions& options = {});
