@@ -451,6 +451,17 @@ class PacketPort final : public Port {
   std::array<std::array<uint8_t, 4>, kMaxTx> tags_{};
 };
 
+// Binds a packet socket to the link; with protocol 0 it receives nothing.
+Status BindToLink(int fd, int ifindex, uint16_t protocol, const std::string& what) {
+  sockaddr_ll addr{};
+  addr.sll_family = AF_PACKET;
+  addr.sll_protocol = htons(protocol);
+  addr.sll_ifindex = ifindex;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    return Status::FromErrno(what + ": bind", errno);
+  return Status::Ok();
+}
+
 // The socket frames are sent on: bound to the link with protocol 0, so it
 // receives nothing and is in no epoll set. Sending on the rx socket made
 // every sent frame cost a wake-up: a veth (or a NIC's tx completion) frees
@@ -463,12 +474,7 @@ Result<UniqueFd> OpenTxSocket(const std::string& what, int ifindex, bool vnet) {
   const int one = 1;
   if (vnet && ::setsockopt(fd.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0)
     return Status::FromErrno(what + ": tx PACKET_VNET_HDR", errno);
-  sockaddr_ll addr{};
-  addr.sll_family = AF_PACKET;
-  addr.sll_protocol = 0;
-  addr.sll_ifindex = ifindex;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-    return Status::FromErrno(what + ": tx bind", errno);
+  VF_RETURN_IF_ERROR(BindToLink(fd.get(), ifindex, 0, what + ": tx"));
   return fd;
 }
 
@@ -501,12 +507,7 @@ Result<TxRing> OpenTxRing(const std::string& what, int ifindex, uint32_t frame_s
   void* mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
   if (mem == MAP_FAILED) return Status::FromErrno(what + ": mmap tx ring", errno);
   Mapping ring(mem, size);
-  sockaddr_ll addr{};
-  addr.sll_family = AF_PACKET;
-  addr.sll_protocol = 0;
-  addr.sll_ifindex = ifindex;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-    return Status::FromErrno(what + ": tx ring bind", errno);
+  VF_RETURN_IF_ERROR(BindToLink(fd.get(), ifindex, 0, what + ": tx ring"));
   return TxRing{std::move(fd), std::move(ring), frame_size, req.tp_frame_nr};
 }
 
@@ -585,12 +586,7 @@ Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex
   mreq.mr_type = PACKET_MR_PROMISC;
   if (::setsockopt(sock, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
     return Status::FromErrno(what + ": PACKET_ADD_MEMBERSHIP promisc", errno);
-  sockaddr_ll addr{};
-  addr.sll_family = AF_PACKET;
-  addr.sll_protocol = htons(ETH_P_ALL);
-  addr.sll_ifindex = ifindex;
-  if (::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-    return Status::FromErrno(what + ": bind", errno);
+  VF_RETURN_IF_ERROR(BindToLink(sock, ifindex, ETH_P_ALL, what));
   return std::unique_ptr<Port>(std::move(port));
 }
 

@@ -160,6 +160,15 @@ class PacketPortIntegrationTest : public ::testing::Test {
     return id.ok() ? *id : fdb::kNoPort;
   }
 
+  // The packet port as a trunk of VLAN 10 (native 1) and an access port of
+  // VLAN 10 ("v10") to send from.
+  PortId AddTrunkToVlan10(int* fd_out, MemoryPort** v10) {
+    const PortId port =
+        AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, fd_out);
+    *v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
+    return *v10 != nullptr ? port : fdb::kNoPort;
+  }
+
   MemoryPort* AddMemoryPort(const std::string& name, PortSettings settings) {
     auto port = MemoryPort::Create(name);
     EXPECT_TRUE(port.ok());
@@ -260,11 +269,9 @@ TEST_F(PacketPortIntegrationTest, SentFramesReachTheLinkAndAreNotReadBack) {
   VF_REQUIRE_PRIVATE_NETNS();
   ASSERT_NO_FATAL_FAILURE(Setup());
   int fd = -1;
-  const PortId port =
-      AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, &fd);
+  MemoryPort* v10 = nullptr;
+  const PortId port = AddTrunkToVlan10(&fd, &v10);
   ASSERT_NE(port, fdb::kNoPort);
-  MemoryPort* v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
-  ASSERT_NE(v10, nullptr);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   for (int i = 1; i <= 20; ++i) {
@@ -291,11 +298,9 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
   VF_REQUIRE_PRIVATE_NETNS();
   ASSERT_NO_FATAL_FAILURE(Setup(9000));
   int fd = -1;
-  const PortId port =
-      AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, &fd);
+  MemoryPort* v10 = nullptr;
+  const PortId port = AddTrunkToVlan10(&fd, &v10);
   ASSERT_NE(port, fdb::kNoPort);
-  MemoryPort* v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
-  ASSERT_NE(v10, nullptr);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   // 2002 bytes + the tag is the largest a 2 KiB slot takes (32-byte header,
