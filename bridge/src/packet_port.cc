@@ -89,6 +89,7 @@ class PacketPort final : public Port {
   PortKind kind() const override { return PortKind::kPacketSocket; }
   int fd() const override { return fd_.get(); }
   bool takes_offload() const override { return vnet_; }
+  bool cheap_to_poll() const override { return true; }
 
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
                  uint64_t* malformed) override {

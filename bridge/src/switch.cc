@@ -184,12 +184,17 @@ struct Switch::Impl {
   std::shared_ptr<const Snapshot> snapshot;
   std::vector<std::unique_ptr<Port>> ports;    // by PortId
   std::vector<bool> takes_offload;             // by PortId
+  std::vector<bool> cheap_to_poll;             // by PortId: may become busy
   std::vector<std::unique_ptr<TxItem[]>> txq;  // by PortId, batch_size each
   std::vector<uint32_t> txq_len;               // by PortId
   std::vector<PortId> active;                  // present ports
   std::vector<PortId> polled;                  // present ports without an fd
-  std::vector<PortId> dirty;                   // ports with queued tx this batch
-  uint64_t timer_armed_ns = 0;                 // 0: not armed
+  // Busy ports polled instead of watched (Port::cheap_to_poll), out of the
+  // epoll set, and how many turns each has yielded nothing in a row.
+  std::vector<PortId> busy;
+  std::vector<uint16_t> idle_turns;
+  std::vector<PortId> dirty;    // ports with queued tx this batch
+  uint64_t timer_armed_ns = 0;  // 0: not armed
   uint64_t turn = 0;
   // Batch scratch.
   std::array<Frame*, kMaxBatch> frames{};
@@ -213,6 +218,9 @@ struct Switch::Impl {
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
   void PortFailed(PortId id);
+  void MakeBusy(PortId id);
+  size_t PollBusy();
+  static constexpr uint16_t kColdAfterTurns = 128;
   void TransmitQueue(PortId out);
   void SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci);
   void Ageing();
@@ -338,10 +346,48 @@ void Switch::Impl::Ageing() {
   ArmTimer();
 }
 
+// A port's fd wakes the switch through epoll for every frame: the socket's
+// wait queue has epoll's entry, so the kernel takes the epoll lock and
+// queues a wake-up per frame it delivers (sock_def_readable, ~7% of the
+// switch's CPU in a TCP run, where the receiving host's ACKs are delivered
+// on that CPU). A port that yielded frames leaves the epoll set and is
+// polled every turn until it has been idle kColdAfterTurns turns in a row;
+// then it is watched again (level-triggered: a frame that came meanwhile
+// is reported at once).
+void Switch::Impl::MakeBusy(PortId id) {
+  if (::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, ports[id]->fd(), nullptr) < 0) return;
+  busy.push_back(id);
+  idle_turns[id] = 0;
+}
+
+size_t Switch::Impl::PollBusy() {
+  size_t received = 0;
+  for (size_t i = 0; i < busy.size();) {
+    const PortId id = busy[i];
+    const size_t got = ProcessPort(id);
+    received += got;
+    if (got != 0) {
+      idle_turns[id] = 0;
+    } else if (++idle_turns[id] >= kColdAfterTurns) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = id;
+      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, ports[id]->fd(), &ev) == 0) {
+        busy[i] = busy.back();
+        busy.pop_back();
+        continue;
+      }
+      idle_turns[id] = 0;  // stays polled rather than lost
+    }
+    ++i;
+  }
+  return received;
+}
+
 size_t Switch::Impl::Turn(int timeout_ms) {
   DrainCommands();
   int n = 0;
-  if (!polled.empty()) {
+  if (!polled.empty() || !busy.empty()) {
     // Poll mode: some port has no fd, so the turn never sleeps. Commands are
     // seen through the queue itself and ageing through the clock, so epoll
     // (the other ports, and the eventfd/timerfd) is asked every 16th turn.
@@ -366,11 +412,15 @@ size_t Switch::Impl::Turn(int timeout_ms) {
       const PortId id = static_cast<PortId>(token);
       const size_t got = ProcessPort(id);
       received += got;
-      if (got == 0 && (events[static_cast<size_t>(i)].events & (EPOLLERR | EPOLLHUP)) != 0)
+      if (got == 0 && (events[static_cast<size_t>(i)].events & (EPOLLERR | EPOLLHUP)) != 0) {
         PortFailed(id);
+      } else if (got != 0 && cheap_to_poll[id]) {
+        MakeBusy(id);
+      }
     }
   }
   for (PortId id : polled) received += ProcessPort(id);
+  received += PollBusy();
   if (commands) DrainCommands();
   Ageing();
   return received;
@@ -677,10 +727,13 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   impl->control_ports.resize(max_ports);
   impl->ports.resize(max_ports);
   impl->takes_offload.resize(max_ports);
+  impl->cheap_to_poll.resize(max_ports);
   impl->txq.resize(max_ports);
   impl->txq_len.resize(max_ports);
   impl->active.reserve(max_ports);
   impl->polled.reserve(max_ports);
+  impl->busy.reserve(max_ports);
+  impl->idle_turns.assign(max_ports, 0);
   impl->dirty.reserve(max_ports);
   impl->config = std::move(config);
   impl->snapshot = impl->BuildSnapshot();
@@ -723,6 +776,7 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     dp.counters[id].Reset();
     dp.failed[id].store(false, std::memory_order_relaxed);
     dp.takes_offload[id] = raw->takes_offload();
+    dp.cheap_to_poll[id] = fd >= 0 && raw->cheap_to_poll();
     dp.txq[id] = std::move(queue);
     dp.txq_len[id] = 0;
     dp.ports[id] = std::move(owned);
@@ -752,8 +806,9 @@ Status Switch::RemovePort(PortId id) {
   Status s = d.Execute([&](Impl& dp) -> Status {
     Port& port = *dp.ports[id];
     if (port.fd() >= 0 && !dp.failed[id].load(std::memory_order_relaxed))
-      ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);
+      ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);  // ENOENT when busy
     std::erase(dp.polled, id);
+    std::erase(dp.busy, id);
     std::erase(dp.active, id);
     dp.fdb->FlushPort(id);
     // Static entries of the port go too (FlushPort keeps them).

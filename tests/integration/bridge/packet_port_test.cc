@@ -18,10 +18,13 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vfabric/bridge/ports.h"
@@ -358,6 +361,44 @@ TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRi
   }
   EXPECT_EQ(sw_->Counters(port)->tx_packets, 600u);
   EXPECT_EQ(sw_->Counters(port)->drop(DropReason::kTxError), 5u);
+}
+
+// A port that yields frames is polled instead of waking the switch per
+// frame; once traffic stops it must go back to being watched, so the
+// switch sleeps again (a switch spinning after a burst would burn a core),
+// and a frame that comes later still wakes it and is forwarded.
+TEST_F(PacketPortIntegrationTest, AfterABurstTheSwitchSleepsAgainAndWakesForTheNextFrame) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(Setup());
+  int fd = -1;
+  const PortId port = AddPacketPort({}, &fd);
+  ASSERT_NE(port, fdb::kNoPort);
+  MemoryPort* mem = AddMemoryPort("mem", {});
+  ASSERT_NE(mem, nullptr);
+  LinkSocket far("vfpkt-a1");
+  ASSERT_TRUE(far.ok());
+  ASSERT_TRUE(sw_->Start().ok());
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(far.Send(TestFrame(5, 0, 60, static_cast<uint8_t>(i))));
+  ASSERT_TRUE(testing::WaitFor([&] { return mem->captured_count() == 200; }, 10000))
+      << mem->captured_count();
+  // The process's CPU time over a quiet half second: a polling loop would
+  // use nearly all of it, a sleeping switch next to none.
+  auto cpu_ns = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past the idle turns
+  const int64_t before = cpu_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int64_t used = cpu_ns() - before;
+  EXPECT_LT(used, 100'000'000) << "the switch kept polling an idle port: " << used / 1'000'000
+                               << " ms of CPU in 500 ms";
+  ASSERT_TRUE(far.Send(TestFrame(5, 0, 60, 250)));
+  EXPECT_TRUE(testing::WaitFor([&] { return mem->captured_count() == 201; }, 10000))
+      << "a frame after the quiet time was not forwarded";
+  sw_->Stop();
+  EXPECT_EQ(sw_->Counters(port)->rx_packets, 201u);
 }
 
 }  // namespace

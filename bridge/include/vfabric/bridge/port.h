@@ -85,6 +85,10 @@ class Port {
   // Whether frames may leave with checksum-offload and GSO metadata. When
   // false the switch completes checksums and segments TCP GSO frames first.
   virtual bool takes_offload() const = 0;
+  // Receive() on an empty port costs no system call (a ring in memory):
+  // while frames keep coming the switch polls such a port instead of being
+  // woken through its fd for each one (see DESIGN.md, "Polling busy ports").
+  virtual bool cheap_to_poll() const { return false; }
 
   // Receives up to out.size() frames into buffers from `pool`, storing them
   // in out[0..n) and returning n. Stops early when nothing is waiting.
