@@ -81,7 +81,6 @@ class PacketPort final : public Port {
       tx_frame_size_ = tx_ring->frame_size;
       tx_frame_count_ = tx_ring->frame_count;
       tx_slot_max_ = tx_frame_size_ - kTxDataOffset;
-      tx_lengths_.assign(tx_frame_count_, 0);
     }
   }
 
@@ -174,7 +173,6 @@ class PacketPort final : public Port {
       std::memcpy(out, f.data, f.size);
     }
     hdr->tp_len = static_cast<uint32_t>(kPacketVnetLen) + len;
-    tx_lengths_[tx_head_] = len;
     __atomic_store_n(&hdr->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     if (++tx_head_ == tx_frame_count_) tx_head_ = 0;
     ++tx_queued_;
@@ -203,7 +201,7 @@ class PacketPort final : public Port {
         break;
       }
       ++result->packets;
-      result->bytes += tx_lengths_[slot];
+      result->bytes += hdr->tp_len - kPacketVnetLen;
       if (++slot == tx_frame_count_) slot = 0;
     }
     tx_first_ = tx_head_;
@@ -444,7 +442,6 @@ class PacketPort final : public Port {
   uint32_t tx_head_ = 0;
   uint32_t tx_first_ = 0;
   uint32_t tx_queued_ = 0;
-  std::vector<uint32_t> tx_lengths_;  // frame bytes per queued slot, for the counters
   bool logged_ = false;
   std::array<mmsghdr, kMaxTx> msgs_{};
   std::array<iovec, kMaxTx * 4> iov_{};

@@ -324,6 +324,9 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
     EXPECT_EQ(far.WaitFrame(), want[i]);
   }
   EXPECT_EQ(sw_->Counters(port)->tx_packets, sizes.size());
+  uint64_t bytes = 0;
+  for (const auto& frame : want) bytes += frame.size();  // tags included
+  EXPECT_EQ(sw_->Counters(port)->tx_bytes, bytes);
   EXPECT_EQ(sw_->Counters(port)->total_drops(), 0u);
 }
 
