@@ -163,13 +163,20 @@ class PacketPortIntegrationTest : public ::testing::Test {
     return id.ok() ? *id : fdb::kNoPort;
   }
 
+  // The packet port with `settings` and a memory port "mem" with
+  // `mem_settings` to send from or capture into.
+  PortId AddPacketAndMemoryPort(PortSettings settings, PortSettings mem_settings, int* fd_out,
+                                MemoryPort** mem) {
+    const PortId port = AddPacketPort(settings, fd_out);
+    *mem = AddMemoryPort("mem", mem_settings);
+    return *mem != nullptr ? port : fdb::kNoPort;
+  }
+
   // The packet port as a trunk of VLAN 10 (native 1) and an access port of
-  // VLAN 10 ("v10") to send from.
+  // VLAN 10 to send from.
   PortId AddTrunkToVlan10(int* fd_out, MemoryPort** v10) {
-    const PortId port =
-        AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, fd_out);
-    *v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
-    return *v10 != nullptr ? port : fdb::kNoPort;
+    return AddPacketAndMemoryPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)},
+                                  {vlan::PortVlanConfig::Access(10)}, fd_out, v10);
   }
 
   MemoryPort* AddMemoryPort(const std::string& name, PortSettings settings) {
@@ -337,10 +344,9 @@ TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRi
   VF_REQUIRE_PRIVATE_NETNS();
   ASSERT_NO_FATAL_FAILURE(Setup());
   int fd = -1;
-  const PortId port = AddPacketPort({}, &fd);
+  MemoryPort* mem = nullptr;
+  const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
   ASSERT_NE(port, fdb::kNoPort);
-  MemoryPort* mem = AddMemoryPort("mem", {});
-  ASSERT_NE(mem, nullptr);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   RUN_OK({"ip", "link", "set", "vfpkt-a0", "down"});
@@ -374,10 +380,9 @@ TEST_F(PacketPortIntegrationTest, AfterABurstTheSwitchSleepsAgainAndWakesForTheN
   VF_REQUIRE_PRIVATE_NETNS();
   ASSERT_NO_FATAL_FAILURE(Setup());
   int fd = -1;
-  const PortId port = AddPacketPort({}, &fd);
+  MemoryPort* mem = nullptr;
+  const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
   ASSERT_NE(port, fdb::kNoPort);
-  MemoryPort* mem = AddMemoryPort("mem", {});
-  ASSERT_NE(mem, nullptr);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   ASSERT_TRUE(sw_->Start().ok());
