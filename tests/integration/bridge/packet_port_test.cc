@@ -136,7 +136,7 @@ class PacketPortIntegrationTest : public ::testing::Test {
   // The switch (not started: the test drives its turns) and the veth
   // vfpkt-a0 (the port's link) / vfpkt-a1 (the far end, where frames are
   // sent), IPv6 off so the kernel adds no frames of its own.
-  void Setup(int mtu = 1500) {
+  void MakeSwitchAndVeth(int mtu = 1500) {
     SwitchConfig config;
     config.name = "pkt";
     config.fdb.max_ports = 8;
@@ -199,7 +199,7 @@ bool Readable(int fd) {
 
 TEST_F(PacketPortIntegrationTest, ASingleFrameIsHandedOverAtOnce) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
   LinkSocket observer("vfpkt-a0");
   ASSERT_TRUE(observer.ok());
   int fd = -1;
@@ -230,7 +230,7 @@ TEST_F(PacketPortIntegrationTest, ASingleFrameIsHandedOverAtOnce) {
 // put back.
 TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup(9000));
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth(9000));
   LinkSocket observer("vfpkt-a0");
   ASSERT_TRUE(observer.ok());
   int fd = -1;
@@ -277,7 +277,7 @@ TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag
 // frames on the egress port and flood them again.
 TEST_F(PacketPortIntegrationTest, SentFramesReachTheLinkAndAreNotReadBack) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
   int fd = -1;
   MemoryPort* v10 = nullptr;
   const PortId port = AddTrunkToVlan10(&fd, &v10);
@@ -306,7 +306,7 @@ TEST_F(PacketPortIntegrationTest, SentFramesReachTheLinkAndAreNotReadBack) {
 // order the switch sent them, each byte for byte, tagged as the trunk says.
 TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup(9000));
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth(9000));
   int fd = -1;
   MemoryPort* v10 = nullptr;
   const PortId port = AddTrunkToVlan10(&fd, &v10);
@@ -342,7 +342,7 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
 // up (the port's next slot is the kernel's).
 TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRingRecovers) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
   int fd = -1;
   MemoryPort* mem = nullptr;
   const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
@@ -378,7 +378,7 @@ TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRi
 // and a frame that comes later still wakes it and is forwarded.
 TEST_F(PacketPortIntegrationTest, AfterABurstTheSwitchSleepsAgainAndWakesForTheNextFrame) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(Setup());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
   int fd = -1;
   MemoryPort* mem = nullptr;
   const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
