@@ -577,6 +577,37 @@ TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
   EXPECT_EQ(counters->expired, 1u);
 }
 
+// The running switch reads the oldest entry's deadline only when its timer
+// fires or is disarmed: shortening the ageing time must disarm it, or the
+// entry would live until the old deadline (5 minutes here).
+TEST(SwitchAgeing, ShorteningTheAgeingTimeWhileRunningExpiresAtTheNewDeadline) {
+  SwitchConfig config;
+  config.fdb.hash_seed = 3;
+  config.fdb.max_ports = 4;
+  config.fdb.ageing_time_ns = 300 * kSecond;
+  config.fdb.refresh_granularity_ns = 0;
+  config.buffer_size = 2048;
+  auto sw = Switch::Create(std::move(config));
+  ASSERT_TRUE(sw.ok());
+  auto a = MemoryPort::Create("a");
+  MemoryPort* a_p = a->get();
+  ASSERT_TRUE((*sw)->AddPort(std::move(a).value()).ok());
+  ASSERT_TRUE((*sw)->Start().ok());
+  a_p->Inject(EthFrame(kBroadcast, kA));
+  ASSERT_TRUE(vfabric::testing::WaitFor([&] { return (*sw)->Counters(0)->rx_packets == 1; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // turns with the timer armed
+  ASSERT_TRUE((*sw)->SetAgeingTime(200'000'000).ok());
+  EXPECT_TRUE(vfabric::testing::WaitFor(
+      [&] {
+        auto counters = (*sw)->FdbCounters();
+        return counters.ok() && counters->expired == 1;
+      },
+      3000));
+  auto entries = (*sw)->FdbEntries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_TRUE(entries->empty());
+}
+
 // The same switch on its own datapath thread: configuration changes arrive
 // as snapshots and commands between batches, while frames flow.
 TEST_F(SwitchTest, DatapathThreadTakesSnapshotsAndCommands) {
