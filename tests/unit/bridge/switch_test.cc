@@ -552,14 +552,13 @@ TEST(SwitchVlanModel, ClassificationAgreesWithTheVlanLibrary) {
   }
 }
 
-// With the datapath thread asleep in epoll_wait, the ageing timerfd alone
-// wakes it when the oldest entry expires (the check below is the first
-// command after the sleep, and commands run before a turn's ageing).
-TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
+// A running switch with one port, "a", whose first frame (from kA) was
+// learned; entries age after `ageing_ns`.
+void StartSwitchThatLearnedOneEntry(uint64_t ageing_ns, std::unique_ptr<Switch>* out) {
   SwitchConfig config;
   config.fdb.hash_seed = 3;
   config.fdb.max_ports = 4;
-  config.fdb.ageing_time_ns = 500'000'000;
+  config.fdb.ageing_time_ns = ageing_ns;
   config.fdb.refresh_granularity_ns = 0;
   config.buffer_size = 2048;
   auto sw = Switch::Create(std::move(config));
@@ -570,8 +569,17 @@ TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
   ASSERT_TRUE((*sw)->Start().ok());
   a_p->Inject(EthFrame(kBroadcast, kA));
   ASSERT_TRUE(vfabric::testing::WaitFor([&] { return (*sw)->Counters(0)->rx_packets == 1; }, 5000));
+  *out = std::move(sw).value();
+}
+
+// With the datapath thread asleep in epoll_wait, the ageing timerfd alone
+// wakes it when the oldest entry expires (the check below is the first
+// command after the sleep, and commands run before a turn's ageing).
+TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
+  std::unique_ptr<Switch> sw;
+  ASSERT_NO_FATAL_FAILURE(StartSwitchThatLearnedOneEntry(500'000'000, &sw));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  auto counters = (*sw)->FdbCounters();
+  auto counters = sw->FdbCounters();
   ASSERT_TRUE(counters.ok());
   EXPECT_EQ(counters->learned, 1u);
   EXPECT_EQ(counters->expired, 1u);
@@ -581,29 +589,17 @@ TEST(SwitchAgeing, TheTimerWakesTheDatapathThread) {
 // fires or is disarmed: shortening the ageing time must disarm it, or the
 // entry would live until the old deadline (5 minutes here).
 TEST(SwitchAgeing, ShorteningTheAgeingTimeWhileRunningExpiresAtTheNewDeadline) {
-  SwitchConfig config;
-  config.fdb.hash_seed = 3;
-  config.fdb.max_ports = 4;
-  config.fdb.ageing_time_ns = 300 * kSecond;
-  config.fdb.refresh_granularity_ns = 0;
-  config.buffer_size = 2048;
-  auto sw = Switch::Create(std::move(config));
-  ASSERT_TRUE(sw.ok());
-  auto a = MemoryPort::Create("a");
-  MemoryPort* a_p = a->get();
-  ASSERT_TRUE((*sw)->AddPort(std::move(a).value()).ok());
-  ASSERT_TRUE((*sw)->Start().ok());
-  a_p->Inject(EthFrame(kBroadcast, kA));
-  ASSERT_TRUE(vfabric::testing::WaitFor([&] { return (*sw)->Counters(0)->rx_packets == 1; }, 5000));
+  std::unique_ptr<Switch> sw;
+  ASSERT_NO_FATAL_FAILURE(StartSwitchThatLearnedOneEntry(300 * kSecond, &sw));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // turns with the timer armed
-  ASSERT_TRUE((*sw)->SetAgeingTime(200'000'000).ok());
+  ASSERT_TRUE(sw->SetAgeingTime(200'000'000).ok());
   EXPECT_TRUE(vfabric::testing::WaitFor(
       [&] {
-        auto counters = (*sw)->FdbCounters();
+        auto counters = sw->FdbCounters();
         return counters.ok() && counters->expired == 1;
       },
       3000));
-  auto entries = (*sw)->FdbEntries();
+  auto entries = sw->FdbEntries();
   ASSERT_TRUE(entries.ok());
   EXPECT_TRUE(entries->empty());
 }
