@@ -967,6 +967,22 @@ Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {
   });
 }
 
+Status Switch::SetFdbLimits(size_t max_entries, size_t max_per_port) {
+  return impl_->Execute([&](Impl& dp) -> Status {
+    fdb::Config config = dp.fdb->config();
+    config.max_entries = max_entries;
+    config.max_per_port = max_per_port;
+    const std::string what = "switch " + dp.config.name + ": FDB limits";
+    auto table = fdb::Table::Create(config);
+    if (!table.ok()) return Status::Error(what + ": " + table.status().message());
+    Status taken = (*table)->TakeEntriesFrom(*dp.fdb, dp.Now());
+    if (!taken.ok()) return Status::Error(what + ": " + taken.message());
+    dp.fdb = std::move(table).value();
+    dp.timer_armed_ns = 0;
+    return Status::Ok();
+  });
+}
+
 Result<PortCounters> Switch::Counters(PortId port) const {
   const Impl& d = *impl_;
   if (port >= d.config.fdb.max_ports)

@@ -731,6 +731,38 @@ std::vector<Entry> Table::Snapshot(uint64_t now_ns) const {
   return entries;
 }
 
+Status Table::TakeEntriesFrom(const Table& from, uint64_t now_ns) {
+  if (size_ != 0) return Status::Error("fdb: entries can only be taken into an empty table");
+  std::vector<Entry> entries = from.Snapshot(now_ns);
+  for (const Entry& e : entries) {
+    if (!e.is_static) continue;
+    Status added = AddStatic(e.vlan, e.mac, e.port);
+    if (!added.ok()) return added;
+  }
+  std::erase_if(entries, [](const Entry& e) { return e.is_static; });
+  // The newest entries that fit the limits stay: chosen newest first...
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) { return a.age_ns < b.age_ns; });
+  std::vector<size_t> per_port(config_.max_ports, 0);
+  size_t room = config_.max_entries - size_;
+  std::erase_if(entries, [&](const Entry& e) {
+    if (room == 0 || e.port >= config_.max_ports) return true;
+    if (config_.max_per_port != 0 && per_port[e.port] >= config_.max_per_port) return true;
+    ++per_port[e.port];
+    --room;
+    return false;
+  });
+  // ... and learned oldest first, so each goes to the tail of the age list.
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const uint64_t seen = now_ns > it->age_ns ? now_ns - it->age_ns : 0;
+    Learn(it->vlan, it->mac, it->port, seen);
+  }
+  const size_t left_out = from.learned_size() - learned_;
+  counters_ = from.counters_;
+  counters_.evicted += left_out;
+  return Status::Ok();
+}
+
 size_t Table::port_learned(PortIndex port) const {
   return port < config_.max_ports ? ports_[port].count : 0;
 }

@@ -298,11 +298,20 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   const fdb::Config fdb_config = SwitchFdbConfig(config);
   if (network.sw && (network.fdb.max_entries != fdb_config.max_entries ||
                      network.fdb.max_per_port != fdb_config.max_per_port)) {
-    VF_LOG(kInfo) << what << ": FDB limits changed; restarting its switch";
-    network.tree.reset();  // before the switch it drives
-    network.sw.reset();
-    network.ports.clear();
-    network.installed_statics.clear();
+    // The running switch rebuilds its table with the entries it has.
+    Status limits = network.sw->SetFdbLimits(fdb_config.max_entries, fdb_config.max_per_port);
+    if (limits.ok()) {
+      VF_LOG(kInfo) << what << ": FDB limits now max_entries " << fdb_config.max_entries
+                    << ", max_per_port " << fdb_config.max_per_port;
+      network.fdb.max_entries = fdb_config.max_entries;
+      network.fdb.max_per_port = fdb_config.max_per_port;
+    } else {
+      VF_LOG(kWarning) << what << ": " << limits.message() << "; restarting its switch";
+      network.tree.reset();  // before the switch it drives
+      network.sw.reset();
+      network.ports.clear();
+      network.installed_statics.clear();
+    }
   }
   if (!network.sw) {
     auto inbox = bridge::BpduInbox::Create();

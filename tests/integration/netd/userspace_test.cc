@@ -55,11 +55,13 @@ class UserspaceNetdTest : public testing::NetdFixture {
       ports.push_back(port);
     }
     ports.push_back({{"name", "us-t0"}, {"kind", "tap"}});
+    json fdb = {{"ageing_time", 300}, {"max_entries", 1024}};
+    if (max_per_port_ != 0) fdb["max_per_port"] = max_per_port_;
     json doc = {{"networks",
                  {{{"name", "us"},
                    {"datapath", "userspace"},
                    {"stp", {{"enabled", true}}},
-                   {"fdb", {{"ageing_time", 300}, {"max_entries", 1024}}},
+                   {"fdb", fdb},
                    {"ports", ports}}}}};
     std::ofstream(config_) << doc.dump(2);
   }
@@ -101,6 +103,7 @@ class UserspaceNetdTest : public testing::NetdFixture {
 
   std::vector<std::unique_ptr<testing::ScopedNamedNetns>> hosts_;
   std::string config_;
+  int max_per_port_ = 0;  // 0: not in the topology
 };
 
 TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
@@ -266,6 +269,26 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
     if (e["mac"] == PeerMac(0)) {
       EXPECT_EQ(e["vlan"], 10);
     }
+
+  // New FDB limits: the running switch keeps what it learned (no flood to
+  // relearn) and its counters (its ports are not made again).
+  const uint64_t rx_before_limits = Stats("us-a")["rx_packets"].get<uint64_t>();
+  max_per_port_ = 64;
+  WriteConfig({10, 10, 20});
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Log().find("FDB limits now max_entries 1024, max_per_port 64") != std::string::npos;
+      },
+      10000))
+      << Log();
+  EXPECT_THAT(Log(), ::testing::Not(::testing::HasSubstr("restarting its switch")));
+  EXPECT_GE(Stats("us-a")["rx_packets"].get<uint64_t>(), rx_before_limits);
+  bool learned_kept = false;
+  const json kept_fdb = Ok(Request("fdb.show", {{"network", "us"}}));
+  for (const json& e : kept_fdb["entries"])
+    if (e["mac"] == PeerMac(0)) learned_kept = true;
+  EXPECT_TRUE(learned_kept) << kept_fdb.dump() << "\n" << Log();
 
   // Reload without us-c: it leaves the switch.
   WriteConfig({10, 10, 20}, 2);

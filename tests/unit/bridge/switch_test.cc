@@ -334,6 +334,42 @@ TEST_F(SwitchTest, MacLimitDropsTheLearnAndStillForwards) {
   EXPECT_EQ(Count("a"), 1u);
 }
 
+// New FDB limits apply to the switch as it is: what it learned stays (the
+// newest that fit), unicast keeps going to the learned port, and the new
+// per-port limit drops further learns. Invalid limits leave the table alone.
+TEST_F(SwitchTest, NewFdbLimitsKeepTheLearnedEntries) {
+  Make();
+  Add("a"), Add("b"), Add("c");
+  for (uint64_t i = 1; i <= 4; ++i) {
+    now_ += kSecond;
+    Send("a", EthFrame(kC, Mac(0x020000000000 + i)));
+  }
+  Send("b", EthFrame(kC, kB));
+  ASSERT_TRUE(sw_->AddStaticFdb(1, kC, ids_["c"]).ok());
+  ASSERT_EQ(sw_->FdbEntries()->size(), 6u);
+  Take("a"), Take("b"), Take("c");
+
+  ASSERT_TRUE(sw_->SetFdbLimits(64, 3).ok());
+  auto entries = sw_->FdbEntries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->size(), 5u);  // a's oldest, ...:01, left out
+  for (const fdb::Entry& e : *entries) EXPECT_NE(e.mac, Mac(0x020000000001));
+  EXPECT_EQ(sw_->FdbCounters()->evicted, 1u);
+  // Known destinations still go to their port only, not flooded.
+  Send("c", EthFrame(kB, kC));
+  Send("c", EthFrame(Mac(0x020000000004), kC));
+  EXPECT_EQ(Count("b"), 1u);
+  EXPECT_EQ(Count("a"), 1u);
+  // a is at its new limit: a fifth MAC is forwarded, not learned.
+  Send("a", EthFrame(kC, Mac(0x020000000009)));
+  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 1u);
+
+  const Status bad = sw_->SetFdbLimits(2, 3);  // max_per_port over max_entries
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("switch t: FDB limits: "), std::string::npos) << bad.message();
+  EXPECT_EQ(sw_->FdbEntries()->size(), 5u);
+}
+
 TEST_F(SwitchTest, StaticEntrySteersAndIsNotMovedByLearning) {
   Make();
   Add("a"), Add("b"), Add("c");

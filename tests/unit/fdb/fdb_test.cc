@@ -493,6 +493,60 @@ TEST(FdbTest, DeletionKeepsProbeRunsIntactUnderAnySeed) {
   }
 }
 
+// Rebuilding with other limits: statics and the newest learned entries that
+// fit stay, with their ports and ages; ageing still goes oldest first; the
+// counters go on from the old table's, plus what was left out as evicted.
+TEST(FdbTest, TakeEntriesFromKeepsTheNewestThatFitTheNewLimits) {
+  auto old_table = Make(Small());
+  ASSERT_TRUE(old_table->AddStatic(1, Mac(100), 7).ok());
+  // Port 1: Mac(1..4) seen at 1..4 s; port 2: Mac(5) at 5 s.
+  for (uint64_t i = 1; i <= 4; ++i) old_table->Learn(1, Mac(i), 1, i * kSecond);
+  old_table->Learn(1, Mac(5), 2, 5 * kSecond);
+  old_table->Lookup(1, Mac(5));
+  const Counters before = old_table->counters();
+
+  Config smaller = Small();
+  smaller.max_per_port = 2;
+  auto t = Make(smaller);
+  ASSERT_TRUE(t->TakeEntriesFrom(*old_table, 6 * kSecond).ok());
+  EXPECT_EQ(t->size(), 4u);  // the static, Mac(3), Mac(4), Mac(5)
+  EXPECT_EQ(t->Lookup(1, Mac(100)), 7);
+  EXPECT_EQ(t->Lookup(1, Mac(1)), kNoPort);
+  EXPECT_EQ(t->Lookup(1, Mac(2)), kNoPort);
+  EXPECT_EQ(t->Lookup(1, Mac(3)), 1);
+  EXPECT_EQ(t->Lookup(1, Mac(4)), 1);
+  EXPECT_EQ(t->Lookup(1, Mac(5)), 2);
+  auto entry = t->Find(1, Mac(3), 6 * kSecond);
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->age_ns, 3 * kSecond);
+  auto fixed = t->Find(1, Mac(100), 6 * kSecond);
+  ASSERT_TRUE(fixed.has_value());
+  EXPECT_TRUE(fixed->is_static);
+
+  Counters expected = before;
+  expected.evicted += 2;
+  expected.lookup_hits += 4;  // the lookups above
+  expected.lookup_misses += 2;
+  EXPECT_EQ(t->counters(), expected);
+
+  // Ageing (10 s) in the old order: Mac(3) is due at 13 s, Mac(5) at 15 s.
+  EXPECT_EQ(t->NextDeadline(), 13 * kSecond);
+  EXPECT_EQ(t->Expire(13 * kSecond), 1u);
+  EXPECT_EQ(t->Lookup(1, Mac(3)), kNoPort);
+  EXPECT_EQ(t->Lookup(1, Mac(4)), 1);
+  EXPECT_EQ(t->Expire(15 * kSecond), 2u);
+  EXPECT_EQ(t->Lookup(1, Mac(100)), 7);  // static entries never age
+
+  // A table too small for the static entries says which one.
+  Config tiny = Small();
+  tiny.max_entries = 1;
+  auto u = Make(tiny);
+  ASSERT_TRUE(old_table->AddStatic(2, Mac(101), 7).ok());
+  Status taken = u->TakeEntriesFrom(*old_table, 6 * kSecond);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.message().find("52:54:00:00:00:"), std::string::npos) << taken.message();
+}
+
 TEST(FdbTest, OutcomeNames) {
   EXPECT_EQ(ToString(LearnOutcome::kLearned), "learned");
   EXPECT_EQ(ToString(LearnOutcome::kStaticMoveRejected), "static-move-rejected");

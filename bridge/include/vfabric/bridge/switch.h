@@ -131,6 +131,12 @@ class Switch {
   Status FlushFdb(std::optional<PortId> port = std::nullopt,
                   std::optional<fdb::VlanId> vlan = std::nullopt);
   Status SetAgeingTime(uint64_t ageing_time_ns);
+  // New FDB limits (fdb::Config's max_entries, max_per_port) on a switch that
+  // keeps running: the table is rebuilt with its entries, ages and counters.
+  // Learned entries beyond the limits go, the oldest first (counted as
+  // evicted). On an error (invalid limits, static entries that do not fit)
+  // the old table stays.
+  Status SetFdbLimits(size_t max_entries, size_t max_per_port);
 
   // Sends `frame` (a whole Ethernet frame, e.g. a BPDU from STP) out of
   // `port` as it is, whatever the port's STP state and VLAN config. Counted

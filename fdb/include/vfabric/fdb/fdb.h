@@ -244,6 +244,13 @@ class Table {
   // All entries (allocates; control path and tests only).
   std::vector<Entry> Snapshot(uint64_t now_ns) const;
 
+  // Fills this table, new and empty (e.g. built with other limits), with
+  // `from`'s entries and counters: static entries, then learned ones oldest
+  // first with their ages. Learned entries beyond this table's limits are
+  // left out, the oldest first, and counted as evicted. An error, naming the
+  // entry, when a static entry does not fit; this table is then unusable.
+  Status TakeEntriesFrom(const Table& from, uint64_t now_ns);
+
   size_t size() const { return size_; }               // static + learned
   size_t learned_size() const { return learned_; }
   size_t port_learned(PortIndex port) const;          // learned entries on `port`
