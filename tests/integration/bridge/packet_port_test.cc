@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -172,6 +173,17 @@ class PacketPortIntegrationTest : public ::testing::Test {
     return *mem != nullptr ? port : fdb::kNoPort;
   }
 
+  // MakeSwitchAndVeth, then the packet port and a memory port "mem", both
+  // without VLAN settings, and far_ on the veth's far end.
+  void MakeSwitchWithUntaggedPortsAndFarSocket(PortId* port, MemoryPort** mem) {
+    ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
+    int fd = -1;
+    *port = AddPacketAndMemoryPort({}, {}, &fd, mem);
+    ASSERT_NE(*port, fdb::kNoPort);
+    far_.emplace("vfpkt-a1");
+    ASSERT_TRUE(far_->ok());
+  }
+
   // The packet port as a trunk of VLAN 10 (native 1) and an access port of
   // VLAN 10 to send from.
   PortId AddTrunkToVlan10(int* fd_out, MemoryPort** v10) {
@@ -190,6 +202,7 @@ class PacketPortIntegrationTest : public ::testing::Test {
   }
 
   std::unique_ptr<Switch> sw_;
+  std::optional<LinkSocket> far_;
 };
 
 bool Readable(int fd) {
@@ -342,13 +355,10 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
 // up (the port's next slot is the kernel's).
 TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRingRecovers) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
-  int fd = -1;
+  PortId port = fdb::kNoPort;
   MemoryPort* mem = nullptr;
-  const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
-  ASSERT_NE(port, fdb::kNoPort);
-  LinkSocket far("vfpkt-a1");
-  ASSERT_TRUE(far.ok());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchWithUntaggedPortsAndFarSocket(&port, &mem));
+  LinkSocket& far = *far_;
   RUN_OK({"ip", "link", "set", "vfpkt-a0", "down"});
   for (int i = 0; i < 5; ++i) mem->Inject(TestFrame(4, 0, 60, static_cast<uint8_t>(i)));
   EXPECT_EQ(sw_->RunOnce(0), 5u);
@@ -378,13 +388,10 @@ TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRi
 // and a frame that comes later still wakes it and is forwarded.
 TEST_F(PacketPortIntegrationTest, AfterABurstTheSwitchSleepsAgainAndWakesForTheNextFrame) {
   VF_REQUIRE_PRIVATE_NETNS();
-  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
-  int fd = -1;
+  PortId port = fdb::kNoPort;
   MemoryPort* mem = nullptr;
-  const PortId port = AddPacketAndMemoryPort({}, {}, &fd, &mem);
-  ASSERT_NE(port, fdb::kNoPort);
-  LinkSocket far("vfpkt-a1");
-  ASSERT_TRUE(far.ok());
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchWithUntaggedPortsAndFarSocket(&port, &mem));
+  LinkSocket& far = *far_;
   ASSERT_TRUE(sw_->Start().ok());
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(far.Send(TestFrame(5, 0, 60, static_cast<uint8_t>(i))));
   ASSERT_TRUE(testing::WaitFor([&] { return mem->captured_count() == 200; }, 10000))
