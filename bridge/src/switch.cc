@@ -345,8 +345,8 @@ void Switch::Impl::ArmTimer() {
 
 void Switch::Impl::Ageing() {
   // An armed timer is at or before the oldest entry's deadline: refreshes
-  // and new entries only move deadlines later, and the ageing-time command
-  // disarms it. Until it fires, nothing can be due, and the oldest entry
+  // and new entries only move deadlines later, and the ageing-time and
+  // FDB-limits commands disarm it. Until it fires, nothing can be due, and the oldest entry
   // (a cache miss) and the clock need not be read every turn. An injected
   // clock does not drive the timerfd, so it is asked every turn.
   if (timer_armed_ns != 0 && !config.clock) return;
