@@ -226,6 +226,7 @@ struct Switch::Impl {
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
   void PortFailed(PortId id);
+  bool ArmOneShot(PortId id);
   void MakeBusy(PortId id);
   size_t PollBusy();
   static constexpr uint16_t kColdAfterTurns = 128;
@@ -364,12 +365,21 @@ void Switch::Impl::Ageing() {
 // wait queue has epoll's entry, so the kernel takes the epoll lock and
 // queues a wake-up per frame it delivers (sock_def_readable, ~7% of the
 // switch's CPU in a TCP run, where the receiving host's ACKs are delivered
-// on that CPU). A port that yielded frames leaves the epoll set and is
-// polled every turn until it has been idle kColdAfterTurns turns in a row;
-// then it is watched again (level-triggered: a frame that came meanwhile
-// is reported at once).
+// on that CPU). So a port that is cheap to poll is watched one-shot: its
+// first event disables it in the epoll set, and the port is then polled
+// every turn until it has been idle kColdAfterTurns turns in a row; then
+// EPOLL_CTL_MOD arms it again (which reports a frame that came meanwhile at
+// once). Taking the port out of the set and adding it back instead cost two
+// syscalls, an allocation and a poll per cycle, and a TCP run cycles once
+// every two or three frames.
+bool Switch::Impl::ArmOneShot(PortId id) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.u64 = id;
+  return ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, ports[id]->fd(), &ev) == 0;
+}
+
 void Switch::Impl::MakeBusy(PortId id) {
-  if (::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, ports[id]->fd(), nullptr) < 0) return;
   busy.push_back(id);
   idle_turns[id] = 0;
 }
@@ -383,10 +393,7 @@ size_t Switch::Impl::PollBusy() {
     if (got != 0) {
       idle_turns[id] = 0;
     } else if (++idle_turns[id] >= kColdAfterTurns) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = id;
-      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, ports[id]->fd(), &ev) == 0) {
+      if (ArmOneShot(id)) {
         busy[i] = busy.back();
         busy.pop_back();
         continue;
@@ -429,8 +436,9 @@ size_t Switch::Impl::Turn(int timeout_ms) {
       received += got;
       if (got == 0 && (events[static_cast<size_t>(i)].events & (EPOLLERR | EPOLLHUP)) != 0) {
         PortFailed(id);
-      } else if (got != 0 && cheap_to_poll[id]) {
-        MakeBusy(id);
+      } else if (cheap_to_poll[id]) {
+        // The event disarmed the port: polled from now on, or armed again.
+        if (got != 0 || !ArmOneShot(id)) MakeBusy(id);
       }
     }
   }
@@ -779,9 +787,10 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
   std::unique_ptr<Port> owned = std::move(port);
   Status s = d.Execute([&](Impl& dp) -> Status {
     const int fd = raw->fd();
+    const bool cheap_to_poll = fd >= 0 && raw->cheap_to_poll();
     if (fd >= 0) {
       epoll_event ev{};
-      ev.events = EPOLLIN;
+      ev.events = EPOLLIN | (cheap_to_poll ? EPOLLONESHOT : 0u);
       ev.data.u64 = id;
       if (::epoll_ctl(dp.epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
         return Status::FromErrno("epoll_ctl", errno);
@@ -791,7 +800,7 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     dp.counters[id].Reset();
     dp.failed[id].store(false, std::memory_order_relaxed);
     dp.takes_offload[id] = raw->takes_offload();
-    dp.cheap_to_poll[id] = fd >= 0 && raw->cheap_to_poll();
+    dp.cheap_to_poll[id] = cheap_to_poll;
     dp.txq[id] = std::move(queue);
     dp.txq_len[id] = 0;
     dp.ports[id] = std::move(owned);
@@ -821,7 +830,7 @@ Status Switch::RemovePort(PortId id) {
   Status s = d.Execute([&](Impl& dp) -> Status {
     Port& port = *dp.ports[id];
     if (port.fd() >= 0 && !dp.failed[id].load(std::memory_order_relaxed))
-      ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);  // ENOENT when busy
+      ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, port.fd(), nullptr);
     std::erase(dp.polled, id);
     std::erase(dp.busy, id);
     std::erase(dp.active, id);
