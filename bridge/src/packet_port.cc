@@ -289,8 +289,13 @@ class PacketPort final : public Port {
     const bool copy = (status & TP_STATUS_COPY) != 0;
     const uint8_t* mac = reinterpret_cast<const uint8_t*>(hdr) + hdr->tp_mac;
     const uint32_t len = hdr->tp_snaplen;
-    if (!copy && (len < hdr->tp_len || len < 14)) {
-      ++*malformed;  // truncated and no copy (the socket's receive buffer was full)
+    if (!copy && len < hdr->tp_len) {
+      // Truncated and not queued whole: the socket's receive buffer was full.
+      ++*no_buffer;
+      return;
+    }
+    if (len < 14) {
+      ++*malformed;
       return;
     }
     Frame* f = pool.Alloc();

@@ -283,6 +283,53 @@ TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag
   EXPECT_EQ(bytes(v1->TakeCaptured()), want1);
 }
 
+// A frame larger than a slot that finds the socket's queue full is in its
+// slot truncated, without the whole copy: the switch was behind, so it
+// counts as no_buffer (not malformed), and the frames queued before it
+// still go through whole.
+TEST_F(PacketPortIntegrationTest, LargeFramesBeyondTheSocketBufferCountAsNoBuffer) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth(9000));
+  LinkSocket observer("vfpkt-a0");
+  ASSERT_TRUE(observer.ok());
+  PacketPortOptions options;
+  options.socket_buffer = 64 << 10;  // the kernel doubles it: room for a few 8000-byte frames
+  auto opened = OpenPacketSocketPort(
+      "vfpkt-a0", static_cast<int>(::if_nametoindex("vfpkt-a0")), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  auto id = sw_->AddPort(std::move(opened).value(), {});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  const PortId port = *id;
+  MemoryPort* mem = AddMemoryPort("mem", {});
+  ASSERT_NE(mem, nullptr);
+  LinkSocket far("vfpkt-a1");
+  ASSERT_TRUE(far.ok());
+  constexpr int kSent = 40;
+  for (int i = 0; i < kSent; ++i) {
+    const auto frame = TestFrame(1, 0, 8000, static_cast<uint8_t>(i));
+    ASSERT_TRUE(far.Send(frame)) << std::strerror(errno);
+    ASSERT_EQ(observer.WaitOne(), 8000);  // the kernel delivered it to the port too
+  }
+  for (int turn = 0; turn < kSent; ++turn) sw_->RunOnce(0);
+  const PortCounters c = *sw_->Counters(port);
+  EXPECT_GT(c.drop(DropReason::kNoBuffer), 0u) << "the queue held all " << kSent;
+  EXPECT_EQ(c.drop(DropReason::kMalformed), 0u);
+  EXPECT_EQ(c.rx_packets + c.drop(DropReason::kNoBuffer), static_cast<uint64_t>(kSent));
+  // What came through came whole, in order.
+  const auto captured = mem->TakeCaptured();
+  EXPECT_EQ(captured.size(), c.rx_packets);
+  uint8_t last_seq = 0;
+  for (size_t i = 0; i < captured.size(); ++i) {
+    ASSERT_EQ(captured[i].bytes.size(), 8000u);
+    // TestFrame's payload byte 14 is 14 * 7 + seq.
+    const uint8_t seq = static_cast<uint8_t>(captured[i].bytes[14] - 14 * 7);
+    if (i > 0) {
+      EXPECT_GT(seq, last_seq);
+    }
+    last_seq = seq;
+  }
+}
+
 // What the switch sends on a packet port reaches the link (once, tagged as
 // the port's VLAN mode says) and is not read back as received: the port
 // sends on a socket of its own (no waiter to wake per sent frame) and its

@@ -27,7 +27,7 @@ std::string_view ToString(PortKind kind);
 enum class DropReason : uint8_t {
   kVlanNotAllowed,  // ingress classification refused it (or egress port not in the VLAN)
   kStpState,        // the port's STP state forbids forwarding (or learning)
-  kNoBuffer,        // no free frame buffer to receive into
+  kNoBuffer,        // no room to receive into (the pool, a packet socket's queue)
   kMalformed,       // runt, truncated tag, bad offload metadata, multicast source MAC
   kTxQueueFull,     // the egress port's queue was full (EAGAIN/ENOBUFS)
   kMacLimit,        // a source MAC not learned: the port's or table's limit (frame still forwarded)
