@@ -640,6 +640,45 @@ TEST(SwitchAgeing, ShorteningTheAgeingTimeWhileRunningExpiresAtTheNewDeadline) {
   EXPECT_TRUE(entries->empty());
 }
 
+// A port that is cheap to poll is watched one-shot: its event disarms it.
+// An event whose batch yields no frame (each one dropped in Receive) must
+// arm it again at once, or the port would never wake the switch again; a
+// port that yielded frames is polled until idle, then armed again.
+TEST(SwitchOneShot, APortIsArmedAgainAfterAnEmptyBatchAndAfterABurst) {
+  SwitchConfig config;
+  config.fdb.max_ports = 4;
+  config.buffer_size = 2048;
+  auto sw = Switch::Create(std::move(config));
+  ASSERT_TRUE(sw.ok());
+  MemoryPortOptions cheap;
+  cheap.cheap_to_poll = true;
+  auto a = MemoryPort::Create("a", cheap);
+  auto b = MemoryPort::Create("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  MemoryPort* a_p = a->get();
+  MemoryPort* b_p = b->get();
+  auto a_id = (*sw)->AddPort(std::move(a).value());
+  ASSERT_TRUE(a_id.ok());
+  ASSERT_TRUE((*sw)->AddPort(std::move(b).value()).ok());
+  ASSERT_TRUE((*sw)->Start().ok());
+  // Larger than a frame buffer: Receive drops it, the batch is empty.
+  a_p->Inject(EthFrame(kBroadcast, kA, std::nullopt, 0x88b5, 3000));
+  ASSERT_TRUE(vfabric::testing::WaitFor(
+      [&] { return (*sw)->Counters(*a_id)->drop(DropReason::kMalformed) == 1; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // asleep in epoll_wait again
+  a_p->Inject(EthFrame(kBroadcast, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return b_p->captured_count() == 1; }, 5000))
+      << "the port was left disarmed after an empty batch";
+  for (int i = 0; i < 100; ++i) a_p->Inject(EthFrame(kBroadcast, kA));
+  ASSERT_TRUE(vfabric::testing::WaitFor([&] { return b_p->captured_count() == 101; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // idle: armed again, asleep
+  a_p->Inject(EthFrame(kBroadcast, kA));
+  EXPECT_TRUE(vfabric::testing::WaitFor([&] { return b_p->captured_count() == 102; }, 5000))
+      << "the port was left disarmed after a burst";
+  (*sw)->Stop();
+  EXPECT_EQ((*sw)->Counters(*a_id)->rx_packets, 102u);
+}
+
 // The same switch on its own datapath thread: configuration changes arrive
 // as snapshots and commands between batches, while frames flow.
 TEST_F(SwitchTest, DatapathThreadTakesSnapshotsAndCommands) {

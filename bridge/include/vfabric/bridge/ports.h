@@ -27,6 +27,9 @@ struct MemoryPortOptions {
   bool takes_offload = true;  // false: the switch completes checksums first
   bool capture = true;        // false: transmitted frames are only counted
   size_t tx_capacity = 0;     // captured frames kept at most (0: unbounded); past it: full
+  // Reported as Port::cheap_to_poll (with notify, the switch then watches
+  // the port one-shot and polls it while busy, as it does a packet socket).
+  bool cheap_to_poll = false;
 };
 
 struct CapturedFrame {
@@ -44,6 +47,7 @@ class MemoryPort final : public Port {
   PortKind kind() const override { return PortKind::kMemory; }
   int fd() const override { return event_.get(); }
   bool takes_offload() const override { return options_.takes_offload; }
+  bool cheap_to_poll() const override { return options_.cheap_to_poll; }
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
                  uint64_t* malformed) override;
   TxResult Transmit(std::span<const TxItem> items) override;
