@@ -361,6 +361,7 @@ std::string FormatNetworkShow(const json& result) {
   block.Add("ports up", Text(network, "ports_up") + "/" + total);
   block.Add("stp",
             Get(settings, "stp_enabled") ? OnOff(settings, "stp_enabled") : OnOff(network, "stp"));
+  if (Get(settings, "stp_mode")) block.Add("stp mode", Text(settings, "stp_mode"));
   block.Add("priority", Text(settings, "priority"));
   block.Add("hello time", Seconds(settings, "hello_time"));
   block.Add("forward delay", Seconds(settings, "forward_delay"));

@@ -434,7 +434,8 @@ json Controller::NetworkList() {
       state = "drifted";
     list.push_back({{"name", network.name},
                     {"datapath", std::string(ToString(network.datapath))},
-                    {"bridge", network.bridge},
+                    // A userspace network has no Linux bridge (its switch is netd's).
+                    {"bridge", userspace ? json(nullptr) : json(network.bridge)},
                     {"state", state},
                     {"ports", network.ports.size()},
                     {"ports_up", up},
@@ -451,7 +452,8 @@ json Controller::NetworkShow(const std::string& name) {
   const json list = NetworkList();
   for (const json& item : list["networks"])
     if (item["name"] == name) summary = item;
-  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  const bool userspace = network->datapath == topology::Datapath::kUserspace;
+  const LinkInfo* bridge = userspace ? nullptr : view.state.FindLink(network->bridge);
   if (bridge != nullptr) {
     summary["ifindex"] = bridge->ifindex;
     summary["mac"] = bridge->mac.ToString();
@@ -465,10 +467,15 @@ json Controller::NetworkShow(const std::string& name) {
           {"vlan_filtering", s.vlan_filtering},     {"default_pvid", s.default_pvid}};
     }
   }
-  const bool userspace = network->datapath == topology::Datapath::kUserspace;
   if (userspace) {
+    // The tree's settings as configured (what the switch runs: `stp show`).
     summary["settings"] = {{"stp_enabled", network->stp.enabled},
                            {"stp_running", userspace_ != nullptr && userspace_->TreeRunning(name)},
+                           {"stp_mode", std::string(topology::ToString(network->stp.mode))},
+                           {"priority", network->stp.priority},
+                           {"hello_time", network->stp.hello_time},
+                           {"forward_delay", network->stp.forward_delay},
+                           {"max_age", network->stp.max_age},
                            {"ageing_time", network->fdb.ageing_time},
                            {"max_entries", network->fdb.max_entries},
                            {"max_per_port", network->fdb.max_per_port},

@@ -157,6 +157,16 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
   EXPECT_EQ(list[0]["datapath"], "userspace");
   EXPECT_EQ(list[0]["state"], "ok");
   EXPECT_GE(list[0]["ports_up"].get<int>(), 3) << list.dump();
+  EXPECT_TRUE(list[0]["bridge"].is_null()) << "a userspace network has no Linux bridge";
+  // The tree's settings, as configured (the defaults here), even though a
+  // Linux bridge of the default name would have none of them.
+  json show = Ok(Request("network.show", {{"name", "us"}}))["network"];
+  EXPECT_FALSE(show.contains("ifindex")) << show.dump();
+  EXPECT_EQ(show["settings"]["stp_mode"], "rstp") << show.dump();
+  EXPECT_EQ(show["settings"]["priority"], 32768) << show.dump();
+  EXPECT_EQ(show["settings"]["hello_time"], 2) << show.dump();
+  EXPECT_EQ(show["settings"]["forward_delay"], 15) << show.dump();
+  EXPECT_EQ(show["settings"]["max_age"], 20) << show.dump();
   json ports = Ok(Request("port.list", {{"network", "us"}}))["ports"];
   ASSERT_EQ(ports.size(), 4u);
   EXPECT_TRUE(ports[0]["counters"].is_object());
