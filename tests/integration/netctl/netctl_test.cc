@@ -40,7 +40,13 @@ TEST_F(NetctlTest, EveryVerbAsATableAndAsJson) {
   EXPECT_THAT(list.out, HasSubstr("lab"));
   EXPECT_THAT(list.out, HasSubstr("vfb-edge"));
   json networks = NetctlJson({"network", "list"})["networks"];
-  ASSERT_EQ(networks.size(), 2u);
+  ASSERT_EQ(networks.size(), 3u);
+  // The userspace example: no Linux bridge, the tree's settings as configured.
+  CommandResult fabric = Netctl({"network", "show", "fabric"});
+  ASSERT_EQ(fabric.exit_code, 0) << fabric.err;
+  EXPECT_THAT(fabric.out, HasSubstr("stp mode:"));
+  EXPECT_THAT(fabric.out, HasSubstr("8192"));
+  EXPECT_THAT(fabric.out, ::testing::Not(HasSubstr("vfb-fabric")));
 
   json show = NetctlJson({"network", "show", "lab"})["network"];
   EXPECT_EQ(show["bridge"], "vfb-lab");
@@ -89,7 +95,7 @@ TEST_F(NetctlTest, PlanThenApplyThenNothingToDo) {
   CommandResult again = Netctl({"apply", file});
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_THAT(again.out, HasSubstr("no changes"));
-  EXPECT_EQ(NetctlJson({"network", "list"})["networks"].size(), 3u);
+  EXPECT_EQ(NetctlJson({"network", "list"})["networks"].size(), 4u);
 }
 
 TEST_F(NetctlTest, FailuresExitOneWithTheReasonAndUsageErrorsExitTwo) {

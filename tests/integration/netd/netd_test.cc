@@ -97,7 +97,7 @@ TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
     EXPECT_EQ(port["root_block"], kernel["root_block"]) << port.dump();
   }
   json networks = Ok(Request("network.list"))["networks"];
-  ASSERT_EQ(networks.size(), 2u);
+  ASSERT_EQ(networks.size(), 3u);
   for (const json& network : networks) EXPECT_EQ(network["state"], "ok") << network.dump();
 
   json fdb = Ok(Request("fdb.show", {{"network", "lab"}}))["entries"];
@@ -110,6 +110,21 @@ TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_THAT(table.out, HasSubstr("vfb-lab"));
   EXPECT_THAT(table.out, HasSubstr("vfb-edge"));
+
+  // The userspace example: its switch runs the links netd made, with the
+  // VLANs and the static entry of configs/fabric.json.
+  EXPECT_EQ(Link("fab-vm1")["linkinfo"]["info_data"]["type"], "tap");
+  EXPECT_FALSE(Link("fab-up0").contains("master")) << "a userspace port is on no bridge";
+  json fabric_ports = Ok(Request("port.list", {{"network", "fabric"}}))["ports"];
+  ASSERT_EQ(fabric_ports.size(), 3u);
+  for (const json& port : fabric_ports)
+    EXPECT_FALSE(port["switch_port"].is_null()) << port.dump();
+  json fabric_vlans = Ok(Request("vlan.show", {{"network", "fabric"}}));
+  EXPECT_THAT(fabric_vlans.dump(), HasSubstr("\"pvid\":20")) << fabric_vlans.dump();
+  json fabric_fdb = Ok(Request("fdb.show", {{"network", "fabric"}}))["entries"];
+  ASSERT_EQ(fabric_fdb.size(), 1u) << fabric_fdb.dump();
+  EXPECT_EQ(fabric_fdb[0]["port"], "fab-vm1");
+  EXPECT_EQ(fabric_fdb[0]["vlan"], 10) << "the port's untagged VLAN";
 }
 
 TEST_F(NetdTest, ARestartAdoptsWhatExistsAndChangesNothing) {
@@ -213,7 +228,7 @@ TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
   for (const char* name : {"vfb-doomed", "d-tap0", "d-tap1", "d-up0", "d-up0-p"})
     EXPECT_FALSE(LinkExists(name)) << name;
   // And netd does not keep the failed network as desired.
-  EXPECT_EQ(Ok(Request("network.list"))["networks"].size(), 2u);
+  EXPECT_EQ(Ok(Request("network.list"))["networks"].size(), 3u);
 }
 
 TEST_F(NetdTest, ForeignLinksWithOurNamesAreRefused) {

@@ -33,14 +33,14 @@ std::vector<std::string> NetworkNames(const LoadResult& result) {
 
 TEST(TopologyLoadTest, ExampleConfigsAreValidOneByOneAndTogether) {
   const std::string dir = testing::SourceDir() + "/configs";
-  for (const char* name : {"lab.json", "edge.json"}) {
+  for (const char* name : {"lab.json", "edge.json", "fabric.json"}) {
     LoadResult result = LoadTopology({dir + "/" + name});
     EXPECT_THAT(Lines(result), IsEmpty()) << name;
   }
   LoadResult all = LoadTopology({dir});
   EXPECT_THAT(Lines(all), IsEmpty());
   // *.json in name order; configs/schema/ is a subdirectory and not entered.
-  EXPECT_THAT(NetworkNames(all), ElementsAre("edge", "lab"));
+  EXPECT_THAT(NetworkNames(all), ElementsAre("edge", "fabric", "lab"));
 }
 
 TEST(TopologyLoadTest, LabExampleFieldByField) {
