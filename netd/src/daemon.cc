@@ -201,6 +201,16 @@ class Daemon {
       return 1;
     }
 
+    // Listening before the first apply: what changes while it runs (a tap's
+    // carrier coming up once the userspace switch opens it, a guest's NIC)
+    // is then repaired as soon as the loop starts, not at the next resync.
+    auto monitor = NewLinkMonitor();
+    if (!monitor.ok()) {
+      VF_LOG(kError) << monitor.status().message();
+      return 1;
+    }
+    monitor_ = std::move(monitor).value();
+
     std::vector<Operation> applied;
     Status status = controller_->Reconcile(&applied);
     if (!status.ok()) {
@@ -278,12 +288,6 @@ class Daemon {
       VF_LOG(kError) << "event loop set-up: " << std::strerror(errno);
       return false;
     }
-    auto monitor = NewLinkMonitor();
-    if (!monitor.ok()) {
-      VF_LOG(kError) << monitor.status().message();
-      return false;
-    }
-    monitor_ = std::move(monitor).value();
     auto listener = Listen(options_.socket_path, options_.socket_group, &socket_gid_);
     if (!listener.ok()) {
       VF_LOG(kError) << listener.status().message();
