@@ -153,6 +153,27 @@ uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::P
   return config.pvid;
 }
 
+// "access VLAN 20", "trunk 10,20, native 1": a port's VLANs for messages.
+std::string VlanSummary(const vlan::PortVlanConfig& port) {
+  if (port.mode == vlan::PortMode::kAccess) return "access VLAN " + std::to_string(port.pvid);
+  std::string text = "trunk " + (port.allowed.ToString().empty() ? "-" : port.allowed.ToString());
+  if (port.native != vlan::NativeMode::kNone) text += ", native " + std::to_string(port.pvid);
+  return text;
+}
+
+// The topology's static entries of `network`: (VLAN, MAC) -> port.
+std::map<std::pair<uint16_t, MacAddress>, std::string> TopologyStatics(
+    const topology::NetworkConfig& network) {
+  std::map<std::pair<uint16_t, MacAddress>, std::string> out;
+  for (const topology::StaticFdbEntry& entry : network.fdb.static_entries) {
+    auto port = std::find_if(network.ports.begin(), network.ports.end(),
+                             [&](const topology::PortConfig& p) { return p.name == entry.port; });
+    if (port == network.ports.end()) continue;
+    out[{StaticFdbVlan(network, *port, entry.vlan), entry.mac}] = entry.port;
+  }
+  return out;
+}
+
 fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network) {
   fdb::Config config;
   if (network.fdb.max_entries != 0) config.max_entries = network.fdb.max_entries;
@@ -433,13 +454,7 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   SyncTree(config, guest_ports, state, network, errors);
 
   // Static FDB entries: the topology's and the run-time ones.
-  std::map<StaticKey, std::string> want;
-  for (const topology::StaticFdbEntry& entry : config.fdb.static_entries) {
-    auto port = std::find_if(config.ports.begin(), config.ports.end(),
-                             [&](const topology::PortConfig& p) { return p.name == entry.port; });
-    if (port == config.ports.end()) continue;
-    want[{StaticFdbVlan(config, *port, entry.vlan), entry.mac}] = entry.port;
-  }
+  std::map<StaticKey, std::string> want = TopologyStatics(config);
   for (const auto& [key, port] : network.runtime_statics) want.emplace(key, port);
   for (auto it = network.installed_statics.begin(); it != network.installed_statics.end();) {
     auto w = want.find(it->first);
@@ -788,6 +803,20 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
   if (pc == config.ports.end() || p == n->second.ports.end())
     return Status::Error("no port " + port + " in the switch of network " + config.name);
   const StaticKey key{StaticFdbVlan(config, *pc, vid.value_or(0)), mac};
+  // An entry the port's VLANs can never use, or one that the next resync
+  // would put back as the topology has it, is refused rather than kept.
+  const vlan::PortVlanConfig port_vlans = SwitchVlanConfig(config, pc->vlan);
+  if (!port_vlans.IsMember(key.first))
+    return Status::Error("port " + port + " of network " + config.name + " is not in VLAN " +
+                             std::to_string(key.first) + " (" + VlanSummary(port_vlans) +
+                             "): frames for that entry could never leave by it",
+                         EINVAL);
+  const auto topology_statics = TopologyStatics(config);
+  if (auto t = topology_statics.find(key); t != topology_statics.end())
+    return Status::Error(mac.ToString() + " in VLAN " + std::to_string(key.first) +
+                             " is a static entry of the topology (on " + t->second +
+                             "): change it in the topology file",
+                         EEXIST);
   if (auto installed = n->second.installed_statics.find(key);
       installed != n->second.installed_statics.end()) {
     VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
@@ -813,6 +842,14 @@ Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, co
     return Status::Error("no static FDB entry for " + mac.ToString() +
                          (vid ? " in VLAN " + std::to_string(*vid) : "") + " on network " +
                          config.name);
+  // The topology's entries would be back at the next resync.
+  const auto topology_statics = TopologyStatics(config);
+  for (const StaticKey& key : keys)
+    if (topology_statics.count(key))
+      return Status::Error(mac.ToString() + " in VLAN " + std::to_string(key.first) +
+                               " is a static entry of the topology: remove it from the topology "
+                               "file (and reload netd)",
+                           EPERM);
   for (const StaticKey& key : keys) {
     VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
     n->second.installed_statics.erase(key);

@@ -147,6 +147,47 @@ TEST_F(NetdTest, AUserspaceNetworkForwardsOnItsTapsFromTheStart) {
       << Ok(Request("stp.show", {{"network", "fabric"}})).dump();
 }
 
+// Static entries added at run time (netctl fdb add/del) on a userspace
+// network: one the port's VLANs could never use is refused, and so are
+// changes to the topology's own entries, which the next resync would undo.
+TEST_F(NetdTest, RuntimeStaticEntriesFitThePortAndLeaveTheTopologysAlone) {
+  Start(Configs() + "/fabric.json");
+  auto add = [&](const std::string& mac, const std::string& port, int vlan) {
+    json args = {{"network", "fabric"}, {"mac", mac}, {"port", port}};
+    if (vlan != 0) args["vlan"] = vlan;
+    return testing::Ask(socket_, Request("fdb.add", args));
+  };
+  json access = add("52:54:00:00:0b:01", "fab-vm2", 10);
+  EXPECT_EQ(access["ok"], false) << access.dump();
+  EXPECT_THAT(access["error"]["message"].get<std::string>(),
+              HasSubstr("fab-vm2 of network fabric is not in VLAN 10 (access VLAN 20)"));
+  json trunk = add("52:54:00:00:0b:01", "fab-up0", 30);
+  EXPECT_THAT(trunk["error"]["message"].get<std::string>(),
+              HasSubstr("not in VLAN 30 (trunk 10,20, native 1)"));
+  EXPECT_EQ(add("52:54:00:00:0b:01", "fab-up0", 20)["ok"], true);
+  EXPECT_EQ(add("52:54:00:00:0b:02", "fab-up0", 0)["ok"], true) << "the native VLAN";
+  // The topology's entry (52:54:00:00:0a:01, VLAN 10, fab-vm1) stays as it is.
+  json moved = add("52:54:00:00:0a:01", "fab-up0", 10);
+  EXPECT_EQ(moved["ok"], false) << moved.dump();
+  EXPECT_THAT(moved["error"]["message"].get<std::string>(),
+              HasSubstr("is a static entry of the topology (on fab-vm1)"));
+  json del = testing::Ask(
+      socket_, Request("fdb.del", {{"network", "fabric"}, {"mac", "52:54:00:00:0a:01"}}));
+  EXPECT_EQ(del["ok"], false) << del.dump();
+  EXPECT_THAT(del["error"]["message"].get<std::string>(), HasSubstr("remove it from the topology"));
+  int kept = 0;
+  const json fdb = Ok(Request("fdb.show", {{"network", "fabric"}}));
+  for (const json& e : fdb["entries"])
+    kept += e["mac"] == "52:54:00:00:0a:01" && e["port"] == "fab-vm1" && e["vlan"] == 10;
+  EXPECT_EQ(kept, 1);
+  // The same MAC in another VLAN is an entry of its own, the operator's.
+  EXPECT_EQ(add("52:54:00:00:0a:01", "fab-up0", 20)["ok"], true);
+  json del20 = testing::Ask(socket_, Request("fdb.del", {{"network", "fabric"},
+                                                         {"mac", "52:54:00:00:0a:01"},
+                                                         {"vlan", 20}}));
+  EXPECT_EQ(del20["ok"], true) << del20.dump();
+}
+
 TEST_F(NetdTest, ARestartAdoptsWhatExistsAndChangesNothing) {
   Start(Configs());
   const int bridge_index = Link("vfb-lab")["ifindex"];
