@@ -11,6 +11,45 @@ namespace {
 
 std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
+// Whether frames of VLAN `vid` may cross `port` (its VLAN settings, or the
+// network's default PVID untagged when it has none).
+bool PortCarries(const NetworkConfig& network, const PortConfig& port, uint16_t vid) {
+  switch (port.vlan.mode) {
+    case VlanMode::kNone:
+      return vid == network.vlan.default_pvid;
+    case VlanMode::kAccess:
+      return vid == port.vlan.pvid;
+    case VlanMode::kTrunk:
+      return port.vlan.allowed.test(vid) || (port.vlan.native != 0 && vid == port.vlan.native);
+  }
+  return false;
+}
+
+// "access VLAN 20", "trunk 10,20-30, native 1", "untagged VLAN 1".
+std::string PortVlansText(const NetworkConfig& network, const PortConfig& port) {
+  switch (port.vlan.mode) {
+    case VlanMode::kNone:
+      return "untagged VLAN " + std::to_string(network.vlan.default_pvid);
+    case VlanMode::kAccess:
+      return "access VLAN " + std::to_string(port.vlan.pvid);
+    case VlanMode::kTrunk: {
+      std::string list;
+      for (uint16_t vid = 1; vid < 4095; ++vid) {
+        if (!port.vlan.allowed.test(vid)) continue;
+        uint16_t last = vid;
+        while (last + 1 < 4095 && port.vlan.allowed.test(last + 1)) ++last;
+        list += (list.empty() ? "" : ",") + std::to_string(vid) +
+                (last > vid ? "-" + std::to_string(last) : "");
+        vid = last;
+      }
+      std::string text = "trunk " + (list.empty() ? std::string("-") : list);
+      if (port.vlan.native != 0) text += ", native " + std::to_string(port.vlan.native);
+      return text;
+    }
+  }
+  return "";
+}
+
 // Orders sites as the files were given, then by position.
 struct SiteOrder {
   size_t file_index;
@@ -182,7 +221,20 @@ void CheckAcross(Decoded* decoded) {
     for (size_t e = 0; e < network.fdb.static_entries.size(); ++e) {
       const StaticFdbEntry& entry = network.fdb.static_entries[e];
       if (entry.port.empty()) continue;
-      if (std::find(port_names.begin(), port_names.end(), entry.port) != port_names.end()) {
+      auto port = std::find_if(network.ports.begin(), network.ports.end(),
+                               [&](const PortConfig& p) { return p.name == entry.port; });
+      if (port != network.ports.end()) {
+        // An entry in a VLAN the port is not in could never be used (the
+        // kernel bridge refuses one).
+        const bool vlans_apply =
+            network.datapath == Datapath::kUserspace || network.vlan.filtering;
+        if (entry.vlan != 0 && vlans_apply && !PortCarries(network, *port, entry.vlan)) {
+          errors->push_back({sites.fdb_ports[e],
+                             "port " + Quoted(entry.port) + " is not in VLAN " +
+                                 std::to_string(entry.vlan) + " (" +
+                                 PortVlansText(network, *port) +
+                                 "): frames for this static entry could never leave by it"});
+        }
         continue;
       }
       std::string message =

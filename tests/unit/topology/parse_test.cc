@@ -668,6 +668,31 @@ TEST(TopologyParseTest, StaticFdbEntries) {
           "4095"));
 }
 
+// A static entry in a VLAN its port is not in could never be used.
+TEST(TopologyParseTest, StaticFdbEntriesMustBeInTheirPortsVlan) {
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\",\n"
+               "\"ports\": [{\"name\": \"a\", \"vlan\": {\"mode\": \"access\", \"pvid\": 20}},\n"
+               "{\"name\": \"t\", \"kind\": \"veth\", \"peer\": \"t-p\", \"vlan\": {\"mode\": "
+               "\"trunk\", \"allowed\": \"10,20-25\", \"native\": 1}},\n"
+               "{\"name\": \"n\"}],\n"
+               "\"fdb\": {\"static\": [\n"
+               "{\"mac\": \"52:54:00:00:00:01\", \"port\": \"a\", \"vlan\": 10},\n"
+               "{\"mac\": \"52:54:00:00:00:02\", \"port\": \"a\", \"vlan\": 20},\n"
+               "{\"mac\": \"52:54:00:00:00:03\", \"port\": \"t\", \"vlan\": 30},\n"
+               "{\"mac\": \"52:54:00:00:00:04\", \"port\": \"t\", \"vlan\": 22},\n"
+               "{\"mac\": \"52:54:00:00:00:05\", \"port\": \"t\", \"vlan\": 1},\n"
+               "{\"mac\": \"52:54:00:00:00:06\", \"port\": \"n\", \"vlan\": 5},\n"
+               "{\"mac\": \"52:54:00:00:00:07\", \"port\": \"n\"}]}}]}"),
+      ElementsAre("t.json:6:38: /networks/0/fdb/static/0/port: port \"a\" is not in VLAN 10 "
+                  "(access VLAN 20): frames for this static entry could never leave by it",
+                  "t.json:8:38: /networks/0/fdb/static/2/port: port \"t\" is not in VLAN 30 "
+                  "(trunk 10,20-25, native 1): frames for this static entry could never leave "
+                  "by it",
+                  "t.json:11:38: /networks/0/fdb/static/5/port: port \"n\" is not in VLAN 5 "
+                  "(untagged VLAN 1): frames for this static entry could never leave by it"));
+}
+
 // ---- VMs ----
 
 TEST(TopologyParseTest, VmChecks) {
