@@ -691,6 +691,18 @@ json UserspaceNetworks::PortExtra(const std::string& network_name, const std::st
       out["stp_state"] = std::string(bridge::ToString(info.settings.stp));
   if (auto counters = n->second.sw->Counters(p->second.id); counters.ok())
     out["counters"] = CountersJson(*counters);
+  // With a tree: the port's path cost and priority as it runs them (the
+  // kernel bridge's ports report theirs), and its guards.
+  if (n->second.tree) {
+    const stp::BridgeStatus status = n->second.tree->GetStatus();
+    for (const stp::PortStatus& tree_port : status.ports) {
+      if (n->second.tree->PortName(tree_port.number) != port) continue;
+      out["cost"] = tree_port.path_cost;
+      out["priority"] = stp::PortPriorityOf(tree_port.id);
+      out["bpdu_guard"] = tree_port.bpdu_guard;
+      out["root_block"] = tree_port.root_block;
+    }
+  }
   return out;
 }
 

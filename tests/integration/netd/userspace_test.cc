@@ -170,6 +170,10 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
   json ports = Ok(Request("port.list", {{"network", "us"}}))["ports"];
   ASSERT_EQ(ports.size(), 4u);
   EXPECT_TRUE(ports[0]["counters"].is_object());
+  // The tree's cost and priority (a virtual link counts as 10 Gb/s: 2000).
+  EXPECT_EQ(ports[0]["cost"], 2000) << ports[0].dump();
+  EXPECT_EQ(ports[0]["priority"], 128) << ports[0].dump();
+  EXPECT_EQ(ports[0]["bpdu_guard"], false) << ports[0].dump();
   EXPECT_EQ(ports[3]["name"], "us-t0");
   EXPECT_FALSE(ports[3]["switch_port"].is_null()) << ports[3].dump();
   json tap_stats = Ok(Request("port.stats", {{"network", "us"}, {"port", "us-t0"}}));
