@@ -453,7 +453,23 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
 
   SyncTree(config, guest_ports, state, network, errors);
 
-  // Static FDB entries: the topology's and the run-time ones.
+  // Static FDB entries: the topology's and the run-time ones. A run-time
+  // entry whose port no longer carries its VLAN (the topology changed since
+  // it was added) goes, as the kernel drops a port's FDB entries of a VLAN
+  // taken off the port.
+  const size_t runtime_before = network.runtime_statics.size();
+  std::erase_if(network.runtime_statics, [&](const auto& entry) {
+    auto port = std::find_if(config.ports.begin(), config.ports.end(),
+                             [&](const topology::PortConfig& p) { return p.name == entry.second; });
+    if (port == config.ports.end() ||
+        SwitchVlanConfig(config, port->vlan).IsMember(entry.first.first))
+      return false;
+    VF_LOG(kWarning) << what << ": static FDB entry " << entry.first.second.ToString()
+                     << " (VLAN " << entry.first.first << ") removed: port " << entry.second
+                     << " is no longer in that VLAN";
+    return true;
+  });
+  if (network.runtime_statics.size() != runtime_before) SaveRuntimeStatics(config.name, network);
   std::map<StaticKey, std::string> want = TopologyStatics(config);
   for (const auto& [key, port] : network.runtime_statics) want.emplace(key, port);
   for (auto it = network.installed_statics.begin(); it != network.installed_statics.end();) {

@@ -186,6 +186,23 @@ TEST_F(NetdTest, RuntimeStaticEntriesFitThePortAndLeaveTheTopologysAlone) {
                                                          {"mac", "52:54:00:00:0a:01"},
                                                          {"vlan", 20}}));
   EXPECT_EQ(del20["ok"], true) << del20.dump();
+  // The topology changes under a run-time entry: the uplink stops carrying
+  // VLAN 20, and the entry added there in VLAN 20 goes with it.
+  std::string text = testing::ReadFile(Configs() + "/fabric.json");
+  const std::string trunk_vlans = "\"allowed\": \"10,20\"";
+  ASSERT_NE(text.find(trunk_vlans), std::string::npos);
+  text.replace(text.find(trunk_vlans), trunk_vlans.size(), "\"allowed\": \"10\"");
+  Ok(Request("apply", {{"files", json::array({{{"name", "fabric.json"}, {"text", text}}})}}));
+  int in_vlan20 = 0, native = 0;
+  const json after = Ok(Request("fdb.show", {{"network", "fabric"}}));
+  for (const json& e : after["entries"]) {
+    in_vlan20 += e["mac"] == "52:54:00:00:0b:01";
+    native += e["mac"] == "52:54:00:00:0b:02";
+  }
+  EXPECT_EQ(in_vlan20, 0) << after.dump();
+  EXPECT_EQ(native, 1) << "the native VLAN is still carried" << after.dump();
+  EXPECT_THAT(Log(), HasSubstr("static FDB entry 52:54:00:00:0b:01 (VLAN 20) removed: port fab-up0 "
+                               "is no longer in that VLAN"));
 }
 
 TEST_F(NetdTest, ARestartAdoptsWhatExistsAndChangesNothing) {
