@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "vfabric/testing/support.h"
@@ -141,10 +144,18 @@ TEST(RunRecordTest, TheHashAndTheDifferenceFollowTheMachineConfiguration) {
 
 // A live process whose command line names the QMP socket is that QEMU; a
 // recycled pid (another program), a dead one or a zombie is not.
+// A process whose command line names `socket` as QEMU's -qmp does, from
+// its exec on and unchanged: sh runs the sleep as a child (the "; :" keeps
+// it from exec'ing it). Not python3, which may be a shim (pyenv) that execs
+// on, so its command line passes through other programs' and blanks
+// between execs: VerifyQemuProcess then failed on a running fake.
+std::vector<std::string> FakeQemu(const std::string& socket) {
+  return {"/bin/sh", "-c", "sleep 30; :", "-qmp", "unix:" + socket + ",server=on,wait=off"};
+}
+
 TEST(RunRecordTest, OnlyTheProcessNamingTheQmpSocketIsTheGuestsQemu) {
   const std::string socket = "/run/vfabric/vms/vm1/qmp.sock";
-  testing::ScopedProcess qemu({"python3", "-c", "import time; time.sleep(30)", "-qmp",
-                               "unix:" + socket + ",server=on,wait=off"});
+  testing::ScopedProcess qemu(FakeQemu(socket));
   testing::ScopedProcess other({"sleep", "30"});
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -193,8 +204,7 @@ TEST(RunRecordTest, KillingARecordedQemuSparesARecycledPid) {
   EXPECT_TRUE(KillRecordedQemu(r, milliseconds(1000)).ok());
   EXPECT_TRUE(other.running());
 
-  testing::ScopedProcess qemu({"python3", "-c", "import time; time.sleep(30)", "-qmp",
-                               "unix:" + socket + ",server=on,wait=off"});
+  testing::ScopedProcess qemu(FakeQemu(socket));
   ASSERT_TRUE(testing::WaitFor([&] { return VerifyQemuProcess(qemu.pid(), socket).ok(); }, 5000));
   r.pid = qemu.pid();
   EXPECT_TRUE(KillRecordedQemu(r, milliseconds(5000)).ok());
