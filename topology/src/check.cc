@@ -33,15 +33,7 @@ std::string PortVlansText(const NetworkConfig& network, const PortConfig& port) 
     case VlanMode::kAccess:
       return "access VLAN " + std::to_string(port.vlan.pvid);
     case VlanMode::kTrunk: {
-      std::string list;
-      for (uint16_t vid = 1; vid < 4095; ++vid) {
-        if (!port.vlan.allowed.test(vid)) continue;
-        uint16_t last = vid;
-        while (last + 1 < 4095 && port.vlan.allowed.test(last + 1)) ++last;
-        list += (list.empty() ? "" : ",") + std::to_string(vid) +
-                (last > vid ? "-" + std::to_string(last) : "");
-        vid = last;
-      }
+      const std::string list = FormatVlanList(port.vlan.allowed);
       std::string text = "trunk " + (list.empty() ? std::string("-") : list);
       if (port.vlan.native != 0) text += ", native " + std::to_string(port.vlan.native);
       return text;
