@@ -161,14 +161,21 @@ std::string VlanSummary(const vlan::PortVlanConfig& port) {
   return text;
 }
 
+// The port of `network` named `name`, or nullptr.
+const topology::PortConfig* FindPortConfig(const topology::NetworkConfig& network,
+                                           const std::string& name) {
+  for (const topology::PortConfig& port : network.ports)
+    if (port.name == name) return &port;
+  return nullptr;
+}
+
 // The topology's static entries of `network`: (VLAN, MAC) -> port.
 std::map<std::pair<uint16_t, MacAddress>, std::string> TopologyStatics(
     const topology::NetworkConfig& network) {
   std::map<std::pair<uint16_t, MacAddress>, std::string> out;
   for (const topology::StaticFdbEntry& entry : network.fdb.static_entries) {
-    auto port = std::find_if(network.ports.begin(), network.ports.end(),
-                             [&](const topology::PortConfig& p) { return p.name == entry.port; });
-    if (port == network.ports.end()) continue;
+    const topology::PortConfig* port = FindPortConfig(network, entry.port);
+    if (port == nullptr) continue;
     out[{StaticFdbVlan(network, *port, entry.vlan), entry.mac}] = entry.port;
   }
   return out;
@@ -459,10 +466,8 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
   // taken off the port.
   const size_t runtime_before = network.runtime_statics.size();
   std::erase_if(network.runtime_statics, [&](const auto& entry) {
-    auto port = std::find_if(config.ports.begin(), config.ports.end(),
-                             [&](const topology::PortConfig& p) { return p.name == entry.second; });
-    if (port == config.ports.end() ||
-        SwitchVlanConfig(config, port->vlan).IsMember(entry.first.first))
+    const topology::PortConfig* port = FindPortConfig(config, entry.second);
+    if (port == nullptr || SwitchVlanConfig(config, port->vlan).IsMember(entry.first.first))
       return false;
     VF_LOG(kWarning) << what << ": static FDB entry " << entry.first.second.ToString()
                      << " (VLAN " << entry.first.first << ") removed: port " << entry.second
@@ -825,10 +830,9 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
   auto n = networks_.find(config.name);
   if (n == networks_.end())
     return Status::Error("network " + config.name + " has no switch running");
-  auto pc = std::find_if(config.ports.begin(), config.ports.end(),
-                         [&](const topology::PortConfig& p) { return p.name == port; });
+  const topology::PortConfig* pc = FindPortConfig(config, port);
   auto p = n->second.ports.find(port);
-  if (pc == config.ports.end() || p == n->second.ports.end())
+  if (pc == nullptr || p == n->second.ports.end())
     return Status::Error("no port " + port + " in the switch of network " + config.name);
   const StaticKey key{StaticFdbVlan(config, *pc, vid.value_or(0)), mac};
   // An entry the port's VLANs can never use, or one that the next resync
