@@ -409,6 +409,14 @@ class Dispatcher {
     if (!answer.ok()) return TransportError(answer.status(), /*connecting=*/false);
     if (!answer->ok) return Rejected(*answer);
     out_ << (cl_.json ? FormatJson(answer->result) : format(answer->result));
+    // Done in part: apply made what it could, and says what it could not.
+    auto errors = answer->result.find("errors");
+    if (answer->result.is_object() && errors != answer->result.end() && errors->is_array() &&
+        !errors->empty()) {
+      for (const json& error : *errors)
+        err_ << "netctl: " << (error.is_string() ? error.get<std::string>() : error.dump()) << "\n";
+      return 1;
+    }
     return 0;
   }
 
@@ -431,12 +439,16 @@ std::string HelpText(const std::string& command) {
        "With --json, prints {\"ok\", \"files\", \"diagnostics\"}.\n"},
       {"plan",
        "Sends the topology files to netd and prints the operations 'apply' would\n"
-       "perform, one per line, or \"no changes\". Changes nothing.\n"
+       "perform, one per line, or \"no changes\". Changes nothing. For a userspace\n"
+       "network these include its switch's: ports, VLANs, FDB limits and statics,\n"
+       "and spanning tree starts and restarts (every port discards until it converges).\n"
        "A topology with errors prints each as FILE:LINE:COLUMN: POINTER: message.\n"},
       {"apply",
        "Sends the topology files to netd, which adds or updates their networks and\n"
        "makes the host match them as one transaction (undone on failure). Prints\n"
-       "the operations performed and \"applied N changes\", or \"no changes\".\n"},
+       "the operations performed and \"applied N changes\", or \"no changes\".\n"
+       "Userspace networks' switch changes follow the kernel's; one that fails\n"
+       "(a port that will not open) is printed on stderr and the exit status is 1.\n"},
       {"network",
        "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP.\n"
        "show: the network's settings, then its ports and static FDB entries.\n"},
@@ -512,8 +524,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
       "--vlan", {"attach", "fdb add", "fdb del", "fdb flush"}, "VID", std::nullopt};
   CommandOption bytes_option{"--bytes", {"vm console-log"}, "N", std::nullopt};
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
-  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option,
-                                            &port_option};
+  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option};
 
   std::vector<std::string> positional;
   bool options_done = false;

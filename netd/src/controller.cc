@@ -85,6 +85,18 @@ json OperationsJson(const std::vector<Operation>& operations) {
   return list;
 }
 
+// Switch changes in the shape of OperationsJson's items.
+json SwitchChangesJson(const std::vector<SwitchChange>& changes) {
+  json list = json::array();
+  for (const auto& change : changes) {
+    list.push_back({{"op", change.kind},
+                    {"network", change.network},
+                    {"object", change.object},
+                    {"description", change.description}});
+  }
+  return list;
+}
+
 json VlanJson(const topology::PortVlanConfig& vlan) {
   json out = {{"mode", std::string(ToString(vlan.mode))}};
   if (vlan.mode == topology::VlanMode::kAccess) out["pvid"] = vlan.pvid;
@@ -200,14 +212,22 @@ std::set<std::string> Controller::AttachedPorts() const {
   return userspace_ != nullptr ? userspace_->AttachedPorts() : std::set<std::string>{};
 }
 
-void Controller::SyncUserspace() {
-  if (userspace_ == nullptr) return;
+std::vector<std::string> Controller::SyncUserspace() {
+  if (userspace_ == nullptr) return {};
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) {
-    VF_LOG(kError) << "userspace networks: read kernel state: " << state.status().message();
-    return;
+    std::string error = "userspace networks: read kernel state: " + state.status().message();
+    VF_LOG(kError) << error;
+    return {error};
   }
-  for (const std::string& error : userspace_->Sync(Desired(), *state)) VF_LOG(kError) << error;
+  std::vector<std::string> errors = userspace_->Sync(Desired(), *state);
+  for (const std::string& error : errors) VF_LOG(kError) << error;
+  return errors;
+}
+
+std::vector<SwitchChange> Controller::PendingSwitchChanges(
+    const topology::Topology& desired) const {
+  return userspace_ != nullptr ? userspace_->Pending(desired) : std::vector<SwitchChange>{};
 }
 
 bool Controller::IsUserspace(const std::string& name) const {
@@ -325,9 +345,14 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     throw RequestError{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
+  // What the userspace switches would do: after the kernel operations,
+  // which make their links.
+  const std::vector<SwitchChange> switch_changes = PendingSwitchChanges(desired);
   if (!apply) {
     applied_ = std::move(saved);
-    return {{"operations", OperationsJson(*plan)}};
+    json operations = OperationsJson(*plan);
+    for (json& change : SwitchChangesJson(switch_changes)) operations.push_back(std::move(change));
+    return {{"operations", operations}};
   }
   std::vector<Operation> done;
   Status status = ApplyPlan(kernel_, *plan, &done);
@@ -340,8 +365,18 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
   }
-  SyncUserspace();
-  return {{"operations", OperationsJson(done)}, {"changed", done.size()}};
+  const std::vector<std::string> errors = SyncUserspace();
+  // A switch change still pending after the sync did not take (its error
+  // says why); the rest are done.
+  const std::vector<SwitchChange> left = PendingSwitchChanges(Desired());
+  std::vector<SwitchChange> switch_done;
+  for (const SwitchChange& change : switch_changes)
+    if (std::find(left.begin(), left.end(), change) == left.end()) switch_done.push_back(change);
+  json operations = OperationsJson(done);
+  for (json& change : SwitchChangesJson(switch_done)) operations.push_back(std::move(change));
+  json result = {{"operations", operations}, {"changed", done.size() + switch_done.size()}};
+  if (!errors.empty()) result["errors"] = errors;
+  return result;
 }
 
 namespace {
@@ -391,19 +426,20 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
 
 }  // namespace
 
-#define VF_VIEW_OR_THROW(view)                                                 \
-  View view;                                                                   \
-  do {                                                                         \
-    view.desired = Desired();                                                  \
-    auto state_ = ReadKernelState(kernel_, features_);                         \
-    if (!state_.ok()) throw RequestError{"failed", state_.status().message()}; \
-    view.state = std::move(state_).value();                                    \
-    auto plan_ = Plan(view.desired, view.state, AttachedPorts());              \
-    if (plan_.ok()) {                                                          \
-      for (const auto& op : *plan_) ++view.drift[op.network];                  \
-    } else {                                                                   \
-      view.plan_error = plan_.status().message();                              \
-    }                                                                          \
+#define VF_VIEW_OR_THROW(view)                                                                  \
+  View view;                                                                                    \
+  do {                                                                                          \
+    view.desired = Desired();                                                                   \
+    auto state_ = ReadKernelState(kernel_, features_);                                          \
+    if (!state_.ok()) throw RequestError{"failed", state_.status().message()};                  \
+    view.state = std::move(state_).value();                                                     \
+    auto plan_ = Plan(view.desired, view.state, AttachedPorts());                               \
+    if (plan_.ok()) {                                                                           \
+      for (const auto& op : *plan_) ++view.drift[op.network];                                   \
+    } else {                                                                                    \
+      view.plan_error = plan_.status().message();                                               \
+    }                                                                                           \
+    for (const auto& change : PendingSwitchChanges(view.desired)) ++view.drift[change.network]; \
   } while (0)
 
 json Controller::NetworkList() {
@@ -507,6 +543,8 @@ json Controller::NetworkShow(const std::string& name) {
   } else {
     summary["error"] = view.plan_error;
   }
+  for (const auto& change : PendingSwitchChanges(view.desired))
+    if (change.network == name) pending.push_back(change.description);
   summary["pending"] = pending;
   return {{"network", summary}};
 }

@@ -181,6 +181,33 @@ std::map<std::pair<uint16_t, MacAddress>, std::string> TopologyStatics(
   return out;
 }
 
+// A run-time static entry (fdb.add) whose port no longer carries its VLAN:
+// the topology changed since it was added, and it goes, as the kernel drops
+// a port's FDB entries of a VLAN taken off the port.
+bool RuntimeStaticStale(const topology::NetworkConfig& network, uint16_t vlan,
+                        const std::string& port_name) {
+  const topology::PortConfig* port = FindPortConfig(network, port_name);
+  return port != nullptr && !SwitchVlanConfig(network, port->vlan).IsMember(vlan);
+}
+
+std::string TreeSettingsText(const bridge::TreePortSettings& s) {
+  std::string text = "cost " +
+                     (s.path_cost == 0 ? std::string("auto") : std::to_string(s.path_cost)) +
+                     ", priority " + std::to_string(s.priority);
+  if (s.admin_edge) text += ", edge";
+  if (s.bpdu_guard) text += ", bpdu_guard";
+  if (s.root_block) text += ", root_block";
+  return text;
+}
+
+std::string StpText(const topology::StpConfig& stp) {
+  return std::string(topology::ToString(stp.mode)) + ", priority " + std::to_string(stp.priority) +
+         ", hello " + std::to_string(stp.hello_time) + " s, forward delay " +
+         std::to_string(stp.forward_delay) + " s, max age " + std::to_string(stp.max_age) + " s";
+}
+
+std::string LimitText(uint32_t limit) { return limit == 0 ? "unlimited" : std::to_string(limit); }
+
 fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network) {
   fdb::Config config;
   if (network.fdb.max_entries != 0) config.max_entries = network.fdb.max_entries;
@@ -304,6 +331,146 @@ std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desir
     it = networks_.erase(it);
   }
   return errors;
+}
+
+std::vector<SwitchChange> UserspaceNetworks::Pending(const topology::Topology& desired) const {
+  std::vector<SwitchChange> out;
+  const std::set<std::string> guest_ports = GuestPortNames(desired);
+  std::set<std::string> wanted;
+  for (const topology::NetworkConfig& config : desired.networks) {
+    if (config.datapath != topology::Datapath::kUserspace) continue;
+    wanted.insert(config.name);
+    PendingForNetwork(config, guest_ports, out);
+  }
+  for (const auto& [name, network] : networks_) {
+    if (!wanted.count(name))
+      out.push_back({"stop_switch", name, name, "stop userspace switch " + name});
+  }
+  return out;
+}
+
+void UserspaceNetworks::PendingForNetwork(const topology::NetworkConfig& config,
+                                          const std::set<std::string>& guest_ports,
+                                          std::vector<SwitchChange>& out) const {
+  const std::string& name = config.name;
+  const std::string on = " on switch " + name;
+  auto change = [&](const char* kind, const std::string& object, std::string description) {
+    out.push_back({kind, name, object, std::move(description)});
+  };
+  const fdb::Config fdb_config = SwitchFdbConfig(config);
+  const uint64_t ageing_s = fdb_config.ageing_time_ns / 1'000'000'000;
+  auto it = networks_.find(name);
+  const Network* network = it == networks_.end() ? nullptr : &it->second;
+  if (network == nullptr || !network->sw) {
+    change("start_switch", name,
+           "start userspace switch " + name + " (FDB max_entries " +
+               LimitText(fdb_config.max_entries) + ", max_per_port " +
+               LimitText(fdb_config.max_per_port) + ", ageing " + std::to_string(ageing_s) + " s)");
+  } else {
+    if (network->fdb.max_entries != fdb_config.max_entries ||
+        network->fdb.max_per_port != fdb_config.max_per_port) {
+      change("set_fdb_limits", name,
+             "set FDB limits of switch " + name + ": max_entries " +
+                 LimitText(network->fdb.max_entries) + " -> " + LimitText(fdb_config.max_entries) +
+                 ", max_per_port " + LimitText(network->fdb.max_per_port) + " -> " +
+                 LimitText(fdb_config.max_per_port));
+    }
+    if (network->ageing_time_ns != fdb_config.ageing_time_ns) {
+      change("set_fdb_ageing", name,
+             "set FDB ageing of switch " + name + ": " +
+                 std::to_string(network->ageing_time_ns / 1'000'000'000) + " s -> " +
+                 std::to_string(ageing_s) + " s");
+    }
+  }
+  const bool running = network != nullptr && network->sw;
+  const bool tree_running = running && network->tree != nullptr;
+  const bool tree_restarts =
+      tree_running && (!config.stp.enabled || !SameStp(network->tree_config, config.stp));
+
+  std::set<std::string> failed;
+  if (running)
+    for (const bridge::PortInfo& info : network->sw->Ports())
+      if (info.failed) failed.insert(info.name);
+  std::set<std::string> configured;
+  for (const auto& port : config.ports) configured.insert(port.name);
+  if (running)
+    for (const auto& [port, state] : network->ports)
+      if (!configured.count(port))
+        change("remove_switch_port", port, "remove port " + port + " from switch " + name);
+
+  std::set<std::string> joining;  // ports that (re)enter the switch
+  for (const topology::PortConfig& port : config.ports) {
+    const bool tap = port.kind == topology::PortKind::kTap && !guest_ports.count(port.name);
+    const vlan::PortVlanConfig vlan = SwitchVlanConfig(config, port.vlan);
+    const std::string how = std::string(tap ? "tap" : "packet socket") + ", " + VlanSummary(vlan);
+    const PortState* state = nullptr;
+    if (running) {
+      auto p = network->ports.find(port.name);
+      if (p != network->ports.end()) state = &p->second;
+    }
+    if (state == nullptr) {
+      change("add_switch_port", port.name,
+             "add port " + port.name + " to switch " + name + " (" + how + ")");
+      joining.insert(port.name);
+    } else if (failed.count(port.name) || state->tap != tap) {
+      change("reopen_switch_port", port.name,
+             "reopen port " + port.name + on + " (" + how + "): " +
+                 (failed.count(port.name) ? "its link went away" : "now a tap QEMU does not hold"));
+      joining.insert(port.name);
+    } else if (!SameVlan(state->vlan, vlan)) {
+      change("set_switch_port_vlan", port.name,
+             "set VLANs of port " + port.name + on + ": " + VlanSummary(state->vlan) + " -> " +
+                 VlanSummary(vlan));
+    }
+  }
+
+  if (tree_restarts && config.stp.enabled) {
+    change("restart_tree", name,
+           "restart spanning tree of switch " + name + " (" + StpText(config.stp) +
+               "): every port discards until it converges");
+  } else if (tree_restarts) {
+    change("stop_tree", name, "stop spanning tree of switch " + name + ": every port forwards");
+  } else if (config.stp.enabled && !tree_running) {
+    change("start_tree", name,
+           "start spanning tree of switch " + name + " (" + StpText(config.stp) +
+               "): ports discard until it converges");
+  } else if (tree_running) {
+    for (const topology::PortConfig& port : config.ports) {
+      if (joining.count(port.name)) continue;
+      auto p = network->ports.find(port.name);
+      if (p == network->ports.end()) continue;
+      const bridge::TreePortSettings settings =
+          TreeSettings(port, guest_ports.count(port.name) != 0);
+      if (p->second.tree && SameTreeSettings(*p->second.tree, settings)) continue;
+      change("set_tree_port", port.name,
+             "set spanning tree port " + port.name + on + " (" + TreeSettingsText(settings) +
+                 "): it discards until the tree places it again");
+    }
+  }
+
+  std::map<StaticKey, std::string> want = TopologyStatics(config);
+  if (running)
+    for (const auto& [key, port] : network->runtime_statics)
+      if (!RuntimeStaticStale(config, key.first, port)) want.emplace(key, port);
+  auto entry_text = [](const StaticKey& key, const std::string& port) {
+    return key.second.ToString() + " VLAN " + std::to_string(key.first) + " (port " + port + ")";
+  };
+  if (running) {
+    for (const auto& [key, port] : network->installed_statics) {
+      auto w = want.find(key);
+      if (w != want.end() && w->second == port) continue;
+      change("delete_switch_fdb", port,
+             "delete static FDB entry " + entry_text(key, port) + " from switch " + name);
+    }
+  }
+  for (const auto& [key, port] : want) {
+    if (running) {
+      auto installed = network->installed_statics.find(key);
+      if (installed != network->installed_statics.end() && installed->second == port) continue;
+    }
+    change("add_switch_fdb", port,
+           "add static FDB entry " + entry_text(key, port) + " to switch " + name);
+  }
 }
 
 void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
@@ -460,17 +627,12 @@ void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
 
   SyncTree(config, guest_ports, state, network, errors);
 
-  // Static FDB entries: the topology's and the run-time ones. A run-time
-  // entry whose port no longer carries its VLAN (the topology changed since
-  // it was added) goes, as the kernel drops a port's FDB entries of a VLAN
-  // taken off the port.
+  // Static FDB entries: the topology's and the run-time ones.
   const size_t runtime_before = network.runtime_statics.size();
   std::erase_if(network.runtime_statics, [&](const auto& entry) {
-    const topology::PortConfig* port = FindPortConfig(config, entry.second);
-    if (port == nullptr || SwitchVlanConfig(config, port->vlan).IsMember(entry.first.first))
-      return false;
-    VF_LOG(kWarning) << what << ": static FDB entry " << entry.first.second.ToString()
-                     << " (VLAN " << entry.first.first << ") removed: port " << entry.second
+    if (!RuntimeStaticStale(config, entry.first.first, entry.second)) return false;
+    VF_LOG(kWarning) << what << ": static FDB entry " << entry.first.second.ToString() << " (VLAN "
+                     << entry.first.first << ") removed: port " << entry.second
                      << " is no longer in that VLAN";
     return true;
   });

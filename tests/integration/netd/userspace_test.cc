@@ -2,16 +2,25 @@
 // three veths whose peers live in three named namespaces (hosts), pings
 // between them, the FDB, counters, VLANs, static entries, restart adoption
 // and reload.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "vfabric/common/unique_fd.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -317,6 +326,135 @@ TEST_F(UserspaceNetdTest, SwitchForwardsLearnsFiltersVlansAdoptsAndReloads) {
   json stats = Ok(Request("port.stats", {{"network", "us"}}))["ports"];
   for (const json& p : stats) EXPECT_NE(p["port"], "us-c");
   EXPECT_TRUE(Ping(0, 1));
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+TEST_F(UserspaceNetdTest, PlanListsTheSwitchChangesAndApplyMakesThem) {
+  WriteConfig({0, 0, 0});
+  Start(config_);
+  ASSERT_EQ(Ok(Request("network.list"))["networks"][0]["state"], "ok") << Log();
+  CommandResult unchanged = Netctl({"plan", config_});
+  EXPECT_EQ(unchanged.exit_code, 0) << unchanged.err;
+  EXPECT_EQ(unchanged.out, "no changes\n");
+
+  // us-c leaves; us-a and us-b go to VLAN 10; new FDB limits, ageing, tree
+  // priority and a static entry.
+  json ports = json::array();
+  for (int i = 0; i < 2; ++i)
+    ports.push_back({{"name", kPorts[i]},
+                     {"kind", "veth"},
+                     {"peer", kPeers[i]},
+                     {"peer_netns", hosts_[i]->name()},
+                     {"edge", true},
+                     {"vlan", {{"mode", "access"}, {"pvid", 10}}}});
+  ports.push_back({{"name", "us-t0"}, {"kind", "tap"}});
+  json doc = {{"networks",
+               {{{"name", "us"},
+                 {"datapath", "userspace"},
+                 {"stp", {{"enabled", true}, {"priority", 4096}}},
+                 {"fdb",
+                  {{"ageing_time", 60},
+                   {"max_entries", 1024},
+                   {"max_per_port", 64},
+                   {"static", {{{"mac", "52:54:00:66:00:42"}, {"port", "us-a"}}}}}},
+                 {"ports", ports}}}}};
+  const std::string next = dir_.Join("next.json");
+  std::ofstream(next) << doc.dump(2);
+
+  const std::vector<std::string> expected = {
+      "set FDB limits of switch us: max_entries 1024 -> 1024, max_per_port unlimited -> 64",
+      "set FDB ageing of switch us: 300 s -> 60 s",
+      "remove port us-c from switch us",
+      "set VLANs of port us-a on switch us: access VLAN 1 -> access VLAN 10",
+      "set VLANs of port us-b on switch us: access VLAN 1 -> access VLAN 10",
+      "restart spanning tree of switch us (rstp, priority 4096, hello 2 s, forward delay 15 s, "
+      "max age 20 s): every port discards until it converges",
+      "add static FDB entry 52:54:00:66:00:42 VLAN 10 (port us-a) to switch us"};
+  CommandResult plan = Netctl({"plan", next});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  // The kernel's operations (us-c's veth goes) come first, then the switch's.
+  EXPECT_THAT(plan.out, ::testing::HasSubstr("us-c"));
+  const size_t switch_part = plan.out.find(expected[0]);
+  ASSERT_NE(switch_part, std::string::npos) << plan.out;
+  std::string want;
+  for (const std::string& line : expected) want += line + "\n";
+  EXPECT_EQ(plan.out.substr(switch_part), want);
+  CommandResult plan_json = Netctl({"--json", "plan", next});
+  ASSERT_EQ(plan_json.exit_code, 0) << plan_json.err;
+  const json operations = json::parse(plan_json.out)["operations"];
+  bool restart_listed = false;
+  for (const json& op : operations)
+    if (op["op"] == "restart_tree") restart_listed = op["network"] == "us" && op["object"] == "us";
+  EXPECT_TRUE(restart_listed) << operations.dump();
+  // A plan changes nothing.
+  EXPECT_EQ(Ok(Request("port.stats", {{"network", "us"}}))["ports"].size(), 4u);
+  EXPECT_EQ(
+      Ok(Request("stp.show", {{"network", "us"}}))["stp"]["bridge_id"].get<std::string>().substr(0,
+                                                                                                 4),
+      "8000");
+
+  CommandResult apply = Netctl({"apply", next});
+  ASSERT_EQ(apply.exit_code, 0) << apply.err << "\n" << Log();
+  EXPECT_EQ(apply.out.substr(apply.out.find(expected[0])),
+            want + "applied " +
+                std::to_string(std::count(apply.out.begin(), apply.out.end(), '\n') - 1) +
+                " changes\n");
+  EXPECT_EQ(Ok(Request("port.stats", {{"network", "us"}}))["ports"].size(), 3u);
+  EXPECT_EQ(
+      Ok(Request("stp.show", {{"network", "us"}}))["stp"]["bridge_id"].get<std::string>().substr(0,
+                                                                                                 4),
+      "1000");
+  CommandResult again = Netctl({"plan", next});
+  EXPECT_EQ(again.out, "no changes\n") << again.err;
+  const json network = Ok(Request("network.show", {{"name", "us"}}))["network"];
+  EXPECT_EQ(network["state"], "ok") << network.dump();
+  EXPECT_TRUE(network["pending"].empty()) << network.dump();
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+// A tap another process holds (single-queue) cannot be opened by netd:
+// apply does the rest, names the port and the cause, and exits 1; the port
+// stays pending (network drifted) until a later apply opens it.
+TEST_F(UserspaceNetdTest, ApplyReportsASwitchPortThatWillNotOpen) {
+  WriteConfig({0, 0, 0});
+  Start(config_);
+  UniqueFd holder(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(holder);
+  ifreq req{};
+  std::snprintf(req.ifr_name, IFNAMSIZ, "%s", "us-t1");
+  req.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  ASSERT_EQ(::ioctl(holder.get(), TUNSETIFF, &req), 0) << std::strerror(errno);
+  ASSERT_EQ(::ioctl(holder.get(), TUNSETPERSIST, 1), 0) << std::strerror(errno);
+  // Marked as the network's and made as netd makes taps, so the planner
+  // adopts it as it is.
+  ASSERT_EQ(Cmd({"ip", "link", "set", "us-t1", "alias", "vfabric:us"}).exit_code, 0);
+
+  json doc = json::parse(testing::ReadFile(config_));
+  doc["networks"][0]["ports"].push_back({{"name", "us-t1"}, {"kind", "tap"}});
+  const std::string next = dir_.Join("next.json");
+  std::ofstream(next) << doc.dump(2);
+  const std::string add_line = "add port us-t1 to switch us (tap, access VLAN 1)";
+  CommandResult plan = Netctl({"plan", next});
+  EXPECT_THAT(plan.out, ::testing::HasSubstr(add_line)) << plan.err;
+
+  CommandResult apply = Netctl({"apply", next});
+  EXPECT_EQ(apply.exit_code, 1) << apply.out << apply.err;
+  EXPECT_THAT(apply.err, ::testing::HasSubstr("userspace network us: port us-t1: open tap us-t1"))
+      << apply.err;
+  EXPECT_THAT(apply.out, ::testing::Not(::testing::HasSubstr(add_line)));
+  json network = Ok(Request("network.show", {{"name", "us"}}))["network"];
+  EXPECT_EQ(network["state"], "drifted") << network.dump();
+  EXPECT_EQ(network["pending"], json::array({add_line})) << network.dump();
+  // The rest of the network still forwards.
+  SetUpHosts();
+  EXPECT_TRUE(Ping(0, 1)) << Log();
+
+  holder.Reset();
+  CommandResult retry = Netctl({"apply", next});
+  EXPECT_EQ(retry.exit_code, 0) << retry.out << retry.err;
+  EXPECT_THAT(retry.out, ::testing::HasSubstr(add_line));
+  network = Ok(Request("network.show", {{"name", "us"}}))["network"];
+  EXPECT_EQ(network["state"], "ok") << network.dump();
   EXPECT_EQ(Stop(), 0) << Log();
 }
 

@@ -108,6 +108,56 @@ TEST(UserspaceTest, MissingLinksAreReportedAndTheSwitchStillRuns) {
   EXPECT_FALSE(networks.Has("us"));
 }
 
+std::vector<std::string> Kinds(const std::vector<SwitchChange>& changes) {
+  std::vector<std::string> kinds;
+  for (const auto& change : changes) kinds.push_back(change.kind + " " + change.object);
+  return kinds;
+}
+
+TEST(UserspaceTest, PendingListsWhatSyncWouldDoAndKeepsWhatFailed) {
+  topology::Topology desired;
+  desired.networks.push_back(Network(kUs));
+  UserspaceNetworks networks;
+  const std::vector<SwitchChange> before = networks.Pending(desired);
+  EXPECT_EQ(Kinds(before),
+            (std::vector<std::string>{"start_switch us", "add_switch_port a", "add_switch_port t",
+                                      "add_switch_port n", "add_switch_port plain",
+                                      "add_switch_fdb a", "add_switch_fdb t"}));
+  ASSERT_FALSE(before.empty());
+  EXPECT_EQ(before[0].description,
+            "start userspace switch us (FDB max_entries 100, max_per_port 7, ageing 0 s)");
+  EXPECT_EQ(before[1].description, "add port a to switch us (packet socket, access VLAN 10)");
+  EXPECT_EQ(before[2].description,
+            "add port t to switch us (packet socket, trunk 20-30, native 3)");
+  EXPECT_EQ(before[6].description,
+            "add static FDB entry 52:54:00:00:00:02 VLAN 30 (port t) to switch us");
+  // Pending changes nothing.
+  EXPECT_FALSE(networks.Has("us"));
+
+  // No links: the switch starts, the ports (and so their statics) do not,
+  // and stay pending.
+  ASSERT_EQ(networks.Sync(desired, KernelState{}).size(), 4u);
+  EXPECT_EQ(
+      Kinds(networks.Pending(desired)),
+      (std::vector<std::string>{"add_switch_port a", "add_switch_port t", "add_switch_port n",
+                                "add_switch_port plain", "add_switch_fdb a", "add_switch_fdb t"}));
+
+  // A changed network: new limits and ageing, a tree to start.
+  topology::Topology changed = desired;
+  changed.networks[0].fdb.max_per_port = 9;
+  changed.networks[0].fdb.ageing_time = 30;
+  changed.networks[0].stp.enabled = true;
+  const std::vector<SwitchChange> more = networks.Pending(changed);
+  ASSERT_GE(more.size(), 3u);
+  EXPECT_EQ(more[0].description,
+            "set FDB limits of switch us: max_entries 100 -> 100, max_per_port 7 -> 9");
+  EXPECT_EQ(more[1].description, "set FDB ageing of switch us: 0 s -> 30 s");
+  EXPECT_EQ(Kinds(more)[6], "start_tree us");
+
+  topology::Topology none;
+  EXPECT_EQ(Kinds(networks.Pending(none)), (std::vector<std::string>{"stop_switch us"}));
+}
+
 json Request(const std::string& verb, json args = json::object()) {
   return {{"version", 1}, {"verb", verb}, {"args", std::move(args)}};
 }

@@ -63,7 +63,10 @@ class Controller {
   nlohmann::json PortStats(const std::string& network, const std::string& port);
   nlohmann::json FdbVerb(const std::string& verb, const nlohmann::json& args);
   bool IsUserspace(const std::string& network) const;
-  void SyncUserspace();
+  // Logs and returns the userspace switches' problems (a port that would
+  // not open, ...).
+  std::vector<std::string> SyncUserspace();
+  std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired) const;
   std::set<std::string> AttachedPorts() const;
   nlohmann::json VmVerb(const std::string& verb, const nlohmann::json& args);
   nlohmann::json Attach(const nlohmann::json& args);

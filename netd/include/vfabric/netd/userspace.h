@@ -61,6 +61,17 @@ MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& n
 // is an admin edge port unless the topology says otherwise).
 bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest);
 
+// A change Sync() would make to a running switch, described for people, as
+// plan/apply list the planner's kernel operations.
+struct SwitchChange {
+  std::string kind;     // "start_switch", "add_switch_port", ... (see Pending)
+  std::string network;  // the userspace network
+  std::string object;   // the port, or the network itself
+  std::string description;
+
+  bool operator==(const SwitchChange&) const = default;
+};
+
 class UserspaceNetworks {
  public:
   // `state_dir`: where static FDB entries added at run time (fdb.add) are
@@ -75,6 +86,15 @@ class UserspaceNetworks {
   // Makes the switches match `desired` (see the file comment); `state` is
   // the kernel as read after reconciling. One message per problem.
   std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state);
+
+  // What Sync(desired, ...) would change, without changing anything, in the
+  // order Sync makes the changes: start_switch / stop_switch,
+  // set_fdb_limits, set_fdb_ageing, remove_switch_port, reopen_switch_port,
+  // add_switch_port, set_switch_port_vlan, start_tree / restart_tree /
+  // stop_tree, set_tree_port, delete_switch_fdb, add_switch_fdb. Ports are
+  // taken to have links (the planner makes them); carrier changes, which
+  // follow link events, are not changes. Empty when the switches match.
+  std::vector<SwitchChange> Pending(const topology::Topology& desired) const;
 
   bool Has(const std::string& network) const { return networks_.count(network) != 0; }
   // The network's spanning tree runs (STP enabled and started).
@@ -130,6 +150,9 @@ class UserspaceNetworks {
     topology::StpConfig tree_config;             // what `tree` runs
   };
 
+  void PendingForNetwork(const topology::NetworkConfig& config,
+                         const std::set<std::string>& guest_ports,
+                         std::vector<SwitchChange>& out) const;
   void SyncNetwork(const topology::NetworkConfig& config, const topology::Topology& desired,
                    const KernelState& state, Network& network, std::vector<std::string>& errors);
   void RemovePort(Network& network, const std::string& name);
