@@ -143,10 +143,10 @@ Status SpanningTree::AddPort(PortId id, std::string name, const TreePortSettings
     (void)engine_->RemovePort(port.number, now);
     return state.WithContext(what);
   }
-  if (link_up) {
-    Status enabled = engine_->SetPortEnabled(port.number, true, speed_mbps, now);
-    if (!enabled.ok()) return enabled.WithContext(what);
-  }
+  // Down, too: the speed gives the port its automatic cost before its link
+  // comes up.
+  Status enabled = engine_->SetPortEnabled(port.number, link_up, speed_mbps, now);
+  if (!enabled.ok()) return enabled.WithContext(what);
   ApplyOutput();
   return Status::Ok();
 }

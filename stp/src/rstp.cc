@@ -167,9 +167,12 @@ Status Bridge::Impl::SetPortEnabled(PortNumber number, bool up, uint64_t speed_m
   if (up && !p->link_up) p->guard_tripped = false;  // a down/up re-arms bpdu_guard
   p->link_up = up;
   p->port_enabled = p->link_up && !p->guard_tripped;
-  if (p->config.path_cost == 0) {
+  // A known speed sets the automatic cost even while the link is down, so a
+  // port reads the cost it will run with rather than the 1 Gb/s of an
+  // unknown speed.
+  if (p->config.path_cost == 0 && (up || speed_mbps != 0)) {
     const uint32_t cost = PathCostForSpeed(speed_mbps);
-    if (up && cost != p->port_path_cost) {
+    if (cost != p->port_path_cost) {
       p->port_path_cost = cost;
       p->selected = false;
       p->reselect = true;

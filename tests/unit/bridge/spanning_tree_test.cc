@@ -63,7 +63,7 @@ class Fabric {
     return nodes_.size() - 1;
   }
 
-  size_t AddPort(size_t n, const TreePortSettings& settings = {}) {
+  size_t AddPort(size_t n, const TreePortSettings& settings = {}, bool link_up = true) {
     Node& node = *nodes_[n];
     auto port = MemoryPort::Create("p" + std::to_string(node.ports.size())).value();
     MemoryPort* raw = port.get();
@@ -71,7 +71,7 @@ class Fabric {
     ps.stp = StpState::kDiscarding;
     auto id = node.sw->AddPort(std::move(port), ps);
     EXPECT_TRUE(id.ok()) << id.status().message();
-    Status joined = node.tree->AddPort(*id, raw->name(), settings, true, 10000);
+    Status joined = node.tree->AddPort(*id, raw->name(), settings, link_up, 10000);
     EXPECT_TRUE(joined.ok()) << joined.message();
     node.ports.push_back(raw);
     node.ids.push_back(*id);
@@ -283,6 +283,21 @@ TEST(SpanningTree, BpduGuardDisablesThePortUntilALinkBounce) {
   ASSERT_TRUE(f.node(s0).tree->SetPortLink(f.node(s0).ids[p], true, 10000).ok());
   f.Run(100);
   EXPECT_EQ(f.SwitchState(s0, p), StpState::kForwarding);
+}
+
+// A port that joins with its link down (a tap before its carrier is known)
+// already has the automatic cost of its speed, not that of an unknown one.
+TEST(SpanningTree, APortJoiningLinkDownHasTheCostOfItsSpeed) {
+  Fabric f;
+  const size_t s0 = f.AddNode(32768, 0x020000000001);
+  const size_t p = f.AddPort(s0, {}, /*link_up=*/false);
+  stp::BridgeStatus status = f.node(s0).tree->GetStatus();
+  ASSERT_EQ(status.ports.size(), 1u);
+  EXPECT_EQ(status.ports[0].path_cost, 2000u);  // 10 Gb/s
+  EXPECT_EQ(status.ports[0].role, stp::PortRole::kDisabled);
+  ASSERT_TRUE(f.node(s0).tree->SetPortLink(f.node(s0).ids[p], true, 10000).ok());
+  f.Run(100);
+  EXPECT_EQ(f.node(s0).tree->GetStatus().ports[0].path_cost, 2000u);
 }
 
 // The inbox keeps at most `capacity` BPDUs and counts the rest; a frame

@@ -598,6 +598,18 @@ TEST_F(RstpBridgeTest, RemovingTheRootPortMakesTheBridgeRootAgain) {
   // A speed change re-derives the automatic cost.
   ASSERT_TRUE(bridge->SetPortEnabled(2, true, 100, now_).ok());
   EXPECT_EQ(PortOf(bridge->GetStatus(now_), 2).path_cost, 200000u);
+  // Down with a known speed: the cost it will run with; down with an
+  // unknown one: the cost stays.
+  ASSERT_TRUE(bridge->SetPortEnabled(2, false, 10000, now_).ok());
+  EXPECT_EQ(PortOf(bridge->GetStatus(now_), 2).path_cost, 2000u);
+  ASSERT_TRUE(bridge->SetPortEnabled(2, false, 0, now_).ok());
+  EXPECT_EQ(PortOf(bridge->GetStatus(now_), 2).path_cost, 2000u);
+  // An operator's cost is never replaced.
+  PortConfig fixed = Port(3);
+  fixed.path_cost = 7;
+  ASSERT_TRUE(bridge->AddPort(fixed, now_).ok());
+  ASSERT_TRUE(bridge->SetPortEnabled(3, false, 10000, now_).ok());
+  EXPECT_EQ(PortOf(bridge->GetStatus(now_), 3).path_cost, 7u);
 }
 
 TEST_F(RstpBridgeTest, TimersFollowTheInjectedClockOnly) {

@@ -191,7 +191,8 @@ class Bridge {
   Status AddPort(const PortConfig& config, TimePoint now);
   // Removes a port (its role goes away; the other ports reselect).
   Status RemovePort(PortNumber port, TimePoint now);
-  // Link up/down, with the link speed for automatic path cost (0: unknown).
+  // Link up/down, with the link speed for automatic path cost (0: unknown;
+  // a known speed sets the cost also for a port whose link is down).
   // Bringing up a port disabled by bpdu_guard clears the trip (the operator's
   // way to re-enable it is a down/up).
   Status SetPortEnabled(PortNumber port, bool up, uint64_t speed_mbps, TimePoint now);
