@@ -267,7 +267,10 @@ class Daemon {
       return 1;
     }
     for (const auto& op : *plan) std::printf("%s\n", op.Describe().c_str());
-    if (plan->empty()) std::printf("no changes\n");
+    // No switch runs yet: every userspace network's would start.
+    const std::vector<SwitchChange> switches = userspace_->Pending(controller_->Desired());
+    for (const auto& change : switches) std::printf("%s\n", change.description.c_str());
+    if (plan->empty() && switches.empty()) std::printf("no changes\n");
     return 0;
   }
 

@@ -106,7 +106,8 @@ TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
   EXPECT_EQ(netd_statics, 2);
 
   // And netctl, the operator's view, prints it.
-  auto table = Cmd({testing::BinaryDir() + "/netctl/netctl", "--socket", socket_, "network", "list"});
+  auto table =
+      Cmd({testing::BinaryDir() + "/netctl/netctl", "--socket", socket_, "network", "list"});
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_THAT(table.out, HasSubstr("vfb-lab"));
   EXPECT_THAT(table.out, HasSubstr("vfb-edge"));
@@ -117,8 +118,7 @@ TEST_F(NetdTest, AppliesTheExamplesAndIproute2AgreesWithNetctl) {
   EXPECT_FALSE(Link("fab-up0").contains("master")) << "a userspace port is on no bridge";
   json fabric_ports = Ok(Request("port.list", {{"network", "fabric"}}))["ports"];
   ASSERT_EQ(fabric_ports.size(), 3u);
-  for (const json& port : fabric_ports)
-    EXPECT_FALSE(port["switch_port"].is_null()) << port.dump();
+  for (const json& port : fabric_ports) EXPECT_FALSE(port["switch_port"].is_null()) << port.dump();
   json fabric_vlans = Ok(Request("vlan.show", {{"network", "fabric"}}));
   EXPECT_THAT(fabric_vlans.dump(), HasSubstr("\"pvid\":20")) << fabric_vlans.dump();
   // Static entries only: the taps' host sides send frames of their own
@@ -188,9 +188,9 @@ TEST_F(NetdTest, RuntimeStaticEntriesFitThePortAndLeaveTheTopologysAlone) {
   EXPECT_EQ(kept, 1);
   // The same MAC in another VLAN is an entry of its own, the operator's.
   EXPECT_EQ(add("52:54:00:00:0a:01", "fab-up0", 20)["ok"], true);
-  json del20 = testing::Ask(socket_, Request("fdb.del", {{"network", "fabric"},
-                                                         {"mac", "52:54:00:00:0a:01"},
-                                                         {"vlan", 20}}));
+  json del20 = testing::Ask(
+      socket_,
+      Request("fdb.del", {{"network", "fabric"}, {"mac", "52:54:00:00:0a:01"}, {"vlan", 20}}));
   EXPECT_EQ(del20["ok"], true) << del20.dump();
   // The topology changes under a run-time entry: the uplink stops carrying
   // VLAN 20, and the entry added there in VLAN 20 goes with it.
@@ -224,8 +224,9 @@ TEST_F(NetdTest, ARestartAdoptsWhatExistsAndChangesNothing) {
   EXPECT_THAT(Log(), HasSubstr("applied " + Configs() + ": 0 operations"));
   EXPECT_EQ(Link("vfb-lab")["ifindex"], bridge_index);
   EXPECT_EQ(Link("vm1-eth0")["ifindex"], tap_index);
-  json plan = Ok(Request("plan", {{"files", json::array({{{"name", "lab.json"},
-                                                          {"text", testing::ReadFile(Configs() + "/lab.json")}}})}}));
+  json plan = Ok(Request(
+      "plan", {{"files", json::array({{{"name", "lab.json"},
+                                       {"text", testing::ReadFile(Configs() + "/lab.json")}}})}}));
   EXPECT_EQ(plan["operations"].size(), 0u) << plan.dump();
 }
 
@@ -264,7 +265,9 @@ TEST_F(NetdTest, RepairsDriftWithinASecond) {
 TEST_F(NetdTest, ReloadRemovesWhatLeftTheConfigAndNeverTouchesForeignLinks) {
   const std::string config = dir_.Join("lab.json");
   std::filesystem::copy_file(Configs() + "/lab.json", config);
-  ASSERT_EQ(Cmd({"ip", "link", "add", "foreign0", "type", "veth", "peer", "name", "foreign0-p"}).exit_code, 0);
+  ASSERT_EQ(Cmd({"ip", "link", "add", "foreign0", "type", "veth", "peer", "name", "foreign0-p"})
+                .exit_code,
+            0);
   Start(config);
   ASSERT_TRUE(LinkExists("vm2-eth0"));
   // Someone else puts their own link on our bridge.
@@ -301,8 +304,9 @@ TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
       "ports": [{"name": "d-tap0"}, {"name": "d-tap1", "cost": 7},
                 {"name": "d-up0", "kind": "veth", "peer": "d-up0-p",
                  "peer_netns": "vfabric-no-such-netns"}]}]})";
-  json answer = Ask(socket_, Request("apply", {{"files", json::array({{{"name", "doomed.json"},
-                                                                         {"text", text}}})}}));
+  json answer =
+      Ask(socket_,
+          Request("apply", {{"files", json::array({{{"name", "doomed.json"}, {"text", text}}})}}));
   ASSERT_EQ(answer["ok"], false) << answer.dump();
   EXPECT_EQ(answer["error"]["code"], "failed");
   const std::string message = answer["error"]["message"];
@@ -316,7 +320,9 @@ TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
 }
 
 TEST_F(NetdTest, ForeignLinksWithOurNamesAreRefused) {
-  ASSERT_EQ(Cmd({"ip", "link", "add", "vm1-eth0", "type", "veth", "peer", "name", "vm1-eth0-p"}).exit_code, 0);
+  ASSERT_EQ(Cmd({"ip", "link", "add", "vm1-eth0", "type", "veth", "peer", "name", "vm1-eth0-p"})
+                .exit_code,
+            0);
   netd_ = std::make_unique<ScopedProcess>(
       std::vector<std::string>{Netd(), "--config", Configs(), "--socket", socket_}, log_);
   const int status = netd_->Wait(10000);
@@ -332,8 +338,8 @@ TEST_F(NetdTest, KernelFeaturesAreCheckedBeforeAnythingIsApplied) {
   Start(Configs());
   const std::string text = R"({"networks": [{"name": "vl", "vlan": {"filtering": true},
       "ports": [{"name": "vl-tap0", "vlan": {"mode": "access", "pvid": 10}}]}]})";
-  json answer = Ask(socket_, Request("apply", {{"files", json::array({{{"name", "vl.json"},
-                                                                         {"text", text}}})}}));
+  json answer = Ask(
+      socket_, Request("apply", {{"files", json::array({{{"name", "vl.json"}, {"text", text}}})}}));
   json vlan = Ok(Request("vlan.show", {{"network", "lab"}}))["vlan"];
   if (vlan["supported"] == true) {
     EXPECT_EQ(answer["ok"], true) << answer.dump();
@@ -345,20 +351,43 @@ TEST_F(NetdTest, KernelFeaturesAreCheckedBeforeAnythingIsApplied) {
   EXPECT_EQ(answer["error"]["code"], "unsupported");
   EXPECT_THAT(answer["error"]["message"].get<std::string>(),
               HasSubstr("network vl: bridge VLAN filtering is not supported by this kernel"));
-  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("\"datapath\": \"userspace\""));
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(),
+              HasSubstr("\"datapath\": \"userspace\""));
   EXPECT_FALSE(LinkExists("vfb-vl"));
   EXPECT_FALSE(LinkExists("vl-tap0"));
 }
 
 TEST_F(NetdTest, AnInvalidConfigurationStopsNetdBeforeItTouchesAnything) {
   const std::string config = dir_.Join("bad.json");
-  testing::WriteFile(config, "{\n  \"networks\": [\n    {\"name\": \"x\", \"brigde\": \"b0\"}\n  ]\n}\n");
+  testing::WriteFile(config,
+                     "{\n  \"networks\": [\n    {\"name\": \"x\", \"brigde\": \"b0\"}\n  ]\n}\n");
   auto result = Cmd({Netd(), "--config", config, "--socket", socket_});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr(config + ":3:"));
   EXPECT_THAT(result.err, HasSubstr("/networks/0"));
   EXPECT_THAT(result.err, HasSubstr("did you mean \"bridge\""));
   EXPECT_FALSE(LinkExists("vfb-x"));
+  EXPECT_FALSE(std::filesystem::exists(socket_));
+}
+
+// --dry-run prints the whole plan of the examples, the userspace switch's
+// part included, and changes nothing.
+TEST_F(NetdTest, ADryRunPrintsThePlanAndTouchesNothing) {
+  auto result = Cmd({Netd(), "--config", Configs(), "--socket", socket_, "--dry-run"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("create bridge vfb-lab"));
+  EXPECT_THAT(result.out,
+              HasSubstr("start userspace switch fabric (FDB max_entries 4096, max_per_port 512, "
+                        "ageing 300 s)\n"));
+  EXPECT_THAT(result.out, HasSubstr("add port fab-vm1 to switch fabric (tap, access VLAN 10)\n"));
+  EXPECT_THAT(
+      result.out,
+      HasSubstr("add port fab-up0 to switch fabric (packet socket, trunk 10,20, native 1)\n"));
+  EXPECT_THAT(result.out, HasSubstr("start spanning tree of switch fabric (rstp, priority 8192"));
+  // The switch's part comes after the kernel's, which makes its links.
+  EXPECT_LT(result.out.find("fab-vm1"), result.out.find("start userspace switch fabric"));
+  EXPECT_FALSE(LinkExists("vfb-lab"));
+  EXPECT_FALSE(LinkExists("fab-vm1"));
   EXPECT_FALSE(std::filesystem::exists(socket_));
 }
 
@@ -386,7 +415,8 @@ TEST_F(NetdTest, TheSocketIsPrivateAndPeersAreChecked) {
   std::string text;
   char buffer[4096];
   ssize_t n;
-  while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
+  while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0)
+    text.append(buffer, static_cast<size_t>(n));
   close(pipe_fds[0]);
   int status = 0;
   waitpid(child, &status, 0);
