@@ -105,6 +105,10 @@ size_t MemoryPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_
 
 TxResult MemoryPort::Transmit(std::span<const TxItem> items) {
   TxResult result;
+  if (options_.tx_fails) {
+    result.errors = static_cast<uint32_t>(items.size());
+    return result;
+  }
   if (!options_.capture) {
     for (const TxItem& item : items) result.bytes += item.frame->size + (item.tagged ? 4 : 0);
     result.packets = static_cast<uint32_t>(items.size());

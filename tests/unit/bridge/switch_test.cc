@@ -428,6 +428,23 @@ TEST_F(SwitchTest, TxQueueFullIsCountedOnTheEgressPort) {
   ExpectNoDrops("a");
 }
 
+TEST_F(SwitchTest, TxErrorsAreCountedOnTheEgressPortAndSpareTheOthers) {
+  Make();
+  Add("a");
+  MemoryPortOptions broken;
+  broken.tx_fails = true;
+  Add("b", {}, broken);
+  Add("c");
+  Send("a", EthFrame(kBroadcast, kA));
+  Send("a", EthFrame(kBroadcast, kA));
+  EXPECT_EQ(Drops("b", DropReason::kTxError), 2u);
+  EXPECT_EQ(C("b").total_drops(), 2u);
+  EXPECT_EQ(C("b").tx_packets, 0u);
+  EXPECT_EQ(C("c").tx_packets, 2u);
+  ExpectNoDrops("a");
+  ExpectNoDrops("c");
+}
+
 TEST_F(SwitchTest, NoBufferIsCounted) {
   auto pool = FramePool::Create(1, 2048);
   ASSERT_TRUE(pool.ok());

@@ -27,6 +27,7 @@ struct MemoryPortOptions {
   bool takes_offload = true;  // false: the switch completes checksums first
   bool capture = true;        // false: transmitted frames are only counted
   size_t tx_capacity = 0;     // captured frames kept at most (0: unbounded); past it: full
+  bool tx_fails = false;      // every transmit fails as a broken link's would (errors)
   // Reported as Port::cheap_to_poll (with notify, the switch then watches
   // the port one-shot and polls it while busy, as it does a packet socket).
   bool cheap_to_poll = false;
