@@ -18,6 +18,14 @@ if(VFABRIC_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+if(VFABRIC_TSAN)
+  if(VFABRIC_SANITIZE OR VFABRIC_FUZZ)
+    message(FATAL_ERROR "VFABRIC_TSAN excludes VFABRIC_SANITIZE and VFABRIC_FUZZ (ASan)")
+  endif()
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+
 # vfabric_library(NAME SOURCES... [DEPS ...]): a library whose PUBLIC include
 # directory is <folder>/include and nothing else.
 function(vfabric_library name)
