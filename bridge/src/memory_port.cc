@@ -70,7 +70,9 @@ size_t MemoryPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_
         ++*malformed;
         pool.Free(f);
       } else {
-        std::memcpy(f->data, in.bytes.data(), in.bytes.size());
+        // An empty frame (the pipeline drops it as a runt) has no bytes to
+        // copy, and memcpy from its null data() would be undefined.
+        if (!in.bytes.empty()) std::memcpy(f->data, in.bytes.data(), in.bytes.size());
         f->size = static_cast<uint32_t>(in.bytes.size());
         f->vnet = in.vnet;
         out[n++] = f;
