@@ -415,7 +415,9 @@ void UserspaceNetworks::PendingForNetwork(const topology::NetworkConfig& config,
     } else if (failed.count(port.name) || state->tap != tap) {
       change("reopen_switch_port", port.name,
              "reopen port " + port.name + on + " (" + how + "): " +
-                 (failed.count(port.name) ? "its link went away" : "now a tap QEMU does not hold"));
+                 (failed.count(port.name) ? "its link went away"
+                  : tap                   ? "no guest holds its tap now"
+                                          : "a guest's QEMU holds its tap now"));
       joining.insert(port.name);
     } else if (!SameVlan(state->vlan, vlan)) {
       change("set_switch_port_vlan", port.name,
