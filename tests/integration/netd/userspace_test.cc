@@ -386,12 +386,15 @@ TEST_F(UserspaceNetdTest, PlanListsTheSwitchChangesAndApplyMakesThem) {
   for (const json& op : operations)
     if (op["op"] == "restart_tree") restart_listed = op["network"] == "us" && op["object"] == "us";
   EXPECT_TRUE(restart_listed) << operations.dump();
+  // The tree's bridge id starts with its priority, in hex.
+  auto BridgePriority = [&] {
+    return Ok(Request("stp.show", {{"network", "us"}}))["stp"]["bridge_id"]
+        .get<std::string>()
+        .substr(0, 4);
+  };
   // A plan changes nothing.
   EXPECT_EQ(Ok(Request("port.stats", {{"network", "us"}}))["ports"].size(), 4u);
-  EXPECT_EQ(
-      Ok(Request("stp.show", {{"network", "us"}}))["stp"]["bridge_id"].get<std::string>().substr(0,
-                                                                                                 4),
-      "8000");
+  EXPECT_EQ(BridgePriority(), "8000");
 
   CommandResult apply = Netctl({"apply", next});
   ASSERT_EQ(apply.exit_code, 0) << apply.err << "\n" << Log();
@@ -400,10 +403,7 @@ TEST_F(UserspaceNetdTest, PlanListsTheSwitchChangesAndApplyMakesThem) {
                 std::to_string(std::count(apply.out.begin(), apply.out.end(), '\n') - 1) +
                 " changes\n");
   EXPECT_EQ(Ok(Request("port.stats", {{"network", "us"}}))["ports"].size(), 3u);
-  EXPECT_EQ(
-      Ok(Request("stp.show", {{"network", "us"}}))["stp"]["bridge_id"].get<std::string>().substr(0,
-                                                                                                 4),
-      "1000");
+  EXPECT_EQ(BridgePriority(), "1000");
   CommandResult again = Netctl({"plan", next});
   EXPECT_EQ(again.out, "no changes\n") << again.err;
   const json network = Ok(Request("network.show", {{"name", "us"}}))["network"];
