@@ -148,7 +148,8 @@ class RxCounter {
     rta->rta_type = IFLA_IFNAME;
     rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(name_len));
     std::memcpy(RTA_DATA(rta), ifname_.c_str(), name_len);
-    req.nh.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(sizeof(ifinfomsg)) + RTA_ALIGN(rta->rta_len));
+    req.nh.nlmsg_len =
+        static_cast<uint32_t>(NLMSG_LENGTH(sizeof(ifinfomsg)) + RTA_ALIGN(rta->rta_len));
     if (::send(fd_.get(), &req, req.nh.nlmsg_len, 0) < 0)
       return Status::FromErrno("RTM_GETLINK " + ifname_, errno);
     std::vector<char> buf(1 << 16);
@@ -253,7 +254,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
 Result<MacAddress> InterfaceMac(int fd, const std::string& ifname) {
   ifreq req{};
   std::snprintf(req.ifr_name, sizeof req.ifr_name, "%s", ifname.c_str());
-  if (::ioctl(fd, SIOCGIFHWADDR, &req) < 0) return Status::FromErrno("SIOCGIFHWADDR " + ifname, errno);
+  if (::ioctl(fd, SIOCGIFHWADDR, &req) < 0)
+    return Status::FromErrno("SIOCGIFHWADDR " + ifname, errno);
   MacAddress mac;
   std::memcpy(mac.bytes.data(), req.ifr_hwaddr.sa_data, 6);
   return mac;
@@ -336,7 +338,8 @@ Status Send(const Options& o) {
   const uint64_t window_sent = sent_at_end - sent_at_start;
   const uint64_t received = rx_at_end - rx_at_start;
   std::printf(
-      "{\"sent\": %" PRIu64 ", \"sent_pps\": %.0f, \"received\": %s, \"received_pps\": %s, "
+      "{\"sent\": %" PRIu64
+      ", \"sent_pps\": %.0f, \"received\": %s, \"received_pps\": %s, "
       "\"seconds\": %.3f, \"send_errors\": %" PRIu64 "}\n",
       window_sent, static_cast<double>(window_sent) / window,
       rx ? std::to_string(received).c_str() : "null",

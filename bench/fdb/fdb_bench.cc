@@ -46,9 +46,9 @@ struct Value {
 // The keys, streams and tables of one size, built once and shared by every
 // benchmark of that size.
 struct Fixture {
-  std::vector<Key> keys;         // in the tables
-  std::vector<Key> hit_stream;   // kStream keys drawn from `keys`
-  std::vector<Key> miss_stream;  // kStream keys not in the tables
+  std::vector<Key> keys;               // in the tables
+  std::vector<Key> hit_stream;         // kStream keys drawn from `keys`
+  std::vector<Key> miss_stream;        // kStream keys not in the tables
   std::unique_ptr<Table> table;        // default config: refresh granularity 1 s
   std::unique_ptr<Table> exact_table;  // the same keys, refresh granularity 0 (built on demand)
   std::unordered_map<uint64_t, Value> umap;
@@ -280,9 +280,7 @@ void BM_Vfabric_LearnEvict(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBatch));
 }
 
-void Sizes(benchmark::internal::Benchmark* b) {
-  b->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20);
-}
+void Sizes(benchmark::internal::Benchmark* b) { b->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20); }
 
 BENCHMARK(BM_Vfabric_Lookup<true>)->Name("hit/vfabric_single")->Apply(Sizes);
 BENCHMARK(BM_Vfabric_LookupBatch<true>)->Name("hit/vfabric_batched")->Apply(Sizes);

@@ -99,14 +99,22 @@ struct Table::PortState {
 
 std::string_view ToString(LearnOutcome outcome) {
   switch (outcome) {
-    case LearnOutcome::kLearned: return "learned";
-    case LearnOutcome::kRefreshed: return "refreshed";
-    case LearnOutcome::kMoved: return "moved";
-    case LearnOutcome::kStatic: return "static";
-    case LearnOutcome::kStaticMoveRejected: return "static-move-rejected";
-    case LearnOutcome::kLimitDropped: return "limit-dropped";
-    case LearnOutcome::kLearningDisabled: return "learning-disabled";
-    case LearnOutcome::kInvalid: return "invalid";
+    case LearnOutcome::kLearned:
+      return "learned";
+    case LearnOutcome::kRefreshed:
+      return "refreshed";
+    case LearnOutcome::kMoved:
+      return "moved";
+    case LearnOutcome::kStatic:
+      return "static";
+    case LearnOutcome::kStaticMoveRejected:
+      return "static-move-rejected";
+    case LearnOutcome::kLimitDropped:
+      return "limit-dropped";
+    case LearnOutcome::kLearningDisabled:
+      return "learning-disabled";
+    case LearnOutcome::kInvalid:
+      return "invalid";
   }
   return "unknown";
 }
@@ -146,8 +154,8 @@ bool Table::Allocate() {
   const size_t per_port = config.max_per_port ? config.max_per_port : config.max_entries;
   bucket_count_ = per_port + 1;
 
-  buckets_ = static_cast<Bucket*>(::operator new[](
-      buckets * sizeof(Bucket), std::align_val_t{alignof(Bucket)}, std::nothrow));
+  buckets_ = static_cast<Bucket*>(
+      ::operator new[](buckets * sizeof(Bucket), std::align_val_t{alignof(Bucket)}, std::nothrow));
   slot_records_.reset(new (std::nothrow) uint32_t[buckets * kLanes]);
   records_.reset(new (std::nothrow) Record[config.max_entries]);
   ports_.reset(new (std::nothrow) PortState[config.max_ports]);
@@ -214,7 +222,8 @@ inline uint32_t MatchTags(const uint32_t* tags, uint32_t tag) {
   return static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(eq)));
 #else
   uint32_t match = 0;
-  for (uint32_t lane = 0; lane < 4; ++lane) match |= static_cast<uint32_t>(tags[lane] == tag) << lane;
+  for (uint32_t lane = 0; lane < 4; ++lane)
+    match |= static_cast<uint32_t>(tags[lane] == tag) << lane;
   return match;
 #endif
 }
@@ -228,7 +237,8 @@ inline PortIndex Table::Probe(uint64_t packed, uint64_t hash) const {
     const Bucket& bucket = buckets_[b];
     const uint32_t match = MatchTags(bucket.tags, tag);
     // The first lane whose tag matches (lane 0 if none: then `hit` is false).
-    const uint32_t lane = static_cast<uint32_t>(std::countr_zero(match | 1u << kLanes)) & (kLanes - 1);
+    const uint32_t lane =
+        static_cast<uint32_t>(std::countr_zero(match | 1u << kLanes)) & (kLanes - 1);
     const bool hit = (match != 0) & (bucket.keys[lane] == packed);
     const PortIndex candidate = bucket.ports[lane];
     // An empty slot's port is kNoPort, so a hit on one (the sentinel key)
@@ -237,7 +247,8 @@ inline PortIndex Table::Probe(uint64_t packed, uint64_t hash) const {
     // Done unless the key may be further on: in this bucket behind a second
     // matching tag (a 1 in 2^32 chance per slot), or in the next bucket
     // because this one is full.
-    if (hit | ((bucket.used < kLanes) & ((match & (match - 1)) == 0))) [[likely]] return port;
+    if (hit | ((bucket.used < kLanes) & ((match & (match - 1)) == 0))) [[likely]]
+      return port;
     for (uint32_t l = 0; l < kLanes; ++l)
       if (bucket.keys[l] == packed) return bucket.ports[l];
     if (bucket.used < kLanes) return kNoPort;
@@ -340,16 +351,23 @@ void Table::AgeAppend(uint32_t r) {
   Record& rec = records_[r];
   rec.age_prev = age_tail_;
   rec.age_next = kNil;
-  if (age_tail_ != kNil) records_[age_tail_].age_next = r; else age_head_ = r;
+  if (age_tail_ != kNil)
+    records_[age_tail_].age_next = r;
+  else
+    age_head_ = r;
   age_tail_ = r;
 }
 
 void Table::AgeUnlink(uint32_t r) {
   Record& rec = records_[r];
-  if (rec.age_prev != kNil) records_[rec.age_prev].age_next = rec.age_next;
-  else age_head_ = rec.age_next;
-  if (rec.age_next != kNil) records_[rec.age_next].age_prev = rec.age_prev;
-  else age_tail_ = rec.age_prev;
+  if (rec.age_prev != kNil)
+    records_[rec.age_prev].age_next = rec.age_next;
+  else
+    age_head_ = rec.age_next;
+  if (rec.age_next != kNil)
+    records_[rec.age_next].age_prev = rec.age_prev;
+  else
+    age_tail_ = rec.age_prev;
 }
 
 void Table::PortAppend(uint32_t r) {
@@ -357,24 +375,33 @@ void Table::PortAppend(uint32_t r) {
   PortState& p = ports_[rec.port];
   rec.port_prev = p.tail;
   rec.port_next = kNil;
-  if (p.tail != kNil) records_[p.tail].port_next = r; else p.head = r;
+  if (p.tail != kNil)
+    records_[p.tail].port_next = r;
+  else
+    p.head = r;
   p.tail = r;
 }
 
 void Table::PortUnlink(uint32_t r) {
   Record& rec = records_[r];
   PortState& p = ports_[rec.port];
-  if (rec.port_prev != kNil) records_[rec.port_prev].port_next = rec.port_next;
-  else p.head = rec.port_next;
-  if (rec.port_next != kNil) records_[rec.port_next].port_prev = rec.port_prev;
-  else p.tail = rec.port_prev;
+  if (rec.port_prev != kNil)
+    records_[rec.port_prev].port_next = rec.port_next;
+  else
+    p.head = rec.port_next;
+  if (rec.port_next != kNil)
+    records_[rec.port_next].port_prev = rec.port_prev;
+  else
+    p.tail = rec.port_prev;
 }
 
 void Table::PortCountChange(PortIndex port, int delta) {
   PortState& p = ports_[port];
   if (p.count > 0) {  // leave bucket p.count
-    if (p.bucket_prev != kNil) ports_[p.bucket_prev].bucket_next = p.bucket_next;
-    else bucket_head_[p.count] = p.bucket_next;
+    if (p.bucket_prev != kNil)
+      ports_[p.bucket_prev].bucket_next = p.bucket_next;
+    else
+      bucket_head_[p.count] = p.bucket_next;
     if (p.bucket_next != kNil) ports_[p.bucket_next].bucket_prev = p.bucket_prev;
   }
   p.count = static_cast<uint32_t>(static_cast<int64_t>(p.count) + delta);
@@ -483,8 +510,8 @@ LearnOutcome Table::Learn(VlanId vlan, const MacAddress& mac, PortIndex port, ui
   return LearnOutcome::kLearned;
 }
 
-void Table::LearnBatch(std::span<const Key> keys, std::span<const PortIndex> ports,
-                       uint64_t now_ns, std::span<LearnOutcome> outcomes) {
+void Table::LearnBatch(std::span<const Key> keys, std::span<const PortIndex> ports, uint64_t now_ns,
+                       std::span<LearnOutcome> outcomes) {
   // Three passes over a group of keys: prefetch the home buckets (and the
   // slot-to-record words next to them); find each key's slot and prefetch
   // its record; then learn one by one, now from cache. Earlier learns of the
@@ -707,10 +734,11 @@ DumpChunk Table::Dump(size_t cursor, std::span<Entry> out, uint64_t now_ns) cons
   // chunk long.
   const size_t scan_limit = std::max<size_t>(out.size(), 1) * 4;
   size_t i = cursor;
-  for (size_t scanned = 0; i < config_.max_entries && chunk.count < out.size() &&
-                           scanned < scan_limit;
+  for (size_t scanned = 0;
+       i < config_.max_entries && chunk.count < out.size() && scanned < scan_limit;
        ++i, ++scanned) {
-    if (records_[i].flags & kFlagInUse) out[chunk.count++] = MakeEntry(static_cast<uint32_t>(i), now_ns);
+    if (records_[i].flags & kFlagInUse)
+      out[chunk.count++] = MakeEntry(static_cast<uint32_t>(i), now_ns);
   }
   chunk.next_cursor = i;
   chunk.done = i >= config_.max_entries;

@@ -11,15 +11,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <algorithm>
-#include <chrono>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
@@ -92,7 +92,7 @@ Result<UniqueFd> Listen(const std::string& path, const std::string& group, gid_t
   if (bound != 0) return Status::FromErrno("bind " + path, bind_errno);
   *socket_gid = getegid();
   if (!group.empty()) {
-    struct group entry{};
+    struct group entry {};
     struct group* found = nullptr;
     std::vector<char> buffer(16384);
     if (getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found) {
@@ -388,14 +388,17 @@ class Daemon {
     VF_LOG(kInfo) << "reloading " << ConfigNames();
     auto loaded = Load();
     if (!loaded.ok()) {
-      VF_LOG(kError) << "reload: " << loaded.status().message() << "; keeping the old configuration";
+      VF_LOG(kError) << "reload: " << loaded.status().message()
+                     << "; keeping the old configuration";
     } else {
       controller_->SetConfig(guests_->WithRunningNics(std::move(loaded).value()));
       std::vector<Operation> applied;
       Status status = controller_->Reconcile(&applied);
       for (const auto& op : applied) VF_LOG(kInfo) << "reload: " << op.Describe();
-      if (!status.ok()) VF_LOG(kError) << "reload: " << status.message();
-      else VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
+      if (!status.ok())
+        VF_LOG(kError) << "reload: " << status.message();
+      else
+        VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
     }
     Notify("READY=1");
   }
@@ -431,10 +434,11 @@ class Daemon {
       std::string who;
       if (!PeerAllowed(fd.get(), socket_gid_, &who)) {
         VF_LOG(kWarning) << "control socket: refused " << who;
-        json answer = {{"version", kProtocolVersion},
-                       {"ok", false},
-                       {"error", {{"code", "permission"},
-                                  {"message", "not allowed to use " + options_.socket_path}}}};
+        json answer = {
+            {"version", kProtocolVersion},
+            {"ok", false},
+            {"error",
+             {{"code", "permission"}, {"message", "not allowed to use " + options_.socket_path}}}};
         WriteAll(fd.get(), answer.dump() + "\n");
         continue;
       }
@@ -469,9 +473,10 @@ class Daemon {
       json answer;
       json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (request.is_discarded()) {
-        answer = {{"version", kProtocolVersion},
-                  {"ok", false},
-                  {"error", {{"code", "bad_request"}, {"message", "the request is not valid JSON"}}}};
+        answer = {
+            {"version", kProtocolVersion},
+            {"ok", false},
+            {"error", {{"code", "bad_request"}, {"message", "the request is not valid JSON"}}}};
       } else {
         answer = controller_->Handle(request);
       }

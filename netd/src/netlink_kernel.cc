@@ -24,7 +24,9 @@
 // pvid other than 1). SetBridgeSettings always sends them (it may have to turn
 // filtering off) and, if the kernel says EOPNOTSUPP while the settings are
 // the defaults, repeats the request without them.
+// clang-format off
 #include <net/if.h>  // IFF_UP, IFNAMSIZ; before the linux headers libnl pulls in
+// clang-format on
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -302,8 +304,7 @@ class NetlinkKernel final : public Kernel {
     return Change(name, changes.get(), what);
   }
 
-  Status SetBridgePortSettings(const std::string& name,
-                               const BridgePortSettings& s) override {
+  Status SetBridgePortSettings(const std::string& name, const BridgePortSettings& s) override {
     const std::string what = "set bridge port settings " + name;
     if (s == BridgePortSettings{}) return Status::Ok();
     auto index = IfIndex(name, what);
@@ -313,7 +314,8 @@ class NetlinkKernel final : public Kernel {
     PutIfinfo(header, AF_BRIDGE, *index);
     nlattr* protinfo = mnl_attr_nest_start(header, IFLA_PROTINFO);  // sets NLA_F_NESTED
     if (s.cost) mnl_attr_put_u32(header, IFLA_BRPORT_COST, *s.cost);
-    if (s.priority) mnl_attr_put_u16(header, IFLA_BRPORT_PRIORITY, static_cast<uint16_t>(*s.priority));
+    if (s.priority)
+      mnl_attr_put_u16(header, IFLA_BRPORT_PRIORITY, static_cast<uint16_t>(*s.priority));
     auto put_flag = [header](uint16_t type, const std::optional<bool>& value) {
       if (value) mnl_attr_put_u8(header, type, *value ? 1 : 0);
     };
@@ -344,8 +346,7 @@ class NetlinkKernel final : public Kernel {
     return Fdb(true, port, mac, vlan);
   }
 
-  Status DeleteStaticFdb(const std::string& port, const MacAddress& mac,
-                         uint16_t vlan) override {
+  Status DeleteStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) override {
     return Fdb(false, port, mac, vlan);
   }
 
@@ -358,8 +359,8 @@ class NetlinkKernel final : public Kernel {
   }
 
   Status DeletePortVlan(const std::string& port, uint16_t vid) override {
-    return PortVlan(RTM_DELLINK, "delete vlan " + std::to_string(vid) + " on " + port, port,
-                    vid, 0);
+    return PortVlan(RTM_DELLINK, "delete vlan " + std::to_string(vid) + " on " + port, port, vid,
+                    0);
   }
 
  private:
@@ -392,8 +393,8 @@ class NetlinkKernel final : public Kernel {
   // Dumps until the kernel reports a consistent dump (a few tries), calling
   // `reset` before each retry.
   template <typename Reset>
-  Status DumpConsistent(nlmsghdr* header, const std::string& what,
-                        const nl::DumpCallback& callback, Reset reset) {
+  Status DumpConsistent(nlmsghdr* header, const std::string& what, const nl::DumpCallback& callback,
+                        Reset reset) {
     constexpr int kTries = 5;
     Status status;
     for (int attempt = 0; attempt < kTries; ++attempt) {

@@ -144,8 +144,7 @@ BridgePortStatus ParseBridgePort(const nlattr* data) {
 // is not 4-aligned could be read up to 3 bytes past its end. The kernel
 // always pads (nla_put aligns every attribute), so such a message is malformed.
 bool WellFormed(const nlmsghdr* header, size_t family_header) {
-  return header->nlmsg_len >= mnl_nlmsg_size(family_header) &&
-         header->nlmsg_len % MNL_ALIGNTO == 0;
+  return header->nlmsg_len >= mnl_nlmsg_size(family_header) && header->nlmsg_len % MNL_ALIGNTO == 0;
 }
 
 }  // namespace
@@ -188,8 +187,7 @@ bool ParseLink(const nlmsghdr* header, LinkInfo* link) {
 }
 
 std::optional<FdbEntry> ParseFdb(const nlmsghdr* header) {
-  if (header->nlmsg_type != RTM_NEWNEIGH || !WellFormed(header, sizeof(ndmsg)))
-    return std::nullopt;
+  if (header->nlmsg_type != RTM_NEWNEIGH || !WellFormed(header, sizeof(ndmsg))) return std::nullopt;
   const auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(header));
   if (ndm->ndm_family != AF_BRIDGE) return std::nullopt;
   auto tb = ParseMessage<NDA_MAX + 1>(header, sizeof(ndmsg));

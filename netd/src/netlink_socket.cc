@@ -77,8 +77,7 @@ Status NlSocket::Send(nlmsghdr* request, std::string_view what) {
   return Status::Ok();
 }
 
-Status NlSocket::Transact(nlmsghdr* request, std::string_view what,
-                          const DumpCallback* callback) {
+Status NlSocket::Transact(nlmsghdr* request, std::string_view what, const DumpCallback* callback) {
   request->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
   request->nlmsg_seq = next_seq_++;
   request->nlmsg_pid = 0;
@@ -130,7 +129,8 @@ Status NlSocket::Receive(uint32_t seq, std::string_view what, const DumpCallback
         // A dump may end with an error in the DONE payload.
         if (header->nlmsg_len >= mnl_nlmsg_size(sizeof(int))) {
           int error = *static_cast<const int*>(mnl_nlmsg_get_payload(header));
-          if (error < 0 && first_error.ok()) return ErrorStatus(what, -error, ExtackMessage(header));
+          if (error < 0 && first_error.ok())
+            return ErrorStatus(what, -error, ExtackMessage(header));
         }
         if (interrupted && first_error.ok())
           return ErrorStatus(what, EAGAIN, "dump interrupted by a concurrent change");

@@ -62,8 +62,7 @@ class NlSocket {
   // set here) and waits for the kernel's ack. `what` names the operation and
   // object for the error message ("create bridge vfb-lab").
   // Replies before the ack (a non-dump RTM_GET*) go to `callback` if given.
-  Status Transact(nlmsghdr* request, std::string_view what,
-                  const DumpCallback* callback = nullptr);
+  Status Transact(nlmsghdr* request, std::string_view what, const DumpCallback* callback = nullptr);
   // The same for a message built by libnl.
   Status Transact(nl_msg* request, std::string_view what);
   // Sends a dump request (NLM_F_DUMP is set here) and calls `callback` for

@@ -210,7 +210,8 @@ class Planner {
                            "; VLANs on this host need \"datapath\": \"userspace\"");
     }
     if (const LinkInfo* link = kernel ? actual_.FindLink(network.bridge) : nullptr) {
-      if (!Owned(*link)) return Status::Error(ForeignLinkError("bridge", network.bridge, network.name, *link));
+      if (!Owned(*link))
+        return Status::Error(ForeignLinkError("bridge", network.bridge, network.name, *link));
       if (link->kind != "bridge")
         return Status::Error("bridge " + network.bridge + " of network " + network.name +
                              ": the link of that name is a " + link->kind + ", not a bridge");
@@ -318,11 +319,10 @@ class Planner {
       const TapSettings want = DesiredTapSettings(port);
       // vnet_hdr is not compared: whoever opens the tap (the switch, QEMU)
       // sets it for that open, and a tap in use must never be recreated.
-      const bool matches = link != nullptr && link->kind == "tun" && link->tap &&
-                           link->tap->settings.owner == want.owner &&
-                           link->tap->settings.group == want.group &&
-                           link->tap->settings.multi_queue == want.multi_queue &&
-                           link->tap->persistent;
+      const bool matches =
+          link != nullptr && link->kind == "tun" && link->tap &&
+          link->tap->settings.owner == want.owner && link->tap->settings.group == want.group &&
+          link->tap->settings.multi_queue == want.multi_queue && link->tap->persistent;
       if (link != nullptr && !matches) {
         // Flags such as vnet_hdr and multi_queue are fixed when a tap is made:
         // a different wish means a new tap.
@@ -342,9 +342,9 @@ class Planner {
     } else if (port.kind == PortKind::kVeth) {
       wanted_.insert(port.peer);
       const LinkInfo* peer = actual_.FindLink(port.peer);
-      const bool pair_ok = link != nullptr && link->kind == "veth" &&
-                           (peer == nullptr ? !port.peer_netns.empty()
-                                            : link->link_ifindex == peer->ifindex);
+      const bool pair_ok =
+          link != nullptr && link->kind == "veth" &&
+          (peer == nullptr ? !port.peer_netns.empty() : link->link_ifindex == peer->ifindex);
       if (!pair_ok) {
         for (const LinkInfo* stale : {link, peer}) {
           if (stale == nullptr) continue;
@@ -386,8 +386,8 @@ class Planner {
       if (bring_up) port_config_.push_back(SetUpOp(network.name, port.name, true));
       return;
     }
-    const bool enslaved = !created && bridge != nullptr && link != nullptr &&
-                          link->master_ifindex == bridge->ifindex;
+    const bool enslaved =
+        !created && bridge != nullptr && link != nullptr && link->master_ifindex == bridge->ifindex;
     if (!enslaved)
       port_config_.push_back(SetMasterOp(network.name, port.name, network.bridge, old_master));
 
@@ -491,8 +491,8 @@ class Planner {
   // Adds (or deletes) a static FDB entry, undone by the opposite.
   static Operation StaticFdbOp(bool add, const std::string& network, const std::string& port,
                                const MacAddress& mac, uint16_t vlan) {
-    Operation op = Op(add ? Operation::Kind::kAddStaticFdb : Operation::Kind::kDeleteStaticFdb,
-                      network, port);
+    Operation op =
+        Op(add ? Operation::Kind::kAddStaticFdb : Operation::Kind::kDeleteStaticFdb, network, port);
     op.mac = mac;
     op.vlan = vlan;
     Operation undo = op;
@@ -526,10 +526,11 @@ class Planner {
   const topology::Topology& desired_;
   const KernelState& actual_;
   const std::set<std::string>& attached_;
+
  public:
   std::set<std::string> wanted_;
-  std::vector<Operation> bridges_, port_links_, port_config_, fdb_adds_, bridges_up_,
-      fdb_removals_, link_removals_, bridge_removals_;
+  std::vector<Operation> bridges_, port_links_, port_config_, fdb_adds_, bridges_up_, fdb_removals_,
+      link_removals_, bridge_removals_;
 };
 
 }  // namespace
@@ -624,20 +625,34 @@ Result<std::vector<Operation>> Plan(const topology::Topology& desired, const Ker
 
 std::string_view Operation::KindName() const {
   switch (kind) {
-    case Kind::kCreateBridge: return "create_bridge";
-    case Kind::kSetBridgeSettings: return "set_bridge";
-    case Kind::kCreateTap: return "create_tap";
-    case Kind::kCreateVeth: return "create_veth";
-    case Kind::kMoveToNetns: return "move_to_netns";
-    case Kind::kDeleteLink: return "delete_link";
-    case Kind::kSetAlias: return "set_alias";
-    case Kind::kSetMaster: return "set_master";
-    case Kind::kSetBridgePortSettings: return "set_bridge_port";
-    case Kind::kSetLinkUp: return "set_link_up";
-    case Kind::kAddStaticFdb: return "add_static_fdb";
-    case Kind::kDeleteStaticFdb: return "delete_static_fdb";
-    case Kind::kAddPortVlan: return "add_port_vlan";
-    case Kind::kDeletePortVlan: return "delete_port_vlan";
+    case Kind::kCreateBridge:
+      return "create_bridge";
+    case Kind::kSetBridgeSettings:
+      return "set_bridge";
+    case Kind::kCreateTap:
+      return "create_tap";
+    case Kind::kCreateVeth:
+      return "create_veth";
+    case Kind::kMoveToNetns:
+      return "move_to_netns";
+    case Kind::kDeleteLink:
+      return "delete_link";
+    case Kind::kSetAlias:
+      return "set_alias";
+    case Kind::kSetMaster:
+      return "set_master";
+    case Kind::kSetBridgePortSettings:
+      return "set_bridge_port";
+    case Kind::kSetLinkUp:
+      return "set_link_up";
+    case Kind::kAddStaticFdb:
+      return "add_static_fdb";
+    case Kind::kDeleteStaticFdb:
+      return "delete_static_fdb";
+    case Kind::kAddPortVlan:
+      return "add_port_vlan";
+    case Kind::kDeletePortVlan:
+      return "delete_port_vlan";
   }
   return "?";
 }
@@ -666,8 +681,8 @@ std::string Operation::Describe() const {
   };
   auto bridge_settings = [&](const BridgeSettings& s) {
     out << "stp " << OnOff(s.stp_enabled) << ", priority " << s.priority << ", hello "
-        << s.hello_time_cs / 100 << "s, forward_delay " << s.forward_delay_cs / 100
-        << "s, max_age " << s.max_age_cs / 100 << "s, ageing " << s.ageing_time_cs / 100 << "s";
+        << s.hello_time_cs / 100 << "s, forward_delay " << s.forward_delay_cs / 100 << "s, max_age "
+        << s.max_age_cs / 100 << "s, ageing " << s.ageing_time_cs / 100 << "s";
     if (s.vlan_filtering) out << ", vlan_filtering on, default_pvid " << s.default_pvid;
   };
   switch (kind) {
@@ -719,8 +734,8 @@ std::string Operation::Describe() const {
           << " on " << object;
       break;
     case Kind::kDeleteStaticFdb:
-      out << "delete static fdb " << mac.ToString()
-          << (vlan ? " vlan " + std::to_string(vlan) : "") << " on " << object;
+      out << "delete static fdb " << mac.ToString() << (vlan ? " vlan " + std::to_string(vlan) : "")
+          << " on " << object;
       break;
     case Kind::kAddPortVlan:
       out << "add vlan " << vlan << " to " << object << (pvid ? " (pvid" : " (tagged")
@@ -735,29 +750,39 @@ std::string Operation::Describe() const {
 
 Status Execute(Kernel& kernel, const Operation& op) {
   switch (op.kind) {
-    case Operation::Kind::kCreateBridge: return kernel.CreateBridge(op.object, op.bridge, op.alias);
-    case Operation::Kind::kSetBridgeSettings: return kernel.SetBridgeSettings(op.object, op.bridge);
-    case Operation::Kind::kCreateTap: return kernel.CreateTap(op.object, op.tap, op.alias);
-    case Operation::Kind::kCreateVeth: return kernel.CreateVeth(op.object, op.peer, op.alias);
-    case Operation::Kind::kMoveToNetns: return kernel.MoveToNetns(op.object, op.netns);
-    case Operation::Kind::kDeleteLink: return kernel.DeleteLink(op.object);
-    case Operation::Kind::kSetAlias: return kernel.SetAlias(op.object, op.alias);
-    case Operation::Kind::kSetMaster: return kernel.SetMaster(op.object, op.master);
+    case Operation::Kind::kCreateBridge:
+      return kernel.CreateBridge(op.object, op.bridge, op.alias);
+    case Operation::Kind::kSetBridgeSettings:
+      return kernel.SetBridgeSettings(op.object, op.bridge);
+    case Operation::Kind::kCreateTap:
+      return kernel.CreateTap(op.object, op.tap, op.alias);
+    case Operation::Kind::kCreateVeth:
+      return kernel.CreateVeth(op.object, op.peer, op.alias);
+    case Operation::Kind::kMoveToNetns:
+      return kernel.MoveToNetns(op.object, op.netns);
+    case Operation::Kind::kDeleteLink:
+      return kernel.DeleteLink(op.object);
+    case Operation::Kind::kSetAlias:
+      return kernel.SetAlias(op.object, op.alias);
+    case Operation::Kind::kSetMaster:
+      return kernel.SetMaster(op.object, op.master);
     case Operation::Kind::kSetBridgePortSettings:
       return kernel.SetBridgePortSettings(op.object, op.bridge_port);
-    case Operation::Kind::kSetLinkUp: return kernel.SetLinkUp(op.object, op.up);
-    case Operation::Kind::kAddStaticFdb: return kernel.AddStaticFdb(op.object, op.mac, op.vlan);
+    case Operation::Kind::kSetLinkUp:
+      return kernel.SetLinkUp(op.object, op.up);
+    case Operation::Kind::kAddStaticFdb:
+      return kernel.AddStaticFdb(op.object, op.mac, op.vlan);
     case Operation::Kind::kDeleteStaticFdb:
       return kernel.DeleteStaticFdb(op.object, op.mac, op.vlan);
     case Operation::Kind::kAddPortVlan:
       return kernel.AddPortVlan(op.object, op.vlan, op.pvid, op.untagged);
-    case Operation::Kind::kDeletePortVlan: return kernel.DeletePortVlan(op.object, op.vlan);
+    case Operation::Kind::kDeletePortVlan:
+      return kernel.DeletePortVlan(op.object, op.vlan);
   }
   return Status::Error("unknown operation");
 }
 
-Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan,
-                 std::vector<Operation>* done) {
+Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan, std::vector<Operation>* done) {
   size_t applied = 0;
   for (; applied < plan.size(); ++applied) {
     Status status = Execute(kernel, plan[applied]);

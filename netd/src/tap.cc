@@ -3,9 +3,9 @@
 // TUNSETIFF on a fresh fd, made to outlive it with TUNSETPERSIST.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
-#include <linux/if_tun.h>
 
 #include <cstring>
 #include <string>

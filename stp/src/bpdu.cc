@@ -65,20 +65,28 @@ std::string BridgeId::ToString() const {
 
 std::string_view ToString(PortRole role) {
   switch (role) {
-    case PortRole::kDisabled: return "disabled";
-    case PortRole::kRoot: return "root";
-    case PortRole::kDesignated: return "designated";
-    case PortRole::kAlternate: return "alternate";
-    case PortRole::kBackup: return "backup";
+    case PortRole::kDisabled:
+      return "disabled";
+    case PortRole::kRoot:
+      return "root";
+    case PortRole::kDesignated:
+      return "designated";
+    case PortRole::kAlternate:
+      return "alternate";
+    case PortRole::kBackup:
+      return "backup";
   }
   return "?";
 }
 
 std::string_view ToString(PortState state) {
   switch (state) {
-    case PortState::kDiscarding: return "discarding";
-    case PortState::kLearning: return "learning";
-    case PortState::kForwarding: return "forwarding";
+    case PortState::kDiscarding:
+      return "discarding";
+    case PortState::kLearning:
+      return "learning";
+    case PortState::kForwarding:
+      return "forwarding";
   }
   return "?";
 }
@@ -89,14 +97,22 @@ std::string_view ToString(Protocol protocol) {
 
 std::string_view ToString(DecodeError error) {
   switch (error) {
-    case DecodeError::kOk: return "ok";
-    case DecodeError::kNotBpdu: return "not a BPDU frame";
-    case DecodeError::kLengthMismatch: return "802.3 length disagrees with the frame";
-    case DecodeError::kTruncated: return "truncated BPDU";
-    case DecodeError::kBadProtocolId: return "bad protocol identifier";
-    case DecodeError::kBadType: return "unknown BPDU type";
-    case DecodeError::kBadVersion: return "bad protocol version";
-    case DecodeError::kBadTimers: return "impossible timer values";
+    case DecodeError::kOk:
+      return "ok";
+    case DecodeError::kNotBpdu:
+      return "not a BPDU frame";
+    case DecodeError::kLengthMismatch:
+      return "802.3 length disagrees with the frame";
+    case DecodeError::kTruncated:
+      return "truncated BPDU";
+    case DecodeError::kBadProtocolId:
+      return "bad protocol identifier";
+    case DecodeError::kBadType:
+      return "unknown BPDU type";
+    case DecodeError::kBadVersion:
+      return "bad protocol version";
+    case DecodeError::kBadTimers:
+      return "impossible timer values";
   }
   return "?";
 }

@@ -45,9 +45,9 @@ Bridge::Impl::Impl(const BridgeConfig& config, TimePoint now)
     : config_(config), next_tick_(now + std::chrono::seconds(1)), last_now_(now) {
   bridge_id_ = BridgeId{config.priority, config.address}.ToU64();
   bridge_priority_ = PriorityVector{bridge_id_, 0, bridge_id_, 0, 0};
-  bridge_times_ = Times{0, static_cast<uint16_t>(config.max_age),
-                        static_cast<uint16_t>(config.forward_delay),
-                        static_cast<uint16_t>(config.hello_time)};
+  bridge_times_ =
+      Times{0, static_cast<uint16_t>(config.max_age), static_cast<uint16_t>(config.forward_delay),
+            static_cast<uint16_t>(config.hello_time)};
   root_priority_ = bridge_priority_;
   root_times_ = bridge_times_;
   reported_root_ = bridge_id_;
@@ -69,8 +69,8 @@ void Bridge::Impl::InitPort(Port& p) {
   p.designated_times = root_times_;
   p.designated_times.hello_time = HelloTime();
   p.port_times = p.designated_times;
-  p.designated_priority = PriorityVector{root_priority_.root, root_priority_.cost, bridge_id_,
-                                         p.port_id, p.port_id};
+  p.designated_priority =
+      PriorityVector{root_priority_.root, root_priority_.cost, bridge_id_, p.port_id, p.port_id};
   p.port_priority = p.designated_priority;
   // PRX DISCARD
   p.prx = PrxState::kDiscard;
@@ -137,8 +137,8 @@ Status Bridge::Impl::AddPort(const PortConfig& config) {
                          std::to_string(config.path_cost) + " is outside 1..200000000");
   }
   if (config.address.IsMulticast()) {
-    return Status::Error("stp: port " + std::to_string(config.number) +
-                         " source address " + config.address.ToString() + " is multicast");
+    return Status::Error("stp: port " + std::to_string(config.number) + " source address " +
+                         config.address.ToString() + " is multicast");
   }
   Port& p = ports_[config.number];
   p.config = config;
@@ -190,8 +190,7 @@ Status Bridge::Impl::ForceProtocolMigrationCheck(PortNumber number) {
   return Status::Ok();
 }
 
-Status Bridge::Impl::ReceiveBpdu(PortNumber number, std::span<const uint8_t> frame,
-                                 TimePoint now) {
+Status Bridge::Impl::ReceiveBpdu(PortNumber number, std::span<const uint8_t> frame, TimePoint now) {
   Port* p = Find(number);
   if (p == nullptr) return Status::Error("stp: no port " + std::to_string(number));
   last_now_ = std::max(last_now_, now);
@@ -219,9 +218,15 @@ Status Bridge::Impl::ReceiveBpdu(PortNumber number, std::span<const uint8_t> fra
     bpdu.type = BpduType::kConfig;
   }
   switch (bpdu.type) {
-    case BpduType::kConfig: ++p->counters.rx_config; break;
-    case BpduType::kTcn: ++p->counters.rx_tcn; break;
-    case BpduType::kRst: ++p->counters.rx_rst; break;
+    case BpduType::kConfig:
+      ++p->counters.rx_config;
+      break;
+    case BpduType::kTcn:
+      ++p->counters.rx_tcn;
+      break;
+    case BpduType::kRst:
+      ++p->counters.rx_rst;
+      break;
   }
   // 9.3.4: our own BPDU looped back to the port that sent it is discarded.
   if (bpdu.type != BpduType::kTcn && bpdu.bridge_id.ToU64() == bridge_id_ &&
@@ -386,8 +391,8 @@ void Bridge::Impl::UpdtRolesTree() {
           p.updt_info = false;
         } else if (p.designated_priority.Compare(p.port_priority) >= 0) {
           // Our information is no better than what the segment already has.
-          p.selected_role = (p.port_priority.bridge == bridge_id_) ? PortRole::kBackup
-                                                                   : PortRole::kAlternate;
+          p.selected_role =
+              (p.port_priority.bridge == bridge_id_) ? PortRole::kBackup : PortRole::kAlternate;
           p.updt_info = false;
         } else {
           p.selected_role = PortRole::kDesignated;
@@ -403,8 +408,8 @@ void Bridge::Impl::UpdtRolesTree() {
 
 bool Bridge::Impl::StepPrx(Port& p) {
   if ((p.rcvd_bpdu || p.edge_delay_while != kMigrateTime) && !p.port_enabled) {
-    if (p.prx == PrxState::kDiscard && !p.rcvd_bpdu && !p.rcvd_rstp && !p.rcvd_stp &&
-        !p.rcvd_msg && p.edge_delay_while == kMigrateTime) {
+    if (p.prx == PrxState::kDiscard && !p.rcvd_bpdu && !p.rcvd_rstp && !p.rcvd_stp && !p.rcvd_msg &&
+        p.edge_delay_while == kMigrateTime) {
       return false;
     }
     p.prx = PrxState::kDiscard;  // DISCARD
@@ -557,11 +562,18 @@ void Bridge::Impl::TxRstp(Port& p) {
   b.topology_change = p.tc_while != 0;
   b.proposal = p.proposing;
   switch (p.role) {
-    case PortRole::kRoot: b.role = BpduRole::kRoot; break;
-    case PortRole::kDesignated: b.role = BpduRole::kDesignated; break;
+    case PortRole::kRoot:
+      b.role = BpduRole::kRoot;
+      break;
+    case PortRole::kDesignated:
+      b.role = BpduRole::kDesignated;
+      break;
     case PortRole::kAlternate:
-    case PortRole::kBackup: b.role = BpduRole::kAlternateOrBackup; break;
-    case PortRole::kDisabled: return;
+    case PortRole::kBackup:
+      b.role = BpduRole::kAlternateOrBackup;
+      break;
+    case PortRole::kDisabled:
+      return;
   }
   b.learning = p.learning;
   b.forwarding = p.forwarding;
@@ -631,8 +643,7 @@ void Bridge::Impl::RecordProposal(Port& p) {
 }
 
 void Bridge::Impl::RecordAgreement(Port& p) {
-  if (RstpVersion() && p.config.point_to_point && p.rx.type == BpduType::kRst &&
-      p.rx.agreement) {
+  if (RstpVersion() && p.config.point_to_point && p.rx.type == BpduType::kRst && p.rx.agreement) {
     p.agreed = true;
     p.proposing = false;
   } else {
@@ -747,7 +758,9 @@ bool Bridge::Impl::StepPim(Port& p) {
   // UPDATE -> CURRENT
   p.pim = PimState::kCurrent;
   p.proposing = p.proposed = false;
-  p.agreed = p.agreed && p.info_is == InfoIs::kMine && p.designated_priority.root == p.port_priority.root && BetterOrSameInfo(p, InfoIs::kMine);
+  p.agreed = p.agreed && p.info_is == InfoIs::kMine &&
+             p.designated_priority.root == p.port_priority.root &&
+             BetterOrSameInfo(p, InfoIs::kMine);
   p.synced = p.synced && p.agreed;
   p.port_priority = p.designated_priority;
   p.port_times = p.designated_times;
@@ -893,8 +906,8 @@ bool Bridge::Impl::StepPrt(Port& p) {
     }
 
     case PrtState::kDesignatedPort: {
-      if (((p.sync && !p.synced) || (p.re_root && p.rr_while != 0) || p.disputed) &&
-          !p.oper_edge && (p.learn || p.forward)) {  // DESIGNATED_DISCARD
+      if (((p.sync && !p.synced) || (p.re_root && p.rr_while != 0) || p.disputed) && !p.oper_edge &&
+          (p.learn || p.forward)) {  // DESIGNATED_DISCARD
         p.learn = p.forward = p.disputed = false;
         p.fd_while = ForwardDelay(p);
         designated_port();
@@ -1107,8 +1120,9 @@ bool Bridge::Impl::StepFlush(Port& p) {
   p.fdb_flush = false;
   if (p.learned_since_flush) {
     p.learned_since_flush = p.learning;
-    const bool queued = std::any_of(out_.flushes.begin(), out_.flushes.end(),
-                                    [&](const FlushRequest& f) { return f.port == p.config.number; });
+    const bool queued =
+        std::any_of(out_.flushes.begin(), out_.flushes.end(),
+                    [&](const FlushRequest& f) { return f.port == p.config.number; });
     if (!queued) out_.flushes.push_back(FlushRequest{p.config.number});
   }
   return true;
@@ -1197,8 +1211,7 @@ Result<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& config, TimeP
                          " is outside 4..30 s");
   }
   if (config.max_age < 6 || config.max_age > 40) {
-    return Status::Error("stp: max_age " + std::to_string(config.max_age) +
-                         " is outside 6..40 s");
+    return Status::Error("stp: max_age " + std::to_string(config.max_age) + " is outside 6..40 s");
   }
   if (config.max_age < 2 * (config.hello_time + 1)) {
     return Status::Error("stp: max_age " + std::to_string(config.max_age) +

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int lines = 1;
   for (char c : text) lines += c == '\n';
   for (const auto& diagnostic : result.errors) {
-    if (diagnostic.where.line < 1 || diagnostic.where.line > lines + 1 || diagnostic.where.column < 1)
+    if (diagnostic.where.line < 1 || diagnostic.where.line > lines + 1 ||
+        diagnostic.where.column < 1)
       std::abort();
     if (diagnostic.message.empty()) std::abort();
   }

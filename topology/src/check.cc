@@ -218,13 +218,11 @@ void CheckAcross(Decoded* decoded) {
       if (port != network.ports.end()) {
         // An entry in a VLAN the port is not in could never be used (the
         // kernel bridge refuses one).
-        const bool vlans_apply =
-            network.datapath == Datapath::kUserspace || network.vlan.filtering;
+        const bool vlans_apply = network.datapath == Datapath::kUserspace || network.vlan.filtering;
         if (entry.vlan != 0 && vlans_apply && !PortCarries(network, *port, entry.vlan)) {
           errors->push_back({sites.fdb_ports[e],
                              "port " + Quoted(entry.port) + " is not in VLAN " +
-                                 std::to_string(entry.vlan) + " (" +
-                                 PortVlansText(network, *port) +
+                                 std::to_string(entry.vlan) + " (" + PortVlansText(network, *port) +
                                  "): frames for this static entry could never leave by it"});
         }
         continue;

@@ -6,31 +6,44 @@ namespace vfabric::vlan {
 
 std::string_view ToString(IngressDrop drop) {
   switch (drop) {
-    case IngressDrop::kNone: return "none";
-    case IngressDrop::kMalformed: return "malformed";
-    case IngressDrop::kServiceTag: return "service-tag";
-    case IngressDrop::kReservedVlan: return "reserved-vlan";
-    case IngressDrop::kDoubleTagged: return "double-tagged";
-    case IngressDrop::kTaggedOnAccess: return "tagged-on-access";
-    case IngressDrop::kUntaggedNotAllowed: return "untagged-not-allowed";
-    case IngressDrop::kVlanNotAllowed: return "vlan-not-allowed";
+    case IngressDrop::kNone:
+      return "none";
+    case IngressDrop::kMalformed:
+      return "malformed";
+    case IngressDrop::kServiceTag:
+      return "service-tag";
+    case IngressDrop::kReservedVlan:
+      return "reserved-vlan";
+    case IngressDrop::kDoubleTagged:
+      return "double-tagged";
+    case IngressDrop::kTaggedOnAccess:
+      return "tagged-on-access";
+    case IngressDrop::kUntaggedNotAllowed:
+      return "untagged-not-allowed";
+    case IngressDrop::kVlanNotAllowed:
+      return "vlan-not-allowed";
   }
   return "unknown";
 }
 
 std::string_view ToString(EgressAction action) {
   switch (action) {
-    case EgressAction::kUntagged: return "untagged";
-    case EgressAction::kTagged: return "tagged";
-    case EgressAction::kDrop: return "drop";
+    case EgressAction::kUntagged:
+      return "untagged";
+    case EgressAction::kTagged:
+      return "tagged";
+    case EgressAction::kDrop:
+      return "drop";
   }
   return "unknown";
 }
 
 std::string_view ToString(PortMode mode) {
   switch (mode) {
-    case PortMode::kAccess: return "access";
-    case PortMode::kTrunk: return "trunk";
+    case PortMode::kAccess:
+      return "access";
+    case PortMode::kTrunk:
+      return "trunk";
   }
   return "unknown";
 }

@@ -15,11 +15,16 @@ void Store16(uint8_t* p, uint16_t v) {
 
 std::string_view ToString(FrameError error) {
   switch (error) {
-    case FrameError::kOk: return "ok";
-    case FrameError::kRunt: return "runt";
-    case FrameError::kTruncatedTag: return "truncated-tag";
-    case FrameError::kNoHeadroom: return "no-headroom";
-    case FrameError::kNotTagged: return "not-tagged";
+    case FrameError::kOk:
+      return "ok";
+    case FrameError::kRunt:
+      return "runt";
+    case FrameError::kTruncatedTag:
+      return "truncated-tag";
+    case FrameError::kNoHeadroom:
+      return "no-headroom";
+    case FrameError::kNotTagged:
+      return "not-tagged";
   }
   return "unknown";
 }

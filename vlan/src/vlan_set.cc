@@ -122,8 +122,10 @@ std::string VlanSet::ToString() const {
     while (last + 1 < 4096 && Contains(static_cast<VlanId>(last + 1))) ++last;
     if (!out.empty()) out += ',';
     out += std::to_string(v);
-    if (last == v + 1) out += "," + std::to_string(last);
-    else if (last > v + 1) out += "-" + std::to_string(last);
+    if (last == v + 1)
+      out += "," + std::to_string(last);
+    else if (last > v + 1)
+      out += "-" + std::to_string(last);
     v = last + 1;
   }
   return out;

@@ -91,12 +91,9 @@ class GuestFixture : public NetdFixture {
   // on ttyS0; `cmdline` holds the guest's vf.* parameters.
   json GuestVm(const std::string& name, const std::string& cmdline, json nics,
                int memory_mb = 256) const {
-    return {{"name", name},
-            {"memory_mb", memory_mb},
-            {"accel", "auto"},
-            {"kernel", kernel_},
-            {"initrd", initrd_},
-            {"cmdline", "console=ttyS0 quiet panic=-1 " + cmdline},
+    return {{"name", name},           {"memory_mb", memory_mb},
+            {"accel", "auto"},        {"kernel", kernel_},
+            {"initrd", initrd_},      {"cmdline", "console=ttyS0 quiet panic=-1 " + cmdline},
             {"nics", std::move(nics)}};
   }
 

@@ -14,8 +14,8 @@
 namespace vfabric {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Cmd;
+using ::testing::HasSubstr;
 using testing::json;
 using testing::WaitFor;
 
@@ -40,15 +40,16 @@ class NetdGuestsTest : public testing::GuestFixture {
 TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
   const std::string ping = "ping -c 3 -W 2 10.88.0.1";
   json topology = {
-      {"networks", json::array({{{"name", "guests"}, {"bridge", "vfb-guests"}},
-                                {{"name", "side"},
-                                 {"bridge", "vfb-side"},
-                                 {"ports", json::array({{{"name", "side-up0"},
-                                                         {"kind", "veth"},
-                                                         {"peer", "side-up0-p"}}})}}})},
-      {"vms", json::array({Vm("vm1", "vf.ip=10.88.0.1/24"),
-                           Vm("vm2", "vf.ip=10.88.0.2/24 vf.run=" + Base64Url(
-                                         "sleep 1; " + ping))})}};
+      {"networks",
+       json::array(
+           {{{"name", "guests"}, {"bridge", "vfb-guests"}},
+            {{"name", "side"},
+             {"bridge", "vfb-side"},
+             {"ports",
+              json::array({{{"name", "side-up0"}, {"kind", "veth"}, {"peer", "side-up0-p"}}})}}})},
+      {"vms",
+       json::array({Vm("vm1", "vf.ip=10.88.0.1/24"),
+                    Vm("vm2", "vf.ip=10.88.0.2/24 vf.run=" + Base64Url("sleep 1; " + ping))})}};
   const std::string config = dir_.Join("guests.json");
   testing::WriteFile(config, topology.dump(2));
   Start(config, {"--run-dir", dir_.Join("run")});
@@ -56,8 +57,8 @@ TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
   // netd made each NIC's tap a port of "guests", and started both guests.
   EXPECT_EQ(testing::Link("vm1-eth0")["master"], "vfb-guests");
   EXPECT_EQ(testing::Link("vm2-eth0")["master"], "vfb-guests");
-  ASSERT_TRUE(WaitFor([&] { return ConsoleLog("vm2").find("VF-RESULT") != std::string::npos; },
-                      90000))
+  ASSERT_TRUE(
+      WaitFor([&] { return ConsoleLog("vm2").find("VF-RESULT") != std::string::npos; }, 90000))
       << ConsoleLog("vm2") << Log();
   EXPECT_THAT(ConsoleLog("vm2"), HasSubstr("VF-RESULT 0"));
   EXPECT_THAT(ConsoleLog("vm2"), HasSubstr("3 packets transmitted, 3 packets received"));
@@ -75,8 +76,8 @@ TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
 
   // Hot-attach vm1 to "side", whose veth peer is a host address here.
   ASSERT_EQ(Cmd({"ip", "addr", "add", "10.89.0.254/24", "dev", "side-up0-p"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return ConsoleLog("vm1").find("VF-READY") != std::string::npos; },
-                      60000));
+  ASSERT_TRUE(
+      WaitFor([&] { return ConsoleLog("vm1").find("VF-READY") != std::string::npos; }, 60000));
   auto attach = Netctl({"attach", "vm1", "side", "--mac", "52:54:00:89:00:01"});
   ASSERT_EQ(attach.exit_code, 0) << attach.err << Log();
   EXPECT_THAT(attach.out, HasSubstr("port vm1-eth1"));
@@ -88,8 +89,11 @@ TEST_F(NetdGuestsTest, GuestsOnANetworkWithNoPortsOfItsOwnPing) {
                          30000),
             -1)
       << ConsoleLog("vm1");
-  EXPECT_TRUE(WaitFor([&] { return Cmd({"busybox", "ping", "-c", "1", "-W", "1", "10.89.0.1"}).exit_code == 0; },
-                      15000))
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Cmd({"busybox", "ping", "-c", "1", "-W", "1", "10.89.0.1"}).exit_code == 0;
+      },
+      15000))
       << ConsoleLog("vm1");
 
   auto detach = Netctl({"detach", "vm1", "vm1-eth1"});

@@ -294,8 +294,8 @@ TEST_F(PacketPortIntegrationTest, LargeFramesBeyondTheSocketBufferCountAsNoBuffe
   ASSERT_TRUE(observer.ok());
   PacketPortOptions options;
   options.socket_buffer = 64 << 10;  // the kernel doubles it: room for a few 8000-byte frames
-  auto opened = OpenPacketSocketPort(
-      "vfpkt-a0", static_cast<int>(::if_nametoindex("vfpkt-a0")), options);
+  auto opened =
+      OpenPacketSocketPort("vfpkt-a0", static_cast<int>(::if_nametoindex("vfpkt-a0")), options);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   auto id = sw_->AddPort(std::move(opened).value(), {});
   ASSERT_TRUE(id.ok()) << id.status().message();

@@ -9,10 +9,10 @@
 namespace vfabric {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::CommandResult;
+using ::testing::HasSubstr;
 using testing::json;
+using ::testing::StartsWith;
 
 class NetctlTest : public testing::NetdFixture {
  protected:
@@ -115,9 +115,8 @@ TEST_F(NetctlTest, FailuresExitOneWithTheReasonAndUsageErrorsExitTwo) {
   EXPECT_EQ(Netctl({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(Netctl({"fdb", "show"}).exit_code, 2);
 
-  CommandResult unreachable = testing::Run(
-      {testing::BinaryDir() + "/netctl/netctl", "--socket", dir_.Join("nothing.sock"), "network",
-       "list"});
+  CommandResult unreachable = testing::Run({testing::BinaryDir() + "/netctl/netctl", "--socket",
+                                            dir_.Join("nothing.sock"), "network", "list"});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_THAT(unreachable.err, HasSubstr("is netd running?"));
 }

@@ -11,8 +11,8 @@
 namespace vfabric {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Cmd;
+using ::testing::HasSubstr;
 using testing::json;
 using testing::WaitFor;
 
@@ -90,11 +90,29 @@ TEST_F(KernelStpTest, TheLoopIsBrokenAndEveryViewAgreesOnTheRoot) {
   // An independent decoder: tshark's STP dissector on what vfb-sa sends.
   // Configuration BPDUs only (type 0x00 at byte 20): sb sends TCNs out of
   // sb0, its root port, and tshark may start late on a loaded machine.
-  auto capture = testing::Run({"timeout", "25", "tshark", "-i", "sb0", "-c", "1", "-a",
-                               "duration:20", "-f", "ether dst 01:80:c2:00:00:00 and ether[20] = 0",
-                               "-T", "fields",
-                               "-e", "stp.root.hw", "-e", "stp.root.prio", "-e", "stp.bridge.hw",
-                               "-e", "stp.root.cost", "-e", "stp.hello"});
+  auto capture = testing::Run({"timeout",
+                               "25",
+                               "tshark",
+                               "-i",
+                               "sb0",
+                               "-c",
+                               "1",
+                               "-a",
+                               "duration:20",
+                               "-f",
+                               "ether dst 01:80:c2:00:00:00 and ether[20] = 0",
+                               "-T",
+                               "fields",
+                               "-e",
+                               "stp.root.hw",
+                               "-e",
+                               "stp.root.prio",
+                               "-e",
+                               "stp.bridge.hw",
+                               "-e",
+                               "stp.root.cost",
+                               "-e",
+                               "stp.hello"});
   ASSERT_EQ(capture.exit_code, 0) << capture.err;
   const std::string root = sa["root_id"];  // "1000.aabbccddeeff"
   std::string mac;
@@ -115,9 +133,12 @@ TEST_F(KernelStpTest, TheLoopIsBrokenAndEveryViewAgreesOnTheRoot) {
 
 TEST_F(KernelStpTest, UnpluggingTheRootPortMovesTrafficToTheBlockedLink) {
   Start(config_);
-  ASSERT_TRUE(WaitFor([&] { return PortState(Stp("sb"), "sb1") == "blocking" &&
-                                   PortState(Stp("sb"), "sb0") == "forwarding"; },
-                      30000));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return PortState(Stp("sb"), "sb1") == "blocking" &&
+               PortState(Stp("sb"), "sb0") == "forwarding";
+      },
+      30000));
   ASSERT_EQ(Cmd({"ip", "link", "set", "sa0", "down"}).exit_code, 0);
   ASSERT_TRUE(WaitFor([&] { return PortState(Stp("sb"), "sb1") == "forwarding"; }, 30000))
       << Stp("sb").dump(2);

@@ -432,7 +432,7 @@ TEST(NetlinkKernel, StaticFdbAddListDelete) {
     Status status = kernel->AddStaticFdb("uplink0", mac, 0);
     ASSERT_TRUE(status.ok()) << status.message();
   }
-  FdbEntry wanted{port->ifindex, bridge->ifindex, mac, 0, /*is_static=*/true,
+  FdbEntry wanted{port->ifindex,     bridge->ifindex, mac, 0, /*is_static=*/true,
                   /*is_local=*/false};
   auto entries = kernel->ListFdb();
   ASSERT_TRUE(entries.ok()) << entries.status().message();
@@ -472,7 +472,9 @@ TEST(NetlinkKernel, MoveToNetns) {
   Status status = kernel->MoveToNetns("ve0-p", netns.name());
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_FALSE(FindLink(*kernel, "ve0-p"));
-  EXPECT_EQ(vfabric::testing::Run({"ip", "-n", netns.name(), "link", "show", "dev", "ve0-p"}).exit_code, 0);
+  EXPECT_EQ(
+      vfabric::testing::Run({"ip", "-n", netns.name(), "link", "show", "dev", "ve0-p"}).exit_code,
+      0);
   EXPECT_EQ(kernel->MoveToNetns("ve0", "vf-none").message(),
             "move ve0 to netns vf-none: open /run/netns/vf-none: No such file or directory");
 }
@@ -565,8 +567,7 @@ TEST(NetlinkKernel, OpenMultiQueueVnetHdrTapQueues) {
   packet[10 + 6] = 0x52;
   packet[10 + 12] = 0x88;
   packet[10 + 13] = 0xb5;
-  EXPECT_EQ(write(queue1->get(), packet.data(), packet.size()),
-            static_cast<ssize_t>(packet.size()))
+  EXPECT_EQ(write(queue1->get(), packet.data(), packet.size()), static_cast<ssize_t>(packet.size()))
       << std::strerror(errno);
   // A single-queue open of a multi-queue tap: the kernel's EINVAL, named.
   auto mismatched = OpenTap("vm1-eth0", true, false);
@@ -699,7 +700,8 @@ TEST(NetlinkKernel, StpRootIdAgreesAcrossNetlinkSysfsAndIproute2) {
   if (ip_root != root_id) {
     EXPECT_EQ(ip_root, ParseIpBridgeId(data["bridge_id"])) << ip.dump();
     EXPECT_EQ(ip_root, *b->bridge->bridge_id);
-    std::cout << "iproute2 misprints root_id as the bridge's own id (iproute2 bug, fixed upstream)\n";
+    std::cout
+        << "iproute2 misprints root_id as the bridge's own id (iproute2 bug, fixed upstream)\n";
   }
   EXPECT_EQ(data["root_port"], *b->bridge->root_port);
   EXPECT_EQ(data["root_path_cost"], *b->bridge->root_path_cost);

@@ -2,6 +2,7 @@
 // values come out right, and every truncation or short attribute is ignored
 // rather than read past (each case runs in a buffer of exactly its size, so
 // the sanitizer build catches a stray read).
+#include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/if_bridge.h>
@@ -14,8 +15,6 @@
 #include <cstring>
 #include <memory>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "nl_parse.h"
 
@@ -31,7 +30,9 @@ class Builder {
   }
   nlmsghdr* header() { return header_; }
   template <typename T>
-  T* family() { return static_cast<T*>(mnl_nlmsg_get_payload(header_)); }
+  T* family() {
+    return static_cast<T*>(mnl_nlmsg_get_payload(header_));
+  }
   std::vector<char> bytes() const {
     return std::vector<char>(buffer_.data(), buffer_.data() + header_->nlmsg_len);
   }

@@ -29,7 +29,9 @@ void PrintTo(const Entry& e, std::ostream* os) {
   *os << "{vlan " << e.vlan << " " << e.mac.ToString() << " port " << e.port
       << (e.is_static ? " static" : " learned") << " age " << e.age_ns << "}";
 }
-void PrintTo(const Key& k, std::ostream* os) { *os << "{vlan " << k.vlan << " " << k.mac.ToString() << "}"; }
+void PrintTo(const Key& k, std::ostream* os) {
+  *os << "{vlan " << k.vlan << " " << k.mac.ToString() << "}";
+}
 
 namespace {
 
@@ -160,8 +162,8 @@ class Model {
       if (std::find(candidates.begin(), candidates.end(), reported.key) == candidates.end() ||
           items.at(reported.key).port != reported.port) {
         std::ostringstream os;
-        os << "unfair eviction of vlan " << reported.key.vlan << " "
-           << reported.key.mac.ToString() << " port " << reported.port;
+        os << "unfair eviction of vlan " << reported.key.vlan << " " << reported.key.mac.ToString()
+           << " port " << reported.port;
         *error = os.str();
       } else {
         RemoveLearned(reported.key);
@@ -230,9 +232,7 @@ class Model {
     }
     return true;
   }
-  void InsertStatic(const Key& key, PortIndex port) {
-    items[key] = Item{port, true, clock_, 0};
-  }
+  void InsertStatic(const Key& key, PortIndex port) { items[key] = Item{port, true, clock_, 0}; }
 
   bool RemoveStatic(const Key& key) {
     auto it = items.find(key);
@@ -295,9 +295,12 @@ void RunScenario(const Scenario& scenario, uint64_t seed) {
     Key key;
     const uint64_t r = uniform(1000);
     key.vlan = r == 0 ? 4096 : scenario.vlans[uniform(scenario.vlans.size())];
-    if (r == 1) key.mac = *MacAddress::Parse("01:00:5e:00:00:01");
-    else if (r == 2) key.mac = MacAddress{};
-    else key.mac = MacAddress::FromU64(0x0200000000ULL + uniform(scenario.macs) * 0x10001ULL);
+    if (r == 1)
+      key.mac = *MacAddress::Parse("01:00:5e:00:00:01");
+    else if (r == 2)
+      key.mac = MacAddress{};
+    else
+      key.mac = MacAddress::FromU64(0x0200000000ULL + uniform(scenario.macs) * 0x10001ULL);
     return key;
   };
   auto random_port = [&]() {
@@ -312,9 +315,12 @@ void RunScenario(const Scenario& scenario, uint64_t seed) {
     // jumps, or (a caller's bug) goes back, which the table must absorb.
     const uint64_t t = uniform(100);
     uint64_t when = now;
-    if (t < 60) now += uniform(scenario.max_step + 1);
-    else if (t == 60) now += scenario.config.ageing_time_ns == kNeverAge ? 1'000'000 : 3 * scenario.max_step * 1000;
-    else if (t == 61 && now > 500) when = now - uniform(500);
+    if (t < 60)
+      now += uniform(scenario.max_step + 1);
+    else if (t == 60)
+      now += scenario.config.ageing_time_ns == kNeverAge ? 1'000'000 : 3 * scenario.max_step * 1000;
+    else if (t == 61 && now > 500)
+      when = now - uniform(500);
 
     const uint64_t kind = uniform(1000);
     if (kind < 500) {
@@ -378,11 +384,13 @@ void RunScenario(const Scenario& scenario, uint64_t seed) {
     } else if (kind < 885) {
       const PortIndex port = random_port();
       const VlanId vlan = random_key().vlan;
-      ASSERT_EQ(table.FlushPortVlan(port, vlan), model.FlushIf([&](const Key& k, const Model::Item& i) {
-        return i.port == port && k.vlan == vlan;
-      }));
+      ASSERT_EQ(table.FlushPortVlan(port, vlan),
+                model.FlushIf([&](const Key& k, const Model::Item& i) {
+                  return i.port == port && k.vlan == vlan;
+                }));
     } else if (kind < 887) {
-      ASSERT_EQ(table.FlushLearned(), model.FlushIf([](const Key&, const Model::Item&) { return true; }));
+      ASSERT_EQ(table.FlushLearned(),
+                model.FlushIf([](const Key&, const Model::Item&) { return true; }));
     } else if (kind < 889) {
       // Ageing changes: mostly back to the scenario's, sometimes 0 (no learning).
       const uint64_t ageing = uniform(4) == 0 ? 0 : scenario.config.ageing_time_ns;

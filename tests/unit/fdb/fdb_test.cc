@@ -337,8 +337,8 @@ TEST(FdbTest, FlushesRemoveLearnedEntriesOnly) {
   EXPECT_EQ(t->FlushPortVlan(0, 2), 1u);
   EXPECT_EQ(t->FlushPortVlan(0, 2), 0u);
   EXPECT_EQ(t->FlushPort(1), 3u);
-  EXPECT_EQ(t->FlushVlan(3), 2u);  // ports 0 and 2
-  EXPECT_EQ(t->FlushVlan(1), 2u);  // ports 0 and 2; statics stay
+  EXPECT_EQ(t->FlushVlan(3), 2u);    // ports 0 and 2
+  EXPECT_EQ(t->FlushVlan(1), 2u);    // ports 0 and 2; statics stay
   EXPECT_EQ(t->learned_size(), 1u);  // port 2, vlan 2
   EXPECT_EQ(t->FlushLearned(), 1u);
   EXPECT_EQ(t->size(), 3u);
@@ -363,7 +363,8 @@ TEST(FdbTest, BatchedLookupMatchesSingleLookups) {
   for (uint64_t i = 0; i < 1000; ++i) keys.push_back(Key{static_cast<VlanId>(i % 7), Mac(i)});
   keys.push_back(Key{0xffff, *MacAddress::Parse("ff:ff:ff:ff:ff:ff")});
   keys.push_back(Key{4096, Mac(1)});
-  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{33}, keys.size()}) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{33}, keys.size()}) {
     std::vector<PortIndex> ports(n, 1234);
     const Counters before = t->counters();
     t->LookupBatch(std::span(keys).first(n), ports);

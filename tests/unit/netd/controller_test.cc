@@ -9,8 +9,8 @@ namespace vfabric::netd {
 namespace {
 
 using nlohmann::json;
-using ::testing::HasSubstr;
 using testing::FakeKernel;
+using ::testing::HasSubstr;
 
 constexpr const char* kLab = R"({
   "networks": [
@@ -81,7 +81,8 @@ TEST_F(ControllerTest, PlanChangesNothingAndApplyDoes) {
 }
 
 TEST_F(ControllerTest, InvalidTopologyCarriesDiagnostics) {
-  json answer = controller_.Handle(Request("apply", Files(R"({"networks": [{"name": 5}]})", "bad.json")));
+  json answer =
+      controller_.Handle(Request("apply", Files(R"({"networks": [{"name": 5}]})", "bad.json")));
   ASSERT_EQ(answer["ok"], false);
   EXPECT_EQ(answer["error"]["code"], "invalid");
   ASSERT_GE(answer["error"]["diagnostics"].size(), 1u);

@@ -204,8 +204,7 @@ Status FakeKernel::AddStaticFdb(const std::string& port, const MacAddress& mac, 
   return Status::Ok();
 }
 
-Status FakeKernel::DeleteStaticFdb(const std::string& port, const MacAddress& mac,
-                                   uint16_t vlan) {
+Status FakeKernel::DeleteStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) {
   VF_RETURN_IF_ERROR(Begin("DeleteStaticFdb " + port + " " + mac.ToString()));
   LinkInfo* link = Find(port);
   if (!link) return Status::FromErrno("delete fdb on " + port, ENODEV);
@@ -239,8 +238,9 @@ Status FakeKernel::DeletePortVlan(const std::string& port, uint16_t vid) {
   VF_RETURN_IF_ERROR(Begin("DeletePortVlan " + port + " " + std::to_string(vid)));
   LinkInfo* link = Find(port);
   if (!link) return Status::FromErrno("delete vlan on " + port, ENODEV);
-  std::erase_if(port_vlans,
-                [&](const PortVlanEntry& e) { return e.port_ifindex == link->ifindex && e.vid == vid; });
+  std::erase_if(port_vlans, [&](const PortVlanEntry& e) {
+    return e.port_ifindex == link->ifindex && e.vid == vid;
+  });
   return Status::Ok();
 }
 

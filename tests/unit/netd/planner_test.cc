@@ -12,8 +12,8 @@ namespace vfabric::netd {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::FakeKernel;
+using ::testing::HasSubstr;
 using topology::NetworkConfig;
 using topology::PortConfig;
 using topology::PortKind;
@@ -184,9 +184,8 @@ TEST(PlannerTest, RemovedPortsAndNetworksLeaveTheHost) {
   smaller.ports.pop_back();  // vm2-eth0
   auto plan = PlanFor(kernel, With({smaller}));
   ASSERT_TRUE(plan.ok());
-  EXPECT_THAT(Describe(*plan), ElementsAre("release dummy0 from its bridge",
-                                           "delete link vm2-eth0", "delete link e1",
-                                           "delete link vfb-edge"));
+  EXPECT_THAT(Describe(*plan), ElementsAre("release dummy0 from its bridge", "delete link vm2-eth0",
+                                           "delete link e1", "delete link vfb-edge"));
   ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
   EXPECT_EQ(kernel.Find("vm2-eth0"), nullptr);
   EXPECT_EQ(kernel.Find("vfb-edge"), nullptr);
@@ -282,10 +281,10 @@ TEST(PlannerTest, PortVlansWhenTheKernelFilters) {
   network.ports = {access, trunk};
   ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({network}))).ok());
   const int a0 = kernel.Find("a0")->ifindex, t0 = kernel.Find("t0")->ifindex;
-  EXPECT_THAT(kernel.port_vlans,
-              ElementsAre(PortVlanEntry{a0, 10, true, true}, PortVlanEntry{t0, 1, true, true},
-                          PortVlanEntry{t0, 20, false, false},
-                          PortVlanEntry{t0, 21, false, false}));
+  EXPECT_THAT(
+      kernel.port_vlans,
+      ElementsAre(PortVlanEntry{a0, 10, true, true}, PortVlanEntry{t0, 1, true, true},
+                  PortVlanEntry{t0, 20, false, false}, PortVlanEntry{t0, 21, false, false}));
   // The kernel's default membership on a new port is removed when unwanted.
   kernel.port_vlans.push_back({a0, 1, false, true});
   auto plan = PlanFor(kernel, With({network}));
@@ -311,11 +310,10 @@ TEST(PlannerTest, FailureAnywhereUndoesEverything) {
     ASSERT_TRUE(plan.ok());
     Status status = ApplyPlan(kernel, *plan);
     ASSERT_FALSE(status.ok()) << "step " << n;
-    EXPECT_THAT(status.message(), HasSubstr("Input/output error (undid " + std::to_string(n) +
-                                            " operation"));
+    EXPECT_THAT(status.message(),
+                HasSubstr("Input/output error (undid " + std::to_string(n) + " operation"));
     kernel.fail = nullptr;
-    EXPECT_EQ(Snapshot(kernel), before) << "after failing step " << n << ": "
-                                        << status.message();
+    EXPECT_EQ(Snapshot(kernel), before) << "after failing step " << n << ": " << status.message();
   }
 }
 
@@ -398,10 +396,10 @@ TEST(PlannerUserspaceTest, UserspaceNetworksGetTheirLinksButNoBridge) {
   fast.fdb.static_entries.push_back({Mac("52:54:00:00:00:09"), "fast-t0", 10, {}});
   auto plan = PlanFor(kernel, With({fast}));
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  EXPECT_THAT(Describe(*plan), ElementsAre("create tap fast-t0 (vnet_hdr on, multi_queue off)",
-                                           "create veth fast-up0 (peer fast-up0-p)",
-                                           "set fast-up0-p up", "set fast-t0 up",
-                                           "set fast-up0 up"));
+  EXPECT_THAT(Describe(*plan),
+              ElementsAre("create tap fast-t0 (vnet_hdr on, multi_queue off)",
+                          "create veth fast-up0 (peer fast-up0-p)", "set fast-up0-p up",
+                          "set fast-t0 up", "set fast-up0 up"));
   ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
   EXPECT_EQ(kernel.Find("vfb-fast"), nullptr);
   EXPECT_EQ(kernel.Find("fast-t0")->alias, "vfabric:fast");

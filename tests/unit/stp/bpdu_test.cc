@@ -159,11 +159,11 @@ TEST(StpBpduTest, EncodesWhatWasBuilt) {
   bpdu.hello_time = 2 * 256;
   bpdu.forward_delay = 15 * 256;
   Frame frame = EncodeBpduFrame(bpdu, Mac("52:54:00:00:00:02"));
-  const Frame expected = {
-      0x01, 0x80, 0xc2, 0x00, 0x00, 0x00, 0x52, 0x54, 0x00, 0x00, 0x00, 0x02, 0x00, 0x27,
-      0x42, 0x42, 0x03, 0x00, 0x00, 0x02, 0x02, 0x44, 0x10, 0x00, 0x52, 0x54, 0x00, 0x00,
-      0x00, 0x01, 0x01, 0x02, 0x03, 0x04, 0x80, 0x00, 0x52, 0x54, 0x00, 0x00, 0x00, 0x02,
-      0x91, 0x23, 0x02, 0x00, 0x14, 0x00, 0x02, 0x00, 0x0f, 0x00, 0x00};
+  const Frame expected = {0x01, 0x80, 0xc2, 0x00, 0x00, 0x00, 0x52, 0x54, 0x00, 0x00, 0x00,
+                          0x02, 0x00, 0x27, 0x42, 0x42, 0x03, 0x00, 0x00, 0x02, 0x02, 0x44,
+                          0x10, 0x00, 0x52, 0x54, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x03,
+                          0x04, 0x80, 0x00, 0x52, 0x54, 0x00, 0x00, 0x00, 0x02, 0x91, 0x23,
+                          0x02, 0x00, 0x14, 0x00, 0x02, 0x00, 0x0f, 0x00, 0x00};
   EXPECT_EQ(frame, expected);
   Bpdu back;
   ASSERT_EQ(DecodeBpduFrame(frame, &back), DecodeError::kOk);
@@ -270,7 +270,7 @@ TEST(StpBpduTest, RejectsImpossibleTimers) {
   };
   const Case cases[] = {
       {44, 10 * 256 + 1, DecodeError::kBadTimers},  // message age > max age
-      {44, 10 * 256, DecodeError::kOk},              // at max age: expired, not malformed
+      {44, 10 * 256, DecodeError::kOk},             // at max age: expired, not malformed
       {44, 0xffff, DecodeError::kBadTimers},
       {44, 9 * 256 + 255, DecodeError::kOk},
       {46, 0, DecodeError::kBadTimers},
@@ -304,9 +304,15 @@ TEST(StpBpduTest, RandomMutationsNeverReadOutside) {
     const int mutations = 1 + static_cast<int>(rng() % 4);
     for (int m = 0; m < mutations; ++m) {
       switch (rng() % 3) {
-        case 0: frame[rng() % frame.size()] = static_cast<uint8_t>(rng()); break;
-        case 1: frame.resize(rng() % (frame.size() + 8)); break;
-        default: frame[12 + rng() % 2] = static_cast<uint8_t>(rng()); break;
+        case 0:
+          frame[rng() % frame.size()] = static_cast<uint8_t>(rng());
+          break;
+        case 1:
+          frame.resize(rng() % (frame.size() + 8));
+          break;
+        default:
+          frame[12 + rng() % 2] = static_cast<uint8_t>(rng());
+          break;
       }
       if (frame.empty()) break;
     }

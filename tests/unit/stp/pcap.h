@@ -22,7 +22,8 @@ inline std::vector<Frame> ReadPcap(const std::string& path, std::string* error) 
     *error = "cannot open " + path;
     return {};
   }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   if (bytes.size() < 24) {
     *error = path + ": short global header";
     return {};

@@ -73,9 +73,11 @@ void Network::SetLinkUp(int index, bool up) {
   }
   link.up = up;
   if (!up) ++link.generation;
-  EXPECT_TRUE(bridges_[static_cast<size_t>(link.a)].engine->SetPortEnabled(link.pa, up, 10000, now_).ok());
+  EXPECT_TRUE(
+      bridges_[static_cast<size_t>(link.a)].engine->SetPortEnabled(link.pa, up, 10000, now_).ok());
   Drain(link.a);
-  EXPECT_TRUE(bridges_[static_cast<size_t>(link.b)].engine->SetPortEnabled(link.pb, up, 10000, now_).ok());
+  EXPECT_TRUE(
+      bridges_[static_cast<size_t>(link.b)].engine->SetPortEnabled(link.pb, up, 10000, now_).ok());
   Drain(link.b);
 }
 
@@ -129,8 +131,7 @@ void Network::CheckLoops() {
       if (loop_violations_++ == 0) {
         std::ostringstream text;
         text << "loop closed by link " << i << " at t="
-             << std::chrono::duration_cast<milliseconds>(now_.time_since_epoch()).count()
-             << " ms\n"
+             << std::chrono::duration_cast<milliseconds>(now_.time_since_epoch()).count() << " ms\n"
              << Dump();
         first_loop_ = text.str();
       }
@@ -163,11 +164,14 @@ bool Network::Step(TimePoint limit) {
     if (trace_) {
       Bpdu b;
       DecodeBpduFrame(f.frame, &b);
-      fprintf(stderr, "t=%.3f -> %d.%u type=%d role=%d P=%d A=%d L=%d F=%d TC=%d root=%s cost=%u br=%s port=%x\n",
+      fprintf(stderr,
+              "t=%.3f -> %d.%u type=%d role=%d P=%d A=%d L=%d F=%d TC=%d root=%s cost=%u br=%s "
+              "port=%x\n",
               std::chrono::duration<double>(now_.time_since_epoch()).count() - 1000, f.to_bridge,
-              f.to_port, static_cast<int>(b.type), static_cast<int>(b.role), b.proposal, b.agreement,
-              b.learning, b.forwarding, b.topology_change, b.root_id.ToString().c_str(),
-              b.root_path_cost, b.bridge_id.ToString().c_str(), b.port_id);
+              f.to_port, static_cast<int>(b.type), static_cast<int>(b.role), b.proposal,
+              b.agreement, b.learning, b.forwarding, b.topology_change,
+              b.root_id.ToString().c_str(), b.root_path_cost, b.bridge_id.ToString().c_str(),
+              b.port_id);
     }
     Node& node = bridges_[static_cast<size_t>(f.to_bridge)];
     EXPECT_TRUE(node.engine->ReceiveBpdu(f.to_port, f.frame, now_).ok());
@@ -201,7 +205,8 @@ std::optional<Duration> Network::RunUntil(const std::function<bool()>& done, Dur
 ExpectedTree Network::Expected() const {
   const size_t n = bridges_.size();
   std::vector<BridgeId> ids(n);
-  for (size_t i = 0; i < n; ++i) ids[i] = BridgeId{bridges_[i].spec.priority, bridges_[i].spec.address};
+  for (size_t i = 0; i < n; ++i)
+    ids[i] = BridgeId{bridges_[i].spec.priority, bridges_[i].spec.address};
   auto port_id = [](PortNumber number) { return MakePortId(128, number); };
   // Components and their roots.
   ExpectedTree tree;
@@ -250,8 +255,8 @@ ExpectedTree Network::Expected() const {
   std::vector<PortNumber> root_port(n, 0);
   for (const Link& l : links_) {
     if (!l.up || l.silent) continue;
-    for (auto [x, px, y, py, c] : {std::tuple{l.a, l.pa, l.b, l.pb, l.cost_a},
-                                    std::tuple{l.b, l.pb, l.a, l.pa, l.cost_b}}) {
+    for (auto [x, px, y, py, c] :
+         {std::tuple{l.a, l.pa, l.b, l.pb, l.cost_a}, std::tuple{l.b, l.pb, l.a, l.pa, l.cost_b}}) {
       const size_t xs = static_cast<size_t>(x), ys = static_cast<size_t>(y);
       if (tree.root_of[xs] == ids[xs]) continue;
       Vector v{cost[ys] + c, ids[ys].ToU64(), port_id(py), port_id(px)};
@@ -294,9 +299,9 @@ std::string Network::Mismatches() const {
     const auto& [bridge, port] = key;
     const PortRole actual = bridges_[static_cast<size_t>(bridge)].engine->GetPortRole(port);
     const PortState state = StateOf(bridge, port);
-    const PortState want =
-        (role == PortRole::kRoot || role == PortRole::kDesignated) ? PortState::kForwarding
-                                                                   : PortState::kDiscarding;
+    const PortState want = (role == PortRole::kRoot || role == PortRole::kDesignated)
+                               ? PortState::kForwarding
+                               : PortState::kDiscarding;
     if (actual != role || state != want) {
       text << "bridge " << bridge << " port " << port << ": " << ToString(actual) << "/"
            << ToString(state) << ", expected " << ToString(role) << "/" << ToString(want) << "\n";
@@ -312,7 +317,8 @@ std::string Network::Dump() const {
     text << "bridge " << i << " " << s.bridge_id.ToString() << " root " << s.root_id.ToString()
          << " cost " << s.root_path_cost << " rp " << s.root_port << ":";
     for (const PortStatus& p : s.ports) {
-      text << " [" << p.number << " " << ToString(p.role) << " " << ToString(StateOf(static_cast<int>(i), p.number))
+      text << " [" << p.number << " " << ToString(p.role) << " "
+           << ToString(StateOf(static_cast<int>(i), p.number))
            << (p.protocol == Protocol::kStp ? " stp" : "") << (p.oper_edge ? " edge" : "") << "]";
     }
     text << "\n";

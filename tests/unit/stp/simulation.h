@@ -38,8 +38,8 @@ struct BridgeSpec {
 // cost by shortest path; root port and designated port by the standard's
 // tie-breakers (17.6).
 struct ExpectedTree {
-  std::vector<BridgeId> root_of;     // per bridge
-  std::vector<uint32_t> root_cost;   // per bridge
+  std::vector<BridgeId> root_of;                        // per bridge
+  std::vector<uint32_t> root_cost;                      // per bridge
   std::map<std::pair<int, PortNumber>, PortRole> role;  // per (bridge, port) on an up link
 };
 

@@ -1,6 +1,8 @@
 // Simulated networks of 3..8 bridges (ring, full mesh, line, two rings sharing
 // a link): the tree is the one 802.1D defines, failed links reconverge in time,
 // and no forwarding loop exists at any step.
+#include "simulation.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +11,6 @@
 #include <random>
 #include <sstream>
 
-#include "simulation.h"
-
 namespace vfabric::stp::testing {
 namespace {
 
@@ -18,10 +18,14 @@ enum class Shape { kRing, kMesh, kLine, kTwoRings };
 
 const char* Name(Shape shape) {
   switch (shape) {
-    case Shape::kRing: return "ring";
-    case Shape::kMesh: return "mesh";
-    case Shape::kLine: return "line";
-    case Shape::kTwoRings: return "two-rings";
+    case Shape::kRing:
+      return "ring";
+    case Shape::kMesh:
+      return "mesh";
+    case Shape::kLine:
+      return "line";
+    case Shape::kTwoRings:
+      return "two-rings";
   }
   return "?";
 }
@@ -48,8 +52,12 @@ void Build(Network& net, const Scenario& s, std::vector<Mode> modes = {}) {
   for (int i = 0; i < s.size; ++i) {
     BridgeSpec spec;
     spec.priority = (s.seed % 2 == 0) ? 32768 : static_cast<uint16_t>(4096 * (rng() % 16));
-    spec.address.bytes = {0x52, 0x54, 0x00, static_cast<uint8_t>(rng()),
-                          static_cast<uint8_t>(rng()), static_cast<uint8_t>(i)};
+    spec.address.bytes = {0x52,
+                          0x54,
+                          0x00,
+                          static_cast<uint8_t>(rng()),
+                          static_cast<uint8_t>(rng()),
+                          static_cast<uint8_t>(i)};
     spec.mode = modes.empty() ? s.mode : modes[static_cast<size_t>(i) % modes.size()];
     net.AddBridge(spec);
   }
@@ -97,7 +105,8 @@ std::vector<Scenario> AllScenarios(Mode mode) {
     for (int size = (shape == Shape::kTwoRings ? 4 : 3); size <= 8; ++size) {
       for (uint32_t seed : {1u, 2u}) {
         for (bool random_costs : {false, true}) {
-          all.push_back(Scenario{shape, size, seed * 100 + static_cast<uint32_t>(size), random_costs, mode});
+          all.push_back(
+              Scenario{shape, size, seed * 100 + static_cast<uint32_t>(size), random_costs, mode});
         }
       }
     }
@@ -144,8 +153,8 @@ Duration FailEveryLink(const Scenario& s, Duration limit, std::vector<std::strin
       if (!took) return limit;
       worst = std::max(worst, *took);
       if (*took >= slow_threshold) {
-        slow->push_back(s.ToString() + ": link " + std::to_string(link) +
-                        (up ? " up " : " down ") + std::to_string(Ms(*took)) + " ms");
+        slow->push_back(s.ToString() + ": link " + std::to_string(link) + (up ? " up " : " down ") +
+                        std::to_string(Ms(*took)) + " ms");
       }
       net.RunFor(seconds(kSettle));
       EXPECT_TRUE(net.Converged()) << net.Mismatches() << net.Dump();
@@ -294,7 +303,8 @@ TEST(StpSimulationTest, MixedRstpAndStpBridgesInteroperate) {
       for (auto [b, port, peer, peer_port] :
            {std::tuple{l.a, l.pa, l.b, l.pb}, std::tuple{l.b, l.pb, l.a, l.pa}}) {
         const bool stp_bridge = b % 2 == 1, stp_peer = peer % 2 == 1;
-        const bool peer_designated = net.bridge(peer).GetPortRole(peer_port) == PortRole::kDesignated;
+        const bool peer_designated =
+            net.bridge(peer).GetPortRole(peer_port) == PortRole::kDesignated;
         for (const PortStatus& p : net.bridge(b).GetStatus(net.now()).ports) {
           if (p.number != port) continue;
           if (stp_bridge) {
@@ -412,8 +422,12 @@ TEST(RstpSimulationTest, RandomGraphsWithRandomFailuresNeverLoop) {
     for (int i = 0; i < n; ++i) {
       BridgeSpec spec;
       spec.priority = static_cast<uint16_t>(4096 * (rng() % 16));
-      spec.address.bytes = {0x52, 0x54, 0x00, static_cast<uint8_t>(rng()),
-                            static_cast<uint8_t>(rng()), static_cast<uint8_t>(i)};
+      spec.address.bytes = {0x52,
+                            0x54,
+                            0x00,
+                            static_cast<uint8_t>(rng()),
+                            static_cast<uint8_t>(rng()),
+                            static_cast<uint8_t>(i)};
       spec.mode = (seed % 5 == 0 && i % 3 == 1) ? Mode::kStp : Mode::kRstp;
       net.AddBridge(spec);
     }

@@ -578,7 +578,8 @@ TEST(TopologyParseTest, UserspaceDatapathTakesVlansLimitsAndStpWithoutFiltering)
       " \"fdb\": {\"max_entries\": 100, \"max_per_port\": 10, \"ageing_time\": 60,\n"
       "  \"static\": [{\"mac\": \"52:54:00:00:00:01\", \"port\": \"a\", \"vlan\": 10}]},\n"
       " \"ports\": [{\"name\": \"a\", \"vlan\": {\"mode\": \"access\", \"pvid\": 10}},\n"
-      "  {\"name\": \"b\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"10-12\", \"native\": 1}}]}]}",
+      "  {\"name\": \"b\", \"vlan\": {\"mode\": \"trunk\", \"allowed\": \"10-12\", \"native\": "
+      "1}}]}]}",
       "t.json");
   ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].ToString());
   const auto& network = result.topology.networks.at(0);
@@ -599,7 +600,8 @@ TEST(TopologyParseTest, UserspaceDatapathTakesVlansLimitsAndStpWithoutFiltering)
 // kernel's), edge, and 802.1D-2004 port cost and priority ranges.
 TEST(TopologyParseTest, UserspaceStpModeEdgeAndRstpPortRanges) {
   auto result = ParseTopology(
-      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"stp\": {\"enabled\": true},\n"
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"stp\": {\"enabled\": "
+      "true},\n"
       " \"ports\": [{\"name\": \"a\", \"edge\": true, \"cost\": 200000000, \"priority\": 240},\n"
       "  {\"name\": \"b\"}]},\n"
       " {\"name\": \"v\", \"datapath\": \"userspace\", \"stp\": {\"mode\": \"stp\"}},\n"
@@ -616,10 +618,12 @@ TEST(TopologyParseTest, UserspaceStpModeEdgeAndRstpPortRanges) {
   EXPECT_EQ(result.topology.networks.at(2).stp.mode, StpMode::kStp);
 
   EXPECT_THAT(
-      ErrorsOf("{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\",\n"
-               " \"stp\": {\"mode\": \"mstp\"},\n"
-               " \"ports\": [{\"name\": \"a\", \"cost\": 200000001, \"priority\": 100, \"edge\": 1}]},\n"
-               " {\"name\": \"k\", \"ports\": [{\"name\": \"b\", \"cost\": 65536, \"priority\": 64}]}]}"),
+      ErrorsOf(
+          "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\",\n"
+          " \"stp\": {\"mode\": \"mstp\"},\n"
+          " \"ports\": [{\"name\": \"a\", \"cost\": 200000001, \"priority\": 100, \"edge\": 1}]},\n"
+          " {\"name\": \"k\", \"ports\": [{\"name\": \"b\", \"cost\": 65536, \"priority\": "
+          "64}]}]}"),
       ElementsAre(
           "t.json:2:18: /networks/0/stp/mode: unknown mode \"mstp\"; expected \"rstp\" or "
           "\"stp\"",

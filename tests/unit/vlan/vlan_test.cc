@@ -27,8 +27,7 @@ Bytes Hex(const std::string& text) {
 // An ARP request from 52:54:00:00:00:01 asking for 10.0.0.2, as a guest
 // sends it (42 bytes: no padding on a virtual link).
 const std::string kMacs = "ffffffffffff 525400000001";
-const std::string kArp =
-    "0806 0001 0800 06 04 0001 525400000001 0a000001 000000000000 0a000002";
+const std::string kArp = "0806 0001 0800 06 04 0001 525400000001 0a000001 000000000000 0a000002";
 
 // A buffer with `headroom` spare bytes in front of `frame`.
 struct Buffer {
@@ -232,7 +231,8 @@ TEST(VlanSetTest, ErrorsNameTheInputAndTheItem) {
   EXPECT_EQ(message("1-2-3"), "vlan set \"1-2-3\": \"2-3\" is not a VLAN ID (at offset 2)");
   EXPECT_EQ(message("4095"), "vlan set \"4095\": VLAN ID 4095 out of range 1-4094 (at offset 0)");
   EXPECT_EQ(message("1, 0"), "vlan set \"1, 0\": VLAN ID 0 out of range 1-4094 (at offset 3)");
-  EXPECT_EQ(message("99999"), "vlan set \"99999\": VLAN ID 99999 out of range 1-4094 (at offset 0)");
+  EXPECT_EQ(message("99999"),
+            "vlan set \"99999\": VLAN ID 99999 out of range 1-4094 (at offset 0)");
   EXPECT_EQ(message("123456"), "vlan set \"123456\": \"123456\" is not a VLAN ID (at offset 0)");
   EXPECT_EQ(message("30-20"), "vlan set \"30-20\": range 30-20 is reversed (at offset 0)");
   EXPECT_EQ(message("1;2"), "vlan set \"1;2\": \"1;2\" is not a VLAN ID (at offset 0)");
@@ -283,7 +283,8 @@ TEST(VlanSetTest, PrintThenParseRoundTrips) {
 
 TEST(VlanPortTest, ValidateNamesTheProblem) {
   EXPECT_TRUE(PortVlanConfig::Access(10).Validate().ok());
-  EXPECT_EQ(PortVlanConfig::Access(0).Validate().message(), "access port: pvid 0 out of range 1-4094");
+  EXPECT_EQ(PortVlanConfig::Access(0).Validate().message(),
+            "access port: pvid 0 out of range 1-4094");
   EXPECT_EQ(PortVlanConfig::Access(4095).Validate().message(),
             "access port: pvid 4095 out of range 1-4094");
   EXPECT_TRUE(PortVlanConfig::Trunk(*VlanSet::Parse("10,20-30"), 1).Validate().ok());

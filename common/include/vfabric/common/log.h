@@ -34,7 +34,7 @@ class LogMessage {
 // VF_LOG(kInfo) << "text"; the stream is not evaluated below the log level.
 // (A for-statement rather than if/else, so that VF_LOG after an unbraced `if`
 // cannot capture a following `else`.)
-#define VF_LOG(level)                                                               \
-  for (bool vf_log_once_ = ::vfabric::LogLevel::level >= ::vfabric::GetLogLevel(); \
-       vf_log_once_; vf_log_once_ = false)                                          \
+#define VF_LOG(level)                                                                            \
+  for (bool vf_log_once_ = ::vfabric::LogLevel::level >= ::vfabric::GetLogLevel(); vf_log_once_; \
+       vf_log_once_ = false)                                                                     \
   ::vfabric::LogMessage(::vfabric::LogLevel::level).stream()

@@ -41,7 +41,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : value_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(value_).ok() && "Result from an OK status has no value");
   }
@@ -65,8 +65,8 @@ class [[nodiscard]] Result {
 }  // namespace vfabric
 
 // Returns from the enclosing function if `expr` (a Status) failed.
-#define VF_RETURN_IF_ERROR(expr)                  \
-  do {                                            \
-    ::vfabric::Status vf_status_ = (expr);        \
-    if (!vf_status_.ok()) return vf_status_;      \
+#define VF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::vfabric::Status vf_status_ = (expr);   \
+    if (!vf_status_.ok()) return vf_status_; \
   } while (0)

@@ -126,12 +126,12 @@ struct Config {
 };
 
 struct Counters {
-  uint64_t learned = 0;               // new learned entries
-  uint64_t refreshed = 0;             // learns that refreshed an entry's time
-  uint64_t moved = 0;                 // learned entries that moved to another port
-  uint64_t expired = 0;               // learned entries removed by Expire()
-  uint64_t evicted = 0;               // learned entries pushed out by a full table
-  uint64_t flushed = 0;               // learned entries removed by Flush*()
+  uint64_t learned = 0;    // new learned entries
+  uint64_t refreshed = 0;  // learns that refreshed an entry's time
+  uint64_t moved = 0;      // learned entries that moved to another port
+  uint64_t expired = 0;    // learned entries removed by Expire()
+  uint64_t evicted = 0;    // learned entries pushed out by a full table
+  uint64_t flushed = 0;    // learned entries removed by Flush*()
   uint64_t lookup_hits = 0;
   uint64_t lookup_misses = 0;
   uint64_t static_move_attempts = 0;  // learns of a static key on another port
@@ -228,10 +228,10 @@ class Table {
   Status RemoveStatic(VlanId vlan, const MacAddress& mac);
 
   // Remove learned entries (never static ones); each returns how many.
-  size_t FlushPort(PortIndex port);  // O(entries on the port)
-  size_t FlushVlan(VlanId vlan);     // O(learned entries)
+  size_t FlushPort(PortIndex port);                   // O(entries on the port)
+  size_t FlushVlan(VlanId vlan);                      // O(learned entries)
   size_t FlushPortVlan(PortIndex port, VlanId vlan);  // O(entries on the port)
-  size_t FlushLearned();             // O(learned entries)
+  size_t FlushLearned();                              // O(learned entries)
 
   // The entry of (vlan, mac), if any, with its age at `now_ns`.
   std::optional<Entry> Find(VlanId vlan, const MacAddress& mac, uint64_t now_ns) const;
@@ -251,9 +251,9 @@ class Table {
   // entry, when a static entry does not fit; this table is then unusable.
   Status TakeEntriesFrom(const Table& from, uint64_t now_ns);
 
-  size_t size() const { return size_; }               // static + learned
+  size_t size() const { return size_; }  // static + learned
   size_t learned_size() const { return learned_; }
-  size_t port_learned(PortIndex port) const;          // learned entries on `port`
+  size_t port_learned(PortIndex port) const;  // learned entries on `port`
   size_t capacity() const { return config_.max_entries; }
   const Config& config() const { return config_; }
   const Counters& counters() const { return counters_; }

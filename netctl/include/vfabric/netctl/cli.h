@@ -33,10 +33,10 @@ struct CommandLine {
   bool version = false;
 
   // Command options, checked by ParseCommandLine (a usage error elsewhere):
-  std::optional<std::string> mac;  // attach --mac: a unicast MAC, as MacAddress prints it
-  std::optional<int> vlan;         // attach/fdb add/del/flush --vlan: 1..4094
+  std::optional<std::string> mac;   // attach --mac: a unicast MAC, as MacAddress prints it
+  std::optional<int> vlan;          // attach/fdb add/del/flush --vlan: 1..4094
   std::optional<std::string> port;  // fdb flush --port: non-empty
-  std::optional<long long> bytes;  // vm console-log --bytes: > 0
+  std::optional<long long> bytes;   // vm console-log --bytes: > 0
 };
 
 // A usage error: the one-line message and the usage hint to print after it.

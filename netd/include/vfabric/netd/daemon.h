@@ -11,15 +11,15 @@ namespace vfabric::netd {
 struct DaemonOptions {
   std::vector<std::string> config_paths;  // files or directories of *.json
   std::string socket_path = "/run/vfabric/netd.sock";
-  std::string socket_group;  // group allowed to connect besides root and netd's user
+  std::string socket_group;              // group allowed to connect besides root and netd's user
   std::string run_dir = "/run/vfabric";  // guests' QMP sockets and console logs: RUN_DIR/vms/NAME
-  int guest_stop_timeout_ms = 10000;  // vm stop in progress at netd's stop: then killed
+  int guest_stop_timeout_ms = 10000;     // vm stop in progress at netd's stop: then killed
   // At netd's stop, power the guests down (then kill them) instead of
   // leaving them running for the next netd to adopt.
   bool stop_guests_on_exit = false;
-  int repair_delay_ms = 100;  // quiet time after a kernel event before repairing
+  int repair_delay_ms = 100;       // quiet time after a kernel event before repairing
   int resync_interval_ms = 30000;  // full reconcile even without events
-  bool dry_run = false;  // print the plan for the configuration and exit
+  bool dry_run = false;            // print the plan for the configuration and exit
 };
 
 // Runs until SIGTERM or SIGINT; returns the process exit status (0 on a clean

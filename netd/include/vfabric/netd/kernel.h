@@ -26,35 +26,35 @@ namespace vfabric::netd {
 // so a value that is no whole number of jiffies reads back rounded down
 // (HZ=250: an odd number of centiseconds reads back one less).
 struct BridgeSettings {
-  bool stp_enabled = false;        // IFLA_BR_STP_STATE
-  uint32_t priority = 32768;       // IFLA_BR_PRIORITY
-  uint32_t hello_time_cs = 200;    // IFLA_BR_HELLO_TIME
+  bool stp_enabled = false;          // IFLA_BR_STP_STATE
+  uint32_t priority = 32768;         // IFLA_BR_PRIORITY
+  uint32_t hello_time_cs = 200;      // IFLA_BR_HELLO_TIME
   uint32_t forward_delay_cs = 1500;  // IFLA_BR_FORWARD_DELAY
-  uint32_t max_age_cs = 2000;      // IFLA_BR_MAX_AGE
-  uint32_t ageing_time_cs = 30000; // IFLA_BR_AGEING_TIME
-  bool vlan_filtering = false;     // IFLA_BR_VLAN_FILTERING
-  uint16_t default_pvid = 1;       // IFLA_BR_VLAN_DEFAULT_PVID
+  uint32_t max_age_cs = 2000;        // IFLA_BR_MAX_AGE
+  uint32_t ageing_time_cs = 30000;   // IFLA_BR_AGEING_TIME
+  bool vlan_filtering = false;       // IFLA_BR_VLAN_FILTERING
+  uint16_t default_pvid = 1;         // IFLA_BR_VLAN_DEFAULT_PVID
   friend bool operator==(const BridgeSettings&, const BridgeSettings&) = default;
 };
 
 // IFLA_BRPORT_* settings; unset fields are left as the kernel has them.
 struct BridgePortSettings {
-  std::optional<uint32_t> cost;        // IFLA_BRPORT_COST
-  std::optional<uint32_t> priority;    // IFLA_BRPORT_PRIORITY
-  std::optional<bool> learning;        // IFLA_BRPORT_LEARNING
-  std::optional<bool> flood;           // IFLA_BRPORT_UNICAST_FLOOD
-  std::optional<bool> hairpin;         // IFLA_BRPORT_MODE
-  std::optional<bool> isolated;        // IFLA_BRPORT_ISOLATED
-  std::optional<bool> bpdu_guard;      // IFLA_BRPORT_GUARD (iproute2 "guard")
-  std::optional<bool> root_block;      // IFLA_BRPORT_PROTECT (iproute2 "root_block")
+  std::optional<uint32_t> cost;      // IFLA_BRPORT_COST
+  std::optional<uint32_t> priority;  // IFLA_BRPORT_PRIORITY
+  std::optional<bool> learning;      // IFLA_BRPORT_LEARNING
+  std::optional<bool> flood;         // IFLA_BRPORT_UNICAST_FLOOD
+  std::optional<bool> hairpin;       // IFLA_BRPORT_MODE
+  std::optional<bool> isolated;      // IFLA_BRPORT_ISOLATED
+  std::optional<bool> bpdu_guard;    // IFLA_BRPORT_GUARD (iproute2 "guard")
+  std::optional<bool> root_block;    // IFLA_BRPORT_PROTECT (iproute2 "root_block")
   friend bool operator==(const BridgePortSettings&, const BridgePortSettings&) = default;
 };
 
 // What a bridge port reports (read only).
 struct BridgePortStatus {
-  BridgePortSettings settings;  // every field set when read back
-  uint8_t state = 0;            // IFLA_BRPORT_STATE: BR_STATE_DISABLED..BLOCKING
-  std::optional<uint64_t> designated_root;    // packed bridge id (prio<<48 | mac)
+  BridgePortSettings settings;              // every field set when read back
+  uint8_t state = 0;                        // IFLA_BRPORT_STATE: BR_STATE_DISABLED..BLOCKING
+  std::optional<uint64_t> designated_root;  // packed bridge id (prio<<48 | mac)
   std::optional<uint64_t> designated_bridge;
   std::optional<uint16_t> designated_port;
   std::optional<uint32_t> designated_cost;
@@ -65,9 +65,9 @@ struct BridgePortStatus {
 // Bridge status beyond its settings (read only).
 struct BridgeStatus {
   BridgeSettings settings;
-  std::optional<uint64_t> bridge_id;    // IFLA_BR_BRIDGE_ID packed
-  std::optional<uint64_t> root_id;      // IFLA_BR_ROOT_ID packed
-  std::optional<uint16_t> root_port;    // IFLA_BR_ROOT_PORT
+  std::optional<uint64_t> bridge_id;       // IFLA_BR_BRIDGE_ID packed
+  std::optional<uint64_t> root_id;         // IFLA_BR_ROOT_ID packed
+  std::optional<uint16_t> root_port;       // IFLA_BR_ROOT_PORT
   std::optional<uint32_t> root_path_cost;  // IFLA_BR_ROOT_PATH_COST
   std::optional<uint8_t> topology_change;
   std::optional<uint64_t> topology_change_timer_cs;
@@ -90,26 +90,26 @@ struct TapStatus {
 struct LinkInfo {
   int ifindex = 0;
   std::string name;
-  std::string kind;   // IFLA_INFO_KIND: "bridge", "tun", "veth", "" for none
-  std::string alias;  // IFLA_IFALIAS
+  std::string kind;        // IFLA_INFO_KIND: "bridge", "tun", "veth", "" for none
+  std::string alias;       // IFLA_IFALIAS
   int master_ifindex = 0;  // IFLA_MASTER, 0 = none
   bool admin_up = false;   // IFF_UP
   bool oper_up = false;    // IFF_LOWER_UP / operstate
   uint32_t mtu = 0;
   MacAddress mac;
-  int link_ifindex = 0;  // IFLA_LINK (veth: peer's ifindex when in the same netns)
-  std::optional<BridgeStatus> bridge;     // kind == "bridge"
-  std::optional<BridgePortStatus> brport; // enslaved to a bridge
-  std::optional<TapStatus> tap;           // kind == "tun"
+  int link_ifindex = 0;                // IFLA_LINK (veth: peer's ifindex when in the same netns)
+  std::optional<BridgeStatus> bridge;  // kind == "bridge"
+  std::optional<BridgePortStatus> brport;  // enslaved to a bridge
+  std::optional<TapStatus> tap;            // kind == "tun"
 };
 
 struct FdbEntry {
   int port_ifindex = 0;
   int bridge_ifindex = 0;
   MacAddress mac;
-  uint16_t vlan = 0;         // 0: none
-  bool is_static = false;    // NUD_NOARP (iproute2 "static")
-  bool is_local = false;     // a bridge's or port's own address (NUD_PERMANENT)
+  uint16_t vlan = 0;       // 0: none
+  bool is_static = false;  // NUD_NOARP (iproute2 "static")
+  bool is_local = false;   // a bridge's or port's own address (NUD_PERMANENT)
   friend bool operator==(const FdbEntry&, const FdbEntry&) = default;
 };
 
@@ -126,7 +126,7 @@ struct KernelFeatures {
   bool bridge = false;
   bool bridge_vlan_filtering = false;  // IFLA_BR_VLAN_FILTERING accepted and read back
   bool veth = false;
-  bool tun = false;  // /dev/net/tun opens
+  bool tun = false;                          // /dev/net/tun opens
   std::string bridge_vlan_filtering_reason;  // why not, when false
 };
 
@@ -165,8 +165,7 @@ class Kernel {
   // own (local) and deliver frames to it up the stack instead of to `port`.
   // Adding an existing entry updates it (NLM_F_REPLACE).
   virtual Status AddStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) = 0;
-  virtual Status DeleteStaticFdb(const std::string& port, const MacAddress& mac,
-                                 uint16_t vlan) = 0;
+  virtual Status DeleteStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) = 0;
 
   // AF_BRIDGE port VLANs (IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO).
   virtual Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) = 0;

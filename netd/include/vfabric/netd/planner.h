@@ -54,10 +54,10 @@ struct Operation {
   std::string network;  // the network this serves ("" for none)
   std::string object;   // the link it acts on
   // Parameters; which ones matter depends on kind.
-  std::string peer;     // kCreateVeth
-  std::string master;   // kSetMaster ("" = nomaster)
-  std::string netns;    // kMoveToNetns
-  std::string alias;    // kCreate*, kSetAlias
+  std::string peer;                // kCreateVeth
+  std::string master;              // kSetMaster ("" = nomaster)
+  std::string netns;               // kMoveToNetns
+  std::string alias;               // kCreate*, kSetAlias
   BridgeSettings bridge;           // kCreateBridge, kSetBridgeSettings
   BridgePortSettings bridge_port;  // kSetBridgePortSettings
   TapSettings tap;                 // kCreateTap
@@ -99,11 +99,10 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
 
 // Computes the operations that make `actual` match `desired`: for kernel
 // networks the bridge and its ports, for userspace networks their taps and
-// veths (up, on no bridge; the userspace switch forwards between them). Fails without operations when the topology cannot be applied at
-// all (a feature the kernel lacks, a name taken by a foreign link); the
-// message names the object and says why.
-// `attached`: ports that a userspace switch holds already; an "existing"
-// link among them is not brought up again (its admin state is then the
+// veths (up, on no bridge; the userspace switch forwards between them). Fails without operations
+// when the topology cannot be applied at all (a feature the kernel lacks, a name taken by a foreign
+// link); the message names the object and says why. `attached`: ports that a userspace switch holds
+// already; an "existing" link among them is not brought up again (its admin state is then the
 // operator's, as it is for an existing link enslaved to a kernel bridge).
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
                                     const std::set<std::string>& attached = {});

@@ -70,15 +70,15 @@ struct BridgeConfig {
 };
 
 struct PortConfig {
-  PortNumber number = 0;      // 1..4095, unique on the bridge; the switch's port handle
-  uint8_t priority = 128;     // 0..240, a multiple of 16
-  uint32_t path_cost = 0;     // 1..200000000, or 0: from link speed (17.14, Table 17-3)
-  bool admin_edge = false;    // AdminEdge: starts as an edge port (a guest NIC)
-  bool auto_edge = true;      // AutoEdge: becomes edge when no BPDU arrives (17.19.3)
-  bool point_to_point = true; // operPointToPointMAC: virtual links are full duplex
-  bool bpdu_guard = false;    // a BPDU received here disables the port (until re-enabled)
-  bool root_block = false;    // restrictedRole (802.1Q 13.25.36): never the root port
-  MacAddress address;         // source address of BPDUs sent here; zero: the bridge address
+  PortNumber number = 0;       // 1..4095, unique on the bridge; the switch's port handle
+  uint8_t priority = 128;      // 0..240, a multiple of 16
+  uint32_t path_cost = 0;      // 1..200000000, or 0: from link speed (17.14, Table 17-3)
+  bool admin_edge = false;     // AdminEdge: starts as an edge port (a guest NIC)
+  bool auto_edge = true;       // AutoEdge: becomes edge when no BPDU arrives (17.19.3)
+  bool point_to_point = true;  // operPointToPointMAC: virtual links are full duplex
+  bool bpdu_guard = false;     // a BPDU received here disables the port (until re-enabled)
+  bool root_block = false;     // restrictedRole (802.1Q 13.25.36): never the root port
+  MacAddress address;          // source address of BPDUs sent here; zero: the bridge address
 };
 
 // 17.14 Table 17-3: 20,000,000,000 / speed in kb/s, within 1..200,000,000.
@@ -140,7 +140,7 @@ struct PortCounters {
 struct PortStatus {
   PortNumber number = 0;
   PortId id = 0;
-  bool enabled = false;           // link up and not disabled by bpdu_guard
+  bool enabled = false;  // link up and not disabled by bpdu_guard
   bool bpdu_guard_tripped = false;
   PortRole role = PortRole::kDisabled;
   PortState state = PortState::kDiscarding;

@@ -73,9 +73,9 @@ std::string_view ToString(IngressDrop drop);
 
 struct Ingress {
   IngressDrop drop = IngressDrop::kNone;
-  VlanId vlan = 0;    // when drop == kNone
-  bool strip = false; // the frame's outermost C-tag is to be popped
-  uint8_t pcp = 0;    // from the stripped tag, else 0
+  VlanId vlan = 0;     // when drop == kNone
+  bool strip = false;  // the frame's outermost C-tag is to be popped
+  uint8_t pcp = 0;     // from the stripped tag, else 0
   bool dei = false;
 
   bool accepted() const { return drop == IngressDrop::kNone; }

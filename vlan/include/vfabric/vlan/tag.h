@@ -29,14 +29,14 @@ inline constexpr size_t kMacsLen = 12;       // destination + source MAC
 inline constexpr size_t kEthHeaderLen = 14;  // MACs + EtherType
 inline constexpr size_t kTagLen = 4;         // TPID + TCI
 inline constexpr VlanId kPriorityVid = 0;
-inline constexpr VlanId kMaxVid = 4094;      // 4095 is reserved
+inline constexpr VlanId kMaxVid = 4094;  // 4095 is reserved
 inline constexpr VlanId kReservedVid = 4095;
 
 struct Tag {
   uint16_t tpid = kTpidCTag;
   uint8_t pcp = 0;  // 0..7
   bool dei = false;
-  VlanId vid = 0;   // 0..4095
+  VlanId vid = 0;  // 0..4095
 
   uint16_t Tci() const {
     return static_cast<uint16_t>((pcp & 7u) << 13 | (dei ? 1u : 0u) << 12 | (vid & 0xfffu));

@@ -30,9 +30,7 @@ class VlanSet {
   static VlanSet All();
 
   // VIDs outside 0..4095 are never members and are ignored by Add/Remove.
-  bool Contains(VlanId vid) const {
-    return vid < 4096 && (bits_[vid >> 6] >> (vid & 63) & 1) != 0;
-  }
+  bool Contains(VlanId vid) const { return vid < 4096 && (bits_[vid >> 6] >> (vid & 63) & 1) != 0; }
   void Add(VlanId vid);
   void Remove(VlanId vid);
   void AddRange(VlanId first, VlanId last);  // inclusive; nothing if first > last

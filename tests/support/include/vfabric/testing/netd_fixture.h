@@ -97,8 +97,8 @@ class NetdFixture : public ::testing::Test {
       argv.insert(argv.end(), {"--run-dir", run_dir()});
     argv.insert(argv.end(), extra.begin(), extra.end());
     netd_ = std::make_unique<ScopedProcess>(argv, log_);
-    ASSERT_TRUE(WaitFor([&] { return !netd_->running() || Ask(socket_, Request("hello")).is_object(); },
-                        10000))
+    ASSERT_TRUE(WaitFor(
+        [&] { return !netd_->running() || Ask(socket_, Request("hello")).is_object(); }, 10000))
         << Log();
     ASSERT_TRUE(netd_->running()) << Log();
   }

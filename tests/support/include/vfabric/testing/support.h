@@ -108,12 +108,12 @@ bool vfabric::testing::WaitFor(Predicate predicate, int timeout_ms) {
 // Puts the test process in a fresh private network namespace. Without root the
 // test is skipped with the reason, except under CI (CI=true), where it fails:
 // in CI nothing the machine can do may be skipped.
-#define VF_REQUIRE_PRIVATE_NETNS()                                              \
-  do {                                                                          \
-    if (!::vfabric::testing::IsRoot()) {                                        \
-      if (::vfabric::testing::InCi()) FAIL() << "CI must run as root";          \
-      GTEST_SKIP() << "needs root (network namespaces)";                        \
-    }                                                                           \
-    std::string vf_netns_error_ = ::vfabric::testing::EnterPrivateNetns();      \
-    ASSERT_TRUE(vf_netns_error_.empty()) << vf_netns_error_;                    \
+#define VF_REQUIRE_PRIVATE_NETNS()                                         \
+  do {                                                                     \
+    if (!::vfabric::testing::IsRoot()) {                                   \
+      if (::vfabric::testing::InCi()) FAIL() << "CI must run as root";     \
+      GTEST_SKIP() << "needs root (network namespaces)";                   \
+    }                                                                      \
+    std::string vf_netns_error_ = ::vfabric::testing::EnterPrivateNetns(); \
+    ASSERT_TRUE(vf_netns_error_.empty()) << vf_netns_error_;               \
   } while (0)
