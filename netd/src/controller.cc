@@ -345,13 +345,16 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     throw RequestError{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
-  // What the userspace switches would do: after the kernel operations,
-  // which make their links.
-  const std::vector<SwitchChange> switch_changes = PendingSwitchChanges(desired);
+  // One plan for both datapaths: the kernel operations, then the switches'
+  // (which open ports on the links the kernel operations make).
+  const KernelView view{&*state, CreatedLinks(*plan)};
+  const std::vector<SwitchOperation> switch_plan =
+      userspace_ != nullptr ? userspace_->Plan(desired, &view) : std::vector<SwitchOperation>{};
   if (!apply) {
     applied_ = std::move(saved);
     json operations = OperationsJson(*plan);
-    for (json& change : SwitchChangesJson(switch_changes)) operations.push_back(std::move(change));
+    for (json& change : SwitchChangesJson(SwitchChanges(switch_plan)))
+      operations.push_back(std::move(change));
     return {{"operations", operations}};
   }
   std::vector<Operation> done;
@@ -365,13 +368,23 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
   }
-  const std::vector<std::string> errors = SyncUserspace();
-  // A switch change still pending after the sync did not take (its error
-  // says why); the rest are done.
-  const std::vector<SwitchChange> left = PendingSwitchChanges(Desired());
+  std::vector<std::string> errors;
   std::vector<SwitchChange> switch_done;
-  for (const SwitchChange& change : switch_changes)
-    if (std::find(left.begin(), left.end(), change) == left.end()) switch_done.push_back(change);
+  if (userspace_ != nullptr) {
+    auto after = ReadKernelState(kernel_, features_);
+    if (!after.ok()) {
+      errors.push_back("userspace networks: read kernel state: " + after.status().message());
+      VF_LOG(kError) << errors.back();
+    } else {
+      SwitchApplyResult result = userspace_->Apply(switch_plan, *after);
+      errors = std::move(result.errors);
+      switch_done = SwitchChanges(result.applied);
+      // A switch that restarted (limits that would not change in place)
+      // converges in a second pass.
+      if (result.replan)
+        for (std::string& error : userspace_->Sync(Desired(), *after)) errors.push_back(error);
+    }
+  }
   json operations = OperationsJson(done);
   for (json& change : SwitchChangesJson(switch_done)) operations.push_back(std::move(change));
   json result = {{"operations", operations}, {"changed", done.size() + switch_done.size()}};

@@ -261,14 +261,17 @@ class Daemon {
       VF_LOG(kError) << state.status().message();
       return 1;
     }
-    auto plan = Plan(controller_->Desired(), *state);
+    const topology::Topology desired = controller_->Desired();
+    auto plan = Plan(desired, *state);
     if (!plan.ok()) {
       VF_LOG(kError) << plan.status().message();
       return 1;
     }
     for (const auto& op : *plan) std::printf("%s\n", op.Describe().c_str());
-    // No switch runs yet: every userspace network's would start.
-    const std::vector<SwitchChange> switches = userspace_->Pending(controller_->Desired());
+    // The same plan as an apply's: no switch runs yet, so every userspace
+    // network's would start.
+    const KernelView view{&*state, CreatedLinks(*plan)};
+    const std::vector<SwitchChange> switches = SwitchChanges(userspace_->Plan(desired, &view));
     for (const auto& change : switches) std::printf("%s\n", change.description.c_str());
     if (plan->empty() && switches.empty()) std::printf("no changes\n");
     return 0;

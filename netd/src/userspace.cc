@@ -31,10 +31,6 @@ uint64_t RandomSeed() {
   return seed;
 }
 
-bool SameVlan(const vlan::PortVlanConfig& a, const vlan::PortVlanConfig& b) {
-  return a.mode == b.mode && a.pvid == b.pvid && a.native == b.native && a.allowed == b.allowed;
-}
-
 json CountersJson(const bridge::PortCounters& c) {
   json drops = json::object();
   for (size_t i = 0; i < bridge::kDropReasonCount; ++i)
@@ -90,18 +86,13 @@ std::string MachineId() {
   return "vfabric";
 }
 
-bool SameStp(const topology::StpConfig& a, const topology::StpConfig& b) {
-  return a.enabled == b.enabled && a.mode == b.mode && a.priority == b.priority &&
-         a.hello_time == b.hello_time && a.forward_delay == b.forward_delay &&
-         a.max_age == b.max_age;
-}
-
-bool SameTreeSettings(const bridge::TreePortSettings& a, const bridge::TreePortSettings& b) {
-  return a.path_cost == b.path_cost && a.priority == b.priority && a.admin_edge == b.admin_edge &&
-         a.bpdu_guard == b.bpdu_guard && a.root_block == b.root_block;
-}
-
 std::string BridgeIdText(const stp::BridgeId& id) { return FormatBridgeId(id.ToU64()); }
+
+std::string Join(const std::vector<std::string>& parts, const char* separator) {
+  std::string text;
+  for (const std::string& part : parts) text += (text.empty() ? "" : separator) + part;
+  return text;
+}
 
 }  // namespace
 
@@ -117,136 +108,26 @@ MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& n
   return mac;
 }
 
-bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest) {
-  bridge::TreePortSettings settings;
-  settings.path_cost = port.cost.value_or(0);
-  settings.priority = static_cast<uint8_t>(port.priority.value_or(128));
-  settings.admin_edge = port.edge.value_or(guest);
-  settings.bpdu_guard = port.bpdu_guard.value_or(false);
-  settings.root_block = port.root_block.value_or(false);
-  return settings;
-}
-
-vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
-                                      const topology::PortVlanConfig& port) {
-  switch (port.mode) {
-    case topology::VlanMode::kNone:
-      return vlan::PortVlanConfig::Access(network.vlan.default_pvid);
-    case topology::VlanMode::kAccess:
-      return vlan::PortVlanConfig::Access(port.pvid);
-    case topology::VlanMode::kTrunk: {
-      vlan::VlanSet allowed;
-      for (uint16_t vid = 1; vid < 4095; ++vid)
-        if (port.allowed.test(vid)) allowed.Add(vid);
-      return vlan::PortVlanConfig::Trunk(allowed, port.native, port.native_tagged);
-    }
-  }
-  return vlan::PortVlanConfig::Access(1);
-}
-
-uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
-                       uint16_t vlan) {
-  if (vlan != 0) return vlan;
-  const vlan::PortVlanConfig config = SwitchVlanConfig(network, port.vlan);
-  if (config.mode == vlan::PortMode::kTrunk && config.native == vlan::NativeMode::kNone)
-    return network.vlan.default_pvid;
-  return config.pvid;
-}
-
-// "access VLAN 20", "trunk 10,20, native 1": a port's VLANs for messages.
-std::string VlanSummary(const vlan::PortVlanConfig& port) {
-  if (port.mode == vlan::PortMode::kAccess) return "access VLAN " + std::to_string(port.pvid);
-  std::string text = "trunk " + (port.allowed.ToString().empty() ? "-" : port.allowed.ToString());
-  if (port.native != vlan::NativeMode::kNone) text += ", native " + std::to_string(port.pvid);
-  return text;
-}
-
-// The port of `network` named `name`, or nullptr.
-const topology::PortConfig* FindPortConfig(const topology::NetworkConfig& network,
-                                           const std::string& name) {
-  for (const topology::PortConfig& port : network.ports)
-    if (port.name == name) return &port;
-  return nullptr;
-}
-
-// The topology's static entries of `network`: (VLAN, MAC) -> port.
-std::map<std::pair<uint16_t, MacAddress>, std::string> TopologyStatics(
-    const topology::NetworkConfig& network) {
-  std::map<std::pair<uint16_t, MacAddress>, std::string> out;
-  for (const topology::StaticFdbEntry& entry : network.fdb.static_entries) {
-    const topology::PortConfig* port = FindPortConfig(network, entry.port);
-    if (port == nullptr) continue;
-    out[{StaticFdbVlan(network, *port, entry.vlan), entry.mac}] = entry.port;
-  }
-  return out;
-}
-
-// A run-time static entry (fdb.add) whose port no longer carries its VLAN:
-// the topology changed since it was added, and it goes, as the kernel drops
-// a port's FDB entries of a VLAN taken off the port.
-bool RuntimeStaticStale(const topology::NetworkConfig& network, uint16_t vlan,
-                        const std::string& port_name) {
-  const topology::PortConfig* port = FindPortConfig(network, port_name);
-  return port != nullptr && !SwitchVlanConfig(network, port->vlan).IsMember(vlan);
-}
-
-std::string TreeSettingsText(const bridge::TreePortSettings& s) {
-  std::string text = "cost " +
-                     (s.path_cost == 0 ? std::string("auto") : std::to_string(s.path_cost)) +
-                     ", priority " + std::to_string(s.priority);
-  if (s.admin_edge) text += ", edge";
-  if (s.bpdu_guard) text += ", bpdu_guard";
-  if (s.root_block) text += ", root_block";
-  return text;
-}
-
-std::string StpText(const topology::StpConfig& stp) {
-  return std::string(topology::ToString(stp.mode)) + ", priority " + std::to_string(stp.priority) +
-         ", hello " + std::to_string(stp.hello_time) + " s, forward delay " +
-         std::to_string(stp.forward_delay) + " s, max age " + std::to_string(stp.max_age) + " s";
-}
-
-std::string LimitText(uint32_t limit) { return limit == 0 ? "unlimited" : std::to_string(limit); }
-
-fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network) {
-  fdb::Config config;
-  if (network.fdb.max_entries != 0) config.max_entries = network.fdb.max_entries;
-  config.max_per_port = network.fdb.max_per_port;
-  // 0 s: learned entries expire at once (the kernel bridge's meaning), not
-  // the FDB's "do not learn".
-  config.ageing_time_ns = std::max<uint64_t>(1, uint64_t{network.fdb.ageing_time} * 1'000'000'000);
-  return config;
-}
-
-std::set<std::string> GuestPortNames(const topology::Topology& desired) {
-  std::set<std::string> names;
-  for (const topology::VmConfig& vm : desired.vms) {
-    for (size_t i = 0; i < vm.nics.size(); ++i) {
-      names.insert(vm.nics[i].port.empty() ? vm.name + "-eth" + std::to_string(i)
-                                           : vm.nics[i].port);
-    }
-  }
-  return names;
-}
-
-UserspaceNetworks::UserspaceNetworks(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+UserspaceNetworks::UserspaceNetworks(std::string state_dir, std::unique_ptr<PortBackends> backends)
+    : state_dir_(std::move(state_dir)),
+      backends_(backends ? std::move(backends) : NewKernelPortBackends()) {}
 
 std::string UserspaceNetworks::StaticsPath(const std::string& network) const {
   return state_dir_ + "/" + network + ".fdb.json";
 }
 
-void UserspaceNetworks::LoadRuntimeStatics(const topology::NetworkConfig& config,
-                                           Network& network) {
-  if (state_dir_.empty()) return;
-  std::ifstream in(StaticsPath(config.name));
-  if (!in) return;  // none kept
+std::map<StaticKey, std::string> UserspaceNetworks::ReadRuntimeStatics(
+    const std::string& network) const {
+  std::map<StaticKey, std::string> entries;
+  if (state_dir_.empty()) return entries;
+  std::ifstream in(StaticsPath(network));
+  if (!in) return entries;  // none kept
   const json doc = json::parse(in, nullptr, false);
-  const std::string what = "userspace network " + config.name + ": " + StaticsPath(config.name);
+  const std::string what = "userspace network " + network + ": " + StaticsPath(network);
   if (!doc.is_object() || !doc.contains("entries") || !doc["entries"].is_array()) {
     VF_LOG(kWarning) << what << ": not a static FDB file; ignored";
-    return;
+    return entries;
   }
-  size_t kept = 0;
   for (const json& entry : doc["entries"]) {
     auto mac = entry.is_object() && entry.value("mac", json()).is_string()
                    ? MacAddress::Parse(entry["mac"].get<std::string>())
@@ -258,20 +139,9 @@ void UserspaceNetworks::LoadRuntimeStatics(const topology::NetworkConfig& config
       VF_LOG(kWarning) << what << ": malformed entry " << entry.dump() << "; ignored";
       continue;
     }
-    const std::string name = port.get<std::string>();
-    const bool configured = std::any_of(config.ports.begin(), config.ports.end(),
-                                        [&](const auto& p) { return p.name == name; });
-    if (!configured) {
-      VF_LOG(kInfo) << what << ": static " << mac->ToString() << " on " << name
-                    << " dropped: the port left the network";
-      continue;
-    }
-    network.runtime_statics[{static_cast<uint16_t>(vlan.get<uint64_t>()), *mac}] = name;
-    ++kept;
+    entries[{static_cast<uint16_t>(vlan.get<uint64_t>()), *mac}] = port.get<std::string>();
   }
-  if (kept)
-    VF_LOG(kInfo) << what << ": " << kept << " static FDB entr" << (kept == 1 ? "y" : "ies")
-                  << " restored";
+  return entries;
 }
 
 void UserspaceNetworks::SaveRuntimeStatics(const std::string& name, const Network& network) const {
@@ -310,171 +180,6 @@ void UserspaceNetworks::StopAll() {
   networks_.clear();
 }
 
-std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desired,
-                                                 const KernelState& state) {
-  std::vector<std::string> errors;
-  std::set<std::string> wanted;
-  for (const topology::NetworkConfig& config : desired.networks) {
-    if (config.datapath != topology::Datapath::kUserspace) continue;
-    wanted.insert(config.name);
-    Network& network = networks_[config.name];
-    SyncNetwork(config, desired, state, network, errors);
-    if (!network.sw) networks_.erase(config.name);
-  }
-  for (auto it = networks_.begin(); it != networks_.end();) {
-    if (wanted.count(it->first)) {
-      ++it;
-      continue;
-    }
-    VF_LOG(kInfo) << "userspace network " << it->first << ": stopped (no longer configured)";
-    if (!state_dir_.empty()) ::unlink(StaticsPath(it->first).c_str());
-    it = networks_.erase(it);
-  }
-  return errors;
-}
-
-std::vector<SwitchChange> UserspaceNetworks::Pending(const topology::Topology& desired) const {
-  std::vector<SwitchChange> out;
-  const std::set<std::string> guest_ports = GuestPortNames(desired);
-  std::set<std::string> wanted;
-  for (const topology::NetworkConfig& config : desired.networks) {
-    if (config.datapath != topology::Datapath::kUserspace) continue;
-    wanted.insert(config.name);
-    PendingForNetwork(config, guest_ports, out);
-  }
-  for (const auto& [name, network] : networks_) {
-    if (!wanted.count(name))
-      out.push_back({"stop_switch", name, name, "stop userspace switch " + name});
-  }
-  return out;
-}
-
-void UserspaceNetworks::PendingForNetwork(const topology::NetworkConfig& config,
-                                          const std::set<std::string>& guest_ports,
-                                          std::vector<SwitchChange>& out) const {
-  const std::string& name = config.name;
-  const std::string on = " on switch " + name;
-  auto change = [&](const char* kind, const std::string& object, std::string description) {
-    out.push_back({kind, name, object, std::move(description)});
-  };
-  const fdb::Config fdb_config = SwitchFdbConfig(config);
-  const uint64_t ageing_s = fdb_config.ageing_time_ns / 1'000'000'000;
-  auto it = networks_.find(name);
-  const Network* network = it == networks_.end() ? nullptr : &it->second;
-  if (network == nullptr || !network->sw) {
-    change("start_switch", name,
-           "start userspace switch " + name + " (FDB max_entries " +
-               LimitText(fdb_config.max_entries) + ", max_per_port " +
-               LimitText(fdb_config.max_per_port) + ", ageing " + std::to_string(ageing_s) + " s)");
-  } else {
-    if (network->fdb.max_entries != fdb_config.max_entries ||
-        network->fdb.max_per_port != fdb_config.max_per_port) {
-      change("set_fdb_limits", name,
-             "set FDB limits of switch " + name + ": max_entries " +
-                 LimitText(network->fdb.max_entries) + " -> " + LimitText(fdb_config.max_entries) +
-                 ", max_per_port " + LimitText(network->fdb.max_per_port) + " -> " +
-                 LimitText(fdb_config.max_per_port));
-    }
-    if (network->ageing_time_ns != fdb_config.ageing_time_ns) {
-      change("set_fdb_ageing", name,
-             "set FDB ageing of switch " + name + ": " +
-                 std::to_string(network->ageing_time_ns / 1'000'000'000) + " s -> " +
-                 std::to_string(ageing_s) + " s");
-    }
-  }
-  const bool running = network != nullptr && network->sw;
-  const bool tree_running = running && network->tree != nullptr;
-  const bool tree_restarts =
-      tree_running && (!config.stp.enabled || !SameStp(network->tree_config, config.stp));
-
-  std::set<std::string> failed;
-  if (running)
-    for (const bridge::PortInfo& info : network->sw->Ports())
-      if (info.failed) failed.insert(info.name);
-  std::set<std::string> configured;
-  for (const auto& port : config.ports) configured.insert(port.name);
-  if (running)
-    for (const auto& [port, state] : network->ports)
-      if (!configured.count(port))
-        change("remove_switch_port", port, "remove port " + port + " from switch " + name);
-
-  std::set<std::string> joining;  // ports that (re)enter the switch
-  for (const topology::PortConfig& port : config.ports) {
-    const bool tap = port.kind == topology::PortKind::kTap && !guest_ports.count(port.name);
-    const vlan::PortVlanConfig vlan = SwitchVlanConfig(config, port.vlan);
-    const std::string how = std::string(tap ? "tap" : "packet socket") + ", " + VlanSummary(vlan);
-    const PortState* state = nullptr;
-    if (running) {
-      auto p = network->ports.find(port.name);
-      if (p != network->ports.end()) state = &p->second;
-    }
-    if (state == nullptr) {
-      change("add_switch_port", port.name,
-             "add port " + port.name + " to switch " + name + " (" + how + ")");
-      joining.insert(port.name);
-    } else if (failed.count(port.name) || state->tap != tap) {
-      change("reopen_switch_port", port.name,
-             "reopen port " + port.name + on + " (" + how + "): " +
-                 (failed.count(port.name) ? "its link went away"
-                  : tap                   ? "no guest holds its tap now"
-                                          : "a guest's QEMU holds its tap now"));
-      joining.insert(port.name);
-    } else if (!SameVlan(state->vlan, vlan)) {
-      change("set_switch_port_vlan", port.name,
-             "set VLANs of port " + port.name + on + ": " + VlanSummary(state->vlan) + " -> " +
-                 VlanSummary(vlan));
-    }
-  }
-
-  if (tree_restarts && config.stp.enabled) {
-    change("restart_tree", name,
-           "restart spanning tree of switch " + name + " (" + StpText(config.stp) +
-               "): every port discards until it converges");
-  } else if (tree_restarts) {
-    change("stop_tree", name, "stop spanning tree of switch " + name + ": every port forwards");
-  } else if (config.stp.enabled && !tree_running) {
-    change("start_tree", name,
-           "start spanning tree of switch " + name + " (" + StpText(config.stp) +
-               "): ports discard until it converges");
-  } else if (tree_running) {
-    for (const topology::PortConfig& port : config.ports) {
-      if (joining.count(port.name)) continue;
-      auto p = network->ports.find(port.name);
-      if (p == network->ports.end()) continue;
-      const bridge::TreePortSettings settings =
-          TreeSettings(port, guest_ports.count(port.name) != 0);
-      if (p->second.tree && SameTreeSettings(*p->second.tree, settings)) continue;
-      change("set_tree_port", port.name,
-             "set spanning tree port " + port.name + on + " (" + TreeSettingsText(settings) +
-                 "): it discards until the tree places it again");
-    }
-  }
-
-  std::map<StaticKey, std::string> want = TopologyStatics(config);
-  if (running)
-    for (const auto& [key, port] : network->runtime_statics)
-      if (!RuntimeStaticStale(config, key.first, port)) want.emplace(key, port);
-  auto entry_text = [](const StaticKey& key, const std::string& port) {
-    return key.second.ToString() + " VLAN " + std::to_string(key.first) + " (port " + port + ")";
-  };
-  if (running) {
-    for (const auto& [key, port] : network->installed_statics) {
-      auto w = want.find(key);
-      if (w != want.end() && w->second == port) continue;
-      change("delete_switch_fdb", port,
-             "delete static FDB entry " + entry_text(key, port) + " from switch " + name);
-    }
-  }
-  for (const auto& [key, port] : want) {
-    if (running) {
-      auto installed = network->installed_statics.find(key);
-      if (installed != network->installed_statics.end() && installed->second == port) continue;
-    }
-    change("add_switch_fdb", port,
-           "add static FDB entry " + entry_text(key, port) + " to switch " + name);
-  }
-}
-
 void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
   auto it = network.ports.find(name);
   if (it == network.ports.end()) return;
@@ -488,288 +193,370 @@ void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
   network.ports.erase(it);
 }
 
-void UserspaceNetworks::SyncNetwork(const topology::NetworkConfig& config,
-                                    const topology::Topology& desired, const KernelState& state,
-                                    Network& network, std::vector<std::string>& errors) {
-  const std::string what = "userspace network " + config.name;
-  const fdb::Config fdb_config = SwitchFdbConfig(config);
-  if (network.sw && (network.fdb.max_entries != fdb_config.max_entries ||
-                     network.fdb.max_per_port != fdb_config.max_per_port)) {
-    // The running switch rebuilds its table with the entries it has.
-    Status limits = network.sw->SetFdbLimits(fdb_config.max_entries, fdb_config.max_per_port);
-    if (limits.ok()) {
-      VF_LOG(kInfo) << what << ": FDB limits now max_entries " << fdb_config.max_entries
-                    << ", max_per_port " << fdb_config.max_per_port;
-      network.fdb.max_entries = fdb_config.max_entries;
-      network.fdb.max_per_port = fdb_config.max_per_port;
-    } else {
-      VF_LOG(kWarning) << what << ": " << limits.message() << "; restarting its switch";
-      network.tree.reset();  // before the switch it drives
-      network.sw.reset();
-      network.ports.clear();
-      network.installed_statics.clear();
+ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) const {
+  ObservedSwitches observed;
+  for (const auto& [name, network] : networks_) {
+    ObservedSwitch& sw = observed[name];
+    sw.running = network.sw != nullptr;
+    sw.max_entries = network.fdb.max_entries;
+    sw.max_per_port = network.fdb.max_per_port;
+    sw.ageing_time_ns = network.ageing_time_ns;
+    std::set<std::string> failed;
+    if (network.sw)
+      for (const bridge::PortInfo& info : network.sw->Ports())
+        if (info.failed) failed.insert(info.name);
+    for (const auto& [port_name, port] : network.ports) {
+      ObservedPort& out = sw.ports[port_name];
+      out.backend = port.backend;
+      out.identity = port.identity;
+      out.vlan = port.vlan;
+      out.failed = failed.count(port_name) != 0;
+      out.tree = port.tree;
+      out.link_up = port.link_up;
     }
+    if (network.tree) sw.tree = network.tree_config;
+    sw.installed_statics = network.installed_statics;
+    sw.runtime_statics = network.runtime_statics;
   }
-  if (!network.sw) {
-    auto inbox = bridge::BpduInbox::Create();
-    if (!inbox.ok()) {
-      errors.push_back(what + ": " + inbox.status().message());
-      return;
-    }
-    network.inbox = std::move(inbox).value();
-    network.inbox->SetAccepting(false);  // until a tree runs
-    bridge::SwitchConfig sc;
-    sc.name = config.name;
-    sc.fdb = fdb_config;
-    sc.fdb.hash_seed = RandomSeed();
-    sc.bpdu_hook = network.inbox->Hook();
-    auto sw = bridge::Switch::Create(std::move(sc));
-    if (!sw.ok()) {
-      errors.push_back(what + ": " + sw.status().message());
-      return;
-    }
-    network.sw = std::move(sw).value();
-    if (network.runtime_statics.empty()) LoadRuntimeStatics(config, network);
-    network.fdb = fdb_config;
-    network.ageing_time_ns = fdb_config.ageing_time_ns;
-    // The datapath thread must take no signals: netd's loop reads SIGHUP,
-    // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
-    // thread (the thread inherits the mask in force at Start()).
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    Status started = network.sw->Start();
-    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    if (!started.ok()) {
-      errors.push_back(what + ": " + started.message());
-      network.sw.reset();
-      return;
-    }
-    VF_LOG(kInfo) << what << ": switch started";
+  // A network whose switch does not run yet starts with what was kept of it.
+  for (const topology::NetworkConfig& config : desired.networks) {
+    if (config.datapath != topology::Datapath::kUserspace || observed.count(config.name)) continue;
+    std::map<StaticKey, std::string> kept = ReadRuntimeStatics(config.name);
+    if (!kept.empty()) observed[config.name].runtime_statics = std::move(kept);
   }
-  if (network.ageing_time_ns != fdb_config.ageing_time_ns) {
-    Status status = network.sw->SetAgeingTime(fdb_config.ageing_time_ns);
-    if (status.ok())
-      network.ageing_time_ns = fdb_config.ageing_time_ns;
-    else
-      errors.push_back(what + ": " + status.message());
-  }
-
-  // Ports whose fd failed (their link went away) are reopened below.
-  for (const bridge::PortInfo& info : network.sw->Ports())
-    if (info.failed) RemovePort(network, info.name);
-  std::set<std::string> configured;
-  for (const auto& port : config.ports) configured.insert(port.name);
-  for (auto it = network.ports.begin(); it != network.ports.end();) {
-    const std::string name = it->first;
-    ++it;
-    if (!configured.count(name)) {
-      RemovePort(network, name);
-      if (std::erase_if(network.runtime_statics, [&](const auto& e) { return e.second == name; }))
-        SaveRuntimeStatics(config.name, network);
-      VF_LOG(kInfo) << what << ": removed port " << name;
-    }
-  }
-
-  const std::set<std::string> guest_ports = GuestPortNames(desired);
-  for (const topology::PortConfig& port : config.ports) {
-    const LinkInfo* link = state.FindLink(port.name);
-    if (link == nullptr) {
-      RemovePort(network, port.name);
-      errors.push_back(what + ": port " + port.name + ": no such link");
-      continue;
-    }
-    const bool tap = port.kind == topology::PortKind::kTap && !guest_ports.count(port.name);
-    const vlan::PortVlanConfig vlan = SwitchVlanConfig(config, port.vlan);
-    auto existing = network.ports.find(port.name);
-    if (existing != network.ports.end() &&
-        (existing->second.ifindex != link->ifindex || existing->second.tap != tap)) {
-      VF_LOG(kInfo) << what << ": port " << port.name << " was recreated; reopening it";
-      RemovePort(network, port.name);
-      existing = network.ports.end();
-    }
-    if (existing != network.ports.end()) {
-      if (!SameVlan(existing->second.vlan, vlan)) {
-        Status status = network.sw->SetPortVlan(existing->second.id, vlan);
-        if (status.ok())
-          existing->second.vlan = vlan;
-        else
-          errors.push_back(what + ": " + status.message());
-      }
-      continue;
-    }
-    Result<std::unique_ptr<bridge::Port>> opened = Status::Error("not opened");
-    if (tap) {
-      auto fd = OpenTap(port.name, /*vnet_hdr=*/true, port.multi_queue);
-      if (!fd.ok()) {
-        errors.push_back(what + ": port " + port.name + ": " + fd.status().message());
-        continue;
-      }
-      opened = bridge::OpenTapPort(port.name, std::move(fd).value());
-    } else {
-      opened = bridge::OpenPacketSocketPort(port.name, link->ifindex);
-    }
-    if (!opened.ok()) {
-      errors.push_back(what + ": port " + port.name + ": " + opened.status().message());
-      continue;
-    }
-    bridge::PortSettings settings;
-    settings.vlan = vlan;
-    // With a tree, a port forwards only once the tree says so.
-    if (network.tree) settings.stp = bridge::StpState::kDiscarding;
-    auto id = network.sw->AddPort(std::move(opened).value(), settings);
-    if (!id.ok()) {
-      errors.push_back(what + ": port " + port.name + ": " + id.status().message());
-      continue;
-    }
-    network.ports[port.name] = {*id, link->ifindex, tap, vlan, false, std::nullopt};
-    VF_LOG(kInfo) << what << ": port " << port.name << " (" << (tap ? "tap" : "packet socket")
-                  << ", ifindex " << link->ifindex << ") added as switch port " << *id;
-  }
-
-  SyncTree(config, guest_ports, state, network, errors);
-
-  // Static FDB entries: the topology's and the run-time ones.
-  const size_t runtime_before = network.runtime_statics.size();
-  std::erase_if(network.runtime_statics, [&](const auto& entry) {
-    if (!RuntimeStaticStale(config, entry.first.first, entry.second)) return false;
-    VF_LOG(kWarning) << what << ": static FDB entry " << entry.first.second.ToString() << " (VLAN "
-                     << entry.first.first << ") removed: port " << entry.second
-                     << " is no longer in that VLAN";
-    return true;
-  });
-  if (network.runtime_statics.size() != runtime_before) SaveRuntimeStatics(config.name, network);
-  std::map<StaticKey, std::string> want = TopologyStatics(config);
-  for (const auto& [key, port] : network.runtime_statics) want.emplace(key, port);
-  for (auto it = network.installed_statics.begin(); it != network.installed_statics.end();) {
-    auto w = want.find(it->first);
-    if (w != want.end() && w->second == it->second) {
-      ++it;
-      continue;
-    }
-    Status status = network.sw->RemoveStaticFdb(it->first.first, it->first.second);
-    if (!status.ok()) VF_LOG(kWarning) << what << ": " << status.message();
-    it = network.installed_statics.erase(it);
-  }
-  for (const auto& [key, port] : want) {
-    if (network.installed_statics.count(key)) continue;
-    auto p = network.ports.find(port);
-    if (p == network.ports.end()) continue;  // reported above
-    Status status = network.sw->AddStaticFdb(key.first, key.second, p->second.id);
-    if (status.ok())
-      network.installed_statics[key] = port;
-    else
-      errors.push_back(what + ": static FDB " + key.second.ToString() + ": " + status.message());
-  }
+  return observed;
 }
 
-void UserspaceNetworks::SyncTree(const topology::NetworkConfig& config,
-                                 const std::set<std::string>& guest_ports, const KernelState& state,
-                                 Network& network, std::vector<std::string>& errors) {
-  const std::string what = "userspace network " + config.name + ": spanning tree";
-  if (network.tree && (!config.stp.enabled || !SameStp(network.tree_config, config.stp))) {
-    network.tree.reset();
-    network.inbox->SetAccepting(false);
-    for (auto& [name, port] : network.ports) {
-      port.tree.reset();
-      // Without a tree every port forwards; with a new one they start over.
-      const auto state_now =
-          config.stp.enabled ? bridge::StpState::kDiscarding : bridge::StpState::kForwarding;
-      Status s = network.sw->SetPortStpState(port.id, state_now);
-      if (!s.ok()) errors.push_back(what + ": " + s.message());
-    }
-    VF_LOG(kInfo) << what
-                  << (config.stp.enabled ? ": settings changed; restarting it"
-                                         : ": disabled; every port forwards");
+std::vector<SwitchOperation> UserspaceNetworks::Plan(const topology::Topology& desired,
+                                                     const KernelView* kernel) const {
+  return PlanSwitches(desired, Observe(desired), *backends_, kernel);
+}
+
+std::vector<SwitchChange> UserspaceNetworks::Pending(const topology::Topology& desired) const {
+  return SwitchChanges(Plan(desired));
+}
+
+std::vector<SwitchChange> SwitchChanges(const std::vector<SwitchOperation>& operations) {
+  std::vector<SwitchChange> out;
+  for (const SwitchOperation& op : operations)
+    if (op.IsChange())
+      out.push_back({std::string(op.KindName()), op.network, op.object, op.Describe()});
+  return out;
+}
+
+std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desired,
+                                                 const KernelState& state) {
+  const KernelView view{&state, {}};
+  SwitchApplyResult result = Apply(Plan(desired, &view), state);
+  // A switch that had to restart (its FDB limits would not change in place)
+  // is planned again from scratch.
+  if (result.replan) {
+    SwitchApplyResult again = Apply(Plan(desired, &view), state);
+    result.errors.insert(result.errors.end(), again.errors.begin(), again.errors.end());
   }
-  if (config.stp.enabled && !network.tree) {
-    bridge::SpanningTreeConfig tc;
-    tc.name = config.name;
-    tc.bridge.address = TreeBridgeAddress(MachineId(), config.name);
-    tc.bridge.priority = static_cast<uint16_t>(config.stp.priority);
-    tc.bridge.mode =
-        config.stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
-    tc.bridge.hello_time = config.stp.hello_time;
-    tc.bridge.forward_delay = config.stp.forward_delay;
-    tc.bridge.max_age = config.stp.max_age;
-    const std::string network_name = config.name;
-    tc.on_event = [network_name](const stp::Event& event, std::string_view port) {
-      const std::string where = "userspace network " + network_name + ": spanning tree" +
-                                (port.empty() ? std::string() : ": port " + std::string(port));
-      switch (event.kind) {
-        case stp::Event::Kind::kBpduGuardTrip:
-          VF_LOG(kWarning) << where
-                           << ": BPDU received on a bpdu_guard port; port disabled (bring its "
-                              "link down and up to re-enable it)";
-          break;
-        case stp::Event::Kind::kNewRoot:
-          VF_LOG(kInfo) << where << ": root bridge changed";
-          break;
-        case stp::Event::Kind::kTopologyChange:
-          VF_LOG(kDebug) << where << ": topology change";
-          break;
-        case stp::Event::Kind::kProtocolMigration:
-          VF_LOG(kInfo) << where << ": protocol migration (RSTP <-> 802.1D STP peer)";
-          break;
-      }
-    };
-    (void)network.inbox->Drain();  // BPDUs from before this tree
-    network.inbox->SetAccepting(true);
-    auto tree = bridge::SpanningTree::Create(*network.sw, network.inbox, std::move(tc));
-    if (!tree.ok()) {
-      network.inbox->SetAccepting(false);
-      errors.push_back(what + ": " + tree.status().message());
-      return;
+  return result.errors;
+}
+
+SwitchApplyResult UserspaceNetworks::Apply(const std::vector<SwitchOperation>& operations,
+                                           const KernelState& state) {
+  SwitchApplyResult result;
+  for (const SwitchOperation& op : operations) {
+    Status status = ApplyOne(op, state, result);
+    if (status.ok()) {
+      result.applied.push_back(op);
+    } else if (!status.message().empty()) {
+      result.errors.push_back("userspace network " + op.network + ": " + status.message());
     }
-    // The thread must take no signals (see the switch's Start above).
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    Status started = (*tree)->Start();
-    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    if (!started.ok()) {
-      network.inbox->SetAccepting(false);
-      errors.push_back(what + ": " + started.message());
-      return;
-    }
-    network.tree = std::move(tree).value();
-    network.tree_config = config.stp;
-    VF_LOG(kInfo) << what << ": started (" << topology::ToString(config.stp.mode) << ", bridge id "
-                  << BridgeIdText(network.tree->GetStatus().bridge_id) << ")";
   }
-  if (!network.tree) return;
-  for (const topology::PortConfig& port : config.ports) {
-    auto p = network.ports.find(port.name);
-    if (p == network.ports.end()) continue;
-    PortState& ps = p->second;
-    const LinkInfo* link = state.FindLink(port.name);
+  for (const std::string& error : result.errors) VF_LOG(kError) << error;
+  return result;
+}
+
+Status UserspaceNetworks::StartSwitch(const SwitchOperation& op) {
+  Network& network = networks_[op.network];
+  auto inbox = bridge::BpduInbox::Create();
+  if (!inbox.ok()) return inbox.status();
+  network.inbox = std::move(inbox).value();
+  network.inbox->SetAccepting(false);  // until a tree runs
+  bridge::SwitchConfig sc;
+  sc.name = op.network;
+  sc.fdb = op.fdb;
+  sc.fdb.hash_seed = RandomSeed();
+  sc.bpdu_hook = network.inbox->Hook();
+  auto sw = bridge::Switch::Create(std::move(sc));
+  if (!sw.ok()) return sw.status();
+  network.sw = std::move(sw).value();
+  if (network.runtime_statics.empty()) {
+    network.runtime_statics = ReadRuntimeStatics(op.network);
+    if (const size_t kept = network.runtime_statics.size())
+      VF_LOG(kInfo) << "userspace network " << op.network << ": " << StaticsPath(op.network) << ": "
+                    << kept << " static FDB entr" << (kept == 1 ? "y" : "ies") << " restored";
+  }
+  network.fdb = op.fdb;
+  network.ageing_time_ns = op.fdb.ageing_time_ns;
+  // The datapath thread must take no signals: netd's loop reads SIGHUP,
+  // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
+  // thread (the thread inherits the mask in force at Start()).
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  Status started = network.sw->Start();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (!started.ok()) {
+    network.sw.reset();
+    return started;
+  }
+  VF_LOG(kInfo) << "userspace network " << op.network << ": switch started";
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState& state,
+                                   Network& network) {
+  const topology::PortConfig& port = op.port;
+  PortBackend& backend = backends_->For(port, op.guest);
+  const LinkInfo* link = state.FindLink(port.name);
+  if (backend.NeedsKernelLink() && link == nullptr)
+    return Status::Error("port " + port.name + ": no such link");
+  auto opened = backend.Open(port, link);
+  if (!opened.ok()) return Status::Error("port " + port.name + ": " + opened.status().message());
+  bridge::PortSettings settings;
+  settings.vlan = op.vlan;
+  // With a tree, a port forwards only once the tree says so.
+  if (network.tree) settings.stp = bridge::StpState::kDiscarding;
+  auto id = network.sw->AddPort(std::move(opened).value(), settings);
+  if (!id.ok()) return Status::Error("port " + port.name + ": " + id.status().message());
+  PortState& added = network.ports[port.name];
+  added = PortState{};
+  added.id = *id;
+  added.backend = std::string(backend.Name());
+  added.identity = backend.Identity(port, link);
+  added.vlan = op.vlan;
+  VF_LOG(kInfo) << "userspace network " << op.network << ": port " << port.name << " ("
+                << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
+  if (op.join_tree && network.tree) {
     const bool up = link != nullptr && link->oper_up;
-    const bridge::TreePortSettings settings = TreeSettings(port, guest_ports.count(port.name) != 0);
-    if (ps.tree && !SameTreeSettings(*ps.tree, settings)) {
-      Status left = network.tree->RemovePort(ps.id);
-      if (!left.ok()) errors.push_back(what + ": " + left.message());
-      ps.tree.reset();
+    VF_RETURN_IF_ERROR(JoinTree(network, port.name, op.tree_settings, up));
+  }
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::JoinTree(Network& network, const std::string& name,
+                                   const bridge::TreePortSettings& settings, bool up) {
+  PortState& port = network.ports.at(name);
+  Status joined = network.tree->AddPort(port.id, name, settings, up, kVirtualLinkSpeedMbps);
+  if (!joined.ok()) return joined.WithContext("spanning tree");
+  port.tree = settings;
+  port.link_up = up;
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState& state,
+                                    Network& network) {
+  const topology::StpConfig& stp = op.stp;
+  bridge::SpanningTreeConfig tc;
+  tc.name = op.network;
+  tc.bridge.address = TreeBridgeAddress(MachineId(), op.network);
+  tc.bridge.priority = static_cast<uint16_t>(stp.priority);
+  tc.bridge.mode = stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
+  tc.bridge.hello_time = stp.hello_time;
+  tc.bridge.forward_delay = stp.forward_delay;
+  tc.bridge.max_age = stp.max_age;
+  const std::string network_name = op.network;
+  tc.on_event = [network_name](const stp::Event& event, std::string_view port) {
+    const std::string where = "userspace network " + network_name + ": spanning tree" +
+                              (port.empty() ? std::string() : ": port " + std::string(port));
+    switch (event.kind) {
+      case stp::Event::Kind::kBpduGuardTrip:
+        VF_LOG(kWarning) << where
+                         << ": BPDU received on a bpdu_guard port; port disabled (bring its "
+                            "link down and up to re-enable it)";
+        break;
+      case stp::Event::Kind::kNewRoot:
+        VF_LOG(kInfo) << where << ": root bridge changed";
+        break;
+      case stp::Event::Kind::kTopologyChange:
+        VF_LOG(kDebug) << where << ": topology change";
+        break;
+      case stp::Event::Kind::kProtocolMigration:
+        VF_LOG(kInfo) << where << ": protocol migration (RSTP <-> 802.1D STP peer)";
+        break;
     }
-    if (!ps.tree) {
-      Status joined = network.tree->AddPort(ps.id, port.name, settings, up, kVirtualLinkSpeedMbps);
-      if (!joined.ok()) {
-        errors.push_back(what + ": " + joined.message());
-        continue;
+  };
+  (void)network.inbox->Drain();  // BPDUs from before this tree
+  network.inbox->SetAccepting(true);
+  auto tree = bridge::SpanningTree::Create(*network.sw, network.inbox, std::move(tc));
+  if (!tree.ok()) {
+    network.inbox->SetAccepting(false);
+    return tree.status().WithContext("spanning tree");
+  }
+  // The thread must take no signals (see StartSwitch).
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  Status started = (*tree)->Start();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (!started.ok()) {
+    network.inbox->SetAccepting(false);
+    return started.WithContext("spanning tree");
+  }
+  network.tree = std::move(tree).value();
+  network.tree_config = stp;
+  VF_LOG(kInfo) << "userspace network " << op.network << ": spanning tree: started ("
+                << topology::ToString(stp.mode) << ", bridge id "
+                << BridgeIdText(network.tree->GetStatus().bridge_id) << ")";
+  std::vector<std::string> errors;
+  for (const SwitchOperation::TreePort& member : op.tree_ports) {
+    if (!network.ports.count(member.name)) continue;  // not opened (reported)
+    const LinkInfo* link = state.FindLink(member.name);
+    Status joined = JoinTree(network, member.name, member.settings, link && link->oper_up);
+    if (!joined.ok()) errors.push_back(joined.message());
+  }
+  if (!errors.empty()) return Status::Error(Join(errors, "; "));
+  return Status::Ok();
+}
+
+// Stops the tree; every port forwards (`restart`: discards, for the next).
+Status UserspaceNetworks::StopTree(Network& network, bool restart) {
+  if (!network.tree) return Status::Ok();
+  network.tree.reset();
+  network.inbox->SetAccepting(false);
+  std::vector<std::string> errors;
+  for (auto& [name, port] : network.ports) {
+    port.tree.reset();
+    Status s = network.sw->SetPortStpState(
+        port.id, restart ? bridge::StpState::kDiscarding : bridge::StpState::kForwarding);
+    if (!s.ok()) errors.push_back("spanning tree: " + s.message());
+  }
+  if (!errors.empty()) return Status::Error(Join(errors, "; "));
+  return Status::Ok();
+}
+
+Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState& state,
+                                   SwitchApplyResult& result) {
+  using Kind = SwitchOperation::Kind;
+  const std::string what = "userspace network " + op.network;
+  if (op.kind == Kind::kStartSwitch) {
+    Status started = StartSwitch(op);
+    if (!started.ok()) networks_.erase(op.network);
+    return started;
+  }
+  auto n = networks_.find(op.network);
+  if (n == networks_.end() || !n->second.sw) {
+    // Its switch did not start (reported): nothing of it can be done.
+    return Status::Error("");
+  }
+  Network& network = n->second;
+  switch (op.kind) {
+    case Kind::kStartSwitch:
+      break;
+    case Kind::kStopSwitch:
+      VF_LOG(kInfo) << what << ": stopped (no longer configured)";
+      if (!state_dir_.empty()) ::unlink(StaticsPath(op.network).c_str());
+      networks_.erase(n);
+      return Status::Ok();
+    case Kind::kSetFdbLimits: {
+      // The running switch rebuilds its table with the entries it has.
+      Status limits = network.sw->SetFdbLimits(op.fdb.max_entries, op.fdb.max_per_port);
+      if (!limits.ok()) {
+        VF_LOG(kWarning) << what << ": " << limits.message() << "; restarting its switch";
+        network.tree.reset();  // before the switch it drives
+        network.sw.reset();
+        networks_.erase(n);
+        result.replan = true;
+        return limits;
       }
-      ps.tree = settings;
-      ps.link_up = up;
-      continue;
+      VF_LOG(kInfo) << what << ": FDB limits now max_entries " << op.fdb.max_entries
+                    << ", max_per_port " << op.fdb.max_per_port;
+      network.fdb.max_entries = op.fdb.max_entries;
+      network.fdb.max_per_port = op.fdb.max_per_port;
+      return Status::Ok();
     }
-    if (up != ps.link_up) {
-      Status changed = network.tree->SetPortLink(ps.id, up, kVirtualLinkSpeedMbps);
-      if (!changed.ok()) {
-        errors.push_back(what + ": " + changed.message());
-        continue;
+    case Kind::kSetFdbAgeing:
+      VF_RETURN_IF_ERROR(network.sw->SetAgeingTime(op.fdb.ageing_time_ns));
+      network.ageing_time_ns = op.fdb.ageing_time_ns;
+      return Status::Ok();
+    case Kind::kRemovePort:
+      RemovePort(network, op.object);
+      if (std::erase_if(network.runtime_statics,
+                        [&](const auto& e) { return e.second == op.object; }))
+        SaveRuntimeStatics(op.network, network);
+      VF_LOG(kInfo) << what << ": removed port " << op.object;
+      return Status::Ok();
+    case Kind::kReopenPort:
+      VF_LOG(kInfo) << what << ": port " << op.object << ": reopening it (" << op.reason << ")";
+      RemovePort(network, op.object);
+      return OpenPort(op, state, network);
+    case Kind::kAddPort:
+      return OpenPort(op, state, network);
+    case Kind::kSetPortVlan: {
+      auto p = network.ports.find(op.object);
+      if (p == network.ports.end())
+        return Status::Error("port " + op.object + ": not in the switch");
+      VF_RETURN_IF_ERROR(network.sw->SetPortVlan(p->second.id, op.vlan));
+      p->second.vlan = op.vlan;
+      return Status::Ok();
+    }
+    case Kind::kStartTree:
+      return StartTree(op, state, network);
+    case Kind::kRestartTree:
+      VF_LOG(kInfo) << what << ": spanning tree: settings changed; restarting it";
+      VF_RETURN_IF_ERROR(StopTree(network, /*restart=*/true));
+      return StartTree(op, state, network);
+    case Kind::kStopTree:
+      VF_LOG(kInfo) << what << ": spanning tree: disabled; every port forwards";
+      return StopTree(network, /*restart=*/false);
+    case Kind::kSetTreePort: {
+      auto p = network.ports.find(op.object);
+      if (p == network.ports.end() || !network.tree)
+        return Status::Error("port " + op.object + ": not in the switch's tree");
+      if (p->second.tree) {
+        Status left = network.tree->RemovePort(p->second.id);
+        if (!left.ok()) return left.WithContext("spanning tree");
+        p->second.tree.reset();
       }
-      ps.link_up = up;
-      VF_LOG(kInfo) << what << ": port " << port.name << " link " << (up ? "up" : "down");
+      const LinkInfo* link = state.FindLink(op.object);
+      return JoinTree(network, op.object, op.tree_settings, link && link->oper_up);
+    }
+    case Kind::kSetTreePortLink: {
+      auto p = network.ports.find(op.object);
+      if (p == network.ports.end() || !network.tree)
+        return Status::Error("port " + op.object + ": not in the switch's tree");
+      Status changed = network.tree->SetPortLink(p->second.id, op.link_up, kVirtualLinkSpeedMbps);
+      if (!changed.ok()) return changed.WithContext("spanning tree");
+      p->second.link_up = op.link_up;
+      VF_LOG(kInfo) << what << ": spanning tree: port " << op.object << " link "
+                    << (op.link_up ? "up" : "down");
+      return Status::Ok();
+    }
+    case Kind::kForgetRuntimeStatic:
+      VF_LOG(kWarning) << what << ": static FDB entry " << op.key.second.ToString() << " (VLAN "
+                       << op.key.first << ") removed: " << op.why;
+      if (network.runtime_statics.erase(op.key)) SaveRuntimeStatics(op.network, network);
+      return Status::Ok();
+    case Kind::kDeleteStatic: {
+      Status status = network.sw->RemoveStaticFdb(op.key.first, op.key.second);
+      network.installed_statics.erase(op.key);
+      if (!status.ok()) VF_LOG(kWarning) << what << ": " << status.message();
+      return Status::Ok();
+    }
+    case Kind::kAddStatic: {
+      auto p = network.ports.find(op.static_port);
+      // Its port did not open (reported): the entry waits for it.
+      if (p == network.ports.end()) return Status::Error("");
+      if (network.installed_statics.count(op.key)) {
+        // On another port: the switch holds one entry per (VLAN, MAC).
+        Status removed = network.sw->RemoveStaticFdb(op.key.first, op.key.second);
+        if (!removed.ok()) VF_LOG(kWarning) << what << ": " << removed.message();
+        network.installed_statics.erase(op.key);
+      }
+      Status status = network.sw->AddStaticFdb(op.key.first, op.key.second, p->second.id);
+      if (!status.ok())
+        return Status::Error("static FDB " + op.key.second.ToString() + ": " + status.message());
+      network.installed_statics[op.key] = op.static_port;
+      return Status::Ok();
     }
   }
+  return Status::Error("unknown switch operation");
 }
 
 Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) const {

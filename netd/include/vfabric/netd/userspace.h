@@ -1,16 +1,17 @@
 // netd's userspace networks: one bridge::Switch per network with
 // "datapath": "userspace", kept matching the desired topology.
 //
-// Sync() runs after the kernel is reconciled (the planner has made the
-// network's taps and veths, up, on no bridge). For each userspace network it
-// creates the switch (FDB limits, ageing time, a hash seed from getrandom())
-// and starts its datapath thread; opens a port per topology port -- a tap
-// the network lists: netd opens the tap (OpenTap) for a tap port; a VM NIC's
-// tap (QEMU holds it), a veth or an existing link: a packet socket on the
-// link's ifindex -- with the port's VLAN config; reopens ports whose link
-// was recreated (its ifindex changed) or failed; removes ports that left the
-// configuration; installs the static FDB entries (the topology's and those
+// The reconcile of the switches is plan-as-data, as the kernel's: Observe()
+// gives what the switches hold as a value, PlanSwitches (switch_plan.h)
+// turns it and the desired topology into SwitchOperations, and Apply() runs
+// them: the switch of each network (FDB limits, ageing time, a hash seed
+// from getrandom(), its datapath thread), a port per topology port opened
+// through its PortBackend (port_backend.h) with the port's VLAN config,
+// ports reopened whose link was recreated or failed, ports removed that left
+// the configuration, and the static FDB entries (the topology's and those
 // added at run time with fdb.add). Networks that left are stopped.
+// Sync() is Plan + Apply, after the kernel is reconciled (the kernel planner
+// has made the network's taps and veths, up, on no bridge).
 // With "stp": {"enabled": true} a bridge::SpanningTree (RSTP, or STP with
 // "mode": "stp") runs beside the switch on its own thread: ports join it
 // discarding, carrier changes (oper_up from the kernel state) reach it as
@@ -34,33 +35,18 @@
 #include "vfabric/bridge/switch.h"
 #include "vfabric/common/status.h"
 #include "vfabric/netd/planner.h"
+#include "vfabric/netd/port_backend.h"
+#include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
 #include "vfabric/vlan/port.h"
 
 namespace vfabric::netd {
 
-// The switch's VLAN config for a topology port: "none" is an access port on
-// the network's default PVID; access and trunk map one to one.
-vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
-                                      const topology::PortVlanConfig& port);
-// The VLAN a static FDB entry with `vlan` (0: none) on `port` lives in: the
-// given VLAN, else the port's untagged VLAN (access PVID, trunk native, or
-// the network's default PVID).
-uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
-                       uint16_t vlan);
-// The switch's FDB config for a network (hash_seed left 0).
-fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network);
-// Every port name a VM NIC of `desired` uses (a tap QEMU holds).
-std::set<std::string> GuestPortNames(const topology::Topology& desired);
 // The spanning tree bridge address of a userspace network: a locally
 // administered unicast MAC hashed from the host's machine id and the
 // network's name, so it is stable across restarts and differs between
 // hosts and networks.
 MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& network);
-// A port's tree settings from the topology (`guest`: a VM NIC's port, which
-// is an admin edge port unless the topology says otherwise).
-bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest);
-
 // A change Sync() would make to a running switch, described for people, as
 // plan/apply list the planner's kernel operations.
 struct SwitchChange {
@@ -72,26 +58,46 @@ struct SwitchChange {
   bool operator==(const SwitchChange&) const = default;
 };
 
+// The operations that are changes (SwitchOperation::IsChange), for people.
+std::vector<SwitchChange> SwitchChanges(const std::vector<SwitchOperation>& operations);
+
+// What Apply did: the operations that took, one message per one that did
+// not (naming the network, the object and the cause).
+struct SwitchApplyResult {
+  std::vector<SwitchOperation> applied;
+  std::vector<std::string> errors;
+  // A switch had to be restarted from scratch: plan again.
+  bool replan = false;
+};
+
 class UserspaceNetworks {
  public:
   // `state_dir`: where static FDB entries added at run time (fdb.add) are
   // kept, one file per network (NETWORK.fdb.json), so that they survive a
   // restart of netd as the kernel keeps those of a Linux bridge. Empty: not
   // kept.
-  explicit UserspaceNetworks(std::string state_dir = "");
+  // `backends`: how ports are opened (null: NewKernelPortBackends()).
+  explicit UserspaceNetworks(std::string state_dir = "",
+                             std::unique_ptr<PortBackends> backends = nullptr);
   ~UserspaceNetworks();
   UserspaceNetworks(const UserspaceNetworks&) = delete;
   UserspaceNetworks& operator=(const UserspaceNetworks&) = delete;
 
-  // Makes the switches match `desired` (see the file comment); `state` is
-  // the kernel as read after reconciling. One message per problem.
+  // What the switches hold, as a value (the run-time static entries kept
+  // on disk for a network of `desired` whose switch does not run yet).
+  ObservedSwitches Observe(const topology::Topology& desired) const;
+  // PlanSwitches(desired, Observe(desired), backends, kernel).
+  std::vector<SwitchOperation> Plan(const topology::Topology& desired,
+                                    const KernelView* kernel = nullptr) const;
+  // Runs `operations` in order on the switches; `state` is the kernel as
+  // read after its own apply (the links ports open on). An operation that
+  // fails is reported and the rest still run (a port that will not open
+  // does not stop the others).
+  SwitchApplyResult Apply(const std::vector<SwitchOperation>& operations, const KernelState& state);
+  // Makes the switches match `desired` (see the file comment): Plan with
+  // `state` as the kernel view, then Apply. One message per problem.
   std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state);
-
-  // What Sync(desired, ...) would change, without changing anything, in the
-  // order Sync makes the changes: start_switch / stop_switch,
-  // set_fdb_limits, set_fdb_ageing, remove_switch_port, reopen_switch_port,
-  // add_switch_port, set_switch_port_vlan, start_tree / restart_tree /
-  // stop_tree, set_tree_port, delete_switch_fdb, add_switch_fdb. Ports are
+  // The changes Plan(desired) lists, without changing anything. Ports are
   // taken to have links (the planner makes them); carrier changes, which
   // follow link events, are not changes. Empty when the switches match.
   std::vector<SwitchChange> Pending(const topology::Topology& desired) const;
@@ -131,13 +137,12 @@ class UserspaceNetworks {
  private:
   struct PortState {
     bridge::PortId id = fdb::kNoPort;
-    int ifindex = 0;
-    bool tap = false;  // opened by netd as a tap (else a packet socket)
+    std::string backend;   // PortBackend::Name()
+    std::string identity;  // PortBackend::Identity() when opened
     vlan::PortVlanConfig vlan;
-    bool link_up = false;                          // as last told to the tree
     std::optional<bridge::TreePortSettings> tree;  // in the tree with these
+    bool link_up = false;                          // as last told to the tree
   };
-  using StaticKey = std::pair<uint16_t, MacAddress>;  // vlan, mac
   struct Network {
     std::unique_ptr<bridge::Switch> sw;
     fdb::Config fdb;
@@ -150,24 +155,23 @@ class UserspaceNetworks {
     topology::StpConfig tree_config;             // what `tree` runs
   };
 
-  void PendingForNetwork(const topology::NetworkConfig& config,
-                         const std::set<std::string>& guest_ports,
-                         std::vector<SwitchChange>& out) const;
-  void SyncNetwork(const topology::NetworkConfig& config, const topology::Topology& desired,
-                   const KernelState& state, Network& network, std::vector<std::string>& errors);
+  Status ApplyOne(const SwitchOperation& op, const KernelState& state, SwitchApplyResult& result);
+  Status StartSwitch(const SwitchOperation& op);
+  Status OpenPort(const SwitchOperation& op, const KernelState& state, Network& network);
+  Status StartTree(const SwitchOperation& op, const KernelState& state, Network& network);
+  Status StopTree(Network& network, bool restart);
+  Status JoinTree(Network& network, const std::string& name,
+                  const bridge::TreePortSettings& settings, bool up);
   void RemovePort(Network& network, const std::string& name);
   // The run-time static entries of a network: read when its switch starts,
   // written whenever they change. A file that cannot be read or written is
   // logged; the entries in memory stay authoritative.
   std::string StaticsPath(const std::string& network) const;
-  void LoadRuntimeStatics(const topology::NetworkConfig& config, Network& network);
+  std::map<StaticKey, std::string> ReadRuntimeStatics(const std::string& network) const;
   void SaveRuntimeStatics(const std::string& name, const Network& network) const;
-  // Starts, restarts or stops the network's tree to match `config.stp`, and
-  // joins ports, tells it carrier changes and port setting changes.
-  void SyncTree(const topology::NetworkConfig& config, const std::set<std::string>& guest_ports,
-                const KernelState& state, Network& network, std::vector<std::string>& errors);
 
   std::string state_dir_;
+  std::unique_ptr<PortBackends> backends_;
   std::map<std::string, Network> networks_;
 };
 
