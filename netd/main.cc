@@ -59,8 +59,9 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (arg == "--version") {
-      std::printf("netd %s (control protocol %d)\n", vfabric::netd::kNetdVersion,
-                  vfabric::netd::kProtocolVersion);
+      std::printf("netd %s (control protocol %d)\n",
+                  std::string(vfabric::protocol::ProjectVersion()).c_str(),
+                  vfabric::protocol::kVersion);
       return 0;
     } else if (arg == "--config") {
       options.config_paths.push_back(value);

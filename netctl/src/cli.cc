@@ -18,16 +18,14 @@
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
+#include "vfabric/protocol/protocol.h"
 #include "vfabric/topology/topology.h"
-
-#ifndef VFABRIC_VERSION
-#define VFABRIC_VERSION "0.0.0"
-#endif
 
 namespace vfabric::netctl {
 namespace {
 
 using nlohmann::json;
+namespace verb = protocol::verb;
 
 // Topology files sent to plan/apply are read whole; past this, give up.
 constexpr size_t kMaxTopologyBytes = size_t{64} << 20;
@@ -274,22 +272,23 @@ class Dispatcher {
       Result<json> files = ReadTopologyFiles(cl_.operands);
       if (!files.ok()) return Fail(files.status().message());
       json args = {{"files", std::move(*files)}};
-      return Call(command, args, command == "plan" ? FormatPlan : FormatApply);
+      return Call(command == "plan" ? verb::kPlan : verb::kApply, args,
+                  command == "plan" ? FormatPlan : FormatApply);
     }
     if (command == "network" && sub == "list")
-      return Call("network.list", nullptr, FormatNetworkList);
+      return Call(verb::kNetworkList, nullptr, FormatNetworkList);
     if (command == "network" && sub == "show") {
-      return Call("network.show", {{"name", cl_.operands[0]}}, FormatNetworkShow);
+      return Call(verb::kNetworkShow, {{"name", cl_.operands[0]}}, FormatNetworkShow);
     }
     if (command == "port" && sub == "list") {
       json args = json::object();
       if (!cl_.operands.empty()) args["network"] = cl_.operands[0];
-      return Call("port.list", args, FormatPortList);
+      return Call(verb::kPortList, args, FormatPortList);
     }
     if (command == "port" && sub == "stats") {
       json args = {{"network", cl_.operands[0]}};
       if (cl_.operands.size() > 1) args["port"] = cl_.operands[1];
-      return Call("port.stats", args, FormatPortStats);
+      return Call(verb::kPortStats, args, FormatPortStats);
     }
     if (command == "fdb" && (sub == "add" || sub == "del" || sub == "flush")) {
       json args = {{"network", cl_.operands[0]}};
@@ -300,36 +299,42 @@ class Dispatcher {
       const Formatter format = sub == "add"   ? FormatFdbAdd
                                : sub == "del" ? FormatFdbDel
                                               : FormatFdbFlush;
-      return Call("fdb." + sub, args, format);
+      return Call(sub == "add"   ? verb::kFdbAdd
+                  : sub == "del" ? verb::kFdbDel
+                                 : verb::kFdbFlush,
+                  args, format);
     }
     if (sub == "show" && (command == "fdb" || command == "stp" || command == "vlan")) {
       auto format = command == "fdb"   ? FormatFdbShow
                     : command == "stp" ? FormatStpShow
                                        : FormatVlanShow;
-      return Call(command + ".show", {{"network", cl_.operands[0]}}, format);
+      return Call(command == "fdb"   ? verb::kFdbShow
+                  : command == "stp" ? verb::kStpShow
+                                     : verb::kVlanShow,
+                  {{"network", cl_.operands[0]}}, format);
     }
-    if (command == "vm" && sub == "list") return Call("vm.list", nullptr, FormatVmList);
+    if (command == "vm" && sub == "list") return Call(verb::kVmList, nullptr, FormatVmList);
     if (command == "vm" && sub == "start") {
-      return Call("vm.start", {{"name", cl_.operands[0]}}, FormatVmStart);
+      return Call(verb::kVmStart, {{"name", cl_.operands[0]}}, FormatVmStart);
     }
     if (command == "vm" && sub == "stop") {
-      return Call("vm.stop", {{"name", cl_.operands[0]}}, FormatVmStop);
+      return Call(verb::kVmStop, {{"name", cl_.operands[0]}}, FormatVmStop);
     }
     if (command == "vm" && sub == "console-log") {
       json args = {{"name", cl_.operands[0]}};
       if (cl_.bytes) args["bytes"] = *cl_.bytes;
-      return Call("vm.console-log", args, FormatConsoleLog);
+      return Call(verb::kVmConsoleLog, args, FormatConsoleLog);
     }
     if (command == "attach") {
       json args = {{"vm", cl_.operands[0]}, {"network", cl_.operands[1]}};
       if (cl_.mac) args["mac"] = *cl_.mac;
       if (cl_.vlan) args["vlan"] = *cl_.vlan;
-      return Call("attach", args, FormatAttach);
+      return Call(verb::kAttach, args, FormatAttach);
     }
     if (command == "detach") {
       const std::string& vm = cl_.operands[0];
       const std::string& nic = cl_.operands[1];
-      return Call("detach", {{"vm", vm}, {"nic", nic}},
+      return Call(verb::kDetach, {{"vm", vm}, {"nic", nic}},
                   [&](const json& result) { return FormatDetach(result, vm, nic); });
     }
     return Fail("internal error: no handler for '" + command + " " + sub + "'");
@@ -399,7 +404,7 @@ class Dispatcher {
     return Fail(message);
   }
 
-  int Call(const std::string& verb, const json& args, const Formatter& format) {
+  int Call(std::string_view verb, const json& args, const Formatter& format) {
     ClientOptions options;
     options.socket_path = cl_.socket_path;
     options.timeout = cl_.timeout;
@@ -725,7 +730,8 @@ int RunUnchecked(const std::vector<std::string>& args, const std::string& defaul
       return 0;
     }
     if (cl.version) {
-      out << "netctl " << VFABRIC_VERSION << " (control protocol " << kProtocolVersion << ")\n";
+      out << "netctl " << protocol::ProjectVersion() << " (control protocol " << protocol::kVersion
+          << ")\n";
       return 0;
     }
     return Dispatcher(cl, out, err).Run();

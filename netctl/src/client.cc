@@ -13,6 +13,8 @@
 #include <cstring>
 #include <utility>
 
+#include "vfabric/protocol/protocol.h"
+
 namespace vfabric::netctl {
 namespace {
 
@@ -203,8 +205,7 @@ Result<std::string> ControlClient::ReadLine() {
 Result<Answer> ControlClient::Call(std::string_view verb, const nlohmann::json& args) {
   const auto deadline = Clock::now() + options_.timeout;
   const int64_t id = next_id_++;
-  nlohmann::json request = {{"version", kProtocolVersion}, {"id", id}, {"verb", verb}};
-  if (!args.is_null()) request["args"] = args;
+  const nlohmann::json request = protocol::MakeRequest(id, verb, args);
   std::string line;
   try {
     line = request.dump();

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "vfabric/common/log.h"
+#include "vfabric/protocol/protocol.h"
 #include "vfabric/vmm/qemu_command.h"
 
 namespace vfabric::netd {
@@ -17,12 +18,10 @@ namespace {
 using nlohmann::json;
 using topology::NetworkConfig;
 
-// Thrown only inside this file to turn a bad request into an error answer.
-struct RequestError {
-  std::string code;
-  std::string message;
-  json extra = json::object();
-};
+using protocol::Error;
+using protocol::Expected;
+using protocol::Reply;
+using protocol::StringArg;
 
 const char* StpStateName(uint8_t state) {
   switch (state) {
@@ -48,18 +47,6 @@ json Seconds(uint64_t centiseconds) {
 json Optional(const auto& value) {
   if (!value) return nullptr;
   return *value;
-}
-
-std::string StringArg(const json& args, const char* key, bool required) {
-  if (!args.is_object() || !args.contains(key)) {
-    if (required)
-      throw RequestError{"bad_request", std::string("missing argument \"") + key + "\""};
-    return "";
-  }
-  const json& value = args.at(key);
-  if (!value.is_string())
-    throw RequestError{"bad_request", std::string("argument \"") + key + "\" must be a string"};
-  return value.get<std::string>();
 }
 
 json DiagnosticsJson(const std::vector<topology::Diagnostic>& diagnostics) {
@@ -238,79 +225,68 @@ bool Controller::IsUserspace(const std::string& name) const {
 }
 
 json Controller::Handle(const json& request) {
-  json answer = {{"version", kProtocolVersion}};
+  json id;
+  auto parsed = protocol::ParseRequest(request, &id);
+  if (!parsed.ok()) return protocol::MakeAnswer(id, std::move(parsed).error());
+  // Library calls that throw (a JSON value of an unexpected type deep in
+  // args) stop here, as a bad request: no exception leaves the controller.
   try {
-    if (!request.is_object()) throw RequestError{"bad_request", "a request must be a JSON object"};
-    if (request.contains("id")) answer["id"] = request["id"];
-    if (!request.contains("version") || !request["version"].is_number_integer())
-      throw RequestError{"bad_request", "missing integer \"version\""};
-    if (request["version"].get<int64_t>() != kProtocolVersion)
-      throw RequestError{"version", "protocol version " + request["version"].dump() +
-                                        " is not spoken here; netd speaks version " +
-                                        std::to_string(kProtocolVersion)};
-    if (!request.contains("verb") || !request["verb"].is_string())
-      throw RequestError{"bad_request", "missing string \"verb\""};
-    const std::string verb = request["verb"];
-    const json args = request.value("args", json::object());
-    if (!args.is_object()) throw RequestError{"bad_request", "\"args\" must be an object"};
-
-    json result;
-    if (verb == "hello") {
-      result = {{"server", "netd"}, {"version", kNetdVersion}, {"protocol", kProtocolVersion}};
-    } else if (verb == "plan" || verb == "apply") {
-      result = HandlePlanOrApply(args, verb == "apply");
-    } else if (verb == "network.list") {
-      result = NetworkList();
-    } else if (verb == "network.show") {
-      result = NetworkShow(StringArg(args, "name", true));
-    } else if (verb == "port.list") {
-      result = PortList(StringArg(args, "network", false));
-    } else if (verb == "fdb.show") {
-      result = FdbShow(StringArg(args, "network", true));
-    } else if (verb == "stp.show") {
-      result = StpShow(StringArg(args, "network", true));
-    } else if (verb == "vlan.show") {
-      result = VlanShow(StringArg(args, "network", true));
-    } else if (verb == "port.stats") {
-      result = PortStats(StringArg(args, "network", true), StringArg(args, "port", false));
-    } else if (verb == "fdb.add" || verb == "fdb.del" || verb == "fdb.flush") {
-      result = FdbVerb(verb, args);
-    } else if (verb.rfind("vm.", 0) == 0 || verb == "attach" || verb == "detach") {
-      result = VmVerb(verb, args);
-    } else {
-      throw RequestError{"unknown_verb", "unknown verb \"" + verb + "\""};
-    }
-    answer["ok"] = true;
-    answer["result"] = std::move(result);
-  } catch (const RequestError& error) {
-    answer["ok"] = false;
-    json body = {{"code", error.code}, {"message", error.message}};
-    body.update(error.extra);
-    answer["error"] = std::move(body);
+    return protocol::MakeAnswer(id, Dispatch(parsed->verb, parsed->args));
   } catch (const json::exception& error) {
-    answer["ok"] = false;
-    answer["error"] = {{"code", "bad_request"}, {"message", error.what()}};
+    return protocol::MakeAnswer(id, Error{"bad_request", error.what()});
   }
-  return answer;
 }
 
-json Controller::HandlePlanOrApply(const json& args, bool apply) {
+Reply Controller::Dispatch(const std::string& verb, const json& args) {
+  namespace v = protocol::verb;
+  if (verb == v::kHello)
+    return json{{"server", "netd"},
+                {"version", std::string(protocol::ProjectVersion())},
+                {"protocol", protocol::kVersion}};
+  if (verb == v::kPlan || verb == v::kApply) return HandlePlanOrApply(args, verb == v::kApply);
+  if (verb == v::kNetworkList) return NetworkList();
+  if (verb == v::kNetworkShow) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
+    return NetworkShow(name);
+  }
+  if (verb == v::kPortList) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string network, StringArg(args, "network", false));
+    return PortList(network);
+  }
+  if (verb == v::kFdbShow || verb == v::kStpShow || verb == v::kVlanShow) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string network, StringArg(args, "network", true));
+    if (verb == v::kFdbShow) return FdbShow(network);
+    if (verb == v::kStpShow) return StpShow(network);
+    return VlanShow(network);
+  }
+  if (verb == v::kPortStats) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string network, StringArg(args, "network", true));
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", false));
+    return PortStats(network, port);
+  }
+  if (verb == v::kFdbAdd || verb == v::kFdbDel || verb == v::kFdbFlush) return FdbVerb(verb, args);
+  // Every vm.* verb: without guests they are all "unsupported".
+  if (verb.rfind("vm.", 0) == 0 || verb == v::kAttach || verb == v::kDetach)
+    return VmVerb(verb, args);
+  return Error{"unknown_verb", "unknown verb \"" + verb + "\""};
+}
+
+Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   if (!args.contains("files") || !args["files"].is_array() || args["files"].empty())
-    throw RequestError{"bad_request", "missing \"files\": [{\"name\", \"text\"}, ...]"};
+    return Error{"bad_request", "missing \"files\": [{\"name\", \"text\"}, ...]"};
   std::vector<topology::SourceFile> files;
   for (const json& file : args["files"]) {
     if (!file.is_object() || !file.contains("text") || !file["text"].is_string())
-      throw RequestError{"bad_request", "each file needs a string \"text\""};
+      return Error{"bad_request", "each file needs a string \"text\""};
     files.push_back(
         {file.value("name", std::string("<request>")), file["text"].get<std::string>()});
   }
   topology::LoadResult loaded = topology::ParseTopologyFiles(files);
   if (!loaded.ok()) {
     const size_t count = loaded.errors.size();
-    throw RequestError{
-        "invalid",
-        std::to_string(count) + " error" + (count == 1 ? "" : "s") + " in the topology",
-        {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
+    return Error{"invalid",
+                 std::to_string(count) + " error" + (count == 1 ? "" : "s") + " in the topology",
+                 {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
   }
   std::vector<NetworkConfig>& incoming = loaded.topology.networks;
   std::map<std::string, NetworkConfig> next = applied_;
@@ -332,18 +308,18 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     applied_ = std::move(saved);
     std::string message;
     for (const auto& c : clashes) message += (message.empty() ? "" : "; ") + c;
-    throw RequestError{"invalid", message};
+    return Error{"invalid", message};
   }
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) {
     applied_ = std::move(saved);
-    throw RequestError{"failed", state.status().message()};
+    return Error{"failed", state.status().message()};
   }
   auto plan = Plan(desired, *state, AttachedPorts());
   if (!plan.ok()) {
     applied_ = std::move(saved);
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
-    throw RequestError{unsupported ? "unsupported" : "failed", plan.status().message()};
+    return Error{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
   // One plan for both datapaths: the kernel operations, then the switches'
   // (which open ports on the links the kernel operations make).
@@ -355,13 +331,13 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
     json operations = OperationsJson(*plan);
     for (json& change : SwitchChangesJson(SwitchChanges(switch_plan)))
       operations.push_back(std::move(change));
-    return {{"operations", operations}};
+    return json{{"operations", operations}};
   }
   std::vector<Operation> done;
   Status status = ApplyPlan(kernel_, *plan, &done);
   if (!status.ok()) {
     applied_ = std::move(saved);
-    throw RequestError{"failed", status.message()};
+    return Error{"failed", status.message()};
   }
   restore_vms.keep = true;
   for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
@@ -393,13 +369,6 @@ json Controller::HandlePlanOrApply(const json& args, bool apply) {
 }
 
 namespace {
-
-struct View {
-  topology::Topology desired;
-  KernelState state;
-  std::map<std::string, size_t> drift;  // network -> pending operations
-  std::string plan_error;
-};
 
 const NetworkConfig* FindNetwork(const topology::Topology& topology, const std::string& name) {
   for (const auto& network : topology.networks)
@@ -439,24 +408,24 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
 
 }  // namespace
 
-#define VF_VIEW_OR_THROW(view)                                                                  \
-  View view;                                                                                    \
-  do {                                                                                          \
-    view.desired = Desired();                                                                   \
-    auto state_ = ReadKernelState(kernel_, features_);                                          \
-    if (!state_.ok()) throw RequestError{"failed", state_.status().message()};                  \
-    view.state = std::move(state_).value();                                                     \
-    auto plan_ = Plan(view.desired, view.state, AttachedPorts());                               \
-    if (plan_.ok()) {                                                                           \
-      for (const auto& op : *plan_) ++view.drift[op.network];                                   \
-    } else {                                                                                    \
-      view.plan_error = plan_.status().message();                                               \
-    }                                                                                           \
-    for (const auto& change : PendingSwitchChanges(view.desired)) ++view.drift[change.network]; \
-  } while (0)
+Expected<Controller::View> Controller::MakeView() const {
+  View view;
+  view.desired = Desired();
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) return Error{"failed", state.status().message()};
+  view.state = std::move(state).value();
+  auto plan = Plan(view.desired, view.state, AttachedPorts());
+  if (plan.ok()) {
+    for (const auto& op : *plan) ++view.drift[op.network];
+  } else {
+    view.plan_error = plan.status().message();
+  }
+  for (const auto& change : PendingSwitchChanges(view.desired)) ++view.drift[change.network];
+  return view;
+}
 
-json Controller::NetworkList() {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::NetworkList() {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   json list = json::array();
   for (const NetworkConfig& network : view.desired.networks) {
     const LinkInfo* bridge = view.state.FindLink(network.bridge);
@@ -490,15 +459,15 @@ json Controller::NetworkList() {
                     {"ports_up", up},
                     {"stp", network.stp.enabled}});
   }
-  return {{"networks", list}};
+  return json{{"networks", list}};
 }
 
-json Controller::NetworkShow(const std::string& name) {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::NetworkShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   const NetworkConfig* network = FindNetwork(view.desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   json summary;
-  const json list = NetworkList();
+  VF_ASSIGN_OR_RETURN_ERROR(const json list, NetworkList());
   for (const json& item : list["networks"])
     if (item["name"] == name) summary = item;
   const bool userspace = network->datapath == topology::Datapath::kUserspace;
@@ -542,7 +511,7 @@ json Controller::NetworkShow(const std::string& name) {
     ports.push_back(std::move(item));
   }
   summary["ports"] = ports;
-  const json fdb = FdbShow(name);
+  VF_ASSIGN_OR_RETURN_ERROR(const json fdb, FdbShow(name));
   json statics = json::array();
   for (const json& entry : fdb["entries"])
     if (entry["static"] == true && entry["local"] == false) statics.push_back(entry);
@@ -559,13 +528,13 @@ json Controller::NetworkShow(const std::string& name) {
   for (const auto& change : PendingSwitchChanges(view.desired))
     if (change.network == name) pending.push_back(change.description);
   summary["pending"] = pending;
-  return {{"network", summary}};
+  return json{{"network", summary}};
 }
 
-json Controller::PortList(const std::string& network_name) {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::PortList(const std::string& network_name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   if (!network_name.empty() && FindNetwork(view.desired, network_name) == nullptr)
-    throw RequestError{"not_found", "no network named \"" + network_name + "\""};
+    return Error{"not_found", "no network named \"" + network_name + "\""};
   json ports = json::array();
   for (const NetworkConfig& network : view.desired.networks) {
     if (!network_name.empty() && network.name != network_name) continue;
@@ -577,22 +546,22 @@ json Controller::PortList(const std::string& network_name) {
       ports.push_back(std::move(item));
     }
   }
-  return {{"ports", ports}};
+  return json{{"ports", ports}};
 }
 
-json Controller::FdbShow(const std::string& name) {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::FdbShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   const NetworkConfig* network = FindNetwork(view.desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   json entries = json::array();
   if (network->datapath == topology::Datapath::kUserspace) {
-    if (userspace_ == nullptr || !userspace_->Has(name)) return {{"entries", entries}};
+    if (userspace_ == nullptr || !userspace_->Has(name)) return json{{"entries", entries}};
     auto dump = userspace_->FdbEntries(name);
-    if (!dump.ok()) throw RequestError{"failed", dump.status().message()};
+    if (!dump.ok()) return Error{"failed", dump.status().message()};
     return *dump;
   }
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
-  if (bridge == nullptr) return {{"entries", entries}};
+  if (bridge == nullptr) return json{{"entries", entries}};
   for (const FdbEntry& entry : view.state.fdb) {
     const LinkInfo* port = view.state.FindLink(entry.port_ifindex);
     if (port == nullptr) continue;
@@ -607,24 +576,23 @@ json Controller::FdbShow(const std::string& name) {
                  {"local", entry.is_local}};
     entries.push_back(item);
   }
-  return {{"entries", entries}};
+  return json{{"entries", entries}};
 }
 
-json Controller::StpShow(const std::string& name) {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::StpShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   const NetworkConfig* network = FindNetwork(view.desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (network->datapath == topology::Datapath::kUserspace) {
-    if (userspace_ == nullptr)
-      throw RequestError{"unsupported", "this netd runs no userspace switches"};
+    if (userspace_ == nullptr) return Error{"unsupported", "this netd runs no userspace switches"};
     auto stp = userspace_->StpJson(*network);
-    if (!stp.ok()) throw RequestError{"not_found", stp.status().message()};
+    if (!stp.ok()) return Error{"not_found", stp.status().message()};
     return *stp;
   }
   const LinkInfo* bridge = view.state.FindLink(network->bridge);
   if (bridge == nullptr || !bridge->bridge)
-    throw RequestError{"not_found", "bridge " + network->bridge + " of network " + name +
-                                        " does not exist on this host"};
+    return Error{"not_found", "bridge " + network->bridge + " of network " + name +
+                                  " does not exist on this host"};
   const BridgeStatus& status = *bridge->bridge;
   json stp = {{"enabled", status.settings.stp_enabled},
               {"hello_time", Seconds(status.settings.hello_time_cs)},
@@ -686,17 +654,16 @@ json Controller::StpShow(const std::string& name) {
          {"edge", false}});
   }
   stp["ports"] = ports;
-  return {{"stp", stp}};
+  return json{{"stp", stp}};
 }
 
-json Controller::VlanShow(const std::string& name) {
-  VF_VIEW_OR_THROW(view);
+Reply Controller::VlanShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
   const NetworkConfig* network = FindNetwork(view.desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (network->datapath == topology::Datapath::kUserspace) {
-    if (userspace_ == nullptr)
-      throw RequestError{"unsupported", "this netd runs no userspace switches"};
-    return {{"vlan", userspace_->VlanJson(*network)}};
+    if (userspace_ == nullptr) return Error{"unsupported", "this netd runs no userspace switches"};
+    return json{{"vlan", userspace_->VlanJson(*network)}};
   }
   json vlan = {{"filtering", network->vlan.filtering},
                {"supported", features_.bridge_vlan_filtering},
@@ -717,17 +684,17 @@ json Controller::VlanShow(const std::string& name) {
     ports.push_back({{"port", port.name}, {"config", VlanJson(port.vlan)}, {"vlans", vlans}});
   }
   vlan["ports"] = ports;
-  return {{"vlan", vlan}};
+  return json{{"vlan", vlan}};
 }
 
 namespace {
 
-std::optional<uint16_t> VlanArg(const json& args) {
-  if (!args.contains("vlan") || args["vlan"].is_null()) return std::nullopt;
+Expected<std::optional<uint16_t>> VlanArg(const json& args) {
+  if (!args.contains("vlan") || args["vlan"].is_null()) return std::optional<uint16_t>();
   if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
       args["vlan"].get<int64_t>() > 4094)
-    throw RequestError{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
-  return static_cast<uint16_t>(args["vlan"].get<int64_t>());
+    return Error{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
+  return std::optional<uint16_t>(static_cast<uint16_t>(args["vlan"].get<int64_t>()));
 }
 
 uint64_t ReadCounter(const std::string& link, const char* name) {
@@ -737,18 +704,18 @@ uint64_t ReadCounter(const std::string& link, const char* name) {
 
 }  // namespace
 
-json Controller::PortStats(const std::string& name, const std::string& port) {
+Reply Controller::PortStats(const std::string& name, const std::string& port) {
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (!port.empty() && std::none_of(network->ports.begin(), network->ports.end(),
                                     [&](const topology::PortConfig& p) { return p.name == port; }))
-    throw RequestError{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
+    return Error{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
   if (network->datapath == topology::Datapath::kUserspace) {
     if (userspace_ == nullptr || !userspace_->Has(name))
-      throw RequestError{"not_found", "the switch of network " + name + " is not running"};
+      return Error{"not_found", "the switch of network " + name + " is not running"};
     auto stats = userspace_->PortStats(name, port);
-    if (!stats.ok()) throw RequestError{"not_found", stats.status().message()};
+    if (!stats.ok()) return Error{"not_found", stats.status().message()};
     return *stats;
   }
   // A kernel bridge's ports: the links' own counters.
@@ -769,48 +736,49 @@ json Controller::PortStats(const std::string& name, const std::string& port) {
                        {"drops_total", drops["rx_dropped"].get<uint64_t>() +
                                            drops["tx_dropped"].get<uint64_t>()}}}});
   }
-  return {{"ports", ports}};
+  return json{{"ports", ports}};
 }
 
-json Controller::FdbVerb(const std::string& verb, const json& args) {
-  const std::string name = StringArg(args, "network", true);
+Reply Controller::FdbVerb(const std::string& verb, const json& args) {
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "network", true));
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, name);
-  if (network == nullptr) throw RequestError{"not_found", "no network named \"" + name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (network->datapath != topology::Datapath::kUserspace)
-    throw RequestError{"unsupported", verb + " is not supported on kernel networks yet (network " +
-                                          name + "); use \"fdb.static\" in the topology"};
-  const std::optional<uint16_t> vlan = VlanArg(args);
+    return Error{"unsupported", verb + " is not supported on kernel networks yet (network " + name +
+                                    "); use \"fdb.static\" in the topology"};
+  VF_ASSIGN_OR_RETURN_ERROR(const std::optional<uint16_t> vlan, VlanArg(args));
   std::optional<MacAddress> mac;
-  if (verb != "fdb.flush") {
-    mac = MacAddress::Parse(StringArg(args, "mac", true));
+  if (verb != protocol::verb::kFdbFlush) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string text, StringArg(args, "mac", true));
+    mac = MacAddress::Parse(text);
     if (!mac || mac->IsMulticast() || mac->IsZero())
-      throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
+      return Error{"bad_request", "argument \"mac\" must be a unicast MAC address"};
   }
   if (userspace_ == nullptr || !userspace_->Has(name))
-    throw RequestError{"not_found", "the switch of network " + name + " is not running"};
+    return Error{"not_found", "the switch of network " + name + " is not running"};
   Status status = Status::Ok();
-  if (verb == "fdb.flush") {
-    const std::string port = StringArg(args, "port", false);
+  if (verb == protocol::verb::kFdbFlush) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", false));
     status = userspace_->Flush(name, port, vlan);
-    if (!status.ok()) throw RequestError{"not_found", status.message()};
+    if (!status.ok()) return Error{"not_found", status.message()};
     VF_LOG(kInfo) << "network " << name << ": FDB flushed on request"
                   << (port.empty() ? "" : " (port " + port + ")")
                   << (vlan ? " (vlan " + std::to_string(*vlan) + ")" : "");
-    return {{"network", name}, {"flushed", true}};
+    return json{{"network", name}, {"flushed", true}};
   }
-  if (verb == "fdb.add") {
-    const std::string port = StringArg(args, "port", true);
+  if (verb == protocol::verb::kFdbAdd) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", true));
     if (std::none_of(network->ports.begin(), network->ports.end(),
                      [&](const topology::PortConfig& p) { return p.name == port; }))
-      throw RequestError{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
+      return Error{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
     status = userspace_->AddStatic(*network, *mac, port, vlan);
-    if (!status.ok()) throw RequestError{"failed", status.message()};
+    if (!status.ok()) return Error{"failed", status.message()};
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString() << " -> " << port
                   << " added on request";
   } else {
     status = userspace_->DeleteStatic(*network, *mac, vlan);
-    if (!status.ok()) throw RequestError{"not_found", status.message()};
+    if (!status.ok()) return Error{"not_found", status.message()};
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString()
                   << " deleted on request";
   }
@@ -819,59 +787,58 @@ json Controller::FdbVerb(const std::string& verb, const json& args) {
   if (dump.ok())
     for (const json& e : (*dump)["entries"])
       if (e["mac"] == mac->ToString()) entries.push_back(e);
-  return {{"network", name}, {"entries", entries}};
+  return json{{"network", name}, {"entries", entries}};
 }
 
-json Controller::VmVerb(const std::string& verb, const json& args) {
-  if (guests_ == nullptr) throw RequestError{"unsupported", "this netd runs no guests"};
-  if (verb == "attach") return Attach(args);
-  if (verb == "detach") return Detach(args);
-  if (verb == "vm.list") return {{"vms", guests_->List()}};
-  const std::string name = StringArg(args, "name", true);
-  if (!guests_->Has(name)) throw RequestError{"not_found", "no vm named \"" + name + "\""};
-  if (verb == "vm.start" || verb == "vm.stop") {
-    Status status = verb == "vm.start" ? guests_->Start(name) : guests_->Stop(name);
-    if (!status.ok()) throw RequestError{"failed", status.message()};
-    VF_LOG(kInfo) << "vm " << name << ": " << (verb == "vm.start" ? "started" : "stopping")
-                  << " on request";
-    return {{"vm", *guests_->Get(name)}};
+Reply Controller::VmVerb(const std::string& verb, const json& args) {
+  if (guests_ == nullptr) return Error{"unsupported", "this netd runs no guests"};
+  if (verb == protocol::verb::kAttach) return Attach(args);
+  if (verb == protocol::verb::kDetach) return Detach(args);
+  if (verb == protocol::verb::kVmList) return json{{"vms", guests_->List()}};
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
+  if (!guests_->Has(name)) return Error{"not_found", "no vm named \"" + name + "\""};
+  if (verb == protocol::verb::kVmStart || verb == protocol::verb::kVmStop) {
+    Status status = verb == protocol::verb::kVmStart ? guests_->Start(name) : guests_->Stop(name);
+    if (!status.ok()) return Error{"failed", status.message()};
+    VF_LOG(kInfo) << "vm " << name << ": "
+                  << (verb == protocol::verb::kVmStart ? "started" : "stopping") << " on request";
+    return json{{"vm", *guests_->Get(name)}};
   }
-  if (verb == "vm.console-log") {
+  if (verb == protocol::verb::kVmConsoleLog) {
     int64_t bytes = 65536;
     if (args.contains("bytes")) {
       if (!args["bytes"].is_number_integer() || args["bytes"].get<int64_t>() <= 0)
-        throw RequestError{"bad_request", "argument \"bytes\" must be a positive integer"};
+        return Error{"bad_request", "argument \"bytes\" must be a positive integer"};
       bytes = std::min<int64_t>(args["bytes"].get<int64_t>(), 16 << 20);
     }
     auto log = guests_->ConsoleLog(name, static_cast<size_t>(bytes));
-    if (!log.ok()) throw RequestError{"failed", log.status().message()};
+    if (!log.ok()) return Error{"failed", log.status().message()};
     return *log;
   }
-  throw RequestError{"unknown_verb", "unknown verb \"" + verb + "\""};
+  return Error{"unknown_verb", "unknown verb \"" + verb + "\""};
 }
 
-json Controller::Attach(const json& args) {
-  const std::string vm = StringArg(args, "vm", true);
-  const std::string network_name = StringArg(args, "network", true);
-  if (!guests_->Has(vm)) throw RequestError{"not_found", "no vm named \"" + vm + "\""};
+Reply Controller::Attach(const json& args) {
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string vm, StringArg(args, "vm", true));
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string network_name, StringArg(args, "network", true));
+  if (!guests_->Has(vm)) return Error{"not_found", "no vm named \"" + vm + "\""};
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, network_name);
-  if (network == nullptr)
-    throw RequestError{"not_found", "no network named \"" + network_name + "\""};
+  if (network == nullptr) return Error{"not_found", "no network named \"" + network_name + "\""};
   uint16_t vlan = 0;
   if (args.contains("vlan") && !args["vlan"].is_null()) {
     if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
         args["vlan"].get<int64_t>() > 4094)
-      throw RequestError{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
+      return Error{"bad_request", "argument \"vlan\" must be a VLAN id 1..4094"};
     vlan = static_cast<uint16_t>(args["vlan"].get<int64_t>());
     if (network->datapath == topology::Datapath::kKernel && !network->vlan.filtering)
-      throw RequestError{"unsupported", "network " + network_name +
-                                            " does not filter VLANs; --vlan needs a network "
-                                            "with \"vlan\": {\"filtering\": true}"};
+      return Error{"unsupported", "network " + network_name +
+                                      " does not filter VLANs; --vlan needs a network "
+                                      "with \"vlan\": {\"filtering\": true}"};
   }
   // The NIC's index and port: the first "<vm>-eth<N>" nothing uses yet.
   auto state = ReadKernelState(kernel_, features_);
-  if (!state.ok()) throw RequestError{"failed", state.status().message()};
+  if (!state.ok()) return Error{"failed", state.status().message()};
   std::set<std::string> used;
   for (const auto& n : desired.networks)
     for (const auto& p : n.ports) used.insert(p.name);
@@ -883,14 +850,14 @@ json Controller::Attach(const json& args) {
     if (!used.count(port) && state->FindLink(port) == nullptr) break;
   }
   if (port.size() > 15)
-    throw RequestError{
-        "failed", "vm " + vm + ": the next NIC's port name " + port + " is longer than 15 bytes"};
+    return Error{"failed",
+                 "vm " + vm + ": the next NIC's port name " + port + " is longer than 15 bytes"};
   MacAddress mac = vmm::DefaultNicMac(vm, index);
   if (args.contains("mac") && !args["mac"].is_null()) {
     auto parsed =
         args["mac"].is_string() ? MacAddress::Parse(args["mac"].get<std::string>()) : std::nullopt;
     if (!parsed || parsed->IsMulticast() || parsed->IsZero())
-      throw RequestError{"bad_request", "argument \"mac\" must be a unicast MAC address"};
+      return Error{"bad_request", "argument \"mac\" must be a unicast MAC address"};
     mac = *parsed;
   }
   attached_nics_[vm].push_back({network_name, mac, port, {}});
@@ -904,30 +871,30 @@ json Controller::Attach(const json& args) {
   Status made = ReconcileKernel(nullptr);
   if (!made.ok()) {
     undo();
-    throw RequestError{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
+    return Error{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
   }
   auto nic = guests_->Attach(vm, network_name, port, mac, vlan);
   if (!nic.ok()) {
     undo();
-    throw RequestError{"failed", nic.status().message()};
+    return Error{"failed", nic.status().message()};
   }
   SyncUserspace();
   VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", " << mac.ToString()
                 << ") to network " << network_name;
-  return {{"vm", *guests_->Get(vm)},
-          {"nic",
-           {{"id", nic->id},
-            {"network", nic->network},
-            {"port", nic->port},
-            {"mac", nic->mac.ToString()}}}};
+  return json{{"vm", *guests_->Get(vm)},
+              {"nic",
+               {{"id", nic->id},
+                {"network", nic->network},
+                {"port", nic->port},
+                {"mac", nic->mac.ToString()}}}};
 }
 
-json Controller::Detach(const json& args) {
-  const std::string vm = StringArg(args, "vm", true);
-  const std::string nic_name = StringArg(args, "nic", true);
-  if (!guests_->Has(vm)) throw RequestError{"not_found", "no vm named \"" + vm + "\""};
+Reply Controller::Detach(const json& args) {
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string vm, StringArg(args, "vm", true));
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string nic_name, StringArg(args, "nic", true));
+  if (!guests_->Has(vm)) return Error{"not_found", "no vm named \"" + vm + "\""};
   auto nic = guests_->Detach(vm, nic_name);
-  if (!nic.ok()) throw RequestError{"failed", nic.status().message()};
+  if (!nic.ok()) return Error{"failed", nic.status().message()};
   auto& extra = attached_nics_[vm];
   const auto before = extra.size();
   std::erase_if(extra, [&](const topology::NicConfig& n) { return n.port == nic->port; });
@@ -937,7 +904,7 @@ json Controller::Detach(const json& args) {
   if (!removed.ok()) VF_LOG(kError) << "detach " << vm << ": " << removed.message();
   SyncUserspace();
   VF_LOG(kInfo) << "vm " << vm << ": detached " << nic->id << " (" << nic->port << ")";
-  return {{"vm", *guests_->Get(vm)}};
+  return json{{"vm", *guests_->Get(vm)}};
 }
 
 }  // namespace vfabric::netd

@@ -159,7 +159,8 @@ class NetworkPlanner {
 
   void PlanTree() {
     const bool running = observed_ != nullptr && observed_->tree.has_value();
-    const bool restarts = running && (!config_.stp.enabled || !SameStp(*observed_->tree, config_.stp));
+    const bool restarts =
+        running && (!config_.stp.enabled || !SameStp(*observed_->tree, config_.stp));
     auto members = [&] {
       std::vector<SwitchOperation::TreePort> list;
       for (const topology::PortConfig& port : config_.ports)
@@ -319,8 +320,8 @@ std::string SwitchOperation::Describe() const {
       return "reopen port " + object + on + " (" + backend + ", " + VlanSummary(vlan) +
              "): " + reason;
     case Kind::kAddPort:
-      return "add port " + object + " to switch " + sw + " (" + backend + ", " +
-             VlanSummary(vlan) + ")";
+      return "add port " + object + " to switch " + sw + " (" + backend + ", " + VlanSummary(vlan) +
+             ")";
     case Kind::kSetPortVlan:
       return "set VLANs of port " + object + on + ": " + VlanSummary(old_vlan) + " -> " +
              VlanSummary(vlan);

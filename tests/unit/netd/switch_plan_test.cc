@@ -103,9 +103,9 @@ KernelState Links(const topology::Topology& topology) {
 TEST(SwitchPlanTest, ANewNetworkStartsItsSwitchPortsTreeAndStatics) {
   const topology::Topology desired = Parse(kFabric);
   const std::vector<SwitchOperation> ops = PlanSwitches(desired, {}, NamedBackends());
-  EXPECT_EQ(Lines(ops), (std::vector<std::string>{"start_switch us", "add_switch_port a",
-                                                  "add_switch_port b", "add_switch_port up",
-                                                  "start_tree us", "add_switch_fdb a"}));
+  EXPECT_EQ(Lines(ops),
+            (std::vector<std::string>{"start_switch us", "add_switch_port a", "add_switch_port b",
+                                      "add_switch_port up", "start_tree us", "add_switch_fdb a"}));
   ASSERT_EQ(ops.size(), 6u);
   EXPECT_EQ(ops[2].Describe(), "add port b to switch us (tap, access VLAN 10)");
   EXPECT_EQ(ops[3].Describe(), "add port up to switch us (packet socket, trunk 10,20)");
@@ -127,10 +127,10 @@ TEST(SwitchPlanTest, AVlanChangeIsOneOperationWithOldAndNew) {
   const topology::Topology before = Parse(kFabric);
   topology::Topology after = before;
   after.networks[0].ports[1].vlan.pvid = 20;
-  const std::vector<SwitchOperation> ops =
-      PlanSwitches(after, Converged(before), NamedBackends());
+  const std::vector<SwitchOperation> ops = PlanSwitches(after, Converged(before), NamedBackends());
   ASSERT_EQ(Lines(ops), (std::vector<std::string>{"set_switch_port_vlan b"}));
-  EXPECT_EQ(ops[0].Describe(), "set VLANs of port b on switch us: access VLAN 10 -> access VLAN 20");
+  EXPECT_EQ(ops[0].Describe(),
+            "set VLANs of port b on switch us: access VLAN 10 -> access VLAN 20");
 }
 
 TEST(SwitchPlanTest, StaticEntriesMoveAndStaleRuntimeOnesAreForgotten) {
@@ -142,9 +142,8 @@ TEST(SwitchPlanTest, StaticEntriesMoveAndStaleRuntimeOnesAreForgotten) {
   observed["us"].runtime_statics[{20, runtime_mac}] = "b";  // b is access VLAN 10
   observed["us"].runtime_statics[{20, *MacAddress::Parse("52:54:00:00:00:0a")}] = "up";
   const std::vector<SwitchOperation> ops = PlanSwitches(after, observed, NamedBackends());
-  EXPECT_EQ(Lines(ops),
-            (std::vector<std::string>{"forget_runtime_fdb b", "delete_switch_fdb a",
-                                      "add_switch_fdb b", "add_switch_fdb up"}));
+  EXPECT_EQ(Lines(ops), (std::vector<std::string>{"forget_runtime_fdb b", "delete_switch_fdb a",
+                                                  "add_switch_fdb b", "add_switch_fdb up"}));
   ASSERT_EQ(ops.size(), 4u);
   EXPECT_EQ(ops[0].Describe(),
             "forget run-time static FDB entry 52:54:00:00:00:09 VLAN 20 (port b) of switch us: "
@@ -183,9 +182,8 @@ TEST(SwitchPlanTest, TheKernelViewReopensRecreatedLinksAndTellsCarrier) {
   KernelView view{&links, {"b"}};  // b is about to be made anew
   const std::vector<SwitchOperation> ops =
       PlanSwitches(desired, Converged(desired), NamedBackends(), &view);
-  EXPECT_EQ(Lines(ops),
-            (std::vector<std::string>{"reopen_switch_port a", "reopen_switch_port b",
-                                      "set_tree_port_link up", "add_switch_fdb a"}));
+  EXPECT_EQ(Lines(ops), (std::vector<std::string>{"reopen_switch_port a", "reopen_switch_port b",
+                                                  "set_tree_port_link up", "add_switch_fdb a"}));
   ASSERT_EQ(ops.size(), 4u);
   EXPECT_EQ(ops[0].Describe(),
             "reopen port a on switch us (packet socket, access VLAN 10): its link was recreated");

@@ -30,7 +30,6 @@
 
 namespace vfabric::netctl {
 
-inline constexpr int kProtocolVersion = 1;
 inline constexpr const char* kDefaultSocketPath = "/run/vfabric/netd.sock";
 inline constexpr size_t kDefaultMaxAnswerBytes = size_t{64} << 20;  // 64 MiB
 

@@ -16,12 +16,13 @@
 #include "vfabric/netd/kernel.h"
 #include "vfabric/netd/planner.h"
 #include "vfabric/netd/userspace.h"
+#include "vfabric/protocol/protocol.h"
 #include "vfabric/topology/topology.h"
 
 namespace vfabric::netd {
 
-inline constexpr int kProtocolVersion = 1;
-inline constexpr const char* kNetdVersion = "0.1.0";
+// Kept for netd's callers; the one definition is the protocol library's.
+inline constexpr int kProtocolVersion = protocol::kVersion;
 
 class Controller {
  public:
@@ -53,24 +54,34 @@ class Controller {
   nlohmann::json Handle(const nlohmann::json& request);
 
  private:
-  nlohmann::json HandlePlanOrApply(const nlohmann::json& args, bool apply);
-  nlohmann::json NetworkList();
-  nlohmann::json NetworkShow(const std::string& name);
-  nlohmann::json PortList(const std::string& network);
-  nlohmann::json FdbShow(const std::string& network);
-  nlohmann::json StpShow(const std::string& network);
-  nlohmann::json VlanShow(const std::string& network);
-  nlohmann::json PortStats(const std::string& network, const std::string& port);
-  nlohmann::json FdbVerb(const std::string& verb, const nlohmann::json& args);
+  struct View {
+    topology::Topology desired;
+    KernelState state;
+    std::map<std::string, size_t> drift;  // network -> pending operations
+    std::string plan_error;
+  };
+  // The desired state, the kernel read back and the drift per network, for
+  // the views.
+  protocol::Expected<View> MakeView() const;
+  protocol::Reply Dispatch(const std::string& verb, const nlohmann::json& args);
+  protocol::Reply HandlePlanOrApply(const nlohmann::json& args, bool apply);
+  protocol::Reply NetworkList();
+  protocol::Reply NetworkShow(const std::string& name);
+  protocol::Reply PortList(const std::string& network);
+  protocol::Reply FdbShow(const std::string& network);
+  protocol::Reply StpShow(const std::string& network);
+  protocol::Reply VlanShow(const std::string& network);
+  protocol::Reply PortStats(const std::string& network, const std::string& port);
+  protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
   bool IsUserspace(const std::string& network) const;
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
   std::vector<std::string> SyncUserspace();
   std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired) const;
   std::set<std::string> AttachedPorts() const;
-  nlohmann::json VmVerb(const std::string& verb, const nlohmann::json& args);
-  nlohmann::json Attach(const nlohmann::json& args);
-  nlohmann::json Detach(const nlohmann::json& args);
+  protocol::Reply VmVerb(const std::string& verb, const nlohmann::json& args);
+  protocol::Reply Attach(const nlohmann::json& args);
+  protocol::Reply Detach(const nlohmann::json& args);
   Status ReconcileKernel(std::vector<Operation>* applied);
 
   Kernel& kernel_;

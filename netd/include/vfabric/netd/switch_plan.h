@@ -40,7 +40,7 @@ struct ObservedPort {
   std::string backend;   // PortBackend::Name() it was opened with
   std::string identity;  // PortBackend::Identity() when it was opened
   vlan::PortVlanConfig vlan;
-  bool failed = false;  // its fd failed (the link went away)
+  bool failed = false;                           // its fd failed (the link went away)
   std::optional<bridge::TreePortSettings> tree;  // in the tree with these
   bool link_up = false;                          // as last told to the tree
 };
@@ -52,8 +52,8 @@ struct ObservedSwitch {
   size_t max_entries = 0;  // the FDB limits it runs with
   size_t max_per_port = 0;
   uint64_t ageing_time_ns = 0;
-  std::map<std::string, ObservedPort> ports;  // by name
-  std::optional<topology::StpConfig> tree;    // the tree it runs
+  std::map<std::string, ObservedPort> ports;           // by name
+  std::optional<topology::StpConfig> tree;             // the tree it runs
   std::map<StaticKey, std::string> installed_statics;  // -> port
   std::map<StaticKey, std::string> runtime_statics;    // fdb.add, -> port
 };
