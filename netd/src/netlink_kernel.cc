@@ -42,7 +42,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -53,6 +55,19 @@
 
 namespace vfabric::netd {
 namespace {
+
+// The first line of a sysfs file; "" when it cannot be read.
+std::string ReadSysfsLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+uint64_t ReadSysfsNumber(const std::string& path) {
+  const std::string text = ReadSysfsLine(path);
+  return text.empty() ? 0 : std::strtoull(text.c_str(), nullptr, 10);
+}
 
 using nl::MessageBuffer;
 using nl::NlMsgPtr;
@@ -103,6 +118,24 @@ std::string RandomHex4() {
 
 class NetlinkKernel final : public Kernel {
  public:
+  Result<LinkCounters> ReadLinkCounters(const std::string& name) override {
+    const std::string dir = "/sys/class/net/" + name + "/statistics/";
+    if (access(("/sys/class/net/" + name).c_str(), F_OK) != 0)
+      return Status::FromErrno("link " + name, errno);
+    LinkCounters c;
+    c.rx_packets = ReadSysfsNumber(dir + "rx_packets");
+    c.rx_bytes = ReadSysfsNumber(dir + "rx_bytes");
+    c.tx_packets = ReadSysfsNumber(dir + "tx_packets");
+    c.tx_bytes = ReadSysfsNumber(dir + "tx_bytes");
+    c.rx_dropped = ReadSysfsNumber(dir + "rx_dropped");
+    c.tx_dropped = ReadSysfsNumber(dir + "tx_dropped");
+    return c;
+  }
+
+  std::string BridgeRootIdFromSysfs(const std::string& bridge) override {
+    return ReadSysfsLine("/sys/class/net/" + bridge + "/bridge/root_id");
+  }
+
   explicit NetlinkKernel(NlSocket socket) : socket_(std::move(socket)) {}
 
   Result<std::vector<LinkInfo>> ListLinks() override {

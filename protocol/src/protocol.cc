@@ -36,7 +36,8 @@ Expected<Request> ParseRequest(const json& request, json* id) {
   out.verb = verb->get<std::string>();
   auto args = request.find("args");
   if (args != request.end()) {
-    if (!args->is_object()) return Error{std::string(code::kBadRequest), "\"args\" must be an object"};
+    if (!args->is_object())
+      return Error{std::string(code::kBadRequest), "\"args\" must be an object"};
     out.args = *args;
   }
   return out;
@@ -60,8 +61,7 @@ Expected<std::string> StringArg(const json& args, std::string_view key, bool req
   auto it = args.find(key);
   if (it == args.end()) {
     if (required)
-      return Error{std::string(code::kBadRequest),
-                   "missing argument \"" + std::string(key) + "\""};
+      return Error{std::string(code::kBadRequest), "missing argument \"" + std::string(key) + "\""};
     return std::string();
   }
   if (!it->is_string())

@@ -150,6 +150,60 @@ TEST_F(ControllerTest, ViewsOfAnAppliedNetwork) {
   EXPECT_EQ(vlan["reason"], "fake kernel without CONFIG_BRIDGE_VLAN_FILTERING");
 }
 
+// The kernel datapath's stp.show and port.stats read the kernel only
+// through the Kernel seam (sysfs included), so they run on the fake.
+TEST_F(ControllerTest, KernelStpShowPrefersSysfsRootId) {
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  LinkInfo* bridge = kernel_.Find("vfb-lab");
+  ASSERT_NE(bridge, nullptr);
+  bridge->bridge->bridge_id = (uint64_t{0x1000} << 48) | 0x525400000001ull;
+  bridge->bridge->root_id = bridge->bridge->bridge_id;  // what netlink says here
+  json stp = controller_.Handle(Request("stp.show", {{"network", "lab"}}))["result"]["stp"];
+  EXPECT_EQ(stp["enabled"], true);
+  EXPECT_EQ(stp["forward_delay"], 4);
+  EXPECT_EQ(stp["bridge_id"], "1000.525400000001");
+  EXPECT_EQ(stp["source"], "netlink");
+  EXPECT_EQ(stp["is_root"], true);
+
+  // sysfs disagrees: it wins, and netlink's view is kept beside it.
+  kernel_.sysfs_root_ids["vfb-lab"] = "0800.525400000009";
+  stp = controller_.Handle(Request("stp.show", {{"network", "lab"}}))["result"]["stp"];
+  EXPECT_EQ(stp["root_id"], "0800.525400000009");
+  EXPECT_EQ(stp["netlink_root_id"], "1000.525400000001");
+  EXPECT_EQ(stp["source"], "sysfs");
+  EXPECT_EQ(stp["is_root"], false);
+}
+
+TEST_F(ControllerTest, KernelPortStatsAreTheLinksCounters) {
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  LinkCounters counters;
+  counters.rx_packets = 7;
+  counters.rx_bytes = 700;
+  counters.tx_packets = 3;
+  counters.tx_bytes = 300;
+  counters.rx_dropped = 2;
+  counters.tx_dropped = 1;
+  kernel_.counters["uplink0"] = counters;
+  json ports = controller_.Handle(Request("port.stats", {{"network", "lab"}}))["result"]["ports"];
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(ports[0]["port"], "vm1-eth0");
+  EXPECT_EQ(ports[0]["counters"]["rx_packets"], 0);
+  EXPECT_EQ(ports[1]["counters"]["rx_packets"], 7);
+  EXPECT_EQ(ports[1]["counters"]["tx_bytes"], 300);
+  EXPECT_EQ(ports[1]["counters"]["drops"]["rx_dropped"], 2);
+  EXPECT_EQ(ports[1]["counters"]["drops_total"], 3);
+
+  // A port whose link is gone has no counters to show; one asked for by a
+  // name the network lacks is an error.
+  ASSERT_TRUE(kernel_.DeleteLink("vm1-eth0").ok());
+  ports = controller_.Handle(Request("port.stats", {{"network", "lab"}}))["result"]["ports"];
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_EQ(ports[0]["port"], "uplink0");
+  EXPECT_EQ(controller_.Handle(
+                Request("port.stats", {{"network", "lab"}, {"port", "x"}}))["error"]["code"],
+            "not_found");
+}
+
 TEST_F(ControllerTest, NamesMustBeUniqueAcrossNetworks) {
   ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
   json answer = controller_.Handle(Request(

@@ -244,4 +244,15 @@ Status FakeKernel::DeletePortVlan(const std::string& port, uint16_t vid) {
   return Status::Ok();
 }
 
+Result<LinkCounters> FakeKernel::ReadLinkCounters(const std::string& name) {
+  if (Find(name) == nullptr) return Status::Error("link " + name + ": No such device", ENODEV);
+  auto it = counters.find(name);
+  return it == counters.end() ? LinkCounters{} : it->second;
+}
+
+std::string FakeKernel::BridgeRootIdFromSysfs(const std::string& bridge) {
+  auto it = sysfs_root_ids.find(bridge);
+  return it == sysfs_root_ids.end() ? "" : it->second;
+}
+
 }  // namespace vfabric::netd::testing

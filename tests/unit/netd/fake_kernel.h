@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,13 @@ class FakeKernel : public Kernel {
   LinkInfo* Find(int ifindex);
   // Adds a link as if someone else made it.
   LinkInfo& AddForeignLink(const std::string& name, const std::string& kind);
+  // Counters per link name (a link without an entry counts nothing), and the
+  // root ids sysfs reports per bridge.
+  std::map<std::string, LinkCounters> counters;
+  std::map<std::string, std::string> sysfs_root_ids;
 
+  Result<LinkCounters> ReadLinkCounters(const std::string& name) override;
+  std::string BridgeRootIdFromSysfs(const std::string& bridge) override;
   Result<std::vector<LinkInfo>> ListLinks() override;
   Result<std::vector<FdbEntry>> ListFdb() override;
   Result<std::vector<PortVlanEntry>> ListPortVlans() override;

@@ -121,6 +121,16 @@ struct PortVlanEntry {
   friend bool operator==(const PortVlanEntry&, const PortVlanEntry&) = default;
 };
 
+// A link's own counters (as /sys/class/net/NAME/statistics has them).
+struct LinkCounters {
+  uint64_t rx_packets = 0;
+  uint64_t rx_bytes = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t rx_dropped = 0;
+  uint64_t tx_dropped = 0;
+};
+
 // What the running kernel can do, probed once.
 struct KernelFeatures {
   bool bridge = false;
@@ -170,6 +180,13 @@ class Kernel {
   // AF_BRIDGE port VLANs (IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO).
   virtual Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) = 0;
   virtual Status DeletePortVlan(const std::string& port, uint16_t vid) = 0;
+
+  // A link's counters; an error naming the link when it does not exist.
+  virtual Result<LinkCounters> ReadLinkCounters(const std::string& name) = 0;
+  // The root bridge id a kernel bridge reports in sysfs ("8000.525400000001"),
+  // which is authoritative where netlink disagrees (seen on this kernel:
+  // IFLA_BR_ROOT_ID showing the bridge's own id); "" when it cannot be read.
+  virtual std::string BridgeRootIdFromSysfs(const std::string& bridge) = 0;
 };
 
 // The real kernel, in the caller's current network namespace.

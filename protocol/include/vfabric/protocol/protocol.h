@@ -67,7 +67,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Expected(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
   Expected(Error error) : value_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(value_); }
@@ -116,8 +116,8 @@ Expected<std::string> StringArg(const nlohmann::json& args, std::string_view key
 #define VF_PROTOCOL_CONCAT(a, b) VF_PROTOCOL_CONCAT_INNER(a, b)
 // `lhs = value of expr` (an Expected), or returns its Error from the
 // enclosing function (which returns an Expected or a Reply).
-#define VF_ASSIGN_OR_RETURN_ERROR(lhs, expr)                                  \
-  auto VF_PROTOCOL_CONCAT(vf_expected_, __LINE__) = (expr);                    \
-  if (!VF_PROTOCOL_CONCAT(vf_expected_, __LINE__).ok())                        \
-    return std::move(VF_PROTOCOL_CONCAT(vf_expected_, __LINE__)).error();     \
+#define VF_ASSIGN_OR_RETURN_ERROR(lhs, expr)                              \
+  auto VF_PROTOCOL_CONCAT(vf_expected_, __LINE__) = (expr);               \
+  if (!VF_PROTOCOL_CONCAT(vf_expected_, __LINE__).ok())                   \
+    return std::move(VF_PROTOCOL_CONCAT(vf_expected_, __LINE__)).error(); \
   lhs = std::move(VF_PROTOCOL_CONCAT(vf_expected_, __LINE__)).value()

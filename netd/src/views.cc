@@ -1,0 +1,402 @@
+// The answers of the verbs that show state (network.list/show, port.list,
+// port.stats, fdb.show, stp.show, vlan.show): JSON from the desired state,
+// the kernel read back and the userspace switches. They change nothing.
+#include <algorithm>
+
+#include "vfabric/netd/controller.h"
+#include "vfabric/protocol/protocol.h"
+#include "views.h"
+
+namespace vfabric::netd {
+
+using nlohmann::json;
+using protocol::Error;
+using protocol::Expected;
+using protocol::Reply;
+using topology::NetworkConfig;
+
+const char* StpStateName(uint8_t state) {
+  switch (state) {
+    case 0:
+      return "disabled";
+    case 1:
+      return "listening";
+    case 2:
+      return "learning";
+    case 3:
+      return "forwarding";
+    case 4:
+      return "blocking";
+  }
+  return "unknown";
+}
+
+json Seconds(uint64_t centiseconds) {
+  if (centiseconds % 100 == 0) return centiseconds / 100;
+  return static_cast<double>(centiseconds) / 100.0;
+}
+
+json VlanJson(const topology::PortVlanConfig& vlan) {
+  json out = {{"mode", std::string(ToString(vlan.mode))}};
+  if (vlan.mode == topology::VlanMode::kAccess) out["pvid"] = vlan.pvid;
+  if (vlan.mode == topology::VlanMode::kTrunk) {
+    out["allowed"] = topology::FormatVlanList(vlan.allowed);
+    if (vlan.native) out["native"] = vlan.native;
+  }
+  return out;
+}
+
+const NetworkConfig* FindNetwork(const topology::Topology& topology, const std::string& name) {
+  for (const auto& network : topology.networks)
+    if (network.name == name) return &network;
+  return nullptr;
+}
+
+namespace {
+
+json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
+              const KernelState& state) {
+  json out = {{"network", network.name},
+              {"name", port.name},
+              {"kind", std::string(ToString(port.kind))},
+              {"vlan", VlanJson(port.vlan)}};
+  const LinkInfo* link = state.FindLink(port.name);
+  out["present"] = link != nullptr;
+  if (link == nullptr) return out;
+  out["ifindex"] = link->ifindex;
+  out["admin_up"] = link->admin_up;
+  out["oper_up"] = link->oper_up;
+  out["mac"] = link->mac.ToString();
+  const LinkInfo* master = state.FindLink(link->master_ifindex);
+  out["master"] = master ? json(master->name) : json(nullptr);
+  if (link->brport) {
+    const auto& s = link->brport->settings;
+    out["stp_state"] = StpStateName(link->brport->state);
+    out["cost"] = Optional(s.cost);
+    out["priority"] = Optional(s.priority);
+    out["learning"] = Optional(s.learning);
+    out["flood"] = Optional(s.flood);
+    out["hairpin"] = Optional(s.hairpin);
+    out["isolated"] = Optional(s.isolated);
+    out["bpdu_guard"] = Optional(s.bpdu_guard);
+    out["root_block"] = Optional(s.root_block);
+  }
+  return out;
+}
+
+}  // namespace
+
+Expected<Controller::View> Controller::MakeView() const {
+  View view;
+  view.desired = Desired();
+  auto state = ReadKernelState(kernel_, features_);
+  if (!state.ok()) return Error{"failed", state.status().message()};
+  view.state = std::move(state).value();
+  auto plan = Plan(view.desired, view.state, AttachedPorts());
+  if (plan.ok()) {
+    for (const auto& op : *plan) ++view.drift[op.network];
+  } else {
+    view.plan_error = plan.status().message();
+  }
+  for (const auto& change : PendingSwitchChanges(view.desired)) ++view.drift[change.network];
+  return view;
+}
+
+Reply Controller::NetworkList() {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  json list = json::array();
+  for (const NetworkConfig& network : view.desired.networks) {
+    const LinkInfo* bridge = view.state.FindLink(network.bridge);
+    const bool userspace = network.datapath == topology::Datapath::kUserspace;
+    const bool running = userspace && userspace_ != nullptr && userspace_->Has(network.name);
+    int up = 0;
+    for (const auto& port : network.ports) {
+      const LinkInfo* link = view.state.FindLink(port.name);
+      // "Up" as netctl's port list shows it: carrier, not just IFF_UP (a tap
+      // with no guest behind it is down). On a userspace network: in the
+      // switch, with carrier.
+      if (userspace) {
+        if (link && link->oper_up && running &&
+            !userspace_->PortExtra(network.name, port.name)["switch_port"].is_null())
+          ++up;
+      } else if (link && link->oper_up && bridge && link->master_ifindex == bridge->ifindex) {
+        ++up;
+      }
+    }
+    std::string state = "ok";
+    if (userspace ? !running : bridge == nullptr)
+      state = "missing";
+    else if (view.drift.count(network.name) || !view.plan_error.empty())
+      state = "drifted";
+    list.push_back({{"name", network.name},
+                    {"datapath", std::string(ToString(network.datapath))},
+                    // A userspace network has no Linux bridge (its switch is netd's).
+                    {"bridge", userspace ? json(nullptr) : json(network.bridge)},
+                    {"state", state},
+                    {"ports", network.ports.size()},
+                    {"ports_up", up},
+                    {"stp", network.stp.enabled}});
+  }
+  return json{{"networks", list}};
+}
+
+Reply Controller::NetworkShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
+  json summary;
+  VF_ASSIGN_OR_RETURN_ERROR(const json list, NetworkList());
+  for (const json& item : list["networks"])
+    if (item["name"] == name) summary = item;
+  const bool userspace = network->datapath == topology::Datapath::kUserspace;
+  const LinkInfo* bridge = userspace ? nullptr : view.state.FindLink(network->bridge);
+  if (bridge != nullptr) {
+    summary["ifindex"] = bridge->ifindex;
+    summary["mac"] = bridge->mac.ToString();
+    summary["admin_up"] = bridge->admin_up;
+    if (bridge->bridge) {
+      const BridgeSettings& s = bridge->bridge->settings;
+      summary["settings"] = {
+          {"stp_enabled", s.stp_enabled},           {"priority", s.priority},
+          {"hello_time", Seconds(s.hello_time_cs)}, {"forward_delay", Seconds(s.forward_delay_cs)},
+          {"max_age", Seconds(s.max_age_cs)},       {"ageing_time", Seconds(s.ageing_time_cs)},
+          {"vlan_filtering", s.vlan_filtering},     {"default_pvid", s.default_pvid}};
+    }
+  }
+  if (userspace) {
+    // The tree's settings as configured (what the switch runs: `stp show`).
+    summary["settings"] = {{"stp_enabled", network->stp.enabled},
+                           {"stp_running", userspace_ != nullptr && userspace_->TreeRunning(name)},
+                           {"stp_mode", std::string(topology::ToString(network->stp.mode))},
+                           {"priority", network->stp.priority},
+                           {"hello_time", network->stp.hello_time},
+                           {"forward_delay", network->stp.forward_delay},
+                           {"max_age", network->stp.max_age},
+                           {"ageing_time", network->fdb.ageing_time},
+                           {"max_entries", network->fdb.max_entries},
+                           {"max_per_port", network->fdb.max_per_port},
+                           {"vlan_filtering", true},
+                           {"default_pvid", network->vlan.default_pvid}};
+    if (userspace_ != nullptr && userspace_->Has(name)) {
+      auto counters = userspace_->FdbCounters(name);
+      if (counters.ok()) summary["fdb_counters"] = *counters;
+    }
+  }
+  json ports = json::array();
+  for (const auto& port : network->ports) {
+    json item = PortJson(*network, port, view.state);
+    if (userspace && userspace_ != nullptr) item.update(userspace_->PortExtra(name, port.name));
+    ports.push_back(std::move(item));
+  }
+  summary["ports"] = ports;
+  VF_ASSIGN_OR_RETURN_ERROR(const json fdb, FdbShow(name));
+  json statics = json::array();
+  for (const json& entry : fdb["entries"])
+    if (entry["static"] == true && entry["local"] == false) statics.push_back(entry);
+  summary["static_fdb"] = std::move(statics);
+  json pending = json::array();
+  if (view.plan_error.empty()) {
+    auto plan = Plan(view.desired, view.state, AttachedPorts());
+    if (plan.ok())
+      for (const auto& op : *plan)
+        if (op.network == name) pending.push_back(op.Describe());
+  } else {
+    summary["error"] = view.plan_error;
+  }
+  for (const auto& change : PendingSwitchChanges(view.desired))
+    if (change.network == name) pending.push_back(change.description);
+  summary["pending"] = pending;
+  return json{{"network", summary}};
+}
+
+Reply Controller::PortList(const std::string& network_name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  if (!network_name.empty() && FindNetwork(view.desired, network_name) == nullptr)
+    return Error{"not_found", "no network named \"" + network_name + "\""};
+  json ports = json::array();
+  for (const NetworkConfig& network : view.desired.networks) {
+    if (!network_name.empty() && network.name != network_name) continue;
+    const bool userspace =
+        network.datapath == topology::Datapath::kUserspace && userspace_ != nullptr;
+    for (const auto& port : network.ports) {
+      json item = PortJson(network, port, view.state);
+      if (userspace) item.update(userspace_->PortExtra(network.name, port.name));
+      ports.push_back(std::move(item));
+    }
+  }
+  return json{{"ports", ports}};
+}
+
+Reply Controller::FdbShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
+  json entries = json::array();
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr || !userspace_->Has(name)) return json{{"entries", entries}};
+    auto dump = userspace_->FdbEntries(name);
+    if (!dump.ok()) return Error{"failed", dump.status().message()};
+    return *dump;
+  }
+  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  if (bridge == nullptr) return json{{"entries", entries}};
+  for (const FdbEntry& entry : view.state.fdb) {
+    const LinkInfo* port = view.state.FindLink(entry.port_ifindex);
+    if (port == nullptr) continue;
+    const bool on_bridge =
+        port->ifindex == bridge->ifindex || port->master_ifindex == bridge->ifindex;
+    if (!on_bridge) continue;
+    if (entry.bridge_ifindex != 0 && entry.bridge_ifindex != bridge->ifindex) continue;
+    json item = {{"mac", entry.mac.ToString()},
+                 {"vlan", entry.vlan == 0 ? json(nullptr) : json(entry.vlan)},
+                 {"port", port->name},
+                 {"static", entry.is_static},
+                 {"local", entry.is_local}};
+    entries.push_back(item);
+  }
+  return json{{"entries", entries}};
+}
+
+Reply Controller::StpShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr) return Error{"unsupported", "this netd runs no userspace switches"};
+    auto stp = userspace_->StpJson(*network);
+    if (!stp.ok()) return Error{"not_found", stp.status().message()};
+    return *stp;
+  }
+  const LinkInfo* bridge = view.state.FindLink(network->bridge);
+  if (bridge == nullptr || !bridge->bridge)
+    return Error{"not_found", "bridge " + network->bridge + " of network " + name +
+                                  " does not exist on this host"};
+  const BridgeStatus& status = *bridge->bridge;
+  json stp = {{"enabled", status.settings.stp_enabled},
+              {"hello_time", Seconds(status.settings.hello_time_cs)},
+              {"forward_delay", Seconds(status.settings.forward_delay_cs)},
+              {"max_age", Seconds(status.settings.max_age_cs)},
+              {"priority", status.settings.priority},
+              {"mode", "stp"},
+              {"datapath", "kernel"},
+              // The kernel bridge keeps no count of topology changes.
+              {"topology_change_count", nullptr},
+              {"source", "netlink"}};
+  std::string bridge_id = status.bridge_id ? FormatBridgeId(*status.bridge_id) : "";
+  std::string root_id = status.root_id ? FormatBridgeId(*status.root_id) : "";
+  // The kernel's sysfs view is authoritative where it disagrees with netlink
+  // (seen on this kernel: IFLA_BR_ROOT_ID showing the bridge's own id).
+  const std::string sysfs_root = kernel_.BridgeRootIdFromSysfs(network->bridge);
+  if (!sysfs_root.empty() && sysfs_root != root_id) {
+    stp["netlink_root_id"] = root_id;
+    root_id = sysfs_root;
+    stp["source"] = "sysfs";
+  }
+  stp["bridge_id"] = bridge_id;
+  stp["root_id"] = root_id;
+  stp["is_root"] = !root_id.empty() && root_id == bridge_id;
+  stp["root_port"] = Optional(status.root_port);
+  stp["root_path_cost"] = Optional(status.root_path_cost);
+  stp["topology_change"] =
+      status.topology_change ? json(*status.topology_change != 0) : json(nullptr);
+  json ports = json::array();
+  for (const LinkInfo& link : view.state.links) {
+    if (link.master_ifindex != bridge->ifindex || !link.brport) continue;
+    const BridgePortStatus& port = *link.brport;
+    std::string role = "disabled";
+    if (!status.settings.stp_enabled)
+      role = port.state == 0 ? "disabled" : "designated";
+    else if (port.state == 0)
+      role = "disabled";
+    else if (status.root_port && port.port_no && *status.root_port == *port.port_no)
+      role = "root";
+    else if (port.state == 4)
+      role = "alternate";
+    else
+      role = "designated";
+    ports.push_back(
+        {{"name", link.name},
+         {"port_id", port.port_id ? json(*port.port_id) : json(nullptr)},
+         {"state", StpStateName(port.state)},
+         {"role", role},
+         {"cost", Optional(port.settings.cost)},
+         {"priority", Optional(port.settings.priority)},
+         {"designated_root",
+          port.designated_root ? json(FormatBridgeId(*port.designated_root)) : json(nullptr)},
+         {"designated_bridge",
+          port.designated_bridge ? json(FormatBridgeId(*port.designated_bridge)) : json(nullptr)},
+         {"designated_port", Optional(port.designated_port)},
+         {"designated_cost", Optional(port.designated_cost)},
+         {"protocol", "stp"},
+         {"edge", false}});
+  }
+  stp["ports"] = ports;
+  return json{{"stp", stp}};
+}
+
+Reply Controller::VlanShow(const std::string& name) {
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  const NetworkConfig* network = FindNetwork(view.desired, name);
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr) return Error{"unsupported", "this netd runs no userspace switches"};
+    return json{{"vlan", userspace_->VlanJson(*network)}};
+  }
+  json vlan = {{"filtering", network->vlan.filtering},
+               {"supported", features_.bridge_vlan_filtering},
+               {"default_pvid", network->vlan.default_pvid}};
+  if (!features_.bridge_vlan_filtering)
+    vlan["reason"] = features_.bridge_vlan_filtering_reason.empty()
+                         ? "this kernel has no bridge VLAN filtering"
+                         : features_.bridge_vlan_filtering_reason;
+  json ports = json::array();
+  for (const auto& port : network->ports) {
+    const LinkInfo* link = view.state.FindLink(port.name);
+    json vlans = json::array();
+    if (link != nullptr) {
+      for (const PortVlanEntry& entry : view.state.port_vlans)
+        if (entry.port_ifindex == link->ifindex)
+          vlans.push_back({{"vid", entry.vid}, {"pvid", entry.pvid}, {"untagged", entry.untagged}});
+    }
+    ports.push_back({{"port", port.name}, {"config", VlanJson(port.vlan)}, {"vlans", vlans}});
+  }
+  vlan["ports"] = ports;
+  return json{{"vlan", vlan}};
+}
+
+Reply Controller::PortStats(const std::string& name, const std::string& port) {
+  const topology::Topology desired = Desired();
+  const NetworkConfig* network = FindNetwork(desired, name);
+  if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
+  if (!port.empty() && std::none_of(network->ports.begin(), network->ports.end(),
+                                    [&](const topology::PortConfig& p) { return p.name == port; }))
+    return Error{"not_found", "no port \"" + port + "\" in network \"" + name + "\""};
+  if (network->datapath == topology::Datapath::kUserspace) {
+    if (userspace_ == nullptr || !userspace_->Has(name))
+      return Error{"not_found", "the switch of network " + name + " is not running"};
+    auto stats = userspace_->PortStats(name, port);
+    if (!stats.ok()) return Error{"not_found", stats.status().message()};
+    return *stats;
+  }
+  // A kernel bridge's ports: the links' own counters.
+  json ports = json::array();
+  for (const auto& p : network->ports) {
+    if (!port.empty() && p.name != port) continue;
+    auto counters = kernel_.ReadLinkCounters(p.name);
+    if (!counters.ok()) continue;  // not there (yet): no counters to show
+    const LinkCounters& c = *counters;
+    json drops = {{"rx_dropped", c.rx_dropped}, {"tx_dropped", c.tx_dropped}};
+    ports.push_back({{"network", name},
+                     {"port", p.name},
+                     {"counters",
+                      {{"rx_packets", c.rx_packets},
+                       {"rx_bytes", c.rx_bytes},
+                       {"tx_packets", c.tx_packets},
+                       {"tx_bytes", c.tx_bytes},
+                       {"drops", drops},
+                       {"drops_total", c.rx_dropped + c.tx_dropped}}}});
+  }
+  return json{{"ports", ports}};
+}
+
+}  // namespace vfabric::netd
