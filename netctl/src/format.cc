@@ -130,6 +130,7 @@ class KeyValues {
 };
 
 std::string PortState(const json& port) {
+  if (Get(port, "waiting") != nullptr) return "waiting";
   std::optional<bool> present = Bool(port, "present");
   if (present && !*present) return "missing";
   std::optional<bool> oper_up = Bool(port, "oper_up");
@@ -382,6 +383,12 @@ std::string FormatNetworkShow(const json& result) {
   if (!pending.empty()) {
     out += "\nPending changes:\n";
     for (const auto& item : pending) out += "  " + ValueText(item) + "\n";
+  }
+  const json& waiting = Array(network, "waiting");
+  if (!waiting.empty()) {
+    out += "\nWaiting ports:\n";
+    for (const auto& item : waiting)
+      out += "  " + Text(item, "port") + ": " + Text(item, "reason") + "\n";
   }
   out += "\nPorts:\n";
   out += ports.ToString();

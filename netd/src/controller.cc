@@ -170,9 +170,10 @@ std::vector<std::string> Controller::SyncUserspace() {
   return errors;
 }
 
-std::vector<SwitchChange> Controller::PendingSwitchChanges(
-    const topology::Topology& desired) const {
-  return userspace_ != nullptr ? userspace_->Pending(desired) : std::vector<SwitchChange>{};
+std::vector<SwitchChange> Controller::PendingSwitchChanges(const topology::Topology& desired,
+                                                           const KernelView* kernel) const {
+  return userspace_ != nullptr ? SwitchChanges(userspace_->Plan(desired, kernel))
+                               : std::vector<SwitchChange>{};
 }
 
 bool Controller::IsUserspace(const std::string& name) const {

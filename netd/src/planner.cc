@@ -182,6 +182,12 @@ std::vector<Operation> RecreateOps(const LinkInfo& link, const KernelState& actu
   return ops;
 }
 
+const PortConfig* FindPort(const NetworkConfig& network, const std::string& name) {
+  for (const PortConfig& port : network.ports)
+    if (port.name == name) return &port;
+  return nullptr;
+}
+
 std::string ForeignLinkError(std::string_view what, const std::string& name,
                              const std::string& network, const LinkInfo& link) {
   std::ostringstream out;
@@ -218,12 +224,9 @@ class Planner {
     }
     for (const PortConfig& port : network.ports) {
       const LinkInfo* link = actual_.FindLink(port.name);
-      if (port.kind == PortKind::kExisting) {
-        if (link == nullptr)
-          return Status::Error("port " + port.name + " of network " + network.name +
-                               ": kind \"existing\" but no link named " + port.name + " exists");
-        continue;
-      }
+      // An "existing" port without its link waits for it (PlanPort skips
+      // it): that port's problem, not the host's.
+      if (port.kind == PortKind::kExisting) continue;
       if (link != nullptr && !Owned(*link))
         return Status::Error(ForeignLinkError("port", port.name, network.name, *link));
       if (port.kind == PortKind::kVeth) {
@@ -314,6 +317,8 @@ class Planner {
     const LinkInfo* link = actual_.FindLink(port.name);
     wanted_.insert(port.name);
     bool created = false;
+    // Not there (yet): nothing to do until the link monitor sees it appear.
+    if (!PortLinkWaiting(port, actual_).empty()) return;
 
     if (port.kind == PortKind::kTap) {
       const TapSettings want = DesiredTapSettings(port);
@@ -479,6 +484,8 @@ class Planner {
     for (const auto& entry : network.fdb.static_entries) {
       Key key{entry.port, entry.mac, entry.vlan};
       want.insert(key);
+      const PortConfig* port = FindPort(network, entry.port);
+      if (port != nullptr && !PortLinkWaiting(*port, actual_).empty()) continue;
       if (!have.count(key))
         fdb_adds_.push_back(StaticFdbOp(true, network.name, key.port, key.mac, key.vlan));
     }
@@ -534,6 +541,11 @@ class Planner {
 };
 
 }  // namespace
+
+std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState& actual) {
+  if (port.kind != PortKind::kExisting || actual.FindLink(port.name) != nullptr) return "";
+  return "no link named " + port.name + " exists yet; it is attached when it appears";
+}
 
 std::string OwnerAlias(const std::string& network) { return std::string(kAliasPrefix) + network; }
 

@@ -46,6 +46,8 @@ std::string EntryText(const StaticKey& key, const std::string& port) {
 
 uint64_t Seconds(uint64_t ns) { return ns / 1'000'000'000; }
 
+constexpr const char* kGone = "no link of its name exists; it is attached when one appears";
+
 // Plans one userspace network (see PlanSwitches).
 class NetworkPlanner {
  public:
@@ -98,6 +100,19 @@ class NetworkPlanner {
     }
   }
 
+  // Why an "existing" port waits, with a kernel view: its link is not there
+  // (kGone), or the operator set it down. "" when it does not wait.
+  std::string Waiting(const topology::PortConfig& port) const {
+    if (port.kind != topology::PortKind::kExisting || kernel_ == nullptr ||
+        kernel_->state == nullptr)
+      return "";
+    const LinkInfo* link = kernel_->state->FindLink(port.name);
+    if (link == nullptr) return kGone;
+    if (!link->admin_up)
+      return "its link is down (an existing link's admin state is the operator's)";
+    return "";
+  }
+
   // Why the port, in the switch as `have`, must be opened again; "" when it
   // need not.
   std::string ReopenReason(const topology::PortConfig& port, const ObservedPort& have,
@@ -134,6 +149,20 @@ class NetworkPlanner {
       if (observed_ != nullptr) {
         auto it = observed_->ports.find(port.name);
         if (it != observed_->ports.end()) have = &it->second;
+      }
+      // A port that waits for its link (an "existing" link not there yet, or
+      // set down by the operator) is left alone: planning its open would
+      // fail, or fail on its first poll, at every pass.
+      if (const std::string waiting = Waiting(port); !waiting.empty()) {
+        // Gone: its switch port goes until the link is back. Down: it stays
+        // (failed, quiet), so that the kernel planner, which brings up an
+        // existing link only until a switch holds it, leaves it down.
+        if (have != nullptr && waiting == kGone) {
+          SwitchOperation& op = Add(Kind::kDetachPort, port.name);
+          op.reason = waiting;
+        }
+        waiting_.insert(port.name);  // its statics and tree settings wait with it
+        continue;
       }
       std::string reason = have != nullptr ? ReopenReason(port, *have, backend) : "";
       if (have == nullptr || !reason.empty()) {
@@ -185,7 +214,7 @@ class NetworkPlanner {
     }
     if (!running) return;
     for (const topology::PortConfig& port : config_.ports) {
-      if (joining_.count(port.name)) continue;
+      if (joining_.count(port.name) || waiting_.count(port.name)) continue;
       auto p = observed_->ports.find(port.name);
       if (p == observed_->ports.end()) continue;
       const bridge::TreePortSettings settings =
@@ -226,6 +255,7 @@ class NetworkPlanner {
     }
     if (observed_ != nullptr) {
       for (const auto& [key, port] : observed_->installed_statics) {
+        if (waiting_.count(port)) continue;  // go with the port's detach
         auto w = want.find(key);
         if (w != want.end() && w->second == port) continue;
         SwitchOperation& op = Add(Kind::kDeleteStatic, port);
@@ -234,6 +264,7 @@ class NetworkPlanner {
       }
     }
     for (const auto& [key, port] : want) {
+      if (waiting_.count(port)) continue;
       if (observed_ != nullptr) {
         auto installed = observed_->installed_statics.find(key);
         if (installed != observed_->installed_statics.end() && installed->second == port &&
@@ -254,6 +285,7 @@ class NetworkPlanner {
   const KernelView* kernel_;
   std::vector<SwitchOperation>& out_;
   std::set<std::string> joining_;  // ports that (re)enter the switch
+  std::set<std::string> waiting_;  // ports that wait for their link
 };
 
 }  // namespace
@@ -272,6 +304,8 @@ std::string_view SwitchOperation::KindName() const {
       return "remove_switch_port";
     case Kind::kReopenPort:
       return "reopen_switch_port";
+    case Kind::kDetachPort:
+      return "detach_switch_port";
     case Kind::kAddPort:
       return "add_switch_port";
     case Kind::kSetPortVlan:
@@ -319,6 +353,8 @@ std::string SwitchOperation::Describe() const {
     case Kind::kReopenPort:
       return "reopen port " + object + on + " (" + backend + ", " + VlanSummary(vlan) +
              "): " + reason;
+    case Kind::kDetachPort:
+      return "detach port " + object + " from switch " + sw + " until its link is back: " + reason;
     case Kind::kAddPort:
       return "add port " + object + " to switch " + sw + " (" + backend + ", " + VlanSummary(vlan) +
              ")";

@@ -486,6 +486,12 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       VF_LOG(kInfo) << what << ": port " << op.object << ": reopening it (" << op.reason << ")";
       RemovePort(network, op.object);
       return OpenPort(op, state, network);
+    case Kind::kDetachPort:
+      // It comes back (and its statics with it) when its link does; its
+      // run-time statics are kept for then.
+      VF_LOG(kInfo) << what << ": port " << op.object << " detached: " << op.reason;
+      RemovePort(network, op.object);
+      return Status::Ok();
     case Kind::kAddPort:
       return OpenPort(op, state, network);
     case Kind::kSetPortVlan: {

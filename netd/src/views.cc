@@ -1,11 +1,12 @@
 // The answers of the verbs that show state (network.list/show, port.list,
 // port.stats, fdb.show, stp.show, vlan.show): JSON from the desired state,
 // the kernel read back and the userspace switches. They change nothing.
+#include "views.h"
+
 #include <algorithm>
 
 #include "vfabric/netd/controller.h"
 #include "vfabric/protocol/protocol.h"
-#include "views.h"
 
 namespace vfabric::netd {
 
@@ -62,6 +63,7 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
               {"vlan", VlanJson(port.vlan)}};
   const LinkInfo* link = state.FindLink(port.name);
   out["present"] = link != nullptr;
+  if (std::string why = PortLinkWaiting(port, state); !why.empty()) out["waiting"] = why;
   if (link == nullptr) return out;
   out["ifindex"] = link->ifindex;
   out["admin_up"] = link->admin_up;
@@ -93,12 +95,18 @@ Expected<Controller::View> Controller::MakeView() const {
   if (!state.ok()) return Error{"failed", state.status().message()};
   view.state = std::move(state).value();
   auto plan = Plan(view.desired, view.state, AttachedPorts());
+  KernelView kernel{&view.state, {}};
   if (plan.ok()) {
     for (const auto& op : *plan) ++view.drift[op.network];
+    kernel.recreated = CreatedLinks(*plan);
+    view.kernel_pending = std::move(plan).value();
   } else {
     view.plan_error = plan.status().message();
   }
-  for (const auto& change : PendingSwitchChanges(view.desired)) ++view.drift[change.network];
+  // The switches' part of the same plan, with the kernel as it is: a port
+  // that waits for its link is not drift.
+  view.switch_pending = PendingSwitchChanges(view.desired, &kernel);
+  for (const auto& change : view.switch_pending) ++view.drift[change.network];
   return view;
 }
 
@@ -195,17 +203,17 @@ Reply Controller::NetworkShow(const std::string& name) {
     if (entry["static"] == true && entry["local"] == false) statics.push_back(entry);
   summary["static_fdb"] = std::move(statics);
   json pending = json::array();
-  if (view.plan_error.empty()) {
-    auto plan = Plan(view.desired, view.state, AttachedPorts());
-    if (plan.ok())
-      for (const auto& op : *plan)
-        if (op.network == name) pending.push_back(op.Describe());
-  } else {
-    summary["error"] = view.plan_error;
-  }
-  for (const auto& change : PendingSwitchChanges(view.desired))
+  for (const auto& op : view.kernel_pending)
+    if (op.network == name) pending.push_back(op.Describe());
+  if (!view.plan_error.empty()) summary["error"] = view.plan_error;
+  for (const auto& change : view.switch_pending)
     if (change.network == name) pending.push_back(change.description);
   summary["pending"] = pending;
+  json waiting = json::array();
+  for (const auto& port : network->ports)
+    if (std::string why = PortLinkWaiting(port, view.state); !why.empty())
+      waiting.push_back({{"port", port.name}, {"reason", why}});
+  summary["waiting"] = waiting;
   return json{{"network", summary}};
 }
 

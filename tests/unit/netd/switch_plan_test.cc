@@ -94,6 +94,7 @@ KernelState Links(const topology::Topology& topology) {
     LinkInfo link;
     link.ifindex = ifindex++;
     link.name = port.name;
+    link.admin_up = true;
     link.oper_up = true;
     state.links.push_back(link);
   }
@@ -193,6 +194,43 @@ TEST(SwitchPlanTest, TheKernelViewReopensRecreatedLinksAndTellsCarrier) {
   // Carrier follows events: it is no change for people.
   EXPECT_FALSE(ops[2].IsChange());
   EXPECT_EQ(SwitchChanges(ops).size(), 3u);
+}
+
+TEST(SwitchPlanTest, AnExistingPortWaitsForItsLinkQuietly) {
+  topology::Topology desired = Parse(kFabric);
+  topology::PortConfig existing;
+  existing.name = "ex0";
+  existing.kind = topology::PortKind::kExisting;
+  desired.networks[0].ports.push_back(existing);
+  topology::StaticFdbEntry entry;
+  entry.mac = *MacAddress::Parse("52:54:00:00:00:0e");
+  entry.port = "ex0";
+  desired.networks[0].fdb.static_entries.push_back(entry);
+  ObservedSwitches observed = Converged(desired);
+  KernelState links = Links(desired);
+  links.links.pop_back();  // ex0 is gone
+  const KernelView view{&links, {}};
+  const auto gone = PlanSwitches(desired, observed, NamedBackends(), &view);
+  ASSERT_EQ(Lines(gone), (std::vector<std::string>{"detach_switch_port ex0"}));
+  EXPECT_EQ(gone[0].Describe(),
+            "detach port ex0 from switch us until its link is back: no link of its name exists; "
+            "it is attached when one appears");
+  // Once detached, nothing more is planned for it (nor for its static entry).
+  observed["us"].ports.erase("ex0");
+  observed["us"].installed_statics.erase({1, entry.mac});
+  EXPECT_TRUE(PlanSwitches(desired, observed, NamedBackends(), &view).empty());
+
+  // Set down by the operator: its failed switch port stays, not reopened.
+  KernelState down = Links(desired);
+  down.links.back().admin_up = false;
+  ObservedSwitches failed = Converged(desired);
+  failed["us"].ports["ex0"].failed = true;
+  const KernelView down_view{&down, {}};
+  EXPECT_TRUE(PlanSwitches(desired, failed, NamedBackends(), &down_view).empty());
+  // Up again: reopened.
+  down.links.back().admin_up = true;
+  EXPECT_EQ(Lines(PlanSwitches(desired, failed, NamedBackends(), &down_view)),
+            (std::vector<std::string>{"reopen_switch_port ex0", "add_switch_fdb ex0"}));
 }
 
 TEST(SwitchPlanTest, ARemovedPortAndARemovedNetwork) {

@@ -58,6 +58,8 @@ class Controller {
     topology::Topology desired;
     KernelState state;
     std::map<std::string, size_t> drift;  // network -> pending operations
+    std::vector<Operation> kernel_pending;
+    std::vector<SwitchChange> switch_pending;
     std::string plan_error;
   };
   // The desired state, the kernel read back and the drift per network, for
@@ -77,7 +79,8 @@ class Controller {
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
   std::vector<std::string> SyncUserspace();
-  std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired) const;
+  std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired,
+                                                 const KernelView* kernel = nullptr) const;
   std::set<std::string> AttachedPorts() const;
   protocol::Reply VmVerb(const std::string& verb, const nlohmann::json& args);
   protocol::Reply Attach(const nlohmann::json& args);

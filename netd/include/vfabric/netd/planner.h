@@ -91,6 +91,13 @@ struct KernelState {
 // network may list no ports of its own and still carry guests.
 topology::Topology WithGuestPorts(const topology::Topology& topology);
 
+// Why `port` waits instead of being planned, or "" when it does not: an
+// "existing" port whose link is not there (a libvirt guest's vnet that is
+// down). Such a port is left out of the plan (kernel and switch alike) and
+// shown as waiting; the rest of the host converges, and the port is attached
+// when the link monitor sees its link appear.
+std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState& actual);
+
 // Reads links, FDB, port VLANs and features through `kernel`.
 Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features);
 

@@ -7,7 +7,8 @@
 // Order (as the kernel planner's: new things first, so what a step needs
 // exists):
 //   start_switch | stop_switch, set_fdb_limits, set_fdb_ageing,
-//   remove_switch_port, reopen_switch_port | add_switch_port,
+//   remove_switch_port, reopen_switch_port | detach_switch_port |
+//   add_switch_port,
 //   set_switch_port_vlan, start_tree | restart_tree | stop_tree,
 //   set_tree_port, set_tree_port_link, forget_runtime_fdb,
 //   delete_switch_fdb, add_switch_fdb.
@@ -68,6 +69,7 @@ struct SwitchOperation {
     kSetFdbAgeing,
     kRemovePort,
     kReopenPort,
+    kDetachPort,
     kAddPort,
     kSetPortVlan,
     kStartTree,
@@ -93,7 +95,7 @@ struct SwitchOperation {
   topology::PortConfig port;               // k*Port: the port as configured
   bool guest = false;                      // k*Port: a VM NIC uses it
   std::string backend;                     // kAddPort, kReopenPort
-  std::string reason;                      // kReopenPort
+  std::string reason;                      // kReopenPort, kDetachPort
   vlan::PortVlanConfig vlan;               // kAddPort, kReopenPort, kSetPortVlan
   vlan::PortVlanConfig old_vlan;           // kSetPortVlan
   topology::StpConfig stp;                 // k*Tree
