@@ -91,9 +91,10 @@ bool ReadConfigFile(const std::string& path, std::string* text, std::string* err
   // O_NONBLOCK and fstat(): the name may have been replaced by a FIFO since.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd) {
-    *error = errno == ENOENT || errno == ELOOP
-                 ? StatFailure(path, errno)
-                 : std::string("cannot open: ") + std::strerror(errno);
+    const int open_error = errno;
+    *error = open_error == ENOENT || open_error == ELOOP
+                 ? StatFailure(path, open_error)
+                 : std::string("cannot open: ") + std::strerror(open_error);
     return false;
   }
   if (::fstat(fd.get(), &st) != 0) {
