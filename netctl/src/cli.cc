@@ -1,13 +1,9 @@
 #include "vfabric/netctl/cli.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -15,7 +11,6 @@
 #include <utility>
 
 #include "vfabric/common/mac_address.h"
-#include "vfabric/common/unique_fd.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
 #include "vfabric/protocol/protocol.h"
@@ -194,67 +189,30 @@ struct CommandOption {
   std::optional<std::string> value;
 };
 
-// Reads a whole regular file (or anything readable), at most kMaxTopologyBytes.
-Result<std::string> ReadWholeFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Status::FromErrno("cannot read " + path, errno);
-  std::string text;
-  char chunk[65536];
-  while (true) {
-    ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("cannot read " + path, errno);
-    }
-    text.append(chunk, static_cast<size_t>(n));
-    if (text.size() > kMaxTopologyBytes) {
-      return Status::Error("cannot read " + path + ": larger than " +
-                               std::to_string(kMaxTopologyBytes >> 20) + " MiB",
-                           EFBIG);
-    }
+// The files plan/apply send, as [{"name","text"}]: read by the library's one
+// rule for configuration paths (topology::ReadTopologyFiles, as netd and
+// `netctl validate` read them). On failure, every line to print.
+Result<json> ReadTopologyFiles(const std::vector<std::string>& paths,
+                               std::vector<std::string>* problems) {
+  topology::ReadResult read = topology::ReadTopologyFiles(paths);
+  for (const topology::Diagnostic& d : read.errors) problems->push_back(d.ToString());
+  if (!read.ok()) return Status::Error("cannot read the topology files", EINVAL);
+  if (read.files.empty()) {
+    // Every operand was a directory without *.json files: nothing to send.
+    for (const auto& path : paths)
+      problems->push_back(path + ": no *.json files in this directory");
+    return Status::Error("no topology files", ENOENT);
   }
-  return text;
-}
-
-// The files plan/apply send: each path, or a directory's *.json files in name
-// order (as LoadTopology reads them), as [{"name","text"}].
-Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
   json files = json::array();
   size_t total = 0;
-  auto add = [&](const std::string& path) -> Status {
-    Result<std::string> text = ReadWholeFile(path);
-    if (!text.ok()) return text.status();
-    total += text->size();
+  for (topology::SourceFile& file : read.files) {
+    total += file.text.size();
     if (total > kMaxTopologyBytes) {
-      return Status::Error(
-          "topology files larger than " + std::to_string(kMaxTopologyBytes >> 20) + " MiB in all",
-          EFBIG);
+      problems->push_back("topology files larger than " + std::to_string(kMaxTopologyBytes >> 20) +
+                          " MiB in all");
+      return Status::Error("topology files too large", EFBIG);
     }
-    files.push_back({{"name", path}, {"text", std::move(*text)}});
-    return Status::Ok();
-  };
-  for (const auto& path : paths) {
-    std::error_code error;
-    if (!std::filesystem::is_directory(path, error)) {
-      VF_RETURN_IF_ERROR(add(path));
-      continue;
-    }
-    std::vector<std::string> names;
-    std::filesystem::directory_iterator it(path, error), end;
-    if (error) return Status::Error("cannot read " + path + ": " + error.message(), error.value());
-    for (; it != end; it.increment(error)) {
-      if (error) break;
-      const auto& entry_path = it->path();
-      std::error_code ignored;
-      if (entry_path.extension() == ".json" && !it->is_directory(ignored)) {
-        names.push_back(entry_path.string());
-      }
-    }
-    if (error) return Status::Error("cannot read " + path + ": " + error.message(), error.value());
-    if (names.empty()) return Status::Error(path + ": no *.json files in this directory", ENOENT);
-    std::sort(names.begin(), names.end());
-    for (const auto& name : names) VF_RETURN_IF_ERROR(add(name));
+    files.push_back({{"name", std::move(file.name)}, {"text", std::move(file.text)}});
   }
   return files;
 }
@@ -269,8 +227,12 @@ class Dispatcher {
     const std::string& sub = cl_.sub;
     if (command == "validate") return Validate();
     if (command == "plan" || command == "apply") {
-      Result<json> files = ReadTopologyFiles(cl_.operands);
-      if (!files.ok()) return Fail(files.status().message());
+      std::vector<std::string> problems;
+      Result<json> files = ReadTopologyFiles(cl_.operands, &problems);
+      if (!files.ok()) {
+        for (const std::string& problem : problems) err_ << "netctl: " << problem << "\n";
+        return 1;
+      }
       json args = {{"files", std::move(*files)}};
       return Call(command == "plan" ? verb::kPlan : verb::kApply, args,
                   command == "plan" ? FormatPlan : FormatApply);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "decode.h"
@@ -78,6 +79,53 @@ void ReportDuplicates(std::vector<Site> sites, Describe describe, std::vector<Di
 
 SiteOrder OrderOf(size_t file_index, const SourceLocation& where) {
   return {file_index, where.line, where.column};
+}
+
+// Refuses the first port too many on each network (kMaxKernelBridgePorts,
+// kMaxUserspaceSwitchPorts), counting as netd does: the declared ports in
+// order, then the tap of each VM NIC (VMs and NICs in order) that names no
+// port the network declares.
+void CheckPortCounts(const Decoded& decoded, const std::map<std::string, size_t>& network_index,
+                     std::vector<Diagnostic>* errors) {
+  const Topology& topology = decoded.topology;
+  std::vector<std::set<std::string>> names(topology.networks.size());
+  std::vector<size_t> counts(topology.networks.size());
+  const auto limit_of = [&](size_t n) {
+    return topology.networks[n].datapath == Datapath::kKernel ? kMaxKernelBridgePorts
+                                                              : kMaxUserspaceSwitchPorts;
+  };
+  const auto limit_text = [&](size_t n) {
+    const std::string limit = std::to_string(limit_of(n));
+    return topology.networks[n].datapath == Datapath::kKernel
+               ? "a Linux bridge takes at most " + limit + " ports (port numbers 1.." + limit +
+                     "), VM NIC taps included"
+               : "vfabric's switch takes at most " + limit + " ports, VM NIC taps included";
+  };
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    for (const PortConfig& port : network.ports) names[n].insert(port.name);
+    counts[n] = network.ports.size();
+    if (counts[n] > limit_of(n)) {
+      errors->push_back({network.ports[limit_of(n)].where,
+                         "port " + std::to_string(limit_of(n) + 1) + " of network " +
+                             Quoted(network.name) + " is one too many: " + limit_text(n)});
+    }
+  }
+  for (const VmConfig& vm : topology.vms) {
+    for (size_t i = 0; i < vm.nics.size(); ++i) {
+      const NicConfig& nic = vm.nics[i];
+      auto network = network_index.find(nic.network);
+      if (network == network_index.end()) continue;
+      const size_t n = network->second;
+      if (!names[n].insert(nic.port).second) continue;  // a declared tap, or a duplicate
+      if (++counts[n] == limit_of(n) + 1) {
+        errors->push_back(
+            {nic.where, "the tap of NIC " + std::to_string(i) + " of VM " + Quoted(vm.name) +
+                            " would be port " + std::to_string(counts[n]) + " of network " +
+                            Quoted(topology.networks[n].name) + ": " + limit_text(n)});
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -296,6 +344,7 @@ void CheckAcross(Decoded* decoded) {
                LocationText(first_site.where) + ")";
       },
       errors);
+  CheckPortCounts(*decoded, network_index, errors);
   ReportDuplicates(
       nic_macs,
       [](const NicSite& site, const NicSite& first_site) {

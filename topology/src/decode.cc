@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -43,7 +44,8 @@ constexpr uint64_t kMaxVlanId = 4094;
 constexpr uint64_t kMinMemoryMb = 16, kMaxMemoryMb = 1 << 20;
 constexpr uint64_t kMaxVcpus = 64;
 constexpr uint64_t kMaxFdbEntries = 1 << 24;
-constexpr uint64_t kMaxId = 4294967294;  // uid_t/gid_t without (uid_t)-1
+constexpr uint64_t kMaxId = 4294967294;                 // uid_t/gid_t without (uid_t)-1
+constexpr double kMaxExactDouble = 9007199254740992.0;  // 2^53
 
 std::string Quote(std::string_view text) {
   std::string out = "\"";
@@ -234,6 +236,19 @@ class Decoder {
   std::optional<uint64_t> IntegerAt(const json& value, const std::string& pointer, uint64_t lo,
                                     uint64_t hi) {
     const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+    // A number with a zero fraction (4.0, 4e0) is an integer, as JSON Schema
+    // has it ("type": "integer"): one truth for the schema and the validator.
+    // Up to 2^53, where every such double is exactly the integer written.
+    if (value.is_number_float()) {
+      const double number = value.get<double>();
+      if (std::isfinite(number) && number == std::trunc(number) && number >= 0 &&
+          number <= kMaxExactDouble) {
+        const auto integer = static_cast<uint64_t>(number);
+        if (integer >= lo && integer <= hi) return integer;
+        Error(pointer, "expected an integer in " + range + ", got " + value.dump());
+        return std::nullopt;
+      }
+    }
     if (!value.is_number_integer()) {
       if (value.is_number_float()) {
         Error(pointer, "expected an integer in " + range + ", got " + value.dump());
@@ -418,7 +433,10 @@ class Decoder {
         network.bridge = *bridge;
         sites.bridge = At(Child(pointer, "bridge"));
       }
-    } else if (!network.name.empty() && ObjectNameError(network.name).empty()) {
+    } else if (network.datapath == Datapath::kKernel && !network.name.empty() &&
+               ObjectNameError(network.name).empty()) {
+      // Only a kernel network has a Linux bridge; a userspace one gets no
+      // default name to clash with or to be too long.
       const std::string bridge = "vfb-" + network.name;
       if (bridge.size() > kMaxInterfaceNameLength) {
         Error(Child(pointer, "name"), "the default bridge name " + Quote(bridge) +
@@ -493,7 +511,9 @@ class Decoder {
     timer("hello_time", kMinHelloTime, kMaxHelloTime, &stp->hello_time);
     timer("forward_delay", kMinForwardDelay, kMaxForwardDelay, &stp->forward_delay);
     timer("max_age", kMinMaxAge, kMaxMaxAge, &stp->max_age);
-    if (!timers_ok) return;
+    // The relation is STP's own rule (neither the kernel nor the userspace
+    // switch checks it with STP off, and neither uses the timers then).
+    if (!timers_ok || !stp->enabled) return;
     // 802.1D-2004 17.14: 2 * (Forward Delay - 1) >= Max Age >= 2 * (Hello Time + 1).
     const uint32_t upper = 2 * (stp->forward_delay - 1);
     const uint32_t lower = 2 * (stp->hello_time + 1);

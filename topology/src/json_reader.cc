@@ -16,11 +16,47 @@ struct SyntaxError {
   std::string message;
 };
 
+// "UTF-16 (little-endian, with a byte order mark)" when `text` is UTF-16 or
+// UTF-32, else "". Without a byte order mark, the NUL bytes around the first
+// character tell (a JSON text starts with an ASCII character; RFC 4627 3).
+std::string WideEncoding(std::string_view text) {
+  const auto starts = [&](std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+  };
+  using namespace std::string_view_literals;
+  if (starts("\xFF\xFE\0\0"sv)) return "UTF-32 (little-endian, with a byte order mark)";
+  if (starts("\0\0\xFE\xFF"sv)) return "UTF-32 (big-endian, with a byte order mark)";
+  if (starts("\xFF\xFE"sv)) return "UTF-16 (little-endian, with a byte order mark)";
+  if (starts("\xFE\xFF"sv)) return "UTF-16 (big-endian, with a byte order mark)";
+  if (text.size() < 2) return "";
+  const bool nul[4] = {text[0] == '\0', text[1] == '\0', text.size() > 2 && text[2] == '\0',
+                       text.size() > 3 && text[3] == '\0'};
+  if (text.size() >= 4 && !nul[0] && nul[1] && nul[2] && nul[3]) {
+    return "UTF-32 (little-endian, no byte order mark)";
+  }
+  if (text.size() >= 4 && nul[0] && nul[1] && nul[2] && !nul[3]) {
+    return "UTF-32 (big-endian, no byte order mark)";
+  }
+  if (!nul[0] && nul[1]) return "UTF-16 (little-endian, no byte order mark)";
+  if (nul[0] && !nul[1]) return "UTF-16 (big-endian, no byte order mark)";
+  return "";
+}
+
 class Reader {
  public:
   Reader(std::string_view text, JsonDocument* doc) : text_(text), doc_(doc) {}
 
   void Run() {
+    if (const std::string encoding = WideEncoding(text_); !encoding.empty()) {
+      // Read as bytes, UTF-16 fails at the first NUL ("expected a value"),
+      // which says nothing useful; name the encoding instead.
+      doc_->errors.push_back({{1, 1},
+                              "",
+                              "the file is " + encoding +
+                                  "; a topology must be UTF-8 (convert it, e.g. with iconv -t "
+                                  "UTF-8)"});
+      return;
+    }
     if (text_.substr(0, 3) == "\xEF\xBB\xBF") {
       pos_ = 3;
       line_start_ = 3;

@@ -13,7 +13,8 @@
 // zeros, strings must be valid UTF-8 without raw control characters, a
 // duplicate key in one object is an error (the first value is kept), nesting
 // is limited (kMaxDepth) so hostile input cannot exhaust the stack. A leading
-// UTF-8 byte order mark is skipped.
+// UTF-8 byte order mark is skipped; UTF-16 and UTF-32 text (with or without a
+// byte order mark) is refused at 1:1 with its encoding named.
 //
 // A syntax error stops the reader (there is no sensible way to resynchronise);
 // duplicate keys do not. Integers that fit int64/uint64 are stored as such;

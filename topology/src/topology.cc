@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "decode.h"
@@ -45,11 +46,63 @@ LoadResult Finish(internal::Decoded decoded, const std::vector<std::string>& fil
   return result;
 }
 
-// Reads a whole file; on failure returns false with the reason in `*error`.
-bool ReadWholeFile(const std::string& path, std::string* text, std::string* error) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// What a file type is, for "not a regular file (a FIFO)".
+std::string FileTypeName(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "of an unknown type";
+}
+
+std::string NotRegular(mode_t mode) { return "not a regular file (" + FileTypeName(mode) + ")"; }
+
+// Why stat(path) failed with `error`, saying so when `path` itself is a
+// symlink that leads nowhere (dangling, or a loop).
+std::string StatFailure(const std::string& path, int error) {
+  struct stat link {};
+  if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+    if (error == ELOOP) return "symbolic link loop (" + std::string(std::strerror(error)) + ")";
+    char target[4096];
+    const ssize_t n = ::readlink(path.c_str(), target, sizeof target);
+    const std::string to =
+        n >= 0 ? " to \"" + std::string(target, static_cast<size_t>(n)) + "\"" : std::string();
+    return "dangling symbolic link" + to + " (" + std::strerror(error) + ")";
+  }
+  if (error == ELOOP) return "symbolic link loop (" + std::string(std::strerror(error)) + ")";
+  return std::string("cannot open: ") + std::strerror(error);
+}
+
+// Reads one configuration file by the rule in topology.h; on failure returns
+// false with the reason in `*error`.
+bool ReadConfigFile(const std::string& path, std::string* text, std::string* error) {
+  // stat() first: a FIFO or a device is refused without being opened (opening
+  // one can block, or have effects of its own).
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = StatFailure(path, errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = NotRegular(st.st_mode);
+    return false;
+  }
+  // O_NONBLOCK and fstat(): the name may have been replaced by a FIFO since.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd) {
-    *error = std::string("cannot open: ") + std::strerror(errno);
+    const int open_error = errno;
+    *error = open_error == ENOENT || open_error == ELOOP
+                 ? StatFailure(path, open_error)
+                 : std::string("cannot open: ") + std::strerror(open_error);
+    return false;
+  }
+  if (::fstat(fd.get(), &st) != 0) {
+    *error = std::string("cannot stat: ") + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = NotRegular(st.st_mode);
     return false;
   }
   char buffer[65536];
@@ -74,27 +127,28 @@ bool IsDirectory(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool IsRegularFile(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// The *.json regular files (symlinks followed) directly in `dir`, by name.
-bool ListJsonFiles(const std::string& dir, std::vector<std::string>* files, std::string* error) {
-  DIR* handle = ::opendir(dir.c_str());
+// The entries of `dir` named *.json (not hidden), by name, whatever their
+// type: ReadConfigFile() judges each one.
+bool ListJsonEntries(const std::string& dir, std::vector<std::string>* files, std::string* error) {
+  const std::unique_ptr<DIR, int (*)(DIR*)> handle(::opendir(dir.c_str()), &::closedir);
   if (!handle) {
     *error = std::string("cannot open directory: ") + std::strerror(errno);
     return false;
   }
   std::vector<std::string> names;
-  while (const dirent* entry = ::readdir(handle)) {
+  errno = 0;  // readdir() returns null both at the end and on an error
+  while (const dirent* entry = ::readdir(handle.get())) {
     const std::string name = entry->d_name;
-    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
-    if (name[0] == '.') continue;  // hidden files and editor leftovers
-    const std::string path = dir + (dir.ends_with('/') ? "" : "/") + name;
-    if (IsRegularFile(path)) names.push_back(path);
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0 &&
+        name[0] != '.') {  // not hidden files and editor leftovers
+      names.push_back(dir + (dir.ends_with('/') ? "" : "/") + name);
+    }
+    errno = 0;
   }
-  ::closedir(handle);
+  if (const int read_error = errno; read_error != 0) {
+    *error = std::string("cannot read directory: ") + std::strerror(read_error);
+    return false;
+  }
   std::sort(names.begin(), names.end());
   files->insert(files->end(), names.begin(), names.end());
   return true;
@@ -260,32 +314,41 @@ LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files) {
   return Finish(std::move(decoded), order);
 }
 
-LoadResult LoadTopology(const std::vector<std::string>& paths) {
-  internal::Decoded decoded;
-  std::vector<std::string> order;
-  std::vector<std::string> files;
+ReadResult ReadTopologyFiles(const std::vector<std::string>& paths) {
+  ReadResult result;
   for (const std::string& path : paths) {
-    std::string error;
+    std::vector<std::string> files;
     if (IsDirectory(path)) {
-      if (!ListJsonFiles(path, &files, &error)) {
-        decoded.errors.push_back({{path, 0, 0, ""}, error});
-        order.push_back(path);
+      std::string error;
+      if (!ListJsonEntries(path, &files, &error)) {
+        result.errors.push_back({{path, 0, 0, ""}, std::move(error)});
+        result.paths.push_back(path);
       }
     } else {
       files.push_back(path);
     }
-  }
-  for (const std::string& file : files) {
-    std::string text;
-    std::string error;
-    order.push_back(file);
-    if (!ReadWholeFile(file, &text, &error)) {
-      decoded.errors.push_back({{file, 0, 0, ""}, error});
-      continue;
+    for (const std::string& file : files) {
+      std::string text;
+      std::string error;
+      result.paths.push_back(file);
+      if (ReadConfigFile(file, &text, &error)) {
+        result.files.push_back({file, std::move(text)});
+      } else {
+        result.errors.push_back({{file, 0, 0, ""}, std::move(error)});
+      }
     }
-    internal::DecodeDocument(text, file, order.size() - 1, &decoded);
   }
-  return Finish(std::move(decoded), order);
+  return result;
+}
+
+LoadResult LoadTopology(const std::vector<std::string>& paths) {
+  ReadResult read = ReadTopologyFiles(paths);
+  internal::Decoded decoded;
+  decoded.errors = std::move(read.errors);
+  for (size_t i = 0; i < read.files.size(); ++i) {
+    internal::DecodeDocument(read.files[i].text, read.files[i].name, i, &decoded);
+  }
+  return Finish(std::move(decoded), read.paths);
 }
 
 }  // namespace vfabric::topology

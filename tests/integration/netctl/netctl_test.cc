@@ -32,6 +32,42 @@ class NetctlTest : public testing::NetdFixture {
   }
 };
 
+// The port limit `validate` enforces is the kernel's own: in this namespace a
+// Linux bridge takes 1023 ports and refuses the 1,024th (EXFULL), and
+// `validate` passes 1023 ports and refuses the 1,024th at its position.
+TEST_F(NetctlTest, ValidateRefusesThePortTheKernelBridgeWouldRefuse) {
+  std::string batch = "link add vfb-big type bridge\n";
+  for (int i = 1; i <= 1024; ++i) {
+    const std::string n = std::to_string(i);
+    batch +=
+        "link add v" + n + " type veth peer name p" + n + "\nlink set v" + n + " master vfb-big\n";
+  }
+  testing::WriteFile(dir_.Join("ports.batch"), batch);
+  CommandResult added = testing::Cmd({"ip", "-force", "-batch", dir_.Join("ports.batch")});
+  EXPECT_NE(added.exit_code, 0);
+  EXPECT_THAT(added.err, HasSubstr("Exchange full"));
+  EXPECT_EQ(testing::IpJson({"ip", "-j", "link", "show", "master", "vfb-big"}).size(), 1023u);
+
+  // Port i on line i + 2, column 1.
+  const auto topology = [&](int ports) {
+    std::string text = "{\"networks\": [{\"name\": \"big\", \"bridge\": \"br-big\", \"ports\": [\n";
+    for (int i = 1; i <= ports; ++i)
+      text += "{\"name\": \"t" + std::to_string(i) + "\"}" + (i < ports ? ",\n" : "\n");
+    const std::string path = dir_.Join(std::to_string(ports) + ".json");
+    testing::WriteFile(path, text + "]}]}\n");
+    return path;
+  };
+  CommandResult fits = Netctl({"validate", topology(1023)});
+  EXPECT_EQ(fits.exit_code, 0) << fits.err;
+  const std::string too_many = topology(1024);
+  CommandResult refused = Netctl({"validate", too_many});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.err, too_many +
+                             ":1025:1: /networks/0/ports/1023: port 1024 of network \"big\" is one "
+                             "too many: a Linux bridge takes at most 1023 ports (port numbers "
+                             "1..1023), VM NIC taps included\n");
+}
+
 TEST_F(NetctlTest, EveryVerbAsATableAndAsJson) {
   Start(Configs());
   CommandResult list = Netctl({"network", "list"});

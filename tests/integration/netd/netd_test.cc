@@ -294,6 +294,52 @@ TEST_F(NetdTest, ReloadRemovesWhatLeftTheConfigAndNeverTouchesForeignLinks) {
   EXPECT_TRUE(LinkExists("foreign0"));
 }
 
+// A config file that became a dangling symlink (moved away mid-deployment)
+// is an error at SIGHUP like any invalid configuration: the old one is kept
+// and the networks that file held stay, instead of being deleted as if the
+// file were not there.
+TEST_F(NetdTest, ReloadWithADanglingSymlinkKeepsTheNetworks) {
+  const std::string configs = dir_.Join("configs");
+  ASSERT_TRUE(std::filesystem::create_directory(configs));
+  std::filesystem::copy_file(Configs() + "/lab.json", configs + "/lab.json");
+  std::filesystem::copy_file(Configs() + "/edge.json", configs + "/edge.json");
+  Start(configs);
+  ASSERT_TRUE(LinkExists("vfb-edge"));
+  ASSERT_TRUE(LinkExists("edge-tap0"));
+
+  const std::string edge = configs + "/edge.json";
+  ASSERT_EQ(unlink(edge.c_str()), 0);
+  ASSERT_EQ(symlink("/nonexistent/edge.json", edge.c_str()), 0);
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor([&] { return Log().find("reload: ") != std::string::npos; }, 10000)) << Log();
+  EXPECT_THAT(Log(),
+              HasSubstr(edge + ": dangling symbolic link to \"/nonexistent/edge.json\" (No such "
+                               "file or directory)"));
+  EXPECT_THAT(Log(), HasSubstr("keeping the old configuration"));
+  EXPECT_TRUE(LinkExists("vfb-edge"));
+  EXPECT_TRUE(LinkExists("edge-tap0"));
+  EXPECT_EQ(Ok(Request("network.list"))["networks"].size(), 2u);
+
+  // Removing the file for real is a change netd then applies.
+  ASSERT_EQ(unlink(edge.c_str()), 0);
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(WaitFor([&] { return !LinkExists("vfb-edge"); }, 10000)) << Log();
+  EXPECT_TRUE(LinkExists("vfb-lab"));
+}
+
+// A FIFO given as the configuration is refused at once; opening it for
+// reading would wait for a writer forever.
+TEST_F(NetdTest, AFifoConfigurationIsRefusedWithoutBlocking) {
+  const std::string fifo = dir_.Join("pipe.json");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ScopedProcess netd({Netd(), "--config", fifo, "--socket", socket_, "--run-dir", run_dir()}, log_);
+  const int status = netd.Wait(10000);
+  ASSERT_NE(status, -1) << "netd blocked on the FIFO\n" << Log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_THAT(Log(), HasSubstr(fifo + ": not a regular file (a FIFO)"));
+  EXPECT_FALSE(std::filesystem::exists(socket_));
+}
+
 TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
   Start(Configs());
   const std::string before = Cmd({"ip", "-br", "link"}).out;

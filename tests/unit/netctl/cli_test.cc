@@ -1,7 +1,12 @@
 #include "vfabric/netctl/cli.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <future>
 #include <sstream>
 
 #include "fake_netd.h"
@@ -314,7 +319,49 @@ TEST(RunTest, AnUnreadableFileFailsBeforeConnecting) {
   std::string file = dir.Join("absent.json");
   Output result = RunNetctl({"apply", file}, "/nonexistent/netd.sock");
   EXPECT_EQ(result.code, 1);
-  EXPECT_EQ(result.err, "netctl: cannot read " + file + ": No such file or directory\n");
+  EXPECT_EQ(result.err, "netctl: " + file + ": cannot open: No such file or directory\n");
+}
+
+// plan/apply read files by the rule netd and `validate` use (the library's
+// ReadTopologyFiles): every entry that cannot be read is named with its
+// cause, nothing is sent, and a FIFO never blocks.
+TEST(RunTest, ApplyReadsConfigEntriesByTheOneRule) {
+  vfabric::testing::TempDir dir;
+  vfabric::testing::WriteFile(dir.Join("a.json"), "A");
+  vfabric::testing::WriteFile(dir.Join(".hidden.json"), "skipped");
+  ASSERT_EQ(symlink("gone.json", dir.Join("b.json").c_str()), 0);
+  ASSERT_EQ(mkdir(dir.Join("c.json").c_str(), 0755), 0);
+  const std::string fifo = dir.Join("d.json");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  FakeNetd netd([](const std::string& line) {
+    return OkReply(line, {{"operations", json::array()}, {"changed", 0}});
+  });
+  auto running = std::async(std::launch::async, [&] {
+    return RunNetctl({"apply", dir.path()}, netd.path());
+  });
+  if (running.wait_for(std::chrono::seconds(5)) == std::future_status::timeout) {
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // lets a blocked reader go
+    if (fd >= 0) ::close(fd);
+    ADD_FAILURE() << "netctl apply blocked on the FIFO " << fifo;
+  }
+  Output result = running.get();
+  EXPECT_EQ(result.code, 1);
+  EXPECT_EQ(result.out, "");
+  EXPECT_EQ(result.err,
+            "netctl: " + dir.Join("b.json") +
+                ": dangling symbolic link to \"gone.json\" (No such file or directory)\n"
+                "netctl: " +
+                dir.Join("c.json") + ": not a regular file (a directory)\n" + "netctl: " + fifo +
+                ": not a regular file (a FIFO)\n");
+  EXPECT_TRUE(netd.requests().empty());
+}
+
+TEST(RunTest, ApplyWithNothingToSendFails) {
+  vfabric::testing::TempDir dir;
+  vfabric::testing::WriteFile(dir.Join("notes.txt"), "ignored");
+  Output result = RunNetctl({"apply", dir.path()}, "/nonexistent/netd.sock");
+  EXPECT_EQ(result.code, 1);
+  EXPECT_EQ(result.err, "netctl: " + dir.path() + ": no *.json files in this directory\n");
 }
 
 TEST(RunTest, InvalidTopologyPrintsEachDiagnostic) {

@@ -1,5 +1,7 @@
 // `netctl validate` end to end: the built binary on files in a TempDir.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -125,6 +127,45 @@ TEST(ValidateTest, AMissingFileIsAnError) {
   CommandResult result = RunNetctl({"validate", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_EQ(result.err, file + ": cannot open: No such file or directory\n");
+}
+
+// A directory entry that cannot be read is an error (as for netd and
+// `netctl apply`), never "ok": netd would read the same directory.
+TEST(ValidateTest, ADanglingSymlinkInADirectoryIsAnError) {
+  TempDir dir;
+  WriteFile(dir.Join("lab.json"), kGood);
+  ASSERT_EQ(symlink("moved-away.json", dir.Join("fast.json").c_str()), 0);
+  CommandResult result = RunNetctl({"validate", dir.path()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.out, "");
+  EXPECT_EQ(result.err, dir.Join("fast.json") +
+                            ": dangling symbolic link to \"moved-away.json\" (No such file or "
+                            "directory)\n");
+}
+
+// A FIFO is refused at once (`timeout` ends a netctl that would block).
+TEST(ValidateTest, AFifoIsAnErrorAndDoesNotBlock) {
+  TempDir dir;
+  const std::string fifo = dir.Join("pipe.json");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  CommandResult result = vfabric::testing::Run({"timeout", "10", Netctl(), "validate", fifo});
+  EXPECT_EQ(result.exit_code, 1) << "124 means it blocked";
+  EXPECT_EQ(result.err, fifo + ": not a regular file (a FIFO)\n");
+}
+
+// UTF-16 is named, not reported as "expected a value".
+TEST(ValidateTest, Utf16IsNamed) {
+  TempDir dir;
+  const std::string file = dir.Join("wide.json");
+  std::string text = "\xFF\xFE";
+  for (char c : std::string("{\"networks\": []}\n")) text += std::string{c, '\0'};
+  WriteFile(file, text);
+  CommandResult result = RunNetctl({"validate", file});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err, file +
+                            ":1:1: (root): the file is UTF-16 (little-endian, with a byte order "
+                            "mark); a topology must be UTF-8 (convert it, e.g. with iconv -t "
+                            "UTF-8)\n");
 }
 
 TEST(ValidateTest, UsageErrorExitsTwo) {

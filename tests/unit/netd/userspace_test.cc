@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "fake_kernel.h"
+#include "vfabric/fdb/fdb.h"
 #include "vfabric/netd/controller.h"
+#include "vfabric/topology/topology.h"
 
 namespace vfabric::netd {
 namespace {
@@ -208,6 +210,13 @@ TEST(UserspaceControllerTest, VerbsOnUserspaceAndKernelNetworks) {
       EXPECT_EQ(network["state"], "missing");
     }
   }
+}
+
+// The validator refuses a userspace network's port past
+// topology::kMaxUserspaceSwitchPorts: that must be the switch's own number of
+// port slots (netd's switches take fdb::Config's default max_ports).
+TEST(UserspaceTest, TheTopologysPortLimitIsTheSwitchs) {
+  EXPECT_EQ(topology::kMaxUserspaceSwitchPorts, fdb::Config{}.max_ports);
 }
 
 }  // namespace

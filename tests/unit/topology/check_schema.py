@@ -24,6 +24,7 @@ SKIP = 77
 EXPECTED_BAD = {
     "bad_fdb_limit_kernel.json": "/networks/0/fdb",
     "bad_ifname_long.json": "/networks/0/ports/0/name",
+    "bad_kernel_bridge_ports.json": "/networks/0/ports",
     "bad_mac_multicast.json": "/networks/0/fdb/static/0/mac",
     "bad_mac_zero.json": "/networks/0/fdb/static/0/mac",
     "bad_many.json": "/networks/0",

@@ -1,10 +1,19 @@
 // LoadTopology and ParseTopologyFiles: files, directories, merging, and
 // names checked across files.
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <future>
 #include <set>
 #include <string>
 #include <utility>
@@ -138,7 +147,6 @@ TEST(TopologyLoadTest, DirectoryOrderSubdirectoriesAndOtherFiles) {
   testing::WriteFile(dir.Join("c.json"), "{\"networks\": [{\"name\": \"c\"}]}");
   testing::WriteFile(dir.Join("notes.txt"), "not json");
   testing::WriteFile(dir.Join(".hidden.json"), "not json");
-  ASSERT_EQ(mkdir(dir.Join("sub.json").c_str(), 0755), 0);  // a directory named like a file
   ASSERT_EQ(mkdir(dir.Join("sub").c_str(), 0755), 0);
   testing::WriteFile(dir.Join("sub/z.json"), "not json");
   LoadResult result = LoadTopology({dir.path()});
@@ -190,6 +198,137 @@ TEST(TopologyLoadTest, ParseTopologyFilesMergesInMemoryFiles) {
   EXPECT_THAT(NetworkNames(good), ElementsAre("one", "two"));
 }
 
+// ---- The one rule for configuration entries (ReadTopologyFiles) ----
+
+// A dangling symlink is an error naming the path and its target, never an
+// empty file: netd reloading a directory that holds one must keep the
+// networks that file held, not delete them.
+TEST(TopologyLoadTest, ADanglingSymlinkIsAnError) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("a.json"), "{\"networks\": [{\"name\": \"a\"}]}");
+  ASSERT_EQ(symlink("gone.json", dir.Join("b.json").c_str()), 0);
+  const std::string error =
+      dir.Join("b.json") + ": dangling symbolic link to \"gone.json\" (No such file or directory)";
+  LoadResult in_directory = LoadTopology({dir.path()});
+  EXPECT_THAT(Lines(in_directory), ElementsAre(error));
+  EXPECT_FALSE(in_directory.ok());
+  EXPECT_THAT(Lines(LoadTopology({dir.Join("b.json")})), ElementsAre(error));
+
+  // What could be read is still read and checked.
+  ReadResult read = ReadTopologyFiles({dir.path()});
+  ASSERT_EQ(read.files.size(), 1u);
+  EXPECT_EQ(read.files[0].name, dir.Join("a.json"));
+  EXPECT_EQ(read.files[0].text, "{\"networks\": [{\"name\": \"a\"}]}");
+  EXPECT_THAT(read.paths, ElementsAre(dir.Join("a.json"), dir.Join("b.json")));
+  EXPECT_FALSE(read.ok());
+}
+
+TEST(TopologyLoadTest, ASymlinkLoopIsAnError) {
+  testing::TempDir dir;
+  ASSERT_EQ(symlink("self.json", dir.Join("self.json").c_str()), 0);
+  ASSERT_EQ(symlink("y.json", dir.Join("x.json").c_str()), 0);
+  ASSERT_EQ(symlink("x.json", dir.Join("y.json").c_str()), 0);
+  const std::string loop = ": symbolic link loop (Too many levels of symbolic links)";
+  EXPECT_THAT(Lines(LoadTopology({dir.path()})),
+              ElementsAre(dir.Join("self.json") + loop, dir.Join("x.json") + loop,
+                          dir.Join("y.json") + loop));
+}
+
+// Root opens any file whatever its mode, so an entry that cannot be read even
+// by root is one that is no regular file: a directory named *.json.
+TEST(TopologyLoadTest, ADirectoryNamedLikeAFileIsAnError) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Join("a.json"), "{\"networks\": [{\"name\": \"a\"}]}");
+  ASSERT_EQ(mkdir(dir.Join("sub.json").c_str(), 0755), 0);
+  testing::WriteFile(dir.Join("sub.json/inner.json"), "{}");  // never entered
+  ASSERT_EQ(symlink(dir.path().c_str(), dir.Join("up.json").c_str()), 0);
+  EXPECT_THAT(Lines(LoadTopology({dir.path()})),
+              ElementsAre(dir.Join("sub.json") + ": not a regular file (a directory)",
+                          dir.Join("up.json") + ": not a regular file (a directory)"));
+}
+
+// Opening a FIFO for reading waits for a writer: a FIFO named as a config
+// must be refused at once, never block netd or netctl.
+TEST(TopologyLoadTest, AFifoIsRefusedWithoutBlocking) {
+  testing::TempDir dir;
+  const std::string fifo = dir.Join("pipe.json");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::vector<std::string>& paths :
+       {std::vector<std::string>{dir.path()}, std::vector<std::string>{fifo}}) {
+    auto loading = std::async(std::launch::async, [&] { return LoadTopology(paths); });
+    if (loading.wait_for(std::chrono::seconds(5)) == std::future_status::timeout) {
+      // Let the blocked reader go (it reads end-of-file) so the test ends.
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) ::close(fd);
+      ADD_FAILURE() << "LoadTopology blocked on the FIFO " << fifo;
+    }
+    EXPECT_THAT(Lines(loading.get()), ElementsAre(fifo + ": not a regular file (a FIFO)"))
+        << paths[0];
+  }
+}
+
+TEST(TopologyLoadTest, DevicesAndSocketsAreRefused) {
+  testing::TempDir dir;
+  ASSERT_EQ(symlink("/dev/null", dir.Join("null.json").c_str()), 0);
+  const std::string socket_path = dir.Join("sock.json");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  ::close(fd);
+  ASSERT_EQ(bound, 0);
+  EXPECT_THAT(Lines(LoadTopology({dir.path(), "/dev/null"})),
+              ElementsAre(dir.Join("null.json") + ": not a regular file (a character device)",
+                          socket_path + ": not a regular file (a socket)",
+                          "/dev/null: not a regular file (a character device)"));
+}
+
+// What LoadTopology reports for `paths` when run as the user "nobody" (uid
+// 65534) when this test runs as root, for whom a file's mode is no obstacle.
+std::vector<std::string> LinesAsAnUnprivilegedUser(const std::vector<std::string>& paths) {
+  if (geteuid() != 0) return Lines(LoadTopology(paths));
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return {"pipe failed"};
+  const pid_t child = fork();
+  if (child == 0) {
+    std::string text;
+    if (setresgid(65534, 65534, 65534) == 0 && setgroups(0, nullptr) == 0 &&
+        setresuid(65534, 65534, 65534) == 0) {
+      for (const std::string& line : Lines(LoadTopology(paths))) text += line + "\n";
+    } else {
+      text = "cannot become nobody\n";
+    }
+    (void)!::write(out[1], text.data(), text.size());
+    _exit(0);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(out[0], buffer, sizeof buffer)) > 0)
+    text.append(buffer, static_cast<size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::vector<std::string> lines;
+  for (size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(text.substr(start, end - start));
+  return lines;
+}
+
+TEST(TopologyLoadTest, AnUnreadableFileOrDirectoryIsAnError) {
+  testing::TempDir dir;
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);  // "nobody" may look inside
+  testing::WriteFile(dir.Join("secret.json"), "{}");
+  ASSERT_EQ(chmod(dir.Join("secret.json").c_str(), 0), 0);
+  ASSERT_EQ(mkdir(dir.Join("closed").c_str(), 0), 0);
+  EXPECT_THAT(LinesAsAnUnprivilegedUser({dir.path(), dir.Join("closed")}),
+              ElementsAre(dir.Join("secret.json") + ": cannot open: Permission denied",
+                          dir.Join("closed") + ": cannot open directory: Permission denied"));
+}
+
 // The known-bad files that the schema test (check_schema.py) also feeds to
 // the JSON Schema: vfabric's own validator must reject each one, exactly here.
 TEST(TopologyLoadTest, KnownBadDataFiles) {
@@ -201,6 +340,9 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
       {"bad_ifname_long.json",
        {"1:48: /networks/0/ports/0/name: invalid interface name \"sixteen-chars-xx\": is 16 "
         "bytes long; the limit is 15"}},
+      {"bad_kernel_bridge_ports.json",
+       {"1025:5: /networks/0/ports/1023: port 1024 of network \"big\" is one too many: a Linux "
+        "bridge takes at most 1023 ports (port numbers 1..1023), VM NIC taps included"}},
       {"bad_mac_multicast.json",
        {"2:30: /networks/0/fdb/static/0/mac: a static FDB entry needs a unicast MAC address; "
         "01:80:c2:00:00:0e is multicast (the low bit of the first byte is set)"}},
@@ -251,6 +393,16 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
   std::set<std::string> listed;
   for (const auto& entry : cases) listed.insert(entry.first);
   EXPECT_EQ(files, listed);
+}
+
+// The files the schema test must find valid are valid here too (one truth:
+// good_integral_numbers.json has 4.0 for 4, and STP timers out of relation
+// with STP off).
+TEST(TopologyLoadTest, KnownGoodDataFiles) {
+  const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
+  for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json"}) {
+    EXPECT_THAT(Lines(LoadTopology({data + name})), IsEmpty()) << name;
+  }
 }
 
 }  // namespace

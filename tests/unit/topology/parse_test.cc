@@ -330,11 +330,11 @@ TEST(TopologyParseTest, UnknownKeysWithSuggestions) {
 
 TEST(TopologyParseTest, WrongTypes) {
   EXPECT_THAT(
-      ErrorsOf(OneNetwork("\"stp\": {\"enabled\": \"yes\", \"priority\": 4096.0, \"max_age\": "
+      ErrorsOf(OneNetwork("\"stp\": {\"enabled\": \"yes\", \"priority\": 4096.5, \"max_age\": "
                           "\"20\"}, \"ports\": [{\"name\": 7, \"hairpin\": 1}], \"bridge\": null")),
       ElementsAre("t.json:2:22: /networks/0/stp/enabled: expected a boolean, got a string",
                   "t.json:2:41: /networks/0/stp/priority: expected an integer in 0..61440, got "
-                  "4096.0",
+                  "4096.5",
                   "t.json:2:60: /networks/0/stp/max_age: expected an integer, got a string",
                   "t.json:2:86: /networks/0/ports/0/name: expected a string, got an integer",
                   "t.json:2:100: /networks/0/ports/0/hairpin: expected a boolean, got an integer",
@@ -376,6 +376,31 @@ TEST(TopologyParseTest, DefaultBridgeNameMustFit) {
   EXPECT_TRUE(
       ParseTopology("{\"networks\": [{\"name\": \"twelve-chars\", \"bridge\": \"br0\"}]}", "t.json")
           .ok());
+}
+
+// A userspace network has no Linux bridge, so no default bridge name: none
+// to be too long, none to clash with an interface named like it.
+TEST(TopologyParseTest, UserspaceNetworksHaveNoDefaultBridge) {
+  LoadResult result = ParseTopology(
+      R"({"networks": [
+  {"name": "fast", "datapath": "userspace", "ports": [{"name": "vfb-slow"}]},
+  {"name": "slow", "datapath": "userspace", "ports": [{"name": "vfb-fast"}]},
+  {"name": "a-very-long-network-name", "datapath": "userspace"}]})",
+      "t.json");
+  ASSERT_TRUE(result.ok()) << result.errors[0].ToString();
+  EXPECT_EQ(result.topology.networks[0].bridge, "");
+  EXPECT_EQ(result.topology.networks[2].bridge, "");
+  // A kernel network still gets one, and it still clashes.
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"name\": \"k\"},\n"
+                       "{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": [{\"name\": "
+                       "\"vfb-k\"}]}]}"),
+              ElementsAre("t.json:2:59: /networks/1/ports/0/name: interface name \"vfb-k\" is "
+                          "already used by the bridge of network \"k\" (at t.json:1:24)"));
+  // A bridge name given on a userspace network is kept (and reserved).
+  LoadResult named = ParseTopology(
+      R"({"networks": [{"name": "u", "datapath": "userspace", "bridge": "br-u"}]})", "t.json");
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named.topology.networks[0].bridge, "br-u");
 }
 
 TEST(TopologyParseTest, NetworkAndVmNames) {
@@ -517,10 +542,11 @@ TEST(TopologyParseTest, StpTimerRelation) {
               ElementsAre("t.json:2:10: /networks/0/stp: STP timers must satisfy "
                           "2*(forward_delay-1) >= max_age >= 2*(hello_time+1) (802.1D-2004 17.14); "
                           "got 2*(4-1) = 6, max_age = 20, 2*(2+1) = 6"));
-  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 10, \"max_age\": 20}")),
-              ElementsAre("t.json:2:10: /networks/0/stp: STP timers must satisfy "
-                          "2*(forward_delay-1) >= max_age >= 2*(hello_time+1) (802.1D-2004 17.14); "
-                          "got 2*(15-1) = 28, max_age = 20, 2*(10+1) = 22"));
+  EXPECT_THAT(
+      ErrorsOf(OneNetwork("\"stp\": {\"enabled\": true, \"hello_time\": 10, \"max_age\": 20}")),
+      ElementsAre("t.json:2:10: /networks/0/stp: STP timers must satisfy "
+                  "2*(forward_delay-1) >= max_age >= 2*(hello_time+1) (802.1D-2004 17.14); "
+                  "got 2*(15-1) = 28, max_age = 20, 2*(10+1) = 22"));
   // The boundaries themselves are fine.
   EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 2, \"forward_delay\": 4, "
                                   "\"max_age\": 6}")),
@@ -528,6 +554,119 @@ TEST(TopologyParseTest, StpTimerRelation) {
   EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 1, \"forward_delay\": 30, "
                                   "\"max_age\": 40, \"priority\": 0}")),
               IsEmpty());
+}
+
+// The relation is STP's rule: with STP off neither datapath runs STP or
+// checks it, so a network may keep timers it will use only once STP is on.
+// The ranges (which the kernel enforces whatever stp_state) still apply.
+TEST(TopologyParseTest, StpTimerRelationOnlyWhenStpIsOn) {
+  for (const char* datapath : {"kernel", "userspace"}) {
+    const std::string network = std::string("\"datapath\": \"") + datapath + "\", ";
+    EXPECT_THAT(ErrorsOf(OneNetwork(network + "\"stp\": {\"hello_time\": 10, \"max_age\": 20}")),
+                IsEmpty())
+        << datapath;
+    EXPECT_THAT(ErrorsOf(OneNetwork(network + "\"stp\": {\"enabled\": false, \"forward_delay\": 4, "
+                                              "\"max_age\": 40}")),
+                IsEmpty())
+        << datapath;
+    LoadResult off = ParseTopology(
+        OneNetwork(network + "\"stp\": {\"hello_time\": 10, \"max_age\": 20}"), "t.json");
+    ASSERT_TRUE(off.ok());
+    EXPECT_EQ(off.topology.networks[0].stp.hello_time, 10u);
+    EXPECT_EQ(off.topology.networks[0].stp.max_age, 20u);
+  }
+  EXPECT_THAT(ErrorsOf(OneNetwork("\"stp\": {\"enabled\": false, \"max_age\": 41}")),
+              ElementsAre("t.json:2:40: /networks/0/stp/max_age: expected an integer in 6..40, "
+                          "got 41"));
+}
+
+// JSON Schema's "integer" is any number with a zero fraction, so the schema
+// takes 4.0 where it takes 4; the validator does too (one truth; the schema
+// test feeds data/good_integral_numbers.json to both).
+TEST(TopologyParseTest, NumbersWithAZeroFractionAreIntegers) {
+  LoadResult result = ParseTopology(
+      OneNetwork(
+          "\"stp\": {\"enabled\": true, \"priority\": 4096.0, \"hello_time\": 2e0, "
+          "\"forward_delay\": 4.0, \"max_age\": 0.6e1},\n"
+          "\"fdb\": {\"ageing_time\": 120.00, \"static\": [{\"mac\": \"52:54:00:00:00:01\", "
+          "\"port\": \"p0\", \"vlan\": -0.0}]},\n"
+          "\"ports\": [{\"name\": \"p0\", \"cost\": 1E2, \"priority\": 8.0, \"owner\": 0.0}]"),
+      "t.json");
+  ASSERT_TRUE(result.ok()) << result.errors[0].ToString();
+  const NetworkConfig& n = result.topology.networks[0];
+  EXPECT_EQ(n.stp.priority, 4096u);
+  EXPECT_EQ(n.stp.hello_time, 2u);
+  EXPECT_EQ(n.stp.forward_delay, 4u);
+  EXPECT_EQ(n.stp.max_age, 6u);
+  EXPECT_EQ(n.fdb.ageing_time, 120u);
+  EXPECT_EQ(n.fdb.static_entries[0].vlan, 0);
+  EXPECT_EQ(n.ports[0].cost, 100u);
+  EXPECT_EQ(n.ports[0].priority, 8u);
+  EXPECT_EQ(n.ports[0].owner, 0u);
+  LoadResult trunk = ParseTopology(
+      R"({"networks": [{"name": "u", "datapath": "userspace", "ports": [{"name": "t0",
+          "vlan": {"mode": "trunk", "allowed": [10.0, "20"], "native": 1.0}}]}]})",
+      "t.json");
+  ASSERT_TRUE(trunk.ok()) << trunk.errors[0].ToString();
+  EXPECT_TRUE(trunk.topology.networks[0].ports[0].vlan.allowed.test(10));
+  EXPECT_EQ(trunk.topology.networks[0].ports[0].vlan.native, 1);
+
+  // A fraction, a negative or too large integral value, and the range, still count.
+  EXPECT_THAT(
+      ErrorsOf(OneNetwork("\"stp\": {\"hello_time\": 2.5, \"max_age\": -6.0, \"forward_delay\": "
+                          "4e1, \"priority\": 1e300}")),
+      ElementsAre(
+          "t.json:2:25: /networks/0/stp/hello_time: expected an integer in 1..10, got 2.5",
+          "t.json:2:41: /networks/0/stp/max_age: expected an integer in 6..40, got -6.0",
+          "t.json:2:64: /networks/0/stp/forward_delay: expected an integer in 4..30, got 40.0",
+          "t.json:2:81: /networks/0/stp/priority: expected an integer in 0..61440, got 1e+300"));
+}
+
+// A topology written as UTF-16 or UTF-32 (an editor's "Unicode") is named as
+// such, at 1:1, instead of "expected a value" at its first NUL byte.
+TEST(TopologyParseTest, Utf16AndUtf32AreNamed) {
+  const std::string text = "{\"networks\": []}";
+  const auto widen = [&](size_t width, bool big_endian, bool bom) {
+    std::string out;
+    const auto put = [&](uint32_t unit) {
+      for (size_t i = 0; i < width; ++i) {
+        const size_t shift = 8 * (big_endian ? width - 1 - i : i);
+        out.push_back(static_cast<char>(unit >> shift & 0xff));
+      }
+    };
+    if (bom) put(0xFEFF);
+    for (char c : text) put(static_cast<unsigned char>(c));
+    return out;
+  };
+  const std::string tail = "; a topology must be UTF-8 (convert it, e.g. with iconv -t UTF-8)";
+  const struct {
+    size_t width;
+    bool big_endian;
+    bool bom;
+    const char* name;
+  } cases[] = {
+      {2, false, true, "UTF-16 (little-endian, with a byte order mark)"},
+      {2, true, true, "UTF-16 (big-endian, with a byte order mark)"},
+      {2, false, false, "UTF-16 (little-endian, no byte order mark)"},
+      {2, true, false, "UTF-16 (big-endian, no byte order mark)"},
+      {4, false, true, "UTF-32 (little-endian, with a byte order mark)"},
+      {4, true, true, "UTF-32 (big-endian, with a byte order mark)"},
+      {4, false, false, "UTF-32 (little-endian, no byte order mark)"},
+      {4, true, false, "UTF-32 (big-endian, no byte order mark)"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_THAT(ErrorsOf(widen(c.width, c.big_endian, c.bom)),
+                ElementsAre(std::string("t.json:1:1: (root): the file is ") + c.name + tail))
+        << c.name;
+  }
+  // A one-character UTF-16 document, and leading whitespace, are seen too.
+  EXPECT_THAT(ErrorsOf(std::string(" \0{\0}\0", 6)),
+              ElementsAre("t.json:1:1: (root): the file is UTF-16 (little-endian, no byte order "
+                          "mark)" +
+                          tail));
+  // UTF-8, with or without its byte order mark, is read as before.
+  EXPECT_THAT(ErrorsOf("\xEF\xBB\xBF" + text), IsEmpty());
+  EXPECT_THAT(ErrorsOf(text), IsEmpty());
 }
 
 // ---- Ports ----
@@ -767,6 +906,57 @@ TEST(TopologyParseTest, AllErrorsInOnePassInFileOrder) {
                           "11:59 /vms/0/nics/0/network"));
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(result.topology.networks, IsEmpty());  // no model when anything is wrong
+}
+
+// ---- Limits of the datapaths ----
+
+// `count` ports "p0".."pN", one a line: port i is at line i + 2, column 1.
+std::string ManyPorts(const std::string& datapath, size_t count, const std::string& vms = "") {
+  std::string text =
+      "{\"networks\": [{\"name\": \"big\", \"datapath\": \"" + datapath + "\", \"ports\": [\n";
+  for (size_t i = 0; i < count; ++i) {
+    text += "{\"name\": \"p" + std::to_string(i) + "\"}" + (i + 1 < count ? ",\n" : "\n");
+  }
+  return text + "]}]" + vms + "}\n";
+}
+
+// A Linux bridge numbers its ports 1..1023 (the 1,024th gets EXFULL): the
+// first port too many is refused offline, at its position.
+TEST(TopologyParseTest, KernelBridgePortLimit) {
+  EXPECT_EQ(kMaxKernelBridgePorts, 1023u);
+  EXPECT_THAT(ErrorsOf(ManyPorts("kernel", 1023)), IsEmpty());
+  const std::string message =
+      "t.json:1025:1: /networks/0/ports/1023: port 1024 of network \"big\" is one too many: a "
+      "Linux bridge takes at most 1023 ports (port numbers 1..1023), VM NIC taps included";
+  EXPECT_THAT(ErrorsOf(ManyPorts("kernel", 1024)), ElementsAre(message));
+  // 1,025 ports: one error, at the first port too many.
+  EXPECT_THAT(ErrorsOf(ManyPorts("kernel", 1025)), ElementsAre(message));
+}
+
+// VM NICs add a tap each to their network (unless they name a tap it
+// declares): they count, and the first NIC too many carries the error.
+TEST(TopologyParseTest, KernelBridgePortLimitCountsVmNics) {
+  const std::string vms =
+      ",\n\"vms\": [{\"name\": \"vm1\", \"disk\": \"d\", \"nics\": [\n"
+      "{\"network\": \"big\", \"port\": \"p0\"},\n"  // a declared tap: no new port
+      "{\"network\": \"big\"},\n"                    // port 1023
+      "{\"network\": \"big\"}]}]";                   // port 1024: one too many
+  const std::string text = ManyPorts("kernel", 1022, vms);
+  EXPECT_THAT(ErrorsOf(text),
+              ElementsAre("t.json:1028:1: /vms/0/nics/2: the tap of NIC 2 of VM \"vm1\" would "
+                          "be port 1024 of network \"big\": a Linux bridge takes at most 1023 "
+                          "ports (port numbers 1..1023), VM NIC taps included"));
+  EXPECT_THAT(ErrorsOf(ManyPorts("kernel", 1021, vms)), IsEmpty());
+}
+
+// The userspace switch has 1,024 port slots (fdb::Config::max_ports).
+TEST(TopologyParseTest, UserspaceSwitchPortLimit) {
+  EXPECT_EQ(kMaxUserspaceSwitchPorts, 1024u);
+  EXPECT_THAT(ErrorsOf(ManyPorts("userspace", 1024)), IsEmpty());
+  EXPECT_THAT(ErrorsOf(ManyPorts("userspace", 1025)),
+              ElementsAre("t.json:1026:1: /networks/0/ports/1024: port 1025 of network \"big\" "
+                          "is one too many: vfabric's switch takes at most 1024 ports, VM NIC "
+                          "taps included"));
 }
 
 }  // namespace

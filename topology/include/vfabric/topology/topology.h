@@ -125,8 +125,10 @@ struct PortConfig {
 struct NetworkConfig {
   std::string name;
   Datapath datapath = Datapath::kKernel;
-  // Interface name; defaults to "vfb-" + name, which must then fit in 15
-  // bytes (else the topology must name the bridge).
+  // Interface name of the Linux bridge. On the kernel datapath it defaults to
+  // "vfb-" + name, which must then fit in 15 bytes (else the topology must
+  // name the bridge). A userspace network has no Linux bridge: "" unless the
+  // topology names one (the name is then reserved, never created).
   std::string bridge;
   StpConfig stp;
   BridgeVlanConfig vlan;
@@ -183,14 +185,53 @@ struct SourceFile {
 // checks names across files, like LoadTopology without touching the disk.
 LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files);
 
-// Loads each path (a file, or a directory whose *.json files are read in name
-// order; subdirectories are not entered), merges them into one topology and
-// checks names across files (duplicates, references).
+// The files a list of configuration paths names, read from the disk.
+struct ReadResult {
+  std::vector<SourceFile> files;   // every file read, in load order
+  std::vector<Diagnostic> errors;  // "PATH: cause" (line 0), one per path that could not be read
+  std::vector<std::string> paths;  // every file met, read or not, in load order
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads the topology files that `paths` name. This is the one rule for
+// configuration entries that netd (--config, at start and on SIGHUP),
+// `netctl validate` and `netctl apply` share:
+//  - A path that is a directory (symlinks followed) contributes its entries
+//    whose names end in ".json" and do not start with '.', in byte order of
+//    their names; other entries, and subdirectories not named *.json, are
+//    skipped and never entered. Any other path is a file.
+//  - Every file, given or found, must be a regular file after following
+//    symlinks, and readable. Each of these is an error naming the path and the
+//    cause, never an empty or a skipped file: a missing file, a dangling
+//    symlink (its target is named), a symlink loop, a file that cannot be
+//    opened or read, one larger than 16 MiB, and anything not a regular file
+//    (a directory named *.json, a FIFO, a socket, a device). A non-regular
+//    file is refused from stat() without being opened, and files are opened
+//    O_NONBLOCK and checked again with fstat(), so a FIFO or a device never
+//    blocks the reader.
+//  - An empty directory contributes nothing (no error).
+// Reading goes on after an error, so every unreadable path is reported.
+ReadResult ReadTopologyFiles(const std::vector<std::string>& paths);
+
+// ReadTopologyFiles(), then ParseTopologyFiles() on every file that could be
+// read: merges them into one topology and checks names across files
+// (duplicates, references). A read error is reported among the files'
+// diagnostics and makes the result not ok.
 LoadResult LoadTopology(const std::vector<std::string>& paths);
 
 // ---- Helpers shared with netd, netctl and the datapaths ----
 
 inline constexpr size_t kMaxInterfaceNameLength = 15;  // IFNAMSIZ - 1
+
+// The most ports one network may have, counting the taps its VMs' NICs add
+// (netd makes one per NIC that names no declared port; WithGuestPorts() in
+// netd/src/planner.cc). The validator refuses the first port or NIC too many.
+// A Linux bridge numbers its ports 1..1023: it has 1,024 port numbers
+// (BR_MAX_PORTS) and 0 is reserved, so enslaving a 1,024th port fails with
+// EXFULL (net/bridge/br_if.c, find_portno()).
+inline constexpr size_t kMaxKernelBridgePorts = 1023;
+// vfabric's switch has one slot per port, fdb::Config::max_ports (1,024) of them.
+inline constexpr size_t kMaxUserspaceSwitchPorts = 1024;
 
 // Why `name` cannot be a Linux interface name in a topology, or "" when it
 // can: 1..15 bytes of printable ASCII without '/', ':', '%' (the kernel's
