@@ -17,9 +17,9 @@ namespace {
 
 using nlohmann::json;
 using testing::Cmd;
+using ::testing::HasSubstr;
 using testing::Request;
 using testing::WaitFor;
-using ::testing::HasSubstr;
 
 class ExistingPortTest : public testing::NetdFixture {
  protected:
@@ -128,7 +128,9 @@ TEST_F(ExistingPortTest, AnAdminDownExistingPortIsQuiet) {
   // It stays down (the operator's), and comes back when brought up.
   ASSERT_EQ(Cmd({"ip", "link", "set", "ex0", "up"}).exit_code, 0);
   EXPECT_TRUE(WaitFor(
-      [&] { return Ok(Request("port.list", {{"network", "us"}}))["ports"][1]["switch_port"].is_number(); },
+      [&] {
+        return Ok(Request("port.list", {{"network", "us"}}))["ports"][1]["switch_port"].is_number();
+      },
       5000))
       << Log();
   EXPECT_FALSE(testing::Link("ex0").empty());
