@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/vmm/qemu_command.h"
@@ -348,8 +349,14 @@ Status GuestManager::Stop(const std::string& name) {
   auto it = guests_.find(name);
   if (it == guests_.end()) return Status::Error("no vm named \"" + name + "\"");
   it->second->RequestStop();
-  // Kept across a netd restart, as an operator expects of a stopped VM.
-  std::ofstream(StoppedMarker(name)) << "stopped with vm stop\n";
+  // Kept across a netd restart, as an operator expects of a stopped VM. The
+  // guest stops either way; the answer says when the next netd would start
+  // it again.
+  Status saved = WriteFileAtomically(StoppedMarker(name), "stopped with vm stop\n");
+  if (!saved.ok())
+    return Status::Error("vm " + name + " is stopping, but " + saved.message() +
+                             ": the next netd would start it again",
+                         saved.error_number());
   return Status::Ok();
 }
 

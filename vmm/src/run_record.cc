@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/unique_fd.h"
 
 namespace vfabric::vmm {
@@ -225,30 +226,10 @@ Result<RunRecord> ParseRunRecord(std::string_view text) {
 }
 
 Status WriteRunRecord(const std::string& run_dir, const RunRecord& record) {
-  const std::string path = RunRecordPath(run_dir);
-  const std::string temp = path + ".tmp";
-  const std::string text = RunRecordToJson(record);
-  {
-    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return Status::FromErrno("open " + temp, errno);
-    size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        ::unlink(temp.c_str());
-        return Status::FromErrno("write " + temp, err);
-      }
-      done += static_cast<size_t>(n);
-    }
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return Status::FromErrno("rename " + temp + " to " + path, err);
-  }
-  return Status::Ok();
+  // Written aside, fsynced and renamed (common/atomic_file.h): a crash or a
+  // full run directory leaves the old record, never a truncated one that
+  // would lose the running QEMU to the next netd.
+  return WriteFileAtomically(RunRecordPath(run_dir), RunRecordToJson(record), 0600);
 }
 
 Result<std::optional<RunRecord>> ReadRunRecord(const std::string& run_dir) {

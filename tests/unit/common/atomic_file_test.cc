@@ -44,7 +44,7 @@ TEST_F(AtomicFileTest, WritesAndReplaces) {
   ASSERT_TRUE(WriteFileAtomically(path_, "second, longer\n", 0600).ok());
   EXPECT_EQ(Read(path_), "second, longer\n");
   EXPECT_FALSE(Exists(path_ + ".tmp"));
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
