@@ -395,6 +395,12 @@ class Planner {
         } else {
           port_links_.push_back(SetUpOp(network.name, port.peer, true));
         }
+      } else if (peer != nullptr && !port.peer_netns.empty()) {
+        // The pair was made but its peer never moved (netd died in between,
+        // or someone moved it back): finish the move.
+        Operation move = Op(Operation::Kind::kMoveToNetns, network.name, port.peer);
+        move.netns = port.peer_netns;
+        port_links_.push_back(move);
       } else if (peer != nullptr && port.peer_netns.empty() && !peer->admin_up) {
         port_config_.push_back(SetUpOp(network.name, port.peer, true));
       }
