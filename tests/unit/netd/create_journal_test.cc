@@ -1,8 +1,8 @@
 #include "vfabric/netd/create_journal.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -18,8 +18,8 @@ namespace vfabric::netd {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::FakeKernel;
+using ::testing::HasSubstr;
 using topology::NetworkConfig;
 using topology::PortConfig;
 using topology::PortKind;
