@@ -78,20 +78,19 @@ Result<std::vector<CreateIntent>> CreateJournal::Read() const {
   std::stringstream text;
   text << in.rdbuf();
   const json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || doc.value("version", 0) != kJournalVersion ||
-      !doc.contains("creating") || !doc["creating"].is_array())
-    return Status::Error("journal " + path_ + ": not a version " +
-                         std::to_string(kJournalVersion) + " journal of link creations");
+  if (!doc.is_object() || doc.value("version", 0) != kJournalVersion || !doc.contains("creating") ||
+      !doc["creating"].is_array())
+    return Status::Error("journal " + path_ + ": not a version " + std::to_string(kJournalVersion) +
+                         " journal of link creations");
   std::vector<CreateIntent> intents;
   for (const json& item : doc["creating"]) {
     if (!item.is_object()) continue;
     CreateIntent intent{Field(item, "kind"), Field(item, "name"), Field(item, "peer"),
                         Field(item, "alias")};
-    const bool known = intent.kind == "probe" ||
-                       ((intent.kind == "bridge" || intent.kind == "veth") &&
-                        !intent.name.empty() && !intent.alias.empty());
-    if (!known)
-      return Status::Error("journal " + path_ + ": unknown entry " + item.dump());
+    const bool known =
+        intent.kind == "probe" || ((intent.kind == "bridge" || intent.kind == "veth") &&
+                                   !intent.name.empty() && !intent.alias.empty());
+    if (!known) return Status::Error("journal " + path_ + ": unknown entry " + item.dump());
     intents.push_back(std::move(intent));
   }
   return intents;
@@ -105,9 +104,9 @@ Status JournaledKernel::Journaled(const CreateIntent& intent, Create create) {
                                                     : "create " + intent.kind + " " + intent.name;
     // Made without its intent on disk, a crash could leave a link the next
     // netd would refuse; so it is not made.
-    return Status::Error(what + ": not started, its intent could not be recorded: " +
-                             begun.message(),
-                         begun.error_number());
+    return Status::Error(
+        what + ": not started, its intent could not be recorded: " + begun.message(),
+        begun.error_number());
   }
   Status status = create();
   Status ended = journal_.End(intent);
@@ -177,8 +176,9 @@ Result<std::vector<std::string>> RecoverCreations(Kernel& kernel, CreateJournal&
       const LinkInfo* end = find(intent.name);
       const LinkInfo* peer = find(intent.peer);
       // Both ends must be the pair that was being made, when both are here.
-      const bool paired = end == nullptr || peer == nullptr ||
-                          (end->link_ifindex == peer->ifindex && peer->link_ifindex == end->ifindex);
+      const bool paired =
+          end == nullptr || peer == nullptr ||
+          (end->link_ifindex == peer->ifindex && peer->link_ifindex == end->ifindex);
       for (const LinkInfo* link : {end, peer}) {
         if (link != nullptr && paired && link->kind == "veth" && link->alias.empty())
           VF_RETURN_IF_ERROR(adopt(*link, intent.alias));
