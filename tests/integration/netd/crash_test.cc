@@ -34,9 +34,9 @@ namespace vfabric {
 namespace {
 
 using nlohmann::json;
-using ::testing::HasSubstr;
 using testing::Cmd;
 using testing::CommandResult;
+using ::testing::HasSubstr;
 using testing::IpJson;
 using testing::Request;
 using testing::ScopedProcess;
@@ -224,18 +224,18 @@ TEST_F(CrashTest, AKillAtAnyPointOfAnApplyOf200TapsConverges) {
       EXPECT_EQ(now["flags"], old["flags"]);
     }
     // Nothing left to do, and nothing left in flight.
-    CommandResult plan = Cmd({testing::BinaryDir() + "/netctl/netctl", "--socket", socket_,
-                              "--json", "plan", config_});
+    CommandResult plan = Cmd(
+        {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_, "--json", "plan", config_});
     ASSERT_EQ(plan.exit_code, 0) << plan.err;
     EXPECT_EQ(json::parse(plan.out, nullptr, false)["operations"], json::array()) << plan.out;
     EXPECT_FALSE(std::filesystem::exists(run_dir() + "/creating.json"));
     ASSERT_EQ(Stop(), 0) << Log();
   }
-  std::string summary = std::to_string(points.size()) + " kills in " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                           Clock::now() - test_start)
-                                           .count()) +
-                        " s; what each found:\n";
+  std::string summary =
+      std::to_string(points.size()) + " kills in " +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - test_start).count()) +
+      " s; what each found:\n";
   for (const std::string& line : found) summary += "  " + line + "\n";
   // How often the next netd had to finish a dead one's creation (the
   // journal's case; a kill lands there by chance, so it is reported, not
@@ -288,8 +288,8 @@ TEST_F(StateFileTest, FdbChangesOnAFullOrReadOnlyRunDirAreRefusedAndKeepTheGoodF
       "ports": [{"name": "us-t0", "kind": "tap"}, {"name": "us-t1", "kind": "tap"}]}]})";
   Start(config);
   auto add = [&](const char* mac) {
-    return testing::Ask(socket_, Request("fdb.add", {{"network", "us"}, {"mac", mac},
-                                                     {"port", "us-t0"}}));
+    return testing::Ask(socket_,
+                        Request("fdb.add", {{"network", "us"}, {"mac", mac}, {"port", "us-t0"}}));
   };
   const std::string file = run_dir() + "/userspace/us.fdb.json";
   ASSERT_EQ(add("52:54:00:00:00:01")["ok"], true);
@@ -312,8 +312,8 @@ TEST_F(StateFileTest, FdbChangesOnAFullOrReadOnlyRunDirAreRefusedAndKeepTheGoodF
   EXPECT_EQ(testing::ReadFile(file), good);
   EXPECT_FALSE(std::filesystem::exists(file + ".tmp"));
 
-  json del = testing::Ask(socket_,
-                          Request("fdb.del", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}}));
+  json del =
+      testing::Ask(socket_, Request("fdb.del", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}}));
   EXPECT_EQ(del["ok"], false) << del.dump();
   EXPECT_EQ(del["error"]["code"], "failed");
   EXPECT_THAT(ErrorMessage(del), HasSubstr("No space left on device"));
