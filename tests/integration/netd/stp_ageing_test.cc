@@ -14,8 +14,8 @@ namespace vfabric {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::json;
+using ::testing::Not;
 using testing::WaitFor;
 
 class StpAgeingTest : public testing::NetdFixture {};
