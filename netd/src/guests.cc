@@ -139,8 +139,30 @@ topology::Topology GuestManager::WithRunningNics(topology::Topology config) {
   return config;
 }
 
+void GuestManager::KillUnrecordedQemus(const std::string& name) {
+  const std::string dir = run_dir_ + "/" + name;
+  const std::string qmp_socket = dir + "/qmp.sock";
+  pid_t recorded = 0;
+  auto record = vmm::ReadRunRecord(dir);
+  if (record.ok() && *record && vmm::VerifyQemuProcess((*record)->pid, qmp_socket).ok())
+    recorded = (*record)->pid;
+  for (pid_t pid : vmm::FindQemuProcesses(qmp_socket)) {
+    if (pid == recorded) continue;
+    VF_LOG(kWarning) << "vm " << name << ": qemu pid " << pid
+                     << " was started by a netd that died before recording it; killing it";
+    vmm::RunRecord stray;
+    stray.pid = pid;
+    stray.qmp_socket = qmp_socket;
+    Status killed = vmm::KillRecordedQemu(stray, std::chrono::seconds(5));
+    if (!killed.ok()) VF_LOG(kError) << "vm " << name << ": " << killed.message();
+  }
+}
+
 bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors) {
   const std::string dir = run_dir_ + "/" + vm.name;
+  // A QEMU that no record names would keep the guest's taps and run beside
+  // the one started now (netd/DESIGN-crash.md).
+  KillUnrecordedQemus(vm.name);
   auto record = vmm::ReadRunRecord(dir);
   if (!record.ok()) {
     VF_LOG(kWarning) << "vm " << vm.name << ": " << record.status().message()
@@ -190,6 +212,7 @@ void GuestManager::StopOrphans(const std::set<std::string>& wanted) {
     if (wanted.count(name) || guests_.count(name)) continue;
     // Left the topology: if it comes back, it starts.
     std::filesystem::remove(StoppedMarker(name), ec);
+    KillUnrecordedQemus(name);
     auto record = vmm::ReadRunRecord(entry.path().string());
     if (!record.ok() || !*record) continue;
     const vmm::RunRecord& r = **record;

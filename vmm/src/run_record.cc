@@ -1,13 +1,16 @@
 #include "vfabric/vmm/run_record.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "vfabric/common/atomic_file.h"
@@ -266,6 +269,24 @@ Status VerifyQemuProcess(pid_t pid, const std::string& qmp_socket, const std::st
                          qmp_socket + "): " + shown);
   }
   return Status::Ok();
+}
+
+std::vector<pid_t> FindQemuProcesses(const std::string& qmp_socket, const std::string& proc_root) {
+  std::vector<pid_t> found;
+  UniqueFd dir_fd(::open(proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) return found;
+  DIR* dir = ::fdopendir(dir_fd.Release());
+  if (dir == nullptr) return found;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || end == entry->d_name || *end != '\0') continue;
+    if (VerifyQemuProcess(static_cast<pid_t>(pid), qmp_socket, proc_root).ok())
+      found.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(dir);
+  std::sort(found.begin(), found.end());
+  return found;
 }
 
 Status KillRecordedQemu(const RunRecord& record, std::chrono::milliseconds timeout) {
