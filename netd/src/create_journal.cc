@@ -100,8 +100,7 @@ template <typename Create>
 Status JournaledKernel::Journaled(const CreateIntent& intent, Create create) {
   Status begun = journal_.Begin(intent);
   if (!begun.ok()) {
-    const std::string what = intent.kind == "probe" ? "probe kernel features"
-                                                    : "create " + intent.kind + " " + intent.name;
+    const std::string what = "create " + intent.kind + " " + intent.name;
     // Made without its intent on disk, a crash could leave a link the next
     // netd would refuse; so it is not made.
     return Status::Error(
@@ -111,19 +110,26 @@ Status JournaledKernel::Journaled(const CreateIntent& intent, Create create) {
   Status status = create();
   Status ended = journal_.End(intent);
   if (!ended.ok())
-    VF_LOG(kWarning) << ended.message() << " (the next start will look at "
-                     << (intent.name.empty() ? "the probe's links" : intent.name) << " again)";
+    VF_LOG(kWarning) << ended.message() << " (the next start will look at " << intent.name
+                     << " again)";
   return status;
 }
 
 Result<KernelFeatures> JournaledKernel::ProbeFeatures() {
-  std::optional<Result<KernelFeatures>> features;
-  Status status = Journaled({"probe", "", "", ""}, [&] {
-    features = kernel_.ProbeFeatures();
-    return Status::Ok();
-  });
-  if (!status.ok()) return status;
-  return std::move(*features);
+  const CreateIntent probe{"probe", "", "", ""};
+  Status begun = journal_.Begin(probe);
+  if (!begun.ok()) {
+    // Unlike a bridge or veth that a network needs, what an interrupted
+    // probe leaves is litter, not a link that stops the next netd: a run
+    // directory that cannot take the intent must not keep netd from starting.
+    VF_LOG(kWarning) << "probe kernel features without a journal: " << begun.message()
+                     << " (if netd dies during the probe, delete the vfprobe-* links it leaves)";
+    return kernel_.ProbeFeatures();
+  }
+  Result<KernelFeatures> features = kernel_.ProbeFeatures();
+  Status ended = journal_.End(probe);
+  if (!ended.ok()) VF_LOG(kWarning) << ended.message();
+  return features;
 }
 
 Status JournaledKernel::CreateBridge(const std::string& name, const BridgeSettings& settings,

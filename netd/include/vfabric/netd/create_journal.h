@@ -68,9 +68,11 @@ class CreateJournal {
 };
 
 // The Kernel netd's controller uses: every call goes to `kernel`, but
-// CreateBridge, CreateVeth and ProbeFeatures first Begin an intent in
-// `journal` (and fail, untried, when it cannot be recorded) and End it when
-// the call returns. Both must outlive it.
+// CreateBridge and CreateVeth first Begin an intent in `journal` (and fail,
+// untried, when it cannot be recorded) and End it when the call returns.
+// ProbeFeatures does the same, except that it probes anyway (with a warning)
+// when its intent cannot be recorded: its leftovers would be litter, not a
+// reason for netd not to start. Both must outlive it.
 class JournaledKernel final : public Kernel {
  public:
   JournaledKernel(Kernel& kernel, CreateJournal& journal) : kernel_(kernel), journal_(journal) {}
