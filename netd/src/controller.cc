@@ -378,7 +378,10 @@ Reply Controller::FdbVerb(const std::string& verb, const json& args) {
                   << " added on request";
   } else {
     status = userspace_->DeleteStatic(*network, *mac, vlan);
-    if (!status.ok()) return Error{"not_found", status.message()};
+    // An entry that is not there carries no errno; a refusal (the topology's
+    // entry) or a deletion not saved (the run directory full) does.
+    if (!status.ok())
+      return Error{status.error_number() == 0 ? "not_found" : "failed", status.message()};
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString()
                   << " deleted on request";
   }

@@ -24,6 +24,7 @@
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netd/controller.h"
+#include "vfabric/netd/create_journal.h"
 #include "vfabric/netd/guests.h"
 
 namespace vfabric::netd {
@@ -168,13 +169,37 @@ class Daemon {
   int Run() {
     auto loaded = Load();
     if (!loaded.ok()) return 1;
+    // Before anything is applied: a second netd must not take over (and,
+    // its QMP connection refused, kill) the guests of the one running, nor
+    // take the journal of its creations in flight for a dead netd's.
+    if (!options_.dry_run && AnotherNetdListening(options_.socket_path)) {
+      VF_LOG(kError) << "control socket " << options_.socket_path
+                     << ": another netd is listening there";
+      return 1;
+    }
     auto kernel = NewNetlinkKernel();
     if (!kernel.ok()) {
       VF_LOG(kError) << kernel.status().message();
       return 1;
     }
     kernel_ = std::move(kernel).value();
-    auto features = kernel_->ProbeFeatures();
+    // What a netd killed in the middle of creating a link left unmarked is
+    // adopted first, so the plan below sees it as netd's own
+    // (netd/DESIGN-crash.md). A dry run changes nothing, so it neither
+    // recovers nor journals.
+    Kernel* kernel_in_use = kernel_.get();
+    if (!options_.dry_run) {
+      journal_ = std::make_unique<CreateJournal>(options_.run_dir + "/creating.json");
+      auto recovered = RecoverCreations(*kernel_, *journal_);
+      if (!recovered.ok()) {
+        VF_LOG(kError) << recovered.status().message();
+      } else {
+        for (const std::string& line : *recovered) VF_LOG(kWarning) << "recovery: " << line;
+      }
+      journaled_kernel_ = std::make_unique<JournaledKernel>(*kernel_, *journal_);
+      kernel_in_use = journaled_kernel_.get();
+    }
+    auto features = kernel_in_use->ProbeFeatures();
     if (!features.ok()) {
       VF_LOG(kError) << "probe kernel features: " << features.status().message();
       return 1;
@@ -183,7 +208,7 @@ class Daemon {
       VF_LOG(kInfo) << "kernel: no bridge VLAN filtering ("
                     << features->bridge_vlan_filtering_reason
                     << "); kernel-datapath networks cannot use VLANs";
-    controller_ = std::make_unique<Controller>(*kernel_, *features);
+    controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
@@ -193,13 +218,6 @@ class Daemon {
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
 
     if (options_.dry_run) return DryRun();
-    // Before anything is applied: a second netd must not take over (and,
-    // its QMP connection refused, kill) the guests of the one running.
-    if (AnotherNetdListening(options_.socket_path)) {
-      VF_LOG(kError) << "control socket " << options_.socket_path
-                     << ": another netd is listening there";
-      return 1;
-    }
 
     // Listening before the first apply: what changes while it runs (a tap's
     // carrier coming up once the userspace switch opens it, a guest's NIC)
@@ -504,6 +522,8 @@ class Daemon {
 
   const DaemonOptions& options_;
   std::unique_ptr<Kernel> kernel_;
+  std::unique_ptr<CreateJournal> journal_;
+  std::unique_ptr<JournaledKernel> journaled_kernel_;  // over kernel_, when not a dry run
   std::unique_ptr<GuestManager> guests_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<UserspaceNetworks> userspace_;

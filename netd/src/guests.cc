@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/vmm/qemu_command.h"
@@ -138,8 +139,30 @@ topology::Topology GuestManager::WithRunningNics(topology::Topology config) {
   return config;
 }
 
+void GuestManager::KillUnrecordedQemus(const std::string& name) {
+  const std::string dir = run_dir_ + "/" + name;
+  const std::string qmp_socket = dir + "/qmp.sock";
+  pid_t recorded = 0;
+  auto record = vmm::ReadRunRecord(dir);
+  if (record.ok() && *record && vmm::VerifyQemuProcess((*record)->pid, qmp_socket).ok())
+    recorded = (*record)->pid;
+  for (pid_t pid : vmm::FindQemuProcesses(qmp_socket)) {
+    if (pid == recorded) continue;
+    VF_LOG(kWarning) << "vm " << name << ": qemu pid " << pid
+                     << " was started by a netd that died before recording it; killing it";
+    vmm::RunRecord stray;
+    stray.pid = pid;
+    stray.qmp_socket = qmp_socket;
+    Status killed = vmm::KillRecordedQemu(stray, std::chrono::seconds(5));
+    if (!killed.ok()) VF_LOG(kError) << "vm " << name << ": " << killed.message();
+  }
+}
+
 bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors) {
   const std::string dir = run_dir_ + "/" + vm.name;
+  // A QEMU that no record names would keep the guest's taps and run beside
+  // the one started now (netd/DESIGN-crash.md).
+  KillUnrecordedQemus(vm.name);
   auto record = vmm::ReadRunRecord(dir);
   if (!record.ok()) {
     VF_LOG(kWarning) << "vm " << vm.name << ": " << record.status().message()
@@ -189,6 +212,7 @@ void GuestManager::StopOrphans(const std::set<std::string>& wanted) {
     if (wanted.count(name) || guests_.count(name)) continue;
     // Left the topology: if it comes back, it starts.
     std::filesystem::remove(StoppedMarker(name), ec);
+    KillUnrecordedQemus(name);
     auto record = vmm::ReadRunRecord(entry.path().string());
     if (!record.ok() || !*record) continue;
     const vmm::RunRecord& r = **record;
@@ -348,8 +372,14 @@ Status GuestManager::Stop(const std::string& name) {
   auto it = guests_.find(name);
   if (it == guests_.end()) return Status::Error("no vm named \"" + name + "\"");
   it->second->RequestStop();
-  // Kept across a netd restart, as an operator expects of a stopped VM.
-  std::ofstream(StoppedMarker(name)) << "stopped with vm stop\n";
+  // Kept across a netd restart, as an operator expects of a stopped VM. The
+  // guest stops either way; the answer says when the next netd would start
+  // it again.
+  Status saved = WriteFileAtomically(StoppedMarker(name), "stopped with vm stop\n");
+  if (!saved.ok())
+    return Status::Error("vm " + name + " is stopping, but " + saved.message() +
+                             ": the next netd would start it again",
+                         saved.error_number());
   return Status::Ok();
 }
 

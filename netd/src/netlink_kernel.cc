@@ -260,8 +260,17 @@ class NetlinkKernel final : public Kernel {
 
   Status CreateTap(const std::string& name, const TapSettings& settings,
                    const std::string& alias) override {
-    VF_RETURN_IF_ERROR(nl::CreatePersistentTap(name, settings));
-    return AliasOrUndo(name, alias, "create tap " + name);
+    // The alias goes on while the tap still dies with our fd, before
+    // TUNSETPERSIST: a netd killed at any point leaves either no tap or a
+    // marked one, never an unmarked tap that the next netd must refuse
+    // (netd/DESIGN-crash.md).
+    auto fd = nl::CreateTransientTap(name, settings);
+    if (!fd.ok()) return fd.status();
+    if (!alias.empty()) {
+      Status aliased = SetAlias(name, alias);
+      if (!aliased.ok()) return aliased.WithContext("create tap " + name);
+    }
+    return nl::MakeTapPersistent(*fd, name);
   }
 
   Status CreateVeth(const std::string& name, const std::string& peer,

@@ -54,6 +54,28 @@ bool SameBridgeSettings(const BridgeSettings& want, const BridgeSettings& have,
   return a == b;
 }
 
+// The settings the operator configured on a bridge, as far as the kernel
+// lets them be read. While the kernel's own STP runs a topology change it
+// ages the FDB fast: br->ageing_time becomes 2 x forward_delay, which is what
+// IFLA_BR_AGEING_TIME reports, while the configured value waits in
+// br->bridge_ageing_time (not exported) to be restored when the change ends
+// (net/bridge/br_stp.c, __br_set_topology_change). Writing the configured
+// ageing back then would end the fast ageing STP asked for, so during a
+// change the ageing is taken to be what `want` says; a real difference shows
+// once the change is over (the next repair or resync).
+BridgeSettings ConfiguredBridgeSettings(const BridgeStatus& status, const BridgeSettings& want) {
+  BridgeSettings have = status.settings;
+  const bool changing =
+      status.topology_change.value_or(0) != 0 || status.topology_change_timer_cs.value_or(0) != 0;
+  // Both are read back rounded to whole jiffies and converted on their own:
+  // allow one centisecond either way.
+  const int64_t fast = 2 * int64_t{have.forward_delay_cs};
+  const int64_t ageing = have.ageing_time_cs;
+  if (have.stp_enabled && changing && ageing >= fast - 1 && ageing <= fast + 1)
+    have.ageing_time_cs = want.ageing_time_cs;
+  return have;
+}
+
 // The fields of `want` that are set and differ from `have`.
 BridgePortSettings PortSettingsDiff(const BridgePortSettings& want,
                                     const BridgePortSettings& have) {
@@ -270,7 +292,8 @@ class Planner {
       bridges_.push_back(op);
     } else {
       if (bridge->alias != alias) PlanAlias(network.name, *bridge, alias, bridges_);
-      const BridgeSettings have = bridge->bridge ? bridge->bridge->settings : BridgeSettings{};
+      const BridgeSettings have =
+          bridge->bridge ? ConfiguredBridgeSettings(*bridge->bridge, settings) : BridgeSettings{};
       if (!SameBridgeSettings(settings, have, actual_.features.bridge_vlan_filtering)) {
         Operation op = Op(Operation::Kind::kSetBridgeSettings, network.name, network.bridge);
         op.bridge = settings;
@@ -372,6 +395,12 @@ class Planner {
         } else {
           port_links_.push_back(SetUpOp(network.name, port.peer, true));
         }
+      } else if (peer != nullptr && !port.peer_netns.empty()) {
+        // The pair was made but its peer never moved (netd died in between,
+        // or someone moved it back): finish the move.
+        Operation move = Op(Operation::Kind::kMoveToNetns, network.name, port.peer);
+        move.netns = port.peer_netns;
+        port_links_.push_back(move);
       } else if (peer != nullptr && port.peer_netns.empty() && !peer->admin_up) {
         port_config_.push_back(SetUpOp(network.name, port.peer, true));
       }

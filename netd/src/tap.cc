@@ -48,7 +48,7 @@ short TapFlags(bool vnet_hdr, bool multi_queue) {
 
 namespace nl {
 
-Status CreatePersistentTap(const std::string& name, const TapSettings& settings) {
+Result<UniqueFd> CreateTransientTap(const std::string& name, const TapSettings& settings) {
   const std::string what = "create tap " + name;
   VF_RETURN_IF_ERROR(CheckName(name, what));
   // TUNSETIFF on an existing tap attaches to it rather than failing.
@@ -62,8 +62,12 @@ Status CreatePersistentTap(const std::string& name, const TapSettings& settings)
   if (settings.group &&
       ::ioctl(fd->get(), TUNSETGROUP, static_cast<unsigned long>(*settings.group)) < 0)
     return Status::FromErrno(what + ": TUNSETGROUP", errno);
-  if (::ioctl(fd->get(), TUNSETPERSIST, 1UL) < 0)
-    return Status::FromErrno(what + ": TUNSETPERSIST", errno);
+  return fd;
+}
+
+Status MakeTapPersistent(const UniqueFd& fd, const std::string& name) {
+  if (::ioctl(fd.get(), TUNSETPERSIST, 1UL) < 0)
+    return Status::FromErrno("create tap " + name + ": TUNSETPERSIST", errno);
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "vfabric/bridge/ports.h"
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/stp/types.h"
@@ -144,32 +145,23 @@ std::map<StaticKey, std::string> UserspaceNetworks::ReadRuntimeStatics(
   return entries;
 }
 
-void UserspaceNetworks::SaveRuntimeStatics(const std::string& name, const Network& network) const {
-  if (state_dir_.empty()) return;
+Status UserspaceNetworks::SaveRuntimeStatics(const std::string& name,
+                                             const Network& network) const {
+  if (state_dir_.empty()) return Status::Ok();
   const std::string path = StaticsPath(name);
-  if (network.runtime_statics.empty()) {
-    ::unlink(path.c_str());
-    return;
-  }
+  const std::string what = "save run-time static FDB entries of network " + name;
+  if (network.runtime_statics.empty()) return RemoveFileDurably(path).WithContext(what);
   json entries = json::array();
   for (const auto& [key, port] : network.runtime_statics)
     entries.push_back({{"mac", key.second.ToString()}, {"vlan", key.first}, {"port", port}});
   std::error_code error;
   std::filesystem::create_directories(state_dir_, error);
-  // Written aside and renamed: a crash leaves the old file or the new one.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << json{{"network", name}, {"entries", entries}}.dump(1) << "\n";
-    if (!out) {
-      VF_LOG(kWarning) << "userspace network " << name << ": cannot write " << temporary
-                       << "; its run-time static FDB entries will not survive a restart";
-      return;
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
-    VF_LOG(kWarning) << "userspace network " << name << ": rename " << temporary << ": "
-                     << std::strerror(errno);
+  if (error)
+    return Status::Error(what + ": create " + state_dir_ + ": " + error.message(), error.value());
+  // A crash, a full disk or a read-only directory leaves the old file or the
+  // new one, never a truncated one (common/atomic_file.h).
+  return WriteFileAtomically(path, json{{"network", name}, {"entries", entries}}.dump(1) + "\n")
+      .WithContext(what);
 }
 UserspaceNetworks::~UserspaceNetworks() { StopAll(); }
 
@@ -478,8 +470,10 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
     case Kind::kRemovePort:
       RemovePort(network, op.object);
       if (std::erase_if(network.runtime_statics,
-                        [&](const auto& e) { return e.second == op.object; }))
-        SaveRuntimeStatics(op.network, network);
+                        [&](const auto& e) { return e.second == op.object; })) {
+        Status saved = SaveRuntimeStatics(op.network, network);
+        if (!saved.ok()) VF_LOG(kError) << what << ": " << saved.message();
+      }
       VF_LOG(kInfo) << what << ": removed port " << op.object;
       return Status::Ok();
     case Kind::kReopenPort:
@@ -537,7 +531,10 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
     case Kind::kForgetRuntimeStatic:
       VF_LOG(kWarning) << what << ": static FDB entry " << op.key.second.ToString() << " (VLAN "
                        << op.key.first << ") removed: " << op.why;
-      if (network.runtime_statics.erase(op.key)) SaveRuntimeStatics(op.network, network);
+      if (network.runtime_statics.erase(op.key)) {
+        Status saved = SaveRuntimeStatics(op.network, network);
+        if (!saved.ok()) VF_LOG(kError) << what << ": " << saved.message();
+      }
       return Status::Ok();
     case Kind::kDeleteStatic: {
       Status status = network.sw->RemoveStaticFdb(op.key.first, op.key.second);
@@ -814,7 +811,15 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
   VF_RETURN_IF_ERROR(n->second.sw->AddStaticFdb(key.first, mac, p->second.id));
   n->second.installed_statics[key] = port;
   n->second.runtime_statics[key] = port;
-  SaveRuntimeStatics(config.name, n->second);
+  // The entry forwards now either way; the answer says when it would not
+  // come back after a restart.
+  Status saved = SaveRuntimeStatics(config.name, n->second);
+  if (!saved.ok())
+    return Status::Error("static FDB entry " + mac.ToString() + " on " + port +
+                             " is in effect but was not saved (it will be lost at netd's "
+                             "restart): " +
+                             saved.message(),
+                         saved.error_number());
   return Status::Ok();
 }
 
@@ -844,7 +849,13 @@ Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, co
     n->second.installed_statics.erase(key);
     n->second.runtime_statics.erase(key);
   }
-  SaveRuntimeStatics(config.name, n->second);
+  Status saved = SaveRuntimeStatics(config.name, n->second);
+  if (!saved.ok())
+    return Status::Error("static FDB entry " + mac.ToString() +
+                             " is deleted but the deletion was not saved (it will be back at "
+                             "netd's restart): " +
+                             saved.message(),
+                         saved.error_number());
   return Status::Ok();
 }
 

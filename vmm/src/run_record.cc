@@ -1,15 +1,19 @@
 #include "vfabric/vmm/run_record.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/unique_fd.h"
 
 namespace vfabric::vmm {
@@ -225,30 +229,10 @@ Result<RunRecord> ParseRunRecord(std::string_view text) {
 }
 
 Status WriteRunRecord(const std::string& run_dir, const RunRecord& record) {
-  const std::string path = RunRecordPath(run_dir);
-  const std::string temp = path + ".tmp";
-  const std::string text = RunRecordToJson(record);
-  {
-    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return Status::FromErrno("open " + temp, errno);
-    size_t done = 0;
-    while (done < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        ::unlink(temp.c_str());
-        return Status::FromErrno("write " + temp, err);
-      }
-      done += static_cast<size_t>(n);
-    }
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return Status::FromErrno("rename " + temp + " to " + path, err);
-  }
-  return Status::Ok();
+  // Written aside, fsynced and renamed (common/atomic_file.h): a crash or a
+  // full run directory leaves the old record, never a truncated one that
+  // would lose the running QEMU to the next netd.
+  return WriteFileAtomically(RunRecordPath(run_dir), RunRecordToJson(record), 0600);
 }
 
 Result<std::optional<RunRecord>> ReadRunRecord(const std::string& run_dir) {
@@ -285,6 +269,24 @@ Status VerifyQemuProcess(pid_t pid, const std::string& qmp_socket, const std::st
                          qmp_socket + "): " + shown);
   }
   return Status::Ok();
+}
+
+std::vector<pid_t> FindQemuProcesses(const std::string& qmp_socket, const std::string& proc_root) {
+  std::vector<pid_t> found;
+  UniqueFd dir_fd(::open(proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) return found;
+  DIR* dir = ::fdopendir(dir_fd.Release());
+  if (dir == nullptr) return found;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || end == entry->d_name || *end != '\0') continue;
+    if (VerifyQemuProcess(static_cast<pid_t>(pid), qmp_socket, proc_root).ok())
+      found.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(dir);
+  std::sort(found.begin(), found.end());
+  return found;
 }
 
 Status KillRecordedQemu(const RunRecord& record, std::chrono::milliseconds timeout) {

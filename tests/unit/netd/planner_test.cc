@@ -169,6 +169,56 @@ TEST(PlannerTest, RepairsDrift) {
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
 }
 
+// Issue 18: during an STP topology change the kernel ages the FDB fast and
+// reports ageing_time = 2 x forward_delay; that is the kernel's STP at work,
+// not drift, and writing the configured ageing back would stop it.
+TEST(PlannerTest, StpFastAgeingDuringATopologyChangeIsNotDrift) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  BridgeStatus& bridge = *kernel.Find("vfb-lab")->bridge;
+  bridge.settings.ageing_time_cs = 2 * bridge.settings.forward_delay_cs;  // 800 cs, not 12000
+  bridge.topology_change = 1;
+  bridge.topology_change_timer_cs = 350;
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+
+  // Only the timer still running (the flag read between two updates): the same.
+  bridge.topology_change = 0;
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+
+  // Another setting that drifted meanwhile is repaired, with the configured
+  // ageing (and its undo puts the configured value back, not the transient one).
+  bridge.settings.priority = 32768;
+  auto plan = PlanFor(kernel, With({Lab()}));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->size(), 1u);
+  EXPECT_EQ((*plan)[0].bridge.ageing_time_cs, 12000u);
+  ASSERT_EQ((*plan)[0].undo.size(), 1u);
+  EXPECT_EQ((*plan)[0].undo[0].bridge.ageing_time_cs, 12000u);
+  EXPECT_EQ((*plan)[0].undo[0].bridge.priority, 32768u);
+  bridge.settings.priority = 4096;
+
+  // Once the change is over, the kernel restores the configured ageing; a
+  // value that is still 2 x forward_delay then is drift and is repaired.
+  bridge.topology_change_timer_cs = 0;
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))),
+              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
+                          "max_age 6s, ageing 120s)"));
+
+  // Without STP the kernel never ages fast: the same value is drift.
+  NetworkConfig no_stp = Lab();
+  no_stp.stp.enabled = false;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({no_stp}))).ok());
+  kernel.Find("vfb-lab")->bridge->settings.ageing_time_cs = 800;
+  kernel.Find("vfb-lab")->bridge->topology_change = 1;
+  EXPECT_EQ(PlanFor(kernel, With({no_stp}))->size(), 1u);
+
+  // During a change, an ageing that is not 2 x forward_delay is drift too.
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  kernel.Find("vfb-lab")->bridge->settings.ageing_time_cs = 3000;
+  kernel.Find("vfb-lab")->bridge->topology_change = 1;
+  EXPECT_EQ(PlanFor(kernel, With({Lab()}))->size(), 1u);
+}
+
 TEST(PlannerTest, RemovedPortsAndNetworksLeaveTheHost) {
   FakeKernel kernel;
   NetworkConfig edge;

@@ -210,5 +210,47 @@ TEST(RunRecordTest, KillingARecordedQemuSparesARecycledPid) {
   EXPECT_EQ(qemu.Wait(5000) & 0x7f, SIGKILL);
 }
 
+// A QEMU whose supervisor died before recording it is found by its
+// command line: in a fake /proc and in the real one.
+TEST(RunRecordTest, FindQemuProcessesByTheirQmpSocket) {
+  testing::TempDir proc;
+  auto process = [&](const std::string& pid, const std::string& cmdline) {
+    ASSERT_EQ(::mkdir(proc.Join(pid).c_str(), 0755), 0);
+    testing::WriteFile(proc.Join(pid) + "/cmdline", cmdline);
+  };
+  using namespace std::string_literals;
+  process("310", "qemu-system-x86_64\0-qmp\0unix:/run/vf/vms/vm1/qmp.sock,server=on\0"s);
+  process("42", "qemu-system-x86_64\0-qmp\0unix:/run/vf/vms/vm1/qmp.sock,server=on\0"s);
+  process("77", "qemu-system-x86_64\0-qmp\0unix:/run/vf/vms/vm2/qmp.sock,server=on\0"s);
+  process("88", "");  // a zombie
+  process("self", "qemu\0unix:/run/vf/vms/vm1/qmp.sock\0"s);
+  EXPECT_EQ(FindQemuProcesses("/run/vf/vms/vm1/qmp.sock", proc.path()),
+            (std::vector<pid_t>{42, 310}));
+  EXPECT_TRUE(FindQemuProcesses("/run/vf/vms/vm3/qmp.sock", proc.path()).empty());
+  EXPECT_TRUE(FindQemuProcesses("/x", proc.Join("nope")).empty());
+
+  testing::TempDir run;
+  const std::string socket = run.Join("qmp.sock");
+  const pid_t child = fork();
+  if (child == 0) {
+    // sh stays (no exec of its last command after ";"), its argv naming the socket.
+    setpgid(0, 0);  // its sleep goes with it: the test kills the group at the end
+    execl("/bin/sh", "sh", "-c", "sleep 30; true", ("unix:" + socket + ",server=on").c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return FindQemuProcesses(socket) == std::vector<pid_t>{child}; }, 5000));
+  RunRecord stray;
+  stray.pid = child;
+  stray.qmp_socket = socket;
+  EXPECT_TRUE(KillRecordedQemu(stray, milliseconds(5000)).ok());
+  int status = 0;
+  EXPECT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  kill(-child, SIGKILL);  // the sleep
+}
+
 }  // namespace
 }  // namespace vfabric::vmm

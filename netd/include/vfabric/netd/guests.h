@@ -94,6 +94,10 @@ class GuestManager {
   vmm::GuestOptions OptionsFor(const std::string& name) const;
   // Adopts vm's recorded QEMU, or cleans up after it; true when adopted.
   bool TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors);
+  // Kills every QEMU whose command line names guest `name`'s QMP socket but
+  // that its record does not name: one started by a netd killed before it
+  // wrote the record.
+  void KillUnrecordedQemus(const std::string& name);
   // Powers down recorded QEMUs of guests not in `wanted`.
   void StopOrphans(const std::set<std::string>& wanted);
   // A guest stopped with `vm stop` stays stopped across a netd restart

@@ -149,14 +149,19 @@ class Kernel {
   virtual Result<std::vector<PortVlanEntry>> ListPortVlans() = 0;
   virtual Result<KernelFeatures> ProbeFeatures() = 0;
 
-  // Creates a bridge, down, with `settings` and IFLA_IFALIAS `alias`.
+  // Creates a bridge, down, with `settings` and IFLA_IFALIAS `alias`. Two
+  // steps (the kernel ignores IFLA_IFALIAS in the RTM_NEWLINK that creates a
+  // link), which is why netd journals it (create_journal.h).
   virtual Status CreateBridge(const std::string& name, const BridgeSettings& settings,
                               const std::string& alias) = 0;
   virtual Status SetBridgeSettings(const std::string& name, const BridgeSettings& settings) = 0;
-  // Creates a persistent tap (/dev/net/tun, TUNSETPERSIST), then sets its alias.
+  // Creates a persistent tap (/dev/net/tun) carrying `alias`. The alias is set
+  // before TUNSETPERSIST, while the tap still dies with netd's fd, so a crash
+  // at any point leaves no tap or a marked one.
   virtual Status CreateTap(const std::string& name, const TapSettings& settings,
                            const std::string& alias) = 0;
-  // Creates a veth pair, both ends carrying `alias`.
+  // Creates a veth pair, both ends carrying `alias` (set in later steps, as
+  // for a bridge).
   virtual Status CreateVeth(const std::string& name, const std::string& peer,
                             const std::string& alias) = 0;
   // Deletes a link (a persistent tap is made non-persistent first, so it goes).

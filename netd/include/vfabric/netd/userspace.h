@@ -168,7 +168,9 @@ class UserspaceNetworks {
   // logged; the entries in memory stay authoritative.
   std::string StaticsPath(const std::string& network) const;
   std::map<StaticKey, std::string> ReadRuntimeStatics(const std::string& network) const;
-  void SaveRuntimeStatics(const std::string& name, const Network& network) const;
+  // Writes the network's run-time static entries (or removes the file when
+  // there are none); the error names the file and the errno.
+  Status SaveRuntimeStatics(const std::string& name, const Network& network) const;
 
   std::string state_dir_;
   std::unique_ptr<PortBackends> backends_;

@@ -101,6 +101,14 @@ void RemoveRunRecord(const std::string& run_dir);
 Status VerifyQemuProcess(pid_t pid, const std::string& qmp_socket,
                          const std::string& proc_root = "/proc");
 
+// The live processes under `proc_root` whose command line names
+// `qmp_socket` (as VerifyQemuProcess checks), in pid order. A supervisor
+// killed between spawning a guest's QEMU and writing its record leaves such
+// a QEMU with no record (or with a record of the QEMU before it); whoever
+// starts the guest next must find it, or two QEMUs share the guest's taps.
+std::vector<pid_t> FindQemuProcesses(const std::string& qmp_socket,
+                                     const std::string& proc_root = "/proc");
+
 // Kills (SIGKILL) the recorded QEMU if VerifyQemuProcess says it is that
 // QEMU, and waits up to `timeout` for it to be gone. Ok when it is gone (also
 // when it already was, or the pid is someone else's: then nothing is sent).
