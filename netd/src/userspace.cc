@@ -78,15 +78,6 @@ json SwitchVlanJson(const vlan::PortVlanConfig& v) {
 // than a veth.
 constexpr uint64_t kVirtualLinkSpeedMbps = 10000;
 
-std::string MachineId() {
-  std::ifstream in("/etc/machine-id");
-  std::string id;
-  if (in && std::getline(in, id) && !id.empty()) return id;
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) == 0) return host;
-  return "vfabric";
-}
-
 std::string BridgeIdText(const stp::BridgeId& id) { return FormatBridgeId(id.ToU64()); }
 
 std::string Join(const std::vector<std::string>& parts, const char* separator) {
@@ -109,9 +100,20 @@ MacAddress TreeBridgeAddress(const std::string& machine_id, const std::string& n
   return mac;
 }
 
-UserspaceNetworks::UserspaceNetworks(std::string state_dir, std::unique_ptr<PortBackends> backends)
+std::string ReadMachineId() {
+  std::ifstream in("/etc/machine-id");
+  std::string id;
+  if (in && std::getline(in, id) && !id.empty()) return id;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return "vfabric";
+}
+
+UserspaceNetworks::UserspaceNetworks(std::string state_dir, std::unique_ptr<PortBackends> backends,
+                                     std::string machine_id)
     : state_dir_(std::move(state_dir)),
-      backends_(backends ? std::move(backends) : NewKernelPortBackends()) {}
+      backends_(backends ? std::move(backends) : NewKernelPortBackends()),
+      machine_id_(machine_id.empty() ? ReadMachineId() : std::move(machine_id)) {}
 
 std::string UserspaceNetworks::StaticsPath(const std::string& network) const {
   return state_dir_ + "/" + network + ".fdb.json";
@@ -347,7 +349,7 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   const topology::StpConfig& stp = op.stp;
   bridge::SpanningTreeConfig tc;
   tc.name = op.network;
-  tc.bridge.address = TreeBridgeAddress(MachineId(), op.network);
+  tc.bridge.address = TreeBridgeAddress(machine_id_, op.network);
   tc.bridge.priority = static_cast<uint16_t>(stp.priority);
   tc.bridge.mode = stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
   tc.bridge.hello_time = stp.hello_time;

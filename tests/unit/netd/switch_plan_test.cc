@@ -306,7 +306,7 @@ bool WaitTransmitted(bridge::MemoryPort* port, size_t count) {
 
 TEST(UserspaceSyncTest, AFakeBackendDrivesAFullSync) {
   MemoryBackend backend;
-  UserspaceNetworks networks("", std::make_unique<FakePortBackends>(&backend));
+  UserspaceNetworks networks("", std::make_unique<FakePortBackends>(&backend), "test-machine");
   topology::Topology desired = Parse(kFabric);
   desired.networks[0].stp.enabled = false;  // forward at once
 
@@ -348,6 +348,11 @@ TEST(UserspaceSyncTest, AFakeBackendDrivesAFullSync) {
   EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
   EXPECT_TRUE(networks.TreeRunning("us"));
   EXPECT_TRUE(networks.Pending(desired).empty());
+  // Its bridge address comes from the machine id it was given, not the host's.
+  auto stp = networks.StpJson(desired.networks[0]);
+  ASSERT_TRUE(stp.ok());
+  EXPECT_EQ((*stp)["stp"]["bridge_id"].get<std::string>().substr(5),
+            FormatBridgeId(TreeBridgeAddress("test-machine", "us").ToU64()).substr(5));
 
   // A port that will not open is reported by name; the others stay, and it
   // stays pending until it opens.

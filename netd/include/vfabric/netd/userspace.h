@@ -70,6 +70,10 @@ struct SwitchApplyResult {
   bool replan = false;
 };
 
+// The host's identity for derived addresses: /etc/machine-id, else the
+// host name.
+std::string ReadMachineId();
+
 class UserspaceNetworks {
  public:
   // `state_dir`: where static FDB entries added at run time (fdb.add) are
@@ -77,8 +81,11 @@ class UserspaceNetworks {
   // restart of netd as the kernel keeps those of a Linux bridge. Empty: not
   // kept.
   // `backends`: how ports are opened (null: NewKernelPortBackends()).
+  // `machine_id`: what the spanning trees' bridge addresses are derived
+  // from (TreeBridgeAddress); empty: ReadMachineId().
   explicit UserspaceNetworks(std::string state_dir = "",
-                             std::unique_ptr<PortBackends> backends = nullptr);
+                             std::unique_ptr<PortBackends> backends = nullptr,
+                             std::string machine_id = "");
   ~UserspaceNetworks();
   UserspaceNetworks(const UserspaceNetworks&) = delete;
   UserspaceNetworks& operator=(const UserspaceNetworks&) = delete;
@@ -174,6 +181,7 @@ class UserspaceNetworks {
 
   std::string state_dir_;
   std::unique_ptr<PortBackends> backends_;
+  std::string machine_id_;
   std::map<std::string, Network> networks_;
 };
 
