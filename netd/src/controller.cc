@@ -136,20 +136,23 @@ topology::Topology Controller::Desired() const {
   return desired;
 }
 
-Status Controller::ReconcileKernel(std::vector<Operation>* applied) {
+Status Controller::ReconcileKernel(const topology::Topology& desired,
+                                   std::vector<Operation>* applied) {
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return state.status().WithContext("read kernel state");
-  auto plan = Plan(Desired(), *state, AttachedPorts());
+  auto plan = Plan(desired, *state, AttachedPorts());
   if (!plan.ok()) return plan.status();
   return ApplyPlan(kernel_, *plan, applied);
 }
 
 Status Controller::Reconcile(std::vector<Operation>* applied) {
-  VF_RETURN_IF_ERROR(ReconcileKernel(applied));
+  // The desired state is built once per pass and read by every step.
+  const topology::Topology desired = Desired();
+  VF_RETURN_IF_ERROR(ReconcileKernel(desired, applied));
   if (guests_ != nullptr) {
-    for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
+    for (const std::string& error : guests_->Sync(desired)) VF_LOG(kError) << error;
   }
-  SyncUserspace();
+  SyncUserspace(desired);
   return Status::Ok();
 }
 
@@ -157,7 +160,7 @@ std::set<std::string> Controller::AttachedPorts() const {
   return userspace_ != nullptr ? userspace_->AttachedPorts() : std::set<std::string>{};
 }
 
-std::vector<std::string> Controller::SyncUserspace() {
+std::vector<std::string> Controller::SyncUserspace(const topology::Topology& desired) {
   if (userspace_ == nullptr) return {};
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) {
@@ -165,7 +168,7 @@ std::vector<std::string> Controller::SyncUserspace() {
     VF_LOG(kError) << error;
     return {error};
   }
-  std::vector<std::string> errors = userspace_->Sync(Desired(), *state);
+  std::vector<std::string> errors = userspace_->Sync(desired, *state);
   for (const std::string& error : errors) VF_LOG(kError) << error;
   return errors;
 }
@@ -174,13 +177,6 @@ std::vector<SwitchChange> Controller::PendingSwitchChanges(const topology::Topol
                                                            const KernelView* kernel) const {
   return userspace_ != nullptr ? SwitchChanges(userspace_->Plan(desired, kernel))
                                : std::vector<SwitchChange>{};
-}
-
-bool Controller::IsUserspace(const std::string& name) const {
-  const topology::Topology desired = Desired();
-  for (const auto& network : desired.networks)
-    if (network.name == name) return network.datapath == topology::Datapath::kUserspace;
-  return false;
 }
 
 json Controller::Handle(const json& request) {
@@ -301,7 +297,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   restore_vms.keep = true;
   for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
   if (guests_ != nullptr) {
-    for (const std::string& error : guests_->Sync(Desired())) VF_LOG(kError) << error;
+    for (const std::string& error : guests_->Sync(desired)) VF_LOG(kError) << error;
   }
   std::vector<std::string> errors;
   std::vector<SwitchChange> switch_done;
@@ -317,7 +313,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
       // A switch that restarted (limits that would not change in place)
       // converges in a second pass.
       if (result.replan)
-        for (std::string& error : userspace_->Sync(Desired(), *after)) errors.push_back(error);
+        for (std::string& error : userspace_->Sync(desired, *after)) errors.push_back(error);
     }
   }
   json operations = OperationsJson(done);
@@ -468,10 +464,11 @@ Reply Controller::Attach(const json& args) {
   auto undo = [&] {
     attached_nics_[vm].pop_back();
     port_vlans_.erase(port);
-    Status status = ReconcileKernel(nullptr);
+    Status status = ReconcileKernel(Desired(), nullptr);
     if (!status.ok()) VF_LOG(kError) << "attach " << vm << ": undo: " << status.message();
   };
-  Status made = ReconcileKernel(nullptr);
+  const topology::Topology with_nic = Desired();
+  Status made = ReconcileKernel(with_nic, nullptr);
   if (!made.ok()) {
     undo();
     return Error{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
@@ -481,7 +478,7 @@ Reply Controller::Attach(const json& args) {
     undo();
     return Error{"failed", nic.status().message()};
   }
-  SyncUserspace();
+  SyncUserspace(with_nic);
   VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", " << mac.ToString()
                 << ") to network " << network_name;
   return json{{"vm", *guests_->Get(vm)},
@@ -503,9 +500,10 @@ Reply Controller::Detach(const json& args) {
   std::erase_if(extra, [&](const topology::NicConfig& n) { return n.port == nic->port; });
   if (extra.size() == before) detached_ports_[vm].insert(nic->port);
   port_vlans_.erase(nic->port);
-  Status removed = ReconcileKernel(nullptr);
+  const topology::Topology without_nic = Desired();
+  Status removed = ReconcileKernel(without_nic, nullptr);
   if (!removed.ok()) VF_LOG(kError) << "detach " << vm << ": " << removed.message();
-  SyncUserspace();
+  SyncUserspace(without_nic);
   VF_LOG(kInfo) << "vm " << vm << ": detached " << nic->id << " (" << nic->port << ")";
   return json{{"vm", *guests_->Get(vm)}};
 }

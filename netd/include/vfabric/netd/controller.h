@@ -75,17 +75,16 @@ class Controller {
   protocol::Reply VlanShow(const std::string& network);
   protocol::Reply PortStats(const std::string& network, const std::string& port);
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
-  bool IsUserspace(const std::string& network) const;
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
-  std::vector<std::string> SyncUserspace();
+  std::vector<std::string> SyncUserspace(const topology::Topology& desired);
   std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired,
                                                  const KernelView* kernel = nullptr) const;
   std::set<std::string> AttachedPorts() const;
   protocol::Reply VmVerb(const std::string& verb, const nlohmann::json& args);
   protocol::Reply Attach(const nlohmann::json& args);
   protocol::Reply Detach(const nlohmann::json& args);
-  Status ReconcileKernel(std::vector<Operation>* applied);
+  Status ReconcileKernel(const topology::Topology& desired, std::vector<Operation>* applied);
 
   Kernel& kernel_;
   KernelFeatures features_;
