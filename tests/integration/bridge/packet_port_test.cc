@@ -30,6 +30,7 @@
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric::bridge {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "frames.h"
-#include "vfabric/bridge/ports.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/stp/bpdu.h"
 
 namespace vfabric::bridge {

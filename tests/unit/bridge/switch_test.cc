@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "frames.h"
-#include "vfabric/bridge/ports.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric::bridge {
