@@ -291,10 +291,9 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
     uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
     p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
     p.vid.assign(4096, static_cast<uint8_t>(vlan::EgressAction::kDrop));
-    frame[12] = 0x81, frame[13] = 0x00, frame[16] = 0x88, frame[17] = 0xb5;
+    frame[16] = 0x88, frame[17] = 0xb5;
     for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
-      frame[14] = static_cast<uint8_t>(vid >> 8);
-      frame[15] = static_cast<uint8_t>(vid & 0xff);
+      vlan::StoreTag(frame + vlan::kMacsLen, vid);
       const vlan::Ingress in = vlan::ClassifyIngress(p.vlan, {frame, 18});
       p.vid[vid] = static_cast<uint8_t>(static_cast<uint8_t>(vlan::ClassifyEgress(p.vlan, vid)) |
                                         (in.accepted() ? kTaggedAccepted : 0));
@@ -606,8 +605,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     if (ingress.strip) {
       // Pop the outermost tag (classification saw it whole): the MACs move
       // up by four bytes.
-      std::memmove(f->data + 4, f->data, 12);
-      f->data += 4;
+      f->data = vlan::StripTagInPlace(f->data);
       f->size -= 4;
       f->capacity += 4;
       if (f->vnet.needs_csum()) f->vnet.csum_start = static_cast<uint16_t>(f->vnet.csum_start - 4);
