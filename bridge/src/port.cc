@@ -26,8 +26,6 @@ std::string_view ToString(DropReason reason) {
       return "malformed";
     case DropReason::kTxQueueFull:
       return "tx_queue_full";
-    case DropReason::kMacLimit:
-      return "mac_limit";
     case DropReason::kLinkLocal:
       return "link_local";
     case DropReason::kTxError:

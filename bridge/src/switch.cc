@@ -61,13 +61,13 @@ class RelaxedCounter {
 
 struct alignas(64) AtomicPortCounters {
   RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed,
-      segmented;
+      segmented, mac_limit_not_learned;
   RelaxedCounter drops[kDropReasonCount];
 
   void Drop(DropReason r, uint64_t n = 1) { drops[static_cast<size_t>(r)].Add(n); }
   void Reset() {
     rx_packets.Reset(), rx_bytes.Reset(), tx_packets.Reset(), tx_bytes.Reset();
-    bpdu_trapped.Reset(), csum_completed.Reset(), segmented.Reset();
+    bpdu_trapped.Reset(), csum_completed.Reset(), segmented.Reset(), mac_limit_not_learned.Reset();
     for (auto& d : drops) d.Reset();
   }
   PortCounters Read() const {
@@ -79,6 +79,7 @@ struct alignas(64) AtomicPortCounters {
     c.bpdu_trapped = bpdu_trapped.Get();
     c.csum_completed = csum_completed.Get();
     c.segmented = segmented.Get();
+    c.mac_limit_not_learned = mac_limit_not_learned.Get();
     for (size_t i = 0; i < kDropReasonCount; ++i) c.drops[i] = drops[i].Get();
     return c;
   }
@@ -698,7 +699,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   if (vlan_drops) ic.Drop(DropReason::kVlanNotAllowed, vlan_drops);
   if (stp_drops) ic.Drop(DropReason::kStpState, stp_drops);
   if (link_local) ic.Drop(DropReason::kLinkLocal, link_local);
-  if (mac_limit) ic.Drop(DropReason::kMacLimit, mac_limit);
+  if (mac_limit) ic.mac_limit_not_learned.Add(mac_limit);
   if (bpdus) ic.bpdu_trapped.Add(bpdus);
   return n;
 }

@@ -40,7 +40,7 @@ json CountersJson(const bridge::PortCounters& c) {
           {"tx_packets", c.tx_packets},     {"tx_bytes", c.tx_bytes},
           {"bpdu_trapped", c.bpdu_trapped}, {"csum_completed", c.csum_completed},
           {"segmented", c.segmented},       {"drops", drops},
-          {"drops_total", c.total_drops()}};
+          {"drops_total", c.total_drops()}, {"mac_limit_not_learned", c.mac_limit_not_learned}};
 }
 
 // The port's VLANs as the kernel view lists them: {"vid","pvid","untagged"}.

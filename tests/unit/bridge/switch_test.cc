@@ -316,19 +316,22 @@ TEST_F(SwitchTest, BpduWithoutAHookIsALinkLocalDrop) {
   EXPECT_EQ(Count("b"), 0u);
 }
 
-TEST_F(SwitchTest, MacLimitDropsTheLearnAndStillForwards) {
+// A frame whose source MAC the limit keeps out of the FDB is forwarded all
+// the same: counted as not learned, not as a drop.
+TEST_F(SwitchTest, MacLimitSkipsTheLearnStillForwardsAndIsNoDrop) {
   SwitchConfig config;
   config.fdb.max_per_port = 2;
   Make(std::move(config));
   Add("a"), Add("b");
   for (uint64_t i = 1; i <= 5; ++i) Send("a", EthFrame(kC, Mac(0x020000000000 + i)));
   EXPECT_EQ(Count("b"), 5u);  // flooded (C unknown) all the same
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
-  EXPECT_EQ(C("a").total_drops(), 3u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 3u);
+  EXPECT_EQ(C("a").total_drops(), 0u);
+  ExpectNoDrops("a");
   EXPECT_EQ(sw_->FdbEntries()->size(), 2u);
   // Known MACs refresh without counting.
   Send("a", EthFrame(kC, Mac(0x020000000001)));
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 3u);
   // Traffic to a MAC that was not learned floods.
   Send("b", EthFrame(Mac(0x020000000005), kB));
   EXPECT_EQ(Count("a"), 1u);
@@ -362,7 +365,8 @@ TEST_F(SwitchTest, NewFdbLimitsKeepTheLearnedEntries) {
   EXPECT_EQ(Count("a"), 1u);
   // a is at its new limit: a fifth MAC is forwarded, not learned.
   Send("a", EthFrame(kC, Mac(0x020000000009)));
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 1u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 1u);
+  EXPECT_EQ(C("a").total_drops(), 0u);
 
   const Status bad = sw_->SetFdbLimits(2, 3);  // max_per_port over max_entries
   ASSERT_FALSE(bad.ok());

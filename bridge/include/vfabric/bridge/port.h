@@ -27,14 +27,13 @@ std::string_view ToString(PortKind kind);
 // came in on; kTxQueueFull, kTxError and kOffloadUnsupported on the port it
 // was to leave by.
 enum class DropReason : uint8_t {
-  kVlanNotAllowed,  // ingress classification refused it (or egress port not in the VLAN)
-  kStpState,        // the port's STP state forbids forwarding (or learning)
-  kNoBuffer,        // no room to receive into (the pool, a packet socket's queue)
-  kMalformed,       // runt, truncated tag, bad offload metadata, multicast source MAC
-  kTxQueueFull,     // the egress port's queue was full (EAGAIN/ENOBUFS)
-  kMacLimit,        // a source MAC not learned: the port's or table's limit (frame still forwarded)
-  kLinkLocal,       // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
-  kTxError,         // the egress port failed otherwise (errno logged once)
+  kVlanNotAllowed,      // ingress classification refused it (or egress port not in the VLAN)
+  kStpState,            // the port's STP state forbids forwarding (or learning)
+  kNoBuffer,            // no room to receive into (the pool, a packet socket's queue)
+  kMalformed,           // runt, truncated tag, bad offload metadata, multicast source MAC
+  kTxQueueFull,         // the egress port's queue was full (EAGAIN/ENOBUFS)
+  kLinkLocal,           // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
+  kTxError,             // the egress port failed otherwise (errno logged once)
   kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be
                         // segmented)
   kCount
@@ -50,6 +49,11 @@ struct PortCounters {
   uint64_t bpdu_trapped = 0;    // BPDUs handed to the STP hook
   uint64_t csum_completed = 0;  // checksums completed in software for this egress
   uint64_t segmented = 0;       // GSO frames segmented in software for this egress
+  // Frames whose source MAC was not learned because of the FDB's per-port
+  // or table limit. Not a drop: the frame is still forwarded (flooded when
+  // its destination is unknown), as the Linux bridge does past
+  // fdb_max_learned; so it is counted apart from `drops`.
+  uint64_t mac_limit_not_learned = 0;
   uint64_t drops[kDropReasonCount] = {};
   uint64_t drop(DropReason r) const { return drops[static_cast<size_t>(r)]; }
   uint64_t total_drops() const {
