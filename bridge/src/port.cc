@@ -32,6 +32,8 @@ std::string_view ToString(DropReason reason) {
       return "tx_error";
     case DropReason::kOffloadUnsupported:
       return "offload_unsupported";
+    case DropReason::kStaleFdb:
+      return "stale_fdb";
     case DropReason::kCount:
       break;
   }

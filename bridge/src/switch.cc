@@ -227,6 +227,8 @@ struct Switch::Impl {
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
   void PortFailed(PortId id);
+  void StaleFdbDrop(PortId in, PortId out);
+  bool stale_fdb_logged = false;
   bool ArmOneShot(PortId id);
   void MakeBusy(PortId id);
   size_t PollBusy();
@@ -329,6 +331,17 @@ void Switch::Impl::PortFailed(PortId id) {
   failed[id].store(true, std::memory_order_relaxed);
   VF_LOG(kWarning) << "switch " << config.name << ": port " << ports[id]->name()
                    << ": fd reports an error; no longer polled";
+}
+
+// Counted on the ingress port (the egress port is gone); logged once per
+// switch, the count says how often.
+void Switch::Impl::StaleFdbDrop(PortId in, PortId out) {
+  counters[in].Drop(DropReason::kStaleFdb);
+  if (stale_fdb_logged) return;
+  stale_fdb_logged = true;
+  VF_LOG(kError) << "switch " << config.name << ": the FDB sends frames from port "
+                 << ports[in]->name() << " to port #" << out
+                 << ", which the switch does not have; dropped (counted as stale_fdb)";
 }
 
 void Switch::Impl::ArmTimer() {
@@ -672,7 +685,14 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     if (out != fdb::kNoPort) {
       if (out == in) continue;  // the destination is behind the ingress port: filtered
       const PortSnap* os = snap.port(out);
-      if (os == nullptr || !ports[out]) continue;  // a static entry for a port being removed
+      if (os == nullptr || !ports[out]) [[unlikely]] {
+        // The FDB points at a port the switch no longer has. Removal takes
+        // a port's entries with it and static entries are checked on this
+        // thread, so this is a bug somewhere: counted and logged, never
+        // silent.
+        StaleFdbDrop(in, out);
+        continue;
+      }
       if (os->stp != StpState::kForwarding) {
         counters[out].Drop(DropReason::kStpState);
         continue;
@@ -912,7 +932,17 @@ Status Switch::AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port
     if (port >= d.control_ports.size() || !d.control_ports[port])
       return Status::Error(what + ": no port #" + std::to_string(port), ENOENT);
   }
-  return d.Execute([&](Impl& dp) { return dp.fdb->AddStatic(vlan, mac, port); }).WithContext(what);
+  // Checked again where the entry goes in: a RemovePort between the check
+  // above and this command would otherwise leave an entry pointing at a
+  // port the switch no longer has (the pipeline counts frames sent to one
+  // as stale_fdb drops).
+  return d
+      .Execute([&](Impl& dp) -> Status {
+        if (port >= dp.ports.size() || !dp.ports[port])
+          return Status::Error("no port #" + std::to_string(port), ENOENT);
+        return dp.fdb->AddStatic(vlan, mac, port);
+      })
+      .WithContext(what);
 }
 
 Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
@@ -923,7 +953,14 @@ Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
 }
 
 Status Switch::FlushFdb(std::optional<PortId> port, std::optional<fdb::VlanId> vlan) {
-  return impl_->Execute([&](Impl& dp) {
+  return impl_->Execute([&](Impl& dp) -> Status {
+    // A port the switch does not have has nothing to flush; saying so tells
+    // a caller that holds a stale id (a spanning tree whose port left the
+    // switch first) instead of pretending the flush happened.
+    if (port && (*port >= dp.ports.size() || !dp.ports[*port]))
+      return Status::Error("switch " + dp.config.name + ": flush fdb of port #" +
+                               std::to_string(*port) + ": no such port",
+                           ENOENT);
     if (port && vlan)
       dp.fdb->FlushPortVlan(*port, *vlan);
     else if (port)

@@ -615,6 +615,9 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
   stp["counters"] = {{"bpdus_in", tc.bpdus_in},           {"bpdus_out", tc.bpdus_out},
                      {"inbox_dropped", tc.inbox_dropped}, {"send_failures", tc.send_failures},
                      {"state_changes", tc.state_changes}, {"flushes", tc.flushes}};
+  stp["counters"]["bpdus_refused"] = tc.bpdus_refused;
+  stp["counters"]["state_change_failures"] = tc.state_change_failures;
+  stp["counters"]["flush_failures"] = tc.flush_failures;
   json ports = json::array();
   for (const stp::PortStatus& port : status.ports) {
     const auto& c = port.counters;

@@ -545,6 +545,27 @@ TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
   EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
 }
 
+// Flushing or adding a static entry for a port the switch does not have
+// (never had, or removed) is an error naming the port, not a silent no-op:
+// a spanning tree holding a stale port id learns of it (and counts it).
+TEST_F(SwitchTest, FdbCallsForAPortTheSwitchDoesNotHaveFail) {
+  Make();
+  const PortId a = Add("a");
+  Add("b");
+  EXPECT_TRUE(sw_->FlushFdb(a).ok());
+  Status unknown = sw_->FlushFdb(PortId{7});
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.message().find("port #7: no such port"), std::string::npos)
+      << unknown.message();
+  ASSERT_TRUE(sw_->RemovePort(a).ok());
+  EXPECT_FALSE(sw_->FlushFdb(a).ok());
+  EXPECT_FALSE(sw_->FlushFdb(a, fdb::VlanId{1}).ok());
+  EXPECT_FALSE(sw_->AddStaticFdb(1, kA, a).ok());
+  EXPECT_TRUE(sw_->FlushFdb().ok());
+  EXPECT_TRUE(sw_->FlushFdb(std::nullopt, fdb::VlanId{1}).ok());
+  EXPECT_TRUE(sw_->FdbEntries()->empty());
+}
+
 // The switch's ingress classification (fast paths included) agrees with the
 // vlan library on random port configurations and random frames: a frame is
 // forwarded iff vlan::ClassifyIngress accepts it, in the VLAN it says, with

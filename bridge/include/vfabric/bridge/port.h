@@ -36,6 +36,7 @@ enum class DropReason : uint8_t {
   kTxError,             // the egress port failed otherwise (errno logged once)
   kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be
                         // segmented)
+  kStaleFdb,  // the FDB names a port the switch no longer has (a bug: also logged); on ingress
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
