@@ -90,6 +90,24 @@ class PacketPort final : public Port {
   int fd() const override { return fd_.get(); }
   bool takes_offload() const override { return vnet_; }
   bool cheap_to_poll() const override { return true; }
+  bool reports_kernel_drops() const override { return true; }
+
+  // PACKET_STATISTICS (man 7 packet): tp_drops counts the frames the kernel
+  // found no free ring slot for (or, for a frame larger than a slot, no room
+  // on the socket's queue), and reading it resets it. The ring is
+  // TPACKET_V2, so the kernel answers struct tpacket_stats; a TPACKET_V3
+  // ring's tpacket_stats_v3 starts with the same two fields (its
+  // tp_freeze_q_cnt has no meaning for V2), so the larger struct takes
+  // either.
+  uint64_t TakeKernelDrops() override {
+    tpacket_stats_v3 stats{};
+    socklen_t len = sizeof stats;
+    if (::getsockopt(fd_.get(), SOL_PACKET, PACKET_STATISTICS, &stats, &len) < 0) {
+      LogOnce("getsockopt PACKET_STATISTICS", errno);
+      return 0;
+    }
+    return stats.tp_drops;
+  }
 
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
                  uint64_t* malformed) override {

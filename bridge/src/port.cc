@@ -34,6 +34,8 @@ std::string_view ToString(DropReason reason) {
       return "offload_unsupported";
     case DropReason::kStaleFdb:
       return "stale_fdb";
+    case DropReason::kRxKernel:
+      return "rx_kernel";
     case DropReason::kCount:
       break;
   }

@@ -42,6 +42,7 @@ namespace {
 constexpr size_t kMaxBatch = 256;
 constexpr uint64_t kEventToken = 1ull << 32;
 constexpr uint64_t kTimerToken = (1ull << 32) + 1;
+constexpr uint64_t kStatsToken = (1ull << 32) + 2;
 constexpr size_t kDumpChunk = 1024;
 constexpr size_t kExpireBudget = 4096;
 
@@ -159,6 +160,7 @@ struct Switch::Impl {
   UniqueFd epoll;
   UniqueFd event;
   UniqueFd timer;
+  UniqueFd stats_timer;  // periodic while kernel_stats_ports is not empty
 
   // ---- control side (control_mutex) ----
   mutable std::mutex control_mutex;
@@ -194,8 +196,9 @@ struct Switch::Impl {
   // epoll set, and how many turns each has yielded nothing in a row.
   std::vector<PortId> busy;
   std::vector<uint16_t> idle_turns;
-  std::vector<PortId> dirty;    // ports with queued tx this batch
-  uint64_t timer_armed_ns = 0;  // 0: not armed
+  std::vector<PortId> dirty;               // ports with queued tx this batch
+  std::vector<PortId> kernel_stats_ports;  // present ports with reports_kernel_drops()
+  uint64_t timer_armed_ns = 0;             // 0: not armed
   uint64_t turn = 0;
   // Batch scratch.
   std::array<Frame*, kMaxBatch> frames{};
@@ -237,6 +240,8 @@ struct Switch::Impl {
   void SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci);
   void Ageing();
   void ArmTimer();
+  void ReadKernelDrops();
+  Status ArmStatsTimer(bool on);
 
   std::shared_ptr<const Snapshot> BuildSnapshot() const;  // REQUIRES control_mutex
   std::string PortName(PortId id) const;
@@ -344,6 +349,27 @@ void Switch::Impl::StaleFdbDrop(PortId in, PortId out) {
                  << ", which the switch does not have; dropped (counted as stale_fdb)";
 }
 
+void Switch::Impl::ReadKernelDrops() {
+  for (PortId id : kernel_stats_ports) {
+    const uint64_t dropped = ports[id]->TakeKernelDrops();
+    if (dropped) counters[id].Drop(DropReason::kRxKernel, dropped);
+  }
+}
+
+// Periodic every kernel_stats_interval_ms (on), or disarmed (off).
+Status Switch::Impl::ArmStatsTimer(bool on) {
+  itimerspec spec{};
+  if (on) {
+    const uint32_t ms = config.kernel_stats_interval_ms;
+    spec.it_interval.tv_sec = static_cast<time_t>(ms / 1000);
+    spec.it_interval.tv_nsec = static_cast<long>(ms % 1000) * 1'000'000;
+    spec.it_value = spec.it_interval;
+  }
+  if (::timerfd_settime(stats_timer.get(), 0, &spec, nullptr) < 0)
+    return Status::FromErrno("switch " + config.name + ": timerfd_settime (kernel stats)", errno);
+  return Status::Ok();
+}
+
 void Switch::Impl::ArmTimer() {
   const std::optional<uint64_t> deadline = fdb->NextDeadline();
   if (!deadline) return;
@@ -443,6 +469,10 @@ size_t Switch::Impl::Turn(int timeout_ms) {
       uint64_t value;
       [[maybe_unused]] ssize_t r = ::read(timer.get(), &value, sizeof value);
       timer_armed_ns = 0;
+    } else if (token == kStatsToken) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t r = ::read(stats_timer.get(), &value, sizeof value);
+      ReadKernelDrops();
     } else if (token < ports.size() && ports[token]) {
       const PortId id = static_cast<PortId>(token);
       const size_t got = ProcessPort(id);
@@ -736,6 +766,8 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   if (config.batch_size == 0 || config.batch_size > kMaxBatch)
     return Status::Error(what + ": batch size " + std::to_string(config.batch_size) +
                          " out of range 1-" + std::to_string(kMaxBatch));
+  if (config.kernel_stats_interval_ms == 0)
+    return Status::Error(what + ": kernel_stats_interval_ms 0");
   if (config.fdb.max_ports == 0 || config.fdb.max_ports >= fdb::kNoPort)
     return Status::Error(what + ": max_ports " + std::to_string(config.fdb.max_ports) +
                          " out of range 1-65534");
@@ -755,8 +787,11 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   if (!impl->event) return Status::FromErrno(what + ": eventfd", errno);
   impl->timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!impl->timer) return Status::FromErrno(what + ": timerfd_create", errno);
+  impl->stats_timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!impl->stats_timer) return Status::FromErrno(what + ": timerfd_create", errno);
   for (auto [fd, token] :
-       {std::pair{impl->event.get(), kEventToken}, std::pair{impl->timer.get(), kTimerToken}}) {
+       {std::pair{impl->event.get(), kEventToken}, std::pair{impl->timer.get(), kTimerToken},
+        std::pair{impl->stats_timer.get(), kStatsToken}}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = token;
@@ -777,6 +812,7 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   impl->busy.reserve(max_ports);
   impl->idle_turns.assign(max_ports, 0);
   impl->dirty.reserve(max_ports);
+  impl->kernel_stats_ports.reserve(max_ports);
   impl->config = std::move(config);
   impl->snapshot = impl->BuildSnapshot();
   return std::unique_ptr<Switch>(new Switch(std::move(impl)));
@@ -816,6 +852,17 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     } else {
       dp.polled.push_back(id);
     }
+    if (raw->reports_kernel_drops()) {
+      if (dp.kernel_stats_ports.empty()) {
+        Status armed = dp.ArmStatsTimer(true);
+        if (!armed.ok()) {
+          if (fd >= 0) ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+          std::erase(dp.polled, id);
+          return armed;
+        }
+      }
+      dp.kernel_stats_ports.push_back(id);
+    }
     dp.counters[id].Reset();
     dp.failed[id].store(false, std::memory_order_relaxed);
     dp.takes_offload[id] = raw->takes_offload();
@@ -853,6 +900,13 @@ Status Switch::RemovePort(PortId id) {
     std::erase(dp.polled, id);
     std::erase(dp.busy, id);
     std::erase(dp.active, id);
+    std::erase(dp.kernel_stats_ports, id);
+    if (dp.kernel_stats_ports.empty()) {
+      // Cannot fail on a valid timerfd; if it did, the timer only wakes
+      // the loop to read no ports.
+      Status disarmed = dp.ArmStatsTimer(false);
+      if (!disarmed.ok()) VF_LOG(kWarning) << disarmed.message();
+    }
     dp.fdb->FlushPort(id);
     // Static entries of the port go too (FlushPort keeps them).
     for (const fdb::Entry& e : dp.fdb->Snapshot(dp.Now()))

@@ -545,6 +545,44 @@ TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
   EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
 }
 
+// A port whose kernel counts the frames it dropped before the switch could
+// read them (a packet socket's ring) has them read every
+// kernel_stats_interval_ms into its rx_kernel drops, accumulated (the
+// kernel resets its count on each read). Other ports are not asked.
+TEST_F(SwitchTest, KernelDropsAreReadPeriodicallyAndAccumulate) {
+  SwitchConfig config;
+  config.kernel_stats_interval_ms = 5;
+  Make(std::move(config));
+  MemoryPortOptions kernel;
+  kernel.reports_kernel_drops = true;
+  Add("a", {}, kernel);
+  Add("b");
+  ports_["a"]->AddKernelDrops(5);
+  ports_["b"]->AddKernelDrops(7);  // b does not report any: never read
+  auto drops_reach = [&](uint64_t n) {
+    return vfabric::testing::WaitFor(
+        [&] {
+          sw_->RunOnce(20);
+          return Drops("a", DropReason::kRxKernel) >= n;
+        },
+        5000);
+  };
+  ASSERT_TRUE(drops_reach(5));
+  EXPECT_EQ(Drops("a", DropReason::kRxKernel), 5u);
+  ports_["a"]->AddKernelDrops(3);
+  ASSERT_TRUE(drops_reach(8));
+  EXPECT_EQ(Drops("a", DropReason::kRxKernel), 8u);
+  EXPECT_EQ(C("a").total_drops(), 8u);
+  ExpectNoDrops("b");
+  EXPECT_EQ(ports_["b"]->TakeKernelDrops(), 7u);
+
+  SwitchConfig bad;
+  bad.kernel_stats_interval_ms = 0;
+  auto refused = Switch::Create(std::move(bad));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("kernel_stats_interval_ms 0"), std::string::npos);
+}
+
 // Flushing or adding a static entry for a port the switch does not have
 // (never had, or removed) is an error naming the port, not a silent no-op:
 // a spanning tree holding a stale port id learns of it (and counts it).

@@ -37,6 +37,8 @@ enum class DropReason : uint8_t {
   kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be
                         // segmented)
   kStaleFdb,  // the FDB names a port the switch no longer has (a bug: also logged); on ingress
+  kRxKernel,  // dropped by the kernel before the switch could read it (a packet socket's ring
+              // or queue was full: PACKET_STATISTICS); read every kernel_stats_interval_ms
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -105,6 +107,15 @@ class Port {
                          uint64_t* malformed) = 0;
   // Sends the items in order (frames are only read). A port may batch.
   virtual TxResult Transmit(std::span<const TxItem> items) = 0;
+
+  // Whether the kernel counts frames it dropped on their way to this port
+  // before the switch could read them (a packet socket: its ring or queue
+  // was full). The switch then asks TakeKernelDrops() every
+  // SwitchConfig::kernel_stats_interval_ms and counts them as rx_kernel.
+  virtual bool reports_kernel_drops() const { return false; }
+  // Those drops since the last call (the kernel's count resets when read).
+  // An error is the port's to log; it answers 0 then.
+  virtual uint64_t TakeKernelDrops() { return 0; }
 };
 
 // The bytes of `item` as they would be on the wire: frame with the tag

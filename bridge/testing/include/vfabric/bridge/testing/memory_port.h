@@ -34,6 +34,10 @@ struct MemoryPortOptions {
   // Reported as Port::cheap_to_poll (with notify, the switch then watches
   // the port one-shot and polls it while busy, as it does a packet socket).
   bool cheap_to_poll = false;
+  // Reported as Port::reports_kernel_drops: the port then answers
+  // TakeKernelDrops() with what AddKernelDrops() added since, as a packet
+  // socket answers with its ring's drops.
+  bool reports_kernel_drops = false;
 };
 
 struct CapturedFrame {
@@ -55,6 +59,11 @@ class MemoryPort final : public Port {
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
                  uint64_t* malformed) override;
   TxResult Transmit(std::span<const TxItem> items) override;
+  bool reports_kernel_drops() const override { return options_.reports_kernel_drops; }
+  uint64_t TakeKernelDrops() override { return kernel_drops_.exchange(0); }
+
+  // Frames "the kernel dropped" before the port (any thread).
+  void AddKernelDrops(uint64_t n) { kernel_drops_.fetch_add(n); }
 
   // Queues a frame to be received (any thread).
   void Inject(std::vector<uint8_t> bytes, const VnetHdr& vnet = {});
@@ -81,6 +90,7 @@ class MemoryPort final : public Port {
   size_t replay_stride_ = 64;
   size_t replay_next_ = 0;
   std::atomic<uint64_t> transmitted_{0};
+  std::atomic<uint64_t> kernel_drops_{0};
 };
 
 }  // namespace vfabric::bridge
