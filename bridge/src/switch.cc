@@ -910,7 +910,15 @@ Status Switch::RemovePort(PortId id) {
     dp.fdb->FlushPort(id);
     // Static entries of the port go too (FlushPort keeps them).
     for (const fdb::Entry& e : dp.fdb->Snapshot(dp.Now()))
-      if (e.is_static && e.port == id) (void)dp.fdb->RemoveStatic(e.vlan, e.mac);
+      if (e.is_static && e.port == id) {
+        // Cannot fail (the entry was just listed, on this thread); if it
+        // did, frames to it would be stale_fdb drops: say which entry.
+        Status gone = dp.fdb->RemoveStatic(e.vlan, e.mac);
+        if (!gone.ok())
+          VF_LOG(kError) << "switch " << dp.config.name << ": remove port " << name
+                         << ": static entry " << e.mac.ToString() << " vlan " << e.vlan
+                         << " stays: " << gone.message();
+      }
     removed = std::move(dp.ports[id]);
     queue = std::move(dp.txq[id]);
     std::swap(dp.snapshot, snap);
