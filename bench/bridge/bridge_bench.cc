@@ -16,8 +16,8 @@
 #include <random>
 #include <vector>
 
-#include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
+#include "vfabric/bridge/testing/memory_port.h"
 
 namespace vfabric::bridge {
 namespace {

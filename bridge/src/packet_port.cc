@@ -20,6 +20,7 @@
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/common/log.h"
+#include "vfabric/vlan/tag.h"
 
 namespace vfabric::bridge {
 namespace {
@@ -89,6 +90,24 @@ class PacketPort final : public Port {
   int fd() const override { return fd_.get(); }
   bool takes_offload() const override { return vnet_; }
   bool cheap_to_poll() const override { return true; }
+  bool reports_kernel_drops() const override { return true; }
+
+  // PACKET_STATISTICS (man 7 packet): tp_drops counts the frames the kernel
+  // found no free ring slot for (or, for a frame larger than a slot, no room
+  // on the socket's queue), and reading it resets it. The ring is
+  // TPACKET_V2, so the kernel answers struct tpacket_stats; a TPACKET_V3
+  // ring's tpacket_stats_v3 starts with the same two fields (its
+  // tp_freeze_q_cnt has no meaning for V2), so the larger struct takes
+  // either.
+  uint64_t TakeKernelDrops() override {
+    tpacket_stats_v3 stats{};
+    socklen_t len = sizeof stats;
+    if (::getsockopt(fd_.get(), SOL_PACKET, PACKET_STATISTICS, &stats, &len) < 0) {
+      LogOnce("getsockopt PACKET_STATISTICS", errno);
+      return 0;
+    }
+    return stats.tp_drops;
+  }
 
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
                  uint64_t* malformed) override {
@@ -162,16 +181,7 @@ class PacketPort final : public Port {
     h.hdr_len = static_cast<uint16_t>(len);
     std::memcpy(out, &h, kPacketVnetLen);
     out += kPacketVnetLen;
-    if (item.tagged) {
-      std::memcpy(out, f.data, 12);
-      out[12] = 0x81;
-      out[13] = 0x00;
-      out[14] = static_cast<uint8_t>(item.tci >> 8);
-      out[15] = static_cast<uint8_t>(item.tci & 0xff);
-      std::memcpy(out + 16, f.data + 12, f.size - 12);
-    } else {
-      std::memcpy(out, f.data, f.size);
-    }
+    CopyTxItem(item, {out, len});
     hdr->tp_len = static_cast<uint32_t>(kPacketVnetLen) + len;
     __atomic_store_n(&hdr->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     if (++tx_head_ == tx_frame_count_) tx_head_ = 0;
@@ -241,8 +251,7 @@ class PacketPort final : public Port {
           iov[c++] = {vnet_hdrs_[i].data(), kPacketVnetLen};
         }
         if (item.tagged) {
-          tags_[i] = {0x81, 0x00, static_cast<uint8_t>(item.tci >> 8),
-                      static_cast<uint8_t>(item.tci & 0xff)};
+          tags_[i] = vlan::TagBytes(item.tci);
           iov[c++] = {f.data, 12};
           iov[c++] = {tags_[i].data(), 4};
           iov[c++] = {f.data + 12, f.size - 12};
@@ -379,10 +388,7 @@ class PacketPort final : public Port {
     if (vnet_) f.vnet.num_buffers = 0;
     if (vlan) {
       // The kernel moved the tag into the metadata (skb->vlan_tci): put it back.
-      f.data[12] = static_cast<uint8_t>(tpid >> 8);
-      f.data[13] = static_cast<uint8_t>(tpid & 0xff);
-      f.data[14] = static_cast<uint8_t>(tci >> 8);
-      f.data[15] = static_cast<uint8_t>(tci & 0xff);
+      vlan::StoreTag(f.data + vlan::kMacsLen, tci, tpid);
       if (f.vnet.needs_csum()) f.vnet.csum_start = static_cast<uint16_t>(f.vnet.csum_start + 4);
       if (f.vnet.is_gso()) f.vnet.hdr_len = static_cast<uint16_t>(f.vnet.hdr_len + 4);
     }
@@ -451,7 +457,7 @@ class PacketPort final : public Port {
   std::array<mmsghdr, kMaxTx> msgs_{};
   std::array<iovec, kMaxTx * 4> iov_{};
   std::array<std::array<uint8_t, kPacketVnetLen>, kMaxTx> vnet_hdrs_{};
-  std::array<std::array<uint8_t, 4>, kMaxTx> tags_{};
+  std::array<std::array<uint8_t, vlan::kTagLen>, kMaxTx> tags_{};
 };
 
 // Binds a packet socket to the link; with protocol 0 it receives nothing.

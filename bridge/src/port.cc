@@ -1,7 +1,5 @@
 #include "vfabric/bridge/port.h"
 
-#include <cstring>
-
 namespace vfabric::bridge {
 
 std::string_view ToString(PortKind kind) {
@@ -28,33 +26,20 @@ std::string_view ToString(DropReason reason) {
       return "malformed";
     case DropReason::kTxQueueFull:
       return "tx_queue_full";
-    case DropReason::kMacLimit:
-      return "mac_limit";
     case DropReason::kLinkLocal:
       return "link_local";
     case DropReason::kTxError:
       return "tx_error";
     case DropReason::kOffloadUnsupported:
       return "offload_unsupported";
+    case DropReason::kStaleFdb:
+      return "stale_fdb";
+    case DropReason::kRxKernel:
+      return "rx_kernel";
     case DropReason::kCount:
       break;
   }
   return "unknown";
-}
-
-size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out) {
-  const Frame& f = *item.frame;
-  if (!item.tagged) {
-    std::memcpy(out.data(), f.data, f.size);
-    return f.size;
-  }
-  std::memcpy(out.data(), f.data, 12);
-  out[12] = 0x81;
-  out[13] = 0x00;
-  out[14] = static_cast<uint8_t>(item.tci >> 8);
-  out[15] = static_cast<uint8_t>(item.tci & 0xff);
-  std::memcpy(out.data() + 16, f.data + 12, f.size - 12);
-  return f.size + 4;
 }
 
 VnetHdr TxVnetHdr(const TxItem& item) {

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "vfabric/common/log.h"
+
 namespace vfabric::bridge {
 namespace {
 
@@ -140,7 +142,10 @@ Status SpanningTree::AddPort(PortId id, std::string name, const TreePortSettings
   // and forward.
   Status state = switch_.SetPortStpState(id, StpState::kDiscarding);
   if (!state.ok()) {
-    (void)engine_->RemovePort(port.number, now);
+    // Undo the engine's port; should that fail too, the caller still gets
+    // the first error, and the second is logged.
+    Status undone = engine_->RemovePort(port.number, now);
+    if (!undone.ok()) VF_LOG(kWarning) << what << ": undoing the tree port: " << undone.message();
     return state.WithContext(what);
   }
   // Down, too: the speed gives the port its automatic cost before its link
@@ -177,7 +182,13 @@ void SpanningTree::Service() {
   for (const BpduInbox::Item& item : items) {
     ++counters_.bpdus_in;
     // A port removed after its BPDU was queued: the engine refuses it.
-    (void)engine_->ReceiveBpdu(NumberOf(item.port), {item.bytes.data(), item.size}, now);
+    Status received =
+        engine_->ReceiveBpdu(NumberOf(item.port), {item.bytes.data(), item.size}, now);
+    if (!received.ok()) {
+      ++counters_.bpdus_refused;
+      VF_LOG(kInfo) << "spanning tree of switch " << config_.name << ": BPDU from switch port #"
+                    << item.port << " not taken: " << received.message();
+    }
     // Apply after each BPDU: the outputs of one must reach the switch (and
     // the wire) before the next is judged, as they would on a real bridge.
     ApplyOutput();
@@ -193,13 +204,28 @@ stp::TimePoint SpanningTree::NextDeadline() const {
 void SpanningTree::ApplyOutput() {
   stp::Output out = engine_->TakeOutput();
   if (out.empty()) return;
+  // The switch refuses these only for a port it no longer has (removed
+  // from the switch before it left the tree): the tree goes on with the
+  // others, the failure is counted and logged.
   for (const stp::StateChange& change : out.state_changes) {
     ++counters_.state_changes;
-    (void)switch_.SetPortStpState(IdOf(change.port), ToSwitchState(change.state));
+    const StpState state = ToSwitchState(change.state);
+    Status s = switch_.SetPortStpState(IdOf(change.port), state);
+    if (!s.ok()) {
+      ++counters_.state_change_failures;
+      VF_LOG(kWarning) << "spanning tree of switch " << config_.name << ": port "
+                       << PortNameLocked(IdOf(change.port)) << " to " << ToString(state) << ": "
+                       << s.message();
+    }
   }
   for (const stp::FlushRequest& flush : out.flushes) {
     ++counters_.flushes;
-    (void)switch_.FlushFdb(IdOf(flush.port));
+    Status s = switch_.FlushFdb(IdOf(flush.port));
+    if (!s.ok()) {
+      ++counters_.flush_failures;
+      VF_LOG(kWarning) << "spanning tree of switch " << config_.name << ": flushing port "
+                       << PortNameLocked(IdOf(flush.port)) << ": " << s.message();
+    }
   }
   for (const stp::TxBpdu& bpdu : out.bpdus) {
     if (switch_.SendFrame(IdOf(bpdu.port), bpdu.frame).ok())
@@ -256,6 +282,11 @@ std::string SpanningTree::PortName(stp::PortNumber number) const {
   std::lock_guard<std::mutex> lock(mutex_);
   const PortId id = IdOf(number);
   return number != 0 && id < names_.size() ? names_[id] : std::string();
+}
+
+std::string SpanningTree::PortNameLocked(PortId id) const {
+  if (id < names_.size() && !names_[id].empty()) return names_[id];
+  return "#" + std::to_string(id);
 }
 
 SpanningTreeCounters SpanningTree::Counters() const {

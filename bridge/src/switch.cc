@@ -42,6 +42,7 @@ namespace {
 constexpr size_t kMaxBatch = 256;
 constexpr uint64_t kEventToken = 1ull << 32;
 constexpr uint64_t kTimerToken = (1ull << 32) + 1;
+constexpr uint64_t kStatsToken = (1ull << 32) + 2;
 constexpr size_t kDumpChunk = 1024;
 constexpr size_t kExpireBudget = 4096;
 
@@ -61,13 +62,13 @@ class RelaxedCounter {
 
 struct alignas(64) AtomicPortCounters {
   RelaxedCounter rx_packets, rx_bytes, tx_packets, tx_bytes, bpdu_trapped, csum_completed,
-      segmented;
+      segmented, mac_limit_not_learned;
   RelaxedCounter drops[kDropReasonCount];
 
   void Drop(DropReason r, uint64_t n = 1) { drops[static_cast<size_t>(r)].Add(n); }
   void Reset() {
     rx_packets.Reset(), rx_bytes.Reset(), tx_packets.Reset(), tx_bytes.Reset();
-    bpdu_trapped.Reset(), csum_completed.Reset(), segmented.Reset();
+    bpdu_trapped.Reset(), csum_completed.Reset(), segmented.Reset(), mac_limit_not_learned.Reset();
     for (auto& d : drops) d.Reset();
   }
   PortCounters Read() const {
@@ -79,6 +80,7 @@ struct alignas(64) AtomicPortCounters {
     c.bpdu_trapped = bpdu_trapped.Get();
     c.csum_completed = csum_completed.Get();
     c.segmented = segmented.Get();
+    c.mac_limit_not_learned = mac_limit_not_learned.Get();
     for (size_t i = 0; i < kDropReasonCount; ++i) c.drops[i] = drops[i].Get();
     return c;
   }
@@ -158,6 +160,7 @@ struct Switch::Impl {
   UniqueFd epoll;
   UniqueFd event;
   UniqueFd timer;
+  UniqueFd stats_timer;  // periodic while kernel_stats_ports is not empty
 
   // ---- control side (control_mutex) ----
   mutable std::mutex control_mutex;
@@ -193,8 +196,9 @@ struct Switch::Impl {
   // epoll set, and how many turns each has yielded nothing in a row.
   std::vector<PortId> busy;
   std::vector<uint16_t> idle_turns;
-  std::vector<PortId> dirty;    // ports with queued tx this batch
-  uint64_t timer_armed_ns = 0;  // 0: not armed
+  std::vector<PortId> dirty;               // ports with queued tx this batch
+  std::vector<PortId> kernel_stats_ports;  // present ports with reports_kernel_drops()
+  uint64_t timer_armed_ns = 0;             // 0: not armed
   uint64_t turn = 0;
   // Batch scratch.
   std::array<Frame*, kMaxBatch> frames{};
@@ -226,6 +230,8 @@ struct Switch::Impl {
   [[gnu::always_inline]] void Enqueue(PortId out, Frame* f, bool tagged, uint16_t tci);
   void TransmitAll();
   void PortFailed(PortId id);
+  void StaleFdbDrop(PortId in, PortId out);
+  bool stale_fdb_logged = false;
   bool ArmOneShot(PortId id);
   void MakeBusy(PortId id);
   size_t PollBusy();
@@ -234,6 +240,8 @@ struct Switch::Impl {
   void SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci);
   void Ageing();
   void ArmTimer();
+  void ReadKernelDrops();
+  Status ArmStatsTimer(bool on);
 
   std::shared_ptr<const Snapshot> BuildSnapshot() const;  // REQUIRES control_mutex
   std::string PortName(PortId id) const;
@@ -291,10 +299,9 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
     uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
     p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
     p.vid.assign(4096, static_cast<uint8_t>(vlan::EgressAction::kDrop));
-    frame[12] = 0x81, frame[13] = 0x00, frame[16] = 0x88, frame[17] = 0xb5;
+    frame[16] = 0x88, frame[17] = 0xb5;
     for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
-      frame[14] = static_cast<uint8_t>(vid >> 8);
-      frame[15] = static_cast<uint8_t>(vid & 0xff);
+      vlan::StoreTag(frame + vlan::kMacsLen, vid);
       const vlan::Ingress in = vlan::ClassifyIngress(p.vlan, {frame, 18});
       p.vid[vid] = static_cast<uint8_t>(static_cast<uint8_t>(vlan::ClassifyEgress(p.vlan, vid)) |
                                         (in.accepted() ? kTaggedAccepted : 0));
@@ -329,6 +336,38 @@ void Switch::Impl::PortFailed(PortId id) {
   failed[id].store(true, std::memory_order_relaxed);
   VF_LOG(kWarning) << "switch " << config.name << ": port " << ports[id]->name()
                    << ": fd reports an error; no longer polled";
+}
+
+// Counted on the ingress port (the egress port is gone); logged once per
+// switch, the count says how often.
+void Switch::Impl::StaleFdbDrop(PortId in, PortId out) {
+  counters[in].Drop(DropReason::kStaleFdb);
+  if (stale_fdb_logged) return;
+  stale_fdb_logged = true;
+  VF_LOG(kError) << "switch " << config.name << ": the FDB sends frames from port "
+                 << ports[in]->name() << " to port #" << out
+                 << ", which the switch does not have; dropped (counted as stale_fdb)";
+}
+
+void Switch::Impl::ReadKernelDrops() {
+  for (PortId id : kernel_stats_ports) {
+    const uint64_t dropped = ports[id]->TakeKernelDrops();
+    if (dropped) counters[id].Drop(DropReason::kRxKernel, dropped);
+  }
+}
+
+// Periodic every kernel_stats_interval_ms (on), or disarmed (off).
+Status Switch::Impl::ArmStatsTimer(bool on) {
+  itimerspec spec{};
+  if (on) {
+    const uint32_t ms = config.kernel_stats_interval_ms;
+    spec.it_interval.tv_sec = static_cast<time_t>(ms / 1000);
+    spec.it_interval.tv_nsec = static_cast<long>(ms % 1000) * 1'000'000;
+    spec.it_value = spec.it_interval;
+  }
+  if (::timerfd_settime(stats_timer.get(), 0, &spec, nullptr) < 0)
+    return Status::FromErrno("switch " + config.name + ": timerfd_settime (kernel stats)", errno);
+  return Status::Ok();
 }
 
 void Switch::Impl::ArmTimer() {
@@ -430,6 +469,10 @@ size_t Switch::Impl::Turn(int timeout_ms) {
       uint64_t value;
       [[maybe_unused]] ssize_t r = ::read(timer.get(), &value, sizeof value);
       timer_armed_ns = 0;
+    } else if (token == kStatsToken) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t r = ::read(stats_timer.get(), &value, sizeof value);
+      ReadKernelDrops();
     } else if (token < ports.size() && ports[token]) {
       const PortId id = static_cast<PortId>(token);
       const size_t got = ProcessPort(id);
@@ -606,8 +649,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     if (ingress.strip) {
       // Pop the outermost tag (classification saw it whole): the MACs move
       // up by four bytes.
-      std::memmove(f->data + 4, f->data, 12);
-      f->data += 4;
+      f->data = vlan::StripTagInPlace(f->data);
       f->size -= 4;
       f->capacity += 4;
       if (f->vnet.needs_csum()) f->vnet.csum_start = static_cast<uint16_t>(f->vnet.csum_start - 4);
@@ -673,7 +715,14 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     if (out != fdb::kNoPort) {
       if (out == in) continue;  // the destination is behind the ingress port: filtered
       const PortSnap* os = snap.port(out);
-      if (os == nullptr || !ports[out]) continue;  // a static entry for a port being removed
+      if (os == nullptr || !ports[out]) [[unlikely]] {
+        // The FDB points at a port the switch no longer has. Removal takes
+        // a port's entries with it and static entries are checked on this
+        // thread, so this is a bug somewhere: counted and logged, never
+        // silent.
+        StaleFdbDrop(in, out);
+        continue;
+      }
       if (os->stp != StpState::kForwarding) {
         counters[out].Drop(DropReason::kStpState);
         continue;
@@ -700,7 +749,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   if (vlan_drops) ic.Drop(DropReason::kVlanNotAllowed, vlan_drops);
   if (stp_drops) ic.Drop(DropReason::kStpState, stp_drops);
   if (link_local) ic.Drop(DropReason::kLinkLocal, link_local);
-  if (mac_limit) ic.Drop(DropReason::kMacLimit, mac_limit);
+  if (mac_limit) ic.mac_limit_not_learned.Add(mac_limit);
   if (bpdus) ic.bpdu_trapped.Add(bpdus);
   return n;
 }
@@ -717,6 +766,8 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   if (config.batch_size == 0 || config.batch_size > kMaxBatch)
     return Status::Error(what + ": batch size " + std::to_string(config.batch_size) +
                          " out of range 1-" + std::to_string(kMaxBatch));
+  if (config.kernel_stats_interval_ms == 0)
+    return Status::Error(what + ": kernel_stats_interval_ms 0");
   if (config.fdb.max_ports == 0 || config.fdb.max_ports >= fdb::kNoPort)
     return Status::Error(what + ": max_ports " + std::to_string(config.fdb.max_ports) +
                          " out of range 1-65534");
@@ -736,8 +787,11 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   if (!impl->event) return Status::FromErrno(what + ": eventfd", errno);
   impl->timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!impl->timer) return Status::FromErrno(what + ": timerfd_create", errno);
+  impl->stats_timer.Reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!impl->stats_timer) return Status::FromErrno(what + ": timerfd_create", errno);
   for (auto [fd, token] :
-       {std::pair{impl->event.get(), kEventToken}, std::pair{impl->timer.get(), kTimerToken}}) {
+       {std::pair{impl->event.get(), kEventToken}, std::pair{impl->timer.get(), kTimerToken},
+        std::pair{impl->stats_timer.get(), kStatsToken}}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = token;
@@ -758,6 +812,7 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   impl->busy.reserve(max_ports);
   impl->idle_turns.assign(max_ports, 0);
   impl->dirty.reserve(max_ports);
+  impl->kernel_stats_ports.reserve(max_ports);
   impl->config = std::move(config);
   impl->snapshot = impl->BuildSnapshot();
   return std::unique_ptr<Switch>(new Switch(std::move(impl)));
@@ -797,6 +852,17 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     } else {
       dp.polled.push_back(id);
     }
+    if (raw->reports_kernel_drops()) {
+      if (dp.kernel_stats_ports.empty()) {
+        Status armed = dp.ArmStatsTimer(true);
+        if (!armed.ok()) {
+          if (fd >= 0) ::epoll_ctl(dp.epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+          std::erase(dp.polled, id);
+          return armed;
+        }
+      }
+      dp.kernel_stats_ports.push_back(id);
+    }
     dp.counters[id].Reset();
     dp.failed[id].store(false, std::memory_order_relaxed);
     dp.takes_offload[id] = raw->takes_offload();
@@ -834,10 +900,25 @@ Status Switch::RemovePort(PortId id) {
     std::erase(dp.polled, id);
     std::erase(dp.busy, id);
     std::erase(dp.active, id);
+    std::erase(dp.kernel_stats_ports, id);
+    if (dp.kernel_stats_ports.empty()) {
+      // Cannot fail on a valid timerfd; if it did, the timer only wakes
+      // the loop to read no ports.
+      Status disarmed = dp.ArmStatsTimer(false);
+      if (!disarmed.ok()) VF_LOG(kWarning) << disarmed.message();
+    }
     dp.fdb->FlushPort(id);
     // Static entries of the port go too (FlushPort keeps them).
     for (const fdb::Entry& e : dp.fdb->Snapshot(dp.Now()))
-      if (e.is_static && e.port == id) (void)dp.fdb->RemoveStatic(e.vlan, e.mac);
+      if (e.is_static && e.port == id) {
+        // Cannot fail (the entry was just listed, on this thread); if it
+        // did, frames to it would be stale_fdb drops: say which entry.
+        Status gone = dp.fdb->RemoveStatic(e.vlan, e.mac);
+        if (!gone.ok())
+          VF_LOG(kError) << "switch " << dp.config.name << ": remove port " << name
+                         << ": static entry " << e.mac.ToString() << " vlan " << e.vlan
+                         << " stays: " << gone.message();
+      }
     removed = std::move(dp.ports[id]);
     queue = std::move(dp.txq[id]);
     std::swap(dp.snapshot, snap);
@@ -913,7 +994,17 @@ Status Switch::AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port
     if (port >= d.control_ports.size() || !d.control_ports[port])
       return Status::Error(what + ": no port #" + std::to_string(port), ENOENT);
   }
-  return d.Execute([&](Impl& dp) { return dp.fdb->AddStatic(vlan, mac, port); }).WithContext(what);
+  // Checked again where the entry goes in: a RemovePort between the check
+  // above and this command would otherwise leave an entry pointing at a
+  // port the switch no longer has (the pipeline counts frames sent to one
+  // as stale_fdb drops).
+  return d
+      .Execute([&](Impl& dp) -> Status {
+        if (port >= dp.ports.size() || !dp.ports[port])
+          return Status::Error("no port #" + std::to_string(port), ENOENT);
+        return dp.fdb->AddStatic(vlan, mac, port);
+      })
+      .WithContext(what);
 }
 
 Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
@@ -924,7 +1015,14 @@ Status Switch::RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac) {
 }
 
 Status Switch::FlushFdb(std::optional<PortId> port, std::optional<fdb::VlanId> vlan) {
-  return impl_->Execute([&](Impl& dp) {
+  return impl_->Execute([&](Impl& dp) -> Status {
+    // A port the switch does not have has nothing to flush; saying so tells
+    // a caller that holds a stale id (a spanning tree whose port left the
+    // switch first) instead of pretending the flush happened.
+    if (port && (*port >= dp.ports.size() || !dp.ports[*port]))
+      return Status::Error("switch " + dp.config.name + ": flush fdb of port #" +
+                               std::to_string(*port) + ": no such port",
+                           ENOENT);
     if (port && vlan)
       dp.fdb->FlushPortVlan(*port, *vlan);
     else if (port)

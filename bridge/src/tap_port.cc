@@ -9,10 +9,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/common/log.h"
+#include "vfabric/vlan/tag.h"
 
 namespace vfabric::bridge {
 namespace {
@@ -59,14 +61,13 @@ class TapPort final : public Port {
     for (const TxItem& item : items) {
       const Frame& f = *item.frame;
       VnetHdr h = TxVnetHdr(item);
-      uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>(item.tci >> 8),
-                        static_cast<uint8_t>(item.tci & 0xff)};
+      std::array<uint8_t, vlan::kTagLen> tag = vlan::TagBytes(item.tci);
       iovec iov[4];
       int count;
       iov[0] = {&h, sizeof h};
       if (item.tagged) {
         iov[1] = {f.data, 12};
-        iov[2] = {tag, 4};
+        iov[2] = {tag.data(), tag.size()};
         iov[3] = {f.data + 12, f.size - 12};
         count = 4;
       } else {

@@ -40,7 +40,7 @@ json CountersJson(const bridge::PortCounters& c) {
           {"tx_packets", c.tx_packets},     {"tx_bytes", c.tx_bytes},
           {"bpdu_trapped", c.bpdu_trapped}, {"csum_completed", c.csum_completed},
           {"segmented", c.segmented},       {"drops", drops},
-          {"drops_total", c.total_drops()}};
+          {"drops_total", c.total_drops()}, {"mac_limit_not_learned", c.mac_limit_not_learned}};
 }
 
 // The port's VLANs as the kernel view lists them: {"vid","pvid","untagged"}.
@@ -617,6 +617,9 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
   stp["counters"] = {{"bpdus_in", tc.bpdus_in},           {"bpdus_out", tc.bpdus_out},
                      {"inbox_dropped", tc.inbox_dropped}, {"send_failures", tc.send_failures},
                      {"state_changes", tc.state_changes}, {"flushes", tc.flushes}};
+  stp["counters"]["bpdus_refused"] = tc.bpdus_refused;
+  stp["counters"]["state_change_failures"] = tc.state_change_failures;
+  stp["counters"]["flush_failures"] = tc.flush_failures;
   json ports = json::array();
   for (const stp::PortStatus& port : status.ports) {
     const auto& c = port.counters;

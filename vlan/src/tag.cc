@@ -49,11 +49,7 @@ FrameError Parse(std::span<const uint8_t> frame, FrameInfo* info) {
 FrameError PushTag(FrameBuffer& frame, const Tag& tag) {
   if (frame.size < kEthHeaderLen) return FrameError::kRunt;
   if (frame.headroom < kTagLen) return FrameError::kNoHeadroom;
-  uint8_t* start = frame.data - kTagLen;
-  std::memmove(start, frame.data, kMacsLen);
-  Store16(start + kMacsLen, tag.tpid);
-  Store16(start + kMacsLen + 2, tag.Tci());
-  frame.data = start;
+  frame.data = InsertTagInPlace(frame.data, tag.Tci(), tag.tpid);
   frame.size += kTagLen;
   frame.headroom -= kTagLen;
   return FrameError::kOk;
@@ -65,9 +61,7 @@ FrameError PopTag(FrameBuffer& frame, Tag* popped) {
   if (!IsTagTpid(tpid)) return FrameError::kNotTagged;
   if (frame.size < kEthHeaderLen + kTagLen) return FrameError::kTruncatedTag;
   if (popped) *popped = Tag::FromTci(tpid, Load16(frame.data + kMacsLen + 2));
-  uint8_t* start = frame.data + kTagLen;
-  std::memmove(start, frame.data, kMacsLen);
-  frame.data = start;
+  frame.data = StripTagInPlace(frame.data);
   frame.size -= kTagLen;
   frame.headroom += kTagLen;
   return FrameError::kOk;

@@ -526,7 +526,8 @@ TEST_F(BridgeIntegrationTest, MacLimitIsEnforced) {
         raw.Send(ArpRequest(MacAddress::FromU64(0x020000000a00ull + static_cast<uint64_t>(i)),
                             "10.77.0.99", "10.77.0.98", 0)));
   EXPECT_TRUE(WaitFor([&] { return sw_->Counters(*id)->rx_packets >= 5; }, 3000));
-  EXPECT_EQ(sw_->Counters(*id)->drop(DropReason::kMacLimit), 3u);
+  EXPECT_EQ(sw_->Counters(*id)->mac_limit_not_learned, 3u);
+  EXPECT_EQ(sw_->Counters(*id)->total_drops(), 0u) << "forwarded, so not dropped";
   auto entries = sw_->FdbEntries();
   ASSERT_TRUE(entries.ok());
   size_t on_port = 0;

@@ -30,6 +30,7 @@
 
 #include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric::bridge {
@@ -137,9 +138,10 @@ class PacketPortIntegrationTest : public ::testing::Test {
   // The switch (not started: the test drives its turns) and the veth
   // vfpkt-a0 (the port's link) / vfpkt-a1 (the far end, where frames are
   // sent), IPv6 off so the kernel adds no frames of its own.
-  void MakeSwitchAndVeth(int mtu = 1500) {
+  void MakeSwitchAndVeth(int mtu = 1500, uint32_t kernel_stats_interval_ms = 1000) {
     SwitchConfig config;
     config.name = "pkt";
+    config.kernel_stats_interval_ms = kernel_stats_interval_ms;
     config.fdb.max_ports = 8;
     config.pool_frames = 256;
     auto sw = Switch::Create(std::move(config));
@@ -281,6 +283,52 @@ TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag
   };
   EXPECT_EQ(bytes(v10->TakeCaptured()), want10);
   EXPECT_EQ(bytes(v1->TakeCaptured()), want1);
+}
+
+// Frames the kernel finds no free ring slot for, while the switch is not
+// reading, are lost before the switch: PACKET_STATISTICS counts them, and
+// the switch reads that count into the port's rx_kernel drops (and netctl
+// port stats shows it with the other drop reasons).
+TEST_F(PacketPortIntegrationTest, RingOverflowWhileTheSwitchIsNotReadingCountsKernelDrops) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth(1500, /*kernel_stats_interval_ms=*/20));
+  LinkSocket observer("vfpkt-a0");
+  ASSERT_TRUE(observer.ok());
+  PacketPortOptions options;
+  options.block_size = 4096;  // one block of two 2 KiB slots: a ring of 2 frames
+  options.block_count = 1;
+  options.frame_size = 2048;
+  auto opened =
+      OpenPacketSocketPort("vfpkt-a0", static_cast<int>(::if_nametoindex("vfpkt-a0")), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  auto id = sw_->AddPort(std::move(opened).value(), {});
+  ASSERT_TRUE(id.ok()) << id.status().message();
+  const PortId port = *id;
+  MemoryPort* mem = AddMemoryPort("mem", {});
+  ASSERT_NE(mem, nullptr);
+  LinkSocket far("vfpkt-a1");
+  ASSERT_TRUE(far.ok());
+  // The switch runs no turn while these arrive: 2 fill the ring, 8 find no
+  // slot.
+  constexpr int kSent = 10;
+  for (int i = 0; i < kSent; ++i) {
+    ASSERT_TRUE(far.Send(TestFrame(1, 0, 60, static_cast<uint8_t>(i)))) << std::strerror(errno);
+    ASSERT_EQ(observer.WaitOne(), 60);  // the kernel offered it to the port's ring first
+  }
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        sw_->RunOnce(10);
+        return sw_->Counters(port)->drop(DropReason::kRxKernel) >= kSent - 2;
+      },
+      5000));
+  const PortCounters c = *sw_->Counters(port);
+  EXPECT_EQ(c.drop(DropReason::kRxKernel), static_cast<uint64_t>(kSent - 2));
+  EXPECT_EQ(c.rx_packets, 2u);
+  EXPECT_EQ(c.total_drops(), static_cast<uint64_t>(kSent - 2));
+  EXPECT_EQ(mem->captured_count(), 2u);
+  // Read once, counted once: the kernel's count starts again from zero.
+  for (int turn = 0; turn < 5; ++turn) sw_->RunOnce(10);
+  EXPECT_EQ(sw_->Counters(port)->drop(DropReason::kRxKernel), static_cast<uint64_t>(kSent - 2));
 }
 
 // A frame larger than a slot that finds the socket's queue full is in its

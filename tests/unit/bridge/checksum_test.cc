@@ -11,8 +11,8 @@
 
 #include "frames.h"
 #include "vfabric/bridge/gso.h"
-#include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
+#include "vfabric/bridge/testing/memory_port.h"
 
 namespace vfabric::bridge {
 namespace {

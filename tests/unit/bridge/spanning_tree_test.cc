@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "frames.h"
-#include "vfabric/bridge/ports.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/stp/bpdu.h"
 
 namespace vfabric::bridge {
@@ -298,6 +298,65 @@ TEST(SpanningTree, APortJoiningLinkDownHasTheCostOfItsSpeed) {
   ASSERT_TRUE(f.node(s0).tree->SetPortLink(f.node(s0).ids[p], true, 10000).ok());
   f.Run(100);
   EXPECT_EQ(f.node(s0).tree->GetStatus().ports[0].path_cost, 2000u);
+}
+
+// A port that leaves the switch before it leaves the tree: the state
+// change and the FDB flush the tree then asks for are refused by the
+// switch, and each refusal is counted, not discarded.
+TEST(SpanningTree, StateChangesAndFlushesTheSwitchRefusesAreCounted) {
+  Fabric f;
+  const size_t s0 = f.AddNode(32768, 0x020000000001);
+  TreePortSettings edge;
+  edge.admin_edge = true;
+  const size_t p = f.AddPort(s0, edge);
+  const size_t q = f.AddPort(s0, edge);
+  f.Run(100);
+  ASSERT_EQ(f.SwitchState(s0, p), StpState::kForwarding);
+  SpanningTreeCounters before = f.node(s0).tree->Counters();
+  EXPECT_EQ(before.state_change_failures, 0u);
+  EXPECT_EQ(before.flush_failures, 0u);
+
+  const PortId gone = f.node(s0).ids[p];
+  ASSERT_TRUE(f.node(s0).sw->RemovePort(gone).ok());
+  // Link down: the tree disables the port (discarding) and flushes what it
+  // learned there; the switch has neither.
+  ASSERT_TRUE(f.node(s0).tree->SetPortLink(gone, false, 0).ok());
+  const SpanningTreeCounters after = f.node(s0).tree->Counters();
+  EXPECT_EQ(after.state_changes, before.state_changes + 1);
+  EXPECT_EQ(after.state_change_failures, 1u);
+  EXPECT_EQ(after.flushes, before.flushes + 1);
+  EXPECT_EQ(after.flush_failures, 1u);
+
+  // The other port goes on: its own changes are applied, not counted.
+  ASSERT_TRUE(f.node(s0).tree->SetPortLink(f.node(s0).ids[q], false, 0).ok());
+  EXPECT_EQ(f.SwitchState(s0, q), StpState::kDiscarding);
+  EXPECT_EQ(f.node(s0).tree->Counters().state_change_failures, 1u);
+  EXPECT_EQ(f.node(s0).tree->Counters().flush_failures, 1u);
+}
+
+// A BPDU queued for a port that leaves the tree before the tree reads it
+// is refused by the engine: counted, not discarded.
+TEST(SpanningTree, ABpduWhosePortLeftTheTreeIsCountedAsRefused) {
+  Fabric f;
+  const size_t s0 = f.AddNode(32768, 0x020000000001);
+  const size_t p = f.AddPort(s0);
+  f.Run(100);
+  stp::Bpdu bpdu;
+  bpdu.type = stp::BpduType::kConfig;
+  bpdu.root_id = stp::BridgeId{0x1000, Mac(0x020000000009)};
+  bpdu.bridge_id = bpdu.root_id;
+  bpdu.port_id = stp::MakePortId(128, 1);
+  bpdu.max_age = 20 * 256;
+  bpdu.hello_time = 2 * 256;
+  bpdu.forward_delay = 15 * 256;
+  f.node(s0).ports[p]->Inject(stp::EncodeBpduFrame(bpdu, Mac(0x020000000009)));
+  f.node(s0).sw->RunOnce(0);  // trapped into the inbox
+  ASSERT_EQ(f.node(s0).sw->Counters(f.node(s0).ids[p])->bpdu_trapped, 1u);
+  ASSERT_TRUE(f.node(s0).tree->RemovePort(f.node(s0).ids[p]).ok());
+  f.node(s0).tree->Service();
+  const SpanningTreeCounters c = f.node(s0).tree->Counters();
+  EXPECT_EQ(c.bpdus_in, 1u);
+  EXPECT_EQ(c.bpdus_refused, 1u);
 }
 
 // The inbox keeps at most `capacity` BPDUs and counts the rest; a frame

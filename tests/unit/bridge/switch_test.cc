@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "frames.h"
-#include "vfabric/bridge/ports.h"
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/testing/support.h"
 
 namespace vfabric::bridge {
@@ -316,19 +316,22 @@ TEST_F(SwitchTest, BpduWithoutAHookIsALinkLocalDrop) {
   EXPECT_EQ(Count("b"), 0u);
 }
 
-TEST_F(SwitchTest, MacLimitDropsTheLearnAndStillForwards) {
+// A frame whose source MAC the limit keeps out of the FDB is forwarded all
+// the same: counted as not learned, not as a drop.
+TEST_F(SwitchTest, MacLimitSkipsTheLearnStillForwardsAndIsNoDrop) {
   SwitchConfig config;
   config.fdb.max_per_port = 2;
   Make(std::move(config));
   Add("a"), Add("b");
   for (uint64_t i = 1; i <= 5; ++i) Send("a", EthFrame(kC, Mac(0x020000000000 + i)));
   EXPECT_EQ(Count("b"), 5u);  // flooded (C unknown) all the same
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
-  EXPECT_EQ(C("a").total_drops(), 3u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 3u);
+  EXPECT_EQ(C("a").total_drops(), 0u);
+  ExpectNoDrops("a");
   EXPECT_EQ(sw_->FdbEntries()->size(), 2u);
   // Known MACs refresh without counting.
   Send("a", EthFrame(kC, Mac(0x020000000001)));
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 3u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 3u);
   // Traffic to a MAC that was not learned floods.
   Send("b", EthFrame(Mac(0x020000000005), kB));
   EXPECT_EQ(Count("a"), 1u);
@@ -362,7 +365,8 @@ TEST_F(SwitchTest, NewFdbLimitsKeepTheLearnedEntries) {
   EXPECT_EQ(Count("a"), 1u);
   // a is at its new limit: a fifth MAC is forwarded, not learned.
   Send("a", EthFrame(kC, Mac(0x020000000009)));
-  EXPECT_EQ(Drops("a", DropReason::kMacLimit), 1u);
+  EXPECT_EQ(C("a").mac_limit_not_learned, 1u);
+  EXPECT_EQ(C("a").total_drops(), 0u);
 
   const Status bad = sw_->SetFdbLimits(2, 3);  // max_per_port over max_entries
   ASSERT_FALSE(bad.ok());
@@ -539,6 +543,65 @@ TEST_F(SwitchTest, BadConfigurationsAreRefusedWithTheReason) {
   Status s = sw_->SetPortVlan(ids_["b"], PortVlanConfig::Access(4095));
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(sw_->SetPortStpState(7, StpState::kForwarding).ok());
+}
+
+// A port whose kernel counts the frames it dropped before the switch could
+// read them (a packet socket's ring) has them read every
+// kernel_stats_interval_ms into its rx_kernel drops, accumulated (the
+// kernel resets its count on each read). Other ports are not asked.
+TEST_F(SwitchTest, KernelDropsAreReadPeriodicallyAndAccumulate) {
+  SwitchConfig config;
+  config.kernel_stats_interval_ms = 5;
+  Make(std::move(config));
+  MemoryPortOptions kernel;
+  kernel.reports_kernel_drops = true;
+  Add("a", {}, kernel);
+  Add("b");
+  ports_["a"]->AddKernelDrops(5);
+  ports_["b"]->AddKernelDrops(7);  // b does not report any: never read
+  auto drops_reach = [&](uint64_t n) {
+    return vfabric::testing::WaitFor(
+        [&] {
+          sw_->RunOnce(20);
+          return Drops("a", DropReason::kRxKernel) >= n;
+        },
+        5000);
+  };
+  ASSERT_TRUE(drops_reach(5));
+  EXPECT_EQ(Drops("a", DropReason::kRxKernel), 5u);
+  ports_["a"]->AddKernelDrops(3);
+  ASSERT_TRUE(drops_reach(8));
+  EXPECT_EQ(Drops("a", DropReason::kRxKernel), 8u);
+  EXPECT_EQ(C("a").total_drops(), 8u);
+  ExpectNoDrops("b");
+  EXPECT_EQ(ports_["b"]->TakeKernelDrops(), 7u);
+
+  SwitchConfig bad;
+  bad.kernel_stats_interval_ms = 0;
+  auto refused = Switch::Create(std::move(bad));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("kernel_stats_interval_ms 0"), std::string::npos);
+}
+
+// Flushing or adding a static entry for a port the switch does not have
+// (never had, or removed) is an error naming the port, not a silent no-op:
+// a spanning tree holding a stale port id learns of it (and counts it).
+TEST_F(SwitchTest, FdbCallsForAPortTheSwitchDoesNotHaveFail) {
+  Make();
+  const PortId a = Add("a");
+  Add("b");
+  EXPECT_TRUE(sw_->FlushFdb(a).ok());
+  Status unknown = sw_->FlushFdb(PortId{7});
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.message().find("port #7: no such port"), std::string::npos)
+      << unknown.message();
+  ASSERT_TRUE(sw_->RemovePort(a).ok());
+  EXPECT_FALSE(sw_->FlushFdb(a).ok());
+  EXPECT_FALSE(sw_->FlushFdb(a, fdb::VlanId{1}).ok());
+  EXPECT_FALSE(sw_->AddStaticFdb(1, kA, a).ok());
+  EXPECT_TRUE(sw_->FlushFdb().ok());
+  EXPECT_TRUE(sw_->FlushFdb(std::nullopt, fdb::VlanId{1}).ok());
+  EXPECT_TRUE(sw_->FdbEntries()->empty());
 }
 
 // The switch's ingress classification (fast paths included) agrees with the

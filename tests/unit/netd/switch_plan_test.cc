@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/netd/userspace.h"
 
 namespace vfabric::netd {

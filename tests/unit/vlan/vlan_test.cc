@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <random>
 #include <string>
@@ -174,6 +175,36 @@ TEST(VlanTagEditTest, PopRejectsShortFrames) {
   Buffer truncated(Hex(kMacs + "8100 000a"), 0);
   EXPECT_EQ(PopTag(truncated.frame), FrameError::kTruncatedTag);
   EXPECT_EQ(truncated.frame.size, 16u);
+}
+
+// The unchecked writers the switch's ports use write the same bytes as
+// PushTag/PopTag.
+TEST(VlanTagWriterTest, WritersMatchPushAndPop) {
+  EXPECT_EQ(TagBytes(0xb00a), (std::array<uint8_t, 4>{0x81, 0x00, 0xb0, 0x0a}));
+  EXPECT_EQ(TagBytes(0x0064, kTpidSTag), (std::array<uint8_t, 4>{0x88, 0xa8, 0x00, 0x64}));
+
+  const Bytes untagged = Hex(kMacs + kArp);
+  const Bytes tagged = Hex(kMacs + "8100 b00a" + kArp);
+  Bytes out(untagged.size() + 4, 0xee);
+  EXPECT_EQ(CopyWithTag(out.data(), untagged, 0xb00a), untagged.size() + 4);
+  EXPECT_EQ(out, tagged);
+  // Only the MACs: the tag goes after them, nothing follows.
+  Bytes macs_only(16, 0xee);
+  EXPECT_EQ(CopyWithTag(macs_only.data(), std::span(untagged).first(12), 0x0001), 16u);
+  EXPECT_EQ(macs_only, Hex(kMacs + "8100 0001"));
+
+  Buffer in_place(untagged, 4);
+  uint8_t* start = InsertTagInPlace(in_place.frame.data, 0xb00a);
+  EXPECT_EQ(start, in_place.storage.data());
+  EXPECT_EQ(Bytes(start, start + untagged.size() + 4), tagged);
+  uint8_t* stripped = StripTagInPlace(start);
+  EXPECT_EQ(stripped, in_place.storage.data() + 4);
+  EXPECT_EQ(Bytes(stripped, stripped + untagged.size()), untagged);
+
+  // PushTag and PopTag (the checked forms) agree byte for byte.
+  Buffer pushed(untagged, 4);
+  ASSERT_EQ(PushTag(pushed.frame, Tag::FromTci(kTpidCTag, 0xb00a)), FrameError::kOk);
+  EXPECT_EQ(pushed.contents(), tagged);
 }
 
 TEST(VlanTagEditTest, SetOuterVidKeepsPcpAndDei) {

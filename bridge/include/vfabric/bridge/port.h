@@ -10,11 +10,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "vfabric/bridge/frame.h"
+#include "vfabric/vlan/tag.h"
 
 namespace vfabric::bridge {
 
@@ -25,16 +27,18 @@ std::string_view ToString(PortKind kind);
 // came in on; kTxQueueFull, kTxError and kOffloadUnsupported on the port it
 // was to leave by.
 enum class DropReason : uint8_t {
-  kVlanNotAllowed,  // ingress classification refused it (or egress port not in the VLAN)
-  kStpState,        // the port's STP state forbids forwarding (or learning)
-  kNoBuffer,        // no room to receive into (the pool, a packet socket's queue)
-  kMalformed,       // runt, truncated tag, bad offload metadata, multicast source MAC
-  kTxQueueFull,     // the egress port's queue was full (EAGAIN/ENOBUFS)
-  kMacLimit,        // a source MAC not learned: the port's or table's limit (frame still forwarded)
-  kLinkLocal,       // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
-  kTxError,         // the egress port failed otherwise (errno logged once)
+  kVlanNotAllowed,      // ingress classification refused it (or egress port not in the VLAN)
+  kStpState,            // the port's STP state forbids forwarding (or learning)
+  kNoBuffer,            // no room to receive into (the pool, a packet socket's queue)
+  kMalformed,           // runt, truncated tag, bad offload metadata, multicast source MAC
+  kTxQueueFull,         // the egress port's queue was full (EAGAIN/ENOBUFS)
+  kLinkLocal,           // 01:80:c2:00:00:0x other than a BPDU to a hook (LLDP, pause, ...)
+  kTxError,             // the egress port failed otherwise (errno logged once)
   kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be
                         // segmented)
+  kStaleFdb,  // the FDB names a port the switch no longer has (a bug: also logged); on ingress
+  kRxKernel,  // dropped by the kernel before the switch could read it (a packet socket's ring
+              // or queue was full: PACKET_STATISTICS); read every kernel_stats_interval_ms
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
@@ -48,6 +52,11 @@ struct PortCounters {
   uint64_t bpdu_trapped = 0;    // BPDUs handed to the STP hook
   uint64_t csum_completed = 0;  // checksums completed in software for this egress
   uint64_t segmented = 0;       // GSO frames segmented in software for this egress
+  // Frames whose source MAC was not learned because of the FDB's per-port
+  // or table limit. Not a drop: the frame is still forwarded (flooded when
+  // its destination is unknown), as the Linux bridge does past
+  // fdb_max_learned; so it is counted apart from `drops`.
+  uint64_t mac_limit_not_learned = 0;
   uint64_t drops[kDropReasonCount] = {};
   uint64_t drop(DropReason r) const { return drops[static_cast<size_t>(r)]; }
   uint64_t total_drops() const {
@@ -98,12 +107,29 @@ class Port {
                          uint64_t* malformed) = 0;
   // Sends the items in order (frames are only read). A port may batch.
   virtual TxResult Transmit(std::span<const TxItem> items) = 0;
+
+  // Whether the kernel counts frames it dropped on their way to this port
+  // before the switch could read them (a packet socket: its ring or queue
+  // was full). The switch then asks TakeKernelDrops() every
+  // SwitchConfig::kernel_stats_interval_ms and counts them as rx_kernel.
+  virtual bool reports_kernel_drops() const { return false; }
+  // Those drops since the last call (the kernel's count resets when read).
+  // An error is the port's to log; it answers 0 then.
+  virtual uint64_t TakeKernelDrops() { return 0; }
 };
 
 // The bytes of `item` as they would be on the wire: frame with the tag
 // inserted, copied into `out` (REQUIRES out.size() >= frame size + 4).
-// Returns the length. For ports that copy (memory).
-size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out);
+// Returns the length. For ports that copy (a packet socket's tx ring, the
+// memory port); ports that send in pieces insert vlan::TagBytes instead.
+inline size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out) {
+  const Frame& f = *item.frame;
+  if (!item.tagged) {
+    std::memcpy(out.data(), f.data, f.size);
+    return f.size;
+  }
+  return vlan::CopyWithTag(out.data(), f.bytes(), item.tci);
+}
 // The vnet header for `item` on the wire: the frame's, with csum_start and
 // hdr_len moved by 4 when a tag is inserted.
 VnetHdr TxVnetHdr(const TxItem& item);

@@ -108,13 +108,23 @@ struct SpanningTreeConfig {
   std::function<void(const stp::Event&, std::string_view port_name)> on_event;
 };
 
+// Every call into the switch or the engine that can fail is counted here
+// (and logged): none is discarded.
 struct SpanningTreeCounters {
   uint64_t bpdus_in = 0;       // drained from the inbox
   uint64_t inbox_dropped = 0;  // inbox full
+  // Drained BPDUs the engine refused: their port left the tree after they
+  // were queued (logged at info).
+  uint64_t bpdus_refused = 0;
   uint64_t bpdus_out = 0;      // sent
   uint64_t send_failures = 0;  // SendFrame refused (port gone, tx full)
   uint64_t state_changes = 0;
+  // Port states the switch refused (Switch::SetPortStpState failed: the
+  // switch port is gone while the tree still has it). Logged as warnings.
+  uint64_t state_change_failures = 0;
   uint64_t flushes = 0;
+  // FDB flushes the switch refused (Switch::FlushFdb failed, as above).
+  uint64_t flush_failures = 0;
 };
 
 class SpanningTree {
@@ -157,6 +167,8 @@ class SpanningTree {
                std::unique_ptr<stp::Bridge> engine, UniqueFd wake);
   stp::TimePoint Now() const;
   void ApplyOutput();  // REQUIRES mutex_
+  // The port's name for messages, or "#id" (REQUIRES mutex_).
+  std::string PortNameLocked(PortId id) const;
   void Loop();
 
   Switch& switch_;

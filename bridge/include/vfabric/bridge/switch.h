@@ -84,6 +84,11 @@ struct SwitchConfig {
   BpduHook bpdu_hook;  // none: BPDUs are dropped as link_local
   // The clock (ns) for FDB learning and ageing; default steady_clock.
   std::function<uint64_t()> clock;
+  // How often (ms, > 0) the datapath thread reads the kernel's drop counts
+  // of the ports that have one (Port::reports_kernel_drops: packet sockets)
+  // into their rx_kernel drops: one getsockopt per such port, on a timerfd
+  // armed only while such a port exists. Counters() lags by up to this.
+  uint32_t kernel_stats_interval_ms = 1000;
 };
 
 struct PortSettings {

@@ -12,10 +12,20 @@
 // VID 0 means "priority tagged": the frame carries a priority but no VLAN.
 //
 // All functions are pure: no allocation, no OS calls; errors are values.
+//
+// Writing tags. Every 802.1Q tag vfabric writes goes through the inline
+// writers at the end of this header (StoreTag, TagBytes, CopyWithTag,
+// InsertTagInPlace, StripTagInPlace): the switch's pipeline and each of its
+// ports (bridge/), and PushTag/PopTag here. They check nothing: the fast
+// path has already classified the frame, and a check per frame there costs
+// what the helpers exist to save. PushTag/PopTag are the checked forms, for
+// callers that have not.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
@@ -98,5 +108,55 @@ FrameError PopTag(FrameBuffer& frame, Tag* popped = nullptr);
 
 // Rewrites the outermost tag's VID in place, keeping its TPID, PCP and DEI.
 FrameError SetOuterVid(std::span<uint8_t> frame, VlanId vid);
+
+// ---- The unchecked tag writers (the fast path) ----
+// Inline, no allocation, no branches on the frame: the same loads and
+// stores the switch's ports wrote by hand before (bench/bridge_bench).
+
+// The tag (TPID, then TCI, big-endian) in the 4 bytes at `at`.
+inline void StoreTag(uint8_t* at, uint16_t tci, uint16_t tpid = kTpidCTag) {
+  at[0] = static_cast<uint8_t>(tpid >> 8);
+  at[1] = static_cast<uint8_t>(tpid & 0xff);
+  at[2] = static_cast<uint8_t>(tci >> 8);
+  at[3] = static_cast<uint8_t>(tci & 0xff);
+}
+
+// The tag as its 4 bytes: for a port that sends a frame in pieces (an
+// iovec for the MACs, one for the tag, one for the rest: writev, sendmmsg).
+inline std::array<uint8_t, kTagLen> TagBytes(uint16_t tci, uint16_t tpid = kTpidCTag) {
+  std::array<uint8_t, kTagLen> tag;
+  StoreTag(tag.data(), tci, tpid);
+  return tag;
+}
+
+// Copies `frame` to `out` with the tag inserted after the MACs (it becomes
+// the outermost tag). Returns the bytes written, frame.size() + 4.
+// REQUIRES: frame.size() >= kMacsLen; `out` has room for frame.size() + 4
+// bytes and does not overlap `frame`.
+inline size_t CopyWithTag(uint8_t* out, std::span<const uint8_t> frame, uint16_t tci,
+                          uint16_t tpid = kTpidCTag) {
+  std::memcpy(out, frame.data(), kMacsLen);
+  StoreTag(out + kMacsLen, tci, tpid);
+  std::memcpy(out + kMacsLen + kTagLen, frame.data() + kMacsLen, frame.size() - kMacsLen);
+  return frame.size() + kTagLen;
+}
+
+// Inserts the tag in front of the frame at `data` by moving the MACs 4
+// bytes down; returns the frame's new start (data - 4).
+// REQUIRES: 4 writable bytes before `data`; at least the MACs at `data`.
+inline uint8_t* InsertTagInPlace(uint8_t* data, uint16_t tci, uint16_t tpid = kTpidCTag) {
+  uint8_t* start = data - kTagLen;
+  std::memmove(start, data, kMacsLen);
+  StoreTag(start + kMacsLen, tci, tpid);
+  return start;
+}
+
+// Removes the outermost tag of the frame at `data` by moving the MACs 4
+// bytes up over it; returns the frame's new start (data + 4).
+// REQUIRES: the frame has a whole tag after its MACs (Parse said so).
+inline uint8_t* StripTagInPlace(uint8_t* data) {
+  std::memmove(data + kTagLen, data, kMacsLen);
+  return data + kTagLen;
+}
 
 }  // namespace vfabric::vlan

@@ -1,11 +1,12 @@
+#include "vfabric/bridge/testing/memory_port.h"
+
 #include <errno.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-
-#include "vfabric/bridge/ports.h"
+#include <utility>
 
 namespace vfabric::bridge {
 
