@@ -23,6 +23,7 @@
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
+#include "vfabric/netd/control_line.h"
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/guests.h"
 
@@ -473,16 +474,9 @@ class Daemon {
       std::string line = client.buffer.substr(start, newline - start);
       start = newline + 1;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      json answer;
-      json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (request.is_discarded()) {
-        answer = {
-            {"version", kProtocolVersion},
-            {"ok", false},
-            {"error", {{"code", "bad_request"}, {"message", "the request is not valid JSON"}}}};
-      } else {
-        answer = controller_->Handle(request);
-      }
+      const json answer = AnswerRequestLine(line, kMaxRequestDepth, [&](const json& request) {
+        return controller_->Handle(request);
+      });
       if (!WriteAll(fd, answer.dump() + "\n")) {
         closed = true;
         break;
