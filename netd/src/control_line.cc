@@ -1,5 +1,8 @@
 #include "vfabric/netd/control_line.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "vfabric/netd/controller.h"
 
 namespace vfabric::netd {
@@ -32,6 +35,65 @@ bool NestsDeeperThan(std::string_view text, size_t limit) {
     }
   }
   return false;
+}
+
+Status LineFramer::Append(std::string_view bytes) {
+  if (failed_) return TooLong();
+  // Returned lines are dropped first, so the buffer holds only what is
+  // still to come.
+  if (start_ > 0) {
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(start_));
+    complete_end_ -= start_;
+    start_ = 0;
+  }
+  // Grow by doubling, but never past what one line and this read can need:
+  // the capacity is what the total bound counts (a vector: a string's
+  // reserve may double past what is asked).
+  const size_t need = buffer_.size() + bytes.size();
+  if (need > buffer_.capacity()) {
+    const size_t most = std::max(need, complete_end_ + max_line_bytes_ + 1 + bytes.size());
+    buffer_.reserve(std::min(std::max(need, 2 * buffer_.capacity()), most));
+  }
+  size_t scan = buffer_.size();
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  // Every line that ends in these bytes must fit, and so must the tail.
+  while (scan < buffer_.size()) {
+    const void* found = std::memchr(buffer_.data() + scan, '\n', buffer_.size() - scan);
+    if (found == nullptr) break;
+    const size_t newline = static_cast<size_t>(static_cast<const char*>(found) - buffer_.data());
+    if (newline - complete_end_ > max_line_bytes_) break;
+    complete_end_ = newline + 1;
+    scan = complete_end_;
+  }
+  if (buffer_.size() - complete_end_ > max_line_bytes_) {
+    // The lines before the long one are still served; nothing after it.
+    failed_ = true;
+    buffer_.resize(complete_end_);
+    return TooLong();
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> LineFramer::Next() {
+  if (start_ >= complete_end_) {
+    // Between requests nothing big stays allocated (an idle client that
+    // once sent 16 MiB must not keep them).
+    if (start_ == buffer_.size() && buffer_.capacity() > kKeptCapacity) {
+      std::vector<char>().swap(buffer_);
+      start_ = complete_end_ = 0;
+    }
+    return std::nullopt;
+  }
+  // There is a '\n' before complete_end_.
+  const char* begin = buffer_.data() + start_;
+  const char* newline = static_cast<const char*>(std::memchr(begin, '\n', complete_end_ - start_));
+  std::string line(begin, newline);
+  start_ += line.size() + 1;
+  return line;
+}
+
+Status LineFramer::TooLong() const {
+  return Status::Error("request line longer than " + std::to_string(max_line_bytes_) + " bytes");
 }
 
 json ErrorAnswer(const std::string& code, const std::string& message) {

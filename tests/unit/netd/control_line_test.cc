@@ -45,15 +45,83 @@ size_t Depth(const json& value) {
 }
 
 TEST(NestsDeeperThanTest, AgreesWithTheParser) {
-  for (const char* text :
-       {R"({"a":[{"b":"]]]"},[["\\"]]],"c":{}})", R"([1,[2,[3,[4]]],"[\"{"])", R"("x")",
-        R"({"version":1,"verb":"hello","id":[[{"k":"}}}"}]]})"}) {
+  for (const char* text : {R"({"a":[{"b":"]]]"},[["\\"]]],"c":{}})", R"([1,[2,[3,[4]]],"[\"{"])",
+                           R"("x")", R"({"version":1,"verb":"hello","id":[[{"k":"}}}"}]]})"}) {
     const json value = json::parse(std::string(text));
     EXPECT_FALSE(NestsDeeperThan(text, Depth(value))) << text;
     if (Depth(value) > 0) {
       EXPECT_TRUE(NestsDeeperThan(text, Depth(value) - 1)) << text;
     }
   }
+}
+
+TEST(LineFramerTest, SplitsLinesAcrossReads) {
+  LineFramer framer(100);
+  ASSERT_TRUE(framer.Append("{\"a\"").ok());
+  EXPECT_FALSE(framer.HasLine());
+  EXPECT_EQ(framer.Next(), std::nullopt);
+  EXPECT_EQ(framer.partial_bytes(), 4u);
+  ASSERT_TRUE(framer.Append(":1}\n{\"b\":2}\n\n{").ok());
+  EXPECT_EQ(framer.Next(), "{\"a\":1}");
+  EXPECT_EQ(framer.Next(), "{\"b\":2}");
+  EXPECT_EQ(framer.Next(), "");
+  EXPECT_EQ(framer.Next(), std::nullopt);
+  EXPECT_EQ(framer.partial_bytes(), 1u);
+  ASSERT_TRUE(framer.Append("}\n").ok());
+  EXPECT_EQ(framer.Next(), "{}");
+  EXPECT_EQ(framer.partial_bytes(), 0u);
+  EXPECT_FALSE(framer.failed());
+}
+
+TEST(LineFramerTest, ALineOfExactlyTheCapFitsOneMoreByteDoesNot) {
+  LineFramer framer(10);
+  ASSERT_TRUE(framer.Append("0123456789\n").ok());
+  EXPECT_EQ(framer.Next(), "0123456789");
+  Status status = framer.Append("0123456789X\n");
+  EXPECT_FALSE(status.ok());
+  EXPECT_EQ(status.message(), "request line longer than 10 bytes");
+  EXPECT_TRUE(framer.failed());
+  EXPECT_EQ(framer.Next(), std::nullopt);
+}
+
+// Issue 20 (7): the cap is checked as bytes come, not once a line ends.
+TEST(LineFramerTest, TheCapHoldsWhileTheLineIsStillComing) {
+  LineFramer framer(10);
+  ASSERT_TRUE(framer.Append("01234").ok());
+  ASSERT_TRUE(framer.Append("56789").ok());
+  EXPECT_FALSE(framer.Append("X").ok()) << "11 bytes and no end in sight";
+  EXPECT_TRUE(framer.failed());
+  EXPECT_FALSE(framer.Append("\n").ok()) << "a failed stream stays failed";
+  EXPECT_EQ(framer.Next(), std::nullopt);
+}
+
+TEST(LineFramerTest, LinesBeforeATooLongOneAreStillServed) {
+  LineFramer framer(4);
+  EXPECT_FALSE(framer.Append("ab\ncd\nefghij\nkl\n").ok());
+  EXPECT_TRUE(framer.failed());
+  EXPECT_EQ(framer.Next(), "ab");
+  EXPECT_EQ(framer.Next(), "cd");
+  EXPECT_EQ(framer.Next(), std::nullopt) << "nothing after the long line";
+}
+
+TEST(LineFramerTest, HoldsNoMoreThanOneLineAndOneReadAndLetsGoBetweenRequests) {
+  const size_t cap = 1 << 20;
+  const std::string chunk(65536, 'x');
+  LineFramer framer(cap);
+  size_t appended = 0;
+  while (framer.Append(chunk).ok()) {
+    appended += chunk.size();
+    EXPECT_LE(framer.held_bytes(), cap + 1 + chunk.size());
+  }
+  EXPECT_LE(appended, cap);
+  EXPECT_LE(framer.held_bytes(), cap + 1 + chunk.size());
+  // A big request, answered: its memory does not stay with an idle client.
+  LineFramer served(cap);
+  for (size_t i = 0; i < 15; ++i) ASSERT_TRUE(served.Append(chunk).ok());
+  ASSERT_TRUE(served.Append("\n").ok());
+  EXPECT_EQ(served.Next()->size(), 15 * chunk.size());
+  EXPECT_EQ(served.Next(), std::nullopt);
+  EXPECT_LE(served.held_bytes(), 65536u);
 }
 
 class AnswerRequestLineTest : public ::testing::Test {
