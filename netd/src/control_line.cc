@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "vfabric/netd/controller.h"
+#include "vfabric/protocol/protocol.h"
 
 namespace vfabric::netd {
 
@@ -96,20 +96,20 @@ Status LineFramer::TooLong() const {
   return Status::Error("request line longer than " + std::to_string(max_line_bytes_) + " bytes");
 }
 
-json ErrorAnswer(const std::string& code, const std::string& message) {
-  return {{"version", kProtocolVersion},
-          {"ok", false},
-          {"error", {{"code", code}, {"message", message}}}};
+json ErrorAnswer(std::string_view code, const std::string& message) {
+  return protocol::MakeAnswer(nullptr, protocol::Error{std::string(code), message});
 }
 
 json AnswerRequestLine(std::string_view line, size_t max_depth,
                        const std::function<json(const json&)>& handle) {
   // Before the parser: nothing recursive may see a deep value (see the header).
   if (NestsDeeperThan(line, max_depth))
-    return ErrorAnswer("bad_request", "the request nests arrays and objects deeper than " +
-                                          std::to_string(max_depth) + " levels");
+    return ErrorAnswer(protocol::code::kBadRequest,
+                       "the request nests arrays and objects deeper than " +
+                           std::to_string(max_depth) + " levels");
   json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) return ErrorAnswer("bad_request", "the request is not valid JSON");
+  if (request.is_discarded())
+    return ErrorAnswer(protocol::code::kBadRequest, "the request is not valid JSON");
   return handle(request);
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vfabric/common/log.h"
+#include "vfabric/protocol/protocol.h"
 
 namespace vfabric::netd {
 namespace {
@@ -180,15 +181,15 @@ void ControlServer::Accept(Clock::time_point now) {
     if (!PeerAllowed(fd.get(), socket_gid_, &who)) {
       ++counters_.refused_peer;
       VF_LOG(kWarning) << "control socket: refused " << who;
-      SendOnce(fd.get(), ErrorAnswer("permission", "not allowed to use " + name_));
+      SendOnce(fd.get(), ErrorAnswer(protocol::code::kPermission, "not allowed to use " + name_));
       continue;
     }
     if (clients_.size() >= limits_.max_clients && !MakeRoomForOne(now)) {
       ++counters_.rejected_busy;
-      SendOnce(fd.get(),
-               ErrorAnswer("busy", "netd serves at most " + std::to_string(limits_.max_clients) +
-                                       " control connections and all are busy; "
-                                       "try again"));
+      SendOnce(fd.get(), ErrorAnswer(protocol::code::kBusy,
+                                     "netd serves at most " + std::to_string(limits_.max_clients) +
+                                         " control connections and all are busy; "
+                                         "try again"));
       continue;
     }
     const int raw = fd.get();
@@ -230,8 +231,8 @@ bool ControlServer::MakeRoomForOne(Clock::time_point now) {
                      << counters_.evicted_idle << " closed, " << counters_.rejected_busy
                      << " refused so far)";
   }
-  SendOnce(victim,
-           ErrorAnswer("busy", "netd serves at most " + std::to_string(limits_.max_clients) +
+  SendOnce(victim, ErrorAnswer(protocol::code::kBusy,
+                               "netd serves at most " + std::to_string(limits_.max_clients) +
                                    " control connections; this idle one made room "
                                    "for a new one"));
   Drop(victim, nullptr);
@@ -267,7 +268,7 @@ void ControlServer::Service(int fd, Clock::time_point now) {
       VF_LOG(kWarning) << "control socket: " << client.who << ": request longer than "
                        << limits_.max_request_bytes << " bytes; closing";
       client.out = EncodeAnswer(ErrorAnswer(
-          "bad_request",
+          protocol::code::kBadRequest,
           "request too long (more than " + std::to_string(limits_.max_request_bytes) + " bytes)"));
       client.out_sent = 0;
       client.last_progress = now;
@@ -349,8 +350,8 @@ bool ControlServer::FreeMemoryFor(int fd) {
       }
     }
     ++counters_.dropped_memory;
-    SendOnce(victim,
-             ErrorAnswer("busy", "netd holds " + std::to_string(limits_.max_total_bytes) +
+    SendOnce(victim, ErrorAnswer(protocol::code::kBusy,
+                                 "netd holds " + std::to_string(limits_.max_total_bytes) +
                                      " bytes of requests and answers for its clients at most; "
                                      "this connection held the most and is closed"));
     Drop(victim, "it held the most when the clients' memory bound was reached");
@@ -365,10 +366,11 @@ std::string ControlServer::EncodeAnswer(const json& answer) {
   std::string text = answer.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > limits_.max_answer_bytes) {
     ++counters_.answers_too_large;
-    json error = ErrorAnswer("failed", "the answer (" + std::to_string(text.size()) +
-                                           " bytes) is larger than the control socket's limit "
-                                           "of " +
-                                           std::to_string(limits_.max_answer_bytes) + " bytes");
+    json error = ErrorAnswer(protocol::code::kFailed,
+                             "the answer (" + std::to_string(text.size()) +
+                                 " bytes) is larger than the control socket's limit "
+                                 "of " +
+                                 std::to_string(limits_.max_answer_bytes) + " bytes");
     if (answer.is_object() && answer.contains("id")) error["id"] = answer["id"];
     text = error.dump(-1, ' ', false, json::error_handler_t::replace);
   }

@@ -42,8 +42,9 @@ nlohmann::json AnswerRequestLine(
     std::string_view line, size_t max_depth,
     const std::function<nlohmann::json(const nlohmann::json&)>& handle);
 
-// An answer {"version", "ok": false, "error": {"code", "message"}}.
-nlohmann::json ErrorAnswer(const std::string& code, const std::string& message);
+// An answer {"version", "ok": false, "error": {"code", "message"}}; `code`
+// is one of protocol::code.
+nlohmann::json ErrorAnswer(std::string_view code, const std::string& message);
 
 // Splits a byte stream into '\n'-terminated lines and enforces the length
 // limit of one line while the bytes arrive, so a client can never make netd
