@@ -1,9 +1,9 @@
 #include "vfabric/netd/daemon.h"
 
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +23,7 @@
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
+#include "vfabric/netd/control_server.h"
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/create_journal.h"
 #include "vfabric/netd/guests.h"
@@ -31,8 +32,6 @@ namespace vfabric::netd {
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxRequestBytes = 16 * 1024 * 1024;
 
 // sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
 void Notify(const char* state) {
@@ -121,52 +120,35 @@ bool AnotherNetdListening(const std::string& path) {
   return probe && connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
 }
 
-// Root, netd's own user, and members of the socket's group may connect.
-bool PeerAllowed(int fd, gid_t socket_gid, std::string* who) {
-  ucred cred{};
-  socklen_t length = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) return false;
-  *who = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
-  if (cred.uid == 0 || cred.uid == geteuid() || cred.gid == socket_gid) return true;
-  gid_t groups[256];
-  socklen_t groups_length = sizeof groups;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_length) == 0) {
-    for (size_t i = 0; i < groups_length / sizeof(gid_t); ++i)
-      if (groups[i] == socket_gid) return true;
+// Raises the soft limit of open files to the hard one: clients of the
+// control socket are capped well below it, so what repair needs (netlink
+// sockets, taps, packet sockets, guests' QMP sockets) is always there.
+// Returns the limit in force.
+rlim_t RaiseFdLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      limit = raised;
+    else
+      VF_LOG(kWarning) << "raise RLIMIT_NOFILE to " << limit.rlim_max << ": "
+                       << std::strerror(errno);
   }
-  return false;
+  return limit.rlim_cur;
 }
-
-// Writes all of `data`, waiting for the peer to read for up to 5 s.
-bool WriteAll(int fd, const std::string& data) {
-  size_t written = 0;
-  while (written < data.size()) {
-    ssize_t n = send(fd, data.data() + written, data.size() - written, MSG_NOSIGNAL);
-    if (n > 0) {
-      written += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      if (poll(&p, 1, 5000) <= 0) return false;
-      continue;
-    }
-    return false;
-  }
-  return true;
-}
-
-struct Client {
-  UniqueFd fd;
-  std::string buffer;
-};
 
 class Daemon {
  public:
   explicit Daemon(const DaemonOptions& options) : options_(options) {}
 
   int Run() {
+    // A quarter of the fds at most go to control clients (256 of the usual
+    // 1024; the default cap of 256 wherever the hard limit is higher).
+    const rlim_t fd_limit = RaiseFdLimit();
+    control_limits_.max_clients =
+        std::max<size_t>(1, std::min<size_t>(control_limits_.max_clients, fd_limit / 4));
     auto loaded = Load();
     if (!loaded.ok()) return 1;
     // Before anything is applied: a second netd must not take over (and,
@@ -308,18 +290,30 @@ class Daemon {
     repair_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     resync_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     guest_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!signal_fd_ || !epoll_ || !repair_timer_ || !resync_timer_ || !guest_timer_) {
+    control_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!signal_fd_ || !epoll_ || !repair_timer_ || !resync_timer_ || !guest_timer_ ||
+        !control_timer_) {
       VF_LOG(kError) << "event loop set-up: " << std::strerror(errno);
       return false;
     }
-    auto listener = Listen(options_.socket_path, options_.socket_group, &socket_gid_);
+    gid_t socket_gid = 0;
+    auto listener = Listen(options_.socket_path, options_.socket_group, &socket_gid);
     if (!listener.ok()) {
       VF_LOG(kError) << listener.status().message();
       return false;
     }
-    listener_ = std::move(listener).value();
+    // The clients live in the server's own epoll set, nested in this one:
+    // their fd numbers never mix with the guests'.
+    auto control = ControlServer::Create(
+        std::move(listener).value(), options_.socket_path, socket_gid, control_limits_,
+        [this](const json& request) { return controller_->Handle(request); });
+    if (!control.ok()) {
+      VF_LOG(kError) << control.status().message();
+      return false;
+    }
+    control_ = std::move(control).value();
     for (int fd : {signal_fd_.get(), monitor_->fd(), repair_timer_.get(), resync_timer_.get(),
-                   guest_timer_.get(), listener_.get()}) {
+                   guest_timer_.get(), control_->fd(), control_timer_.get()}) {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
@@ -344,6 +338,7 @@ class Daemon {
       }
       for (int i = 0; i < n && !stopping_; ++i) Dispatch(events[i].data.fd);
       RefreshGuestWatch();
+      ArmControlTimer();
     }
   }
 
@@ -360,14 +355,15 @@ class Daemon {
       ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
       return Repair("resync");
     }
-    if (fd == listener_.get()) return OnAccept();
+    if (fd == control_->fd() || fd == control_timer_.get()) {
+      if (fd == control_timer_.get()) DrainFd(fd);
+      return control_->Run(std::chrono::steady_clock::now());
+    }
     if (fd == guest_timer_.get()) {
       DrainFd(fd);
       guests_->Poll();
       return;
     }
-    // Clients first: a number a guest just closed may already be a client's.
-    if (clients_.count(fd)) return OnClient(fd);
     if (guest_fds_.count(fd)) guests_->OnReadable(fd);
   }
 
@@ -376,9 +372,7 @@ class Daemon {
   void RefreshGuestWatch() {
     std::set<int> now;
     for (int fd : guests_->Fds()) now.insert(fd);
-    // A guest fd that went away was closed, which took it out of epoll; its
-    // number may belong to a client by now, so it is not touched here.
-    std::erase_if(now, [&](int fd) { return clients_.count(fd) != 0; });
+    // A guest fd that went away was closed, which took it out of epoll.
     for (int fd : now)
       if (!guest_fds_.count(fd)) Watch(fd);
     guest_fds_ = std::move(now);
@@ -448,75 +442,17 @@ class Daemon {
     }
   }
 
-  void OnAccept() {
-    while (true) {
-      UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!fd) return;
-      std::string who;
-      if (!PeerAllowed(fd.get(), socket_gid_, &who)) {
-        VF_LOG(kWarning) << "control socket: refused " << who;
-        json answer = {
-            {"version", kProtocolVersion},
-            {"ok", false},
-            {"error",
-             {{"code", "permission"}, {"message", "not allowed to use " + options_.socket_path}}}};
-        WriteAll(fd.get(), answer.dump() + "\n");
-        continue;
-      }
-      const int raw = fd.get();
-      guest_fds_.erase(raw);  // the number of a guest fd closed since the last refresh
-      Watch(raw);
-      clients_[raw] = Client{std::move(fd), {}};
-    }
-  }
-
-  void OnClient(int fd) {
-    auto it = clients_.find(fd);
-    if (it == clients_.end()) return;
-    Client& client = it->second;
-    char buffer[65536];
-    bool closed = false;
-    while (true) {
-      ssize_t n = read(fd, buffer, sizeof buffer);
-      if (n > 0) {
-        client.buffer.append(buffer, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0 || (n < 0 && errno != EAGAIN)) closed = true;
-      break;
-    }
-    size_t start = 0, newline;
-    while ((newline = client.buffer.find('\n', start)) != std::string::npos) {
-      std::string line = client.buffer.substr(start, newline - start);
-      start = newline + 1;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      json answer;
-      json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (request.is_discarded()) {
-        answer = {
-            {"version", kProtocolVersion},
-            {"ok", false},
-            {"error", {{"code", "bad_request"}, {"message", "the request is not valid JSON"}}}};
-      } else {
-        answer = controller_->Handle(request);
-      }
-      if (!WriteAll(fd, answer.dump() + "\n")) {
-        closed = true;
-        break;
-      }
-    }
-    client.buffer.erase(0, start);
-    if (client.buffer.size() > kMaxRequestBytes) {
-      json answer = {{"version", kProtocolVersion},
-                     {"ok", false},
-                     {"error", {{"code", "bad_request"}, {"message", "request too long"}}}};
-      WriteAll(fd, answer.dump() + "\n");
-      closed = true;
-    }
-    if (closed) {
-      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-      clients_.erase(it);
+  // Wakes the loop when the control server has timeouts due, or requests
+  // it read but left for the next turn.
+  void ArmControlTimer() {
+    if (auto deadline = control_->NextDeadline()) {
+      const auto delay = std::chrono::ceil<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      ArmTimer(control_timer_.get(),
+               static_cast<int>(std::clamp<int64_t>(delay.count(), 0, 3600 * 1000)));
+    } else {
+      itimerspec spec{};
+      timerfd_settime(control_timer_.get(), 0, &spec, nullptr);
     }
   }
 
@@ -530,9 +466,10 @@ class Daemon {
   UniqueFd guest_timer_;
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;
-  UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_, listener_;
-  gid_t socket_gid_ = 0;
-  std::map<int, Client> clients_;
+  UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_;
+  ControlLimits control_limits_;
+  std::unique_ptr<ControlServer> control_;
+  UniqueFd control_timer_;
   bool repair_armed_ = false;
   bool stopping_ = false;
 };

@@ -55,6 +55,7 @@ inline constexpr std::string_view kInvalid = "invalid";          // topology err
 inline constexpr std::string_view kUnsupported = "unsupported";  // not on this host/datapath
 inline constexpr std::string_view kFailed = "failed";            // the kernel or a switch refused
 inline constexpr std::string_view kPermission = "permission";
+inline constexpr std::string_view kBusy = "busy";  // a control socket limit; the connection closes
 }  // namespace code
 
 struct Error {
