@@ -9,8 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iostream>
+#include <istream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -37,10 +41,11 @@ The vfabric command line: checks topology files and asks netd about networks
 and guests.
 
 Commands:
-  validate FILE...       check topology files (or directories of *.json) offline
+  validate FILE...       check topology files (or directories of *.json) offline;
+                         a FILE of - is standard input (also for plan and apply)
   plan FILE...           show what 'apply' would change on this host
   apply FILE...          make this host's networks match FILE...
-  network list           list networks
+  network list           list networks ('net' for network, 'ls' for list)
   network show NAME      show a network: settings, ports, static FDB entries
   port list [NETWORK]    list the ports of every network, or of NETWORK
   port stats NETWORK [PORT]
@@ -67,13 +72,14 @@ Commands:
 Options (before or after the command):
   --socket PATH          netd's control socket
                          (default: $VFABRIC_SOCKET, else /run/vfabric/netd.sock)
-  --json                 print netd's answer ("result") as JSON, indented two spaces;
+  -j, --json             print netd's answer ("result") as JSON, indented two spaces;
                          on an error, print the error object ({"code","message",...})
   --timeout SECONDS      give up waiting for netd after SECONDS (default 10)
   -h, --help             show help
   --version              show netctl's version
 
-Tables have a header row; an empty table is the header alone.
+Tables have a header row; an empty table is the header alone. A mistyped
+command gets a suggestion ("did you mean 'network'?").
 Exit status: 0 success; 1 netd rejected the request, it failed, the topology
 has errors, or netd is unreachable; 2 usage error.
 )";
@@ -108,6 +114,18 @@ constexpr CommandSpec kCommands[] = {
     {"attach", "", 2, 2, "VM NETWORK", "[--mac MAC] [--vlan VID]"},
     {"detach", "", 2, 2, "VM NIC"},
 };
+
+// What operators type for a command or a sub-command: "net ls" is "network
+// list". Only ever added to; each alias names one command.
+constexpr std::pair<const char*, const char*> kCommandAliases[] = {{"net", "network"}};
+constexpr std::pair<const char*, const char*> kSubCommandAliases[] = {{"ls", "list"}};
+
+std::string Unalias(const std::string& word,
+                    std::span<const std::pair<const char*, const char*>> aliases) {
+  for (const auto& [alias, name] : aliases)
+    if (word == alias) return name;
+  return word;
+}
 
 bool KnownCommand(std::string_view name) {
   return std::any_of(std::begin(kCommands), std::end(kCommands),
@@ -147,6 +165,21 @@ std::string CommandHint(std::string_view name) {
     first = false;
   }
   return text + " (see 'netctl help " + std::string(name) + "')";
+}
+
+// "; did you mean 'network'?" when `word` is a likely typo of a command (or,
+// with `command`, of one of its sub-commands), else "".
+std::string DidYouMean(std::string_view word, std::string_view command = {}) {
+  std::vector<std::string_view> candidates;
+  if (command.empty()) candidates.push_back("help");
+  for (const auto& spec : kCommands) {
+    std::string_view candidate = command.empty() ? spec.name : spec.sub;
+    if (!command.empty() && command != spec.name) continue;
+    if (std::find(candidates.begin(), candidates.end(), candidate) == candidates.end())
+      candidates.push_back(candidate);
+  }
+  const std::string suggestion = topology::SuggestName(word, candidates);
+  return suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?";
 }
 
 std::string SubCommandList(std::string_view name) {
@@ -217,9 +250,29 @@ Result<std::string> ReadWholeFile(const std::string& path) {
   return text;
 }
 
+// The name standard input's topology goes by in diagnostics and requests.
+constexpr const char* kStdinName = "<stdin>";
+
+// Standard input, whole, at most kMaxTopologyBytes.
+Result<std::string> ReadStdin(std::istream& in) {
+  std::string text;
+  char chunk[65536];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxTopologyBytes) {
+      return Status::Error("cannot read standard input: larger than " +
+                               std::to_string(kMaxTopologyBytes >> 20) + " MiB",
+                           EFBIG);
+    }
+  }
+  if (in.bad()) return Status::Error("cannot read standard input", EIO);
+  return text;
+}
+
 // The files plan/apply send: each path, or a directory's *.json files in name
-// order (as LoadTopology reads them), as [{"name","text"}].
-Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
+// order (as LoadTopology reads them), as [{"name","text"}]; a path of "-" is
+// standard input, named "<stdin>".
+Result<json> ReadTopologyFiles(const std::vector<std::string>& paths, std::istream& in) {
   json files = json::array();
   size_t total = 0;
   auto add = [&](const std::string& path) -> Status {
@@ -235,6 +288,13 @@ Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
     return Status::Ok();
   };
   for (const auto& path : paths) {
+    if (path == "-") {
+      Result<std::string> text = ReadStdin(in);
+      if (!text.ok()) return text.status();
+      total += text->size();
+      files.push_back({{"name", kStdinName}, {"text", std::move(*text)}});
+      continue;
+    }
     std::error_code error;
     if (!std::filesystem::is_directory(path, error)) {
       VF_RETURN_IF_ERROR(add(path));
@@ -261,15 +321,16 @@ Result<json> ReadTopologyFiles(const std::vector<std::string>& paths) {
 
 class Dispatcher {
  public:
-  Dispatcher(const CommandLine& command_line, std::ostream& out, std::ostream& err)
-      : cl_(command_line), out_(out), err_(err) {}
+  Dispatcher(const CommandLine& command_line, std::istream& in, std::ostream& out,
+             std::ostream& err)
+      : cl_(command_line), in_(in), out_(out), err_(err) {}
 
   int Run() {
     const std::string& command = cl_.command;
     const std::string& sub = cl_.sub;
     if (command == "validate") return Validate();
     if (command == "plan" || command == "apply") {
-      Result<json> files = ReadTopologyFiles(cl_.operands);
+      Result<json> files = ReadTopologyFiles(cl_.operands, in_);
       if (!files.ok()) return Fail(files.status().message());
       json args = {{"files", std::move(*files)}};
       return Call(command == "plan" ? verb::kPlan : verb::kApply, args,
@@ -349,7 +410,18 @@ class Dispatcher {
   }
 
   int Validate() {
-    topology::LoadResult loaded = topology::LoadTopology(cl_.operands);
+    topology::LoadResult loaded;
+    if (std::find(cl_.operands.begin(), cl_.operands.end(), "-") == cl_.operands.end()) {
+      loaded = topology::LoadTopology(cl_.operands);
+    } else {
+      // Standard input among them: every operand read here, parsed together.
+      Result<json> files = ReadTopologyFiles(cl_.operands, in_);
+      if (!files.ok()) return Fail(files.status().message());
+      std::vector<topology::SourceFile> sources;
+      for (const json& file : *files)
+        sources.push_back({file["name"].get<std::string>(), file["text"].get<std::string>()});
+      loaded = topology::ParseTopologyFiles(sources);
+    }
     if (cl_.json) {
       json diagnostics = json::array();
       for (const auto& d : loaded.errors) {
@@ -365,7 +437,7 @@ class Dispatcher {
     for (const auto& d : loaded.errors) err_ << d.ToString() << "\n";
     if (!loaded.ok()) return 1;
     if (!cl_.json) {
-      for (const auto& path : cl_.operands) out_ << path << ": ok\n";
+      for (const auto& path : cl_.operands) out_ << (path == "-" ? kStdinName : path) << ": ok\n";
     }
     return 0;
   }
@@ -426,6 +498,7 @@ class Dispatcher {
   }
 
   const CommandLine& cl_;
+  std::istream& in_;
   std::ostream& out_;
   std::ostream& err_;
 };
@@ -510,7 +583,8 @@ std::string HelpText(const std::string& command) {
   for (const auto& [name, details] : kDetails) {
     if (command == name) text += details;
   }
-  text += "\nOptions: --socket PATH, --json, --timeout SECONDS, -h/--help (see 'netctl --help').\n";
+  text +=
+      "\nOptions: --socket PATH, -j/--json, --timeout SECONDS, -h/--help (see 'netctl --help').\n";
   return text;
 }
 
@@ -574,7 +648,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                            command_option->argument);
       }
       command_option->value = value;
-    } else if (arg == "--json") {
+    } else if (arg == "--json" || arg == "-j") {
       cl->json = true;
     } else if (arg == "-h" || arg == "--help") {
       cl->help = true;
@@ -600,11 +674,11 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     return usage_error("missing command", kGlobalHint);
   }
   size_t next = 0;
-  cl->command = positional[next++];
+  cl->command = Unalias(positional[next++], kCommandAliases);
   if (cl->command == "help") {
     cl->help = true;
     cl->command.clear();
-    if (next < positional.size()) cl->command = positional[next++];
+    if (next < positional.size()) cl->command = Unalias(positional[next++], kCommandAliases);
     if (cl->command == "help") cl->command.clear();  // "netctl help help"
     if (next < positional.size()) {
       return usage_error("help: unexpected argument '" + positional[next] + "'",
@@ -613,7 +687,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   }
   if (cl->command.empty()) return true;
   if (!KnownCommand(cl->command)) {
-    return usage_error("unknown command '" + cl->command + "'");
+    return usage_error("unknown command '" + cl->command + "'" + DidYouMean(cl->command));
   }
   if (HasSubCommands(cl->command)) {
     if (next >= positional.size()) {
@@ -624,8 +698,12 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     }
     cl->sub = positional[next++];
     if (FindSpec(cl->command, cl->sub) == nullptr) {
+      const std::string unaliased = Unalias(cl->sub, kSubCommandAliases);
+      if (FindSpec(cl->command, unaliased) != nullptr) cl->sub = unaliased;
+    }
+    if (FindSpec(cl->command, cl->sub) == nullptr) {
       return usage_error(cl->command + ": unknown sub-command '" + cl->sub + "' (" +
-                             SubCommandList(cl->command) + ")",
+                             SubCommandList(cl->command) + ")" + DidYouMean(cl->sub, cl->command),
                          CommandHint(cl->command));
     }
   }
@@ -717,7 +795,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
 namespace {
 
 int RunUnchecked(const std::vector<std::string>& args, const std::string& default_socket_path,
-                 std::ostream& out, std::ostream& err) {
+                 std::istream& in, std::ostream& out, std::ostream& err) {
   try {
     CommandLine cl;
     UsageError usage;
@@ -734,7 +812,7 @@ int RunUnchecked(const std::vector<std::string>& args, const std::string& defaul
           << ")\n";
       return 0;
     }
-    return Dispatcher(cl, out, err).Run();
+    return Dispatcher(cl, in, out, err).Run();
   } catch (const std::exception& e) {
     err << "netctl: internal error: " << e.what() << "\n";
     return 1;
@@ -748,7 +826,12 @@ int RunUnchecked(const std::vector<std::string>& args, const std::string& defaul
 
 int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
         std::ostream& out, std::ostream& err) {
-  int status = RunUnchecked(args, default_socket_path, out, err);
+  return Run(args, default_socket_path, std::cin, out, err);
+}
+
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::istream& in, std::ostream& out, std::ostream& err) {
+  int status = RunUnchecked(args, default_socket_path, in, out, err);
   // A table that could not be written (a full disk, a closed pipe) is a failure.
   out.flush();
   if (!out) {
