@@ -496,5 +496,20 @@ TEST_F(NetdTest, ReadsTheDefaultConfigDirectoryWithoutConfig) {
   EXPECT_THAT(help.out, HasSubstr("default\n                         " + dir));
 }
 
+// Under systemd with stderr on the journal (JOURNAL_STREAM names it), each
+// line carries its syslog priority for journald instead of a time stamp.
+TEST_F(NetdTest, LogsWithJournalPrioritiesWhenStderrIsTheJournal) {
+  const std::string log = dir_.Join("journal.log");
+  auto result = testing::Shell(": >" + log + "; JOURNAL_STREAM=$(stat -c %d:%i " + log + ") " +
+                               Netd() + " --config " + dir_.Join("missing.json") + " 2>>" + log);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(testing::ReadFile(log), "<3>error: " + dir_.Join("missing.json") +
+                                        ": cannot open: No such file or directory\n");
+  // JOURNAL_STREAM inherited, stderr elsewhere: the plain form.
+  auto plain = testing::Shell("JOURNAL_STREAM=1:1 " + Netd() + " --config " +
+                              dir_.Join("missing.json") + " 2>&1");
+  EXPECT_THAT(plain.out, HasSubstr("]: error: " + dir_.Join("missing.json")));
+}
+
 }  // namespace
 }  // namespace vfabric
