@@ -1,8 +1,8 @@
 // Log lines: the plain form for a terminal or file, the priority-prefixed
 // form for systemd's journal, and how netd tells which stderr it has.
-#include "vfabric/common/log_line.h"
-
 #include <gtest/gtest.h>
+
+#include "vfabric/common/log_line.h"
 
 namespace vfabric {
 namespace {
