@@ -7,17 +7,28 @@
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/daemon.h"
 
+#ifndef VFABRIC_DEFAULT_CONFIG
+#define VFABRIC_DEFAULT_CONFIG "/etc/vfabric/networks"
+#endif
+
 namespace {
 
+// Without --config: the installed configuration directory (SYSCONFDIR, /etc
+// for the package). One that does not exist stops netd with the path and the
+// reason, as any unreadable --config does; an empty one is an empty topology.
+constexpr const char* kDefaultConfig = VFABRIC_DEFAULT_CONFIG;
+
 constexpr const char* kUsage =
-    "usage: netd --config PATH [--config PATH...] [options]\n"
+    "usage: netd [--config PATH...] [options]\n"
     "\n"
     "Applies the vfabric topologies in PATH (a JSON file, or a directory whose\n"
     "*.json files are read in name order) to this host, then serves netctl on\n"
     "the control socket and repairs any drift the kernel reports.\n"
     "\n"
     "options:\n"
-    "  --config PATH          topology file or directory (repeatable; required)\n"
+    "  --config PATH          topology file or directory (repeatable; default\n"
+    "                         " VFABRIC_DEFAULT_CONFIG
+    ")\n"
     "  --socket PATH          control socket (default /run/vfabric/netd.sock)\n"
     "  --socket-group GROUP   group, besides root and netd's user, that may use the socket\n"
     "  --run-dir DIR          netd's state: guests' QMP sockets and console logs in\n"
@@ -85,6 +96,6 @@ int main(int argc, char** argv) {
       return UsageError("unknown option " + arg);
     }
   }
-  if (options.config_paths.empty()) return UsageError("--config PATH is required");
+  if (options.config_paths.empty()) options.config_paths.push_back(kDefaultConfig);
   return vfabric::netd::RunDaemon(options);
 }

@@ -320,7 +320,11 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
 std::string Switch::Impl::PortName(PortId id) const {
   std::lock_guard<std::mutex> lock(control_mutex);
   if (id < control_ports.size() && control_ports[id]) return control_ports[id]->name;
-  return "#" + std::to_string(id);
+  // Not "#" + std::to_string(id): GCC 12 at -O3 reports a bogus -Wrestrict
+  // on a one-character literal prepended to a temporary (GCC PR 105329).
+  std::string name(1, '#');
+  name += std::to_string(id);
+  return name;
 }
 
 // ---------------------------------------------------------------------------

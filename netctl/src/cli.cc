@@ -5,8 +5,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
+#include <istream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -32,10 +36,11 @@ The vfabric command line: checks topology files and asks netd about networks
 and guests.
 
 Commands:
-  validate FILE...       check topology files (or directories of *.json) offline
+  validate FILE...       check topology files (or directories of *.json) offline;
+                         a FILE of - is standard input (also for plan and apply)
   plan FILE...           show what 'apply' would change on this host
   apply FILE...          make this host's networks match FILE...
-  network list           list networks
+  network list           list networks ('net' for network, 'ls' for list)
   network show NAME      show a network: settings, ports, static FDB entries
   port list [NETWORK]    list the ports of every network, or of NETWORK
   port stats NETWORK [PORT]
@@ -62,13 +67,14 @@ Commands:
 Options (before or after the command):
   --socket PATH          netd's control socket
                          (default: $VFABRIC_SOCKET, else /run/vfabric/netd.sock)
-  --json                 print netd's answer ("result") as JSON, indented two spaces;
+  -j, --json             print netd's answer ("result") as JSON, indented two spaces;
                          on an error, print the error object ({"code","message",...})
   --timeout SECONDS      give up waiting for netd after SECONDS (default 10)
   -h, --help             show help
   --version              show netctl's version
 
-Tables have a header row; an empty table is the header alone.
+Tables have a header row; an empty table is the header alone. A mistyped
+command gets a suggestion ("did you mean 'network'?").
 Exit status: 0 success; 1 netd rejected the request, it failed, the topology
 has errors, or netd is unreachable; 2 usage error.
 )";
@@ -103,6 +109,18 @@ constexpr CommandSpec kCommands[] = {
     {"attach", "", 2, 2, "VM NETWORK", "[--mac MAC] [--vlan VID]"},
     {"detach", "", 2, 2, "VM NIC"},
 };
+
+// What operators type for a command or a sub-command: "net ls" is "network
+// list". Only ever added to; each alias names one command.
+constexpr std::pair<const char*, const char*> kCommandAliases[] = {{"net", "network"}};
+constexpr std::pair<const char*, const char*> kSubCommandAliases[] = {{"ls", "list"}};
+
+std::string Unalias(const std::string& word,
+                    std::span<const std::pair<const char*, const char*>> aliases) {
+  for (const auto& [alias, name] : aliases)
+    if (word == alias) return name;
+  return word;
+}
 
 bool KnownCommand(std::string_view name) {
   return std::any_of(std::begin(kCommands), std::end(kCommands),
@@ -142,6 +160,21 @@ std::string CommandHint(std::string_view name) {
     first = false;
   }
   return text + " (see 'netctl help " + std::string(name) + "')";
+}
+
+// "; did you mean 'network'?" when `word` is a likely typo of a command (or,
+// with `command`, of one of its sub-commands), else "".
+std::string DidYouMean(std::string_view word, std::string_view command = {}) {
+  std::vector<std::string_view> candidates;
+  if (command.empty()) candidates.push_back("help");
+  for (const auto& spec : kCommands) {
+    std::string_view candidate = command.empty() ? spec.name : spec.sub;
+    if (!command.empty() && command != spec.name) continue;
+    if (std::find(candidates.begin(), candidates.end(), candidate) == candidates.end())
+      candidates.push_back(candidate);
+  }
+  const std::string suggestion = topology::SuggestName(word, candidates);
+  return suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?";
 }
 
 std::string SubCommandList(std::string_view name) {
@@ -189,38 +222,76 @@ struct CommandOption {
   std::optional<std::string> value;
 };
 
-// The files plan/apply send, as [{"name","text"}]: read by the library's one
-// rule for configuration paths (topology::ReadTopologyFiles, as netd and
-// `netctl validate` read them). On failure, every line to print.
-Result<json> ReadTopologyFiles(const std::vector<std::string>& paths,
-                               std::vector<std::string>* problems) {
-  topology::ReadResult read = topology::ReadTopologyFiles(paths);
-  for (const topology::Diagnostic& d : read.errors) problems->push_back(d.ToString());
-  if (!read.ok()) return Status::Error("cannot read the topology files", EINVAL);
-  if (read.files.empty()) {
-    // Every operand was a directory without *.json files: nothing to send.
-    for (const auto& path : paths)
-      problems->push_back(path + ": no *.json files in this directory");
-    return Status::Error("no topology files", ENOENT);
+// The name standard input's topology goes by in diagnostics and requests.
+constexpr const char* kStdinName = "<stdin>";
+
+// Standard input, whole, at most kMaxTopologyBytes.
+Result<std::string> ReadStdin(std::istream& in) {
+  std::string text;
+  char chunk[65536];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxTopologyBytes) {
+      return Status::Error("cannot read standard input: larger than " +
+                               std::to_string(kMaxTopologyBytes >> 20) + " MiB",
+                           EFBIG);
+    }
   }
+  if (in.bad()) return Status::Error("cannot read standard input", EIO);
+  return text;
+}
+
+// The files plan/apply (and validate with "-") send, as [{"name","text"}], in
+// the operands' order: each path read by the library's one rule for
+// configuration paths (topology::ReadTopologyFiles, as netd and `netctl
+// validate` read them); "-" is standard input, named "<stdin>". On failure,
+// every line to print.
+Result<json> ReadTopologyFiles(const std::vector<std::string>& paths, std::istream& in,
+                               std::vector<std::string>* problems) {
   json files = json::array();
   size_t total = 0;
-  for (topology::SourceFile& file : read.files) {
-    total += file.text.size();
-    if (total > kMaxTopologyBytes) {
-      problems->push_back("topology files larger than " + std::to_string(kMaxTopologyBytes >> 20) +
-                          " MiB in all");
-      return Status::Error("topology files too large", EFBIG);
+  bool failed = false;
+  auto add = [&](std::string name, std::string text) {
+    total += text.size();
+    files.push_back({{"name", std::move(name)}, {"text", std::move(text)}});
+  };
+  for (const std::string& path : paths) {
+    if (path == "-") {
+      Result<std::string> text = ReadStdin(in);
+      if (!text.ok()) {
+        problems->push_back(text.status().message());
+        failed = true;
+        continue;
+      }
+      add(kStdinName, std::move(*text));
+      continue;
     }
-    files.push_back({{"name", std::move(file.name)}, {"text", std::move(file.text)}});
+    topology::ReadResult read = topology::ReadTopologyFiles({path});
+    for (const topology::Diagnostic& d : read.errors) problems->push_back(d.ToString());
+    if (!read.ok()) {
+      failed = true;
+      continue;
+    }
+    // A directory without *.json files: nothing to send.
+    if (read.files.empty()) problems->push_back(path + ": no *.json files in this directory");
+    for (topology::SourceFile& file : read.files) add(std::move(file.name), std::move(file.text));
+  }
+  if (failed) return Status::Error("cannot read the topology files", EINVAL);
+  if (files.empty()) return Status::Error("no topology files", ENOENT);
+  problems->clear();  // a directory without files next to others that have some is fine
+  if (total > kMaxTopologyBytes) {
+    problems->push_back("topology files larger than " + std::to_string(kMaxTopologyBytes >> 20) +
+                        " MiB in all");
+    return Status::Error("topology files too large", EFBIG);
   }
   return files;
 }
 
 class Dispatcher {
  public:
-  Dispatcher(const CommandLine& command_line, std::ostream& out, std::ostream& err)
-      : cl_(command_line), out_(out), err_(err) {}
+  Dispatcher(const CommandLine& command_line, std::istream& in, std::ostream& out,
+             std::ostream& err)
+      : cl_(command_line), in_(in), out_(out), err_(err) {}
 
   int Run() {
     const std::string& command = cl_.command;
@@ -228,7 +299,7 @@ class Dispatcher {
     if (command == "validate") return Validate();
     if (command == "plan" || command == "apply") {
       std::vector<std::string> problems;
-      Result<json> files = ReadTopologyFiles(cl_.operands, &problems);
+      Result<json> files = ReadTopologyFiles(cl_.operands, in_, &problems);
       if (!files.ok()) {
         for (const std::string& problem : problems) err_ << "netctl: " << problem << "\n";
         return 1;
@@ -311,7 +382,22 @@ class Dispatcher {
   }
 
   int Validate() {
-    topology::LoadResult loaded = topology::LoadTopology(cl_.operands);
+    topology::LoadResult loaded;
+    if (std::find(cl_.operands.begin(), cl_.operands.end(), "-") == cl_.operands.end()) {
+      loaded = topology::LoadTopology(cl_.operands);
+    } else {
+      // Standard input among them: every operand read here, parsed together.
+      std::vector<std::string> problems;
+      Result<json> files = ReadTopologyFiles(cl_.operands, in_, &problems);
+      if (!files.ok()) {
+        for (const std::string& problem : problems) err_ << "netctl: " << problem << "\n";
+        return 1;
+      }
+      std::vector<topology::SourceFile> sources;
+      for (const json& file : *files)
+        sources.push_back({file["name"].get<std::string>(), file["text"].get<std::string>()});
+      loaded = topology::ParseTopologyFiles(sources);
+    }
     if (cl_.json) {
       json diagnostics = json::array();
       for (const auto& d : loaded.errors) {
@@ -327,7 +413,7 @@ class Dispatcher {
     for (const auto& d : loaded.errors) err_ << d.ToString() << "\n";
     if (!loaded.ok()) return 1;
     if (!cl_.json) {
-      for (const auto& path : cl_.operands) out_ << path << ": ok\n";
+      for (const auto& path : cl_.operands) out_ << (path == "-" ? kStdinName : path) << ": ok\n";
     }
     return 0;
   }
@@ -388,6 +474,7 @@ class Dispatcher {
   }
 
   const CommandLine& cl_;
+  std::istream& in_;
   std::ostream& out_;
   std::ostream& err_;
 };
@@ -472,7 +559,8 @@ std::string HelpText(const std::string& command) {
   for (const auto& [name, details] : kDetails) {
     if (command == name) text += details;
   }
-  text += "\nOptions: --socket PATH, --json, --timeout SECONDS, -h/--help (see 'netctl --help').\n";
+  text +=
+      "\nOptions: --socket PATH, -j/--json, --timeout SECONDS, -h/--help (see 'netctl --help').\n";
   return text;
 }
 
@@ -536,7 +624,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                            command_option->argument);
       }
       command_option->value = value;
-    } else if (arg == "--json") {
+    } else if (arg == "--json" || arg == "-j") {
       cl->json = true;
     } else if (arg == "-h" || arg == "--help") {
       cl->help = true;
@@ -562,11 +650,11 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     return usage_error("missing command", kGlobalHint);
   }
   size_t next = 0;
-  cl->command = positional[next++];
+  cl->command = Unalias(positional[next++], kCommandAliases);
   if (cl->command == "help") {
     cl->help = true;
     cl->command.clear();
-    if (next < positional.size()) cl->command = positional[next++];
+    if (next < positional.size()) cl->command = Unalias(positional[next++], kCommandAliases);
     if (cl->command == "help") cl->command.clear();  // "netctl help help"
     if (next < positional.size()) {
       return usage_error("help: unexpected argument '" + positional[next] + "'",
@@ -575,7 +663,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   }
   if (cl->command.empty()) return true;
   if (!KnownCommand(cl->command)) {
-    return usage_error("unknown command '" + cl->command + "'");
+    return usage_error("unknown command '" + cl->command + "'" + DidYouMean(cl->command));
   }
   if (HasSubCommands(cl->command)) {
     if (next >= positional.size()) {
@@ -586,8 +674,12 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
     }
     cl->sub = positional[next++];
     if (FindSpec(cl->command, cl->sub) == nullptr) {
+      const std::string unaliased = Unalias(cl->sub, kSubCommandAliases);
+      if (FindSpec(cl->command, unaliased) != nullptr) cl->sub = unaliased;
+    }
+    if (FindSpec(cl->command, cl->sub) == nullptr) {
       return usage_error(cl->command + ": unknown sub-command '" + cl->sub + "' (" +
-                             SubCommandList(cl->command) + ")",
+                             SubCommandList(cl->command) + ")" + DidYouMean(cl->sub, cl->command),
                          CommandHint(cl->command));
     }
   }
@@ -679,7 +771,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
 namespace {
 
 int RunUnchecked(const std::vector<std::string>& args, const std::string& default_socket_path,
-                 std::ostream& out, std::ostream& err) {
+                 std::istream& in, std::ostream& out, std::ostream& err) {
   try {
     CommandLine cl;
     UsageError usage;
@@ -696,7 +788,7 @@ int RunUnchecked(const std::vector<std::string>& args, const std::string& defaul
           << ")\n";
       return 0;
     }
-    return Dispatcher(cl, out, err).Run();
+    return Dispatcher(cl, in, out, err).Run();
   } catch (const std::exception& e) {
     err << "netctl: internal error: " << e.what() << "\n";
     return 1;
@@ -710,7 +802,12 @@ int RunUnchecked(const std::vector<std::string>& args, const std::string& defaul
 
 int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
         std::ostream& out, std::ostream& err) {
-  int status = RunUnchecked(args, default_socket_path, out, err);
+  return Run(args, default_socket_path, std::cin, out, err);
+}
+
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::istream& in, std::ostream& out, std::ostream& err) {
+  int status = RunUnchecked(args, default_socket_path, in, out, err);
   // A table that could not be written (a full disk, a closed pipe) is a failure.
   out.flush();
   if (!out) {

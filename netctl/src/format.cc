@@ -271,7 +271,13 @@ std::string VmNics(const json& vm) {
 std::string VmRestart(const json& vm) {
   std::string text = Text(vm, "restart");
   std::optional<long long> restarts = Integer(vm, "restarts");
-  if (restarts && *restarts > 0) text += "(" + std::to_string(*restarts) + ")";
+  if (restarts && *restarts > 0) {
+    // Appended piece by piece: "(" + std::to_string(...) trips GCC 12's bogus
+    // -Wrestrict at -O3 (GCC PR 105329).
+    text += '(';
+    text += std::to_string(*restarts);
+    text += ')';
+  }
   return text;
 }
 

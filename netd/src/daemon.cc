@@ -27,6 +27,7 @@
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/create_journal.h"
 #include "vfabric/netd/guests.h"
+#include "vfabric/netd/watchdog.h"
 
 namespace vfabric::netd {
 namespace {
@@ -317,6 +318,29 @@ class Daemon {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
+    return SetUpWatchdog();
+  }
+
+  // WatchdogSec=: WATCHDOG=1 from this loop on a periodic timer, so a loop
+  // that stops turning stops the pings. A malformed WATCHDOG_USEC is reported
+  // and ignored (systemd, which sets it, then restarts netd at the deadline).
+  bool SetUpWatchdog() {
+    auto interval =
+        WatchdogInterval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), getpid());
+    if (!interval.ok()) VF_LOG(kError) << "watchdog: " << interval.status().message();
+    if (!interval.ok() || !interval->has_value()) return true;
+    watchdog_timer_.Reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!watchdog_timer_) {
+      VF_LOG(kError) << "watchdog timer: " << std::strerror(errno);
+      return false;
+    }
+    const auto usec = (*interval)->count();
+    itimerspec spec{};
+    spec.it_value.tv_sec = spec.it_interval.tv_sec = static_cast<time_t>(usec / 1000000);
+    spec.it_value.tv_nsec = spec.it_interval.tv_nsec = static_cast<long>(usec % 1000000) * 1000L;
+    timerfd_settime(watchdog_timer_.get(), 0, &spec, nullptr);
+    Watch(watchdog_timer_.get());
+    VF_LOG(kDebug) << "watchdog: WATCHDOG=1 every " << usec << " us";
     return true;
   }
 
@@ -358,6 +382,10 @@ class Daemon {
     if (fd == control_->fd() || fd == control_timer_.get()) {
       if (fd == control_timer_.get()) DrainFd(fd);
       return control_->Run(std::chrono::steady_clock::now());
+    }
+    if (watchdog_timer_ && fd == watchdog_timer_.get()) {
+      DrainFd(fd);
+      return Notify("WATCHDOG=1");
     }
     if (fd == guest_timer_.get()) {
       DrainFd(fd);
@@ -467,6 +495,7 @@ class Daemon {
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;
   UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_;
+  UniqueFd watchdog_timer_;  // only when systemd asks for WATCHDOG=1
   ControlLimits control_limits_;
   std::unique_ptr<ControlServer> control_;
   UniqueFd control_timer_;

@@ -198,6 +198,10 @@ std::string Diagnostic::ToString() const {
          ": " + message;
 }
 
+std::string SuggestName(std::string_view word, const std::vector<std::string_view>& candidates) {
+  return internal::Suggest(word, candidates);
+}
+
 std::string InterfaceNameError(std::string_view name) {
   if (name.empty()) return "must not be empty";
   if (name.size() > kMaxInterfaceNameLength) {

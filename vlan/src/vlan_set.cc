@@ -15,17 +15,28 @@ std::string_view Trim(std::string_view s, size_t* offset) {
   return s;
 }
 
+// "\"TEXT\" is not a VLAN ID (at offset N)". Built by appending: GCC 12 at
+// -O3 reports a bogus -Wrestrict on "x" + std::string(...) (a one-character
+// literal prepended to a temporary, GCC PR 105329).
+std::string NotAVid(std::string_view s, const std::string& at) {
+  std::string text(1, '"');
+  text += s;
+  text += "\" is not a VLAN ID";
+  text += at;
+  return text;
+}
+
 // A VID in 1..4094, or an error message (without the "vlan set" prefix).
 bool ParseVid(std::string_view s, size_t offset, VlanId* vid, std::string* error) {
   const auto at = " (at offset " + std::to_string(offset) + ")";
   if (s.empty() || s.size() > 5) {
-    *error = "\"" + std::string(s) + "\" is not a VLAN ID" + at;
+    *error = NotAVid(s, at);
     return false;
   }
   unsigned value = 0;
   for (char c : s) {
     if (c < '0' || c > '9') {
-      *error = "\"" + std::string(s) + "\" is not a VLAN ID" + at;
+      *error = NotAVid(s, at);
       return false;
     }
     value = value * 10 + static_cast<unsigned>(c - '0');
@@ -122,10 +133,12 @@ std::string VlanSet::ToString() const {
     while (last + 1 < 4096 && Contains(static_cast<VlanId>(last + 1))) ++last;
     if (!out.empty()) out += ',';
     out += std::to_string(v);
-    if (last == v + 1)
-      out += "," + std::to_string(last);
-    else if (last > v + 1)
-      out += "-" + std::to_string(last);
+    // Appended piece by piece: "," + std::to_string(...) trips GCC 12's
+    // bogus -Wrestrict at -O3 (GCC PR 105329).
+    if (last > v) {
+      out += last == v + 1 ? ',' : '-';
+      out += std::to_string(last);
+    }
     v = last + 1;
   }
   return out;

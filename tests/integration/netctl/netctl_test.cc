@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -155,6 +157,31 @@ TEST_F(NetctlTest, FailuresExitOneWithTheReasonAndUsageErrorsExitTwo) {
                                             dir_.Join("nothing.sock"), "network", "list"});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_THAT(unreachable.err, HasSubstr("is netd running?"));
+}
+
+// dist/bash-completion/netctl completes names from the running netd: what
+// `netctl <words> <TAB>` offers, through bash-completion's own machinery.
+TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
+  const std::string library = "/usr/share/bash-completion/bash_completion";
+  ASSERT_TRUE(std::filesystem::exists(library)) << "bash-completion is in scripts/install-deps";
+  Start(Configs());
+  auto complete = [&](const std::string& words) {
+    // The last word is the one being completed ("" for a new one).
+    const std::string script =
+        "PATH=" + testing::BinaryDir() + "/netctl:$PATH; source " + library + "; source " +
+        testing::SourceDir() + "/dist/bash-completion/netctl; COMP_WORDS=(netctl --socket " +
+        socket_ + " " + words + "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); " +
+        "COMP_LINE=\"${COMP_WORDS[*]}\"; COMP_POINT=${#COMP_LINE}; _netctl; " +
+        "echo \"${COMPREPLY[*]}\"";
+    CommandResult result = testing::Run({"bash", "-c", script});
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return result.out;
+  };
+  EXPECT_EQ(complete("net show ''"), "edge fabric lab\n");
+  EXPECT_EQ(complete("port stats lab ''"), "lab-up0 vm1-eth0 vm2-eth0\n");
+  EXPECT_EQ(complete("stp show f"), "fabric\n");
+  EXPECT_EQ(complete("vm s"), "start stop\n");
+  EXPECT_EQ(complete("fdb flush lab --p"), "--port\n");
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "vfabric/common/unique_fd.h"
 #include "vfabric/testing/netd_fixture.h"
 #include "vfabric/testing/support.h"
 
@@ -491,6 +492,69 @@ TEST_F(NetdTest, TellsSystemdWhenReady) {
   close(fd);
   ASSERT_GT(n, 0);
   EXPECT_THAT(std::string(buffer), HasSubstr("READY=1"));
+}
+
+// WatchdogSec=: systemd sets WATCHDOG_USEC, and netd's loop sends
+// WATCHDOG=1 every half period after READY=1.
+TEST_F(NetdTest, PingsTheSystemdWatchdogFromItsLoop) {
+  const std::string notify_path = dir_.Join("notify.sock");
+  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify_path.c_str());
+  ASSERT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+  setenv("WATCHDOG_USEC", "200000", 1);
+  Start(Configs());
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  timeval timeout{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::vector<std::string> messages;
+  int pings = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (pings < 3) {
+    char buffer[256] = {};
+    ssize_t n = recv(fd.get(), buffer, sizeof buffer - 1, 0);
+    ASSERT_GT(n, 0) << "no WATCHDOG=1 within 5 s; got " << ::testing::PrintToString(messages)
+                    << "\n"
+                    << Log();
+    messages.emplace_back(buffer, static_cast<size_t>(n));
+    if (messages.back() == "WATCHDOG=1") ++pings;
+  }
+  // Three pings at 0.1 s: far less than the 5 s a lost timer would take.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_THAT(messages.front(), HasSubstr("READY=1"));
+}
+
+// Without --config netd reads the installed configuration directory; where
+// there is none it stops and names it (not a usage error).
+TEST_F(NetdTest, ReadsTheDefaultConfigDirectoryWithoutConfig) {
+  const std::string dir = VFABRIC_DEFAULT_CONFIG;
+  auto result = Cmd({Netd(), "--dry-run", "--socket", socket_, "--run-dir", run_dir()});
+  if (std::filesystem::exists(dir)) {
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+  } else {
+    EXPECT_EQ(result.exit_code, 1) << result.err;
+    EXPECT_THAT(result.err, HasSubstr(dir + ": cannot open")) << result.err;
+  }
+  auto help = Cmd({Netd(), "--help"});
+  EXPECT_THAT(help.out, HasSubstr("default\n                         " + dir));
+}
+
+// Under systemd with stderr on the journal (JOURNAL_STREAM names it), each
+// line carries its syslog priority for journald instead of a time stamp.
+TEST_F(NetdTest, LogsWithJournalPrioritiesWhenStderrIsTheJournal) {
+  const std::string log = dir_.Join("journal.log");
+  auto result = testing::Shell(": >" + log + "; JOURNAL_STREAM=$(stat -c %d:%i " + log + ") " +
+                               Netd() + " --config " + dir_.Join("missing.json") + " 2>>" + log);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(testing::ReadFile(log), "<3>error: " + dir_.Join("missing.json") +
+                                        ": cannot open: No such file or directory\n");
+  // JOURNAL_STREAM inherited, stderr elsewhere: the plain form.
+  auto plain = testing::Shell("JOURNAL_STREAM=1:1 " + Netd() + " --config " +
+                              dir_.Join("missing.json") + " 2>&1");
+  EXPECT_THAT(plain.out, HasSubstr("]: error: " + dir_.Join("missing.json")));
 }
 
 }  // namespace

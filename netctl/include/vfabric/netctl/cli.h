@@ -50,8 +50,11 @@ struct UsageError {
 bool ParseCommandLine(const std::vector<std::string>& args, const std::string& default_socket_path,
                       CommandLine* command_line, UsageError* error);
 
-// Runs netctl with `args` (without the program name), writing to `out` and
-// `err`; returns the exit status. Never throws.
+// Runs netctl with `args` (without the program name), reading a topology
+// FILE of "-" from `in`, writing to `out` and `err`; returns the exit status.
+// Never throws. Without `in`: standard input.
+int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
+        std::istream& in, std::ostream& out, std::ostream& err);
 int Run(const std::vector<std::string>& args, const std::string& default_socket_path,
         std::ostream& out, std::ostream& err);
 

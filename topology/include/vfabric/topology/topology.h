@@ -238,6 +238,11 @@ inline constexpr size_t kMaxUserspaceSwitchPorts = 1024;
 // name template character) or spaces, and not "." or "..".
 std::string InterfaceNameError(std::string_view name);
 
+// The candidate closest to `word` when it is close enough to be a likely typo
+// (one edit or transposition for short words, two for longer), else "". The
+// validator's "did you mean" for keys and names; netctl's for its commands.
+std::string SuggestName(std::string_view word, const std::vector<std::string_view>& candidates);
+
 // Parses a VLAN list such as "10,20-30" (comma-separated VLAN IDs 1..4094 and
 // inclusive ranges LOW-HIGH with LOW <= HIGH; spaces around parts are
 // allowed) into `vlans` (set bits are added). On error returns false, says
