@@ -286,7 +286,11 @@ std::string SpanningTree::PortName(stp::PortNumber number) const {
 
 std::string SpanningTree::PortNameLocked(PortId id) const {
   if (id < names_.size() && !names_[id].empty()) return names_[id];
-  return "#" + std::to_string(id);
+  // Appended piece by piece: "#" + a temporary trips GCC 12's false
+  // -Wrestrict at -O3 (GCC PR 105329).
+  std::string name = "#";
+  name += std::to_string(id);
+  return name;
 }
 
 SpanningTreeCounters SpanningTree::Counters() const {

@@ -298,7 +298,10 @@ std::string FormatVlanList(const VlanBitmap& vlans) {
     while (end + 1 < vlans.size() && vlans.test(end + 1)) ++end;
     if (!out.empty()) out += ",";
     out += std::to_string(id);
-    if (end > id) out += "-" + std::to_string(end);
+    if (end > id) {
+      out += '-';  // not "-" + a temporary: GCC PR 105329 at -O3
+      out += std::to_string(end);
+    }
     id = end + 1;
   }
   return out;
