@@ -157,12 +157,6 @@ std::optional<ControlServer::Clock::time_point> ControlServer::NextDeadline() co
   return next;
 }
 
-// UBSan's vptr check probes memory through a pipe(2); while the process is
-// out of fds (the very case this function logs), the probe fails and UBSan
-// reports a valid std::ostream as having an invalid vptr. Not that check here.
-#if defined(__clang__)
-__attribute__((no_sanitize("vptr")))
-#endif
 void ControlServer::Accept(Clock::time_point now) {
   for (int i = 0; i < kAcceptsPerRun; ++i) {
     UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
