@@ -275,7 +275,9 @@ TEST_F(ControlSocketTest, HugeLinesAreCutOffAndMemoryStaysBounded) {
   std::printf("netd resident: %ld KiB now, %ld KiB at peak\n", rss, peak);
   // A sanitizer's netd (this test's build) keeps shadow memory and freed
   // blocks in quarantine: its resident size says nothing of netd's bound.
-  if (!kSanitizedBuild) EXPECT_LT(rss, 140 * 1024) << "174 MB before the total bound";
+  if (!kSanitizedBuild) {
+    EXPECT_LT(rss, 140 * 1024) << "174 MB before the total bound";
+  }
   EXPECT_THAT(Log(), HasSubstr("clients' memory bound"));
   EXPECT_TRUE(netd_->running());
 }
