@@ -14,20 +14,21 @@ target_compile_options(vfabric_warnings INTERFACE
   -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
   -Wimplicit-fallthrough -Wformat=2)
 
-if(VFABRIC_FUZZ)
-  # Coverage for libFuzzer in every library, plus the sanitizers it checks with.
-  # UB halts (as under VFABRIC_SANITIZE): a fuzzer reports it as a crash,
-  # with its input, instead of printing it and running on.
-  # No vptr check: it probes memory through pipe(2), and in a process out of
-  # fds (netd's control-server tests put it there on purpose) it reports a
-  # valid std::ostream as an object with an invalid vptr.
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=vptr
-                      -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
-  add_link_options(-fsanitize=address,undefined)
-endif()
-
-if(VFABRIC_SANITIZE)
-  add_compile_options(-fsanitize=address,undefined -fno-sanitize=vptr  # see VFABRIC_FUZZ
+# ASan+UBSan for VFABRIC_SANITIZE (tests) and VFABRIC_FUZZ (libFuzzer targets,
+# which add coverage). UB halts: a test fails and a fuzzer reports it as a
+# crash, with its input, instead of printing it and running on.
+# No vptr check: it probes memory through pipe(2), and in a process out of
+# fds (netd's control-server tests put it there on purpose) it reports a
+# valid std::ostream as an object with an invalid vptr. The flags are added
+# once, -fno-sanitize=vptr last: CMake de-duplicates compile options, so
+# adding them per option dropped the second -fno-sanitize=vptr while keeping
+# a second -fsanitize=undefined after the first, which turned vptr back on.
+if(VFABRIC_FUZZ OR VFABRIC_SANITIZE)
+  set(vfabric_sanitizers address,undefined)
+  if(VFABRIC_FUZZ)
+    set(vfabric_sanitizers fuzzer-no-link,${vfabric_sanitizers})
+  endif()
+  add_compile_options(-fsanitize=${vfabric_sanitizers} -fno-sanitize=vptr
                       -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
