@@ -44,7 +44,7 @@ Result<GuestMemory::Entry> GuestMemory::MapOne(const MemoryRegion& r, const Uniq
       r.guest_phys_addr > UINT64_MAX - r.memory_size ||
       r.userspace_addr > UINT64_MAX - r.memory_size)
     return Status::Error(what + ": size or offset out of range", EINVAL);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) < 0) return Status::FromErrno(what + ": fstat", errno);
   if (!S_ISREG(st.st_mode))
     return Status::Error(what + ": fd is not a regular file (memfd, hugetlbfs, tmpfs)", EINVAL);
@@ -54,8 +54,8 @@ Result<GuestMemory::Entry> GuestMemory::MapOne(const MemoryRegion& r, const Uniq
                              " bytes is shorter than offset + size " + std::to_string(length),
                          EINVAL);
   // Mapped from offset 0: mmap_offset need not be page-aligned.
-  void* addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                      fd.get(), 0);
+  void* addr =
+      ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
   if (addr == MAP_FAILED) return Status::FromErrno(what + ": mmap", errno);
   Entry e;
   e.region = r;
@@ -70,13 +70,12 @@ Status GuestMemory::CheckOverlap(const std::vector<Entry>& entries) {
       const MemoryRegion& a = entries[i].region;
       const MemoryRegion& b = entries[j].region;
       if (Overlap(a.guest_phys_addr, a.memory_size, b.guest_phys_addr, b.memory_size))
-        return Status::Error(Name(i, a) + ": overlaps region " + std::to_string(j) +
-                                 " in guest addresses",
-                             EINVAL);
+        return Status::Error(
+            Name(i, a) + ": overlaps region " + std::to_string(j) + " in guest addresses", EINVAL);
       if (Overlap(a.userspace_addr, a.memory_size, b.userspace_addr, b.memory_size))
-        return Status::Error(Name(i, a) + ": overlaps region " + std::to_string(j) +
-                                 " in frontend addresses",
-                             EINVAL);
+        return Status::Error(
+            Name(i, a) + ": overlaps region " + std::to_string(j) + " in frontend addresses",
+            EINVAL);
     }
   }
   return Status::Ok();
@@ -89,8 +88,8 @@ Result<GuestMemory> GuestMemory::Map(std::span<const MemoryRegion> regions,
                              std::to_string(fds.size()) + " fds",
                          EINVAL);
   if (regions.size() > kMaxRegions)
-    return Status::Error("memory table: " + std::to_string(regions.size()) +
-                             " regions, at most " + std::to_string(kMaxRegions),
+    return Status::Error("memory table: " + std::to_string(regions.size()) + " regions, at most " +
+                             std::to_string(kMaxRegions),
                          EINVAL);
   GuestMemory memory;
   for (size_t i = 0; i < regions.size(); ++i) {
@@ -102,8 +101,7 @@ Result<GuestMemory> GuestMemory::Map(std::span<const MemoryRegion> regions,
   return memory;
 }
 
-Result<GuestMemory> GuestMemory::WithRegion(const MemoryRegion& region,
-                                            const UniqueFd& fd) const {
+Result<GuestMemory> GuestMemory::WithRegion(const MemoryRegion& region, const UniqueFd& fd) const {
   if (regions_.size() >= kMaxRegions)
     return Status::Error("memory table: full (" + std::to_string(kMaxRegions) + " regions)",
                          ENOSPC);

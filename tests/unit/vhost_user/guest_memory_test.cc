@@ -49,14 +49,14 @@ TEST(GuestMemoryTest, RangesThatLeaveTheRegionAreRefused) {
   const MemoryRegion r{0x1000, 2 * kPage, 0x5000000, 0};
   auto m = GuestMemory::Map({&r, 1}, fds);
   ASSERT_TRUE(m.ok());
-  EXPECT_NE(m->Translate(0x1000, 2 * kPage), nullptr);             // the whole region
-  EXPECT_EQ(m->Translate(0x1000, 2 * kPage + 1), nullptr);         // one byte past
-  EXPECT_NE(m->Translate(0x1000 + 2 * kPage - 1, 1), nullptr);     // the last byte
-  EXPECT_EQ(m->Translate(0x1000 + 2 * kPage - 1, 2), nullptr);     // crosses the end
-  EXPECT_EQ(m->Translate(0x1000 + 2 * kPage, 0), nullptr);         // just past the end
-  EXPECT_EQ(m->Translate(0xfff, 1), nullptr);                      // before
-  EXPECT_EQ(m->Translate(0x1000, UINT64_MAX), nullptr);            // huge length
-  EXPECT_EQ(m->Translate(UINT64_MAX, 1), nullptr);                 // wraps
+  EXPECT_NE(m->Translate(0x1000, 2 * kPage), nullptr);          // the whole region
+  EXPECT_EQ(m->Translate(0x1000, 2 * kPage + 1), nullptr);      // one byte past
+  EXPECT_NE(m->Translate(0x1000 + 2 * kPage - 1, 1), nullptr);  // the last byte
+  EXPECT_EQ(m->Translate(0x1000 + 2 * kPage - 1, 2), nullptr);  // crosses the end
+  EXPECT_EQ(m->Translate(0x1000 + 2 * kPage, 0), nullptr);      // just past the end
+  EXPECT_EQ(m->Translate(0xfff, 1), nullptr);                   // before
+  EXPECT_EQ(m->Translate(0x1000, UINT64_MAX), nullptr);         // huge length
+  EXPECT_EQ(m->Translate(UINT64_MAX, 1), nullptr);              // wraps
   EXPECT_EQ(m->Translate(0x1000 + kPage, UINT64_MAX - 10), nullptr);
   EXPECT_EQ(m->TranslateUser(0x1000, 1), nullptr);  // a guest address is not a user one
 }

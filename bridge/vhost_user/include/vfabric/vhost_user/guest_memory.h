@@ -86,7 +86,7 @@ class GuestMemory {
   static Result<Entry> MapOne(const MemoryRegion& region, const UniqueFd& fd, size_t index);
   static Status CheckOverlap(const std::vector<Entry>& entries);
 
-  uint8_t* Find(uint64_t addr, uint64_t len, uint64_t MemoryRegion::* base) const {
+  uint8_t* Find(uint64_t addr, uint64_t len, uint64_t MemoryRegion::*base) const {
     // The last region hit first: almost every guest has one or two regions
     // and consecutive lookups land in the same one.
     const size_t n = regions_.size();
