@@ -13,8 +13,7 @@ void Store(uint16_t* p, uint16_t v, int order) { __atomic_store_n(p, v, order); 
 // virtio 1.1, 2.6.7.2: whether moving the index from old_idx to new_idx
 // passed event_idx.
 bool NeedEvent(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx) {
-  return static_cast<uint16_t>(new_idx - event_idx - 1) <
-         static_cast<uint16_t>(new_idx - old_idx);
+  return static_cast<uint16_t>(new_idx - event_idx - 1) < static_cast<uint16_t>(new_idx - old_idx);
 }
 
 }  // namespace
@@ -85,8 +84,7 @@ Status Virtqueue::Attach(const GuestMemory* memory, const VirtqueueConfig& confi
     return Status::Error("ring size " + std::to_string(num) + " is not a power of two 1-32768",
                          EINVAL);
   if (config.desc_user % 16 != 0 || config.avail_user % 2 != 0 || config.used_user % 4 != 0)
-    return Status::Error("ring addresses misaligned (descriptors 16, available 2, used 4)",
-                         EINVAL);
+    return Status::Error("ring addresses misaligned (descriptors 16, available 2, used 4)", EINVAL);
   uint8_t* desc = memory->TranslateUser(config.desc_user, 16ull * num);
   uint8_t* avail = memory->TranslateUser(config.avail_user, 6ull + 2ull * num);
   uint8_t* used = memory->TranslateUser(config.used_user, 6ull + 8ull * num);
@@ -178,8 +176,7 @@ Virtqueue::Pop Virtqueue::PopChain(Chain* chain, RingError* error, Want want) {
     if ((!writable && seen_writable) || (writable && want == Want::kReadable) ||
         (!writable && want == Want::kWritable))
       return Fail(RingError::kWrongDirection, error, head);
-    if (chain->count == Chain::kMaxSegments)
-      return Fail(RingError::kTooManySegments, error, head);
+    if (chain->count == Chain::kMaxSegments) return Fail(RingError::kTooManySegments, error, head);
     chain->segments[chain->count++] = Segment{data, d.len, writable};
     (writable ? chain->writable : chain->readable) += d.len;
     seen_writable = writable;
@@ -270,8 +267,7 @@ Put PutPacket(Virtqueue& queue, std::span<const uint8_t> header, bool mergeable,
     }
     uint64_t in_chain = 0;
     while (placed < total && in_chain < chain.writable) {
-      std::span<const uint8_t> src =
-          piece < 0 ? header : pieces[static_cast<size_t>(piece)];
+      std::span<const uint8_t> src = piece < 0 ? header : pieces[static_cast<size_t>(piece)];
       if (piece_off == src.size()) {
         ++piece;
         piece_off = 0;

@@ -110,9 +110,13 @@ void DriverQueue::MakeAvailable(uint16_t head) {
   __atomic_store_n(avail + 1, static_cast<uint16_t>(idx + 1), __ATOMIC_RELEASE);
 }
 
-void DriverQueue::SetAvailIdx(uint16_t idx) { __atomic_store_n(Avail() + 1, idx, __ATOMIC_RELEASE); }
+void DriverQueue::SetAvailIdx(uint16_t idx) {
+  __atomic_store_n(Avail() + 1, idx, __ATOMIC_RELEASE);
+}
 uint16_t DriverQueue::avail_idx() const { return __atomic_load_n(Avail() + 1, __ATOMIC_ACQUIRE); }
-void DriverQueue::SetAvailFlags(uint16_t flags) { __atomic_store_n(Avail(), flags, __ATOMIC_RELAXED); }
+void DriverQueue::SetAvailFlags(uint16_t flags) {
+  __atomic_store_n(Avail(), flags, __ATOMIC_RELAXED);
+}
 void DriverQueue::SetUsedEvent(uint16_t idx) {
   __atomic_store_n(Avail() + 2 + num_, idx, __ATOMIC_RELAXED);
 }
@@ -164,8 +168,8 @@ std::optional<uint16_t> DriverQueue::AddOut(std::span<const std::vector<uint8_t>
     const uint64_t data = ram_->Alloc(std::max<size_t>(buffers[i].size(), 1), 1);
     std::memcpy(ram_->Host(data), buffers[i].data(), buffers[i].size());
     const bool last = i + 1 == buffers.size();
-    SetDesc(out.descs[i], data, static_cast<uint32_t>(buffers[i].size()),
-            last ? 0 : kDescNext, last ? 0 : out.descs[i + 1]);
+    SetDesc(out.descs[i], data, static_cast<uint32_t>(buffers[i].size()), last ? 0 : kDescNext,
+            last ? 0 : out.descs[i + 1]);
   }
   const uint16_t head = out.descs[0];
   outstanding_[head] = std::move(out);
@@ -184,7 +188,8 @@ std::optional<uint16_t> DriverQueue::AddIn(std::span<const uint32_t> sizes) {
     const uint64_t data = ram_->Alloc(std::max<uint32_t>(sizes[i], 1), 8);
     out.in.emplace_back(data, sizes[i]);
     const bool last = i + 1 == sizes.size();
-    SetDesc(out.descs[i], data, sizes[i], static_cast<uint16_t>(kDescWrite | (last ? 0 : kDescNext)),
+    SetDesc(out.descs[i], data, sizes[i],
+            static_cast<uint16_t>(kDescWrite | (last ? 0 : kDescNext)),
             last ? 0 : out.descs[i + 1]);
   }
   const uint16_t head = out.descs[0];

@@ -43,20 +43,20 @@ inline constexpr uint16_t kDescNext = 1;
 inline constexpr uint16_t kDescWrite = 2;
 inline constexpr uint16_t kDescIndirect = 4;
 // Ring flags.
-inline constexpr uint16_t kUsedNoNotify = 1;     // VRING_USED_F_NO_NOTIFY
+inline constexpr uint16_t kUsedNoNotify = 1;      // VRING_USED_F_NO_NOTIFY
 inline constexpr uint16_t kAvailNoInterrupt = 1;  // VRING_AVAIL_F_NO_INTERRUPT
 inline constexpr uint32_t kMaxQueueSize = 32768;
 
 // Why a chain (or the ring) was refused.
 enum class RingError : uint8_t {
-  kHeadOutOfRange,      // an available entry names no descriptor
-  kNextOutOfRange,      // a `next` past the table
-  kLoop,                // more descriptors than the table holds
-  kBadAddress,          // a buffer or table outside the memory table or across a region's end
-  kBadIndirect,         // nested, chained, misdeclared or not negotiated indirect table
-  kTooManySegments,     // more than kMaxSegments buffers
-  kWrongDirection,      // readable after writable, or the wrong kind for the queue's use
-  kAvailIndexJump,      // avail->idx more than `num` ahead: the ring is broken
+  kHeadOutOfRange,   // an available entry names no descriptor
+  kNextOutOfRange,   // a `next` past the table
+  kLoop,             // more descriptors than the table holds
+  kBadAddress,       // a buffer or table outside the memory table or across a region's end
+  kBadIndirect,      // nested, chained, misdeclared or not negotiated indirect table
+  kTooManySegments,  // more than kMaxSegments buffers
+  kWrongDirection,   // readable after writable, or the wrong kind for the queue's use
+  kAvailIndexJump,   // avail->idx more than `num` ahead: the ring is broken
   kCount
 };
 inline constexpr size_t kRingErrorCount = static_cast<size_t>(RingError::kCount);
@@ -163,7 +163,7 @@ class Virtqueue {
   VirtqueueConfig config_;
   uint8_t* desc_ = nullptr;
   uint16_t* avail_ = nullptr;  // flags, idx, ring[num], used_event
-  uint8_t* used_ = nullptr;  // u16 flags, u16 idx, {u32 id, u32 len}[num], u16 avail_event
+  uint8_t* used_ = nullptr;    // u16 flags, u16 idx, {u32 id, u32 len}[num], u16 avail_event
   uint16_t mask_ = 0;
   uint16_t last_avail_ = 0;
   uint16_t used_idx_ = 0;
