@@ -57,40 +57,74 @@ bool HasReply(uint32_t request) {
 
 std::string_view RequestName(uint32_t request) {
   switch (request) {
-    case kGetFeatures: return "GET_FEATURES";
-    case kSetFeatures: return "SET_FEATURES";
-    case kSetOwner: return "SET_OWNER";
-    case kResetOwner: return "RESET_OWNER";
-    case kSetMemTable: return "SET_MEM_TABLE";
-    case kSetLogBase: return "SET_LOG_BASE";
-    case kSetLogFd: return "SET_LOG_FD";
-    case kSetVringNum: return "SET_VRING_NUM";
-    case kSetVringAddr: return "SET_VRING_ADDR";
-    case kSetVringBase: return "SET_VRING_BASE";
-    case kGetVringBase: return "GET_VRING_BASE";
-    case kSetVringKick: return "SET_VRING_KICK";
-    case kSetVringCall: return "SET_VRING_CALL";
-    case kSetVringErr: return "SET_VRING_ERR";
-    case kGetProtocolFeatures: return "GET_PROTOCOL_FEATURES";
-    case kSetProtocolFeatures: return "SET_PROTOCOL_FEATURES";
-    case kGetQueueNum: return "GET_QUEUE_NUM";
-    case kSetVringEnable: return "SET_VRING_ENABLE";
-    case kSendRarp: return "SEND_RARP";
-    case kNetSetMtu: return "NET_SET_MTU";
-    case kSetBackendReqFd: return "SET_BACKEND_REQ_FD";
-    case kIotlbMsg: return "IOTLB_MSG";
-    case kSetVringEndian: return "SET_VRING_ENDIAN";
-    case kGetConfig: return "GET_CONFIG";
-    case kSetConfig: return "SET_CONFIG";
-    case kGetInflightFd: return "GET_INFLIGHT_FD";
-    case kSetInflightFd: return "SET_INFLIGHT_FD";
-    case kResetDevice: return "RESET_DEVICE";
-    case kGetMaxMemSlots: return "GET_MAX_MEM_SLOTS";
-    case kAddMemReg: return "ADD_MEM_REG";
-    case kRemMemReg: return "REM_MEM_REG";
-    case kSetStatus: return "SET_STATUS";
-    case kGetStatus: return "GET_STATUS";
-    default: return "unknown request";
+    case kGetFeatures:
+      return "GET_FEATURES";
+    case kSetFeatures:
+      return "SET_FEATURES";
+    case kSetOwner:
+      return "SET_OWNER";
+    case kResetOwner:
+      return "RESET_OWNER";
+    case kSetMemTable:
+      return "SET_MEM_TABLE";
+    case kSetLogBase:
+      return "SET_LOG_BASE";
+    case kSetLogFd:
+      return "SET_LOG_FD";
+    case kSetVringNum:
+      return "SET_VRING_NUM";
+    case kSetVringAddr:
+      return "SET_VRING_ADDR";
+    case kSetVringBase:
+      return "SET_VRING_BASE";
+    case kGetVringBase:
+      return "GET_VRING_BASE";
+    case kSetVringKick:
+      return "SET_VRING_KICK";
+    case kSetVringCall:
+      return "SET_VRING_CALL";
+    case kSetVringErr:
+      return "SET_VRING_ERR";
+    case kGetProtocolFeatures:
+      return "GET_PROTOCOL_FEATURES";
+    case kSetProtocolFeatures:
+      return "SET_PROTOCOL_FEATURES";
+    case kGetQueueNum:
+      return "GET_QUEUE_NUM";
+    case kSetVringEnable:
+      return "SET_VRING_ENABLE";
+    case kSendRarp:
+      return "SEND_RARP";
+    case kNetSetMtu:
+      return "NET_SET_MTU";
+    case kSetBackendReqFd:
+      return "SET_BACKEND_REQ_FD";
+    case kIotlbMsg:
+      return "IOTLB_MSG";
+    case kSetVringEndian:
+      return "SET_VRING_ENDIAN";
+    case kGetConfig:
+      return "GET_CONFIG";
+    case kSetConfig:
+      return "SET_CONFIG";
+    case kGetInflightFd:
+      return "GET_INFLIGHT_FD";
+    case kSetInflightFd:
+      return "SET_INFLIGHT_FD";
+    case kResetDevice:
+      return "RESET_DEVICE";
+    case kGetMaxMemSlots:
+      return "GET_MAX_MEM_SLOTS";
+    case kAddMemReg:
+      return "ADD_MEM_REG";
+    case kRemMemReg:
+      return "REM_MEM_REG";
+    case kSetStatus:
+      return "SET_STATUS";
+    case kGetStatus:
+      return "GET_STATUS";
+    default:
+      return "unknown request";
   }
 }
 
@@ -211,11 +245,11 @@ Backend::Outcome Backend::SetMemTable(const MessageHeader& h, std::span<const ui
   if (p.size() < 8) return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes");
   const uint32_t n = U32(p, 0);
   if (n > kMaxMemTableRegions)
-    return Refuse(h, std::to_string(n) + " regions, at most " +
-                         std::to_string(kMaxMemTableRegions));
+    return Refuse(h,
+                  std::to_string(n) + " regions, at most " + std::to_string(kMaxMemTableRegions));
   if (p.size() != 8 + n * kMemoryRegionSize)
-    return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes for " +
-                         std::to_string(n) + " regions");
+    return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes for " + std::to_string(n) +
+                         " regions");
   if (fds.size() != n)
     return Refuse(h, std::to_string(fds.size()) + " fds for " + std::to_string(n) + " regions");
   std::vector<MemoryRegion> regions;
@@ -270,8 +304,7 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
                          h.request == kAddMemReg || h.request == kRemMemReg ||
                          h.request == kSetLogBase || h.request == kSetLogFd ||
                          h.request == kSetBackendReqFd || h.request == kSetInflightFd;
-  if (!takes_fds && !fds.empty())
-    return Refuse(h, std::to_string(fds.size()) + " unexpected fds");
+  if (!takes_fds && !fds.empty()) return Refuse(h, std::to_string(fds.size()) + " unexpected fds");
   auto ring_state = [&](uint32_t* index, uint32_t* num) {
     if (p.size() != kVringStateSize) return false;
     *index = U32(p, 0);
@@ -286,8 +319,7 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
       if (p.size() != 8) return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes");
       const uint64_t f = U64(p);
       if ((f & ~options_.features) != 0)
-        return Refuse(h, "features " + Hex(f & ~options_.features) +
-                             " were not offered");
+        return Refuse(h, "features " + Hex(f & ~options_.features) + " were not offered");
       features_ = f;
       features_set_ = true;
       for (size_t i = 0; i < kRings; ++i) Sync(i);  // EVENT_IDX, INDIRECT_DESC may change
@@ -300,8 +332,8 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
       if (p.size() != 8) return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes");
       const uint64_t f = U64(p);
       if ((f & ~options_.protocol_features) != 0)
-        return Refuse(h, "protocol features " + Hex(f & ~options_.protocol_features) +
-                             " were not offered");
+        return Refuse(
+            h, "protocol features " + Hex(f & ~options_.protocol_features) + " were not offered");
       protocol_features_ = f;
       return Done(h);
     }

@@ -47,8 +47,8 @@ Connection::Read Connection::Fill(size_t want, std::string* error) {
       return Read::kBroken;
     }
     if (fds_.size() > kMaxFds) {
-      *error = std::to_string(fds_.size()) + " fds in one message, at most " +
-               std::to_string(kMaxFds);
+      *error =
+          std::to_string(fds_.size()) + " fds in one message, at most " + std::to_string(kMaxFds);
       return Read::kBroken;
     }
     if (got == 0) return Read::kClosed;
@@ -91,8 +91,7 @@ Status Connection::Send(const MessageHeader& header, std::span<const uint8_t> pa
   std::memcpy(head, &header.request, 4);
   std::memcpy(head + 4, &header.flags, 4);
   std::memcpy(head + 8, &header.size, 4);
-  iovec iov[2] = {{head, kHeaderSize},
-                  {const_cast<uint8_t*>(payload.data()), payload.size()}};
+  iovec iov[2] = {{head, kHeaderSize}, {const_cast<uint8_t*>(payload.data()), payload.size()}};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = payload.empty() ? 1 : 2;
@@ -141,7 +140,9 @@ Served Serve(Connection& connection, Backend& backend, int max_messages, std::st
     if (out.reply) {
       const Status s = connection.Send(out.reply->header, out.reply->payload);
       if (!s.ok()) {
-        if (why != nullptr) *why = "reply to " + std::string(RequestName(connection.header().request)) + ": " + s.message();
+        if (why != nullptr)
+          *why = "reply to " + std::string(RequestName(connection.header().request)) + ": " +
+                 s.message();
         return Served::kClosed;
       }
     }

@@ -3,8 +3,8 @@
 // (Connection, Serve) is tested over a socketpair at the end.
 #include "vfabric/vhost_user/backend.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -67,7 +67,8 @@ class BackendTest : public ::testing::Test {
   }
 
   Backend::Outcome Send(uint32_t request, std::vector<uint8_t> payload = {},
-                        std::vector<UniqueFd> fds = {}, uint32_t flags = kVersion | kFlagNeedReply) {
+                        std::vector<UniqueFd> fds = {},
+                        uint32_t flags = kVersion | kFlagNeedReply) {
     MessageHeader h{request, flags, static_cast<uint32_t>(payload.size())};
     return backend_.Handle(h, payload, fds);
   }
@@ -219,8 +220,8 @@ TEST_F(BackendTest, MalformedMessagesAreRefusedAndTheirFdsClosed) {
   EXPECT_NE(Ack(kSetFeatures, U64(Bit(feature::kRingPacked))), 0u);  // not offered
   EXPECT_NE(Ack(kSetFeatures, U64(Bit(feature::kLogAll))), 0u);
   EXPECT_NE(Ack(kSetProtocolFeatures, U64(Bit(protocol_feature::kBackendReq))), 0u);
-  EXPECT_NE(Ack(kSetVringNum, State(2, 64)), 0u);                    // no ring 2
-  EXPECT_NE(Ack(kSetVringNum, State(0, 100)), 0u);                   // not a power of two
+  EXPECT_NE(Ack(kSetVringNum, State(2, 64)), 0u);   // no ring 2
+  EXPECT_NE(Ack(kSetVringNum, State(0, 100)), 0u);  // not a power of two
   EXPECT_NE(Ack(kSetVringNum, State(0, 65536)), 0u);
   EXPECT_NE(Ack(kSetVringBase, State(0, 70000)), 0u);
   EXPECT_NE(Ack(kSetVringAddr, Addr(0, rx_->config())), 0u) << "before the memory table";

@@ -53,14 +53,14 @@ namespace vfabric::vhost_user {
 // descriptors, EVENT_IDX, mergeable receive buffers, checksum and TSO
 // offload both ways (no UFO), VERSION_1, the MTU.
 inline constexpr uint64_t kDefaultFeatures =
-    Bit(feature::kCsum) | Bit(feature::kGuestCsum) | Bit(feature::kMtu) |
-    Bit(feature::kGuestTso4) | Bit(feature::kGuestTso6) | Bit(feature::kGuestEcn) |
-    Bit(feature::kHostTso4) | Bit(feature::kHostTso6) | Bit(feature::kHostEcn) |
-    Bit(feature::kMrgRxbuf) | Bit(feature::kIndirectDesc) | Bit(feature::kEventIdx) |
-    Bit(feature::kProtocolFeatures) | Bit(feature::kVersion1);
-inline constexpr uint64_t kDefaultProtocolFeatures =
-    Bit(protocol_feature::kReplyAck) | Bit(protocol_feature::kMtu) |
-    Bit(protocol_feature::kConfigureMemSlots);
+    Bit(feature::kCsum) | Bit(feature::kGuestCsum) | Bit(feature::kMtu) | Bit(feature::kGuestTso4) |
+    Bit(feature::kGuestTso6) | Bit(feature::kGuestEcn) | Bit(feature::kHostTso4) |
+    Bit(feature::kHostTso6) | Bit(feature::kHostEcn) | Bit(feature::kMrgRxbuf) |
+    Bit(feature::kIndirectDesc) | Bit(feature::kEventIdx) | Bit(feature::kProtocolFeatures) |
+    Bit(feature::kVersion1);
+inline constexpr uint64_t kDefaultProtocolFeatures = Bit(protocol_feature::kReplyAck) |
+                                                     Bit(protocol_feature::kMtu) |
+                                                     Bit(protocol_feature::kConfigureMemSlots);
 
 struct BackendOptions {
   std::string name = "vhost-user";  // for messages
@@ -136,8 +136,7 @@ class Backend {
   // Attaches a started ring's queue (or detaches it); logs a failure.
   void Sync(size_t ring);
   void StopRing(size_t ring);
-  Outcome SetMemTable(const MessageHeader& h, std::span<const uint8_t> p,
-                      std::span<UniqueFd> fds);
+  Outcome SetMemTable(const MessageHeader& h, std::span<const uint8_t> p, std::span<UniqueFd> fds);
   Outcome Install(const MessageHeader& h, GuestMemory memory);
   Outcome VringFd(const MessageHeader& h, std::span<const uint8_t> p, std::span<UniqueFd> fds);
 

@@ -98,9 +98,9 @@ inline constexpr int kMq = 22;            // VIRTIO_NET_F_MQ
 inline constexpr int kIndirectDesc = 28;  // VIRTIO_RING_F_INDIRECT_DESC
 inline constexpr int kEventIdx = 29;      // VIRTIO_RING_F_EVENT_IDX
 inline constexpr int kProtocolFeatures = 30;  // VHOST_USER_F_PROTOCOL_FEATURES
-inline constexpr int kVersion1 = 32;      // VIRTIO_F_VERSION_1
-inline constexpr int kRingPacked = 34;    // VIRTIO_F_RING_PACKED
-inline constexpr int kLogAll = 26;        // VHOST_F_LOG_ALL (live migration)
+inline constexpr int kVersion1 = 32;          // VIRTIO_F_VERSION_1
+inline constexpr int kRingPacked = 34;        // VIRTIO_F_RING_PACKED
+inline constexpr int kLogAll = 26;            // VHOST_F_LOG_ALL (live migration)
 }  // namespace feature
 
 namespace protocol_feature {
