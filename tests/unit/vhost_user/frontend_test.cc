@@ -216,8 +216,8 @@ TEST_F(FrontendTest, RefusalsAnsweredOverTheSocket) {
 
 TEST_F(FrontendTest, AMalformedGetHangsUp) {
   Make();
-  ASSERT_TRUE(frontend_->Send(kGetVringBase, std::vector<uint8_t>{9, 0, 0, 0, 0, 0, 0, 0}, {}, 0)
-                  .ok());
+  ASSERT_TRUE(
+      frontend_->Send(kGetVringBase, std::vector<uint8_t>{9, 0, 0, 0, 0, 0, 0, 0}, {}, 0).ok());
   auto r = frontend_->Receive();
   EXPECT_FALSE(r.ok());
   EXPECT_TRUE(closed_);

@@ -101,6 +101,8 @@ class Backend {
   // enabled (and not broken); else nullptr.
   Virtqueue* ready(size_t ring);
   bool enabled(size_t ring) const { return rings_[ring].enabled; }
+  // The ring's queue whatever its state (for its counters).
+  const Virtqueue* ring(size_t ring) const { return &rings_[ring].queue; }
   int kick_fd(size_t ring) const { return rings_[ring].kick.get(); }
   int call_fd(size_t ring) const { return rings_[ring].call.get(); }
   uint64_t features() const { return features_; }
