@@ -254,7 +254,8 @@ TEST_F(VhostUserPortTest, GuestOffloadsCrossToAPortThatTakesThem) {
   std::vector<uint8_t> frame = EthFrame(kB, kA, std::nullopt, 0x0800, 3000);
   frame[14] = 0x45;  // enough of an IPv4 header for the switch's sanity checks
   frame[23] = 6;
-  uint8_t hdr[12] = {VnetHdr::kNeedsCsum, VnetHdr::kGsoTcpV4, 54, 0, 0xa8, 0x05, 34, 0, 16, 0, 0, 0};
+  uint8_t hdr[12] = {
+      VnetHdr::kNeedsCsum, VnetHdr::kGsoTcpV4, 54, 0, 0xa8, 0x05, 34, 0, 16, 0, 0, 0};
   Send("a", frame, hdr);
   auto got = c->TakeCaptured();
   ASSERT_EQ(got.size(), 1u);
