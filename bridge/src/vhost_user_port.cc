@@ -39,12 +39,8 @@ void Unwatch(int epoll, int fd) {
 
 }  // namespace
 
-VhostUserPort::VhostUserPort(std::string name, const VhostUserPortOptions& options,
-                             UniqueFd epoll)
-    : name_(std::move(name)),
-      options_(options),
-      epoll_(std::move(epoll)),
-      backend_([&] {
+VhostUserPort::VhostUserPort(std::string name, const VhostUserPortOptions& options, UniqueFd epoll)
+    : name_(std::move(name)), options_(options), epoll_(std::move(epoll)), backend_([&] {
         vhost_user::BackendOptions b = options.backend;
         b.name = "vhost-user " + name_;
         return b;
@@ -78,7 +74,8 @@ Result<std::unique_ptr<VhostUserPort>> VhostUserPort::Listen(std::string name, U
     return Status::FromErrno("vhost-user " + name + ": O_NONBLOCK", errno);
   if (!Watch(epoll.get(), listener.get()))
     return Status::FromErrno("vhost-user " + name + ": epoll_ctl", errno);
-  std::unique_ptr<VhostUserPort> port(new VhostUserPort(std::move(name), options, std::move(epoll)));
+  std::unique_ptr<VhostUserPort> port(
+      new VhostUserPort(std::move(name), options, std::move(epoll)));
   port->listener_ = std::move(listener);
   return port;
 }
@@ -90,7 +87,8 @@ Result<std::unique_ptr<VhostUserPort>> VhostUserPort::FromConnection(
   if (!epoll) return Status::FromErrno("vhost-user " + name + ": epoll_create1", errno);
   if (!Watch(epoll.get(), connection.get()))
     return Status::FromErrno("vhost-user " + name + ": epoll_ctl", errno);
-  std::unique_ptr<VhostUserPort> port(new VhostUserPort(std::move(name), options, std::move(epoll)));
+  std::unique_ptr<VhostUserPort> port(
+      new VhostUserPort(std::move(name), options, std::move(epoll)));
   port->connection_ = std::make_unique<Connection>(std::move(connection));
   port->connected_.store(true, std::memory_order_relaxed);
   port->connections_.Add(1);
@@ -189,8 +187,9 @@ void VhostUserPort::Resync() {
     }
   }
   notify_on_ = false;
-  up_.store(backend_.ready(Backend::kTxRing) != nullptr && backend_.ready(Backend::kRxRing) != nullptr,
-            std::memory_order_relaxed);
+  up_.store(
+      backend_.ready(Backend::kTxRing) != nullptr && backend_.ready(Backend::kRxRing) != nullptr,
+      std::memory_order_relaxed);
 }
 
 void VhostUserPort::TakeRingErrors() {
@@ -341,12 +340,11 @@ TxResult VhostUserPort::Transmit(std::span<const TxItem> items) {
     const Frame& f = *item.frame;
     VnetHdr h = TxVnetHdr(item);
     const uint8_t gso = h.gso_type & ~VnetHdr::kGsoEcn;
-    const bool ok =
-        (!h.needs_csum() || guest_csum) &&
-        (gso == VnetHdr::kGsoNone ||
-         (gso == VnetHdr::kGsoTcpV4 && backend_.has(feature::kGuestTso4)) ||
-         (gso == VnetHdr::kGsoTcpV6 && backend_.has(feature::kGuestTso6))) &&
-        ((h.gso_type & VnetHdr::kGsoEcn) == 0 || backend_.has(feature::kGuestEcn));
+    const bool ok = (!h.needs_csum() || guest_csum) &&
+                    (gso == VnetHdr::kGsoNone ||
+                     (gso == VnetHdr::kGsoTcpV4 && backend_.has(feature::kGuestTso4)) ||
+                     (gso == VnetHdr::kGsoTcpV6 && backend_.has(feature::kGuestTso6))) &&
+                    ((h.gso_type & VnetHdr::kGsoEcn) == 0 || backend_.has(feature::kGuestEcn));
     if (!ok) {
       ++result.errors;
       offload_refused_.Add(1);

@@ -105,7 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::memcpy(&offset16, data + at + 1, 2);
         const size_t offset = static_cast<size_t>(offset16) * 16;
         const size_t len = std::min<size_t>(data[at + 3], size - at - 4);
-        if (offset + len <= kMemory && ::pwrite(guest, data + at + 4, len, static_cast<off_t>(offset)) < 0)
+        if (offset + len <= kMemory &&
+            ::pwrite(guest, data + at + 4, len, static_cast<off_t>(offset)) < 0)
           std::abort();
         at += 4 + len;
         continue;

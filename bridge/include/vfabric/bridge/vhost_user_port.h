@@ -53,19 +53,19 @@ struct VhostUserPortOptions {
 
 // Ring- and protocol-level counters, beyond the switch's PortCounters.
 struct VhostUserStats {
-  uint64_t connections = 0;      // frontends accepted or given
-  uint64_t disconnects = 0;      // connections ended (closed, broken, refused GET)
-  uint64_t messages = 0;         // control messages handled
+  uint64_t connections = 0;  // frontends accepted or given
+  uint64_t disconnects = 0;  // connections ended (closed, broken, refused GET)
+  uint64_t messages = 0;     // control messages handled
   uint64_t messages_refused = 0;
-  uint64_t kicks = 0;            // kicks read from the transmit ring's eventfd
-  uint64_t calls = 0;            // calls made (either ring)
+  uint64_t kicks = 0;             // kicks read from the transmit ring's eventfd
+  uint64_t calls = 0;             // calls made (either ring)
   uint64_t calls_suppressed = 0;  // used entries published without a call (the guest asked)
-  uint64_t tx_not_ready = 0;     // frames to send while the receive ring was not ready
-  uint64_t tx_no_buffers = 0;    // frames to send for which the guest had no buffers
-  uint64_t tx_too_big = 0;       // frames larger than the guest's buffers could take
-  uint64_t offload_refused = 0;  // frames with offload metadata the guest did not accept
-  uint64_t rx_oversize = 0;      // guest frames larger than a switch buffer
-  uint64_t rx_bad_header = 0;    // guest frames shorter than a header, or with offloads not negotiated
+  uint64_t tx_not_ready = 0;      // frames to send while the receive ring was not ready
+  uint64_t tx_no_buffers = 0;     // frames to send for which the guest had no buffers
+  uint64_t tx_too_big = 0;        // frames larger than the guest's buffers could take
+  uint64_t offload_refused = 0;   // frames with offload metadata the guest did not accept
+  uint64_t rx_oversize = 0;       // guest frames larger than a switch buffer
+  uint64_t rx_bad_header = 0;     // guest frames shorter than headers, or offloads not agreed
   uint64_t ring_errors[vhost_user::kRingErrorCount] = {};  // refused chains, both rings
 };
 
@@ -104,7 +104,9 @@ class VhostUserPort final : public Port {
   VhostUserPort(std::string name, const VhostUserPortOptions& options, UniqueFd epoll);
   struct Counter {
     std::atomic<uint64_t> v{0};
-    void Add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void Add(uint64_t n) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     uint64_t Get() const { return v.load(std::memory_order_relaxed); }
   };
 
@@ -134,8 +136,8 @@ class VhostUserPort final : public Port {
   std::atomic<bool> connected_{false};
   std::atomic<bool> up_{false};
   Counter connections_, disconnects_, messages_, messages_refused_, kicks_, calls_,
-      calls_suppressed_, tx_not_ready_, tx_no_buffers_, tx_too_big_, offload_refused_,
-      rx_oversize_, rx_bad_header_;
+      calls_suppressed_, tx_not_ready_, tx_no_buffers_, tx_too_big_, offload_refused_, rx_oversize_,
+      rx_bad_header_;
   Counter ring_errors_[vhost_user::kRingErrorCount];
 };
 
