@@ -141,7 +141,7 @@ std::optional<uint16_t> DriverQueue::AddOut(std::span<const std::vector<uint8_t>
     for (size_t i = 0; i < buffers.size(); ++i) {
       const uint64_t data = ram_->Alloc(std::max<size_t>(buffers[i].size(), 1), 1);
       if (data == 0) return std::nullopt;
-      std::memcpy(ram_->Host(data), buffers[i].data(), buffers[i].size());
+      if (!buffers[i].empty()) std::memcpy(ram_->Host(data), buffers[i].data(), buffers[i].size());
       const uint16_t flags = i + 1 < buffers.size() ? kDescNext : 0;
       uint8_t* d = ram_->Host(table) + 16 * i;
       const uint32_t len = static_cast<uint32_t>(buffers[i].size());
@@ -166,7 +166,7 @@ std::optional<uint16_t> DriverQueue::AddOut(std::span<const std::vector<uint8_t>
   }
   for (size_t i = 0; i < buffers.size(); ++i) {
     const uint64_t data = ram_->Alloc(std::max<size_t>(buffers[i].size(), 1), 1);
-    std::memcpy(ram_->Host(data), buffers[i].data(), buffers[i].size());
+    if (!buffers[i].empty()) std::memcpy(ram_->Host(data), buffers[i].data(), buffers[i].size());
     const bool last = i + 1 == buffers.size();
     SetDesc(out.descs[i], data, static_cast<uint32_t>(buffers[i].size()), last ? 0 : kDescNext,
             last ? 0 : out.descs[i + 1]);

@@ -240,7 +240,7 @@ Status TestFrontend::Transmit(std::span<const uint8_t> frame, std::span<const ui
   if (!queues_[1]) return Status::Error("frontend: not started");
   ReclaimTransmitted();
   std::vector<uint8_t> hdr(header_size(), 0);
-  std::memcpy(hdr.data(), header.data(), std::min(header.size(), hdr.size()));
+  if (!header.empty()) std::memcpy(hdr.data(), header.data(), std::min(header.size(), hdr.size()));
   std::vector<std::vector<uint8_t>> buffers;
   if (split) {
     buffers.push_back(hdr);
