@@ -224,6 +224,7 @@ size_t VhostUserPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* 
   bool drained = false;
   const size_t hs = HeaderSize();
   const uint64_t errors_before = q != nullptr ? q->error_total() : 0;
+  const uint16_t used_before = q != nullptr ? q->used_idx() : 0;
   while (q != nullptr && n < out.size()) {
     Chain chain;
     RingError error;
@@ -304,7 +305,9 @@ size_t VhostUserPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* 
   }
   if (q != nullptr) {
     q->Publish();
-    Call(Backend::kTxRing, q);
+    // Only what was given back is worth a call (or counts as suppressed):
+    // an empty poll publishes nothing.
+    if (q->used_idx() != used_before) Call(Backend::kTxRing, q);
     if (q->error_total() != errors_before || q->broken()) TakeRingErrors();
   }
   // Control messages (and a connecting frontend) when the ring ran dry,
@@ -327,6 +330,7 @@ TxResult VhostUserPort::Transmit(std::span<const TxItem> items) {
     return result;
   }
   const uint64_t errors_before = q->error_total();
+  const uint16_t used_before = q->used_idx();
   const size_t hs = HeaderSize();
   const bool mergeable = backend_.has(feature::kMrgRxbuf);
   const bool guest_csum = backend_.has(feature::kGuestCsum);
@@ -389,7 +393,7 @@ TxResult VhostUserPort::Transmit(std::span<const TxItem> items) {
     }
   }
   q->Publish();
-  if (result.packets != 0) Call(Backend::kRxRing, q);
+  if (q->used_idx() != used_before) Call(Backend::kRxRing, q);  // refused chains too
   if (q->error_total() != errors_before || q->broken()) TakeRingErrors();
   return result;
 }

@@ -140,6 +140,20 @@ TEST_F(VhostUserPortTest, FramesCrossFloodedThenUnicastOnceLearned) {
   EXPECT_GE(vu_["b"]->stats().calls, 1u);
 }
 
+TEST_F(VhostUserPortTest, AnIdlePortMakesNoCallsAndSuppressesNone) {
+  AddGuest("a");
+  AddGuest("b");
+  Send("a", EthFrame(kBroadcast, kA));
+  ASSERT_EQ(Received("b").size(), 1u);
+  const VhostUserStats before[2] = {vu_["a"]->stats(), vu_["b"]->stats()};
+  Run(200);  // polled while busy, then idle: nothing published, nothing to call about
+  const VhostUserStats after[2] = {vu_["a"]->stats(), vu_["b"]->stats()};
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(after[i].calls, before[i].calls) << i;
+    EXPECT_EQ(after[i].calls_suppressed, before[i].calls_suppressed) << i;
+  }
+}
+
 TEST_F(VhostUserPortTest, BroadcastReachesEveryGuestButTheSender) {
   AddGuest("a");
   AddGuest("b");
