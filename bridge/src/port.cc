@@ -10,6 +10,8 @@ std::string_view ToString(PortKind kind) {
       return "tap";
     case PortKind::kPacketSocket:
       return "packet";
+    case PortKind::kVhostUser:
+      return "vhost-user";
   }
   return "unknown";
 }

@@ -2,7 +2,8 @@
 //
 // A Port moves whole Ethernet frames between the switch and one thing
 // outside it: a tap (a guest NIC's host end), a packet socket (a veth or a
-// NIC), or memory (tests, benchmarks). vhost-user will be one more kind.
+// NIC), memory (tests, benchmarks), or a guest's virtio rings over
+// vhost-user (vhost_user_port.h).
 // Ports are created on the control thread, handed to Switch::AddPort, and
 // from then on used only by the datapath thread (Receive/Transmit are not
 // thread-safe). Ports never allocate on Receive/Transmit.
@@ -20,7 +21,7 @@
 
 namespace vfabric::bridge {
 
-enum class PortKind : uint8_t { kMemory, kTap, kPacketSocket };
+enum class PortKind : uint8_t { kMemory, kTap, kPacketSocket, kVhostUser };
 std::string_view ToString(PortKind kind);
 
 // Why a frame was dropped. Ingress reasons are counted on the port the frame
