@@ -16,7 +16,6 @@
 #include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
-#include "vfabric/stp/types.h"
 
 namespace vfabric::netd {
 namespace {
@@ -44,31 +43,31 @@ json CountersJson(const bridge::PortCounters& c) {
 }
 
 // The port's VLANs as the kernel view lists them: {"vid","pvid","untagged"}.
-json VlanEntries(const vlan::PortVlanConfig& v) {
+json VlanEntries(const bridge::PortVlanConfig& v) {
   json list = json::array();
-  if (v.mode == vlan::PortMode::kAccess) {
+  if (v.mode == bridge::PortMode::kAccess) {
     list.push_back({{"vid", v.pvid}, {"pvid", true}, {"untagged", true}});
     return list;
   }
-  const bool native = v.native != vlan::NativeMode::kNone;
+  const bool native = v.native != bridge::NativeMode::kNone;
   for (uint16_t vid = 1; vid < 4095; ++vid) {
     const bool is_native = native && vid == v.pvid;
     if (!v.allowed.Contains(vid) && !is_native) continue;
     list.push_back({{"vid", vid},
                     {"pvid", is_native},
-                    {"untagged", is_native && v.native == vlan::NativeMode::kUntagged}});
+                    {"untagged", is_native && v.native == bridge::NativeMode::kUntagged}});
   }
   return list;
 }
 
-json SwitchVlanJson(const vlan::PortVlanConfig& v) {
-  json out = {{"mode", v.mode == vlan::PortMode::kAccess ? "access" : "trunk"}};
-  if (v.mode == vlan::PortMode::kAccess) {
+json SwitchVlanJson(const bridge::PortVlanConfig& v) {
+  json out = {{"mode", v.mode == bridge::PortMode::kAccess ? "access" : "trunk"}};
+  if (v.mode == bridge::PortMode::kAccess) {
     out["pvid"] = v.pvid;
   } else {
     out["allowed"] = v.allowed.ToString();
-    out["native"] = v.native == vlan::NativeMode::kNone ? json(nullptr) : json(v.pvid);
-    out["native_tagged"] = v.native == vlan::NativeMode::kTagged;
+    out["native"] = v.native == bridge::NativeMode::kNone ? json(nullptr) : json(v.pvid);
+    out["native_tagged"] = v.native == bridge::NativeMode::kTagged;
   }
   return out;
 }
@@ -78,7 +77,7 @@ json SwitchVlanJson(const vlan::PortVlanConfig& v) {
 // than a veth.
 constexpr uint64_t kVirtualLinkSpeedMbps = 10000;
 
-std::string BridgeIdText(const stp::BridgeId& id) { return FormatBridgeId(id.ToU64()); }
+std::string BridgeIdText(const bridge::TreeBridgeId& id) { return FormatBridgeId(id.ToU64()); }
 
 std::string Join(const std::vector<std::string>& parts, const char* separator) {
   std::string text;
@@ -351,27 +350,28 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   tc.name = op.network;
   tc.bridge.address = TreeBridgeAddress(machine_id_, op.network);
   tc.bridge.priority = static_cast<uint16_t>(stp.priority);
-  tc.bridge.mode = stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
+  tc.bridge.mode =
+      stp.mode == topology::StpMode::kRstp ? bridge::TreeMode::kRstp : bridge::TreeMode::kStp;
   tc.bridge.hello_time = stp.hello_time;
   tc.bridge.forward_delay = stp.forward_delay;
   tc.bridge.max_age = stp.max_age;
   const std::string network_name = op.network;
-  tc.on_event = [network_name](const stp::Event& event, std::string_view port) {
+  tc.on_event = [network_name](const bridge::TreeEvent& event, std::string_view port) {
     const std::string where = "userspace network " + network_name + ": spanning tree" +
                               (port.empty() ? std::string() : ": port " + std::string(port));
     switch (event.kind) {
-      case stp::Event::Kind::kBpduGuardTrip:
+      case bridge::TreeEvent::Kind::kBpduGuardTrip:
         VF_LOG(kWarning) << where
                          << ": BPDU received on a bpdu_guard port; port disabled (bring its "
                             "link down and up to re-enable it)";
         break;
-      case stp::Event::Kind::kNewRoot:
+      case bridge::TreeEvent::Kind::kNewRoot:
         VF_LOG(kInfo) << where << ": root bridge changed";
         break;
-      case stp::Event::Kind::kTopologyChange:
+      case bridge::TreeEvent::Kind::kTopologyChange:
         VF_LOG(kDebug) << where << ": topology change";
         break;
-      case stp::Event::Kind::kProtocolMigration:
+      case bridge::TreeEvent::Kind::kProtocolMigration:
         VF_LOG(kInfo) << where << ": protocol migration (RSTP <-> 802.1D STP peer)";
         break;
     }
@@ -595,7 +595,7 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
     stp["ports"] = ports;
     return json{{"stp", stp}};
   }
-  const stp::BridgeStatus status = network.tree->GetStatus();
+  const bridge::TreeStatus status = network.tree->GetStatus();
   stp["bridge_id"] = BridgeIdText(status.bridge_id);
   stp["root_id"] = BridgeIdText(status.root_id);
   stp["is_root"] = status.is_root;
@@ -621,21 +621,21 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
   stp["counters"]["state_change_failures"] = tc.state_change_failures;
   stp["counters"]["flush_failures"] = tc.flush_failures;
   json ports = json::array();
-  for (const stp::PortStatus& port : status.ports) {
+  for (const bridge::TreePortStatus& port : status.ports) {
     const auto& c = port.counters;
     ports.push_back({{"name", network.tree->PortName(port.number)},
                      {"port_no", port.number},
                      {"port_id", port.id},
-                     {"priority", stp::PortPriorityOf(port.id)},
-                     {"role", std::string(stp::ToString(port.role))},
-                     {"state", std::string(stp::ToString(port.state))},
+                     {"priority", port.priority},
+                     {"role", std::string(bridge::ToString(port.role))},
+                     {"state", std::string(bridge::ToString(port.state))},
                      {"enabled", port.enabled},
                      {"cost", port.path_cost},
                      {"designated_root", BridgeIdText(port.designated_root)},
                      {"designated_bridge", BridgeIdText(port.designated_bridge)},
                      {"designated_port", port.designated_port},
                      {"designated_cost", port.designated_cost},
-                     {"protocol", std::string(stp::ToString(port.protocol))},
+                     {"protocol", std::string(bridge::ToString(port.protocol))},
                      {"edge", port.oper_edge},
                      {"admin_edge", port.admin_edge},
                      {"bpdu_guard", port.bpdu_guard},
@@ -674,11 +674,11 @@ json UserspaceNetworks::PortExtra(const std::string& network_name, const std::st
   // With a tree: the port's path cost and priority as it runs them (the
   // kernel bridge's ports report theirs), and its guards.
   if (n->second.tree) {
-    const stp::BridgeStatus status = n->second.tree->GetStatus();
-    for (const stp::PortStatus& tree_port : status.ports) {
+    const bridge::TreeStatus status = n->second.tree->GetStatus();
+    for (const bridge::TreePortStatus& tree_port : status.ports) {
       if (n->second.tree->PortName(tree_port.number) != port) continue;
       out["cost"] = tree_port.path_cost;
-      out["priority"] = stp::PortPriorityOf(tree_port.id);
+      out["priority"] = tree_port.priority;
       out["bpdu_guard"] = tree_port.bpdu_guard;
       out["root_block"] = tree_port.root_block;
     }
@@ -732,7 +732,7 @@ Result<json> UserspaceNetworks::FdbEntries(const std::string& network_name) {
   auto entries = n->second.sw->FdbEntries();
   if (!entries.ok()) return entries.status();
   json list = json::array();
-  for (const fdb::Entry& e : *entries) {
+  for (const bridge::FdbEntry& e : *entries) {
     auto name = names.find(e.port);
     list.push_back(
         {{"mac", e.mac.ToString()},
@@ -764,7 +764,7 @@ json UserspaceNetworks::VlanJson(const topology::NetworkConfig& config) const {
   json ports = json::array();
   auto n = networks_.find(config.name);
   for (const auto& port : config.ports) {
-    const vlan::PortVlanConfig want = SwitchVlanConfig(config, port.vlan);
+    const bridge::PortVlanConfig want = SwitchVlanConfig(config, port.vlan);
     json item = SwitchVlanJson(want);
     item["port"] = port.name;
     bool present = false;
@@ -796,7 +796,7 @@ Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const
   const StaticKey key{StaticFdbVlan(config, *pc, vid.value_or(0)), mac};
   // An entry the port's VLANs can never use, or one that the next resync
   // would put back as the topology has it, is refused rather than kept.
-  const vlan::PortVlanConfig port_vlans = SwitchVlanConfig(config, pc->vlan);
+  const bridge::PortVlanConfig port_vlans = SwitchVlanConfig(config, pc->vlan);
   if (!port_vlans.IsMember(key.first))
     return Status::Error("port " + port + " of network " + config.name + " is not in VLAN " +
                              std::to_string(key.first) + " (" + VlanSummary(port_vlans) +

@@ -38,7 +38,6 @@
 #include "vfabric/netd/port_backend.h"
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
-#include "vfabric/vlan/port.h"
 
 namespace vfabric::netd {
 
@@ -143,16 +142,16 @@ class UserspaceNetworks {
 
  private:
   struct PortState {
-    bridge::PortId id = fdb::kNoPort;
+    bridge::PortId id = bridge::kNoPort;
     std::string backend;   // PortBackend::Name()
     std::string identity;  // PortBackend::Identity() when opened
-    vlan::PortVlanConfig vlan;
+    bridge::PortVlanConfig vlan;
     std::optional<bridge::TreePortSettings> tree;  // in the tree with these
     bool link_up = false;                          // as last told to the tree
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;
-    fdb::Config fdb;
+    bridge::FdbSettings fdb;
     uint64_t ageing_time_ns = 0;
     std::map<std::string, PortState> ports;              // by name
     std::map<StaticKey, std::string> installed_statics;  // -> port
