@@ -36,6 +36,7 @@
 #include "vfabric/common/status.h"
 #include "vfabric/netd/planner.h"
 #include "vfabric/netd/port_backend.h"
+#include "vfabric/netd/runtime_statics.h"
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
 
@@ -169,16 +170,10 @@ class UserspaceNetworks {
   Status JoinTree(Network& network, const std::string& name,
                   const bridge::TreePortSettings& settings, bool up);
   void RemovePort(Network& network, const std::string& name);
-  // The run-time static entries of a network: read when its switch starts,
-  // written whenever they change. A file that cannot be read or written is
-  // logged; the entries in memory stay authoritative.
-  std::string StaticsPath(const std::string& network) const;
-  std::map<StaticKey, std::string> ReadRuntimeStatics(const std::string& network) const;
-  // Writes the network's run-time static entries (or removes the file when
-  // there are none); the error names the file and the errno.
-  Status SaveRuntimeStatics(const std::string& name, const Network& network) const;
 
-  std::string state_dir_;
+  // The run-time static entries of each network on disk: read when its
+  // switch starts, written whenever they change (runtime_statics.h).
+  RuntimeStaticsStore statics_;
   std::unique_ptr<PortBackends> backends_;
   std::string machine_id_;
   std::map<std::string, Network> networks_;
