@@ -75,8 +75,8 @@ void Pipeline(benchmark::State& state, bool trunk, bool unknown) {
     (*port)->SetReplay(std::move(frames));
     ports.push_back(port->get());
     PortSettings settings;
-    settings.vlan = trunk ? vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"))
-                          : vlan::PortVlanConfig::Access(10);
+    settings.vlan =
+        trunk ? PortVlanConfig::Trunk(*VlanSet::Parse("10")) : PortVlanConfig::Access(10);
     if (!(*sw)->AddPort(std::move(port).value(), settings).ok()) {
       state.SkipWithError("AddPort failed");
       return;

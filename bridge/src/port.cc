@@ -1,5 +1,7 @@
 #include "vfabric/bridge/port.h"
 
+#include "vfabric/vlan/tag.h"
+
 namespace vfabric::bridge {
 
 std::string_view ToString(PortKind kind) {
@@ -42,6 +44,15 @@ std::string_view ToString(DropReason reason) {
       break;
   }
   return "unknown";
+}
+
+size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out) {
+  const Frame& f = *item.frame;
+  if (!item.tagged) {
+    std::memcpy(out.data(), f.data, f.size);
+    return f.size;
+  }
+  return vlan::CopyWithTag(out.data(), f.bytes(), item.tci);
 }
 
 VnetHdr TxVnetHdr(const TxItem& item) {

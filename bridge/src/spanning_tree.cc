@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "mapping.h"
 #include "vfabric/common/log.h"
+#include "vfabric/stp/rstp.h"
 
 namespace vfabric::bridge {
 namespace {
@@ -25,18 +27,6 @@ void SignalEventFd(int fd) {
 }
 
 }  // namespace
-
-StpState ToSwitchState(stp::PortState state) {
-  switch (state) {
-    case stp::PortState::kDiscarding:
-      return StpState::kDiscarding;
-    case stp::PortState::kLearning:
-      return StpState::kLearning;
-    case stp::PortState::kForwarding:
-      return StpState::kForwarding;
-  }
-  return StpState::kDiscarding;
-}
 
 // ---------------------------------------------------------------------------
 // BpduInbox
@@ -104,7 +94,7 @@ Result<std::unique_ptr<SpanningTree>> SpanningTree::Create(Switch& sw,
   const std::string what = "spanning tree of switch " + config.name;
   if (!inbox) return Status::Error(what + ": no BPDU inbox", EINVAL);
   const stp::TimePoint now = config.clock ? config.clock() : std::chrono::steady_clock::now();
-  auto engine = stp::Bridge::Create(config.bridge, now);
+  auto engine = stp::Bridge::Create(ToStp(config.bridge), now);
   if (!engine.ok()) return engine.status().WithContext(what);
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return Status::FromErrno(what + ": eventfd", errno);
@@ -114,7 +104,7 @@ Result<std::unique_ptr<SpanningTree>> SpanningTree::Create(Switch& sw,
 
 SpanningTree::~SpanningTree() { Stop(); }
 
-stp::TimePoint SpanningTree::Now() const {
+TreeClock SpanningTree::Now() const {
   return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
 }
 
@@ -196,7 +186,7 @@ void SpanningTree::Service() {
   ApplyOutput();
 }
 
-stp::TimePoint SpanningTree::NextDeadline() const {
+TreeClock SpanningTree::NextDeadline() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return engine_->NextDeadline();
 }
@@ -209,7 +199,7 @@ void SpanningTree::ApplyOutput() {
   // others, the failure is counted and logged.
   for (const stp::StateChange& change : out.state_changes) {
     ++counters_.state_changes;
-    const StpState state = ToSwitchState(change.state);
+    const StpState state = FromStp(change.state);
     Status s = switch_.SetPortStpState(IdOf(change.port), state);
     if (!s.ok()) {
       ++counters_.state_change_failures;
@@ -236,7 +226,7 @@ void SpanningTree::ApplyOutput() {
   if (config_.on_event) {
     for (const stp::Event& event : out.events) {
       const PortId id = event.port == 0 ? 0 : IdOf(event.port);
-      config_.on_event(event, event.port != 0 && id < names_.size() ? names_[id] : "");
+      config_.on_event(FromStp(event), event.port != 0 && id < names_.size() ? names_[id] : "");
     }
   }
 }
@@ -273,12 +263,12 @@ void SpanningTree::Stop() {
   thread_.join();
 }
 
-stp::BridgeStatus SpanningTree::GetStatus() const {
+TreeStatus SpanningTree::GetStatus() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return engine_->GetStatus(Now());
+  return FromStp(engine_->GetStatus(Now()));
 }
 
-std::string SpanningTree::PortName(stp::PortNumber number) const {
+std::string SpanningTree::PortName(uint16_t number) const {
   std::lock_guard<std::mutex> lock(mutex_);
   const PortId id = IdOf(number);
   return number != 0 && id < names_.size() ? names_[id] : std::string();

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "mapping.h"
 #include "vfabric/bridge/checksum.h"
 #include "vfabric/bridge/gso.h"
 #include "vfabric/common/log.h"
@@ -295,7 +296,7 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
     PortSnap& p = snap->ports[i];
     p.present = true;
     p.stp = control_ports[i]->settings.stp;
-    p.vlan = control_ports[i]->settings.vlan;
+    p.vlan = ToVlan(control_ports[i]->settings.vlan);
     uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
     p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
     p.vid.assign(4096, static_cast<uint8_t>(vlan::EgressAction::kDrop));
@@ -776,7 +777,7 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
     return Status::Error(what + ": max_ports " + std::to_string(config.fdb.max_ports) +
                          " out of range 1-65534");
   auto impl = std::make_unique<Impl>();
-  auto table = fdb::Table::Create(config.fdb);
+  auto table = fdb::Table::Create(ToFdb(config.fdb));
   if (!table.ok()) return table.status().WithContext(what);
   impl->fdb = std::move(table).value();
   auto pool = FramePool::Create(config.pool_frames, config.buffer_size);
@@ -940,7 +941,7 @@ Status Reconfigure(Switch::Impl& d, PortId id, std::string_view what,
 
 }  // namespace
 
-Status Switch::SetPortVlan(PortId id, const vlan::PortVlanConfig& config) {
+Status Switch::SetPortVlan(PortId id, const PortVlanConfig& config) {
   return Reconfigure(*impl_, id, "set vlan", [&](PortSettings& s, bool* flush) {
     VF_RETURN_IF_ERROR(config.Validate());
     *flush = s.vlan.mode != config.mode || s.vlan.pvid != config.pvid ||
@@ -1114,8 +1115,8 @@ std::vector<PortInfo> Switch::Ports() const {
   return out;
 }
 
-Result<std::vector<fdb::Entry>> Switch::FdbEntries() {
-  std::vector<fdb::Entry> all;
+Result<std::vector<FdbEntry>> Switch::FdbEntries() {
+  std::vector<FdbEntry> all;
   std::vector<fdb::Entry> chunk(kDumpChunk);
   size_t cursor = 0;
   bool done = false;
@@ -1128,15 +1129,15 @@ Result<std::vector<fdb::Entry>> Switch::FdbEntries() {
       done = c.done;
       return Status::Ok();
     }));
-    all.insert(all.end(), chunk.begin(), chunk.begin() + static_cast<ptrdiff_t>(count));
+    for (size_t i = 0; i < count; ++i) all.push_back(FromFdb(chunk[i]));
   }
   return all;
 }
 
-Result<fdb::Counters> Switch::FdbCounters() {
-  fdb::Counters c;
+Result<FdbCounters> Switch::FdbCounters() {
+  bridge::FdbCounters c;
   VF_RETURN_IF_ERROR(impl_->Execute([&](Impl& dp) {
-    c = dp.fdb->counters();
+    c = FromFdb(dp.fdb->counters());
     return Status::Ok();
   }));
   return c;

@@ -1,3 +1,9 @@
+// The kernel plan: desired topology + the kernel as read -> ordered
+// operations, each with its undo (planner.h has the order and the rules of
+// ownership). What a network wants of the kernel is in kernel_settings.cc,
+// the operations' builders and descriptions in kernel_operation.cc, the
+// kernel as read in kernel_state.cc, the transaction in
+// kernel_transaction.cc.
 #include "vfabric/netd/planner.h"
 
 #include <algorithm>
@@ -5,204 +11,17 @@
 #include <set>
 #include <sstream>
 
-namespace vfabric::netd {
-namespace {
+#include "planner_internal.h"
 
-constexpr std::string_view kAliasPrefix = "vfabric:";
+namespace vfabric::netd {
+
+using namespace planner_internal;
+
+namespace {
 
 using topology::NetworkConfig;
 using topology::PortConfig;
 using topology::PortKind;
-
-std::string OnOff(bool value) { return value ? "on" : "off"; }
-
-// Desired port VLANs of one port: vid -> (pvid, untagged).
-struct VlanMembership {
-  bool pvid = false;
-  bool untagged = false;
-  friend bool operator==(const VlanMembership&, const VlanMembership&) = default;
-};
-
-std::map<uint16_t, VlanMembership> DesiredPortVlans(const NetworkConfig& network,
-                                                    const PortConfig& port) {
-  std::map<uint16_t, VlanMembership> vlans;
-  switch (port.vlan.mode) {
-    case topology::VlanMode::kNone:
-      vlans[network.vlan.default_pvid] = {true, true};
-      break;
-    case topology::VlanMode::kAccess:
-      vlans[port.vlan.pvid] = {true, true};
-      break;
-    case topology::VlanMode::kTrunk:
-      for (uint16_t vid = 1; vid < 4095; ++vid)
-        if (port.vlan.allowed.test(vid)) vlans[vid] = {false, false};
-      if (port.vlan.native != 0) vlans[port.vlan.native] = {true, !port.vlan.native_tagged};
-      break;
-  }
-  return vlans;
-}
-
-bool SameBridgeSettings(const BridgeSettings& want, const BridgeSettings& have,
-                        bool vlan_filtering_supported) {
-  BridgeSettings a = want, b = have;
-  if (!vlan_filtering_supported) {
-    // The kernel neither takes nor reports these; comparing them would make
-    // every bridge look drifted forever.
-    a.vlan_filtering = b.vlan_filtering = false;
-    a.default_pvid = b.default_pvid = 1;
-  }
-  return a == b;
-}
-
-// The settings the operator configured on a bridge, as far as the kernel
-// lets them be read. While the kernel's own STP runs a topology change it
-// ages the FDB fast: br->ageing_time becomes 2 x forward_delay, which is what
-// IFLA_BR_AGEING_TIME reports, while the configured value waits in
-// br->bridge_ageing_time (not exported) to be restored when the change ends
-// (net/bridge/br_stp.c, __br_set_topology_change). Writing the configured
-// ageing back then would end the fast ageing STP asked for, so during a
-// change the ageing is taken to be what `want` says; a real difference shows
-// once the change is over (the next repair or resync).
-BridgeSettings ConfiguredBridgeSettings(const BridgeStatus& status, const BridgeSettings& want) {
-  BridgeSettings have = status.settings;
-  const bool changing =
-      status.topology_change.value_or(0) != 0 || status.topology_change_timer_cs.value_or(0) != 0;
-  // Both are read back rounded to whole jiffies and converted on their own:
-  // allow one centisecond either way.
-  const int64_t fast = 2 * int64_t{have.forward_delay_cs};
-  const int64_t ageing = have.ageing_time_cs;
-  if (have.stp_enabled && changing && ageing >= fast - 1 && ageing <= fast + 1)
-    have.ageing_time_cs = want.ageing_time_cs;
-  return have;
-}
-
-// The fields of `want` that are set and differ from `have`.
-BridgePortSettings PortSettingsDiff(const BridgePortSettings& want,
-                                    const BridgePortSettings& have) {
-  BridgePortSettings diff;
-  auto pick = [](const auto& w, const auto& h, auto& out) {
-    if (w.has_value() && w != h) out = w;
-  };
-  pick(want.cost, have.cost, diff.cost);
-  pick(want.priority, have.priority, diff.priority);
-  pick(want.learning, have.learning, diff.learning);
-  pick(want.flood, have.flood, diff.flood);
-  pick(want.hairpin, have.hairpin, diff.hairpin);
-  pick(want.isolated, have.isolated, diff.isolated);
-  pick(want.bpdu_guard, have.bpdu_guard, diff.bpdu_guard);
-  pick(want.root_block, have.root_block, diff.root_block);
-  return diff;
-}
-
-// The values `have` holds for each field set in `fields`.
-BridgePortSettings PortSettingsRestore(const BridgePortSettings& fields,
-                                       const BridgePortSettings& have) {
-  BridgePortSettings old;
-  if (fields.cost) old.cost = have.cost;
-  if (fields.priority) old.priority = have.priority;
-  if (fields.learning) old.learning = have.learning;
-  if (fields.flood) old.flood = have.flood;
-  if (fields.hairpin) old.hairpin = have.hairpin;
-  if (fields.isolated) old.isolated = have.isolated;
-  if (fields.bpdu_guard) old.bpdu_guard = have.bpdu_guard;
-  if (fields.root_block) old.root_block = have.root_block;
-  return old;
-}
-
-bool AnySet(const BridgePortSettings& s) { return s != BridgePortSettings{}; }
-
-BridgePortSettings DesiredPortSettings(const PortConfig& port) {
-  BridgePortSettings s;
-  s.cost = port.cost;
-  s.priority = port.priority;
-  s.learning = port.learning;
-  s.flood = port.flood;
-  s.hairpin = port.hairpin;
-  s.isolated = port.isolated;
-  s.bpdu_guard = port.bpdu_guard;
-  s.root_block = port.root_block;
-  return s;
-}
-
-TapSettings DesiredTapSettings(const PortConfig& port) {
-  TapSettings s;
-  s.owner = port.owner;
-  s.group = port.group;
-  s.multi_queue = port.multi_queue;
-  s.vnet_hdr = port.vnet_hdr;
-  return s;
-}
-
-// Builders for operations, each with its undo.
-Operation Op(Operation::Kind kind, const std::string& network, const std::string& object) {
-  Operation op;
-  op.kind = kind;
-  op.network = network;
-  op.object = object;
-  return op;
-}
-
-Operation DeleteOp(const std::string& network, const std::string& name) {
-  return Op(Operation::Kind::kDeleteLink, network, name);
-}
-
-Operation SetUpOp(const std::string& network, const std::string& name, bool up) {
-  Operation op = Op(Operation::Kind::kSetLinkUp, network, name);
-  op.up = up;
-  Operation undo = Op(Operation::Kind::kSetLinkUp, network, name);
-  undo.up = !up;
-  op.undo.push_back(undo);
-  return op;
-}
-
-Operation SetMasterOp(const std::string& network, const std::string& name,
-                      const std::string& master, const std::string& old_master) {
-  Operation op = Op(Operation::Kind::kSetMaster, network, name);
-  op.master = master;
-  Operation undo = Op(Operation::Kind::kSetMaster, network, name);
-  undo.master = old_master;
-  op.undo.push_back(undo);
-  return op;
-}
-
-// Recreating a link we are about to delete: the undo of a deletion.
-std::vector<Operation> RecreateOps(const LinkInfo& link, const KernelState& actual) {
-  std::vector<Operation> ops;
-  const std::string network = NetworkFromAlias(link.alias);
-  if (link.kind == "bridge" && link.bridge) {
-    Operation create = Op(Operation::Kind::kCreateBridge, network, link.name);
-    create.bridge = link.bridge->settings;
-    create.alias = link.alias;
-    ops.push_back(create);
-  } else if (link.kind == "tun" && link.tap) {
-    Operation create = Op(Operation::Kind::kCreateTap, network, link.name);
-    create.tap = link.tap->settings;
-    create.alias = link.alias;
-    ops.push_back(create);
-  } else if (link.kind == "veth") {
-    const LinkInfo* peer = actual.FindLink(link.link_ifindex);
-    if (peer == nullptr) return ops;
-    Operation create = Op(Operation::Kind::kCreateVeth, network, link.name);
-    create.peer = peer->name;
-    create.alias = link.alias;
-    ops.push_back(create);
-  } else {
-    return ops;
-  }
-  if (link.master_ifindex != 0) {
-    if (const LinkInfo* master = actual.FindLink(link.master_ifindex)) {
-      Operation enslave = Op(Operation::Kind::kSetMaster, network, link.name);
-      enslave.master = master->name;
-      ops.push_back(enslave);
-    }
-  }
-  if (link.admin_up) {
-    Operation up = Op(Operation::Kind::kSetLinkUp, network, link.name);
-    up.up = true;
-    ops.push_back(up);
-  }
-  return ops;
-}
 
 const PortConfig* FindPort(const NetworkConfig& network, const std::string& name) {
   for (const PortConfig& port : network.ports)
@@ -576,27 +395,6 @@ std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState&
   return "no link named " + port.name + " exists yet; it is attached when it appears";
 }
 
-std::string OwnerAlias(const std::string& network) { return std::string(kAliasPrefix) + network; }
-
-std::string NetworkFromAlias(const std::string& alias) {
-  if (alias.size() <= kAliasPrefix.size() || alias.compare(0, kAliasPrefix.size(), kAliasPrefix))
-    return "";
-  return alias.substr(kAliasPrefix.size());
-}
-
-const LinkInfo* KernelState::FindLink(const std::string& name) const {
-  for (const LinkInfo& link : links)
-    if (link.name == name) return &link;
-  return nullptr;
-}
-
-const LinkInfo* KernelState::FindLink(int ifindex) const {
-  if (ifindex == 0) return nullptr;
-  for (const LinkInfo& link : links)
-    if (link.ifindex == ifindex) return &link;
-  return nullptr;
-}
-
 topology::Topology WithGuestPorts(const topology::Topology& topology) {
   topology::Topology expanded = topology;
   for (const topology::VmConfig& vm : topology.vms) {
@@ -618,36 +416,6 @@ topology::Topology WithGuestPorts(const topology::Topology& topology) {
   return expanded;
 }
 
-Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features) {
-  KernelState state;
-  state.features = features;
-  auto links = kernel.ListLinks();
-  if (!links.ok()) return links.status();
-  state.links = std::move(links).value();
-  auto fdb = kernel.ListFdb();
-  if (!fdb.ok()) return fdb.status();
-  state.fdb = std::move(fdb).value();
-  if (features.bridge_vlan_filtering) {
-    auto vlans = kernel.ListPortVlans();
-    if (!vlans.ok()) return vlans.status();
-    state.port_vlans = std::move(vlans).value();
-  }
-  return state;
-}
-
-BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network) {
-  BridgeSettings s;
-  s.stp_enabled = network.stp.enabled;
-  s.priority = network.stp.priority;
-  s.hello_time_cs = network.stp.hello_time * 100;
-  s.forward_delay_cs = network.stp.forward_delay * 100;
-  s.max_age_cs = network.stp.max_age * 100;
-  s.ageing_time_cs = network.fdb.ageing_time * 100;
-  s.vlan_filtering = network.vlan.filtering;
-  s.default_pvid = network.vlan.default_pvid;
-  return s;
-}
-
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
                                     const std::set<std::string>& attached) {
   Planner planner(desired, actual, attached);
@@ -662,192 +430,6 @@ Result<std::vector<Operation>> Plan(const topology::Topology& desired, const Ker
     for (Operation& op : *phase) plan.push_back(std::move(op));
   }
   return plan;
-}
-
-std::string_view Operation::KindName() const {
-  switch (kind) {
-    case Kind::kCreateBridge:
-      return "create_bridge";
-    case Kind::kSetBridgeSettings:
-      return "set_bridge";
-    case Kind::kCreateTap:
-      return "create_tap";
-    case Kind::kCreateVeth:
-      return "create_veth";
-    case Kind::kMoveToNetns:
-      return "move_to_netns";
-    case Kind::kDeleteLink:
-      return "delete_link";
-    case Kind::kSetAlias:
-      return "set_alias";
-    case Kind::kSetMaster:
-      return "set_master";
-    case Kind::kSetBridgePortSettings:
-      return "set_bridge_port";
-    case Kind::kSetLinkUp:
-      return "set_link_up";
-    case Kind::kAddStaticFdb:
-      return "add_static_fdb";
-    case Kind::kDeleteStaticFdb:
-      return "delete_static_fdb";
-    case Kind::kAddPortVlan:
-      return "add_port_vlan";
-    case Kind::kDeletePortVlan:
-      return "delete_port_vlan";
-  }
-  return "?";
-}
-
-std::string Operation::Describe() const {
-  std::ostringstream out;
-  auto port_settings = [&](const BridgePortSettings& s) {
-    const char* sep = "";
-    auto item = [&](const char* name, const auto& value) {
-      if (!value) return;
-      out << sep << name << " ";
-      if constexpr (std::is_same_v<std::decay_t<decltype(*value)>, bool>)
-        out << OnOff(*value);
-      else
-        out << *value;
-      sep = ", ";
-    };
-    item("cost", s.cost);
-    item("priority", s.priority);
-    item("learning", s.learning);
-    item("flood", s.flood);
-    item("hairpin", s.hairpin);
-    item("isolated", s.isolated);
-    item("bpdu_guard", s.bpdu_guard);
-    item("root_block", s.root_block);
-  };
-  auto bridge_settings = [&](const BridgeSettings& s) {
-    out << "stp " << OnOff(s.stp_enabled) << ", priority " << s.priority << ", hello "
-        << s.hello_time_cs / 100 << "s, forward_delay " << s.forward_delay_cs / 100 << "s, max_age "
-        << s.max_age_cs / 100 << "s, ageing " << s.ageing_time_cs / 100 << "s";
-    if (s.vlan_filtering) out << ", vlan_filtering on, default_pvid " << s.default_pvid;
-  };
-  switch (kind) {
-    case Kind::kCreateBridge:
-      out << "create bridge " << object << " (";
-      bridge_settings(bridge);
-      out << ")";
-      break;
-    case Kind::kSetBridgeSettings:
-      out << "set bridge " << object << " (";
-      bridge_settings(bridge);
-      out << ")";
-      break;
-    case Kind::kCreateTap:
-      out << "create tap " << object << " (vnet_hdr " << OnOff(tap.vnet_hdr) << ", multi_queue "
-          << OnOff(tap.multi_queue);
-      if (tap.owner) out << ", owner " << *tap.owner;
-      if (tap.group) out << ", group " << *tap.group;
-      out << ")";
-      break;
-    case Kind::kCreateVeth:
-      out << "create veth " << object << " (peer " << peer << ")";
-      break;
-    case Kind::kMoveToNetns:
-      out << "move " << object << " to netns " << netns;
-      break;
-    case Kind::kDeleteLink:
-      out << "delete link " << object;
-      break;
-    case Kind::kSetAlias:
-      out << "set alias of " << object << " to \"" << alias << "\"";
-      break;
-    case Kind::kSetMaster:
-      if (master.empty())
-        out << "release " << object << " from its bridge";
-      else
-        out << "attach " << object << " to bridge " << master;
-      break;
-    case Kind::kSetBridgePortSettings:
-      out << "set bridge port " << object << " (";
-      port_settings(bridge_port);
-      out << ")";
-      break;
-    case Kind::kSetLinkUp:
-      out << "set " << object << (up ? " up" : " down");
-      break;
-    case Kind::kAddStaticFdb:
-      out << "add static fdb " << mac.ToString() << (vlan ? " vlan " + std::to_string(vlan) : "")
-          << " on " << object;
-      break;
-    case Kind::kDeleteStaticFdb:
-      out << "delete static fdb " << mac.ToString() << (vlan ? " vlan " + std::to_string(vlan) : "")
-          << " on " << object;
-      break;
-    case Kind::kAddPortVlan:
-      out << "add vlan " << vlan << " to " << object << (pvid ? " (pvid" : " (tagged")
-          << (untagged ? ", untagged)" : ")");
-      break;
-    case Kind::kDeletePortVlan:
-      out << "delete vlan " << vlan << " from " << object;
-      break;
-  }
-  return out.str();
-}
-
-Status Execute(Kernel& kernel, const Operation& op) {
-  switch (op.kind) {
-    case Operation::Kind::kCreateBridge:
-      return kernel.CreateBridge(op.object, op.bridge, op.alias);
-    case Operation::Kind::kSetBridgeSettings:
-      return kernel.SetBridgeSettings(op.object, op.bridge);
-    case Operation::Kind::kCreateTap:
-      return kernel.CreateTap(op.object, op.tap, op.alias);
-    case Operation::Kind::kCreateVeth:
-      return kernel.CreateVeth(op.object, op.peer, op.alias);
-    case Operation::Kind::kMoveToNetns:
-      return kernel.MoveToNetns(op.object, op.netns);
-    case Operation::Kind::kDeleteLink:
-      return kernel.DeleteLink(op.object);
-    case Operation::Kind::kSetAlias:
-      return kernel.SetAlias(op.object, op.alias);
-    case Operation::Kind::kSetMaster:
-      return kernel.SetMaster(op.object, op.master);
-    case Operation::Kind::kSetBridgePortSettings:
-      return kernel.SetBridgePortSettings(op.object, op.bridge_port);
-    case Operation::Kind::kSetLinkUp:
-      return kernel.SetLinkUp(op.object, op.up);
-    case Operation::Kind::kAddStaticFdb:
-      return kernel.AddStaticFdb(op.object, op.mac, op.vlan);
-    case Operation::Kind::kDeleteStaticFdb:
-      return kernel.DeleteStaticFdb(op.object, op.mac, op.vlan);
-    case Operation::Kind::kAddPortVlan:
-      return kernel.AddPortVlan(op.object, op.vlan, op.pvid, op.untagged);
-    case Operation::Kind::kDeletePortVlan:
-      return kernel.DeletePortVlan(op.object, op.vlan);
-  }
-  return Status::Error("unknown operation");
-}
-
-Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan, std::vector<Operation>* done) {
-  size_t applied = 0;
-  for (; applied < plan.size(); ++applied) {
-    Status status = Execute(kernel, plan[applied]);
-    if (status.ok()) continue;
-    // Put back what was done, newest first; keep going past undo failures so
-    // as much as possible is restored, and say which ones failed.
-    int undone = 0;
-    std::string undo_errors;
-    for (size_t i = applied; i-- > 0;) {
-      for (const Operation& undo : plan[i].undo) {
-        Status undo_status = Execute(kernel, undo);
-        if (undo_status.ok()) continue;
-        undo_errors += "; undo \"" + undo.Describe() + "\" failed: " + undo_status.message();
-      }
-      ++undone;
-    }
-    std::string message = plan[applied].Describe() + ": " + status.message() + " (undid " +
-                          std::to_string(undone) + " operation" + (undone == 1 ? "" : "s") +
-                          (undo_errors.empty() ? ")" : ")" + undo_errors);
-    if (done) done->clear();
-    return Status::Error(message, status.error_number());
-  }
-  if (done) *done = plan;
-  return Status::Ok();
 }
 
 }  // namespace vfabric::netd

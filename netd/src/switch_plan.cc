@@ -7,7 +7,7 @@ namespace {
 
 using Kind = SwitchOperation::Kind;
 
-bool SameVlan(const vlan::PortVlanConfig& a, const vlan::PortVlanConfig& b) {
+bool SameVlan(const bridge::PortVlanConfig& a, const bridge::PortVlanConfig& b) {
   return a.mode == b.mode && a.pvid == b.pvid && a.native == b.native && a.allowed == b.allowed;
 }
 
@@ -79,12 +79,12 @@ class NetworkPlanner {
   }
 
   void PlanSwitch() {
-    const fdb::Config want = SwitchFdbConfig(config_);
+    const bridge::FdbSettings want = SwitchFdbConfig(config_);
     if (observed_ == nullptr) {
       Add(Kind::kStartSwitch, config_.name).fdb = want;
       return;
     }
-    fdb::Config have;
+    bridge::FdbSettings have;
     have.max_entries = observed_->max_entries;
     have.max_per_port = observed_->max_per_port;
     have.ageing_time_ns = observed_->ageing_time_ns;
@@ -144,7 +144,7 @@ class NetworkPlanner {
     for (const topology::PortConfig& port : config_.ports) {
       const bool guest = guest_ports_.count(port.name) != 0;
       const PortBackend& backend = backends_.For(port, guest);
-      const vlan::PortVlanConfig vlan = SwitchVlanConfig(config_, port.vlan);
+      const bridge::PortVlanConfig vlan = SwitchVlanConfig(config_, port.vlan);
       const ObservedPort* have = nullptr;
       if (observed_ != nullptr) {
         auto it = observed_->ports.find(port.name);
@@ -426,36 +426,36 @@ std::set<std::string> HeldPorts(const ObservedSwitches& observed) {
   return names;
 }
 
-vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
-                                      const topology::PortVlanConfig& port) {
+bridge::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
+                                        const topology::PortVlanConfig& port) {
   switch (port.mode) {
     case topology::VlanMode::kNone:
-      return vlan::PortVlanConfig::Access(network.vlan.default_pvid);
+      return bridge::PortVlanConfig::Access(network.vlan.default_pvid);
     case topology::VlanMode::kAccess:
-      return vlan::PortVlanConfig::Access(port.pvid);
+      return bridge::PortVlanConfig::Access(port.pvid);
     case topology::VlanMode::kTrunk: {
-      vlan::VlanSet allowed;
+      bridge::VlanSet allowed;
       for (uint16_t vid = 1; vid < 4095; ++vid)
         if (port.allowed.test(vid)) allowed.Add(vid);
-      return vlan::PortVlanConfig::Trunk(allowed, port.native, port.native_tagged);
+      return bridge::PortVlanConfig::Trunk(allowed, port.native, port.native_tagged);
     }
   }
-  return vlan::PortVlanConfig::Access(1);
+  return bridge::PortVlanConfig::Access(1);
 }
 
 uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
                        uint16_t vlan) {
   if (vlan != 0) return vlan;
-  const vlan::PortVlanConfig config = SwitchVlanConfig(network, port.vlan);
-  if (config.mode == vlan::PortMode::kTrunk && config.native == vlan::NativeMode::kNone)
+  const bridge::PortVlanConfig config = SwitchVlanConfig(network, port.vlan);
+  if (config.mode == bridge::PortMode::kTrunk && config.native == bridge::NativeMode::kNone)
     return network.vlan.default_pvid;
   return config.pvid;
 }
 
-std::string VlanSummary(const vlan::PortVlanConfig& port) {
-  if (port.mode == vlan::PortMode::kAccess) return "access VLAN " + std::to_string(port.pvid);
+std::string VlanSummary(const bridge::PortVlanConfig& port) {
+  if (port.mode == bridge::PortMode::kAccess) return "access VLAN " + std::to_string(port.pvid);
   std::string text = "trunk " + (port.allowed.ToString().empty() ? "-" : port.allowed.ToString());
-  if (port.native != vlan::NativeMode::kNone) text += ", native " + std::to_string(port.pvid);
+  if (port.native != bridge::NativeMode::kNone) text += ", native " + std::to_string(port.pvid);
   return text;
 }
 
@@ -482,8 +482,8 @@ bool RuntimeStaticStale(const topology::NetworkConfig& network, uint16_t vlan,
   return port != nullptr && !SwitchVlanConfig(network, port->vlan).IsMember(vlan);
 }
 
-fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network) {
-  fdb::Config config;
+bridge::FdbSettings SwitchFdbConfig(const topology::NetworkConfig& network) {
+  bridge::FdbSettings config;
   if (network.fdb.max_entries != 0) config.max_entries = network.fdb.max_entries;
   config.max_per_port = network.fdb.max_per_port;
   // 0 s: learned entries expire at once (the kernel bridge's meaning), not

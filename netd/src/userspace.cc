@@ -1,3 +1,6 @@
+// The userspace networks: observe the switches, plan (switch_plan.h) and
+// apply. Their views are in userspace_views.cc, the fdb verbs in
+// userspace_fdb.cc, the run-time static entries' store in runtime_statics.cc.
 #include "vfabric/netd/userspace.h"
 
 #include <pthread.h>
@@ -7,21 +10,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
-#include "vfabric/bridge/ports.h"
-#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
-#include "vfabric/stp/types.h"
 
 namespace vfabric::netd {
 namespace {
-
-using nlohmann::json;
 
 uint64_t RandomSeed() {
   uint64_t seed = 0;
@@ -32,53 +28,10 @@ uint64_t RandomSeed() {
   return seed;
 }
 
-json CountersJson(const bridge::PortCounters& c) {
-  json drops = json::object();
-  for (size_t i = 0; i < bridge::kDropReasonCount; ++i)
-    drops[std::string(bridge::ToString(static_cast<bridge::DropReason>(i)))] = c.drops[i];
-  return {{"rx_packets", c.rx_packets},     {"rx_bytes", c.rx_bytes},
-          {"tx_packets", c.tx_packets},     {"tx_bytes", c.tx_bytes},
-          {"bpdu_trapped", c.bpdu_trapped}, {"csum_completed", c.csum_completed},
-          {"segmented", c.segmented},       {"drops", drops},
-          {"drops_total", c.total_drops()}, {"mac_limit_not_learned", c.mac_limit_not_learned}};
-}
-
-// The port's VLANs as the kernel view lists them: {"vid","pvid","untagged"}.
-json VlanEntries(const vlan::PortVlanConfig& v) {
-  json list = json::array();
-  if (v.mode == vlan::PortMode::kAccess) {
-    list.push_back({{"vid", v.pvid}, {"pvid", true}, {"untagged", true}});
-    return list;
-  }
-  const bool native = v.native != vlan::NativeMode::kNone;
-  for (uint16_t vid = 1; vid < 4095; ++vid) {
-    const bool is_native = native && vid == v.pvid;
-    if (!v.allowed.Contains(vid) && !is_native) continue;
-    list.push_back({{"vid", vid},
-                    {"pvid", is_native},
-                    {"untagged", is_native && v.native == vlan::NativeMode::kUntagged}});
-  }
-  return list;
-}
-
-json SwitchVlanJson(const vlan::PortVlanConfig& v) {
-  json out = {{"mode", v.mode == vlan::PortMode::kAccess ? "access" : "trunk"}};
-  if (v.mode == vlan::PortMode::kAccess) {
-    out["pvid"] = v.pvid;
-  } else {
-    out["allowed"] = v.allowed.ToString();
-    out["native"] = v.native == vlan::NativeMode::kNone ? json(nullptr) : json(v.pvid);
-    out["native_tagged"] = v.native == vlan::NativeMode::kTagged;
-  }
-  return out;
-}
-
 // Virtual links (veth, tap) report made-up speeds (10 Gb/s, 10 Mb/s); they
 // all count as 10 Gb/s for automatic path costs, so a tap is not costlier
 // than a veth.
 constexpr uint64_t kVirtualLinkSpeedMbps = 10000;
-
-std::string BridgeIdText(const stp::BridgeId& id) { return FormatBridgeId(id.ToU64()); }
 
 std::string Join(const std::vector<std::string>& parts, const char* separator) {
   std::string text;
@@ -111,60 +64,10 @@ std::string ReadMachineId() {
 
 UserspaceNetworks::UserspaceNetworks(std::string state_dir, std::unique_ptr<PortBackends> backends,
                                      std::string machine_id)
-    : state_dir_(std::move(state_dir)),
+    : statics_(std::move(state_dir)),
       backends_(backends ? std::move(backends) : NewKernelPortBackends()),
       machine_id_(machine_id.empty() ? ReadMachineId() : std::move(machine_id)) {}
 
-std::string UserspaceNetworks::StaticsPath(const std::string& network) const {
-  return state_dir_ + "/" + network + ".fdb.json";
-}
-
-std::map<StaticKey, std::string> UserspaceNetworks::ReadRuntimeStatics(
-    const std::string& network) const {
-  std::map<StaticKey, std::string> entries;
-  if (state_dir_.empty()) return entries;
-  std::ifstream in(StaticsPath(network));
-  if (!in) return entries;  // none kept
-  const json doc = json::parse(in, nullptr, false);
-  const std::string what = "userspace network " + network + ": " + StaticsPath(network);
-  if (!doc.is_object() || !doc.contains("entries") || !doc["entries"].is_array()) {
-    VF_LOG(kWarning) << what << ": not a static FDB file; ignored";
-    return entries;
-  }
-  for (const json& entry : doc["entries"]) {
-    auto mac = entry.is_object() && entry.value("mac", json()).is_string()
-                   ? MacAddress::Parse(entry["mac"].get<std::string>())
-                   : std::nullopt;
-    const json vlan = entry.is_object() ? entry.value("vlan", json()) : json();
-    const json port = entry.is_object() ? entry.value("port", json()) : json();
-    if (!mac || !vlan.is_number_unsigned() || vlan.get<uint64_t>() < 1 ||
-        vlan.get<uint64_t>() > 4094 || !port.is_string()) {
-      VF_LOG(kWarning) << what << ": malformed entry " << entry.dump() << "; ignored";
-      continue;
-    }
-    entries[{static_cast<uint16_t>(vlan.get<uint64_t>()), *mac}] = port.get<std::string>();
-  }
-  return entries;
-}
-
-Status UserspaceNetworks::SaveRuntimeStatics(const std::string& name,
-                                             const Network& network) const {
-  if (state_dir_.empty()) return Status::Ok();
-  const std::string path = StaticsPath(name);
-  const std::string what = "save run-time static FDB entries of network " + name;
-  if (network.runtime_statics.empty()) return RemoveFileDurably(path).WithContext(what);
-  json entries = json::array();
-  for (const auto& [key, port] : network.runtime_statics)
-    entries.push_back({{"mac", key.second.ToString()}, {"vlan", key.first}, {"port", port}});
-  std::error_code error;
-  std::filesystem::create_directories(state_dir_, error);
-  if (error)
-    return Status::Error(what + ": create " + state_dir_ + ": " + error.message(), error.value());
-  // A crash, a full disk or a read-only directory leaves the old file or the
-  // new one, never a truncated one (common/atomic_file.h).
-  return WriteFileAtomically(path, json{{"network", name}, {"entries", entries}}.dump(1) + "\n")
-      .WithContext(what);
-}
 UserspaceNetworks::~UserspaceNetworks() { StopAll(); }
 
 void UserspaceNetworks::StopAll() {
@@ -215,7 +118,7 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
   // A network whose switch does not run yet starts with what was kept of it.
   for (const topology::NetworkConfig& config : desired.networks) {
     if (config.datapath != topology::Datapath::kUserspace || observed.count(config.name)) continue;
-    std::map<StaticKey, std::string> kept = ReadRuntimeStatics(config.name);
+    std::map<StaticKey, std::string> kept = statics_.Read(config.name);
     if (!kept.empty()) observed[config.name].runtime_statics = std::move(kept);
   }
   return observed;
@@ -281,10 +184,11 @@ Status UserspaceNetworks::StartSwitch(const SwitchOperation& op) {
   if (!sw.ok()) return sw.status();
   network.sw = std::move(sw).value();
   if (network.runtime_statics.empty()) {
-    network.runtime_statics = ReadRuntimeStatics(op.network);
+    network.runtime_statics = statics_.Read(op.network);
     if (const size_t kept = network.runtime_statics.size())
-      VF_LOG(kInfo) << "userspace network " << op.network << ": " << StaticsPath(op.network) << ": "
-                    << kept << " static FDB entr" << (kept == 1 ? "y" : "ies") << " restored";
+      VF_LOG(kInfo) << "userspace network " << op.network << ": " << statics_.Path(op.network)
+                    << ": " << kept << " static FDB entr" << (kept == 1 ? "y" : "ies")
+                    << " restored";
   }
   network.fdb = op.fdb;
   network.ageing_time_ns = op.fdb.ageing_time_ns;
@@ -351,27 +255,28 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   tc.name = op.network;
   tc.bridge.address = TreeBridgeAddress(machine_id_, op.network);
   tc.bridge.priority = static_cast<uint16_t>(stp.priority);
-  tc.bridge.mode = stp.mode == topology::StpMode::kRstp ? stp::Mode::kRstp : stp::Mode::kStp;
+  tc.bridge.mode =
+      stp.mode == topology::StpMode::kRstp ? bridge::TreeMode::kRstp : bridge::TreeMode::kStp;
   tc.bridge.hello_time = stp.hello_time;
   tc.bridge.forward_delay = stp.forward_delay;
   tc.bridge.max_age = stp.max_age;
   const std::string network_name = op.network;
-  tc.on_event = [network_name](const stp::Event& event, std::string_view port) {
+  tc.on_event = [network_name](const bridge::TreeEvent& event, std::string_view port) {
     const std::string where = "userspace network " + network_name + ": spanning tree" +
                               (port.empty() ? std::string() : ": port " + std::string(port));
     switch (event.kind) {
-      case stp::Event::Kind::kBpduGuardTrip:
+      case bridge::TreeEvent::Kind::kBpduGuardTrip:
         VF_LOG(kWarning) << where
                          << ": BPDU received on a bpdu_guard port; port disabled (bring its "
                             "link down and up to re-enable it)";
         break;
-      case stp::Event::Kind::kNewRoot:
+      case bridge::TreeEvent::Kind::kNewRoot:
         VF_LOG(kInfo) << where << ": root bridge changed";
         break;
-      case stp::Event::Kind::kTopologyChange:
+      case bridge::TreeEvent::Kind::kTopologyChange:
         VF_LOG(kDebug) << where << ": topology change";
         break;
-      case stp::Event::Kind::kProtocolMigration:
+      case bridge::TreeEvent::Kind::kProtocolMigration:
         VF_LOG(kInfo) << where << ": protocol migration (RSTP <-> 802.1D STP peer)";
         break;
     }
@@ -397,7 +302,7 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   network.tree_config = stp;
   VF_LOG(kInfo) << "userspace network " << op.network << ": spanning tree: started ("
                 << topology::ToString(stp.mode) << ", bridge id "
-                << BridgeIdText(network.tree->GetStatus().bridge_id) << ")";
+                << FormatBridgeId(network.tree->GetStatus().bridge_id.ToU64()) << ")";
   std::vector<std::string> errors;
   for (const SwitchOperation::TreePort& member : op.tree_ports) {
     if (!network.ports.count(member.name)) continue;  // not opened (reported)
@@ -445,7 +350,7 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       break;
     case Kind::kStopSwitch:
       VF_LOG(kInfo) << what << ": stopped (no longer configured)";
-      if (!state_dir_.empty()) ::unlink(StaticsPath(op.network).c_str());
+      statics_.Forget(op.network);
       networks_.erase(n);
       return Status::Ok();
     case Kind::kSetFdbLimits: {
@@ -473,7 +378,7 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       RemovePort(network, op.object);
       if (std::erase_if(network.runtime_statics,
                         [&](const auto& e) { return e.second == op.object; })) {
-        Status saved = SaveRuntimeStatics(op.network, network);
+        Status saved = statics_.Save(op.network, network.runtime_statics);
         if (!saved.ok()) VF_LOG(kError) << what << ": " << saved.message();
       }
       VF_LOG(kInfo) << what << ": removed port " << op.object;
@@ -534,7 +439,7 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       VF_LOG(kWarning) << what << ": static FDB entry " << op.key.second.ToString() << " (VLAN "
                        << op.key.first << ") removed: " << op.why;
       if (network.runtime_statics.erase(op.key)) {
-        Status saved = SaveRuntimeStatics(op.network, network);
+        Status saved = statics_.Save(op.network, network.runtime_statics);
         if (!saved.ok()) VF_LOG(kError) << what << ": " << saved.message();
       }
       return Status::Ok();
@@ -562,321 +467,6 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
     }
   }
   return Status::Error("unknown switch operation");
-}
-
-Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) const {
-  const auto& s = config.stp;
-  json stp = {{"enabled", s.enabled},
-              {"mode", std::string(topology::ToString(s.mode))},
-              {"priority", s.priority},
-              {"hello_time", s.hello_time},
-              {"forward_delay", s.forward_delay},
-              {"max_age", s.max_age},
-              {"datapath", "userspace"},
-              {"source", "userspace"}};
-  auto n = networks_.find(config.name);
-  if (n == networks_.end())
-    return Status::Error("network " + config.name + " has no switch running");
-  const Network& network = n->second;
-  // BPDUs that arrived while no tree ran: a neighbour speaks STP to a switch
-  // that does not (a loop through it would not be broken).
-  stp["bpdus_ignored"] = network.inbox->ignored();
-  if (!network.tree) {
-    // No tree: every port forwards (the kernel bridge with STP off says the same).
-    json ports = json::array();
-    for (const auto& [name, port] : network.ports) {
-      ports.push_back({{"name", name},
-                       {"port_id", nullptr},
-                       {"role", "disabled"},
-                       {"state", "forwarding"},
-                       {"protocol", nullptr},
-                       {"edge", nullptr}});
-    }
-    stp["ports"] = ports;
-    return json{{"stp", stp}};
-  }
-  const stp::BridgeStatus status = network.tree->GetStatus();
-  stp["bridge_id"] = BridgeIdText(status.bridge_id);
-  stp["root_id"] = BridgeIdText(status.root_id);
-  stp["is_root"] = status.is_root;
-  stp["root_port"] = status.root_port;
-  stp["root_port_name"] =
-      status.root_port == 0 ? json(nullptr) : json(network.tree->PortName(status.root_port));
-  stp["root_path_cost"] = status.root_path_cost;
-  stp["topology_change"] = status.topology_change;
-  stp["topology_change_count"] = status.topology_change_count;
-  stp["time_since_topology_change"] =
-      status.time_since_topology_change
-          ? json(static_cast<double>(status.time_since_topology_change->count() / 1'000'000) /
-                 1000.0)
-          : json(nullptr);
-  stp["times_in_use"] = {{"hello_time", status.hello_time},
-                         {"forward_delay", status.forward_delay},
-                         {"max_age", status.max_age}};
-  const bridge::SpanningTreeCounters tc = network.tree->Counters();
-  stp["counters"] = {{"bpdus_in", tc.bpdus_in},           {"bpdus_out", tc.bpdus_out},
-                     {"inbox_dropped", tc.inbox_dropped}, {"send_failures", tc.send_failures},
-                     {"state_changes", tc.state_changes}, {"flushes", tc.flushes}};
-  stp["counters"]["bpdus_refused"] = tc.bpdus_refused;
-  stp["counters"]["state_change_failures"] = tc.state_change_failures;
-  stp["counters"]["flush_failures"] = tc.flush_failures;
-  json ports = json::array();
-  for (const stp::PortStatus& port : status.ports) {
-    const auto& c = port.counters;
-    ports.push_back({{"name", network.tree->PortName(port.number)},
-                     {"port_no", port.number},
-                     {"port_id", port.id},
-                     {"priority", stp::PortPriorityOf(port.id)},
-                     {"role", std::string(stp::ToString(port.role))},
-                     {"state", std::string(stp::ToString(port.state))},
-                     {"enabled", port.enabled},
-                     {"cost", port.path_cost},
-                     {"designated_root", BridgeIdText(port.designated_root)},
-                     {"designated_bridge", BridgeIdText(port.designated_bridge)},
-                     {"designated_port", port.designated_port},
-                     {"designated_cost", port.designated_cost},
-                     {"protocol", std::string(stp::ToString(port.protocol))},
-                     {"edge", port.oper_edge},
-                     {"admin_edge", port.admin_edge},
-                     {"bpdu_guard", port.bpdu_guard},
-                     {"bpdu_guard_tripped", port.bpdu_guard_tripped},
-                     {"root_block", port.root_block},
-                     {"point_to_point", port.point_to_point},
-                     {"counters",
-                      {{"rx_config", c.rx_config},
-                       {"rx_tcn", c.rx_tcn},
-                       {"rx_rst", c.rx_rst},
-                       {"tx_config", c.tx_config},
-                       {"tx_tcn", c.tx_tcn},
-                       {"tx_rst", c.tx_rst},
-                       {"rx_malformed", c.rx_malformed},
-                       {"rx_while_disabled", c.rx_while_disabled},
-                       {"bpdu_guard_trips", c.bpdu_guard_trips},
-                       {"forward_transitions", c.forward_transitions}}}});
-  }
-  stp["ports"] = ports;
-  return json{{"stp", stp}};
-}
-
-json UserspaceNetworks::PortExtra(const std::string& network_name, const std::string& port) const {
-  json out = {{"switch_port", nullptr}};
-  auto n = networks_.find(network_name);
-  if (n == networks_.end()) return out;
-  auto p = n->second.ports.find(port);
-  if (p == n->second.ports.end()) return out;
-  out["switch_port"] = p->second.id;
-  out["stp_state"] = "forwarding";
-  for (const bridge::PortInfo& info : n->second.sw->Ports())
-    if (info.id == p->second.id)
-      out["stp_state"] = std::string(bridge::ToString(info.settings.stp));
-  if (auto counters = n->second.sw->Counters(p->second.id); counters.ok())
-    out["counters"] = CountersJson(*counters);
-  // With a tree: the port's path cost and priority as it runs them (the
-  // kernel bridge's ports report theirs), and its guards.
-  if (n->second.tree) {
-    const stp::BridgeStatus status = n->second.tree->GetStatus();
-    for (const stp::PortStatus& tree_port : status.ports) {
-      if (n->second.tree->PortName(tree_port.number) != port) continue;
-      out["cost"] = tree_port.path_cost;
-      out["priority"] = stp::PortPriorityOf(tree_port.id);
-      out["bpdu_guard"] = tree_port.bpdu_guard;
-      out["root_block"] = tree_port.root_block;
-    }
-  }
-  return out;
-}
-
-std::set<std::string> UserspaceNetworks::AttachedPorts() const {
-  std::set<std::string> names;
-  for (const auto& [network_name, network] : networks_)
-    for (const auto& [name, port] : network.ports) names.insert(name);
-  return names;
-}
-
-size_t UserspaceNetworks::PortsUp(const std::string& network) const {
-  auto n = networks_.find(network);
-  if (n == networks_.end()) return 0;
-  size_t up = 0;
-  for (const bridge::PortInfo& info : n->second.sw->Ports())
-    if (!info.failed) ++up;
-  return up;
-}
-
-Result<json> UserspaceNetworks::PortStats(const std::string& network_name,
-                                          const std::string& port) const {
-  auto n = networks_.find(network_name);
-  if (n == networks_.end())
-    return Status::Error("network " + network_name + " has no switch running");
-  json ports = json::array();
-  bool found = port.empty();
-  for (const bridge::PortInfo& info : n->second.sw->Ports()) {
-    if (!port.empty() && info.name != port) continue;
-    found = true;
-    ports.push_back({{"network", network_name},
-                     {"port", info.name},
-                     {"switch_port", info.id},
-                     {"kind", std::string(bridge::ToString(info.kind))},
-                     {"failed", info.failed},
-                     {"counters", CountersJson(info.counters)}});
-  }
-  if (!found) return Status::Error("no port " + port + " in the switch of network " + network_name);
-  return json{{"ports", ports}};
-}
-
-Result<json> UserspaceNetworks::FdbEntries(const std::string& network_name) {
-  auto n = networks_.find(network_name);
-  if (n == networks_.end())
-    return Status::Error("network " + network_name + " has no switch running");
-  std::map<bridge::PortId, std::string> names;
-  for (const bridge::PortInfo& info : n->second.sw->Ports()) names[info.id] = info.name;
-  auto entries = n->second.sw->FdbEntries();
-  if (!entries.ok()) return entries.status();
-  json list = json::array();
-  for (const fdb::Entry& e : *entries) {
-    auto name = names.find(e.port);
-    list.push_back(
-        {{"mac", e.mac.ToString()},
-         {"vlan", e.vlan},
-         {"port", name == names.end() ? json(nullptr) : json(name->second)},
-         {"static", e.is_static},
-         {"local", false},
-         {"age",
-          e.is_static ? json(nullptr) : json(static_cast<double>(e.age_ns / 1'000'000) / 1000.0)}});
-  }
-  return json{{"entries", list}};
-}
-
-Result<json> UserspaceNetworks::FdbCounters(const std::string& network_name) {
-  auto n = networks_.find(network_name);
-  if (n == networks_.end())
-    return Status::Error("network " + network_name + " has no switch running");
-  auto c = n->second.sw->FdbCounters();
-  if (!c.ok()) return c.status();
-  return json{{"learned", c->learned}, {"refreshed", c->refreshed}, {"moved", c->moved},
-              {"expired", c->expired}, {"evicted", c->evicted},     {"flushed", c->flushed}};
-}
-
-json UserspaceNetworks::VlanJson(const topology::NetworkConfig& config) const {
-  json vlan = {{"filtering", true},
-               {"supported", true},
-               {"datapath", "userspace"},
-               {"default_pvid", config.vlan.default_pvid}};
-  json ports = json::array();
-  auto n = networks_.find(config.name);
-  for (const auto& port : config.ports) {
-    const vlan::PortVlanConfig want = SwitchVlanConfig(config, port.vlan);
-    json item = SwitchVlanJson(want);
-    item["port"] = port.name;
-    bool present = false;
-    if (n != networks_.end()) {
-      auto p = n->second.ports.find(port.name);
-      if (p != n->second.ports.end()) {
-        present = true;
-        item["applied"] = SwitchVlanJson(p->second.vlan);
-        item["vlans"] = VlanEntries(p->second.vlan);
-      }
-    }
-    item["present"] = present;
-    if (!present) item["vlans"] = json::array();
-    ports.push_back(item);
-  }
-  vlan["ports"] = ports;
-  return vlan;
-}
-
-Status UserspaceNetworks::AddStatic(const topology::NetworkConfig& config, const MacAddress& mac,
-                                    const std::string& port, std::optional<uint16_t> vid) {
-  auto n = networks_.find(config.name);
-  if (n == networks_.end())
-    return Status::Error("network " + config.name + " has no switch running");
-  const topology::PortConfig* pc = FindPortConfig(config, port);
-  auto p = n->second.ports.find(port);
-  if (pc == nullptr || p == n->second.ports.end())
-    return Status::Error("no port " + port + " in the switch of network " + config.name);
-  const StaticKey key{StaticFdbVlan(config, *pc, vid.value_or(0)), mac};
-  // An entry the port's VLANs can never use, or one that the next resync
-  // would put back as the topology has it, is refused rather than kept.
-  const vlan::PortVlanConfig port_vlans = SwitchVlanConfig(config, pc->vlan);
-  if (!port_vlans.IsMember(key.first))
-    return Status::Error("port " + port + " of network " + config.name + " is not in VLAN " +
-                             std::to_string(key.first) + " (" + VlanSummary(port_vlans) +
-                             "): frames for that entry could never leave by it",
-                         EINVAL);
-  const auto topology_statics = TopologyStatics(config);
-  if (auto t = topology_statics.find(key); t != topology_statics.end())
-    return Status::Error(mac.ToString() + " in VLAN " + std::to_string(key.first) +
-                             " is a static entry of the topology (on " + t->second +
-                             "): change it in the topology file",
-                         EEXIST);
-  if (auto installed = n->second.installed_statics.find(key);
-      installed != n->second.installed_statics.end()) {
-    VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
-    n->second.installed_statics.erase(installed);
-  }
-  VF_RETURN_IF_ERROR(n->second.sw->AddStaticFdb(key.first, mac, p->second.id));
-  n->second.installed_statics[key] = port;
-  n->second.runtime_statics[key] = port;
-  // The entry forwards now either way; the answer says when it would not
-  // come back after a restart.
-  Status saved = SaveRuntimeStatics(config.name, n->second);
-  if (!saved.ok())
-    return Status::Error("static FDB entry " + mac.ToString() + " on " + port +
-                             " is in effect but was not saved (it will be lost at netd's "
-                             "restart): " +
-                             saved.message(),
-                         saved.error_number());
-  return Status::Ok();
-}
-
-Status UserspaceNetworks::DeleteStatic(const topology::NetworkConfig& config, const MacAddress& mac,
-                                       std::optional<uint16_t> vid) {
-  auto n = networks_.find(config.name);
-  if (n == networks_.end())
-    return Status::Error("network " + config.name + " has no switch running");
-  // Without a VLAN: every static entry of that MAC.
-  std::vector<StaticKey> keys;
-  for (const auto& [key, port] : n->second.installed_statics)
-    if (key.second == mac && (!vid || key.first == *vid)) keys.push_back(key);
-  if (keys.empty())
-    return Status::Error("no static FDB entry for " + mac.ToString() +
-                         (vid ? " in VLAN " + std::to_string(*vid) : "") + " on network " +
-                         config.name);
-  // The topology's entries would be back at the next resync.
-  const auto topology_statics = TopologyStatics(config);
-  for (const StaticKey& key : keys)
-    if (topology_statics.count(key))
-      return Status::Error(mac.ToString() + " in VLAN " + std::to_string(key.first) +
-                               " is a static entry of the topology: remove it from the topology "
-                               "file (and reload netd)",
-                           EPERM);
-  for (const StaticKey& key : keys) {
-    VF_RETURN_IF_ERROR(n->second.sw->RemoveStaticFdb(key.first, key.second));
-    n->second.installed_statics.erase(key);
-    n->second.runtime_statics.erase(key);
-  }
-  Status saved = SaveRuntimeStatics(config.name, n->second);
-  if (!saved.ok())
-    return Status::Error("static FDB entry " + mac.ToString() +
-                             " is deleted but the deletion was not saved (it will be back at "
-                             "netd's restart): " +
-                             saved.message(),
-                         saved.error_number());
-  return Status::Ok();
-}
-
-Status UserspaceNetworks::Flush(const std::string& network_name, const std::string& port,
-                                std::optional<uint16_t> vid) {
-  auto n = networks_.find(network_name);
-  if (n == networks_.end())
-    return Status::Error("network " + network_name + " has no switch running");
-  std::optional<bridge::PortId> id;
-  if (!port.empty()) {
-    auto p = n->second.ports.find(port);
-    if (p == n->second.ports.end())
-      return Status::Error("no port " + port + " in the switch of network " + network_name);
-    id = p->second.id;
-  }
-  return n->second.sw->FlushFdb(id, vid);
 }
 
 }  // namespace vfabric::netd

@@ -44,17 +44,17 @@ struct Fabric {
     config.buffer_size = kBufferSize;
     config.clock = [this] { return now_ns; };
     sw = std::move(Switch::Create(std::move(config))).value();
-    guest = Add("guest", vlan::PortVlanConfig::Access(10), true);
-    offload = Add("offload", vlan::PortVlanConfig::Access(10), true);
-    plain = Add("plain", vlan::PortVlanConfig::Access(10), false);
-    vlan::PortVlanConfig trunk_config = vlan::PortVlanConfig::Access(1);
-    trunk_config.mode = vlan::PortMode::kTrunk;
-    trunk_config.native = vlan::NativeMode::kUntagged;
-    trunk_config.allowed = *vlan::VlanSet::Parse("1,10");
+    guest = Add("guest", PortVlanConfig::Access(10), true);
+    offload = Add("offload", PortVlanConfig::Access(10), true);
+    plain = Add("plain", PortVlanConfig::Access(10), false);
+    PortVlanConfig trunk_config = PortVlanConfig::Access(1);
+    trunk_config.mode = PortMode::kTrunk;
+    trunk_config.native = NativeMode::kUntagged;
+    trunk_config.allowed = *VlanSet::Parse("1,10");
     trunk = Add("trunk", trunk_config, false);
   }
 
-  MemoryPort* Add(const char* name, const vlan::PortVlanConfig& vlan, bool takes_offload) {
+  MemoryPort* Add(const char* name, const PortVlanConfig& vlan, bool takes_offload) {
     MemoryPortOptions options;
     options.notify = false;
     options.takes_offload = takes_offload;

@@ -3,8 +3,6 @@
 
 #include "decode.h"
 
-#include <grp.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,8 +116,9 @@ std::string NetnsNameError(std::string_view name) {
 
 class Decoder {
  public:
-  Decoder(const JsonDocument& doc, std::string_view file, size_t file_index, Decoded* out)
-      : doc_(doc), file_(file), file_index_(file_index), out_(out) {}
+  Decoder(const JsonDocument& doc, std::string_view file, size_t file_index, const HostFacts& host,
+          Decoded* out)
+      : doc_(doc), file_(file), file_index_(file_index), host_(host), out_(out) {}
 
   void DecodeRoot() {
     const json& root = doc_.value;
@@ -378,19 +377,10 @@ class Decoder {
       return std::nullopt;
     }
     const std::string name = value->get<std::string>();
-    std::vector<char> buffer(16384);
-    int rc = 0;
-    if (group) {
-      struct group entry {};
-      struct group* found = nullptr;
-      rc = getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
-      if (rc == 0 && found) return static_cast<uint32_t>(found->gr_gid);
-    } else {
-      struct passwd entry {};
-      struct passwd* found = nullptr;
-      rc = getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
-      if (rc == 0 && found) return static_cast<uint32_t>(found->pw_uid);
-    }
+    // Through the host-facts seam (host_facts.h), never the OS directly.
+    const HostFacts::IdLookup found = group ? host_.GroupId(name) : host_.UserId(name);
+    if (found.id) return found.id;
+    const int rc = found.error;
     std::string message =
         std::string("no ") + (group ? "group" : "user") + " named " + Quote(name) + " on this host";
     if (rc != 0) message += " (lookup failed: error " + std::to_string(rc) + ")";
@@ -893,13 +883,14 @@ class Decoder {
   const JsonDocument& doc_;
   std::string_view file_;
   size_t file_index_;
+  const HostFacts& host_;
   Decoded* out_;
 };
 
 }  // namespace
 
 void DecodeDocument(std::string_view text, std::string_view file_name, size_t file_index,
-                    Decoded* out) {
+                    const HostFacts& host, Decoded* out) {
   const JsonDocument doc = ReadJson(text);
   for (const JsonError& error : doc.errors) {
     out->errors.push_back(
@@ -907,7 +898,7 @@ void DecodeDocument(std::string_view text, std::string_view file_name, size_t fi
   }
   if (!doc.complete) return;
   try {
-    Decoder(doc, file_name, file_index, out).DecodeRoot();
+    Decoder(doc, file_name, file_index, host, out).DecodeRoot();
   } catch (const nlohmann::json::exception& error) {
     // The decoder checks every type before reading a value, so this is a bug;
     // still, a library must not throw at its caller.

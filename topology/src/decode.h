@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vfabric/topology/host_facts.h"
 #include "vfabric/topology/topology.h"
 
 namespace vfabric::topology::internal {
@@ -57,8 +58,9 @@ struct Decoded {
 };
 
 // Decodes one document into `out` (appending networks, VMs and errors).
+// User and group names are resolved through `host`.
 void DecodeDocument(std::string_view text, std::string_view file_name, size_t file_index,
-                    Decoded* out);
+                    const HostFacts& host, Decoded* out);
 
 // Checks names and references across everything in `decoded`, appending errors.
 void CheckAcross(Decoded* decoded);

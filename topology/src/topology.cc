@@ -307,15 +307,15 @@ std::string FormatVlanList(const VlanBitmap& vlans) {
   return out;
 }
 
-LoadResult ParseTopology(std::string_view text, std::string_view file_name) {
-  return ParseTopologyFiles({SourceFile{std::string(file_name), std::string(text)}});
+LoadResult ParseTopology(std::string_view text, std::string_view file_name, const HostFacts& host) {
+  return ParseTopologyFiles({SourceFile{std::string(file_name), std::string(text)}}, host);
 }
 
-LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files) {
+LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files, const HostFacts& host) {
   internal::Decoded decoded;
   std::vector<std::string> order;
   for (size_t i = 0; i < files.size(); ++i) {
-    internal::DecodeDocument(files[i].text, files[i].name, i, &decoded);
+    internal::DecodeDocument(files[i].text, files[i].name, i, host, &decoded);
     order.push_back(files[i].name);
   }
   return Finish(std::move(decoded), order);
@@ -348,12 +348,12 @@ ReadResult ReadTopologyFiles(const std::vector<std::string>& paths) {
   return result;
 }
 
-LoadResult LoadTopology(const std::vector<std::string>& paths) {
+LoadResult LoadTopology(const std::vector<std::string>& paths, const HostFacts& host) {
   ReadResult read = ReadTopologyFiles(paths);
   internal::Decoded decoded;
   decoded.errors = std::move(read.errors);
   for (size_t i = 0; i < read.files.size(); ++i) {
-    internal::DecodeDocument(read.files[i].text, read.files[i].name, i, &decoded);
+    internal::DecodeDocument(read.files[i].text, read.files[i].name, i, host, &decoded);
   }
   return Finish(std::move(decoded), read.paths);
 }

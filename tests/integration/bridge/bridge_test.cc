@@ -62,7 +62,7 @@ std::string HostMac(int i) { return "52:54:00:77:00:0" + std::to_string(i); }
 struct Host {
   std::unique_ptr<ScopedNamedNetns> ns;
   std::string link;
-  PortId port = fdb::kNoPort;
+  PortId port = kNoPort;
   int index = 0;
 };
 
@@ -320,16 +320,16 @@ TEST_F(BridgeIntegrationTest, LearnedUnicastIsNotSeenOnAThirdHost) {
 TEST_F(BridgeIntegrationTest, AccessVlansSeparateHosts) {
   VF_REQUIRE_PRIVATE_NETNS();
   MakeSwitch();
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(1, {vlan::PortVlanConfig::Access(10)}));
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(2, {vlan::PortVlanConfig::Access(10)}));
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(3, {vlan::PortVlanConfig::Access(20)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(1, {PortVlanConfig::Access(10)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(2, {PortVlanConfig::Access(10)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(3, {PortVlanConfig::Access(20)}));
   ASSERT_TRUE(sw_->Start().ok());
   EXPECT_TRUE(Ping(1, 2));
   EXPECT_FALSE(Ping(1, 3, 1));
   EXPECT_FALSE(Ping(3, 2, 1));
   EXPECT_EQ(C(3).tx_packets, 0u);
   // Moving host 3 into VLAN 10 (a snapshot swap while running) joins it.
-  ASSERT_TRUE(sw_->SetPortVlan(H(3).port, vlan::PortVlanConfig::Access(10)).ok());
+  ASSERT_TRUE(sw_->SetPortVlan(H(3).port, PortVlanConfig::Access(10)).ok());
   EXPECT_TRUE(Ping(3, 1));
 }
 
@@ -455,9 +455,9 @@ std::vector<uint8_t> ArpRequest(const MacAddress& src, const std::string& sender
 TEST_F(BridgeIntegrationTest, TrunkPortCarriesTaggedFrames) {
   VF_REQUIRE_PRIVATE_NETNS();
   MakeSwitch();
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(1, {vlan::PortVlanConfig::Access(10)}));
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(2, {vlan::PortVlanConfig::Access(20)}));
-  ASSERT_NO_FATAL_FAILURE(AddTapHost(3, {vlan::PortVlanConfig::Access(1)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(1, {PortVlanConfig::Access(10)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(2, {PortVlanConfig::Access(20)}));
+  ASSERT_NO_FATAL_FAILURE(AddTapHost(3, {PortVlanConfig::Access(1)}));
   // The trunk: a packet-socket port on vfbtr0, whose peer vfbtr1 is ours.
   RUN_OK({"ip", "link", "add", "vfbtr0", "type", "veth", "peer", "name", "vfbtr1"});
   RUN_OK({"ip", "link", "set", "vfbtr0", "up"});
@@ -465,7 +465,7 @@ TEST_F(BridgeIntegrationTest, TrunkPortCarriesTaggedFrames) {
   auto trunk_port = OpenPacketSocketPort("vfbtr0", static_cast<int>(::if_nametoindex("vfbtr0")));
   ASSERT_TRUE(trunk_port.ok()) << trunk_port.status().message();
   auto trunk = sw_->AddPort(std::move(trunk_port).value(),
-                            {vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10,20"), 1)});
+                            {PortVlanConfig::Trunk(*VlanSet::Parse("10,20"), 1)});
   ASSERT_TRUE(trunk.ok());
   ASSERT_TRUE(sw_->Start().ok());
   RawSocket raw("vfbtr1");

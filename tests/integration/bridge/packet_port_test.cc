@@ -159,11 +159,11 @@ class PacketPortIntegrationTest : public ::testing::Test {
   PortId AddPacketPort(PortSettings settings, int* fd_out) {
     auto port = OpenPacketSocketPort("vfpkt-a0", static_cast<int>(::if_nametoindex("vfpkt-a0")));
     EXPECT_TRUE(port.ok()) << port.status().message();
-    if (!port.ok()) return fdb::kNoPort;
+    if (!port.ok()) return kNoPort;
     *fd_out = (*port)->fd();
     auto id = sw_->AddPort(std::move(port).value(), settings);
     EXPECT_TRUE(id.ok()) << id.status().message();
-    return id.ok() ? *id : fdb::kNoPort;
+    return id.ok() ? *id : kNoPort;
   }
 
   // The packet port with `settings` and a memory port "mem" with
@@ -172,7 +172,7 @@ class PacketPortIntegrationTest : public ::testing::Test {
                                 MemoryPort** mem) {
     const PortId port = AddPacketPort(settings, fd_out);
     *mem = AddMemoryPort("mem", mem_settings);
-    return *mem != nullptr ? port : fdb::kNoPort;
+    return *mem != nullptr ? port : kNoPort;
   }
 
   // MakeSwitchAndVeth, then the packet port and a memory port "mem", both
@@ -181,7 +181,7 @@ class PacketPortIntegrationTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(MakeSwitchAndVeth());
     int fd = -1;
     *port = AddPacketAndMemoryPort({}, {}, &fd, mem);
-    ASSERT_NE(*port, fdb::kNoPort);
+    ASSERT_NE(*port, kNoPort);
     far_.emplace("vfpkt-a1");
     ASSERT_TRUE(far_->ok());
   }
@@ -189,8 +189,8 @@ class PacketPortIntegrationTest : public ::testing::Test {
   // The packet port as a trunk of VLAN 10 (native 1) and an access port of
   // VLAN 10 to send from.
   PortId AddTrunkToVlan10(int* fd_out, MemoryPort** v10) {
-    return AddPacketAndMemoryPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)},
-                                  {vlan::PortVlanConfig::Access(10)}, fd_out, v10);
+    return AddPacketAndMemoryPort({PortVlanConfig::Trunk(*VlanSet::Parse("10"), 1)},
+                                  {PortVlanConfig::Access(10)}, fd_out, v10);
   }
 
   MemoryPort* AddMemoryPort(const std::string& name, PortSettings settings) {
@@ -219,7 +219,7 @@ TEST_F(PacketPortIntegrationTest, ASingleFrameIsHandedOverAtOnce) {
   ASSERT_TRUE(observer.ok());
   int fd = -1;
   const PortId port = AddPacketPort({}, &fd);
-  ASSERT_NE(port, fdb::kNoPort);
+  ASSERT_NE(port, kNoPort);
   MemoryPort* mem = AddMemoryPort("mem", {});
   ASSERT_NE(mem, nullptr);
   LinkSocket far("vfpkt-a1");
@@ -249,11 +249,10 @@ TEST_F(PacketPortIntegrationTest, FramesLargerThanASlotKeepTheirOrderBytesAndTag
   LinkSocket observer("vfpkt-a0");
   ASSERT_TRUE(observer.ok());
   int fd = -1;
-  const PortId port =
-      AddPacketPort({vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"), 1)}, &fd);
-  ASSERT_NE(port, fdb::kNoPort);
-  MemoryPort* v10 = AddMemoryPort("v10", {vlan::PortVlanConfig::Access(10)});
-  MemoryPort* v1 = AddMemoryPort("v1", {vlan::PortVlanConfig::Access(1)});
+  const PortId port = AddPacketPort({PortVlanConfig::Trunk(*VlanSet::Parse("10"), 1)}, &fd);
+  ASSERT_NE(port, kNoPort);
+  MemoryPort* v10 = AddMemoryPort("v10", {PortVlanConfig::Access(10)});
+  MemoryPort* v1 = AddMemoryPort("v1", {PortVlanConfig::Access(1)});
   ASSERT_TRUE(v10 && v1);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
@@ -389,7 +388,7 @@ TEST_F(PacketPortIntegrationTest, SentFramesReachTheLinkAndAreNotReadBack) {
   int fd = -1;
   MemoryPort* v10 = nullptr;
   const PortId port = AddTrunkToVlan10(&fd, &v10);
-  ASSERT_NE(port, fdb::kNoPort);
+  ASSERT_NE(port, kNoPort);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   for (int i = 1; i <= 20; ++i) {
@@ -418,7 +417,7 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
   int fd = -1;
   MemoryPort* v10 = nullptr;
   const PortId port = AddTrunkToVlan10(&fd, &v10);
-  ASSERT_NE(port, fdb::kNoPort);
+  ASSERT_NE(port, kNoPort);
   LinkSocket far("vfpkt-a1");
   ASSERT_TRUE(far.ok());
   // 2002 bytes + the tag is the largest a 2 KiB slot takes (32-byte header,
@@ -450,7 +449,7 @@ TEST_F(PacketPortIntegrationTest, RingAndMessageFramesLeaveInOrder) {
 // up (the port's next slot is the kernel's).
 TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRingRecovers) {
   VF_REQUIRE_PRIVATE_NETNS();
-  PortId port = fdb::kNoPort;
+  PortId port = kNoPort;
   MemoryPort* mem = nullptr;
   ASSERT_NO_FATAL_FAILURE(MakeSwitchWithUntaggedPortsAndFarSocket(&port, &mem));
   LinkSocket& far = *far_;
@@ -483,7 +482,7 @@ TEST_F(PacketPortIntegrationTest, FramesSentWhileTheLinkIsDownAreCountedAndTheRi
 // and a frame that comes later still wakes it and is forwarded.
 TEST_F(PacketPortIntegrationTest, AfterABurstTheSwitchSleepsAgainAndWakesForTheNextFrame) {
   VF_REQUIRE_PRIVATE_NETNS();
-  PortId port = fdb::kNoPort;
+  PortId port = kNoPort;
   MemoryPort* mem = nullptr;
   ASSERT_NO_FATAL_FAILURE(MakeSwitchWithUntaggedPortsAndFarSocket(&port, &mem));
   LinkSocket& far = *far_;

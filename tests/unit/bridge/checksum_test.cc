@@ -174,7 +174,7 @@ TEST_P(ChecksumTest, TheSwitchCompletesForPortsWithoutOffloadOnly) {
   auto plain_id = (*sw)->AddPort(std::move(plain).value());
   ASSERT_TRUE(plain_id.ok());
   PortSettings trunk_settings;
-  trunk_settings.vlan = vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("1"), 0);
+  trunk_settings.vlan = PortVlanConfig::Trunk(*VlanSet::Parse("1"), 0);
   ASSERT_TRUE((*sw)->AddPort(std::move(trunk).value(), trunk_settings).ok());
   in_p->Inject(b.frame, b.vnet);
   (*sw)->RunOnce(0);
@@ -260,9 +260,9 @@ TEST(Checksum, TaggedIngressMovesTheOffsetsBack) {
   MemoryPort* in_p = in->get();
   MemoryPort* plain_p = plain->get();
   PortSettings trunk;
-  trunk.vlan = vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("10"));
+  trunk.vlan = PortVlanConfig::Trunk(*VlanSet::Parse("10"));
   PortSettings access;
-  access.vlan = vlan::PortVlanConfig::Access(10);
+  access.vlan = PortVlanConfig::Access(10);
   ASSERT_TRUE((*sw)->AddPort(std::move(in).value(), trunk).ok());
   ASSERT_TRUE((*sw)->AddPort(std::move(plain).value(), access).ok());
   in_p->Inject(tagged, vnet);
@@ -307,8 +307,7 @@ TEST_P(GsoTest, SegmentsAreCompleteAndInOrder) {
   MemoryPort* in_p = in->get();
   MemoryPort* plain_p = plain->get();
   PortSettings egress;
-  if (gc.tagged_egress)
-    egress.vlan = vlan::PortVlanConfig::Trunk(*vlan::VlanSet::Parse("1"), 1, true);
+  if (gc.tagged_egress) egress.vlan = PortVlanConfig::Trunk(*VlanSet::Parse("1"), 1, true);
   ASSERT_TRUE((*sw)->AddPort(std::move(in).value()).ok());
   auto plain_id = (*sw)->AddPort(std::move(plain).value(), egress);
   ASSERT_TRUE(plain_id.ok());

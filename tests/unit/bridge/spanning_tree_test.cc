@@ -27,14 +27,14 @@ class Fabric {
     std::unique_ptr<SpanningTree> tree;
     std::vector<MemoryPort*> ports;  // owned by the switch
     std::vector<PortId> ids;
-    std::vector<stp::Event> events;
+    std::vector<TreeEvent> events;
   };
   struct Link {
     size_t a, pa, b, pb;
     bool up = true;
   };
 
-  size_t AddNode(uint16_t priority, uint64_t mac, stp::Mode mode = stp::Mode::kRstp) {
+  size_t AddNode(uint16_t priority, uint64_t mac, TreeMode mode = TreeMode::kRstp) {
     auto node = std::make_unique<Node>();
     node->inbox = BpduInbox::Create().value();
     SwitchConfig sc;
@@ -55,7 +55,7 @@ class Fabric {
     tc.bridge.max_age = 6;
     tc.clock = [this] { return Now(); };
     Node* raw = node.get();
-    tc.on_event = [raw](const stp::Event& e, std::string_view) { raw->events.push_back(e); };
+    tc.on_event = [raw](const TreeEvent& e, std::string_view) { raw->events.push_back(e); };
     auto tree = SpanningTree::Create(*node->sw, node->inbox, std::move(tc));
     EXPECT_TRUE(tree.ok()) << tree.status().message();
     node->tree = std::move(tree).value();
@@ -123,7 +123,7 @@ class Fabric {
     for (uint64_t t = 0; t < ms; t += 10) Step(10);
   }
 
-  stp::PortRole Role(size_t n, size_t port) const {
+  TreePortRole Role(size_t n, size_t port) const {
     return nodes_[n]->tree->GetStatus().ports.at(nodes_[n]->ids[port]).role;
   }
   StpState SwitchState(size_t n, size_t port) const {
@@ -132,7 +132,7 @@ class Fabric {
     return StpState::kDiscarding;
   }
   Node& node(size_t n) { return *nodes_[n]; }
-  stp::TimePoint Now() const { return stp::TimePoint(std::chrono::nanoseconds(now_ns_)); }
+  TreeClock Now() const { return TreeClock(std::chrono::nanoseconds(now_ns_)); }
 
  private:
   uint64_t now_ns_ = 1'000'000'000;
@@ -181,12 +181,12 @@ TEST(SpanningTree, RingOfThreeBlocksOnePortAndReroutesAroundACut) {
   f.Run(900);  // RSTP proposal/agreement: no forward delay wait
 
   EXPECT_TRUE(f.node(s0).tree->GetStatus().is_root);
-  EXPECT_EQ(f.Role(s0, 0), stp::PortRole::kDesignated);
-  EXPECT_EQ(f.Role(s0, 1), stp::PortRole::kDesignated);
-  EXPECT_EQ(f.Role(s1, 0), stp::PortRole::kRoot);
-  EXPECT_EQ(f.Role(s1, 1), stp::PortRole::kDesignated);
-  EXPECT_EQ(f.Role(s2, 1), stp::PortRole::kRoot);
-  EXPECT_EQ(f.Role(s2, 0), stp::PortRole::kAlternate);
+  EXPECT_EQ(f.Role(s0, 0), TreePortRole::kDesignated);
+  EXPECT_EQ(f.Role(s0, 1), TreePortRole::kDesignated);
+  EXPECT_EQ(f.Role(s1, 0), TreePortRole::kRoot);
+  EXPECT_EQ(f.Role(s1, 1), TreePortRole::kDesignated);
+  EXPECT_EQ(f.Role(s2, 1), TreePortRole::kRoot);
+  EXPECT_EQ(f.Role(s2, 0), TreePortRole::kAlternate);
   for (size_t n : {s0, s1, s2}) {
     EXPECT_EQ(f.node(n).tree->GetStatus().root_id.address, Mac(0x020000000001)) << "s" << n;
     EXPECT_EQ(f.SwitchState(n, 2), StpState::kForwarding) << "host port of s" << n;
@@ -210,8 +210,8 @@ TEST(SpanningTree, RingOfThreeBlocksOnePortAndReroutesAroundACut) {
   // becomes designated and forwarding through proposal/agreement.
   f.Cut(l01);
   f.Run(500);
-  EXPECT_EQ(f.Role(s1, 1), stp::PortRole::kRoot);
-  EXPECT_EQ(f.Role(s2, 0), stp::PortRole::kDesignated);
+  EXPECT_EQ(f.Role(s1, 1), TreePortRole::kRoot);
+  EXPECT_EQ(f.Role(s2, 0), TreePortRole::kDesignated);
   EXPECT_EQ(f.SwitchState(s2, 0), StpState::kForwarding);
   for (size_t n : {s0, s2}) (void)f.node(n).ports[2]->TakeCaptured();
   f.node(s1).ports[h1]->Inject(Broadcast(0x0a0000000001));
@@ -244,7 +244,7 @@ TEST(SpanningTree, AlternatePortDropsDataFramesAndLearnsNothing) {
   EXPECT_EQ(counters.drops[static_cast<size_t>(DropReason::kStpState)], 1u);
   const auto entries = f.node(s2).sw->FdbEntries();
   ASSERT_TRUE(entries.ok());
-  for (const fdb::Entry& e : *entries)
+  for (const FdbEntry& e : *entries)
     EXPECT_NE(e.mac, Mac(0x0b0000000001)) << "learned on a discarding port";
 }
 
@@ -271,11 +271,10 @@ TEST(SpanningTree, BpduGuardDisablesThePortUntilALinkBounce) {
   f.node(s0).ports[p]->Inject(stp::EncodeBpduFrame(bpdu, Mac(0x020000000009)));
   f.Run(100);
   EXPECT_EQ(f.SwitchState(s0, p), StpState::kDiscarding);
-  const stp::BridgeStatus status = f.node(s0).tree->GetStatus();
+  const TreeStatus status = f.node(s0).tree->GetStatus();
   EXPECT_TRUE(status.ports.at(0).bpdu_guard_tripped);
   bool tripped = false;
-  for (const stp::Event& e : f.node(s0).events)
-    tripped |= e.kind == stp::Event::Kind::kBpduGuardTrip;
+  for (const TreeEvent& e : f.node(s0).events) tripped |= e.kind == TreeEvent::Kind::kBpduGuardTrip;
   EXPECT_TRUE(tripped);
   EXPECT_EQ(f.node(s0).tree->Counters().bpdus_in, 1u);
 
@@ -291,10 +290,10 @@ TEST(SpanningTree, APortJoiningLinkDownHasTheCostOfItsSpeed) {
   Fabric f;
   const size_t s0 = f.AddNode(32768, 0x020000000001);
   const size_t p = f.AddPort(s0, {}, /*link_up=*/false);
-  stp::BridgeStatus status = f.node(s0).tree->GetStatus();
+  TreeStatus status = f.node(s0).tree->GetStatus();
   ASSERT_EQ(status.ports.size(), 1u);
   EXPECT_EQ(status.ports[0].path_cost, 2000u);  // 10 Gb/s
-  EXPECT_EQ(status.ports[0].role, stp::PortRole::kDisabled);
+  EXPECT_EQ(status.ports[0].role, TreePortRole::kDisabled);
   ASSERT_TRUE(f.node(s0).tree->SetPortLink(f.node(s0).ids[p], true, 10000).ok());
   f.Run(100);
   EXPECT_EQ(f.node(s0).tree->GetStatus().ports[0].path_cost, 2000u);

@@ -14,6 +14,7 @@
 #include "frames.h"
 #include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/testing/support.h"
+#include "vfabric/vlan/port.h"
 
 namespace vfabric::bridge {
 namespace {
@@ -22,8 +23,6 @@ using testing::EthFrame;
 using testing::kBroadcast;
 using testing::Mac;
 using testing::TagOf;
-using vlan::PortVlanConfig;
-using vlan::VlanSet;
 
 constexpr uint64_t kSecond = 1'000'000'000;
 
@@ -260,7 +259,7 @@ TEST_F(SwitchTest, StpStates) {
   ASSERT_TRUE(sw_->SetPortStpState(a, StpState::kDiscarding).ok());
   auto after = sw_->FdbEntries();
   ASSERT_TRUE(after.ok());
-  for (const fdb::Entry& e : after.value()) EXPECT_NE(e.port, a);
+  for (const FdbEntry& e : after.value()) EXPECT_NE(e.port, a);
 }
 
 TEST_F(SwitchTest, LinkLocalFramesAreTrapped) {
@@ -356,7 +355,7 @@ TEST_F(SwitchTest, NewFdbLimitsKeepTheLearnedEntries) {
   auto entries = sw_->FdbEntries();
   ASSERT_TRUE(entries.ok());
   EXPECT_EQ(entries->size(), 5u);  // a's oldest, ...:01, left out
-  for (const fdb::Entry& e : *entries) EXPECT_NE(e.mac, Mac(0x020000000001));
+  for (const FdbEntry& e : *entries) EXPECT_NE(e.mac, Mac(0x020000000001));
   EXPECT_EQ(sw_->FdbCounters()->evicted, 1u);
   // Known destinations still go to their port only, not flooded.
   Send("c", EthFrame(kB, kC));
@@ -597,10 +596,10 @@ TEST_F(SwitchTest, FdbCallsForAPortTheSwitchDoesNotHaveFail) {
       << unknown.message();
   ASSERT_TRUE(sw_->RemovePort(a).ok());
   EXPECT_FALSE(sw_->FlushFdb(a).ok());
-  EXPECT_FALSE(sw_->FlushFdb(a, fdb::VlanId{1}).ok());
+  EXPECT_FALSE(sw_->FlushFdb(a, VlanId{1}).ok());
   EXPECT_FALSE(sw_->AddStaticFdb(1, kA, a).ok());
   EXPECT_TRUE(sw_->FlushFdb().ok());
-  EXPECT_TRUE(sw_->FlushFdb(std::nullopt, fdb::VlanId{1}).ok());
+  EXPECT_TRUE(sw_->FlushFdb(std::nullopt, VlanId{1}).ok());
   EXPECT_TRUE(sw_->FdbEntries()->empty());
 }
 
@@ -618,15 +617,24 @@ TEST(SwitchVlanModel, ClassificationAgreesWithTheVlanLibrary) {
     auto sw = Switch::Create(std::move(config));
     ASSERT_TRUE(sw.ok());
     // The port under test, with a random mode.
-    PortVlanConfig in_config;
+    // As the vlan library takes it, and the same as the switch takes it.
+    vlan::PortVlanConfig in_config;
+    PortVlanConfig switch_config;
     const vlan::VlanId pvid = static_cast<vlan::VlanId>(1 + rng() % 20);
     if (rng() % 3 == 0) {
-      in_config = PortVlanConfig::Access(pvid);
+      in_config = vlan::PortVlanConfig::Access(pvid);
+      switch_config = PortVlanConfig::Access(pvid);
     } else {
-      VlanSet allowed;
-      for (int k = 0; k < 8; ++k) allowed.Add(static_cast<vlan::VlanId>(1 + rng() % 20));
+      vlan::VlanSet allowed;
+      VlanSet switch_allowed;
+      for (int k = 0; k < 8; ++k) {
+        const auto vid = static_cast<vlan::VlanId>(1 + rng() % 20);
+        allowed.Add(vid);
+        switch_allowed.Add(vid);
+      }
       const int native = static_cast<int>(rng() % 3);
-      in_config = PortVlanConfig::Trunk(allowed, native ? pvid : 0, native == 2);
+      in_config = vlan::PortVlanConfig::Trunk(allowed, native ? pvid : 0, native == 2);
+      switch_config = PortVlanConfig::Trunk(switch_allowed, native ? pvid : 0, native == 2);
     }
     // The observer: a trunk carrying every VLAN, everything tagged.
     PortVlanConfig observer = PortVlanConfig::Trunk(VlanSet::All());
@@ -634,7 +642,7 @@ TEST(SwitchVlanModel, ClassificationAgreesWithTheVlanLibrary) {
     auto out = MemoryPort::Create("out");
     MemoryPort* in_p = in->get();
     MemoryPort* out_p = out->get();
-    ASSERT_TRUE((*sw)->AddPort(std::move(in).value(), {in_config}).ok());
+    ASSERT_TRUE((*sw)->AddPort(std::move(in).value(), {switch_config}).ok());
     ASSERT_TRUE((*sw)->AddPort(std::move(out).value(), {observer}).ok());
     for (int n = 0; n < 200; ++n) {
       std::vector<uint8_t> f = EthFrame(kBroadcast, Mac(0x020000000000 + rng() % 1000));

@@ -30,8 +30,6 @@ using testing::TagOf;
 using vhost_user::testing::GuestPacket;
 using vhost_user::testing::TestFrontend;
 using vhost_user::testing::TestFrontendOptions;
-using vlan::PortVlanConfig;
-using vlan::VlanSet;
 
 const MacAddress kA = Mac(0x525400000001);
 const MacAddress kB = Mac(0x525400000002);

@@ -70,7 +70,7 @@ ObservedSwitches Converged(const topology::Topology& topology) {
   ObservedSwitches observed;
   ObservedSwitch& sw = observed[config.name];
   sw.running = true;
-  const fdb::Config fdb = SwitchFdbConfig(config);
+  const bridge::FdbSettings fdb = SwitchFdbConfig(config);
   sw.max_entries = fdb.max_entries;
   sw.max_per_port = fdb.max_per_port;
   sw.ageing_time_ns = fdb.ageing_time_ns;

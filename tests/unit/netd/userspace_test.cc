@@ -38,19 +38,19 @@ constexpr const char* kUs = R"({"networks": [{"name": "us", "datapath": "userspa
 TEST(UserspaceTest, SwitchVlanConfigFromTheTopology) {
   const topology::NetworkConfig network = Network(kUs);
   ASSERT_EQ(network.ports.size(), 4u);
-  vlan::PortVlanConfig access = SwitchVlanConfig(network, network.ports[0].vlan);
-  EXPECT_EQ(access.mode, vlan::PortMode::kAccess);
+  bridge::PortVlanConfig access = SwitchVlanConfig(network, network.ports[0].vlan);
+  EXPECT_EQ(access.mode, bridge::PortMode::kAccess);
   EXPECT_EQ(access.pvid, 10);
-  vlan::PortVlanConfig trunk = SwitchVlanConfig(network, network.ports[1].vlan);
-  EXPECT_EQ(trunk.mode, vlan::PortMode::kTrunk);
+  bridge::PortVlanConfig trunk = SwitchVlanConfig(network, network.ports[1].vlan);
+  EXPECT_EQ(trunk.mode, bridge::PortMode::kTrunk);
   EXPECT_EQ(trunk.pvid, 3);
-  EXPECT_EQ(trunk.native, vlan::NativeMode::kTagged);
+  EXPECT_EQ(trunk.native, bridge::NativeMode::kTagged);
   EXPECT_TRUE(trunk.allowed.Contains(20));
   EXPECT_TRUE(trunk.allowed.Contains(30));
   EXPECT_FALSE(trunk.allowed.Contains(31));
   EXPECT_TRUE(trunk.Validate().ok()) << trunk.Validate().message();
-  vlan::PortVlanConfig none = SwitchVlanConfig(network, network.ports[3].vlan);
-  EXPECT_EQ(none.mode, vlan::PortMode::kAccess);
+  bridge::PortVlanConfig none = SwitchVlanConfig(network, network.ports[3].vlan);
+  EXPECT_EQ(none.mode, bridge::PortMode::kAccess);
   EXPECT_EQ(none.pvid, 5);  // the network's default PVID
 }
 
@@ -65,12 +65,12 @@ TEST(UserspaceTest, StaticFdbVlans) {
 
 TEST(UserspaceTest, FdbConfigAndGuestPorts) {
   const topology::NetworkConfig network = Network(kUs);
-  fdb::Config config = SwitchFdbConfig(network);
+  bridge::FdbSettings config = SwitchFdbConfig(network);
   EXPECT_EQ(config.max_entries, 100u);
   EXPECT_EQ(config.max_per_port, 7u);
   EXPECT_EQ(config.ageing_time_ns, 1u);  // 0 s: expire at once, still learn
   topology::NetworkConfig defaults;
-  EXPECT_EQ(SwitchFdbConfig(defaults).max_entries, fdb::Config{}.max_entries);
+  EXPECT_EQ(SwitchFdbConfig(defaults).max_entries, bridge::FdbSettings{}.max_entries);
   EXPECT_EQ(SwitchFdbConfig(defaults).ageing_time_ns, 300'000'000'000u);
 
   topology::Topology desired;
@@ -214,9 +214,9 @@ TEST(UserspaceControllerTest, VerbsOnUserspaceAndKernelNetworks) {
 
 // The validator refuses a userspace network's port past
 // topology::kMaxUserspaceSwitchPorts: that must be the switch's own number of
-// port slots (netd's switches take fdb::Config's default max_ports).
+// port slots (netd's switches take bridge::FdbSettings's default max_ports).
 TEST(UserspaceTest, TheTopologysPortLimitIsTheSwitchs) {
-  EXPECT_EQ(topology::kMaxUserspaceSwitchPorts, fdb::Config{}.max_ports);
+  EXPECT_EQ(topology::kMaxUserspaceSwitchPorts, bridge::FdbSettings{}.max_ports);
 }
 
 }  // namespace

@@ -17,7 +17,6 @@
 #include <string_view>
 
 #include "vfabric/bridge/frame.h"
-#include "vfabric/vlan/tag.h"
 
 namespace vfabric::bridge {
 
@@ -123,14 +122,9 @@ class Port {
 // inserted, copied into `out` (REQUIRES out.size() >= frame size + 4).
 // Returns the length. For ports that copy (a packet socket's tx ring, the
 // memory port); ports that send in pieces insert vlan::TagBytes instead.
-inline size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out) {
-  const Frame& f = *item.frame;
-  if (!item.tagged) {
-    std::memcpy(out.data(), f.data, f.size);
-    return f.size;
-  }
-  return vlan::CopyWithTag(out.data(), f.bytes(), item.tci);
-}
+// (Defined in port.cc so that this header, which the bridge's users see,
+// does not pull in vlan/.)
+size_t CopyTxItem(const TxItem& item, std::span<uint8_t> out);
 // The vnet header for `item` on the wire: the frame's, with csum_start and
 // hdr_len moved by 4 when a tag is inserted.
 VnetHdr TxVnetHdr(const TxItem& item);

@@ -37,10 +37,14 @@
 #include <thread>
 #include <vector>
 
+#include "vfabric/bridge/settings.h"
 #include "vfabric/bridge/switch.h"
 #include "vfabric/common/status.h"
 #include "vfabric/common/unique_fd.h"
-#include "vfabric/stp/rstp.h"
+
+namespace vfabric::stp {
+class Bridge;  // the engine (stp/rstp.h), private to bridge/src
+}  // namespace vfabric::stp
 
 namespace vfabric::bridge {
 
@@ -86,26 +90,20 @@ class BpduInbox {
   UniqueFd event_;
 };
 
-// A port's spanning tree settings (topology: cost, priority, edge,
-// bpdu_guard, root_block).
-struct TreePortSettings {
-  uint32_t path_cost = 0;  // 0: from the link speed
-  uint8_t priority = 128;  // 0..240, a multiple of 16
-  bool admin_edge = false;
-  bool bpdu_guard = false;
-  bool root_block = false;
-};
+// TreeSettings, TreePortSettings, TreeEvent, TreeStatus: settings.h (the
+// bridge's own types; mapped onto stp's in bridge/src).
+using TreeClock = std::chrono::steady_clock::time_point;
 
 struct SpanningTreeConfig {
   std::string name = "switch";  // for messages and the thread's name
-  stp::BridgeConfig bridge;
+  TreeSettings bridge;
   // The clock; default steady_clock. Tests inject a fake one and call
   // Service() themselves.
-  std::function<stp::TimePoint()> clock;
+  std::function<TreeClock()> clock;
   // Called (with the tree's mutex held, on the tree's thread) for each
   // notable event: bpdu_guard trips, new root, topology changes, protocol
   // migrations. For logs; must not call back into the tree.
-  std::function<void(const stp::Event&, std::string_view port_name)> on_event;
+  std::function<void(const TreeEvent&, std::string_view port_name)> on_event;
 };
 
 // Every call into the switch or the engine that can fail is counted here
@@ -149,23 +147,24 @@ class SpanningTree {
   // Drains the inbox, runs due timers, applies the output. The thread calls
   // it; tests driving a fake clock call it instead of Start().
   void Service();
-  stp::TimePoint NextDeadline() const;
+  TreeClock NextDeadline() const;
 
   Status Start();
   void Stop();
 
-  stp::BridgeStatus GetStatus() const;
-  // The port's name as given to AddPort (empty when unknown).
-  std::string PortName(stp::PortNumber number) const;
+  TreeStatus GetStatus() const;
+  // The port's name as given to AddPort (empty when unknown); `number`: the
+  // 802.1D port number (TreePortStatus::number).
+  std::string PortName(uint16_t number) const;
   SpanningTreeCounters Counters() const;
 
-  static stp::PortNumber NumberOf(PortId id) { return static_cast<stp::PortNumber>(id + 1); }
-  static PortId IdOf(stp::PortNumber number) { return static_cast<PortId>(number - 1); }
+  static uint16_t NumberOf(PortId id) { return static_cast<uint16_t>(id + 1); }
+  static PortId IdOf(uint16_t number) { return static_cast<PortId>(number - 1); }
 
  private:
   SpanningTree(Switch& sw, std::shared_ptr<BpduInbox> inbox, SpanningTreeConfig config,
                std::unique_ptr<stp::Bridge> engine, UniqueFd wake);
-  stp::TimePoint Now() const;
+  TreeClock Now() const;
   void ApplyOutput();  // REQUIRES mutex_
   // The port's name for messages, or "#id" (REQUIRES mutex_).
   std::string PortNameLocked(PortId id) const;
@@ -182,8 +181,5 @@ class SpanningTree {
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };
-
-// stp::PortState as the pipeline applies it.
-StpState ToSwitchState(stp::PortState state);
 
 }  // namespace vfabric::bridge

@@ -46,23 +46,14 @@
 #include <vector>
 
 #include "vfabric/bridge/port.h"
+#include "vfabric/bridge/settings.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/common/status.h"
-#include "vfabric/fdb/fdb.h"
-#include "vfabric/vlan/port.h"
 
 namespace vfabric::bridge {
 
-using PortId = fdb::PortIndex;
-
-// 802.1D port states as the pipeline applies them (stp::PortState maps
-// onto these: discarding, learning, forwarding).
-enum class StpState : uint8_t {
-  kDiscarding,  // neither learn nor forward (BPDUs are still trapped)
-  kLearning,    // learn source MACs, forward nothing
-  kForwarding,  // learn and forward
-};
-std::string_view ToString(StpState state);
+// PortId, StpState, PortVlanConfig, FdbSettings, FdbEntry, FdbCounters:
+// settings.h (the bridge's own types, mapped onto fdb and vlan inside).
 
 // Called on the datapath thread with a BPDU (a frame to 01:80:c2:00:00:00,
 // exactly as received, tag included) and the port it came in on. It must be
@@ -72,7 +63,7 @@ using BpduHook = std::function<void(PortId port, std::span<const uint8_t> frame)
 
 struct SwitchConfig {
   std::string name = "switch";  // for messages
-  fdb::Config fdb;              // fdb.max_ports is also the switch's port limit
+  FdbSettings fdb;              // fdb.max_ports is also the switch's port limit
   size_t batch_size = 32;       // frames per port per turn, 1..256
   // Frame buffers. A turn holds at most batch_size + 32 (GSO segments) at
   // once: every frame is sent (ports copy) before the next batch, so a few
@@ -92,12 +83,12 @@ struct SwitchConfig {
 };
 
 struct PortSettings {
-  vlan::PortVlanConfig vlan = vlan::PortVlanConfig::Access(1);
+  PortVlanConfig vlan = PortVlanConfig::Access(1);
   StpState stp = StpState::kForwarding;
 };
 
 struct PortInfo {
-  PortId id = fdb::kNoPort;
+  PortId id = kNoPort;
   std::string name;
   PortKind kind = PortKind::kMemory;
   PortSettings settings;
@@ -125,18 +116,18 @@ class Switch {
   // fd) is destroyed.
   Status RemovePort(PortId port);
   Status SetPortVlan(PortId port,
-                     const vlan::PortVlanConfig& config);  // flushes the port's learned entries
+                     const PortVlanConfig& config);  // flushes the port's learned entries
   Status SetPortStpState(PortId port,
                          StpState state);  // leaving forwarding/learning flushes the port
   std::optional<PortId> FindPort(std::string_view name) const;
 
-  Status AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port);
-  Status RemoveStaticFdb(fdb::VlanId vlan, const MacAddress& mac);
+  Status AddStaticFdb(VlanId vlan, const MacAddress& mac, PortId port);
+  Status RemoveStaticFdb(VlanId vlan, const MacAddress& mac);
   // Flushes learned entries: of one port and/or one VLAN, or all.
   Status FlushFdb(std::optional<PortId> port = std::nullopt,
-                  std::optional<fdb::VlanId> vlan = std::nullopt);
+                  std::optional<VlanId> vlan = std::nullopt);
   Status SetAgeingTime(uint64_t ageing_time_ns);
-  // New FDB limits (fdb::Config's max_entries, max_per_port) on a switch that
+  // New FDB limits (FdbSettings' max_entries, max_per_port) on a switch that
   // keeps running: the table is rebuilt with its entries, ages and counters.
   // Learned entries beyond the limits go, the oldest first (counted as
   // evicted). On an error (invalid limits, static entries that do not fit)
@@ -153,8 +144,8 @@ class Switch {
   Result<PortCounters> Counters(PortId port) const;
   std::vector<PortInfo> Ports() const;
   // The FDB, copied in bounded chunks between batches.
-  Result<std::vector<fdb::Entry>> FdbEntries();
-  Result<fdb::Counters> FdbCounters();
+  Result<std::vector<FdbEntry>> FdbEntries();
+  Result<bridge::FdbCounters> FdbCounters();
 
   // ---- the datapath thread ----
 

@@ -40,7 +40,7 @@ using StaticKey = std::pair<uint16_t, MacAddress>;  // (VLAN, MAC)
 struct ObservedPort {
   std::string backend;   // PortBackend::Name() it was opened with
   std::string identity;  // PortBackend::Identity() when it was opened
-  vlan::PortVlanConfig vlan;
+  bridge::PortVlanConfig vlan;
   bool failed = false;                           // its fd failed (the link went away)
   std::optional<bridge::TreePortSettings> tree;  // in the tree with these
   bool link_up = false;                          // as last told to the tree
@@ -90,14 +90,14 @@ struct SwitchOperation {
   std::string network;
   std::string object;  // the port, or the network itself
   // Parameters; which ones matter depends on kind.
-  fdb::Config fdb;                         // kStartSwitch, kSetFdbLimits (and old_fdb)
-  fdb::Config old_fdb;                     // kSetFdbLimits, kSetFdbAgeing
+  bridge::FdbSettings fdb;                 // kStartSwitch, kSetFdbLimits (and old_fdb)
+  bridge::FdbSettings old_fdb;             // kSetFdbLimits, kSetFdbAgeing
   topology::PortConfig port;               // k*Port: the port as configured
   bool guest = false;                      // k*Port: a VM NIC uses it
   std::string backend;                     // kAddPort, kReopenPort
   std::string reason;                      // kReopenPort, kDetachPort
-  vlan::PortVlanConfig vlan;               // kAddPort, kReopenPort, kSetPortVlan
-  vlan::PortVlanConfig old_vlan;           // kSetPortVlan
+  bridge::PortVlanConfig vlan;             // kAddPort, kReopenPort, kSetPortVlan
+  bridge::PortVlanConfig old_vlan;         // kSetPortVlan
   topology::StpConfig stp;                 // k*Tree
   std::vector<TreePort> tree_ports;        // kStartTree, kRestartTree: who joins
   bridge::TreePortSettings tree_settings;  // kSetTreePort, kAddPort, kReopenPort
@@ -140,11 +140,11 @@ std::set<std::string> CreatedLinks(const std::vector<Operation>& kernel_operatio
 std::set<std::string> HeldPorts(const ObservedSwitches& observed);
 
 // Helpers shared with the views.
-vlan::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
-                                      const topology::PortVlanConfig& port);
+bridge::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
+                                        const topology::PortVlanConfig& port);
 uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
                        uint16_t vlan);
-fdb::Config SwitchFdbConfig(const topology::NetworkConfig& network);
+bridge::FdbSettings SwitchFdbConfig(const topology::NetworkConfig& network);
 std::set<std::string> GuestPortNames(const topology::Topology& desired);
 bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest);
 std::map<StaticKey, std::string> TopologyStatics(const topology::NetworkConfig& network);
@@ -153,6 +153,6 @@ bool RuntimeStaticStale(const topology::NetworkConfig& network, uint16_t vlan,
                         const std::string& port);
 const topology::PortConfig* FindPortConfig(const topology::NetworkConfig& network,
                                            const std::string& name);
-std::string VlanSummary(const vlan::PortVlanConfig& port);
+std::string VlanSummary(const bridge::PortVlanConfig& port);
 
 }  // namespace vfabric::netd

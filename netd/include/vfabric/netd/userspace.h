@@ -36,9 +36,9 @@
 #include "vfabric/common/status.h"
 #include "vfabric/netd/planner.h"
 #include "vfabric/netd/port_backend.h"
+#include "vfabric/netd/runtime_statics.h"
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
-#include "vfabric/vlan/port.h"
 
 namespace vfabric::netd {
 
@@ -143,16 +143,16 @@ class UserspaceNetworks {
 
  private:
   struct PortState {
-    bridge::PortId id = fdb::kNoPort;
+    bridge::PortId id = bridge::kNoPort;
     std::string backend;   // PortBackend::Name()
     std::string identity;  // PortBackend::Identity() when opened
-    vlan::PortVlanConfig vlan;
+    bridge::PortVlanConfig vlan;
     std::optional<bridge::TreePortSettings> tree;  // in the tree with these
     bool link_up = false;                          // as last told to the tree
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;
-    fdb::Config fdb;
+    bridge::FdbSettings fdb;
     uint64_t ageing_time_ns = 0;
     std::map<std::string, PortState> ports;              // by name
     std::map<StaticKey, std::string> installed_statics;  // -> port
@@ -170,16 +170,10 @@ class UserspaceNetworks {
   Status JoinTree(Network& network, const std::string& name,
                   const bridge::TreePortSettings& settings, bool up);
   void RemovePort(Network& network, const std::string& name);
-  // The run-time static entries of a network: read when its switch starts,
-  // written whenever they change. A file that cannot be read or written is
-  // logged; the entries in memory stay authoritative.
-  std::string StaticsPath(const std::string& network) const;
-  std::map<StaticKey, std::string> ReadRuntimeStatics(const std::string& network) const;
-  // Writes the network's run-time static entries (or removes the file when
-  // there are none); the error names the file and the errno.
-  Status SaveRuntimeStatics(const std::string& name, const Network& network) const;
 
-  std::string state_dir_;
+  // The run-time static entries of each network on disk: read when its
+  // switch starts, written whenever they change (runtime_statics.h).
+  RuntimeStaticsStore statics_;
   std::unique_ptr<PortBackends> backends_;
   std::string machine_id_;
   std::map<std::string, Network> networks_;

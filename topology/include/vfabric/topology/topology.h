@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vfabric/common/mac_address.h"
+#include "vfabric/topology/host_facts.h"
 
 namespace vfabric::topology {
 
@@ -171,8 +172,10 @@ struct LoadResult {
   bool ok() const { return errors.empty(); }
 };
 
-// Parses one document; `file_name` is used only in diagnostics.
-LoadResult ParseTopology(std::string_view text, std::string_view file_name);
+// Parses one document; `file_name` is used only in diagnostics. User and
+// group names (a tap's "owner", "group") are resolved through `host`.
+LoadResult ParseTopology(std::string_view text, std::string_view file_name,
+                         const HostFacts& host = SystemHostFacts());
 
 // One topology document held in memory (netd's "plan"/"apply" receive files
 // this way over the control socket).
@@ -183,7 +186,8 @@ struct SourceFile {
 
 // Parses every file, merges them into one topology in the given order and
 // checks names across files, like LoadTopology without touching the disk.
-LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files);
+LoadResult ParseTopologyFiles(const std::vector<SourceFile>& files,
+                              const HostFacts& host = SystemHostFacts());
 
 // The files a list of configuration paths names, read from the disk.
 struct ReadResult {
@@ -217,7 +221,8 @@ ReadResult ReadTopologyFiles(const std::vector<std::string>& paths);
 // read: merges them into one topology and checks names across files
 // (duplicates, references). A read error is reported among the files'
 // diagnostics and makes the result not ok.
-LoadResult LoadTopology(const std::vector<std::string>& paths);
+LoadResult LoadTopology(const std::vector<std::string>& paths,
+                        const HostFacts& host = SystemHostFacts());
 
 // ---- Helpers shared with netd, netctl and the datapaths ----
 

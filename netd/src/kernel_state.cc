@@ -1,0 +1,50 @@
+// The kernel as read back (KernelState) and the mark that says which links
+// netd owns (IFLA_IFALIAS "vfabric:<network>").
+#include "vfabric/netd/planner.h"
+
+namespace vfabric::netd {
+namespace {
+
+constexpr std::string_view kAliasPrefix = "vfabric:";
+
+}  // namespace
+
+std::string OwnerAlias(const std::string& network) { return std::string(kAliasPrefix) + network; }
+
+std::string NetworkFromAlias(const std::string& alias) {
+  if (alias.size() <= kAliasPrefix.size() || alias.compare(0, kAliasPrefix.size(), kAliasPrefix))
+    return "";
+  return alias.substr(kAliasPrefix.size());
+}
+
+const LinkInfo* KernelState::FindLink(const std::string& name) const {
+  for (const LinkInfo& link : links)
+    if (link.name == name) return &link;
+  return nullptr;
+}
+
+const LinkInfo* KernelState::FindLink(int ifindex) const {
+  if (ifindex == 0) return nullptr;
+  for (const LinkInfo& link : links)
+    if (link.ifindex == ifindex) return &link;
+  return nullptr;
+}
+
+Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features) {
+  KernelState state;
+  state.features = features;
+  auto links = kernel.ListLinks();
+  if (!links.ok()) return links.status();
+  state.links = std::move(links).value();
+  auto fdb = kernel.ListFdb();
+  if (!fdb.ok()) return fdb.status();
+  state.fdb = std::move(fdb).value();
+  if (features.bridge_vlan_filtering) {
+    auto vlans = kernel.ListPortVlans();
+    if (!vlans.ok()) return vlans.status();
+    state.port_vlans = std::move(vlans).value();
+  }
+  return state;
+}
+
+}  // namespace vfabric::netd

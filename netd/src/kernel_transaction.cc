@@ -1,0 +1,72 @@
+// The kernel transaction: runs kernel operations in order and, when one
+// fails, the undo of every one already done, newest first (planner.h:
+// ApplyPlan).
+#include <string>
+#include <vector>
+
+#include "vfabric/netd/planner.h"
+
+namespace vfabric::netd {
+
+Status Execute(Kernel& kernel, const Operation& op) {
+  switch (op.kind) {
+    case Operation::Kind::kCreateBridge:
+      return kernel.CreateBridge(op.object, op.bridge, op.alias);
+    case Operation::Kind::kSetBridgeSettings:
+      return kernel.SetBridgeSettings(op.object, op.bridge);
+    case Operation::Kind::kCreateTap:
+      return kernel.CreateTap(op.object, op.tap, op.alias);
+    case Operation::Kind::kCreateVeth:
+      return kernel.CreateVeth(op.object, op.peer, op.alias);
+    case Operation::Kind::kMoveToNetns:
+      return kernel.MoveToNetns(op.object, op.netns);
+    case Operation::Kind::kDeleteLink:
+      return kernel.DeleteLink(op.object);
+    case Operation::Kind::kSetAlias:
+      return kernel.SetAlias(op.object, op.alias);
+    case Operation::Kind::kSetMaster:
+      return kernel.SetMaster(op.object, op.master);
+    case Operation::Kind::kSetBridgePortSettings:
+      return kernel.SetBridgePortSettings(op.object, op.bridge_port);
+    case Operation::Kind::kSetLinkUp:
+      return kernel.SetLinkUp(op.object, op.up);
+    case Operation::Kind::kAddStaticFdb:
+      return kernel.AddStaticFdb(op.object, op.mac, op.vlan);
+    case Operation::Kind::kDeleteStaticFdb:
+      return kernel.DeleteStaticFdb(op.object, op.mac, op.vlan);
+    case Operation::Kind::kAddPortVlan:
+      return kernel.AddPortVlan(op.object, op.vlan, op.pvid, op.untagged);
+    case Operation::Kind::kDeletePortVlan:
+      return kernel.DeletePortVlan(op.object, op.vlan);
+  }
+  return Status::Error("unknown operation");
+}
+
+Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan, std::vector<Operation>* done) {
+  size_t applied = 0;
+  for (; applied < plan.size(); ++applied) {
+    Status status = Execute(kernel, plan[applied]);
+    if (status.ok()) continue;
+    // Put back what was done, newest first; keep going past undo failures so
+    // as much as possible is restored, and say which ones failed.
+    int undone = 0;
+    std::string undo_errors;
+    for (size_t i = applied; i-- > 0;) {
+      for (const Operation& undo : plan[i].undo) {
+        Status undo_status = Execute(kernel, undo);
+        if (undo_status.ok()) continue;
+        undo_errors += "; undo \"" + undo.Describe() + "\" failed: " + undo_status.message();
+      }
+      ++undone;
+    }
+    std::string message = plan[applied].Describe() + ": " + status.message() + " (undid " +
+                          std::to_string(undone) + " operation" + (undone == 1 ? "" : "s") +
+                          (undo_errors.empty() ? ")" : ")" + undo_errors);
+    if (done) done->clear();
+    return Status::Error(message, status.error_number());
+  }
+  if (done) *done = plan;
+  return Status::Ok();
+}
+
+}  // namespace vfabric::netd
