@@ -4,11 +4,15 @@
 // sends frames through the switch.
 //
 //   vfabric_vhost_user_switch --socket-dir DIR [--ports N] [--cpu C]
-//                             [--batch K] [--buffer-size B]
+//                             [--batch K] [--buffer-size B] [--taps]
 //
 // Listens on DIR/vu0.sock .. DIR/vu<N-1>.sock (N = 2 by default), all in one
 // VLAN (access 1, forwarding), and runs the switch's datapath thread as
 // netd does (Switch::Start: epoll, busy ports polled while frames flow).
+// With --taps the ports are taps instead (vfvu-t0 .. vfvu-t<N-1>, made in
+// the current network namespace with IFF_VNET_HDR as netd makes them, gone
+// when the process exits): the same frontend through vfabric's tap ports,
+// the kernel in between. The caller brings them up.
 // --cpu pins the process (and so the datapath thread it starts) to CPU C
 // with sched_setaffinity before the thread exists: one datapath core.
 //
@@ -21,9 +25,13 @@
 //    "vhost": {"connections", "kicks", "calls", "tx_no_buffers", ...}}]}
 // (drops and vhost counters only where non-zero).
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,9 +45,11 @@
 #include <vector>
 
 #include "vfabric/bridge/port.h"
+#include "vfabric/bridge/ports.h"
 #include "vfabric/bridge/switch.h"
 #include "vfabric/bridge/vhost_user_port.h"
 #include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
 
 namespace vfabric {
 namespace {
@@ -50,12 +60,13 @@ struct Options {
   int cpu = -1;
   size_t batch = 32;
   size_t buffer_size = 0;  // 0: the switch's default (netd's)
+  bool taps = false;
 };
 
 void Usage() {
   std::fprintf(stderr,
                "usage: vfabric_vhost_user_switch --socket-dir DIR [--ports N] [--cpu C]\n"
-               "                                 [--batch K] [--buffer-size B]\n");
+               "                                 [--batch K] [--buffer-size B] [--taps]\n");
 }
 
 bool ParseUnsigned(const char* s, unsigned long long max, unsigned long long* out) {
@@ -70,6 +81,10 @@ bool ParseUnsigned(const char* s, unsigned long long max, unsigned long long* ou
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--taps") {
+      o->taps = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "vfabric_vhost_user_switch: %s needs a value\n", a.c_str());
       return false;
@@ -87,8 +102,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     } else if (a == "--buffer-size" && ParseUnsigned(v, 1 << 20, &n) && n >= 256) {
       o->buffer_size = n;
     } else {
-      std::fprintf(stderr, "vfabric_vhost_user_switch: bad option or value: %s %s\n", a.c_str(),
-                   v);
+      std::fprintf(stderr, "vfabric_vhost_user_switch: bad option or value: %s %s\n", a.c_str(), v);
       return false;
     }
   }
@@ -107,8 +121,23 @@ double Now() {
 
 struct BenchPort {
   bridge::PortId id;
-  const bridge::VhostUserPort* port;  // owned by the switch, which outlives every use
+  std::string name;
+  const bridge::VhostUserPort*
+      port;  // null for a tap; owned by the switch, which outlives every use
 };
+
+// A tap as netd opens one (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR), not
+// persistent: it goes with the fd.
+Result<UniqueFd> MakeTap(const std::string& name) {
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno("tap " + name + ": open /dev/net/tun", errno);
+  ifreq request{};
+  request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  std::snprintf(request.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  if (::ioctl(fd.get(), TUNSETIFF, &request) < 0)
+    return Status::FromErrno("tap " + name + ": TUNSETIFF", errno);
+  return fd;
+}
 
 void PrintCounters(const bridge::Switch& sw, const std::vector<BenchPort>& ports) {
   std::string out = "{\"t\": " + std::to_string(Now()) + ", \"ports\": [";
@@ -120,13 +149,13 @@ void PrintCounters(const bridge::Switch& sw, const std::vector<BenchPort>& ports
       continue;
     }
     const bridge::PortCounters& pc = c.value();
-    const bridge::VhostUserStats vs = p.port->stats();
+    const bridge::VhostUserStats vs = p.port ? p.port->stats() : bridge::VhostUserStats{};
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s{\"name\": \"%s\", \"up\": %s, \"rx_packets\": %" PRIu64
                   ", \"rx_bytes\": %" PRIu64 ", \"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
                   ", \"drops\": {",
-                  i ? ", " : "", p.port->name().c_str(), p.port->up() ? "true" : "false",
+                  i ? ", " : "", p.name.c_str(), !p.port || p.port->up() ? "true" : "false",
                   pc.rx_packets, pc.rx_bytes, pc.tx_packets, pc.tx_bytes);
     out += buf;
     bool first = true;
@@ -201,13 +230,31 @@ int Run(const Options& o) {
   std::unique_ptr<bridge::Switch> sw = std::move(created).value();
 
   std::vector<BenchPort> ports;
-  for (int i = 0; i < o.ports; ++i) {
+  for (int i = 0; o.taps && i < o.ports; ++i) {
+    const std::string name = "vfvu-t" + std::to_string(i);
+    auto fd = MakeTap(name);
+    if (!fd.ok()) {
+      std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", fd.status().ToString().c_str());
+      return 1;
+    }
+    auto port = bridge::OpenTapPort(name, std::move(fd).value());
+    if (!port.ok()) {
+      std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", port.status().ToString().c_str());
+      return 1;
+    }
+    auto id = sw->AddPort(std::move(port).value());
+    if (!id.ok()) {
+      std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", id.status().ToString().c_str());
+      return 1;
+    }
+    ports.push_back({id.value(), name, nullptr});
+  }
+  for (int i = 0; !o.taps && i < o.ports; ++i) {
     const std::string name = "vu" + std::to_string(i);
     const std::string path = o.socket_dir + "/" + name + ".sock";
     auto listener = bridge::VhostUserPort::ListenUnix(path);
     if (!listener.ok()) {
-      std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n",
-                   listener.status().ToString().c_str());
+      std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", listener.status().ToString().c_str());
       return 1;
     }
     auto port = bridge::VhostUserPort::Listen(name, std::move(listener).value());
@@ -221,7 +268,7 @@ int Run(const Options& o) {
       std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", id.status().ToString().c_str());
       return 1;
     }
-    ports.push_back({id.value(), raw});
+    ports.push_back({id.value(), name, raw});
   }
   if (Status s = sw->Start(); !s.ok()) {
     std::fprintf(stderr, "vfabric_vhost_user_switch: %s\n", s.ToString().c_str());
@@ -242,7 +289,7 @@ int Run(const Options& o) {
   sw->Stop();
   // Unlinked so that a later listener on the same path starts clean (the
   // script removes its directory anyway).
-  for (int i = 0; i < o.ports; ++i) {
+  for (int i = 0; !o.taps && i < o.ports; ++i) {
     ::unlink((o.socket_dir + "/vu" + std::to_string(i) + ".sock").c_str());
   }
   return 0;
