@@ -55,7 +55,8 @@ class PortShowTest : public testing::NetdFixture {
         [&] {
           json ports = Ok(testing::Request("port.list", {{"network", "u"}}))["ports"];
           int in_switch = 0;
-          for (const json& p : ports) in_switch += p.contains("switch_port") && !p["switch_port"].is_null();
+          for (const json& p : ports)
+            in_switch += p.contains("switch_port") && !p["switch_port"].is_null();
           return in_switch == 4;
         },
         10000))
@@ -94,9 +95,9 @@ class PortShowTest : public testing::NetdFixture {
   // it opens its tap at start.
   std::unique_ptr<testing::ScopedProcess> Qemu(const std::vector<std::string>& args,
                                                const std::string& log) {
-    std::vector<std::string> argv = {"qemu-system-x86_64", "-machine", "pc",   "-accel",
-                                     "tcg",                "-m",       "64",   "-nodefaults",
-                                     "-display",           "none",     "-S"};
+    std::vector<std::string> argv = {
+        "qemu-system-x86_64", "-machine", "pc",   "-accel", "tcg", "-m", "64",
+        "-nodefaults",        "-display", "none", "-S"};
     argv.insert(argv.end(), args.begin(), args.end());
     return std::make_unique<testing::ScopedProcess>(argv, dir_.Join(log));
   }
@@ -176,10 +177,11 @@ TEST_F(PortShowTest, UserspaceGuestTapIsOpenedByQemuAndEscapedForLibvirt) {
   CommandResult odd = Netctl({"port", "show", "u", kOddTap, "--qemu"});
   ASSERT_EQ(odd.exit_code, 0) << odd.err;
   const std::vector<std::string> odd_args = ShellWords(odd.out);
-  EXPECT_EQ(odd_args, (std::vector<std::string>{
-                          "-netdev",
-                          "tap,id=net-vf-psu_____1,ifname=psu&<'\",,1,script=no,downscript=no,vhost=off",
-                          "-device", "virtio-net-pci,id=vf-psu_____1,netdev=net-vf-psu_____1"}));
+  EXPECT_EQ(
+      odd_args,
+      (std::vector<std::string>{
+          "-netdev", "tap,id=net-vf-psu_____1,ifname=psu&<'\",,1,script=no,downscript=no,vhost=off",
+          "-device", "virtio-net-pci,id=vf-psu_____1,netdev=net-vf-psu_____1"}));
   CommandResult plain = Netctl({"port", "show", "u", "psu-g0", "--qemu"});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
 
@@ -188,11 +190,11 @@ TEST_F(PortShowTest, UserspaceGuestTapIsOpenedByQemuAndEscapedForLibvirt) {
   CommandResult held = Netctl({"port", "show", "u", "psu-t1", "--qemu"});
   EXPECT_EQ(held.exit_code, 1);
   EXPECT_THAT(held.err, HasSubstr("network u: port psu-t1: netd's switch opens this tap itself"));
-  CommandResult refused = testing::Run(
-      {"qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "64", "-nodefaults",
-       "-display", "none", "-S", "-netdev",
-       "tap,id=n0,ifname=psu-t1,script=no,downscript=no,vhost=off", "-device",
-       "virtio-net-pci,netdev=n0"});
+  CommandResult refused =
+      testing::Run({"qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "64",
+                    "-nodefaults", "-display", "none", "-S", "-netdev",
+                    "tap,id=n0,ifname=psu-t1,script=no,downscript=no,vhost=off", "-device",
+                    "virtio-net-pci,netdev=n0"});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_THAT(refused.err, HasSubstr("Device or resource busy"));
 
@@ -200,7 +202,9 @@ TEST_F(PortShowTest, UserspaceGuestTapIsOpenedByQemuAndEscapedForLibvirt) {
   auto vm = Qemu(ShellWords(plain.out), "qemu-u.log");
   auto odd_vm = Qemu(odd_args, "qemu-odd.log");
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return (Carrier("psu-g0") && Carrier(kOddTap)) || !vm->running() || !odd_vm->running(); },
+      [&] {
+        return (Carrier("psu-g0") && Carrier(kOddTap)) || !vm->running() || !odd_vm->running();
+      },
       20000));
   EXPECT_TRUE(vm->running()) << testing::ReadFile(dir_.Join("qemu-u.log"));
   EXPECT_TRUE(odd_vm->running()) << testing::ReadFile(dir_.Join("qemu-odd.log"));
