@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fake_kernel.h"
+#include "vfabric/netd/controller.h"
 #include "vfabric/netd/port_backend.h"
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
@@ -130,6 +132,47 @@ TEST(GuestUseTest, AGuestTapReachesTheSwitchThroughAPacketSocket) {
   EXPECT_EQ(use->plug.tap, "g0");
   EXPECT_FALSE(use->mac.has_value());
   EXPECT_THAT(use->libvirt, HasSubstr("<target dev='g0' managed='no'/>"));
+}
+
+// port.show through the controller (no switches: the kernel backends
+// answer): the error codes a client tells apart.
+TEST(GuestUseTest, PortShowVerbAnswersAndItsErrorCodes) {
+  testing::FakeKernel kernel;
+  Controller controller(kernel, kernel.features);
+  auto request = [&](nlohmann::json args) {
+    return controller.Handle(
+        {{"version", 1}, {"id", 1}, {"verb", "port.show"}, {"args", std::move(args)}});
+  };
+  nlohmann::json apply = controller.Handle(
+      {{"version", 1},
+       {"id", 1},
+       {"verb", "apply"},
+       {"args", {{"files", nlohmann::json::array({{{"name", "t.json"}, {"text", kTopology}}})}}}});
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+
+  nlohmann::json ok = request({{"network", "k"}, {"port", "k-t0"}, {"guest", "libvirt"}});
+  ASSERT_EQ(ok["ok"], true) << ok.dump();
+  EXPECT_EQ(ok["result"]["datapath"], "kernel");
+  EXPECT_EQ(ok["result"]["kind"], "tap");
+  EXPECT_EQ(ok["result"]["qemu"][0], "-netdev");
+  EXPECT_THAT(ok["result"]["libvirt"].get<std::string>(), HasSubstr("<source bridge='vfb-k'/>"));
+  nlohmann::json vm = request({{"network", "u"}, {"port", "u-vm"}});
+  EXPECT_EQ(vm["result"]["vm"], "vm1");
+  EXPECT_EQ(vm["result"]["mac"], "52:54:00:12:34:56");
+
+  nlohmann::json veth = request({{"network", "k"}, {"port", "k-v0"}, {"guest", "qemu"}});
+  EXPECT_EQ(veth["error"]["code"], "unsupported");
+  EXPECT_THAT(veth["error"]["message"].get<std::string>(), HasSubstr("port k-v0 is a veth"));
+  nlohmann::json shown = request({{"network", "k"}, {"port", "k-v0"}});
+  EXPECT_EQ(shown["ok"], true);
+  EXPECT_EQ(shown["result"]["kind"], "veth");
+  EXPECT_THAT(shown["result"]["guest_error"].get<std::string>(), HasSubstr("is a veth"));
+  EXPECT_EQ(request({{"network", "nope"}, {"port", "x"}})["error"]["code"], "not_found");
+  EXPECT_EQ(request({{"network", "k"}, {"port", "nope"}, {"guest", "qemu"}})["error"]["code"],
+            "not_found");
+  EXPECT_EQ(request({{"network", "k"}, {"port", "k-t0"}, {"guest", "vmware"}})["error"]["code"],
+            "bad_request");
+  EXPECT_EQ(request({{"network", "k"}})["error"]["code"], "bad_request");
 }
 
 }  // namespace
