@@ -45,6 +45,9 @@ Commands:
   port list [NETWORK]    list the ports of every network, or of NETWORK
   port stats NETWORK [PORT]
                          show per-port counters (packets, bytes, drops by reason)
+  port show NETWORK PORT [--qemu|--libvirt]
+                         show how a guest plugs into PORT: QEMU's -netdev/-device
+                         arguments, libvirt's <interface> element
   fdb show NETWORK       show the forwarding database of NETWORK
   fdb add NETWORK MAC PORT [--vlan VID]
                          add a static FDB entry (userspace networks)
@@ -96,6 +99,7 @@ constexpr CommandSpec kCommands[] = {
     {"network", "show", 1, 1, "NAME"},
     {"port", "list", 0, 1, "[NETWORK]"},
     {"port", "stats", 1, 2, "NETWORK [PORT]"},
+    {"port", "show", 2, 2, "NETWORK PORT", "[--qemu|--libvirt]"},
     {"fdb", "show", 1, 1, "NETWORK"},
     {"fdb", "add", 3, 3, "NETWORK MAC PORT", "[--vlan VID]"},
     {"fdb", "del", 2, 2, "NETWORK MAC", "[--vlan VID]"},
@@ -323,6 +327,18 @@ class Dispatcher {
       if (cl_.operands.size() > 1) args["port"] = cl_.operands[1];
       return Call(verb::kPortStats, args, FormatPortStats);
     }
+    if (command == "port" && sub == "show") {
+      json args = {{"network", cl_.operands[0]}, {"port", cl_.operands[1]}};
+      if (!cl_.guest_form.empty()) args["guest"] = cl_.guest_form;
+      const std::string form = cl_.guest_form;
+      return Call(verb::kPortShow, args, [&](const json& result) {
+        // The form alone goes to stdout, to be pasted; who holds the port, to stderr.
+        if (!form.empty() && result.contains("vm") && result["vm"].is_string())
+          err_ << "netctl: note: port " << cl_.operands[1] << " is a NIC of vm "
+               << result["vm"].get<std::string>() << ", which netd runs: its QEMU holds the tap\n";
+        return FormatPortShow(result, form);
+      });
+    }
     if (command == "fdb" && (sub == "add" || sub == "del" || sub == "flush")) {
       json args = {{"network", cl_.operands[0]}};
       if (sub != "flush") args["mac"] = cl_.operands[1];
@@ -512,7 +528,12 @@ std::string HelpText(const std::string& command) {
        "FLAGS: learn, flood, hairpin, isolated, guard (BPDU guard), rootblock.\n"
        "VLAN: \"access PVID\", \"trunk ALLOWED [native N]\" or \"-\".\n"
        "stats: per-port counters: NETWORK PORT RX-PKTS RX-BYTES TX-PKTS TX-BYTES DROPS\n"
-       "  DROP-REASONS (the non-zero drop counters, as reason=count).\n"},
+       "  DROP-REASONS (the non-zero drop counters, as reason=count).\n"
+       "show: the port, and how a guest netd does not run plugs into it (a tap port;\n"
+       "  on a userspace network one with \"guest\": true). --qemu prints only QEMU's\n"
+       "  -netdev/-device arguments, one line of shell words; --libvirt only the\n"
+       "  <interface> element (on a kernel network type='bridge': libvirt makes its own\n"
+       "  tap on the bridge). Both are meant to be pasted.\n"},
       {"fdb",
        "show: the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
        "  and AGE (seconds since last seen) when the datapath reports it.\n"
@@ -581,6 +602,7 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
   CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option};
 
+  std::string guest_form;  // port show --qemu|--libvirt
   std::vector<std::string> positional;
   bool options_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -624,6 +646,10 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                            command_option->argument);
       }
       command_option->value = value;
+    } else if (arg == "--qemu" || arg == "--libvirt") {
+      if (!guest_form.empty() && "--" + guest_form != arg)
+        return usage_error("options '--qemu' and '--libvirt' exclude each other");
+      guest_form = arg.substr(2);
     } else if (arg == "--json" || arg == "-j") {
       cl->json = true;
     } else if (arg == "-h" || arg == "--help") {
@@ -718,6 +744,12 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
       return usage_error(name + ": unknown option '" + option->name + "'",
                          CommandHint(cl->command));
     }
+  }
+  if (!guest_form.empty()) {
+    if (name != "port show")
+      return usage_error(name + ": unknown option '--" + guest_form + "'",
+                         CommandHint(cl->command));
+    cl->guest_form = guest_form;
   }
   if (mac_option.value) {
     const std::string& text = *mac_option.value;

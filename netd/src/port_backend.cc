@@ -3,6 +3,21 @@
 #include <utility>
 
 namespace vfabric::netd {
+
+Status NoGuestUse(const topology::PortConfig& port) {
+  if (port.kind == topology::PortKind::kVeth)
+    return Status::Error("port " + port.name + " is a veth (its peer " + port.peer +
+                         " is the other end), not a port a guest can use: declare a tap port");
+  return Status::Error("port " + port.name +
+                       " is an existing link that netd does not own, not a port a guest can use: "
+                       "declare a tap port");
+}
+
+Result<vmm::NicPlug> PortBackend::GuestPlug(const topology::PortConfig& port) const {
+  return Status::Error("port " + port.name + " (" + std::string(Name()) +
+                       "): not a port a guest can use");
+}
+
 namespace {
 
 std::string IfindexIdentity(const LinkInfo* link) {
@@ -24,6 +39,12 @@ class TapBackend final : public PortBackend {
     if (!fd.ok()) return fd.status();
     return bridge::OpenTapPort(port.name, std::move(fd).value());
   }
+  Result<vmm::NicPlug> GuestPlug(const topology::PortConfig& port) const override {
+    // A tap takes one opener: QEMU's TUNSETIFF would fail with EBUSY.
+    return Status::Error("port " + port.name +
+                         ": netd's switch opens this tap itself, so a guest cannot (set \"guest\": "
+                         "true on the port for a guest netd does not run)");
+  }
 };
 
 // Any other kernel link (a veth, an existing link, a tap a guest's QEMU
@@ -38,6 +59,14 @@ class PacketSocketBackend final : public PortBackend {
   Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
                                              const LinkInfo* link) override {
     return bridge::OpenPacketSocketPort(port.name, link->ifindex);
+  }
+  Result<vmm::NicPlug> GuestPlug(const topology::PortConfig& port) const override {
+    if (port.kind != topology::PortKind::kTap) return NoGuestUse(port);
+    // The switch reads the tap's kernel side; the guest's QEMU opens it.
+    vmm::NicPlug plug;
+    plug.kind = vmm::NicPlug::Kind::kTap;
+    plug.tap = port.name;
+    return plug;
   }
 };
 

@@ -494,6 +494,10 @@ bridge::FdbSettings SwitchFdbConfig(const topology::NetworkConfig& network) {
 
 std::set<std::string> GuestPortNames(const topology::Topology& desired) {
   std::set<std::string> names;
+  for (const topology::NetworkConfig& network : desired.networks) {
+    for (const topology::PortConfig& port : network.ports)
+      if (port.guest) names.insert(port.name);
+  }
   for (const topology::VmConfig& vm : desired.vms) {
     for (size_t i = 0; i < vm.nics.size(); ++i) {
       names.insert(vm.nics[i].port.empty() ? vm.name + "-eth" + std::to_string(i)

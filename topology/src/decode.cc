@@ -607,7 +607,7 @@ class Decoder {
     if (!ExpectObject(value, pointer,
                       {"name", "kind", "peer", "peer_netns", "vlan", "cost", "priority", "edge",
                        "learning", "flood", "hairpin", "isolated", "bpdu_guard", "root_block",
-                       "owner", "group", "multi_queue", "vnet_hdr"})) {
+                       "owner", "group", "multi_queue", "vnet_hdr", "guest"})) {
       return port;
     }
     if (Require(value, pointer, "name")) {
@@ -661,9 +661,10 @@ class Decoder {
           port.multi_queue = *multi_queue;
         }
         if (auto vnet_hdr = GetBool(value, pointer, "vnet_hdr")) port.vnet_hdr = *vnet_hdr;
+        if (auto guest = GetBool(value, pointer, "guest")) port.guest = *guest;
       } else {
         const std::string why = "applies to tap ports only";
-        for (std::string_view key : {"owner", "group", "multi_queue", "vnet_hdr"}) {
+        for (std::string_view key : {"owner", "group", "multi_queue", "vnet_hdr", "guest"}) {
           RejectIfPresent(value, pointer, key, why);
         }
       }

@@ -2,17 +2,11 @@
 
 #include <cstdint>
 
+#include "vfabric/vmm/nic_plug.h"
+
 namespace vfabric::vmm {
 namespace {
-// QEMU option values escape a comma by doubling it.
-std::string Escape(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    out += c;
-    if (c == ',') out += ',';
-  }
-  return out;
-}
+std::string Escape(const std::string& value) { return QemuOptionEscape(value); }
 }  // namespace
 
 std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const QemuLaunch& launch) {
@@ -52,11 +46,11 @@ std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const Qe
     argv.insert(argv.end(), {"-drive", "file=" + Escape(vm.disk) + ",if=virtio,format=raw"});
   }
   for (const QemuNic& nic : launch.nics) {
-    std::string netdev = "tap,id=net-" + nic.id + ",fd=" + std::to_string(nic.fd);
-    if (nic.vhost) netdev += ",vhost=on";
-    argv.insert(argv.end(), {"-netdev", netdev, "-device",
-                             "virtio-net-pci,id=" + nic.id + ",netdev=net-" + nic.id +
-                                 ",mac=" + nic.mac.ToString()});
+    NicPlug plug;
+    plug.tap_fd = nic.fd;
+    plug.vhost = nic.vhost;
+    const std::vector<std::string> args = QemuNicArgs(nic.id, plug, nic.mac);
+    argv.insert(argv.end(), args.begin(), args.end());
   }
   return argv;
 }

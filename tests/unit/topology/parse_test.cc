@@ -959,5 +959,23 @@ TEST(TopologyParseTest, UserspaceSwitchPortLimit) {
                           "taps included"));
 }
 
+// "guest": a tap a guest netd does not run opens; other kinds refuse it.
+TEST(TopologyParseTest, GuestTapPorts) {
+  auto loaded = ParseTopology(
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": ["
+      "{\"name\": \"g0\", \"guest\": true}, {\"name\": \"t0\"}]}]}",
+      "t.json");
+  ASSERT_TRUE(loaded.ok()) << loaded.errors[0].message;
+  EXPECT_TRUE(loaded.topology.networks[0].ports[0].guest);
+  EXPECT_FALSE(loaded.topology.networks[0].ports[1].guest);
+  EXPECT_THAT(ErrorsOf("{\"networks\": [{\"name\": \"k\", \"ports\": ["
+                       "{\"name\": \"v0\", \"kind\": \"veth\", \"peer\": \"v0p\", \"guest\": true},"
+                       "{\"name\": \"t0\", \"guest\": 1}]}]}"),
+              ElementsAre("t.json:1:94: /networks/0/ports/0/guest: \"guest\" applies to tap ports "
+                          "only",
+                          "t.json:1:124: /networks/0/ports/1/guest: expected a boolean, got an "
+                          "integer"));
+}
+
 }  // namespace
 }  // namespace vfabric::topology

@@ -37,6 +37,7 @@ struct CommandLine {
   std::optional<int> vlan;          // attach/fdb add/del/flush --vlan: 1..4094
   std::optional<std::string> port;  // fdb flush --port: non-empty
   std::optional<long long> bytes;   // vm console-log --bytes: > 0
+  std::string guest_form;           // port show --qemu|--libvirt: "qemu", "libvirt" or ""
 };
 
 // A usage error: the one-line message and the usage hint to print after it.

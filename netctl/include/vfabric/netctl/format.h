@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vfabric::netctl {
@@ -50,6 +51,15 @@ std::string FormatPortList(const nlohmann::json& result);
 // port.stats: NETWORK PORT RX-PKTS RX-BYTES TX-PKTS TX-BYTES DROPS DROP-REASONS
 // DROP-REASONS lists the non-zero drop counters as "reason=N" ("-" for none).
 std::string FormatPortStats(const nlohmann::json& result);
+// port.show (format_port_show.cc): `form` "qemu": the QEMU arguments on one
+// line, each a POSIX shell word (ShellWord), to paste into a command line;
+// "libvirt": the <interface> element as netd sent it; "": a key/value block
+// (network, port, kind, datapath, vm, mac) and both forms, or why the port
+// has no guest use.
+std::string FormatPortShow(const nlohmann::json& result, std::string_view form);
+// `arg` as one POSIX shell word: itself when it has only characters no
+// shell treats specially, else in single quotes (a ' as '\'').
+std::string ShellWord(std::string_view arg);
 // fdb.add: "added static MAC on PORT (vlan V)"; fdb.del: "deleted MAC";
 // fdb.flush: "flushed learned FDB entries of NETWORK".
 std::string FormatFdbAdd(const nlohmann::json& result);

@@ -74,6 +74,8 @@ class Controller {
   protocol::Reply StpShow(const std::string& network);
   protocol::Reply VlanShow(const std::string& network);
   protocol::Reply PortStats(const std::string& network, const std::string& port);
+  // port.show (port_show.cc): the port and what a guest needs to use it.
+  protocol::Reply PortShow(const nlohmann::json& args);
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).

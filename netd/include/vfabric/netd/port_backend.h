@@ -6,16 +6,25 @@
 // never open a port themselves, so a unit test hands them memory ports
 // (tests/unit/netd: FakePortBackends) and a new port kind is one more
 // backend here (netd/DESIGN.md lists the files a port kind touches).
+//
+// The guest side of a port (GuestPlug, GuestUseOf) says how a VM NIC that
+// netd does not run plugs into it (netctl port show --qemu|--libvirt); the
+// spelling of that for QEMU and libvirt is vmm/nic_plug.h's, the one vmm's
+// own guests use.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vfabric/bridge/ports.h"
+#include "vfabric/common/mac_address.h"
 #include "vfabric/common/status.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/topology/topology.h"
+#include "vfabric/vmm/nic_plug.h"
 
 namespace vfabric::netd {
 
@@ -37,6 +46,11 @@ class PortBackend {
   // when NeedsKernelLink()).
   virtual Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
                                                      const LinkInfo* link) = 0;
+  // How a guest plugs into the port on a userspace network: a tap it opens,
+  // a socket it connects to. An error naming the port when this port cannot
+  // take a guest (a veth, an existing link, a tap the switch opens itself);
+  // the default, for a backend with no guest side.
+  virtual Result<vmm::NicPlug> GuestPlug(const topology::PortConfig& port) const;
 };
 
 // Which backend serves a port.
@@ -52,5 +66,33 @@ class PortBackends {
 // IFF_VNET_HDR); a VM NIC's tap, a veth or an existing link gets a packet
 // socket on the link's ifindex.
 std::unique_ptr<PortBackends> NewKernelPortBackends();
+
+// The error of a port no guest can use (a veth, an existing link), naming
+// the port and why.
+Status NoGuestUse(const topology::PortConfig& port);
+
+// What a guest needs to use one port: netctl port show --qemu|--libvirt.
+struct GuestUse {
+  std::string network;
+  std::string port;
+  vmm::NicPlug plug;
+  // The MAC of the topology's VM NIC on the port (given or derived), if a VM
+  // of the topology has its NIC there.
+  std::optional<MacAddress> mac;
+  std::string vm;  // that VM: netd runs it, so its QEMU holds the port now
+  // vmm::QemuNicArgs with the id vmm::NicIdForPort(port); empty when QEMU
+  // started by hand has no way in.
+  std::vector<std::string> qemu;
+  std::string libvirt;  // vmm::LibvirtInterfaceXml
+};
+
+// The guest use of `port` of `network` in `desired`: on a kernel network a
+// tap port (QEMU opens it; libvirt makes its own tap on the bridge), on a
+// userspace network what backends.For(port, guest) says (GuestPlug). A port
+// the network does not declare but a VM NIC of the network names is that
+// NIC's tap. Errors name the network and the port: no such network, no such
+// port (both with ENOENT), a port with no guest use and why.
+Result<GuestUse> GuestUseOf(const topology::Topology& desired, const std::string& network,
+                            const std::string& port, const PortBackends& backends);
 
 }  // namespace vfabric::netd

@@ -145,6 +145,8 @@ bridge::PortVlanConfig SwitchVlanConfig(const topology::NetworkConfig& network,
 uint16_t StaticFdbVlan(const topology::NetworkConfig& network, const topology::PortConfig& port,
                        uint16_t vlan);
 bridge::FdbSettings SwitchFdbConfig(const topology::NetworkConfig& network);
+// The ports a guest's QEMU holds: every VM NIC's, and every port with
+// "guest": true (a guest netd does not run).
 std::set<std::string> GuestPortNames(const topology::Topology& desired);
 bridge::TreePortSettings TreeSettings(const topology::PortConfig& port, bool guest);
 std::map<StaticKey, std::string> TopologyStatics(const topology::NetworkConfig& network);

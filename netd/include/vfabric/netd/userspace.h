@@ -110,6 +110,8 @@ class UserspaceNetworks {
   std::vector<SwitchChange> Pending(const topology::Topology& desired) const;
 
   bool Has(const std::string& network) const { return networks_.count(network) != 0; }
+  // The backends the switches' ports come from (port.show asks them too).
+  const PortBackends& Backends() const { return *backends_; }
   // The network's spanning tree runs (STP enabled and started).
   bool TreeRunning(const std::string& network) const {
     auto it = networks_.find(network);

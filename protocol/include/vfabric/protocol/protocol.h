@@ -31,6 +31,7 @@ inline constexpr std::string_view kNetworkList = "network.list";
 inline constexpr std::string_view kNetworkShow = "network.show";
 inline constexpr std::string_view kPortList = "port.list";
 inline constexpr std::string_view kPortStats = "port.stats";
+inline constexpr std::string_view kPortShow = "port.show";
 inline constexpr std::string_view kFdbShow = "fdb.show";
 inline constexpr std::string_view kFdbAdd = "fdb.add";
 inline constexpr std::string_view kFdbDel = "fdb.del";

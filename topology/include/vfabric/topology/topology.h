@@ -120,6 +120,9 @@ struct PortConfig {
   std::optional<uint32_t> group;  // gid
   bool multi_queue = false;
   bool vnet_hdr = true;
+  // A guest netd does not run opens the tap (the userspace switch then uses
+  // a packet socket on it, as for a VM NIC's tap).
+  bool guest = false;
   SourceLocation where;
 };
 

@@ -12,7 +12,7 @@
 //              logfile=RUN/console.log,logappend=on
 //     -serial chardev:vf-serial
 //     -kernel K [-initrd I] [-append "console=ttyS0 CMDLINE"] | -drive file=DISK,if=virtio
-//     per NIC: -netdev tap,id=net-ID,fd=FD[,vhost=on]
+//     per NIC (spelled by nic_plug.h): -netdev tap,id=net-ID,fd=FD[,vhost=on]
 //              -device virtio-net-pci,id=ID,netdev=net-ID,mac=MAC
 #pragma once
 

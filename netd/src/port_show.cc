@@ -1,0 +1,55 @@
+// port.show: one port of the desired topology and what a guest needs to use
+// it (docs/control-protocol.md), from the port-backend seam (GuestUseOf).
+#include <cerrno>
+
+#include "vfabric/netd/controller.h"
+#include "vfabric/netd/port_backend.h"
+
+namespace vfabric::netd {
+
+using nlohmann::json;
+using protocol::Error;
+using protocol::Reply;
+using protocol::StringArg;
+
+Reply Controller::PortShow(const json& args) {
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string network, StringArg(args, "network", true));
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", true));
+  // "guest": "qemu" or "libvirt" asks for that form: a port without one is
+  // then an error rather than a "guest_error" member.
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string form, StringArg(args, "guest", false));
+  if (!form.empty() && form != "qemu" && form != "libvirt")
+    return Error{std::string(protocol::code::kBadRequest),
+                 "\"guest\" must be \"qemu\" or \"libvirt\", got \"" + form + "\""};
+  const topology::Topology desired = Desired();
+  // Without userspace networks running here, the backends they would use.
+  std::unique_ptr<PortBackends> own;
+  const PortBackends* backends = userspace_ != nullptr ? &userspace_->Backends() : nullptr;
+  if (backends == nullptr) backends = (own = NewKernelPortBackends()).get();
+  Result<GuestUse> use = GuestUseOf(desired, network, port, *backends);
+  if (!use.ok() && use.status().error_number() == ENOENT)
+    return Error{std::string(protocol::code::kNotFound), use.status().message()};
+  if (!use.ok() && !form.empty())
+    return Error{std::string(protocol::code::kUnsupported), use.status().message()};
+  json result = {{"network", network}, {"port", port}};
+  for (const topology::NetworkConfig& n : desired.networks) {
+    if (n.name != network) continue;
+    result["datapath"] = topology::ToString(n.datapath);
+    result["kind"] = "tap";  // a VM NIC's own port unless the network declares it
+    for (const topology::PortConfig& p : n.ports)
+      if (p.name == port) result["kind"] = topology::ToString(p.kind);
+  }
+  if (!use.ok()) {
+    result["guest_error"] = use.status().message();
+    return result;
+  }
+  json qemu = json::array();
+  for (const std::string& arg : use->qemu) qemu.push_back(arg);
+  result["vm"] = use->vm.empty() ? json(nullptr) : json(use->vm);
+  result["mac"] = use->mac ? json(use->mac->ToString()) : json(nullptr);
+  result["qemu"] = std::move(qemu);
+  result["libvirt"] = use->libvirt;
+  return result;
+}
+
+}  // namespace vfabric::netd

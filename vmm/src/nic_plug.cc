@@ -1,0 +1,129 @@
+#include "vfabric/vmm/nic_plug.h"
+
+#include <cctype>
+
+namespace vfabric::vmm {
+namespace {
+
+std::string OnOff(bool on) { return on ? "on" : "off"; }
+
+std::string DeviceOption(const std::string& id, const NicPlug& plug,
+                         const std::optional<MacAddress>& mac) {
+  std::string device = "virtio-net-pci,id=" + id + ",netdev=net-" + id;
+  if (mac) device += ",mac=" + mac->ToString();
+  // QEMU 7.2 under TCG segfaults in msix_set_vector_notifiers when the guest
+  // driver starts a vhost-user virtio-net-pci with MSI-X (FIELD-NOTES.md).
+  if (plug.kind == NicPlug::Kind::kVhostUser) device += ",vectors=0";
+  return device;
+}
+
+}  // namespace
+
+std::string QemuOptionEscape(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+std::string XmlEscape(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string NicIdForPort(std::string_view port) {
+  std::string id = "vf-";
+  for (char c : port) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+    id += ok ? c : '_';
+  }
+  return id;
+}
+
+std::vector<std::string> QemuNicArgs(const std::string& id, const NicPlug& plug,
+                                     const std::optional<MacAddress>& mac) {
+  std::vector<std::string> args;
+  const std::string netdev_id = "net-" + id;
+  switch (plug.kind) {
+    case NicPlug::Kind::kTap:
+    case NicPlug::Kind::kBridge: {
+      std::string netdev = "tap,id=" + netdev_id;
+      if (plug.kind == NicPlug::Kind::kTap && plug.tap_fd >= 0) {
+        // vmm's own guests: the spelling their run records hold, unchanged.
+        netdev += ",fd=" + std::to_string(plug.tap_fd);
+        if (plug.vhost) netdev += ",vhost=on";
+      } else {
+        if (plug.tap.empty()) return {};
+        // script=no: the tap exists and netd has put it where it belongs;
+        // QEMU's default ifup script would try to enslave it elsewhere.
+        netdev += ",ifname=" + QemuOptionEscape(plug.tap) +
+                  ",script=no,downscript=no,vhost=" + OnOff(plug.vhost);
+      }
+      args = {"-netdev", netdev};
+      break;
+    }
+    case NicPlug::Kind::kVhostUser: {
+      const std::string chardev_id = "chr-" + id;
+      std::string chardev = "socket,id=" + chardev_id + ",path=" + QemuOptionEscape(plug.socket);
+      chardev += plug.socket_server ? ",server=on,wait=off" : ",reconnect=1";
+      args = {"-chardev", chardev, "-netdev",
+              "vhost-user,id=" + netdev_id + ",chardev=" + chardev_id};
+      break;
+    }
+  }
+  args.insert(args.end(), {"-device", DeviceOption(id, plug, mac)});
+  return args;
+}
+
+std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac) {
+  std::string type;
+  std::string source;
+  switch (plug.kind) {
+    case NicPlug::Kind::kTap:
+      if (plug.tap.empty()) return "";
+      type = "ethernet";
+      // managed='no': the tap is netd's; libvirt opens it and leaves it be.
+      source = "  <target dev='" + XmlEscape(plug.tap) + "' managed='no'/>\n";
+      break;
+    case NicPlug::Kind::kBridge:
+      type = "bridge";
+      source = "  <source bridge='" + XmlEscape(plug.bridge) + "'/>\n";
+      break;
+    case NicPlug::Kind::kVhostUser:
+      type = "vhostuser";
+      source = "  <source type='unix' path='" + XmlEscape(plug.socket) + "' mode='" +
+               (plug.socket_server ? "server" : "client") + "'/>\n";
+      break;
+  }
+  std::string xml = "<interface type='" + type + "'>\n";
+  if (mac) xml += "  <mac address='" + mac->ToString() + "'/>\n";
+  xml += source;
+  xml += "  <model type='virtio'/>\n";
+  xml += "</interface>\n";
+  return xml;
+}
+
+}  // namespace vfabric::vmm
