@@ -440,12 +440,27 @@ std::string FormatFdbAdd(const json& result) {
   return out.empty() ? "added\n" : out;
 }
 
+// "deleted static MAC on PORT (vlan V)" per entry removed.
 std::string FormatFdbDel(const json& result) {
-  return "deleted static FDB entry from network " + Text(result, "network") + "\n";
+  std::string out;
+  for (const auto& entry : Array(result, "removed"))
+    out += "deleted static " + Text(entry, "mac") + " on " + Text(entry, "port") + " (vlan " +
+           FdbVlan(entry) + ")\n";
+  return out.empty() ? "deleted static FDB entry from network " + Text(result, "network") + "\n"
+                     : out;
 }
 
+// The count, then the entries removed (MAC VLAN PORT).
 std::string FormatFdbFlush(const json& result) {
-  return "flushed learned FDB entries of network " + Text(result, "network") + "\n";
+  const json& removed = Array(result, "removed");
+  std::string out = "flushed " + std::to_string(removed.size()) + " learned FDB entr" +
+                    (removed.size() == 1 ? "y" : "ies") + " of network " + Text(result, "network") +
+                    "\n";
+  if (removed.empty()) return out;
+  Table table({"MAC", "VLAN", "PORT"});
+  for (const auto& entry : removed)
+    table.AddRow({Text(entry, "mac"), FdbVlan(entry), Text(entry, "port")});
+  return out + table.ToString();
 }
 
 std::string FormatStpShow(const json& result) {

@@ -353,15 +353,44 @@ Reply Controller::FdbVerb(const std::string& verb, const json& args) {
   }
   if (userspace_ == nullptr || !userspace_->Has(name))
     return Error{"not_found", "the switch of network " + name + " is not running"};
+  // The switch's table before the change: what flush and del removed is
+  // what the answer names.
+  auto before = userspace_->FdbEntries(name);
+  auto removed_entries = [&](auto&& gone) {
+    json removed = json::array();
+    auto after = userspace_->FdbEntries(name);
+    if (!before.ok()) return removed;
+    for (const json& e : (*before)["entries"]) {
+      if (!gone(e)) continue;
+      const bool still =
+          after.ok() &&
+          std::any_of((*after)["entries"].begin(), (*after)["entries"].end(), [&](const json& a) {
+            return a["mac"] == e["mac"] && a["vlan"] == e["vlan"] && a["port"] == e["port"];
+          });
+      if (!still)
+        removed.push_back({{"mac", e["mac"]},
+                           {"vlan", e["vlan"]},
+                           {"port", e["port"]},
+                           {"static", e["static"]},
+                           {"local", false}});
+    }
+    return removed;
+  };
   Status status = Status::Ok();
   if (verb == protocol::verb::kFdbFlush) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", false));
     status = userspace_->Flush(name, port, vlan);
     if (!status.ok()) return Error{"not_found", status.message()};
-    VF_LOG(kInfo) << "network " << name << ": FDB flushed on request"
+    json removed = removed_entries([&](const json& e) {
+      return e["static"] == false && (port.empty() || e["port"] == port) &&
+             (!vlan || e["vlan"] == *vlan);
+    });
+    VF_LOG(kInfo) << "network " << name << ": " << removed.size()
+                  << " learned FDB entries flushed on request"
                   << (port.empty() ? "" : " (port " + port + ")")
                   << (vlan ? " (vlan " + std::to_string(*vlan) + ")" : "");
-    return json{{"network", name}, {"flushed", true}};
+    return json{
+        {"network", name}, {"flushed", true}, {"count", removed.size()}, {"removed", removed}};
   }
   if (verb == protocol::verb::kFdbAdd) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", true));
@@ -378,8 +407,12 @@ Reply Controller::FdbVerb(const std::string& verb, const json& args) {
     // entry) or a deletion not saved (the run directory full) does.
     if (!status.ok())
       return Error{status.error_number() == 0 ? "not_found" : "failed", status.message()};
+    json removed = removed_entries([&](const json& e) {
+      return e["static"] == true && e["mac"] == mac->ToString() && (!vlan || e["vlan"] == *vlan);
+    });
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString()
                   << " deleted on request";
+    return json{{"network", name}, {"count", removed.size()}, {"removed", removed}};
   }
   json entries = json::array();
   auto dump = userspace_->FdbEntries(name);
