@@ -47,11 +47,11 @@ Commands:
                          show per-port counters (packets, bytes, drops by reason)
   fdb show NETWORK       show the forwarding database of NETWORK
   fdb add NETWORK MAC PORT [--vlan VID]
-                         add a static FDB entry (userspace networks)
+                         add a static FDB entry
   fdb del NETWORK MAC [--vlan VID]
-                         delete a static FDB entry (userspace networks)
+                         delete a static FDB entry
   fdb flush NETWORK [--port PORT] [--vlan VID]
-                         flush learned FDB entries (userspace networks)
+                         flush learned FDB entries
   stp show NETWORK       show the spanning tree state of NETWORK
   vlan show NETWORK      show the VLANs of NETWORK's ports
   vm list                list guests: state, pid, accelerator, restart policy, NICs
@@ -517,10 +517,13 @@ std::string HelpText(const std::string& command) {
        "show: the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
        "  and AGE (seconds since last seen) when the datapath reports it.\n"
        "add: adds a static entry MAC -> PORT (in VLAN VID with --vlan, else the port's\n"
-       "  untagged VLAN). Userspace networks only.\n"
-       "del: deletes the static entries of MAC (only in VLAN VID with --vlan).\n"
+       "  untagged VLAN; on a kernel network without VLAN filtering, no VLAN). It is\n"
+       "  kept across netd restarts until 'fdb del'.\n"
+       "del: deletes the static entries of MAC (only in VLAN VID with --vlan) that\n"
+       "  'fdb add' made, and prints each one deleted.\n"
        "flush: removes learned entries, all or only those of --port PORT and/or\n"
-       "  --vlan VID. Userspace networks only.\n"},
+       "  --vlan VID, and prints how many and which.\n"
+       "On kernel networks these work as 'bridge fdb' does (netlink, on the bridge port).\n"},
       {"stp",
        "Shows spanning tree state: bridge id, root id, root port and path cost, whether\n"
        "this bridge is root, topology change, timers and where the state was read\n"

@@ -125,6 +125,7 @@ topology::Topology Controller::Desired() const {
       vm.nics.insert(vm.nics.end(), extra->second.begin(), extra->second.end());
   }
   desired = WithGuestPorts(desired);
+  AddKernelStatics(desired);
   for (NetworkConfig& network : desired.networks) {
     for (auto& port : network.ports) {
       auto vlan = port_vlans_.find(port.name);
@@ -323,8 +324,6 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   return result;
 }
 
-namespace {
-
 Expected<std::optional<uint16_t>> VlanArg(const json& args) {
   if (!args.contains("vlan") || args["vlan"].is_null()) return std::optional<uint16_t>();
   if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
@@ -333,16 +332,13 @@ Expected<std::optional<uint16_t>> VlanArg(const json& args) {
   return std::optional<uint16_t>(static_cast<uint16_t>(args["vlan"].get<int64_t>()));
 }
 
-}  // namespace
-
 Reply Controller::FdbVerb(const std::string& verb, const json& args) {
   VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "network", true));
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, name);
   if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (network->datapath != topology::Datapath::kUserspace)
-    return Error{"unsupported", verb + " is not supported on kernel networks yet (network " + name +
-                                    "); use \"fdb.static\" in the topology"};
+    return KernelFdbVerb(verb, *network, args);
   VF_ASSIGN_OR_RETURN_ERROR(const std::optional<uint16_t> vlan, VlanArg(args));
   std::optional<MacAddress> mac;
   if (verb != protocol::verb::kFdbFlush) {

@@ -199,6 +199,8 @@ class Daemon {
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
     userspace_ = std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace");
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
+    // Kernel networks' `netctl fdb add` entries survive a restart.
+    if (!options_.dry_run) controller_->SetKernelFdbDir(options_.run_dir + "/kernel-fdb");
 
     if (options_.dry_run) return DryRun();
 

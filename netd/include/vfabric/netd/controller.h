@@ -38,6 +38,9 @@ class Controller {
   // userspace networks get their links but nothing forwards between them.
   // `userspace` must outlive it.
   void SetUserspace(UserspaceNetworks* userspace) { userspace_ = userspace; }
+  // Where kernel networks' run-time static FDB entries (`netctl fdb add`)
+  // are kept across netd restarts ("" = not kept); reads the ones kept there.
+  void SetKernelFdbDir(std::string dir);
 
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
@@ -75,6 +78,14 @@ class Controller {
   protocol::Reply VlanShow(const std::string& network);
   protocol::Reply PortStats(const std::string& network, const std::string& port);
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
+  // fdb.add/del/flush on a kernel network (kernel_fdb.cc): through netlink,
+  // as `bridge fdb` does.
+  protocol::Reply KernelFdbVerb(const std::string& verb, const topology::NetworkConfig& network,
+                                const nlohmann::json& args);
+  // Saves kernel_statics_[network] under kernel_fdb_dir_.
+  Status SaveKernelStatics(const std::string& network) const;
+  // `desired` with each kernel network's run-time statics (on ports it has).
+  void AddKernelStatics(topology::Topology& desired) const;
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
   std::vector<std::string> SyncUserspace(const topology::Topology& desired);
@@ -97,6 +108,10 @@ class Controller {
   std::map<std::string, std::vector<topology::NicConfig>> attached_nics_;  // by vm
   std::map<std::string, std::set<std::string>> detached_ports_;            // by vm
   std::map<std::string, uint16_t> port_vlans_;                             // attach --vlan, by port
+  // Kernel networks' static FDB entries added by fdb.add, by network; part
+  // of the desired state (so drift repair keeps them) until fdb.del.
+  std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
+  std::string kernel_fdb_dir_;
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):
