@@ -40,6 +40,7 @@ Commands:
                          a FILE of - is standard input (also for plan and apply)
   plan FILE...           show what 'apply' would change on this host
   apply FILE...          make this host's networks match FILE...
+  status                 show netd: version, uptime, config, each network's state
   network list           list networks ('net' for network, 'ls' for list)
   network show NAME      show a network: settings, ports, static FDB entries
   port list [NETWORK]    list the ports of every network, or of NETWORK
@@ -92,6 +93,7 @@ constexpr CommandSpec kCommands[] = {
     {"validate", "", 1, -1, "FILE..."},
     {"plan", "", 1, -1, "FILE..."},
     {"apply", "", 1, -1, "FILE..."},
+    {"status", "", 0, 0, ""},
     {"network", "list", 0, 0, ""},
     {"network", "show", 1, 1, "NAME"},
     {"port", "list", 0, 1, "[NETWORK]"},
@@ -308,6 +310,7 @@ class Dispatcher {
       return Call(command == "plan" ? verb::kPlan : verb::kApply, args,
                   command == "plan" ? FormatPlan : FormatApply);
     }
+    if (command == "status") return Call(verb::kStatus, nullptr, FormatStatus);
     if (command == "network" && sub == "list")
       return Call(verb::kNetworkList, nullptr, FormatNetworkList);
     if (command == "network" && sub == "show") {
@@ -503,6 +506,12 @@ std::string HelpText(const std::string& command) {
        "the operations performed and \"applied N changes\", or \"no changes\".\n"
        "Userspace networks' switch changes follow the kernel's; one that fails\n"
        "(a port that will not open) is printed on stderr and the exit status is 1.\n"},
+      {"status",
+       "Shows netd: its version and protocol, pid, uptime and --config paths, then one\n"
+       "row per network: NAME DATAPATH STATE PENDING SOURCE. STATE is ok, drifted\n"
+       "(PENDING operations would repair it), missing (its bridge or switch is not\n"
+       "there) or waiting (in order, but ports, named, wait for their links);\n"
+       "SOURCE is the file it came from (\"applied: FILE\" for netctl apply).\n"},
       {"network",
        "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP.\n"
        "show: the network's settings, then its ports and static FDB entries.\n"},

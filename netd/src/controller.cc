@@ -201,6 +201,7 @@ Reply Controller::Dispatch(const std::string& verb, const json& args) {
                 {"protocol", protocol::kVersion}};
   if (verb == v::kPlan || verb == v::kApply) return HandlePlanOrApply(args, verb == v::kApply);
   if (verb == v::kNetworkList) return NetworkList();
+  if (verb == v::kStatus) return DaemonStatus();
   if (verb == v::kNetworkShow) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
     return NetworkShow(name);

@@ -216,5 +216,50 @@ TEST_F(ControllerTest, NamesMustBeUniqueAcrossNetworks) {
             "network other");
 }
 
+// Issue 18: `status` says which netd runs, since when, from which files,
+// and each network's state: ok, drifted, waiting (a port's link is not there).
+TEST_F(ControllerTest, StatusNamesTheDaemonAndEachNetworksState) {
+  using namespace std::chrono_literals;
+  controller_.SetDaemonInfo({{"/etc/vfabric/networks"},
+                             std::chrono::steady_clock::now() - 3725s,
+                             std::chrono::system_clock::now() - 3725s});
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  json status = controller_.Handle(Request("status"));
+  ASSERT_EQ(status["ok"], true) << status.dump();
+  json result = status["result"];
+  EXPECT_EQ(result["server"], "netd");
+  EXPECT_EQ(result["version"], std::string(protocol::ProjectVersion()));
+  EXPECT_EQ(result["protocol"], 1);
+  EXPECT_GE(result["uptime_seconds"].get<int64_t>(), 3725);
+  EXPECT_LT(result["uptime_seconds"].get<int64_t>(), 3800);
+  EXPECT_EQ(result["config"], json::array({"/etc/vfabric/networks"}));
+  ASSERT_EQ(result["networks"].size(), 1u);
+  EXPECT_EQ(result["networks"][0], json({{"name", "lab"},
+                                         {"datapath", "kernel"},
+                                         {"state", "ok"},
+                                         {"source", "lab.json"},
+                                         {"applied", true},
+                                         {"pending", 0}}));
+  EXPECT_EQ(result["counts"]["ok"], 1);
+
+  ASSERT_TRUE(kernel_.DeleteLink("vm1-eth0").ok());
+  result = controller_.Handle(Request("status"))["result"];
+  EXPECT_EQ(result["networks"][0]["state"], "drifted");
+  EXPECT_GE(result["networks"][0]["pending"].get<int>(), 1);
+  EXPECT_EQ(result["counts"]["drifted"], 1);
+
+  ASSERT_TRUE(controller_.Reconcile().ok());
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(R"({"networks": [{"name": "wait",
+      "ports": [{"name": "guest-vnet0", "kind": "existing"}]}]})",
+                                                      "wait.json")))["ok"],
+            true);
+  result = controller_.Handle(Request("status"))["result"];
+  ASSERT_EQ(result["networks"].size(), 2u);
+  EXPECT_EQ(result["networks"][0]["state"], "ok");
+  EXPECT_EQ(result["networks"][1]["state"], "waiting");
+  EXPECT_EQ(result["networks"][1]["waiting"], json::array({"guest-vnet0"}));
+  EXPECT_EQ(result["counts"]["waiting"], 1);
+}
+
 }  // namespace
 }  // namespace vfabric::netd

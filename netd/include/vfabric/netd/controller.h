@@ -6,6 +6,7 @@
 // `apply` laid over them by name. Reload() replaces the --config part.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -42,6 +43,14 @@ class Controller {
   // are kept across netd restarts ("" = not kept); reads the ones kept there.
   void SetKernelFdbDir(std::string dir);
 
+  // What `status` says of the daemon: its --config paths and when it started.
+  struct DaemonInfo {
+    std::vector<std::string> config_paths;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
+  };
+  void SetDaemonInfo(DaemonInfo info) { daemon_ = std::move(info); }
+
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
   // The full desired state.
@@ -71,6 +80,7 @@ class Controller {
   protocol::Reply Dispatch(const std::string& verb, const nlohmann::json& args);
   protocol::Reply HandlePlanOrApply(const nlohmann::json& args, bool apply);
   protocol::Reply NetworkList();
+  protocol::Reply DaemonStatus();
   protocol::Reply NetworkShow(const std::string& name);
   protocol::Reply PortList(const std::string& network);
   protocol::Reply FdbShow(const std::string& network);
@@ -112,6 +122,7 @@ class Controller {
   // of the desired state (so drift repair keeps them) until fdb.del.
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
+  DaemonInfo daemon_;
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):
