@@ -448,6 +448,12 @@ class Dispatcher {
       }
     }
     std::string message = answer.error_message();
+    // netd's message names the protocol verb; the operator typed a command.
+    if (answer.error_code() == protocol::code::kUnknownVerb) {
+      message = "this netd does not know 'netctl " + cl_.command +
+                (cl_.sub.empty() ? "" : " " + cl_.sub) + "' (it is older than this netctl, " +
+                std::string(protocol::ProjectVersion()) + ")";
+    }
     if (message.empty()) {
       std::string code = answer.error_code();
       message = "netd refused the request" + (code.empty() ? "" : " (" + code + ")");

@@ -406,6 +406,24 @@ TEST(RunTest, GarbageExitsOne) {
   EXPECT_EQ(result.err, "netctl: " + netd.path() + ": malformed answer from netd (not JSON)\n");
 }
 
+// Issue 18: operators see the command they typed, never a protocol verb: a
+// netd older than netctl answers "unknown verb \"status\"".
+TEST(RunTest, AnUnknownVerbNamesTheCommandNotTheVerb) {
+  json error = {{"code", "unknown_verb"}, {"message", "unknown verb \"status\""}};
+  FakeNetd netd([&](const std::string& line) { return ErrorReply(line, error); });
+  Output result = RunNetctl({"status"}, netd.path());
+  EXPECT_EQ(result.code, 1);
+  EXPECT_EQ(result.err,
+            "netctl: this netd does not know 'netctl status' (it is older than this "
+            "netctl, " +
+                std::string(protocol::ProjectVersion()) + ")\n");
+  Output flush = RunNetctl({"fdb", "flush", "lab"}, netd.path());
+  EXPECT_EQ(flush.err,
+            "netctl: this netd does not know 'netctl fdb flush' (it is older than this "
+            "netctl, " +
+                std::string(protocol::ProjectVersion()) + ")\n");
+}
+
 // Issue 18: `netctl status` sends "status" and prints netd and its networks.
 TEST(RunTest, StatusPrintsTheDaemonAndItsNetworks) {
   json status = {{"server", "netd"},
