@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "settings_change.h"
+
 namespace vfabric::netd {
 namespace {
 
@@ -733,6 +735,11 @@ std::string Operation::Describe() const {
       out << ")";
       break;
     case Kind::kSetBridgeSettings:
+      // With what it replaces (its undo): old -> new, as the switches' lines.
+      if (!undo.empty() && undo[0].kind == kind) {
+        out << "set bridge " << object << ": " << BridgeSettingsChange(undo[0].bridge, bridge);
+        break;
+      }
       out << "set bridge " << object << " (";
       bridge_settings(bridge);
       out << ")";
@@ -763,6 +770,11 @@ std::string Operation::Describe() const {
         out << "attach " << object << " to bridge " << master;
       break;
     case Kind::kSetBridgePortSettings:
+      if (!undo.empty() && undo[0].kind == kind) {
+        out << "set bridge port " << object << ": "
+            << PortSettingsChange(undo[0].bridge_port, bridge_port);
+        break;
+      }
       out << "set bridge port " << object << " (";
       port_settings(bridge_port);
       out << ")";

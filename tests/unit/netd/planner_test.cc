@@ -158,8 +158,9 @@ TEST(PlannerTest, RepairsDrift) {
   auto plan = PlanFor(kernel, With({Lab()}));
   ASSERT_TRUE(plan.ok());
   EXPECT_THAT(Describe(*plan),
-              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
-                          "max_age 6s, ageing 120s)",
+              ElementsAre("set bridge vfb-lab: stp off -> on, priority 32768 -> 4096, hello_time "
+                          "2s -> 1s, forward_delay 15s -> 4s, max_age 20s -> 6s, ageing_time "
+                          "300s -> 120s",
                           "create tap vm1-eth0 (vnet_hdr on, multi_queue off)",
                           "attach vm1-eth0 to bridge vfb-lab",
                           "set bridge port vm1-eth0 (cost 10, hairpin on)", "set vm1-eth0 up",
@@ -167,6 +168,19 @@ TEST(PlannerTest, RepairsDrift) {
                           "add static fdb 52:54:00:00:00:01 on vm1-eth0"));
   ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+}
+
+// Issue 18: a kernel plan line says what a setting was and what it becomes,
+// as the userspace switch's lines do.
+TEST(PlannerTest, SettingsChangesShowOldAndNew) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  kernel.Find("vfb-lab")->bridge->settings.forward_delay_cs = 1550;
+  kernel.Find("vm1-eth0")->brport->settings.cost = 100;
+  kernel.Find("vm1-eth0")->brport->settings.hairpin = false;
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))),
+              ElementsAre("set bridge vfb-lab: forward_delay 15.5s -> 4s",
+                          "set bridge port vm1-eth0: cost 100 -> 10, hairpin off -> on"));
 }
 
 // Issue 18: during an STP topology change the kernel ages the FDB fast and
@@ -201,8 +215,7 @@ TEST(PlannerTest, StpFastAgeingDuringATopologyChangeIsNotDrift) {
   // value that is still 2 x forward_delay then is drift and is repaired.
   bridge.topology_change_timer_cs = 0;
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))),
-              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
-                          "max_age 6s, ageing 120s)"));
+              ElementsAre("set bridge vfb-lab: ageing_time 8s -> 120s"));
 
   // Without STP the kernel never ages fast: the same value is drift.
   NetworkConfig no_stp = Lab();
@@ -391,6 +404,7 @@ TEST(PlannerTest, FailedUpdateRestoresOldSettings) {
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(),
               HasSubstr("set vm3-eth0 up: set vm3-eth0 up: Device or resource busy (undid"));
+
   kernel.fail = nullptr;
   EXPECT_EQ(Snapshot(kernel), before);
 }
