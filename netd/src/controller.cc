@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "netns_check.h"
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
 #include "vfabric/vmm/qemu_command.h"
@@ -277,6 +278,14 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     applied_ = std::move(saved);
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     return Error{unsupported ? "unsupported" : "failed", plan.status().message()};
+  }
+  // A veth peer's namespace that is not there would fail the apply half-way
+  // (and a plan would promise what cannot be done): say so now.
+  if (std::vector<std::string> missing = MissingNetns(*plan); !missing.empty()) {
+    applied_ = std::move(saved);
+    std::string message;
+    for (const auto& m : missing) message += (message.empty() ? "" : "; ") + m;
+    return Error{"invalid", message};
   }
   // One plan for both datapaths: the kernel operations, then the switches'
   // (which open ports on the links the kernel operations make).

@@ -216,6 +216,26 @@ TEST_F(ControllerTest, NamesMustBeUniqueAcrossNetworks) {
             "network other");
 }
 
+// Issue 18: a veth peer's namespace that does not exist is named by plan
+// and apply, before anything is done (it used to fail half-way through apply).
+TEST_F(ControllerTest, PlanAndApplySayAPeerNetnsIsMissing) {
+  const std::string topology = R"({"networks": [{"name": "ns", "ports": [
+      {"name": "ns-v0", "kind": "veth", "peer": "ns-p0",
+       "peer_netns": "vfabric-test-no-such-netns"}]}]})";
+  for (const char* verb : {"plan", "apply"}) {
+    json answer = controller_.Handle(Request(verb, Files(topology)));
+    ASSERT_EQ(answer["ok"], false) << verb << ": " << answer.dump();
+    EXPECT_EQ(answer["error"]["code"], "invalid");
+    EXPECT_EQ(answer["error"]["message"],
+              "network ns: veth peer ns-p0 goes into network namespace "
+              "\"vfabric-test-no-such-netns\", which does not exist (no "
+              "/run/netns/vfabric-test-no-such-netns); create it first (ip netns add "
+              "vfabric-test-no-such-netns)");
+  }
+  EXPECT_TRUE(kernel_.calls.empty());
+  EXPECT_EQ(controller_.Desired().networks.size(), 0u);
+}
+
 // Issue 18: `status` says which netd runs, since when, from which files,
 // and each network's state: ok, drifted, waiting (a port's link is not there).
 TEST_F(ControllerTest, StatusNamesTheDaemonAndEachNetworksState) {
