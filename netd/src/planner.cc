@@ -852,8 +852,17 @@ Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan, std::vector
       }
       ++undone;
     }
-    std::string message = plan[applied].Describe() + ": " + status.message() + " (undid " +
-                          std::to_string(undone) + " operation" + (undone == 1 ? "" : "s") +
+    // The kernel's message names the call ("move v0-p to netns ns1: open
+    // ...: No such file or directory"); where that name is how the operation
+    // begins, say it once.
+    const std::string described = plan[applied].Describe();
+    std::string reason = status.message();
+    if (const size_t colon = reason.find(": ");
+        colon != std::string::npos && described.compare(0, colon, reason, 0, colon) == 0 &&
+        (described.size() == colon || described[colon] == ' '))
+      reason.erase(0, colon + 2);
+    std::string message = described + ": " + reason + " (undid " + std::to_string(undone) +
+                          " operation" + (undone == 1 ? "" : "s") +
                           (undo_errors.empty() ? ")" : ")" + undo_errors);
     if (done) done->clear();
     return Status::Error(message, status.error_number());

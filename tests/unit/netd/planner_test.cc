@@ -170,6 +170,22 @@ TEST(PlannerTest, RepairsDrift) {
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
 }
 
+// Issue 18: a failed operation is named once, not once by the plan and
+// again by the kernel's message that names the same call.
+TEST(PlannerTest, AFailedOperationIsNamedOnce) {
+  FakeKernel kernel;
+  kernel.fail = [](const std::string& call) {
+    return call == "CreateBridge vfb-lab"
+               ? Status::Error("create bridge vfb-lab: File exists", EEXIST)
+               : Status::Ok();
+  };
+  Status status = ApplyPlan(kernel, *PlanFor(kernel, With({Lab()})));
+  EXPECT_EQ(status.message(),
+            "create bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, max_age 6s, "
+            "ageing 120s): File exists (undid 0 operations)");
+  EXPECT_EQ(status.error_number(), EEXIST);
+}
+
 // Issue 18: a kernel plan line says what a setting was and what it becomes,
 // as the userspace switch's lines do.
 TEST(PlannerTest, SettingsChangesShowOldAndNew) {
@@ -402,9 +418,7 @@ TEST(PlannerTest, FailedUpdateRestoresOldSettings) {
   ASSERT_TRUE(plan.ok());
   Status status = ApplyPlan(kernel, *plan);
   ASSERT_FALSE(status.ok());
-  EXPECT_THAT(status.message(),
-              HasSubstr("set vm3-eth0 up: set vm3-eth0 up: Device or resource busy (undid"));
-
+  EXPECT_THAT(status.message(), HasSubstr("set vm3-eth0 up: Device or resource busy (undid"));
   kernel.fail = nullptr;
   EXPECT_EQ(Snapshot(kernel), before);
 }
