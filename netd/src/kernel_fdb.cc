@@ -110,8 +110,7 @@ Status Controller::SaveKernelStatics(const std::string& network) const {
   if (error)
     return Status::Error(what + ": create " + kernel_fdb_dir_ + ": " + error.message(),
                          error.value());
-  return WriteFileAtomically(path,
-                             json{{"network", network}, {"entries", entries}}.dump(1) + "\n")
+  return WriteFileAtomically(path, json{{"network", network}, {"entries", entries}}.dump(1) + "\n")
       .WithContext(what);
 }
 
@@ -234,13 +233,14 @@ Reply Controller::KernelFdbVerb(const std::string& verb, const NetworkConfig& ne
     runtime.push_back(entry);
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString() << VlanText(vlan)
                   << " -> " << port << " added on request";
-    json result = {{"network", name}, {"entries", json::array({EntryJson(*mac, vlan, port, true)})}};
+    json result = {{"network", name},
+                   {"entries", json::array({EntryJson(*mac, vlan, port, true)})}};
     Status saved = SaveKernelStatics(name);
     if (!saved.ok())
-      result["errors"] = json::array(
-          {"static FDB entry " + mac->ToString() + " on " + port +
-           " is in effect but was not saved (it will be lost at netd's restart): " +
-           saved.message()});
+      result["errors"] =
+          json::array({"static FDB entry " + mac->ToString() + " on " + port +
+                       " is in effect but was not saved (it will be lost at netd's restart): " +
+                       saved.message()});
     return result;
   }
 

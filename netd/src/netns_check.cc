@@ -13,8 +13,9 @@ std::vector<std::string> MissingNetns(const std::vector<Operation>& plan,
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) continue;
     missing.push_back("network " + op.network + ": veth peer " + op.object +
-                      " goes into network namespace \"" + op.netns + "\", which does not exist (no " +
-                      path + "); create it first (ip netns add " + op.netns + ")");
+                      " goes into network namespace \"" + op.netns +
+                      "\", which does not exist (no " + path + "); create it first (ip netns add " +
+                      op.netns + ")");
   }
   return missing;
 }

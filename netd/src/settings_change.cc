@@ -14,8 +14,9 @@ std::string SecondsText(uint32_t centiseconds) {
   std::ostringstream out;
   out << centiseconds / 100;
   if (const uint32_t rest = centiseconds % 100; rest != 0)
-    out << "." << (rest % 10 == 0 ? std::to_string(rest / 10) : (rest < 10 ? "0" : "") +
-                                                                    std::to_string(rest));
+    out << "."
+        << (rest % 10 == 0 ? std::to_string(rest / 10)
+                           : (rest < 10 ? "0" : "") + std::to_string(rest));
   out << "s";
   return out.str();
 }

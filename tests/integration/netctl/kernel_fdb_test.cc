@@ -78,12 +78,11 @@ TEST_F(KernelFdbTest, AddDelFlushWorkAsBridgeFdbDoes) {
       << Log();
 
   // Learned entries (made here as `bridge fdb` makes them: dynamic).
-  for (const auto& [mac, port] : {std::pair{"02:00:00:00:00:b1", "kf-v1"},
-                                  std::pair{"02:00:00:00:00:b2", "kf-v1"},
-                                  std::pair{"02:00:00:00:00:c0", "kf-v0"}})
-    ASSERT_EQ(testing::Cmd({"bridge", "fdb", "add", mac, "dev", port, "master", "dynamic"})
-                  .exit_code,
-              0);
+  for (const auto& [mac, port] :
+       {std::pair{"02:00:00:00:00:b1", "kf-v1"}, std::pair{"02:00:00:00:00:b2", "kf-v1"},
+        std::pair{"02:00:00:00:00:c0", "kf-v0"}})
+    ASSERT_EQ(
+        testing::Cmd({"bridge", "fdb", "add", mac, "dev", port, "master", "dynamic"}).exit_code, 0);
   CommandResult flushed = Netctl({"fdb", "flush", "kf", "--port", "kf-v1", "--json"});
   ASSERT_EQ(flushed.exit_code, 0) << flushed.err;
   json result = json::parse(flushed.out);

@@ -195,12 +195,11 @@ TEST_F(NetdTest, RuntimeStaticEntriesFitThePortAndLeaveTheTopologysAlone) {
   EXPECT_EQ(del20["ok"], true) << del20.dump();
   // It says what it removed (issue 18).
   EXPECT_EQ(del20["result"]["count"], 1) << del20.dump();
-  EXPECT_EQ(del20["result"]["removed"],
-            json::array({{{"mac", "52:54:00:00:0a:01"},
-                          {"vlan", 20},
-                          {"port", "fab-up0"},
-                          {"static", true},
-                          {"local", false}}}));
+  EXPECT_EQ(del20["result"]["removed"], json::array({{{"mac", "52:54:00:00:0a:01"},
+                                                      {"vlan", 20},
+                                                      {"port", "fab-up0"},
+                                                      {"static", true},
+                                                      {"local", false}}}));
   // The topology changes under a run-time entry: the uplink stops carrying
   // VLAN 20, and the entry added there in VLAN 20 goes with it.
   std::string text = testing::ReadFile(Configs() + "/fabric.json");
