@@ -127,6 +127,12 @@ topology::Topology Controller::Desired() const {
   }
   desired = WithGuestPorts(desired);
   AddKernelStatics(desired);
+  // A kernel bridge's MAC is pinned, by default to one derived from the host
+  // and the network: else the kernel takes the lowest port MAC and moves it
+  // as ports come and go (bridge_link_plan.h).
+  for (NetworkConfig& network : desired.networks)
+    if (network.datapath == topology::Datapath::kKernel && !network.mac && !machine_id_.empty())
+      network.mac = TreeBridgeAddress(machine_id_, network.name);
   for (NetworkConfig& network : desired.networks) {
     for (auto& port : network.ports) {
       auto vlan = port_vlans_.find(port.name);

@@ -193,6 +193,7 @@ class Daemon {
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
     controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
+    controller_->SetMachineId(ReadMachineId());
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "bridge_link_plan.h"
 #include "settings_change.h"
 
 namespace vfabric::netd {
@@ -312,6 +313,7 @@ class Planner {
       PlanPort(network, port, bridge, true);
     }
     PlanStaticFdb(network, bridge);
+    PlanBridgeLink(network, bridge, actual_, &bridges_, &fdb_removals_);
 
     if (bridge == nullptr || !bridge->admin_up)
       bridges_up_.push_back(SetUpOp(network.name, network.bridge, true));
@@ -629,6 +631,9 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
   auto fdb = kernel.ListFdb();
   if (!fdb.ok()) return fdb.status();
   state.fdb = std::move(fdb).value();
+  auto addresses = kernel.ListAddresses();
+  if (!addresses.ok()) return addresses.status();
+  state.addresses = std::move(addresses).value();
   if (features.bridge_vlan_filtering) {
     auto vlans = kernel.ListPortVlans();
     if (!vlans.ok()) return vlans.status();
@@ -696,6 +701,14 @@ std::string_view Operation::KindName() const {
       return "add_port_vlan";
     case Kind::kDeletePortVlan:
       return "delete_port_vlan";
+    case Kind::kSetLinkMac:
+      return "set_link_mac";
+    case Kind::kSetMtu:
+      return "set_mtu";
+    case Kind::kAddAddress:
+      return "add_address";
+    case Kind::kDeleteAddress:
+      return "delete_address";
   }
   return "?";
 }
@@ -797,6 +810,20 @@ std::string Operation::Describe() const {
     case Kind::kDeletePortVlan:
       out << "delete vlan " << vlan << " from " << object;
       break;
+    case Kind::kSetLinkMac:
+      out << "set mac of " << object << " " << (undo.empty() ? "" : undo[0].mac.ToString() + " -> ")
+          << mac.ToString();
+      break;
+    case Kind::kSetMtu:
+      out << "set mtu of " << object << " "
+          << (undo.empty() ? "" : std::to_string(undo[0].mtu) + " -> ") << mtu;
+      break;
+    case Kind::kAddAddress:
+      out << "add address " << address.ToString() << " to " << object;
+      break;
+    case Kind::kDeleteAddress:
+      out << "delete address " << address.ToString() << " from " << object;
+      break;
   }
   return out.str();
 }
@@ -831,6 +858,14 @@ Status Execute(Kernel& kernel, const Operation& op) {
       return kernel.AddPortVlan(op.object, op.vlan, op.pvid, op.untagged);
     case Operation::Kind::kDeletePortVlan:
       return kernel.DeletePortVlan(op.object, op.vlan);
+    case Operation::Kind::kSetLinkMac:
+      return kernel.SetLinkMac(op.object, op.mac);
+    case Operation::Kind::kSetMtu:
+      return kernel.SetMtu(op.object, op.mtu);
+    case Operation::Kind::kAddAddress:
+      return kernel.AddAddress(op.object, op.address);
+    case Operation::Kind::kDeleteAddress:
+      return kernel.DeleteAddress(op.object, op.address);
   }
   return Status::Error("unknown operation");
 }

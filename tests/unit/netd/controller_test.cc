@@ -281,5 +281,28 @@ TEST_F(ControllerTest, StatusNamesTheDaemonAndEachNetworksState) {
   EXPECT_EQ(result["counts"]["waiting"], 1);
 }
 
+// Issue 18: a kernel bridge's MAC is pinned, by default to one derived from
+// the machine id and the network (as a userspace tree's bridge address is):
+// locally administered unicast, the same at every start.
+TEST_F(ControllerTest, AKernelBridgeGetsAStableDerivedMac) {
+  controller_.SetMachineId("0123456789abcdef0123456789abcdef");
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  const MacAddress mac = kernel_.Find("vfb-lab")->mac;
+  EXPECT_EQ(mac, TreeBridgeAddress("0123456789abcdef0123456789abcdef", "lab"));
+  EXPECT_EQ(mac.bytes[0] & 0x03, 0x02);
+  // Moved by hand (or by the kernel, as ports come and go): put back.
+  kernel_.Find("vfb-lab")->mac = *MacAddress::Parse("02:00:00:00:00:01");
+  std::vector<Operation> repaired;
+  ASSERT_TRUE(controller_.Reconcile(&repaired).ok());
+  ASSERT_EQ(repaired.size(), 1u);
+  EXPECT_EQ(repaired[0].Describe(), "set mac of vfb-lab 02:00:00:00:00:01 -> " + mac.ToString());
+  EXPECT_EQ(kernel_.Find("vfb-lab")->mac, mac);
+  // "mac" in the topology wins.
+  std::string text = kLab;
+  text.replace(text.find("\"bridge\": \"vfb-lab\","), 0, "\"mac\": \"02:aa:00:00:00:01\", ");
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(text)))["ok"], true);
+  EXPECT_EQ(kernel_.Find("vfb-lab")->mac.ToString(), "02:aa:00:00:00:01");
+}
+
 }  // namespace
 }  // namespace vfabric::netd

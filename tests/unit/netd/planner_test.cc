@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -543,6 +545,46 @@ TEST(PlannerGuestTest, VmNicsBecomeTapPortsOfTheirNetworks) {
   ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, expanded)).ok());
   ASSERT_NE(kernel.Find("vm1-eth1"), nullptr);
   EXPECT_EQ(kernel.Find("vm1-eth1")->master_ifindex, kernel.Find("vfb-guests")->ifindex);
+}
+
+// Issue 18: a kernel bridge's MAC, MTU and addresses are planned, read back
+// and repaired like its other settings.
+TEST(PlannerTest, BridgeMacMtuAndAddresses) {
+  FakeKernel kernel;
+  NetworkConfig lab = Lab();
+  lab.mac = *MacAddress::Parse("02:00:00:00:aa:01");
+  lab.mtu = 9000;
+  lab.addresses = {*IpPrefix::Parse("10.0.0.1/24"), *IpPrefix::Parse("fd00::1/64")};
+  auto plan = PlanFor(kernel, With({lab}));
+  ASSERT_TRUE(plan.ok());
+  std::vector<std::string> lines = Describe(*plan);
+  EXPECT_THAT(lines,
+              ::testing::IsSupersetOf(
+                  {"set mac of vfb-lab 02:00:00:00:aa:01", "set mtu of vfb-lab 9000",
+                   "add address 10.0.0.1/24 to vfb-lab", "add address fd00::1/64 to vfb-lab"}));
+  // Before any port joins: the bridge id never takes a port's MAC.
+  const auto at = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) - lines.begin();
+  };
+  EXPECT_LT(at("set mac of vfb-lab 02:00:00:00:aa:01"), at("attach vm1-eth0 to bridge vfb-lab"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))), ElementsAre());
+
+  LinkInfo* bridge = kernel.Find("vfb-lab");
+  bridge->mac = *MacAddress::Parse("02:00:00:00:00:07");
+  bridge->mtu = 1500;
+  std::erase_if(kernel.addresses, [](const AddressEntry& e) { return e.prefix.family == AF_INET; });
+  kernel.addresses.push_back({bridge->ifindex, *IpPrefix::Parse("10.9.0.1/16")});
+  kernel.addresses.push_back({bridge->ifindex, *IpPrefix::Parse("fe80::1/64")});  // the kernel's
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))),
+              ElementsAre("set mac of vfb-lab 02:00:00:00:00:07 -> 02:00:00:00:aa:01",
+                          "set mtu of vfb-lab 1500 -> 9000", "add address 10.0.0.1/24 to vfb-lab",
+                          "delete address 10.9.0.1/16 from vfb-lab"));
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({lab}))).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))), ElementsAre());
+
+  // Unset keys leave the bridge alone.
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
 }
 
 }  // namespace

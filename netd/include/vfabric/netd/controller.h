@@ -42,6 +42,10 @@ class Controller {
   // Where kernel networks' run-time static FDB entries (`netctl fdb add`)
   // are kept across netd restarts ("" = not kept); reads the ones kept there.
   void SetKernelFdbDir(std::string dir);
+  // The host's identity (ReadMachineId()): a kernel network without "mac"
+  // gets a bridge MAC derived from it and the network's name
+  // (TreeBridgeAddress), so its MAC never moves. Empty: the kernel's MAC.
+  void SetMachineId(std::string machine_id) { machine_id_ = std::move(machine_id); }
 
   // What `status` says of the daemon: its --config paths and when it started.
   struct DaemonInfo {
@@ -123,6 +127,7 @@ class Controller {
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
   DaemonInfo daemon_;
+  std::string machine_id_;
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):
