@@ -40,6 +40,7 @@ Commands:
                          a FILE of - is standard input (also for plan and apply)
   plan FILE...           show what 'apply' would change on this host
   apply FILE...          make this host's networks match FILE...
+  status                 show netd: version, uptime, config, each network's state
   network list           list networks ('net' for network, 'ls' for list)
   network show NAME      show a network: settings, ports, static FDB entries
   port list [NETWORK]    list the ports of every network, or of NETWORK
@@ -50,11 +51,11 @@ Commands:
                          arguments, libvirt's <interface> element
   fdb show NETWORK       show the forwarding database of NETWORK
   fdb add NETWORK MAC PORT [--vlan VID]
-                         add a static FDB entry (userspace networks)
+                         add a static FDB entry
   fdb del NETWORK MAC [--vlan VID]
-                         delete a static FDB entry (userspace networks)
+                         delete a static FDB entry
   fdb flush NETWORK [--port PORT] [--vlan VID]
-                         flush learned FDB entries (userspace networks)
+                         flush learned FDB entries
   stp show NETWORK       show the spanning tree state of NETWORK
   vlan show NETWORK      show the VLANs of NETWORK's ports
   vm list                list guests: state, pid, accelerator, restart policy, NICs
@@ -95,6 +96,7 @@ constexpr CommandSpec kCommands[] = {
     {"validate", "", 1, -1, "FILE..."},
     {"plan", "", 1, -1, "FILE..."},
     {"apply", "", 1, -1, "FILE..."},
+    {"status", "", 0, 0, ""},
     {"network", "list", 0, 0, ""},
     {"network", "show", 1, 1, "NAME"},
     {"port", "list", 0, 1, "[NETWORK]"},
@@ -312,6 +314,7 @@ class Dispatcher {
       return Call(command == "plan" ? verb::kPlan : verb::kApply, args,
                   command == "plan" ? FormatPlan : FormatApply);
     }
+    if (command == "status") return Call(verb::kStatus, nullptr, FormatStatus);
     if (command == "network" && sub == "list")
       return Call(verb::kNetworkList, nullptr, FormatNetworkList);
     if (command == "network" && sub == "show") {
@@ -461,6 +464,12 @@ class Dispatcher {
       }
     }
     std::string message = answer.error_message();
+    // netd's message names the protocol verb; the operator typed a command.
+    if (answer.error_code() == protocol::code::kUnknownVerb) {
+      message = "this netd does not know 'netctl " + cl_.command +
+                (cl_.sub.empty() ? "" : " " + cl_.sub) + "' (it is older than this netctl, " +
+                std::string(protocol::ProjectVersion()) + ")";
+    }
     if (message.empty()) {
       std::string code = answer.error_code();
       message = "netd refused the request" + (code.empty() ? "" : " (" + code + ")");
@@ -519,6 +528,12 @@ std::string HelpText(const std::string& command) {
        "the operations performed and \"applied N changes\", or \"no changes\".\n"
        "Userspace networks' switch changes follow the kernel's; one that fails\n"
        "(a port that will not open) is printed on stderr and the exit status is 1.\n"},
+      {"status",
+       "Shows netd: its version and protocol, pid, uptime and --config paths, then one\n"
+       "row per network: NAME DATAPATH STATE PENDING SOURCE. STATE is ok, drifted\n"
+       "(PENDING operations would repair it), missing (its bridge or switch is not\n"
+       "there) or waiting (in order, but ports, named, wait for their links);\n"
+       "SOURCE is the file it came from (\"applied: FILE\" for netctl apply).\n"},
       {"network",
        "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP.\n"
        "show: the network's settings, then its ports and static FDB entries.\n"},
@@ -538,10 +553,13 @@ std::string HelpText(const std::string& command) {
        "show: the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
        "  and AGE (seconds since last seen) when the datapath reports it.\n"
        "add: adds a static entry MAC -> PORT (in VLAN VID with --vlan, else the port's\n"
-       "  untagged VLAN). Userspace networks only.\n"
-       "del: deletes the static entries of MAC (only in VLAN VID with --vlan).\n"
+       "  untagged VLAN; on a kernel network without VLAN filtering, no VLAN). It is\n"
+       "  kept across netd restarts until 'fdb del'.\n"
+       "del: deletes the static entries of MAC (only in VLAN VID with --vlan) that\n"
+       "  'fdb add' made, and prints each one deleted.\n"
        "flush: removes learned entries, all or only those of --port PORT and/or\n"
-       "  --vlan VID. Userspace networks only.\n"},
+       "  --vlan VID, and prints how many and which.\n"
+       "On kernel networks these work as 'bridge fdb' does (netlink, on the bridge port).\n"},
       {"stp",
        "Shows spanning tree state: bridge id, root id, root port and path cost, whether\n"
        "this bridge is root, topology change, timers and where the state was read\n"

@@ -346,6 +346,59 @@ std::string FormatNetworkList(const json& result) {
   return table.ToString();
 }
 
+namespace {
+
+// Seconds as "3d04h05m06s", leading zero units left out ("42s", "5m00s").
+std::string DurationText(long long seconds) {
+  if (seconds < 0) seconds = 0;
+  const long long parts[] = {seconds / 86400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60};
+  const char* units[] = {"d", "h", "m", "s"};
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    if (out.empty() && parts[i] == 0 && i < 3) continue;
+    std::string number = std::to_string(parts[i]);
+    if (!out.empty() && number.size() < 2) number = "0" + number;
+    out += number + units[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string FormatStatus(const json& result) {
+  KeyValues block;
+  std::string daemon = Text(result, "server") + " " + Text(result, "version") + " (protocol " +
+                       Text(result, "protocol") + ")";
+  block.Add("netd", daemon.substr(daemon.find(' ') + 1));
+  block.Add("pid", Text(result, "pid"));
+  const std::optional<long long> uptime = Integer(result, "uptime_seconds");
+  block.Add("uptime", uptime ? DurationText(*uptime) : "-");
+  std::vector<std::string> config;
+  for (const auto& path : Array(result, "config")) config.push_back(ValueText(path));
+  block.Add("config", config.empty() ? "-" : Join(config, ", "));
+  const json& networks = Array(result, "networks");
+  std::vector<std::string> counts;
+  for (const char* state : {"ok", "drifted", "waiting", "missing"}) {
+    const json& c = Inner(result, "counts");
+    if (Integer(c, state).value_or(0) != 0) counts.push_back(Text(c, state) + " " + state);
+  }
+  block.Add("networks", std::to_string(networks.size()) +
+                            (counts.empty() ? "" : " (" + Join(counts, ", ") + ")"));
+  if (Get(result, "error")) block.Add("error", Text(result, "error"));
+  Table table({"NAME", "DATAPATH", "STATE", "PENDING", "SOURCE"});
+  for (const auto& network : networks) {
+    std::string source = Text(network, "source");
+    if (Bool(network, "applied").value_or(false)) source = "applied: " + source;
+    std::string state = Text(network, "state");
+    std::vector<std::string> waiting;
+    for (const auto& port : Array(network, "waiting")) waiting.push_back(ValueText(port));
+    if (!waiting.empty()) state += " (" + Join(waiting, ",") + ")";
+    table.AddRow({Text(network, "name"), Text(network, "datapath"), state, Text(network, "pending"),
+                  source});
+  }
+  return block.ToString() + "\n" + table.ToString();
+}
+
 std::string FormatNetworkShow(const json& result) {
   const json& network = Inner(result, "network");
   const json* settings_value = Get(network, "settings");
@@ -440,12 +493,27 @@ std::string FormatFdbAdd(const json& result) {
   return out.empty() ? "added\n" : out;
 }
 
+// "deleted static MAC on PORT (vlan V)" per entry removed.
 std::string FormatFdbDel(const json& result) {
-  return "deleted static FDB entry from network " + Text(result, "network") + "\n";
+  std::string out;
+  for (const auto& entry : Array(result, "removed"))
+    out += "deleted static " + Text(entry, "mac") + " on " + Text(entry, "port") + " (vlan " +
+           FdbVlan(entry) + ")\n";
+  return out.empty() ? "deleted static FDB entry from network " + Text(result, "network") + "\n"
+                     : out;
 }
 
+// The count, then the entries removed (MAC VLAN PORT).
 std::string FormatFdbFlush(const json& result) {
-  return "flushed learned FDB entries of network " + Text(result, "network") + "\n";
+  const json& removed = Array(result, "removed");
+  std::string out = "flushed " + std::to_string(removed.size()) + " learned FDB entr" +
+                    (removed.size() == 1 ? "y" : "ies") + " of network " + Text(result, "network") +
+                    "\n";
+  if (removed.empty()) return out;
+  Table table({"MAC", "VLAN", "PORT"});
+  for (const auto& entry : removed)
+    table.AddRow({Text(entry, "mac"), FdbVlan(entry), Text(entry, "port")});
+  return out + table.ToString();
 }
 
 std::string FormatStpShow(const json& result) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "netns_check.h"
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
 #include "vfabric/vmm/qemu_command.h"
@@ -125,6 +126,13 @@ topology::Topology Controller::Desired() const {
       vm.nics.insert(vm.nics.end(), extra->second.begin(), extra->second.end());
   }
   desired = WithGuestPorts(desired);
+  AddKernelStatics(desired);
+  // A kernel bridge's MAC is pinned, by default to one derived from the host
+  // and the network: else the kernel takes the lowest port MAC and moves it
+  // as ports come and go (bridge_link_plan.h).
+  for (NetworkConfig& network : desired.networks)
+    if (network.datapath == topology::Datapath::kKernel && !network.mac && !machine_id_.empty())
+      network.mac = TreeBridgeAddress(machine_id_, network.name);
   for (NetworkConfig& network : desired.networks) {
     for (auto& port : network.ports) {
       auto vlan = port_vlans_.find(port.name);
@@ -200,6 +208,7 @@ Reply Controller::Dispatch(const std::string& verb, const json& args) {
                 {"protocol", protocol::kVersion}};
   if (verb == v::kPlan || verb == v::kApply) return HandlePlanOrApply(args, verb == v::kApply);
   if (verb == v::kNetworkList) return NetworkList();
+  if (verb == v::kStatus) return DaemonStatus();
   if (verb == v::kNetworkShow) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
     return NetworkShow(name);
@@ -277,6 +286,14 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     return Error{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
+  // A veth peer's namespace that is not there would fail the apply half-way
+  // (and a plan would promise what cannot be done): say so now.
+  if (std::vector<std::string> missing = MissingNetns(*plan); !missing.empty()) {
+    applied_ = std::move(saved);
+    std::string message;
+    for (const auto& m : missing) message += (message.empty() ? "" : "; ") + m;
+    return Error{"invalid", message};
+  }
   // One plan for both datapaths: the kernel operations, then the switches'
   // (which open ports on the links the kernel operations make).
   const KernelView view{&*state, CreatedLinks(*plan)};
@@ -324,8 +341,6 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   return result;
 }
 
-namespace {
-
 Expected<std::optional<uint16_t>> VlanArg(const json& args) {
   if (!args.contains("vlan") || args["vlan"].is_null()) return std::optional<uint16_t>();
   if (!args["vlan"].is_number_integer() || args["vlan"].get<int64_t>() < 1 ||
@@ -334,16 +349,13 @@ Expected<std::optional<uint16_t>> VlanArg(const json& args) {
   return std::optional<uint16_t>(static_cast<uint16_t>(args["vlan"].get<int64_t>()));
 }
 
-}  // namespace
-
 Reply Controller::FdbVerb(const std::string& verb, const json& args) {
   VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "network", true));
   const topology::Topology desired = Desired();
   const NetworkConfig* network = FindNetwork(desired, name);
   if (network == nullptr) return Error{"not_found", "no network named \"" + name + "\""};
   if (network->datapath != topology::Datapath::kUserspace)
-    return Error{"unsupported", verb + " is not supported on kernel networks yet (network " + name +
-                                    "); use \"fdb.static\" in the topology"};
+    return KernelFdbVerb(verb, *network, args);
   VF_ASSIGN_OR_RETURN_ERROR(const std::optional<uint16_t> vlan, VlanArg(args));
   std::optional<MacAddress> mac;
   if (verb != protocol::verb::kFdbFlush) {
@@ -354,15 +366,44 @@ Reply Controller::FdbVerb(const std::string& verb, const json& args) {
   }
   if (userspace_ == nullptr || !userspace_->Has(name))
     return Error{"not_found", "the switch of network " + name + " is not running"};
+  // The switch's table before the change: what flush and del removed is
+  // what the answer names.
+  auto before = userspace_->FdbEntries(name);
+  auto removed_entries = [&](auto&& gone) {
+    json removed = json::array();
+    auto after = userspace_->FdbEntries(name);
+    if (!before.ok()) return removed;
+    for (const json& e : (*before)["entries"]) {
+      if (!gone(e)) continue;
+      const bool still =
+          after.ok() &&
+          std::any_of((*after)["entries"].begin(), (*after)["entries"].end(), [&](const json& a) {
+            return a["mac"] == e["mac"] && a["vlan"] == e["vlan"] && a["port"] == e["port"];
+          });
+      if (!still)
+        removed.push_back({{"mac", e["mac"]},
+                           {"vlan", e["vlan"]},
+                           {"port", e["port"]},
+                           {"static", e["static"]},
+                           {"local", false}});
+    }
+    return removed;
+  };
   Status status = Status::Ok();
   if (verb == protocol::verb::kFdbFlush) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", false));
     status = userspace_->Flush(name, port, vlan);
     if (!status.ok()) return Error{"not_found", status.message()};
-    VF_LOG(kInfo) << "network " << name << ": FDB flushed on request"
+    json removed = removed_entries([&](const json& e) {
+      return e["static"] == false && (port.empty() || e["port"] == port) &&
+             (!vlan || e["vlan"] == *vlan);
+    });
+    VF_LOG(kInfo) << "network " << name << ": " << removed.size()
+                  << " learned FDB entries flushed on request"
                   << (port.empty() ? "" : " (port " + port + ")")
                   << (vlan ? " (vlan " + std::to_string(*vlan) + ")" : "");
-    return json{{"network", name}, {"flushed", true}};
+    return json{
+        {"network", name}, {"flushed", true}, {"count", removed.size()}, {"removed", removed}};
   }
   if (verb == protocol::verb::kFdbAdd) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", true));
@@ -379,8 +420,12 @@ Reply Controller::FdbVerb(const std::string& verb, const json& args) {
     // entry) or a deletion not saved (the run directory full) does.
     if (!status.ok())
       return Error{status.error_number() == 0 ? "not_found" : "failed", status.message()};
+    json removed = removed_entries([&](const json& e) {
+      return e["static"] == true && e["mac"] == mac->ToString() && (!vlan || e["vlan"] == *vlan);
+    });
     VF_LOG(kInfo) << "network " << name << ": static FDB " << mac->ToString()
                   << " deleted on request";
+    return json{{"network", name}, {"count", removed.size()}, {"removed", removed}};
   }
   json entries = json::array();
   auto dump = userspace_->FdbEntries(name);

@@ -192,6 +192,8 @@ class Daemon {
                     << features->bridge_vlan_filtering_reason
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
+    controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
+    controller_->SetMachineId(ReadMachineId());
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
@@ -199,6 +201,8 @@ class Daemon {
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
     userspace_ = std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace");
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
+    // Kernel networks' `netctl fdb add` entries survive a restart.
+    if (!options_.dry_run) controller_->SetKernelFdbDir(options_.run_dir + "/kernel-fdb");
 
     if (options_.dry_run) return DryRun();
 
@@ -485,6 +489,9 @@ class Daemon {
   }
 
   const DaemonOptions& options_;
+  // When this netd started (`netctl status`: uptime).
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  const std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<CreateJournal> journal_;
   std::unique_ptr<JournaledKernel> journaled_kernel_;  // over kernel_, when not a dry run

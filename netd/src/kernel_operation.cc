@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "planner_internal.h"
+#include "settings_change.h"
 
 namespace vfabric::netd {
 namespace {
@@ -115,6 +116,14 @@ std::string_view Operation::KindName() const {
       return "add_port_vlan";
     case Kind::kDeletePortVlan:
       return "delete_port_vlan";
+    case Kind::kSetLinkMac:
+      return "set_link_mac";
+    case Kind::kSetMtu:
+      return "set_mtu";
+    case Kind::kAddAddress:
+      return "add_address";
+    case Kind::kDeleteAddress:
+      return "delete_address";
   }
   return "?";
 }
@@ -154,6 +163,11 @@ std::string Operation::Describe() const {
       out << ")";
       break;
     case Kind::kSetBridgeSettings:
+      // With what it replaces (its undo): old -> new, as the switches' lines.
+      if (!undo.empty() && undo[0].kind == kind) {
+        out << "set bridge " << object << ": " << BridgeSettingsChange(undo[0].bridge, bridge);
+        break;
+      }
       out << "set bridge " << object << " (";
       bridge_settings(bridge);
       out << ")";
@@ -184,6 +198,11 @@ std::string Operation::Describe() const {
         out << "attach " << object << " to bridge " << master;
       break;
     case Kind::kSetBridgePortSettings:
+      if (!undo.empty() && undo[0].kind == kind) {
+        out << "set bridge port " << object << ": "
+            << PortSettingsChange(undo[0].bridge_port, bridge_port);
+        break;
+      }
       out << "set bridge port " << object << " (";
       port_settings(bridge_port);
       out << ")";
@@ -205,6 +224,20 @@ std::string Operation::Describe() const {
       break;
     case Kind::kDeletePortVlan:
       out << "delete vlan " << vlan << " from " << object;
+      break;
+    case Kind::kSetLinkMac:
+      out << "set mac of " << object << " " << (undo.empty() ? "" : undo[0].mac.ToString() + " -> ")
+          << mac.ToString();
+      break;
+    case Kind::kSetMtu:
+      out << "set mtu of " << object << " "
+          << (undo.empty() ? "" : std::to_string(undo[0].mtu) + " -> ") << mtu;
+      break;
+    case Kind::kAddAddress:
+      out << "add address " << address.ToString() << " to " << object;
+      break;
+    case Kind::kDeleteAddress:
+      out << "delete address " << address.ToString() << " from " << object;
       break;
   }
   return out.str();

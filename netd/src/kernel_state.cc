@@ -39,6 +39,9 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
   auto fdb = kernel.ListFdb();
   if (!fdb.ok()) return fdb.status();
   state.fdb = std::move(fdb).value();
+  auto addresses = kernel.ListAddresses();
+  if (!addresses.ok()) return addresses.status();
+  state.addresses = std::move(addresses).value();
   if (features.bridge_vlan_filtering) {
     auto vlans = kernel.ListPortVlans();
     if (!vlans.ok()) return vlans.status();

@@ -38,6 +38,14 @@ Status Execute(Kernel& kernel, const Operation& op) {
       return kernel.AddPortVlan(op.object, op.vlan, op.pvid, op.untagged);
     case Operation::Kind::kDeletePortVlan:
       return kernel.DeletePortVlan(op.object, op.vlan);
+    case Operation::Kind::kSetLinkMac:
+      return kernel.SetLinkMac(op.object, op.mac);
+    case Operation::Kind::kSetMtu:
+      return kernel.SetMtu(op.object, op.mtu);
+    case Operation::Kind::kAddAddress:
+      return kernel.AddAddress(op.object, op.address);
+    case Operation::Kind::kDeleteAddress:
+      return kernel.DeleteAddress(op.object, op.address);
   }
   return Status::Error("unknown operation");
 }
@@ -59,8 +67,17 @@ Status ApplyPlan(Kernel& kernel, const std::vector<Operation>& plan, std::vector
       }
       ++undone;
     }
-    std::string message = plan[applied].Describe() + ": " + status.message() + " (undid " +
-                          std::to_string(undone) + " operation" + (undone == 1 ? "" : "s") +
+    // The kernel's message names the call ("move v0-p to netns ns1: open
+    // ...: No such file or directory"); where that name is how the operation
+    // begins, say it once.
+    const std::string described = plan[applied].Describe();
+    std::string reason = status.message();
+    if (const size_t colon = reason.find(": ");
+        colon != std::string::npos && described.compare(0, colon, reason, 0, colon) == 0 &&
+        (described.size() == colon || described[colon] == ' '))
+      reason.erase(0, colon + 2);
+    std::string message = described + ": " + reason + " (undid " + std::to_string(undone) +
+                          " operation" + (undone == 1 ? "" : "s") +
                           (undo_errors.empty() ? ")" : ")" + undo_errors);
     if (done) done->clear();
     return Status::Error(message, status.error_number());

@@ -1,6 +1,8 @@
-// The drift monitor: a nonblocking NETLINK_ROUTE socket in RTNLGRP_LINK and
-// RTNLGRP_NEIGH. It does not interpret events beyond "a link or FDB entry
-// changed": the daemon re-reads the state and lets the planner diff it.
+// The drift monitor: a nonblocking NETLINK_ROUTE socket in RTNLGRP_LINK,
+// RTNLGRP_NEIGH and the address groups (a bridge's host addresses are
+// desired state too). It does not interpret events beyond "a link, FDB entry
+// or address changed": the daemon re-reads the state and lets the planner
+// diff it.
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
@@ -46,6 +48,8 @@ class NetlinkLinkMonitor final : public LinkMonitor {
           case RTM_DELLINK:
           case RTM_NEWNEIGH:
           case RTM_DELNEIGH:
+          case RTM_NEWADDR:
+          case RTM_DELADDR:
             changed = true;
             break;
           default:
@@ -69,8 +73,13 @@ Result<std::unique_ptr<LinkMonitor>> NewLinkMonitor() {
   // Best effort: a bigger buffer makes overruns (ENOBUFS) rarer; they are handled anyway.
   int bytes = kReceiveBufferBytes;
   setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  if (mnl_socket_bind(socket.get(), RTMGRP_LINK | RTMGRP_NEIGH, MNL_SOCKET_AUTOPID) < 0)
-    return Status::FromErrno("bind link monitor socket to RTNLGRP_LINK|RTNLGRP_NEIGH", errno);
+  if (mnl_socket_bind(socket.get(),
+                      RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+                      MNL_SOCKET_AUTOPID) < 0)
+    return Status::FromErrno(
+        "bind link monitor socket to RTNLGRP_LINK|RTNLGRP_NEIGH|RTNLGRP_IPV4_IFADDR|"
+        "RTNLGRP_IPV6_IFADDR",
+        errno);
   return std::unique_ptr<LinkMonitor>(std::make_unique<NetlinkLinkMonitor>(std::move(socket)));
 }
 

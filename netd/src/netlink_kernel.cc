@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
@@ -42,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -392,6 +394,78 @@ class NetlinkKernel final : public Kernel {
     return Fdb(false, port, mac, vlan);
   }
 
+  Status SetLinkMac(const std::string& name, const MacAddress& mac) override {
+    const std::string what = "set address of " + name + " to " + mac.ToString();
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_NEWLINK, 0);
+    PutIfinfo(header, AF_UNSPEC, *index);
+    mnl_attr_put(header, IFLA_ADDRESS, mac.bytes.size(), mac.bytes.data());
+    return socket_.Transact(header, what);
+  }
+
+  Status SetMtu(const std::string& name, uint32_t mtu) override {
+    const std::string what = "set mtu of " + name + " to " + std::to_string(mtu);
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_NEWLINK, 0);
+    PutIfinfo(header, AF_UNSPEC, *index);
+    mnl_attr_put_u32(header, IFLA_MTU, mtu);
+    return socket_.Transact(header, what);
+  }
+
+  Result<std::vector<AddressEntry>> ListAddresses() override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETADDR, 0);
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(ifaddrmsg)));
+    ifa->ifa_family = AF_UNSPEC;
+    std::vector<AddressEntry> entries;
+    nl::DumpCallback callback = [&entries](const nlmsghdr* message) {
+      if (message->nlmsg_type != RTM_NEWADDR) return Status::Ok();
+      const auto* msg = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(message));
+      if (msg->ifa_family != AF_INET && msg->ifa_family != AF_INET6) return Status::Ok();
+      const size_t size = msg->ifa_family == AF_INET ? 4 : 16;
+      // IPv4: IFA_LOCAL is the address itself (IFA_ADDRESS the peer's on a
+      // point-to-point link); IPv6 has IFA_ADDRESS alone.
+      std::array<const nlattr*, IFA_MAX + 1> attrs{};
+      mnl_attr_parse(
+          message, sizeof(ifaddrmsg),
+          [](const nlattr* attr, void* data) {
+            auto* table = static_cast<std::array<const nlattr*, IFA_MAX + 1>*>(data);
+            if (mnl_attr_get_type(attr) <= IFA_MAX) (*table)[mnl_attr_get_type(attr)] = attr;
+            return MNL_CB_OK;
+          },
+          &attrs);
+      auto sized = [size](const nlattr* attr) {
+        return attr != nullptr && mnl_attr_get_payload_len(attr) == size ? attr : nullptr;
+      };
+      const nlattr* chosen =
+          sized(attrs[IFA_LOCAL]) ? sized(attrs[IFA_LOCAL]) : sized(attrs[IFA_ADDRESS]);
+      if (chosen == nullptr) return Status::Ok();
+      AddressEntry entry;
+      entry.ifindex = static_cast<int>(msg->ifa_index);
+      entry.prefix.family = msg->ifa_family;
+      entry.prefix.length = msg->ifa_prefixlen;
+      std::memcpy(entry.prefix.bytes.data(), mnl_attr_get_payload(chosen), size);
+      entries.push_back(entry);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(
+        DumpConsistent(header, "list addresses", callback, [&] { entries.clear(); }));
+    return entries;
+  }
+
+  Status AddAddress(const std::string& name, const IpPrefix& prefix) override {
+    return Address(RTM_NEWADDR, "add address " + prefix.ToString() + " to " + name, name, prefix);
+  }
+
+  Status DeleteAddress(const std::string& name, const IpPrefix& prefix) override {
+    return Address(RTM_DELADDR, "delete address " + prefix.ToString() + " from " + name, name,
+                   prefix);
+  }
+
   Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) override {
     uint16_t flags = 0;
     if (pvid) flags |= BRIDGE_VLAN_INFO_PVID;
@@ -508,6 +582,28 @@ class NetlinkKernel final : public Kernel {
     if (error < 0) return LibnlError(what, error);
     NlMsgPtr msg(raw);
     return socket_.Transact(msg.get(), what);
+  }
+
+  // As `ip addr add|del ADDRESS/LENGTH dev NAME`: IFA_LOCAL and IFA_ADDRESS
+  // both the address, scope global.
+  Status Address(uint16_t type, const std::string& what, const std::string& name,
+                 const IpPrefix& prefix) {
+    if (prefix.family != AF_INET && prefix.family != AF_INET6)
+      return Status::Error(what + ": Invalid argument (no address family)", EINVAL);
+    auto index = IfIndex(name, what);
+    if (!index.ok()) return index.status();
+    MessageBuffer buffer;
+    nlmsghdr* header =
+        buffer.Start(type, type == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_EXCL : uint16_t{0});
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(ifaddrmsg)));
+    ifa->ifa_family = static_cast<uint8_t>(prefix.family);
+    ifa->ifa_prefixlen = prefix.length;
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = static_cast<uint32_t>(*index);
+    const size_t size = prefix.AddressSize();
+    mnl_attr_put(header, IFA_LOCAL, size, prefix.bytes.data());
+    mnl_attr_put(header, IFA_ADDRESS, size, prefix.bytes.data());
+    return socket_.Transact(header, what);
   }
 
   Status PortVlan(uint16_t type, const std::string& what, const std::string& port, uint16_t vid,

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "bridge_link_plan.h"
 #include "planner_internal.h"
 
 namespace vfabric::netd {
@@ -129,6 +130,7 @@ class Planner {
       PlanPort(network, port, bridge, true);
     }
     PlanStaticFdb(network, bridge);
+    PlanBridgeLink(network, bridge, actual_, &bridges_, &fdb_removals_);
 
     if (bridge == nullptr || !bridge->admin_up)
       bridges_up_.push_back(SetUpOp(network.name, network.bridge, true));

@@ -1,9 +1,13 @@
-// The answers of the verbs that show state (network.list/show, port.list,
+// The answers of the verbs that show state (status, network.list/show, port.list,
 // port.stats, fdb.show, stp.show, vlan.show): JSON from the desired state,
 // the kernel read back and the userspace switches. They change nothing.
 #include "views.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <map>
 
 #include "vfabric/netd/controller.h"
 #include "vfabric/protocol/protocol.h"
@@ -146,6 +150,51 @@ Reply Controller::NetworkList() {
                     {"stp", network.stp.enabled}});
   }
   return json{{"networks", list}};
+}
+
+// netd itself and a line per network: state "ok", "drifted" (operations
+// pending, or the plan fails), "missing" (its bridge or switch is not there)
+// or "waiting" (in order, but a port waits for its link to appear).
+Reply Controller::DaemonStatus() {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  const auto uptime = duration_cast<seconds>(std::chrono::steady_clock::now() - daemon_.started);
+  const auto started = duration_cast<seconds>(daemon_.started_wall.time_since_epoch());
+  json status = {{"server", "netd"},
+                 {"version", std::string(protocol::ProjectVersion())},
+                 {"protocol", protocol::kVersion},
+                 {"pid", static_cast<int64_t>(::getpid())},
+                 {"started", started.count()},
+                 {"uptime_seconds", uptime.count()},
+                 {"config", daemon_.config_paths}};
+  VF_ASSIGN_OR_RETURN_ERROR(const View view, MakeView());
+  VF_ASSIGN_OR_RETURN_ERROR(const json list, NetworkList());
+  json networks = json::array();
+  std::map<std::string, int> counts = {{"ok", 0}, {"drifted", 0}, {"missing", 0}, {"waiting", 0}};
+  for (const json& item : list["networks"]) {
+    const std::string name = item["name"].get<std::string>();
+    const NetworkConfig* network = FindNetwork(view.desired, name);
+    std::string state = item["state"].get<std::string>();
+    json waiting = json::array();
+    if (network != nullptr)
+      for (const auto& port : network->ports)
+        if (!PortLinkWaiting(port, view.state).empty()) waiting.push_back(port.name);
+    if (state == "ok" && !waiting.empty()) state = "waiting";
+    ++counts[state];
+    json entry = {{"name", name},
+                  {"datapath", item["datapath"]},
+                  {"state", state},
+                  // Where it came from: a --config file, or `netctl apply`.
+                  {"source", network != nullptr ? json(network->where.file) : json(nullptr)},
+                  {"applied", applied_.count(name) != 0},
+                  {"pending", view.drift.count(name) ? view.drift.at(name) : 0}};
+    if (!waiting.empty()) entry["waiting"] = waiting;
+    networks.push_back(std::move(entry));
+  }
+  status["networks"] = networks;
+  status["counts"] = counts;
+  if (!view.plan_error.empty()) status["error"] = view.plan_error;
+  return status;
 }
 
 Reply Controller::NetworkShow(const std::string& name) {

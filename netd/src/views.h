@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
+#include "vfabric/protocol/protocol.h"
 #include "vfabric/topology/topology.h"
 
 namespace vfabric::netd {
@@ -23,5 +25,9 @@ nlohmann::json VlanJson(const topology::PortVlanConfig& vlan);
 // The network of `topology` named `name`, or null.
 const topology::NetworkConfig* FindNetwork(const topology::Topology& topology,
                                            const std::string& name);
+
+// The optional "vlan" argument of the fdb and attach verbs: a VLAN id
+// 1..4094, or none (missing or null).
+protocol::Expected<std::optional<uint16_t>> VlanArg(const nlohmann::json& args);
 
 }  // namespace vfabric::netd

@@ -30,6 +30,8 @@ constexpr bool kUserspaceDatapathAvailable = true;
 constexpr uint64_t kMaxBridgePriority = 61440;
 constexpr uint64_t kBridgePriorityStep = 4096;
 constexpr uint64_t kMinHelloTime = 1, kMaxHelloTime = 10;
+// A Linux bridge's MTU range (ETH_MIN_MTU for IPv4's minimum, ETH_MAX_MTU).
+constexpr uint64_t kMinBridgeMtu = 68, kMaxBridgeMtu = 65535;
 constexpr uint64_t kMinForwardDelay = 4, kMaxForwardDelay = 30;
 constexpr uint64_t kMinMaxAge = 6, kMaxMaxAge = 40;
 constexpr uint64_t kMaxAgeingTime = 1000000;
@@ -402,7 +404,8 @@ class Decoder {
     sites.file_index = file_index_;
     network.where = At(pointer);
     if (!ExpectObject(value, pointer,
-                      {"name", "datapath", "bridge", "stp", "vlan", "fdb", "ports"})) {
+                      {"name", "datapath", "bridge", "stp", "vlan", "fdb", "ports", "mac", "mtu",
+                       "addresses"})) {
       return;
     }
     if (Require(value, pointer, "name")) {
@@ -437,6 +440,7 @@ class Decoder {
         sites.bridge_defaulted = true;
       }
     }
+    DecodeBridgeLink(value, pointer, &network);
     network.stp.mode = network.datapath == Datapath::kUserspace ? StpMode::kRstp : StpMode::kStp;
     if (const json* stp = Member(value, "stp"))
       DecodeStp(*stp, Child(pointer, "stp"), network.datapath, &network.stp);
@@ -461,6 +465,52 @@ class Decoder {
     }
     out_->topology.networks.push_back(std::move(network));
     out_->networks.push_back(std::move(sites));
+  }
+
+  // "mac", "mtu" and "addresses": the kernel bridge as a host link.
+  void DecodeBridgeLink(const json& value, const std::string& pointer, NetworkConfig* network) {
+    if (network->datapath == Datapath::kUserspace) {
+      for (std::string_view key : {"mac", "mtu", "addresses"})
+        RejectIfPresent(value, pointer, key,
+                        "applies to a kernel network's Linux bridge; a userspace network has none");
+      return;
+    }
+    if (Member(value, "mac")) network->mac = GetMac(value, pointer, "mac", "a bridge");
+    if (auto mtu = GetInteger(value, pointer, "mtu", kMinBridgeMtu, kMaxBridgeMtu))
+      network->mtu = static_cast<uint32_t>(*mtu);
+    const json* addresses = Member(value, "addresses");
+    if (addresses == nullptr) return;
+    const std::string at = Child(pointer, "addresses");
+    if (!ExpectArray(*addresses, at)) return;
+    network->addresses.emplace();
+    for (size_t i = 0; i < addresses->size(); ++i) {
+      const std::string item_at = at + "/" + std::to_string(i);
+      const json& item = (*addresses)[i];
+      if (!item.is_string()) {
+        TypeError(item, item_at, "a string (ADDRESS/LENGTH, like \"10.0.0.1/24\")");
+        continue;
+      }
+      const std::string text = item.get<std::string>();
+      std::string why;
+      std::optional<IpPrefix> prefix = IpPrefix::Parse(text, &why);
+      if (!prefix) {
+        Error(item_at, "invalid address " + Quote(text) + ": " + why);
+        continue;
+      }
+      if (prefix->IsMulticast() || prefix->IsUnspecified()) {
+        Error(item_at, "invalid address " + Quote(text) + ": a host address must be unicast, not " +
+                           (prefix->IsMulticast() ? "multicast" : "unspecified"));
+        continue;
+      }
+      auto same = std::find_if(network->addresses->begin(), network->addresses->end(),
+                               [&](const IpPrefix& p) { return p.SameAddress(*prefix); });
+      if (same != network->addresses->end()) {
+        Error(item_at, "address " + prefix->AddressText() + " is listed twice (as " +
+                           Quote(same->ToString()) + " before)");
+        continue;
+      }
+      network->addresses->push_back(*prefix);
+    }
   }
 
   void DecodeStp(const json& value, const std::string& pointer, Datapath datapath, StpConfig* stp) {

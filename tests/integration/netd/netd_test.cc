@@ -193,6 +193,13 @@ TEST_F(NetdTest, RuntimeStaticEntriesFitThePortAndLeaveTheTopologysAlone) {
       socket_,
       Request("fdb.del", {{"network", "fabric"}, {"mac", "52:54:00:00:0a:01"}, {"vlan", 20}}));
   EXPECT_EQ(del20["ok"], true) << del20.dump();
+  // It says what it removed (issue 18).
+  EXPECT_EQ(del20["result"]["count"], 1) << del20.dump();
+  EXPECT_EQ(del20["result"]["removed"], json::array({{{"mac", "52:54:00:00:0a:01"},
+                                                      {"vlan", 20},
+                                                      {"port", "fab-up0"},
+                                                      {"static", true},
+                                                      {"local", false}}}));
   // The topology changes under a run-time entry: the uplink stops carrying
   // VLAN 20, and the entry added there in VLAN 20 goes with it.
   std::string text = testing::ReadFile(Configs() + "/fabric.json");
@@ -344,20 +351,31 @@ TEST_F(NetdTest, AFifoConfigurationIsRefusedWithoutBlocking) {
 TEST_F(NetdTest, AFailedApplyIsUndoneCompletely) {
   Start(Configs());
   const std::string before = Cmd({"ip", "-br", "link"}).out;
-  // The veth's peer goes to a namespace that does not exist: the kernel
-  // refuses that step after the bridge and taps were made.
+  // The veth's peer goes to a "namespace" that is a plain file: plan finds
+  // it (a namespace that does not exist at all is refused before anything
+  // is done), and the kernel refuses the move after the bridge and taps
+  // were made. The file is the host's /run/netns, so it goes at the end.
+  const std::string netns = "vfabric-not-a-netns-" + std::to_string(::getpid());
+  const std::string netns_path = "/run/netns/" + netns;
+  ASSERT_EQ(Cmd({"mkdir", "-p", "/run/netns"}).exit_code, 0);
+  testing::WriteFile(netns_path, "");
+  struct RemoveFile {
+    std::string path;
+    ~RemoveFile() { ::unlink(path.c_str()); }
+  } remove_netns{netns_path};
   const std::string text = R"({"networks": [{"name": "doomed", "bridge": "vfb-doomed",
       "stp": {"enabled": true},
       "ports": [{"name": "d-tap0"}, {"name": "d-tap1", "cost": 7},
                 {"name": "d-up0", "kind": "veth", "peer": "d-up0-p",
-                 "peer_netns": "vfabric-no-such-netns"}]}]})";
+                 "peer_netns": ")" +
+                           netns + R"("}]}]})";
   json answer =
       Ask(socket_,
           Request("apply", {{"files", json::array({{{"name", "doomed.json"}, {"text", text}}})}}));
   ASSERT_EQ(answer["ok"], false) << answer.dump();
   EXPECT_EQ(answer["error"]["code"], "failed");
   const std::string message = answer["error"]["message"];
-  EXPECT_THAT(message, HasSubstr("move d-up0-p to netns vfabric-no-such-netns"));
+  EXPECT_THAT(message, HasSubstr("move d-up0-p to netns " + netns));
   EXPECT_THAT(message, HasSubstr("(undid "));
   EXPECT_EQ(Cmd({"ip", "-br", "link"}).out, before);
   for (const char* name : {"vfb-doomed", "d-tap0", "d-tap1", "d-up0", "d-up0-p"})

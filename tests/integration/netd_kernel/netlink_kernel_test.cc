@@ -146,6 +146,55 @@ TEST(NetlinkKernel, CreateBridgeWithSettingsReadsBack) {
             FormatBridgeId(*link->bridge->bridge_id));
 }
 
+// Issue 18: a bridge's MAC, MTU and host addresses, set and read back (and
+// compared with iproute2's view).
+TEST(NetlinkKernel, BridgeMacMtuAndAddresses) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  auto kernel = MakeKernel();
+  ASSERT_TRUE(kernel);
+  ASSERT_TRUE(kernel->CreateBridge("vfb-ad", BridgeSettings{}, "").ok());
+  const MacAddress mac = *MacAddress::Parse("02:00:00:12:34:56");
+  Status set = kernel->SetLinkMac("vfb-ad", mac);
+  ASSERT_TRUE(set.ok()) << set.message();
+  ASSERT_TRUE(kernel->SetMtu("vfb-ad", 1400).ok());
+  auto link = FindLink(*kernel, "vfb-ad");
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->mac, mac);
+  EXPECT_EQ(link->mtu, 1400u);
+  EXPECT_EQ(IpLink("vfb-ad")["address"], "02:00:00:12:34:56");
+
+  const IpPrefix v4 = *IpPrefix::Parse("10.66.0.1/24");
+  const IpPrefix v6 = *IpPrefix::Parse("fd66::1/64");
+  for (const IpPrefix& prefix : {v4, v6}) {
+    Status added = kernel->AddAddress("vfb-ad", prefix);
+    ASSERT_TRUE(added.ok()) << added.message();
+  }
+  Status again = kernel->AddAddress("vfb-ad", v4);
+  EXPECT_EQ(again.error_number(), EEXIST);
+  EXPECT_EQ(again.message().rfind("add address 10.66.0.1/24 to vfb-ad: ", 0), 0u)
+      << again.message();
+  auto on_bridge = [&] {
+    std::vector<std::string> out;
+    auto addresses = kernel->ListAddresses();
+    EXPECT_TRUE(addresses.ok()) << addresses.status().message();
+    if (addresses.ok())
+      for (const AddressEntry& e : *addresses)
+        if (e.ifindex == link->ifindex && !e.prefix.IsIpv6LinkLocal())
+          out.push_back(e.prefix.ToString());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(on_bridge(), (std::vector<std::string>{"10.66.0.1/24", "fd66::1/64"}));
+  json ip = RunJson({"ip", "-j", "addr", "show", "dev", "vfb-ad"});
+  int seen = 0;
+  for (const json& a : ip[0]["addr_info"])
+    seen += a["local"] == "10.66.0.1" && a["prefixlen"] == 24;
+  EXPECT_EQ(seen, 1) << ip.dump();
+  ASSERT_TRUE(kernel->DeleteAddress("vfb-ad", v4).ok());
+  EXPECT_EQ(on_bridge(), (std::vector<std::string>{"fd66::1/64"}));
+  EXPECT_EQ(kernel->DeleteAddress("vfb-ad", v4).error_number(), EADDRNOTAVAIL);
+}
+
 TEST(NetlinkKernel, SetBridgeSettingsIsIdempotentAndChanges) {
   VF_REQUIRE_PRIVATE_NETNS();
   auto kernel = MakeKernel();

@@ -11,6 +11,7 @@
 
 #include "fake_netd.h"
 #include "run_netctl.h"
+#include "vfabric/protocol/protocol.h"
 
 namespace vfabric::netctl {
 namespace {
@@ -403,6 +404,63 @@ TEST(RunTest, GarbageExitsOne) {
   Output result = RunNetctl({"network", "list"}, netd.path());
   EXPECT_EQ(result.code, 1);
   EXPECT_EQ(result.err, "netctl: " + netd.path() + ": malformed answer from netd (not JSON)\n");
+}
+
+// Issue 18: operators see the command they typed, never a protocol verb: a
+// netd older than netctl answers "unknown verb \"status\"".
+TEST(RunTest, AnUnknownVerbNamesTheCommandNotTheVerb) {
+  json error = {{"code", "unknown_verb"}, {"message", "unknown verb \"status\""}};
+  FakeNetd netd([&](const std::string& line) { return ErrorReply(line, error); });
+  Output result = RunNetctl({"status"}, netd.path());
+  EXPECT_EQ(result.code, 1);
+  EXPECT_EQ(result.err,
+            "netctl: this netd does not know 'netctl status' (it is older than this "
+            "netctl, " +
+                std::string(protocol::ProjectVersion()) + ")\n");
+  Output flush = RunNetctl({"fdb", "flush", "lab"}, netd.path());
+  EXPECT_EQ(flush.err,
+            "netctl: this netd does not know 'netctl fdb flush' (it is older than this "
+            "netctl, " +
+                std::string(protocol::ProjectVersion()) + ")\n");
+}
+
+// Issue 18: `netctl status` sends "status" and prints netd and its networks.
+TEST(RunTest, StatusPrintsTheDaemonAndItsNetworks) {
+  json status = {{"server", "netd"},
+                 {"version", "0.1.0"},
+                 {"protocol", 1},
+                 {"pid", 42},
+                 {"uptime_seconds", 3725},
+                 {"config", {"/etc/vfabric/networks"}},
+                 {"networks",
+                  {{{"name", "lab"},
+                    {"datapath", "kernel"},
+                    {"state", "ok"},
+                    {"pending", 0},
+                    {"source", "/etc/vfabric/networks/lab.json"},
+                    {"applied", false}},
+                   {{"name", "guests"},
+                    {"datapath", "kernel"},
+                    {"state", "waiting"},
+                    {"pending", 0},
+                    {"waiting", {"vnet0"}},
+                    {"source", "/tmp/g.json"},
+                    {"applied", true}}}},
+                 {"counts", {{"ok", 1}, {"drifted", 0}, {"missing", 0}, {"waiting", 1}}}};
+  FakeNetd netd([&](const std::string& line) { return OkReply(line, status); });
+  Output result = RunNetctl({"status"}, netd.path());
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_EQ(netd.last_request()["verb"], "status");
+  EXPECT_EQ(result.out,
+            "netd:      0.1.0 (protocol 1)\n"
+            "pid:       42\n"
+            "uptime:    1h02m05s\n"
+            "config:    /etc/vfabric/networks\n"
+            "networks:  2 (1 ok, 1 waiting)\n"
+            "\n"
+            "NAME    DATAPATH  STATE            PENDING  SOURCE\n"
+            "lab     kernel    ok               0        /etc/vfabric/networks/lab.json\n"
+            "guests  kernel    waiting (vnet0)  0        applied: /tmp/g.json\n");
 }
 
 }  // namespace

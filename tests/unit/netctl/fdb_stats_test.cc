@@ -136,7 +136,22 @@ TEST(FdbStatsFormatTest, FdbChanges) {
   EXPECT_EQ(FormatFdbAdd(added), "added static 52:54:00:aa:00:01 on us-a (vlan 10)\n");
   EXPECT_EQ(FormatFdbAdd(json::object()), "added\n");
   EXPECT_EQ(FormatFdbDel({{"network", "us"}}), "deleted static FDB entry from network us\n");
-  EXPECT_EQ(FormatFdbFlush({{"network", "us"}}), "flushed learned FDB entries of network us\n");
+  // What del and flush removed (issue 18).
+  json deleted = {{"network", "us"},
+                  {"count", 1},
+                  {"removed", {{{"mac", "52:54:00:aa:00:01"}, {"vlan", 10}, {"port", "us-a"}}}}};
+  EXPECT_EQ(FormatFdbDel(deleted), "deleted static 52:54:00:aa:00:01 on us-a (vlan 10)\n");
+  EXPECT_EQ(FormatFdbFlush({{"network", "us"}}), "flushed 0 learned FDB entries of network us\n");
+  json flushed = {{"network", "us"},
+                  {"count", 2},
+                  {"removed",
+                   {{{"mac", "52:54:00:aa:00:02"}, {"vlan", 1}, {"port", "us-b"}},
+                    {{"mac", "52:54:00:aa:00:03"}, {"vlan", nullptr}, {"port", "us-a"}}}}};
+  EXPECT_EQ(FormatFdbFlush(flushed),
+            "flushed 2 learned FDB entries of network us\n"
+            "MAC                VLAN  PORT\n"
+            "52:54:00:aa:00:02  1     us-b\n"
+            "52:54:00:aa:00:03  -     us-a\n");
 }
 
 }  // namespace

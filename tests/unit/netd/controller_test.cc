@@ -216,5 +216,93 @@ TEST_F(ControllerTest, NamesMustBeUniqueAcrossNetworks) {
             "network other");
 }
 
+// Issue 18: a veth peer's namespace that does not exist is named by plan
+// and apply, before anything is done (it used to fail half-way through apply).
+TEST_F(ControllerTest, PlanAndApplySayAPeerNetnsIsMissing) {
+  const std::string topology = R"({"networks": [{"name": "ns", "ports": [
+      {"name": "ns-v0", "kind": "veth", "peer": "ns-p0",
+       "peer_netns": "vfabric-test-no-such-netns"}]}]})";
+  for (const char* verb : {"plan", "apply"}) {
+    json answer = controller_.Handle(Request(verb, Files(topology)));
+    ASSERT_EQ(answer["ok"], false) << verb << ": " << answer.dump();
+    EXPECT_EQ(answer["error"]["code"], "invalid");
+    EXPECT_EQ(answer["error"]["message"],
+              "network ns: veth peer ns-p0 goes into network namespace "
+              "\"vfabric-test-no-such-netns\", which does not exist (no "
+              "/run/netns/vfabric-test-no-such-netns); create it first (ip netns add "
+              "vfabric-test-no-such-netns)");
+  }
+  EXPECT_TRUE(kernel_.calls.empty());
+  EXPECT_EQ(controller_.Desired().networks.size(), 0u);
+}
+
+// Issue 18: `status` says which netd runs, since when, from which files,
+// and each network's state: ok, drifted, waiting (a port's link is not there).
+TEST_F(ControllerTest, StatusNamesTheDaemonAndEachNetworksState) {
+  using namespace std::chrono_literals;
+  controller_.SetDaemonInfo({{"/etc/vfabric/networks"},
+                             std::chrono::steady_clock::now() - 3725s,
+                             std::chrono::system_clock::now() - 3725s});
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  json status = controller_.Handle(Request("status"));
+  ASSERT_EQ(status["ok"], true) << status.dump();
+  json result = status["result"];
+  EXPECT_EQ(result["server"], "netd");
+  EXPECT_EQ(result["version"], std::string(protocol::ProjectVersion()));
+  EXPECT_EQ(result["protocol"], 1);
+  EXPECT_GE(result["uptime_seconds"].get<int64_t>(), 3725);
+  EXPECT_LT(result["uptime_seconds"].get<int64_t>(), 3800);
+  EXPECT_EQ(result["config"], json::array({"/etc/vfabric/networks"}));
+  ASSERT_EQ(result["networks"].size(), 1u);
+  EXPECT_EQ(result["networks"][0], json({{"name", "lab"},
+                                         {"datapath", "kernel"},
+                                         {"state", "ok"},
+                                         {"source", "lab.json"},
+                                         {"applied", true},
+                                         {"pending", 0}}));
+  EXPECT_EQ(result["counts"]["ok"], 1);
+
+  ASSERT_TRUE(kernel_.DeleteLink("vm1-eth0").ok());
+  result = controller_.Handle(Request("status"))["result"];
+  EXPECT_EQ(result["networks"][0]["state"], "drifted");
+  EXPECT_GE(result["networks"][0]["pending"].get<int>(), 1);
+  EXPECT_EQ(result["counts"]["drifted"], 1);
+
+  ASSERT_TRUE(controller_.Reconcile().ok());
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(R"({"networks": [{"name": "wait",
+      "ports": [{"name": "guest-vnet0", "kind": "existing"}]}]})",
+                                                      "wait.json")))["ok"],
+            true);
+  result = controller_.Handle(Request("status"))["result"];
+  ASSERT_EQ(result["networks"].size(), 2u);
+  EXPECT_EQ(result["networks"][0]["state"], "ok");
+  EXPECT_EQ(result["networks"][1]["state"], "waiting");
+  EXPECT_EQ(result["networks"][1]["waiting"], json::array({"guest-vnet0"}));
+  EXPECT_EQ(result["counts"]["waiting"], 1);
+}
+
+// Issue 18: a kernel bridge's MAC is pinned, by default to one derived from
+// the machine id and the network (as a userspace tree's bridge address is):
+// locally administered unicast, the same at every start.
+TEST_F(ControllerTest, AKernelBridgeGetsAStableDerivedMac) {
+  controller_.SetMachineId("0123456789abcdef0123456789abcdef");
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  const MacAddress mac = kernel_.Find("vfb-lab")->mac;
+  EXPECT_EQ(mac, TreeBridgeAddress("0123456789abcdef0123456789abcdef", "lab"));
+  EXPECT_EQ(mac.bytes[0] & 0x03, 0x02);
+  // Moved by hand (or by the kernel, as ports come and go): put back.
+  kernel_.Find("vfb-lab")->mac = *MacAddress::Parse("02:00:00:00:00:01");
+  std::vector<Operation> repaired;
+  ASSERT_TRUE(controller_.Reconcile(&repaired).ok());
+  ASSERT_EQ(repaired.size(), 1u);
+  EXPECT_EQ(repaired[0].Describe(), "set mac of vfb-lab 02:00:00:00:00:01 -> " + mac.ToString());
+  EXPECT_EQ(kernel_.Find("vfb-lab")->mac, mac);
+  // "mac" in the topology wins.
+  std::string text = kLab;
+  text.replace(text.find("\"bridge\": \"vfb-lab\","), 0, "\"mac\": \"02:aa:00:00:00:01\", ");
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(text)))["ok"], true);
+  EXPECT_EQ(kernel_.Find("vfb-lab")->mac.ToString(), "02:aa:00:00:00:01");
+}
+
 }  // namespace
 }  // namespace vfabric::netd

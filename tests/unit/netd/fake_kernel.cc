@@ -255,4 +255,44 @@ std::string FakeKernel::BridgeRootIdFromSysfs(const std::string& bridge) {
   return it == sysfs_root_ids.end() ? "" : it->second;
 }
 
+Status FakeKernel::SetLinkMac(const std::string& name, const MacAddress& mac) {
+  VF_RETURN_IF_ERROR(Begin("SetLinkMac " + name + " " + mac.ToString()));
+  LinkInfo* link = Find(name);
+  if (!link) return Status::FromErrno("set address of " + name, ENODEV);
+  link->mac = mac;
+  return Status::Ok();
+}
+
+Status FakeKernel::SetMtu(const std::string& name, uint32_t mtu) {
+  VF_RETURN_IF_ERROR(Begin("SetMtu " + name + " " + std::to_string(mtu)));
+  LinkInfo* link = Find(name);
+  if (!link) return Status::FromErrno("set mtu of " + name, ENODEV);
+  link->mtu = mtu;
+  return Status::Ok();
+}
+
+Status FakeKernel::AddAddress(const std::string& name, const IpPrefix& prefix) {
+  VF_RETURN_IF_ERROR(Begin("AddAddress " + name + " " + prefix.ToString()));
+  LinkInfo* link = Find(name);
+  if (!link) return Status::FromErrno("add address " + prefix.ToString() + " to " + name, ENODEV);
+  for (const AddressEntry& e : addresses)
+    if (e.ifindex == link->ifindex && e.prefix == prefix)
+      return Status::FromErrno("add address " + prefix.ToString() + " to " + name, EEXIST);
+  addresses.push_back({link->ifindex, prefix});
+  return Status::Ok();
+}
+
+Status FakeKernel::DeleteAddress(const std::string& name, const IpPrefix& prefix) {
+  VF_RETURN_IF_ERROR(Begin("DeleteAddress " + name + " " + prefix.ToString()));
+  LinkInfo* link = Find(name);
+  const std::string what = "delete address " + prefix.ToString() + " from " + name;
+  if (!link) return Status::FromErrno(what, ENODEV);
+  const int index = link->ifindex;
+  if (std::erase_if(addresses, [&](const AddressEntry& e) {
+        return e.ifindex == index && e.prefix == prefix;
+      }) == 0)
+    return Status::FromErrno(what, EADDRNOTAVAIL);
+  return Status::Ok();
+}
+
 }  // namespace vfabric::netd::testing

@@ -20,6 +20,7 @@ class FakeKernel : public Kernel {
   std::vector<LinkInfo> links;
   std::vector<FdbEntry> fdb;
   std::vector<PortVlanEntry> port_vlans;
+  std::vector<AddressEntry> addresses;
   KernelFeatures features;
 
   // Every mutating call, as "CreateBridge vfb-lab", in order.
@@ -61,6 +62,11 @@ class FakeKernel : public Kernel {
   Status DeleteStaticFdb(const std::string& port, const MacAddress& mac, uint16_t vlan) override;
   Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) override;
   Status DeletePortVlan(const std::string& port, uint16_t vid) override;
+  Status SetLinkMac(const std::string& name, const MacAddress& mac) override;
+  Status SetMtu(const std::string& name, uint32_t mtu) override;
+  Result<std::vector<AddressEntry>> ListAddresses() override { return addresses; }
+  Status AddAddress(const std::string& name, const IpPrefix& prefix) override;
+  Status DeleteAddress(const std::string& name, const IpPrefix& prefix) override;
 
  private:
   Status Begin(const std::string& call);

@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -158,8 +160,9 @@ TEST(PlannerTest, RepairsDrift) {
   auto plan = PlanFor(kernel, With({Lab()}));
   ASSERT_TRUE(plan.ok());
   EXPECT_THAT(Describe(*plan),
-              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
-                          "max_age 6s, ageing 120s)",
+              ElementsAre("set bridge vfb-lab: stp off -> on, priority 32768 -> 4096, hello_time "
+                          "2s -> 1s, forward_delay 15s -> 4s, max_age 20s -> 6s, ageing_time "
+                          "300s -> 120s",
                           "create tap vm1-eth0 (vnet_hdr on, multi_queue off)",
                           "attach vm1-eth0 to bridge vfb-lab",
                           "set bridge port vm1-eth0 (cost 10, hairpin on)", "set vm1-eth0 up",
@@ -167,6 +170,35 @@ TEST(PlannerTest, RepairsDrift) {
                           "add static fdb 52:54:00:00:00:01 on vm1-eth0"));
   ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
+}
+
+// Issue 18: a failed operation is named once, not once by the plan and
+// again by the kernel's message that names the same call.
+TEST(PlannerTest, AFailedOperationIsNamedOnce) {
+  FakeKernel kernel;
+  kernel.fail = [](const std::string& call) {
+    return call == "CreateBridge vfb-lab"
+               ? Status::Error("create bridge vfb-lab: File exists", EEXIST)
+               : Status::Ok();
+  };
+  Status status = ApplyPlan(kernel, *PlanFor(kernel, With({Lab()})));
+  EXPECT_EQ(status.message(),
+            "create bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, max_age 6s, "
+            "ageing 120s): File exists (undid 0 operations)");
+  EXPECT_EQ(status.error_number(), EEXIST);
+}
+
+// Issue 18: a kernel plan line says what a setting was and what it becomes,
+// as the userspace switch's lines do.
+TEST(PlannerTest, SettingsChangesShowOldAndNew) {
+  FakeKernel kernel;
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab()}))).ok());
+  kernel.Find("vfb-lab")->bridge->settings.forward_delay_cs = 1550;
+  kernel.Find("vm1-eth0")->brport->settings.cost = 100;
+  kernel.Find("vm1-eth0")->brport->settings.hairpin = false;
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))),
+              ElementsAre("set bridge vfb-lab: forward_delay 15.5s -> 4s",
+                          "set bridge port vm1-eth0: cost 100 -> 10, hairpin off -> on"));
 }
 
 // Issue 18: during an STP topology change the kernel ages the FDB fast and
@@ -201,8 +233,7 @@ TEST(PlannerTest, StpFastAgeingDuringATopologyChangeIsNotDrift) {
   // value that is still 2 x forward_delay then is drift and is repaired.
   bridge.topology_change_timer_cs = 0;
   EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))),
-              ElementsAre("set bridge vfb-lab (stp on, priority 4096, hello 1s, forward_delay 4s, "
-                          "max_age 6s, ageing 120s)"));
+              ElementsAre("set bridge vfb-lab: ageing_time 8s -> 120s"));
 
   // Without STP the kernel never ages fast: the same value is drift.
   NetworkConfig no_stp = Lab();
@@ -389,8 +420,7 @@ TEST(PlannerTest, FailedUpdateRestoresOldSettings) {
   ASSERT_TRUE(plan.ok());
   Status status = ApplyPlan(kernel, *plan);
   ASSERT_FALSE(status.ok());
-  EXPECT_THAT(status.message(),
-              HasSubstr("set vm3-eth0 up: set vm3-eth0 up: Device or resource busy (undid"));
+  EXPECT_THAT(status.message(), HasSubstr("set vm3-eth0 up: Device or resource busy (undid"));
   kernel.fail = nullptr;
   EXPECT_EQ(Snapshot(kernel), before);
 }
@@ -515,6 +545,46 @@ TEST(PlannerGuestTest, VmNicsBecomeTapPortsOfTheirNetworks) {
   ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, expanded)).ok());
   ASSERT_NE(kernel.Find("vm1-eth1"), nullptr);
   EXPECT_EQ(kernel.Find("vm1-eth1")->master_ifindex, kernel.Find("vfb-guests")->ifindex);
+}
+
+// Issue 18: a kernel bridge's MAC, MTU and addresses are planned, read back
+// and repaired like its other settings.
+TEST(PlannerTest, BridgeMacMtuAndAddresses) {
+  FakeKernel kernel;
+  NetworkConfig lab = Lab();
+  lab.mac = *MacAddress::Parse("02:00:00:00:aa:01");
+  lab.mtu = 9000;
+  lab.addresses = {*IpPrefix::Parse("10.0.0.1/24"), *IpPrefix::Parse("fd00::1/64")};
+  auto plan = PlanFor(kernel, With({lab}));
+  ASSERT_TRUE(plan.ok());
+  std::vector<std::string> lines = Describe(*plan);
+  EXPECT_THAT(lines,
+              ::testing::IsSupersetOf(
+                  {"set mac of vfb-lab 02:00:00:00:aa:01", "set mtu of vfb-lab 9000",
+                   "add address 10.0.0.1/24 to vfb-lab", "add address fd00::1/64 to vfb-lab"}));
+  // Before any port joins: the bridge id never takes a port's MAC.
+  const auto at = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) - lines.begin();
+  };
+  EXPECT_LT(at("set mac of vfb-lab 02:00:00:00:aa:01"), at("attach vm1-eth0 to bridge vfb-lab"));
+  ASSERT_TRUE(ApplyPlan(kernel, *plan).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))), ElementsAre());
+
+  LinkInfo* bridge = kernel.Find("vfb-lab");
+  bridge->mac = *MacAddress::Parse("02:00:00:00:00:07");
+  bridge->mtu = 1500;
+  std::erase_if(kernel.addresses, [](const AddressEntry& e) { return e.prefix.family == AF_INET; });
+  kernel.addresses.push_back({bridge->ifindex, *IpPrefix::Parse("10.9.0.1/16")});
+  kernel.addresses.push_back({bridge->ifindex, *IpPrefix::Parse("fe80::1/64")});  // the kernel's
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))),
+              ElementsAre("set mac of vfb-lab 02:00:00:00:00:07 -> 02:00:00:00:aa:01",
+                          "set mtu of vfb-lab 1500 -> 9000", "add address 10.0.0.1/24 to vfb-lab",
+                          "delete address 10.9.0.1/16 from vfb-lab"));
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({lab}))).ok());
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({lab}))), ElementsAre());
+
+  // Unset keys leave the bridge alone.
+  EXPECT_THAT(Describe(*PlanFor(kernel, With({Lab()}))), ElementsAre());
 }
 
 }  // namespace

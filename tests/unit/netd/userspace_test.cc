@@ -181,11 +181,43 @@ TEST(UserspaceControllerTest, VerbsOnUserspaceAndKernelNetworks) {
   EXPECT_EQ(stp["error"]["code"], "unsupported");
   EXPECT_THAT(stp["error"]["message"].get<std::string>(), HasSubstr("no userspace switches"));
 
+  // On a kernel network the fdb verbs go to the kernel (issue 18), and an
+  // added entry is desired state: the next plan keeps it.
   json add = controller.Handle(
       Request("fdb.add", {{"network", "lab"}, {"mac", "52:54:00:00:00:01"}, {"port", "lab-t0"}}));
-  EXPECT_EQ(add["error"]["code"], "unsupported");
+  ASSERT_EQ(add["ok"], true) << add.dump();
+  EXPECT_EQ(add["result"]["entries"][0]["port"], "lab-t0");
+  EXPECT_EQ(kernel.calls.back(), "AddStaticFdb lab-t0 52:54:00:00:00:01");
+  auto lab_statics = [&] {
+    for (const auto& network : controller.Desired().networks)
+      if (network.name == "lab") return network.fdb.static_entries.size();
+    return size_t{99};
+  };
+  ASSERT_EQ(lab_statics(), 1u);
+  std::vector<Operation> repaired;
+  ASSERT_TRUE(controller.Reconcile(&repaired).ok());
+  EXPECT_TRUE(repaired.empty());
+  // A learned entry (as the kernel learns it) goes with flush; the static stays.
+  const LinkInfo* lab_t0 = kernel.Find("lab-t0");
+  kernel.fdb.push_back({lab_t0->ifindex, lab_t0->master_ifindex,
+                        *MacAddress::Parse("52:54:00:00:00:02"), 0, false, false});
   json flush = controller.Handle(Request("fdb.flush", {{"network", "lab"}}));
-  EXPECT_EQ(flush["error"]["code"], "unsupported");
+  ASSERT_EQ(flush["ok"], true) << flush.dump();
+  EXPECT_EQ(flush["result"]["count"], 1);
+  EXPECT_EQ(flush["result"]["removed"][0]["mac"], "52:54:00:00:00:02");
+  ASSERT_EQ(kernel.fdb.size(), 1u);
+  EXPECT_TRUE(kernel.fdb[0].is_static);
+  json del =
+      controller.Handle(Request("fdb.del", {{"network", "lab"}, {"mac", "52:54:00:00:00:01"}}));
+  ASSERT_EQ(del["ok"], true) << del.dump();
+  EXPECT_EQ(del["result"]["count"], 1);
+  EXPECT_TRUE(kernel.fdb.empty());
+  EXPECT_EQ(lab_statics(), 0u);
+  // On a bridge without VLAN filtering an entry has no VLAN.
+  json vlan = controller.Handle(
+      Request("fdb.add",
+              {{"network", "lab"}, {"mac", "52:54:00:00:00:01"}, {"port", "lab-t0"}, {"vlan", 5}}));
+  EXPECT_EQ(vlan["error"]["code"], "bad_request");
   // No switch manager: the userspace network's switch is not running.
   json add_us = controller.Handle(
       Request("fdb.add", {{"network", "us"}, {"mac", "52:54:00:00:00:01"}, {"port", "us-a"}}));

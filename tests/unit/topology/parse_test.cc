@@ -977,5 +977,61 @@ TEST(TopologyParseTest, GuestTapPorts) {
                           "integer"));
 }
 
+// Issue 18: a kernel network's bridge as a host link: "mac", "mtu",
+// "addresses", each checked where it is written.
+TEST(TopologyParseTest, BridgeMacMtuAndAddresses) {
+  LoadResult good = ParseTopology(R"({"networks": [{"name": "a", "mac": "02:11:22:33:44:55",
+      "mtu": 9000, "addresses": ["10.0.0.1/24", "FD00::0001/64"]}]})",
+                                  "t.json");
+  ASSERT_TRUE(good.ok()) << good.errors[0].ToString();
+  const NetworkConfig& a = good.topology.networks[0];
+  EXPECT_EQ(a.mac->ToString(), "02:11:22:33:44:55");
+  EXPECT_EQ(a.mtu, 9000u);
+  ASSERT_EQ(a.addresses->size(), 2u);
+  EXPECT_EQ((*a.addresses)[0].ToString(), "10.0.0.1/24");
+  EXPECT_EQ((*a.addresses)[1].ToString(), "fd00::1/64");
+  LoadResult unset = ParseTopology(R"({"networks": [{"name": "a"}]})", "t.json");
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset.topology.networks[0].mac);
+  EXPECT_FALSE(unset.topology.networks[0].mtu);
+  EXPECT_FALSE(unset.topology.networks[0].addresses);
+
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "a", "mac": "02:11:22:33:44"}]})"),
+              ElementsAre(HasSubstr("/networks/0/mac: malformed MAC address")));
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "a", "mac": "03:11:22:33:44:55"}]})"),
+              ElementsAre(HasSubstr("/networks/0/mac: a bridge needs a unicast MAC address; "
+                                    "03:11:22:33:44:55 is multicast")));
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "a", "mtu": 67}]})"),
+              ElementsAre(HasSubstr("/networks/0/mtu")));
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "a", "mtu": 65536}]})"),
+              ElementsAre(HasSubstr("/networks/0/mtu")));
+  EXPECT_THAT(
+      ErrorsOf(R"({"networks": [{"name": "a", "addresses": ["10.0.0.1", "10.0.0.300/24",
+          "10.0.0.2/33", "fd00::1/129", "224.0.0.1/24", 5, "10.0.0.3/x"]}]})"),
+      ElementsAre(HasSubstr("/networks/0/addresses/0: invalid address \"10.0.0.1\": no prefix "
+                            "length"),
+                  HasSubstr("/networks/0/addresses/1: invalid address \"10.0.0.300/24\": "
+                            "\"10.0.0.300\" is not an IPv4 or IPv6 address"),
+                  HasSubstr("/networks/0/addresses/2: invalid address \"10.0.0.2/33\": prefix "
+                            "length 33 is more than 32"),
+                  HasSubstr("/networks/0/addresses/3: invalid address \"fd00::1/129\": prefix "
+                            "length 129 is more than 128"),
+                  HasSubstr("/networks/0/addresses/4: invalid address \"224.0.0.1/24\": a host "
+                            "address must be unicast, not multicast"),
+                  HasSubstr("/networks/0/addresses/5"),
+                  HasSubstr("/networks/0/addresses/6: invalid address \"10.0.0.3/x\": prefix "
+                            "length \"x\" is not a number")));
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "a",
+      "addresses": ["10.0.0.1/24", "10.0.0.1/16", "fd00::1/64", "fd00:0::1/64"]}]})"),
+              ElementsAre(HasSubstr("/networks/0/addresses/1: address 10.0.0.1 is listed twice "
+                                    "(as \"10.0.0.1/24\" before)"),
+                          HasSubstr("/networks/0/addresses/3: address fd00::1 is listed twice")));
+  EXPECT_THAT(ErrorsOf(R"({"networks": [{"name": "u", "datapath": "userspace",
+      "mac": "02:11:22:33:44:55", "addresses": []}]})"),
+              ElementsAre(HasSubstr("/networks/0/mac: \"mac\" applies to a kernel network's "
+                                    "Linux bridge; a userspace network has none"),
+                          HasSubstr("/networks/0/addresses: \"addresses\" applies")));
+}
+
 }  // namespace
 }  // namespace vfabric::topology

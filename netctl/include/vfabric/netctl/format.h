@@ -38,6 +38,9 @@ class Table {
 };
 
 // network.list: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP
+// status: netd's version, pid, uptime and config, then a row per network:
+// NAME DATAPATH STATE PENDING SOURCE.
+std::string FormatStatus(const nlohmann::json& result);
 std::string FormatNetworkList(const nlohmann::json& result);
 // network.show: a key/value block, then "Pending changes:" (only when netd
 // reports drift still to repair), "Ports:" (the port table without the

@@ -6,6 +6,7 @@
 // `apply` laid over them by name. Reload() replaces the --config part.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -38,6 +39,21 @@ class Controller {
   // userspace networks get their links but nothing forwards between them.
   // `userspace` must outlive it.
   void SetUserspace(UserspaceNetworks* userspace) { userspace_ = userspace; }
+  // Where kernel networks' run-time static FDB entries (`netctl fdb add`)
+  // are kept across netd restarts ("" = not kept); reads the ones kept there.
+  void SetKernelFdbDir(std::string dir);
+  // The host's identity (ReadMachineId()): a kernel network without "mac"
+  // gets a bridge MAC derived from it and the network's name
+  // (TreeBridgeAddress), so its MAC never moves. Empty: the kernel's MAC.
+  void SetMachineId(std::string machine_id) { machine_id_ = std::move(machine_id); }
+
+  // What `status` says of the daemon: its --config paths and when it started.
+  struct DaemonInfo {
+    std::vector<std::string> config_paths;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
+  };
+  void SetDaemonInfo(DaemonInfo info) { daemon_ = std::move(info); }
 
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
@@ -68,6 +84,7 @@ class Controller {
   protocol::Reply Dispatch(const std::string& verb, const nlohmann::json& args);
   protocol::Reply HandlePlanOrApply(const nlohmann::json& args, bool apply);
   protocol::Reply NetworkList();
+  protocol::Reply DaemonStatus();
   protocol::Reply NetworkShow(const std::string& name);
   protocol::Reply PortList(const std::string& network);
   protocol::Reply FdbShow(const std::string& network);
@@ -77,6 +94,14 @@ class Controller {
   // port.show (port_show.cc): the port and what a guest needs to use it.
   protocol::Reply PortShow(const nlohmann::json& args);
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
+  // fdb.add/del/flush on a kernel network (kernel_fdb.cc): through netlink,
+  // as `bridge fdb` does.
+  protocol::Reply KernelFdbVerb(const std::string& verb, const topology::NetworkConfig& network,
+                                const nlohmann::json& args);
+  // Saves kernel_statics_[network] under kernel_fdb_dir_.
+  Status SaveKernelStatics(const std::string& network) const;
+  // `desired` with each kernel network's run-time statics (on ports it has).
+  void AddKernelStatics(topology::Topology& desired) const;
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
   std::vector<std::string> SyncUserspace(const topology::Topology& desired);
@@ -99,6 +124,12 @@ class Controller {
   std::map<std::string, std::vector<topology::NicConfig>> attached_nics_;  // by vm
   std::map<std::string, std::set<std::string>> detached_ports_;            // by vm
   std::map<std::string, uint16_t> port_vlans_;                             // attach --vlan, by port
+  // Kernel networks' static FDB entries added by fdb.add, by network; part
+  // of the desired state (so drift repair keeps them) until fdb.del.
+  std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
+  std::string kernel_fdb_dir_;
+  DaemonInfo daemon_;
+  std::string machine_id_;
 };
 
 // Names that must be unique across all networks (bridges, ports, veth peers):

@@ -121,6 +121,19 @@ class JournaledKernel final : public Kernel {
   Status DeletePortVlan(const std::string& port, uint16_t vid) override {
     return kernel_.DeletePortVlan(port, vid);
   }
+  Status SetLinkMac(const std::string& name, const MacAddress& mac) override {
+    return kernel_.SetLinkMac(name, mac);
+  }
+  Status SetMtu(const std::string& name, uint32_t mtu) override {
+    return kernel_.SetMtu(name, mtu);
+  }
+  Result<std::vector<AddressEntry>> ListAddresses() override { return kernel_.ListAddresses(); }
+  Status AddAddress(const std::string& name, const IpPrefix& prefix) override {
+    return kernel_.AddAddress(name, prefix);
+  }
+  Status DeleteAddress(const std::string& name, const IpPrefix& prefix) override {
+    return kernel_.DeleteAddress(name, prefix);
+  }
   Result<LinkCounters> ReadLinkCounters(const std::string& name) override {
     return kernel_.ReadLinkCounters(name);
   }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "vfabric/common/ip_prefix.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/common/status.h"
 #include "vfabric/common/unique_fd.h"
@@ -121,6 +122,13 @@ struct PortVlanEntry {
   friend bool operator==(const PortVlanEntry&, const PortVlanEntry&) = default;
 };
 
+// An address on a link (RTM_GETADDR): `ip addr`'s "inet 10.0.0.1/24".
+struct AddressEntry {
+  int ifindex = 0;
+  IpPrefix prefix;
+  friend bool operator==(const AddressEntry&, const AddressEntry&) = default;
+};
+
 // A link's own counters (as /sys/class/net/NAME/statistics has them).
 struct LinkCounters {
   uint64_t rx_packets = 0;
@@ -186,6 +194,16 @@ class Kernel {
   virtual Status AddPortVlan(const std::string& port, uint16_t vid, bool pvid, bool untagged) = 0;
   virtual Status DeletePortVlan(const std::string& port, uint16_t vid) = 0;
 
+  // A link's MAC (IFLA_ADDRESS). On a bridge it pins the address: the kernel
+  // no longer takes the lowest port MAC.
+  virtual Status SetLinkMac(const std::string& name, const MacAddress& mac) = 0;
+  virtual Status SetMtu(const std::string& name, uint32_t mtu) = 0;
+  // Every link's addresses (IPv4 and IPv6).
+  virtual Result<std::vector<AddressEntry>> ListAddresses() = 0;
+  // RTM_NEWADDR / RTM_DELADDR of `prefix` on link `name`.
+  virtual Status AddAddress(const std::string& name, const IpPrefix& prefix) = 0;
+  virtual Status DeleteAddress(const std::string& name, const IpPrefix& prefix) = 0;
+
   // A link's counters; an error naming the link when it does not exist.
   virtual Result<LinkCounters> ReadLinkCounters(const std::string& name) = 0;
   // The root bridge id a kernel bridge reports in sysfs ("8000.525400000001"),
@@ -197,9 +215,10 @@ class Kernel {
 // The real kernel, in the caller's current network namespace.
 Result<std::unique_ptr<Kernel>> NewNetlinkKernel();
 
-// Watches RTNLGRP_LINK (and RTNLGRP_NEIGH for FDB statics) so the daemon can
-// notice drift. fd() is readable when events wait; Drain() reads them all and
-// says whether any concerned a link or FDB entry.
+// Watches RTNLGRP_LINK (and RTNLGRP_NEIGH for FDB statics, the address groups
+// for bridges' host addresses) so the daemon can notice drift. fd() is
+// readable when events wait; Drain() reads them all and says whether any
+// concerned a link, FDB entry or address.
 class LinkMonitor {
  public:
   virtual ~LinkMonitor() = default;

@@ -49,6 +49,10 @@ struct Operation {
     kDeleteStaticFdb,
     kAddPortVlan,
     kDeletePortVlan,
+    kSetLinkMac,
+    kSetMtu,
+    kAddAddress,
+    kDeleteAddress,
   };
   Kind kind = Kind::kCreateBridge;
   std::string network;  // the network this serves ("" for none)
@@ -66,6 +70,8 @@ struct Operation {
   uint16_t vlan = 0;               // k*StaticFdb, k*PortVlan (the vid)
   bool pvid = false;               // kAddPortVlan
   bool untagged = false;           // kAddPortVlan
+  uint32_t mtu = 0;                // kSetMtu
+  IpPrefix address;                // k*Address
   // What puts the host back as it was before this operation.
   std::vector<Operation> undo;
 
@@ -80,6 +86,7 @@ struct KernelState {
   std::vector<LinkInfo> links;
   std::vector<FdbEntry> fdb;
   std::vector<PortVlanEntry> port_vlans;
+  std::vector<AddressEntry> addresses;
   KernelFeatures features;
 
   const LinkInfo* FindLink(const std::string& name) const;

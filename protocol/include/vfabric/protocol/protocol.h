@@ -44,6 +44,8 @@ inline constexpr std::string_view kVmStop = "vm.stop";
 inline constexpr std::string_view kVmConsoleLog = "vm.console-log";
 inline constexpr std::string_view kAttach = "attach";
 inline constexpr std::string_view kDetach = "detach";
+// netd itself: version, uptime, configuration sources, networks and their state.
+inline constexpr std::string_view kStatus = "status";
 }  // namespace verb
 
 // Error codes.

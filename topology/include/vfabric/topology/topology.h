@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vfabric/common/ip_prefix.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/topology/host_facts.h"
 
@@ -138,6 +139,13 @@ struct NetworkConfig {
   BridgeVlanConfig vlan;
   FdbConfig fdb;
   std::vector<PortConfig> ports;
+  // Kernel datapath: the bridge as a host link. `mac`: its MAC, unset = netd
+  // pins one derived from the machine id and the network's name (so it does
+  // not move as ports come and go); `mtu`: 68..65535, unset = the kernel's;
+  // `addresses`: the host's addresses on the bridge, unset = left alone.
+  std::optional<MacAddress> mac;
+  std::optional<uint32_t> mtu;
+  std::optional<std::vector<IpPrefix>> addresses;
   SourceLocation where;
 };
 
