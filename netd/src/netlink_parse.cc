@@ -149,6 +149,10 @@ bool WellFormed(const nlmsghdr* header, size_t family_header) {
 
 }  // namespace
 
+bool MessageOk(const nlmsghdr* header, int remaining) {
+  return mnl_nlmsg_ok(header, remaining) && header->nlmsg_len <= static_cast<uint32_t>(remaining);
+}
+
 uint64_t PackBridgeId(const void* ifla_bridge_id_bytes) {
   ifla_bridge_id id;
   std::memcpy(&id, ifla_bridge_id_bytes, sizeof id);

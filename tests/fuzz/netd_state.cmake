@@ -1,0 +1,5 @@
+# What netd and its guests read that no request carries: the kernel's
+# rtnetlink replies and events, QEMU's QMP messages, the state files in the
+# run directory, and (netctl) netd's answers.
+vfabric_fuzzer(netlink_fuzzer SOURCES netlink_fuzzer.cc DEPS vfabric_netd PkgConfig::LIBMNL)
+target_include_directories(netlink_fuzzer PRIVATE ${PROJECT_SOURCE_DIR}/netd/src)
