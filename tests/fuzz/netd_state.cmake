@@ -4,3 +4,4 @@
 vfabric_fuzzer(netlink_fuzzer SOURCES netlink_fuzzer.cc DEPS vfabric_netd PkgConfig::LIBMNL)
 target_include_directories(netlink_fuzzer PRIVATE ${PROJECT_SOURCE_DIR}/netd/src)
 vfabric_fuzzer(qmp_fuzzer SOURCES qmp_fuzzer.cc DEPS vfabric_vmm)
+vfabric_fuzzer(state_file_fuzzer SOURCES state_file_fuzzer.cc DEPS vfabric_netd)
