@@ -5,3 +5,4 @@ vfabric_fuzzer(netlink_fuzzer SOURCES netlink_fuzzer.cc DEPS vfabric_netd PkgCon
 target_include_directories(netlink_fuzzer PRIVATE ${PROJECT_SOURCE_DIR}/netd/src)
 vfabric_fuzzer(qmp_fuzzer SOURCES qmp_fuzzer.cc DEPS vfabric_vmm)
 vfabric_fuzzer(state_file_fuzzer SOURCES state_file_fuzzer.cc DEPS vfabric_netd)
+vfabric_fuzzer(netctl_answer_fuzzer SOURCES netctl_answer_fuzzer.cc DEPS vfabric_netctl)
