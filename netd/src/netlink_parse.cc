@@ -226,6 +226,12 @@ void ParsePortVlans(const nlmsghdr* header, std::vector<PortVlanEntry>* out) {
           return MNL_CB_OK;
         bridge_vlan_info info;
         std::memcpy(&info, mnl_attr_get_payload(attr), sizeof info);
+        // The kernel's VLAN ids are 1..4094. Anything else is malformed, and
+        // a range to 65535 would be expanded into entries no bridge has.
+        if (info.vid < 1 || info.vid > 4094) {
+          c->range_begin = 0;
+          return MNL_CB_OK;
+        }
         if (info.flags & BRIDGE_VLAN_INFO_RANGE_BEGIN) {
           c->range_begin = info.vid;
           return MNL_CB_OK;

@@ -33,7 +33,8 @@ bool ParseLink(const nlmsghdr* header, LinkInfo* link);
 std::optional<FdbEntry> ParseFdb(const nlmsghdr* header);
 
 // An RTM_NEWLINK message of an AF_BRIDGE dump with RTEXT_FILTER_BRVLAN:
-// appends its IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO entries (ranges expanded).
+// appends its IFLA_AF_SPEC / IFLA_BRIDGE_VLAN_INFO entries (ranges expanded;
+// an entry whose VLAN id is not 1..4094 is malformed and skipped).
 void ParsePortVlans(const nlmsghdr* header, std::vector<PortVlanEntry>* out);
 
 // The kernel's extended ack message (NLMSGERR_ATTR_MSG) of an NLMSG_ERROR or
