@@ -78,8 +78,10 @@ Result<std::vector<CreateIntent>> CreateJournal::Read() const {
   std::stringstream text;
   text << in.rdbuf();
   const json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || doc.value("version", 0) != kJournalVersion || !doc.contains("creating") ||
-      !doc["creating"].is_array())
+  // Not doc.value("version", 0): it throws when "version" is not a number.
+  const auto version = doc.is_object() ? doc.find("version") : doc.end();
+  if (!doc.is_object() || version == doc.end() || !version->is_number_integer() ||
+      *version != kJournalVersion || !doc.contains("creating") || !doc["creating"].is_array())
     return Status::Error("journal " + path_ + ": not a version " + std::to_string(kJournalVersion) +
                          " journal of link creations");
   std::vector<CreateIntent> intents;

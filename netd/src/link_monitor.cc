@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "nl_parse.h"
 #include "nl_socket.h"
 #include "vfabric/netd/kernel.h"
 
@@ -42,7 +43,7 @@ class NetlinkLinkMonitor final : public LinkMonitor {
       }
       auto* header = reinterpret_cast<const nlmsghdr*>(buffer_.data());
       int remaining = static_cast<int>(received);
-      while (mnl_nlmsg_ok(header, remaining)) {
+      while (nl::MessageOk(header, remaining)) {
         switch (header->nlmsg_type) {
           case RTM_NEWLINK:
           case RTM_DELLINK:

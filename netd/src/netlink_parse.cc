@@ -149,6 +149,10 @@ bool WellFormed(const nlmsghdr* header, size_t family_header) {
 
 }  // namespace
 
+bool MessageOk(const nlmsghdr* header, int remaining) {
+  return mnl_nlmsg_ok(header, remaining) && header->nlmsg_len <= static_cast<uint32_t>(remaining);
+}
+
 uint64_t PackBridgeId(const void* ifla_bridge_id_bytes) {
   ifla_bridge_id id;
   std::memcpy(&id, ifla_bridge_id_bytes, sizeof id);
@@ -222,6 +226,12 @@ void ParsePortVlans(const nlmsghdr* header, std::vector<PortVlanEntry>* out) {
           return MNL_CB_OK;
         bridge_vlan_info info;
         std::memcpy(&info, mnl_attr_get_payload(attr), sizeof info);
+        // The kernel's VLAN ids are 1..4094. Anything else is malformed, and
+        // a range to 65535 would be expanded into entries no bridge has.
+        if (info.vid < 1 || info.vid > 4094) {
+          c->range_begin = 0;
+          return MNL_CB_OK;
+        }
         if (info.flags & BRIDGE_VLAN_INFO_RANGE_BEGIN) {
           c->range_begin = info.vid;
           return MNL_CB_OK;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "nl_parse.h"
 #include "nl_socket.h"
 
 namespace vfabric::netd::nl {
@@ -12,8 +13,8 @@ namespace {
 
 constexpr size_t kReceiveBufferSize = 65536;
 
-// Pulls NLMSGERR_ATTR_MSG out of an NLMSG_ERROR (or NLMSG_DONE) message, if
-// the kernel sent one.
+}  // namespace
+
 std::string ExtackMessage(const nlmsghdr* header) {
   if (!(header->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
   const auto* error = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(header));
@@ -36,8 +37,6 @@ std::string ExtackMessage(const nlmsghdr* header) {
       &message);
   return message;
 }
-
-}  // namespace
 
 void NlMsgDeleter::operator()(nl_msg* msg) const { nlmsg_free(msg); }
 void NlObjectDeleter::operator()(void* object) const {
@@ -110,7 +109,7 @@ Status NlSocket::Receive(uint32_t seq, std::string_view what, const DumpCallback
     }
     auto* header = reinterpret_cast<const nlmsghdr*>(buffer_.data());
     int remaining = static_cast<int>(received);
-    while (mnl_nlmsg_ok(header, remaining)) {
+    while (MessageOk(header, remaining)) {
       if (header->nlmsg_seq != seq || (header->nlmsg_pid != 0 && header->nlmsg_pid != port_id_)) {
         // A stale reply to an earlier request; skip it.
         header = mnl_nlmsg_next(header, &remaining);

@@ -5,3 +5,6 @@ vfabric_fuzzer(vlan_frame_fuzzer SOURCES vlan_frame_fuzzer.cc DEPS vfabric_vlan)
 # switch's pipeline (checksum completion, segmentation, tagging).
 vfabric_fuzzer(guest_frame_fuzzer SOURCES guest_frame_fuzzer.cc
   DEPS vfabric_bridge vfabric_bridge_testing)
+# RSTP engines in a loop, fed BPDU sequences the fuzzer drops, reorders,
+# duplicates and forges: no forwarding loop once they have converged.
+vfabric_fuzzer(rstp_loop_fuzzer SOURCES rstp_loop_fuzzer.cc DEPS vfabric_stp)

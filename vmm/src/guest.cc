@@ -390,9 +390,7 @@ void Guest::OnQmpReadable() {
   for (const nlohmann::json& event : qmp_->TakeEvents()) {
     VF_LOG(kDebug) << "vm " << vm_.name << ": qmp event " << event.dump();
     // {"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}
-    if (event.value("event", "") == "SHUTDOWN" && event.contains("data") &&
-        event["data"].is_object() && event["data"].value("guest", false))
-      guest_shutdown_ = true;
+    if (IsGuestShutdownEvent(event)) guest_shutdown_ = true;
   }
 }
 

@@ -25,6 +25,22 @@ int MillisLeft(Clock::time_point deadline) {
 
 }  // namespace
 
+// Not json::value("event", ""): it throws when "event" is there but not a
+// string, and what QEMU writes must never take netd down.
+std::string EventName(const nlohmann::json& event) {
+  if (!event.is_object()) return "";
+  auto it = event.find("event");
+  return it != event.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool IsGuestShutdownEvent(const nlohmann::json& event) {
+  if (EventName(event) != "SHUTDOWN") return false;
+  auto data = event.find("data");
+  if (data == event.end() || !data->is_object()) return false;
+  auto guest = data->find("guest");
+  return guest != data->end() && guest->is_boolean() && guest->get<bool>();
+}
+
 QmpClient::QmpClient(UniqueFd socket, std::string name)
     : socket_(std::move(socket)), name_(std::move(name)) {}
 
@@ -273,7 +289,7 @@ Result<nlohmann::json> QmpClient::WaitForEvent(
     std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto matches = [&](const nlohmann::json& event) {
-    if (!event.is_object() || event.value("event", "") != name) return false;
+    if (EventName(event) != name) return false;
     if (!match) return true;
     auto data = event.find("data");
     return match(data == event.end() ? nlohmann::json() : *data);

@@ -163,6 +163,21 @@ TEST_F(CreateJournalTest, AJournalThatIsNotOneIsReportedAndKept) {
   EXPECT_TRUE(JournalExists());
 }
 
+// Found by state_file_fuzzer: json::value("version", 0) throws on a version
+// that is not a number (null, a string), which stopped netd at every start.
+TEST_F(CreateJournalTest, AVersionOfAnotherTypeIsNotAJournalAndNeverThrows) {
+  std::filesystem::create_directories(dir_ + "/run");
+  for (const char* text :
+       {R"({"version": null, "creating": []})", R"({"version": "1", "creating": []})",
+        R"({"version": [1], "creating": []})", R"({"version": 1.5, "creating": []})"}) {
+    std::ofstream(path_) << text << "\n";
+    CreateJournal journal(path_);
+    auto intents = journal.Read();
+    ASSERT_FALSE(intents.ok()) << text;
+    EXPECT_THAT(intents.status().message(), HasSubstr(path_ + ": not a version 1 journal")) << text;
+  }
+}
+
 // A kernel whose bridge and veth creations take the steps the real one
 // takes (create, then mark each end), and that "dies" after `budget`
 // mutating calls: every call after that fails, undo included, so the state

@@ -314,6 +314,32 @@ TEST(QmpClientTest, WaitForDeviceDeletedTimesOut) {
   EXPECT_EQ(s.message(), "qmp vm1: no DEVICE_DELETED event in 150 ms");
 }
 
+// Found by qmp_fuzzer: json::value("event", "") throws on an event whose
+// name is not a string, which took netd down from a QMP socket.
+TEST(QmpClientTest, EventsOfAnUnexpectedShapeAreNeverTrusted) {
+  FakeQmp fake([](ServerEnd& s) {
+    Handshake(s);
+    s.SendLine(R"({"event": 5, "data": {"device": "nic1"}})");
+    s.SendLine(R"({"event": null})");
+    s.SendLine(R"({"event": "SHUTDOWN", "data": {"guest": "yes"}})");
+    s.SendLine(R"({"event": "DEVICE_DELETED", "data": {"device": "nic1"}})");
+    s.Close();
+  });
+  auto client = QmpClient::Open(fake.TakeClientFd(), "qmp vm1", milliseconds(2000));
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_TRUE((*client)->WaitForDeviceDeleted("nic1", milliseconds(2000)).ok());
+  std::vector<json> events = (*client)->TakeEvents();
+  ASSERT_EQ(events.size(), 3u);
+  for (const json& event : events) EXPECT_FALSE(IsGuestShutdownEvent(event)) << event.dump();
+  EXPECT_EQ(EventName(events[0]), "");
+  EXPECT_EQ(EventName(events[2]), "SHUTDOWN");
+  EXPECT_TRUE(
+      IsGuestShutdownEvent(json::parse(R"({"event": "SHUTDOWN", "data": {"guest": true}})")));
+  EXPECT_FALSE(IsGuestShutdownEvent(json::parse(R"({"event": "SHUTDOWN", "data": [true]})")));
+  EXPECT_FALSE(IsGuestShutdownEvent(json::parse(R"({"event": "SHUTDOWN"})")));
+  EXPECT_FALSE(IsGuestShutdownEvent(json::parse(R"([1])")));
+}
+
 TEST(QmpClientTest, ConnectNamesThePath) {
   auto client = QmpClient::Connect("/nonexistent/vfabric-qmp.sock", "qmp vm9", milliseconds(100));
   ASSERT_FALSE(client.ok());

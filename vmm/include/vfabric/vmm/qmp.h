@@ -29,6 +29,13 @@
 
 namespace vfabric::vmm {
 
+// An event's name ("SHUTDOWN"), "" when `event` is not an object with a
+// string "event" (what QEMU sends is read, never trusted to have a shape).
+std::string EventName(const nlohmann::json& event);
+// {"event": "SHUTDOWN", "data": {"guest": true, ...}}: the guest powered
+// itself off (not a quit or a signal to QEMU). False for anything else.
+bool IsGuestShutdownEvent(const nlohmann::json& event);
+
 class QmpClient {
  public:
   static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
