@@ -13,10 +13,17 @@ std::string OnOff(bool value) { return value ? "on" : "off"; }
 std::string SecondsText(uint32_t centiseconds) {
   std::ostringstream out;
   out << centiseconds / 100;
-  if (const uint32_t rest = centiseconds % 100; rest != 0)
-    out << "."
-        << (rest % 10 == 0 ? std::to_string(rest / 10)
-                           : (rest < 10 ? "0" : "") + std::to_string(rest));
+  // Streamed piece by piece: a one-character literal + a temporary string
+  // trips GCC 12's bogus -Wrestrict at -O3 (PR 105329), the package's build.
+  if (const uint32_t rest = centiseconds % 100; rest != 0) {
+    out << ".";
+    if (rest % 10 == 0) {
+      out << rest / 10;
+    } else {
+      if (rest < 10) out << "0";
+      out << rest;
+    }
+  }
   out << "s";
   return out.str();
 }
