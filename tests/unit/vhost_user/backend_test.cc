@@ -13,6 +13,7 @@
 
 #include "vfabric/vhost_user/connection.h"
 #include "vfabric/vhost_user/testing/driver.h"
+#include "vfabric/vhost_user/testing/test_frontend.h"
 
 namespace vfabric::vhost_user {
 namespace {
@@ -20,17 +21,8 @@ namespace {
 using testing::DriverQueue;
 using testing::GuestRam;
 
-std::vector<uint8_t> U64(uint64_t v) {
-  std::vector<uint8_t> out(8);
-  std::memcpy(out.data(), &v, 8);
-  return out;
-}
-std::vector<uint8_t> State(uint32_t index, uint32_t num) {
-  std::vector<uint8_t> out(8);
-  std::memcpy(out.data(), &index, 4);
-  std::memcpy(out.data() + 4, &num, 4);
-  return out;
-}
+using testing::State;
+using testing::U64;
 std::vector<uint8_t> Addr(uint32_t index, const VirtqueueConfig& c, uint32_t flags = 0) {
   std::vector<uint8_t> out(40);
   std::memcpy(out.data(), &index, 4);

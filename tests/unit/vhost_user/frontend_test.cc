@@ -24,11 +24,7 @@ std::vector<uint8_t> Frame(size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i);
   return v;
 }
-std::vector<uint8_t> U64(uint64_t v) {
-  std::vector<uint8_t> out(8);
-  std::memcpy(out.data(), &v, 8);
-  return out;
-}
+using testing::U64;
 
 class FrontendTest : public ::testing::Test {
  protected:

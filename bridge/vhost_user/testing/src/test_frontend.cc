@@ -11,7 +11,6 @@
 #include <string>
 
 namespace vfabric::vhost_user::testing {
-namespace {
 
 std::vector<uint8_t> U64(uint64_t v) {
   std::vector<uint8_t> out(8);
@@ -24,6 +23,9 @@ std::vector<uint8_t> State(uint32_t index, uint32_t num) {
   std::memcpy(out.data() + 4, &num, 4);
   return out;
 }
+
+namespace {
+
 bool NeedEvent(uint16_t event, uint16_t new_idx, uint16_t old_idx) {
   return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old_idx);
 }

@@ -24,6 +24,11 @@
 
 namespace vfabric::vhost_user::testing {
 
+// Message payloads as a frontend writes them: a u64 (features, a vring's
+// fd-less SET_VRING_CALL/KICK) and a vring state (index, num).
+std::vector<uint8_t> U64(uint64_t v);
+std::vector<uint8_t> State(uint32_t index, uint32_t num);
+
 struct TestFrontendOptions {
   size_t regions = 1;             // memfd regions (a hole between each)
   size_t region_size = 16 << 20;  // bytes each
