@@ -148,9 +148,49 @@ Status Controller::ReconcileKernel(const topology::Topology& desired,
                                    std::vector<Operation>* applied) {
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return state.status().WithContext("read kernel state");
-  auto plan = Plan(desired, *state, AttachedPorts());
+  auto plan = PlanKernel(desired, *state);
   if (!plan.ok()) return plan.status();
-  return ApplyPlan(kernel_, *plan, applied);
+  Status status = ApplyPlan(kernel_, *plan, applied);
+  KernelApplied(desired, status.ok());
+  return status;
+}
+
+namespace {
+
+// The "existing" ports of kernel networks: links vfabric attaches to a
+// bridge but did not create.
+std::set<std::string> ExistingKernelPorts(const topology::Topology& desired) {
+  std::set<std::string> names;
+  for (const NetworkConfig& network : desired.networks) {
+    if (network.datapath == topology::Datapath::kUserspace) continue;
+    for (const topology::PortConfig& port : network.ports) {
+      if (port.kind == topology::PortKind::kExisting) names.insert(port.name);
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
+std::set<std::string> Controller::Released(const topology::Topology& desired) const {
+  const std::set<std::string> listed = ExistingKernelPorts(desired);
+  std::set<std::string> released;
+  for (const auto* from : {&listed_existing_, &releasing_}) {
+    for (const std::string& name : *from) {
+      if (!listed.count(name)) released.insert(name);
+    }
+  }
+  return released;
+}
+
+void Controller::KernelApplied(const topology::Topology& desired, bool ok) {
+  releasing_ = ok ? std::set<std::string>{} : Released(desired);
+  listed_existing_ = ExistingKernelPorts(desired);
+}
+
+Result<std::vector<Operation>> Controller::PlanKernel(const topology::Topology& desired,
+                                                      const KernelState& state) const {
+  return Plan(desired, state, AttachedPorts(), Released(desired));
 }
 
 Status Controller::Reconcile(std::vector<Operation>* applied) {
@@ -280,7 +320,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     applied_ = std::move(saved);
     return Error{"failed", state.status().message()};
   }
-  auto plan = Plan(desired, *state, AttachedPorts());
+  auto plan = PlanKernel(desired, *state);
   if (!plan.ok()) {
     applied_ = std::move(saved);
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
@@ -308,6 +348,8 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   }
   std::vector<Operation> done;
   Status status = ApplyPlan(kernel_, *plan, &done);
+  // A failed apply was undone whole: what was listed before still is.
+  if (status.ok()) KernelApplied(desired, true);
   if (!status.ok()) {
     applied_ = std::move(saved);
     return Error{"failed", status.message()};

@@ -43,8 +43,8 @@ std::string ForeignLinkError(std::string_view what, const std::string& name,
 class Planner {
  public:
   Planner(const topology::Topology& desired, const KernelState& actual,
-          const std::set<std::string>& attached)
-      : desired_(desired), actual_(actual), attached_(attached) {}
+          const std::set<std::string>& attached, const std::set<std::string>& released)
+      : desired_(desired), actual_(actual), attached_(attached), released_(released) {}
 
   bool Owned(const LinkInfo& link) const { return !NetworkFromAlias(link.alias).empty(); }
 
@@ -135,11 +135,13 @@ class Planner {
     if (bridge == nullptr || !bridge->admin_up)
       bridges_up_.push_back(SetUpOp(network.name, network.bridge, true));
 
-    // Links on this bridge that the network no longer lists.
+    // Links on this bridge that the network no longer lists: vfabric's own
+    // are deleted below when no network wants them; "existing" ones it
+    // listed before are released; the rest are foreign and stay (see Plan).
     if (bridge != nullptr) {
       for (const LinkInfo& link : actual_.links) {
         if (link.master_ifindex != bridge->ifindex || port_names.count(link.name)) continue;
-        if (Owned(link)) continue;  // deleted below when no network wants it
+        if (Owned(link) || !released_.count(link.name)) continue;
         link_removals_.push_back(SetMasterOp(network.name, link.name, "", network.bridge));
       }
     }
@@ -383,6 +385,7 @@ class Planner {
   const topology::Topology& desired_;
   const KernelState& actual_;
   const std::set<std::string>& attached_;
+  const std::set<std::string>& released_;
 
  public:
   std::set<std::string> wanted_;
@@ -418,9 +421,25 @@ topology::Topology WithGuestPorts(const topology::Topology& topology) {
   return expanded;
 }
 
+std::vector<const LinkInfo*> ForeignBridgePorts(const topology::NetworkConfig& network,
+                                                const KernelState& actual) {
+  std::vector<const LinkInfo*> foreign;
+  if (network.datapath == topology::Datapath::kUserspace) return foreign;
+  const LinkInfo* bridge = actual.FindLink(network.bridge);
+  if (bridge == nullptr) return foreign;
+  for (const LinkInfo& link : actual.links) {
+    if (link.master_ifindex != bridge->ifindex || !NetworkFromAlias(link.alias).empty()) continue;
+    const bool listed = std::any_of(network.ports.begin(), network.ports.end(),
+                                    [&](const PortConfig& p) { return p.name == link.name; });
+    if (!listed) foreign.push_back(&link);
+  }
+  return foreign;
+}
+
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
-                                    const std::set<std::string>& attached) {
-  Planner planner(desired, actual, attached);
+                                    const std::set<std::string>& attached,
+                                    const std::set<std::string>& released) {
+  Planner planner(desired, actual, attached, released);
   for (const NetworkConfig& network : desired.networks)
     VF_RETURN_IF_ERROR(planner.Preflight(network));
   for (const NetworkConfig& network : desired.networks) planner.PlanNetwork(network);

@@ -98,7 +98,7 @@ Expected<Controller::View> Controller::MakeView() const {
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return Error{"failed", state.status().message()};
   view.state = std::move(state).value();
-  auto plan = Plan(view.desired, view.state, AttachedPorts());
+  auto plan = PlanKernel(view.desired, view.state);
   KernelView kernel{&view.state, {}};
   if (plan.ok()) {
     for (const auto& op : *plan) ++view.drift[op.network];
@@ -278,6 +278,18 @@ Reply Controller::PortList(const std::string& network_name) {
     for (const auto& port : network.ports) {
       json item = PortJson(network, port, view.state);
       if (userspace) item.update(userspace_->PortExtra(network.name, port.name));
+      ports.push_back(std::move(item));
+    }
+    // Links on the bridge that the network does not list and vfabric did
+    // not make (libvirt's vnetN): shown, never touched.
+    for (const LinkInfo* link : ForeignBridgePorts(network, view.state)) {
+      topology::PortConfig port;
+      port.name = link->name;
+      port.kind = topology::PortKind::kExisting;
+      json item = PortJson(network, port, view.state);
+      item["kind"] = "foreign";
+      item["foreign"] = true;
+      item["vlan"] = nullptr;
       ports.push_back(std::move(item));
     }
   }

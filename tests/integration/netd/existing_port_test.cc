@@ -137,5 +137,34 @@ TEST_F(ExistingPortTest, AnAdminDownExistingPortIsQuiet) {
   EXPECT_FALSE(testing::Link("ex0").empty());
 }
 
+// Issue 18: only links vfabric made or was told to attach are its to take
+// off a bridge. An "existing" port dropped from the topology is released; a
+// link libvirt (or anyone) put on the bridge stays there.
+TEST_F(ExistingPortTest, ADroppedExistingPortIsReleasedAndAForeignOneStays) {
+  ASSERT_TRUE(MakeExistingLink());
+  ASSERT_EQ(Cmd({"ip", "tuntap", "add", "vnet-ex", "mode", "tap"}).exit_code, 0);
+  auto write = [&](bool with_existing) {
+    json ports = {{{"name", "exk-t0"}}};
+    if (with_existing) ports.push_back({{"name", "ex0"}, {"kind", "existing"}});
+    json doc = {{"networks", {{{"name", "k"}, {"bridge", "vfb-exk"}, {"ports", ports}}}}};
+    std::ofstream(config_) << doc.dump(2);
+  };
+  write(true);
+  Start(config_);
+  ASSERT_TRUE(WaitFor([&] { return testing::Link("ex0").value("master", "") == "vfb-exk"; }, 5000))
+      << Log();
+  ASSERT_EQ(Cmd({"ip", "link", "set", "vnet-ex", "master", "vfb-exk"}).exit_code, 0);
+
+  write(false);
+  netd_->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return !testing::Link("ex0").contains("master"); }, 5000)) << Log();
+  // A later repair pass (a deleted tap comes back) leaves vnet-ex alone too.
+  ASSERT_EQ(Cmd({"ip", "link", "del", "exk-t0"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return testing::Link("exk-t0").contains("ifname"); }, 5000)) << Log();
+  EXPECT_EQ(testing::Link("vnet-ex").value("master", ""), "vfb-exk");
+  EXPECT_THAT(Log(), ::testing::Not(HasSubstr("release vnet-ex")));
+  ASSERT_EQ(Cmd({"ip", "link", "del", "vnet-ex"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace vfabric

@@ -288,14 +288,23 @@ TEST_F(NetdTest, ReloadRemovesWhatLeftTheConfigAndNeverTouchesForeignLinks) {
   testing::WriteFile(config, lab.dump(2));
   ASSERT_TRUE(netd_->Signal(SIGHUP));
   ASSERT_TRUE(WaitFor([&] { return !LinkExists("vm2-eth0"); }, 10000)) << Log();
-  ASSERT_TRUE(WaitFor([&] { return !Link("foreign0").contains("master"); }, 10000)) << Log();
-  EXPECT_TRUE(LinkExists("foreign0"));  // released, never deleted
-  EXPECT_TRUE(LinkExists("vm1-eth0"));
+  // Theirs, not ours (issue 18: libvirt's vnetN): left on the bridge, shown
+  // as foreign, even after another pass.
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_EQ(Cmd({"ip", "link", "del", "vm1-eth0"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return LinkExists("vm1-eth0"); }, 10000)) << Log();
+  EXPECT_EQ(Link("foreign0").value("master", ""), "vfb-lab");
+  json listed = Ok(Request("port.list", {{"network", "lab"}}))["ports"];
+  ASSERT_FALSE(listed.empty());
+  EXPECT_EQ(listed.back()["name"], "foreign0");
+  EXPECT_EQ(listed.back()["kind"], "foreign");
 
   // An empty configuration takes everything netd made away.
   testing::WriteFile(config, R"({"networks": []})");
   ASSERT_TRUE(netd_->Signal(SIGHUP));
   ASSERT_TRUE(WaitFor([&] { return !LinkExists("vfb-lab"); }, 10000)) << Log();
+  EXPECT_TRUE(LinkExists("foreign0"));  // off the deleted bridge, never deleted
+  EXPECT_FALSE(Link("foreign0").contains("master"));
   EXPECT_FALSE(LinkExists("vm1-eth0"));
   EXPECT_FALSE(LinkExists("lab-up0"));
   EXPECT_FALSE(LinkExists("lab-up0-p"));

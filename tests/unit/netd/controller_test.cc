@@ -152,6 +152,39 @@ TEST_F(ControllerTest, ViewsOfAnAppliedNetwork) {
 
 // The kernel datapath's stp.show and port.stats read the kernel only
 // through the Kernel seam (sysfs included), so they run on the fake.
+// Issue 18: libvirt's vnetN, enslaved to a vfabric bridge by libvirt, is
+// foreign: netd leaves it there, shows it in port.list and calls the network
+// ok; an "existing" port dropped from the topology is still released.
+TEST_F(ControllerTest, ForeignBridgePortsStayAndAreShown) {
+  constexpr const char* kWithUplink = R"({"networks": [{"name": "lab", "bridge": "vfb-lab",
+      "ports": [{"name": "vm1-eth0"}, {"name": "eth9", "kind": "existing"}]}]})";
+  constexpr const char* kWithout = R"({"networks": [{"name": "lab", "bridge": "vfb-lab",
+      "ports": [{"name": "vm1-eth0"}]}]})";
+  kernel_.AddForeignLink("eth9", "veth");
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kWithUplink)))["ok"], true);
+  kernel_.AddForeignLink("vnet0", "tun");
+  ASSERT_TRUE(kernel_.SetMaster("vnet0", "vfb-lab").ok());
+  const int bridge = kernel_.Find("vfb-lab")->ifindex;
+
+  ASSERT_TRUE(controller_.Reconcile().ok());
+  EXPECT_EQ(kernel_.Find("vnet0")->master_ifindex, bridge);
+  EXPECT_EQ(controller_.Handle(Request("network.list"))["result"]["networks"][0]["state"], "ok");
+  json ports = controller_.Handle(Request("port.list", {{"network", "lab"}}))["result"]["ports"];
+  ASSERT_EQ(ports.size(), 3u);
+  EXPECT_EQ(ports[2]["name"], "vnet0");
+  EXPECT_EQ(ports[2]["kind"], "foreign");
+  EXPECT_EQ(ports[2]["foreign"], true);
+  EXPECT_EQ(ports[2]["master"], "vfb-lab");
+  EXPECT_EQ(controller_.Handle(Request("plan", Files(kWithUplink)))["result"]["operations"].size(),
+            0u);
+
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kWithout)))["ok"], true);
+  EXPECT_EQ(kernel_.Find("eth9")->master_ifindex, 0);
+  EXPECT_EQ(kernel_.Find("vnet0")->master_ifindex, bridge);
+  ASSERT_TRUE(controller_.Reconcile().ok());
+  EXPECT_EQ(kernel_.Find("vnet0")->master_ifindex, bridge);
+}
+
 TEST_F(ControllerTest, KernelStpShowPrefersSysfsRootId) {
   ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
   LinkInfo* bridge = kernel_.Find("vfb-lab");

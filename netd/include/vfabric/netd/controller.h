@@ -108,6 +108,18 @@ class Controller {
   std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired,
                                                  const KernelView* kernel = nullptr) const;
   std::set<std::string> AttachedPorts() const;
+  // The kernel plan for `desired` (every Plan of the controller goes
+  // through it, so views, plan and apply agree).
+  Result<std::vector<Operation>> PlanKernel(const topology::Topology& desired,
+                                            const KernelState& state) const;
+  // Plan's `released`: "existing" ports of kernel networks that the last
+  // applied desired state listed and `desired` does not, plus those not yet
+  // released by a failed apply. Any other unlisted link on a vfabric bridge
+  // is foreign (libvirt's, an operator's) and left alone.
+  std::set<std::string> Released(const topology::Topology& desired) const;
+  // After a kernel apply of `desired`: what it listed, what is still to be
+  // released when it failed.
+  void KernelApplied(const topology::Topology& desired, bool ok);
   protocol::Reply VmVerb(const std::string& verb, const nlohmann::json& args);
   protocol::Reply Attach(const nlohmann::json& args);
   protocol::Reply Detach(const nlohmann::json& args);
@@ -128,6 +140,8 @@ class Controller {
   // of the desired state (so drift repair keeps them) until fdb.del.
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
+  std::set<std::string> listed_existing_;  // see Released
+  std::set<std::string> releasing_;
   DaemonInfo daemon_;
   std::string machine_id_;
 };

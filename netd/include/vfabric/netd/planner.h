@@ -118,8 +118,20 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
 // link); the message names the object and says why. `attached`: ports that a userspace switch holds
 // already; an "existing" link among them is not brought up again (its admin state is then the
 // operator's, as it is for an existing link enslaved to a kernel bridge).
+//
+// A link on a network's bridge that the network does not list and vfabric did not create (no
+// "vfabric:" alias: libvirt's vnetN for an <interface type='bridge'>, an operator's `ip link set
+// master`) is foreign: left where it is and out of the plan. Only the links in `released` are
+// taken off their bridge: "existing" ports that an earlier desired state listed and this one does
+// not (the controller knows them; see Controller::Released).
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
-                                    const std::set<std::string>& attached = {});
+                                    const std::set<std::string>& attached = {},
+                                    const std::set<std::string>& released = {});
+
+// The links on `network`'s kernel bridge that it does not list and vfabric
+// did not create (see Plan): what `port list` shows as foreign.
+std::vector<const LinkInfo*> ForeignBridgePorts(const topology::NetworkConfig& network,
+                                                const KernelState& actual);
 
 // Runs one operation.
 Status Execute(Kernel& kernel, const Operation& operation);
