@@ -231,8 +231,9 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   added.vlan = op.vlan;
   VF_LOG(kInfo) << "userspace network " << op.network << ": port " << port.name << " ("
                 << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
+  added.no_link = !backend.NeedsKernelLink();
   if (op.join_tree && network.tree) {
-    const bool up = link != nullptr && link->oper_up;
+    const bool up = added.no_link || (link != nullptr && link->oper_up);
     VF_RETURN_IF_ERROR(JoinTree(network, port.name, op.tree_settings, up));
   }
   return Status::Ok();
@@ -307,7 +308,8 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   for (const SwitchOperation::TreePort& member : op.tree_ports) {
     if (!network.ports.count(member.name)) continue;  // not opened (reported)
     const LinkInfo* link = state.FindLink(member.name);
-    Status joined = JoinTree(network, member.name, member.settings, link && link->oper_up);
+    const bool up = network.ports.at(member.name).no_link || (link && link->oper_up);
+    Status joined = JoinTree(network, member.name, member.settings, up);
     if (!joined.ok()) errors.push_back(joined.message());
   }
   if (!errors.empty()) return Status::Error(Join(errors, "; "));

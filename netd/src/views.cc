@@ -65,6 +65,13 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
               {"name", port.name},
               {"kind", std::string(ToString(port.kind))},
               {"vlan", VlanJson(port.vlan)}};
+  if (port.kind == topology::PortKind::kVhostUser) {
+    // No kernel link: its socket is its host object, its state the
+    // switch's (PortExtra, SwitchPortJson).
+    out["socket"] = port.socket;
+    out["mode"] = std::string(topology::ToString(port.vhost_user_mode));
+    return out;
+  }
   const LinkInfo* link = state.FindLink(port.name);
   out["present"] = link != nullptr;
   if (std::string why = PortLinkWaiting(port, state); !why.empty()) out["waiting"] = why;
@@ -87,6 +94,18 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
     out["bpdu_guard"] = Optional(s.bpdu_guard);
     out["root_block"] = Optional(s.root_block);
   }
+  return out;
+}
+
+// The switch's side of a port of a userspace network; a port not in the
+// switch because its backend waits for its host object (a vhost-user
+// client's socket) says why.
+json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& network,
+                    const topology::PortConfig& port) {
+  json out = userspace.PortExtra(network, port.name);
+  if (out["switch_port"].is_null())
+    if (std::string why = userspace.Backends().For(port, false).Waiting(port); !why.empty())
+      out["waiting"] = why;
   return out;
 }
 
@@ -242,7 +261,7 @@ Reply Controller::NetworkShow(const std::string& name) {
   json ports = json::array();
   for (const auto& port : network->ports) {
     json item = PortJson(*network, port, view.state);
-    if (userspace && userspace_ != nullptr) item.update(userspace_->PortExtra(name, port.name));
+    if (userspace && userspace_ != nullptr) item.update(SwitchPortJson(*userspace_, name, port));
     ports.push_back(std::move(item));
   }
   summary["ports"] = ports;
@@ -277,7 +296,7 @@ Reply Controller::PortList(const std::string& network_name) {
         network.datapath == topology::Datapath::kUserspace && userspace_ != nullptr;
     for (const auto& port : network.ports) {
       json item = PortJson(network, port, view.state);
-      if (userspace) item.update(userspace_->PortExtra(network.name, port.name));
+      if (userspace) item.update(SwitchPortJson(*userspace_, network.name, port));
       ports.push_back(std::move(item));
     }
   }

@@ -151,6 +151,8 @@ class UserspaceNetworks {
     bridge::PortVlanConfig vlan;
     std::optional<bridge::TreePortSettings> tree;  // in the tree with these
     bool link_up = false;                          // as last told to the tree
+    // Opened by a backend with no kernel link (vhost-user): up for the tree.
+    bool no_link = false;
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;

@@ -1,0 +1,180 @@
+// netd serving vhost-user ports (issue 16): a userspace network with two
+// ports in server mode; netd makes their sockets (and their directory),
+// test frontends (the guests' side, vfabric_vhost_user_testing) connect to
+// each, and frames cross the switch between them both ways. netctl lists
+// the ports with their kind and prints how a guest plugs in.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/testing/netd_fixture.h"
+#include "vfabric/testing/support.h"
+#include "vfabric/vhost_user/testing/test_frontend.h"
+
+namespace vfabric {
+namespace {
+
+using nlohmann::json;
+using testing::Cmd;
+using testing::CommandResult;
+using testing::Request;
+using testing::WaitFor;
+using vhost_user::testing::GuestPacket;
+using vhost_user::testing::TestFrontend;
+
+std::vector<uint8_t> Frame(const std::vector<uint8_t>& dst, const std::vector<uint8_t>& src,
+                           uint8_t fill) {
+  std::vector<uint8_t> frame(dst);
+  frame.insert(frame.end(), src.begin(), src.end());
+  frame.insert(frame.end(), {0x88, 0xb5});  // local experimental ethertype
+  frame.resize(128, fill);
+  return frame;
+}
+
+const std::vector<uint8_t> kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+const std::vector<uint8_t> kMacA = {0x52, 0x54, 0x00, 0x00, 0x0a, 0x01};
+const std::vector<uint8_t> kMacB = {0x52, 0x54, 0x00, 0x00, 0x0a, 0x02};
+
+class VhostUserNetdTest : public testing::NetdFixture {
+ protected:
+  void SetUp() override {
+    NetdFixture::SetUp();
+    if (IsSkipped()) return;
+    config_ = dir_.Join("vu.json");
+    // A directory netd must make.
+    sockets_ = {dir_.Join("sockets/vfabric/vu0.sock"), dir_.Join("sockets/vfabric/vu1.sock")};
+    json ports = json::array();
+    ports.push_back({{"name", "vu0"},
+                     {"kind", "vhost-user"},
+                     {"socket", sockets_[0]},
+                     {"mode", "server"},
+                     {"permissions", "0600"},
+                     {"edge", true}});
+    ports.push_back(
+        {{"name", "vu1"}, {"kind", "vhost-user"}, {"socket", sockets_[1]}, {"mode", "server"}});
+    json doc = {{"networks", {{{"name", "vu"}, {"datapath", "userspace"}, {"ports", ports}}}}};
+    std::ofstream(config_) << doc.dump(2);
+  }
+
+  // A test frontend connected to `path`, set up (features, memory, rings)
+  // with receive buffers posted. The backend runs on the switch's thread.
+  std::unique_ptr<TestFrontend> Connect(const std::string& path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ADD_FAILURE() << "connect " << path << ": " << std::strerror(errno);
+      return nullptr;
+    }
+    auto frontend = TestFrontend::Create(std::move(fd), {});
+    if (!frontend.ok()) {
+      ADD_FAILURE() << frontend.status().message();
+      return nullptr;
+    }
+    Status started = (*frontend)->Start();
+    EXPECT_TRUE(started.ok()) << started.message() << "\n" << Log();
+    EXPECT_TRUE((*frontend)->PostReceiveBuffers(64).ok());
+    return std::move(frontend).value();
+  }
+
+  // Waits (bounded) for `count` packets at `guest`.
+  std::vector<GuestPacket> Receive(TestFrontend& guest, size_t count) {
+    std::vector<GuestPacket> got;
+    WaitFor(
+        [&] {
+          for (GuestPacket& packet : guest.TakeReceived()) got.push_back(std::move(packet));
+          guest.ReclaimTransmitted();
+          return got.size() >= count;
+        },
+        5000);
+    EXPECT_TRUE(guest.PostReceiveBuffers(got.size()).ok());
+    return got;
+  }
+
+  CommandResult Netctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Cmd(argv);
+  }
+
+  std::string config_;
+  std::vector<std::string> sockets_;
+};
+
+TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
+  Start(config_);
+  if (IsSkipped()) return;
+  for (const std::string& path : sockets_) {
+    struct stat st{};
+    ASSERT_TRUE(WaitFor([&] { return ::lstat(path.c_str(), &st) == 0; }, 5000))
+        << path << "\n"
+        << Log();
+    EXPECT_TRUE(S_ISSOCK(st.st_mode)) << path;
+  }
+  struct stat st{};
+  ASSERT_EQ(::lstat(sockets_[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
+  std::unique_ptr<TestFrontend> b = Connect(sockets_[1]);
+  ASSERT_TRUE(a && b) << Log();
+
+  // a broadcasts: b gets it (the switch floods); then b answers a unicast.
+  const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x11);
+  ASSERT_TRUE(a->Transmit(hello).ok());
+  std::vector<GuestPacket> at_b = Receive(*b, 1);
+  ASSERT_EQ(at_b.size(), 1u) << Log();
+  EXPECT_EQ(at_b[0].frame, hello);
+  const std::vector<uint8_t> answer = Frame(kMacA, kMacB, 0x22);
+  ASSERT_TRUE(b->Transmit(answer).ok());
+  std::vector<GuestPacket> at_a = Receive(*a, 1);
+  ASSERT_EQ(at_a.size(), 1u) << Log();
+  EXPECT_EQ(at_a[0].frame, answer);
+  // Many frames, once both MACs are learned: unicast each way.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(a->Transmit(Frame(kMacB, kMacA, static_cast<uint8_t>(i))).ok()) << i;
+    if (i % 16 == 15) a->ReclaimTransmitted();
+  }
+  EXPECT_EQ(Receive(*b, 50).size(), 50u);
+
+  json list = Ok(Request("port.list", {{"network", "vu"}}));
+  ASSERT_EQ(list["ports"].size(), 2u);
+  for (const json& port : list["ports"]) {
+    EXPECT_EQ(port["kind"], "vhost-user") << port.dump();
+    EXPECT_FALSE(port["switch_port"].is_null()) << port.dump();
+    EXPECT_FALSE(port.contains("waiting")) << port.dump();
+  }
+  CommandResult shown = Netctl({"port", "list", "vu"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_THAT(shown.out, ::testing::HasSubstr("vhost-user"));
+  CommandResult libvirt = Netctl({"port", "show", "vu", "vu0", "--libvirt"});
+  EXPECT_EQ(libvirt.exit_code, 0) << libvirt.err;
+  EXPECT_THAT(libvirt.out, ::testing::HasSubstr("<source type='unix' path='" + sockets_[0] +
+                                                "' mode='client'/>"));
+  CommandResult qemu = Netctl({"port", "show", "vu", "vu1", "--qemu"});
+  EXPECT_EQ(qemu.exit_code, 0) << qemu.err;
+  EXPECT_THAT(qemu.out, ::testing::HasSubstr("path=" + sockets_[1] + ",reconnect=1"));
+  EXPECT_THAT(qemu.out, ::testing::HasSubstr("vectors=0"));
+
+  // A frontend that leaves: the switch runs on, and the next one is taken.
+  a.reset();
+  std::unique_ptr<TestFrontend> again = Connect(sockets_[0]);
+  ASSERT_TRUE(again) << Log();
+  ASSERT_TRUE(b->Transmit(Frame(kBroadcast, kMacB, 0x33)).ok());
+  EXPECT_EQ(Receive(*again, 1).size(), 1u) << Log();
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+}  // namespace
+}  // namespace vfabric
