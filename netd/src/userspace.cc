@@ -221,6 +221,7 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   settings.vlan = op.vlan;
   // With a tree, a port forwards only once the tree says so.
   if (network.tree) settings.stp = bridge::StpState::kDiscarding;
+  const bridge::Port* object = opened->get();
   auto id = network.sw->AddPort(std::move(opened).value(), settings);
   if (!id.ok()) return Status::Error("port " + port.name + ": " + id.status().message());
   PortState& added = network.ports[port.name];
@@ -232,6 +233,7 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   VF_LOG(kInfo) << "userspace network " << op.network << ": port " << port.name << " ("
                 << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
   added.no_link = !backend.NeedsKernelLink();
+  added.port = object;
   if (op.join_tree && network.tree) {
     const bool up = added.no_link || (link != nullptr && link->oper_up);
     VF_RETURN_IF_ERROR(JoinTree(network, port.name, op.tree_settings, up));

@@ -31,7 +31,7 @@ Status MakeDirectories(const std::string& dir) {
   }
   if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST)
     return Status::FromErrno("mkdir " + dir, errno);
-  struct stat st{};
+  struct stat st {};
   if (::stat(dir.c_str(), &st) < 0) return Status::FromErrno("stat " + dir, errno);
   if (!S_ISDIR(st.st_mode)) return Status::Error(dir + " is not a directory", ENOTDIR);
   return Status::Ok();
@@ -43,7 +43,7 @@ Result<std::unique_ptr<bridge::Port>> OpenServer(const topology::PortConfig& por
   if (slash > 0) VF_RETURN_IF_ERROR(MakeDirectories(path.substr(0, slash)));
   // ListenUnix replaces what is at the path: only ever an old socket (of an
   // earlier netd), never a file someone else put there.
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
     return Status::Error(path + " exists and is not a socket (netd replaces only a socket)",
                          EEXIST);
@@ -93,7 +93,7 @@ class VhostUserBackend final : public PortBackend {
   }
   std::string Waiting(const topology::PortConfig& port) const override {
     if (port.vhost_user_mode != VhostUserMode::kClient) return "";
-    struct stat st{};
+    struct stat st {};
     if (::stat(port.socket.c_str(), &st) == 0) return "";
     return "no socket at " + port.socket +
            " yet (the frontend makes it); netd connects when it appears";

@@ -106,6 +106,11 @@ json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& netwo
   if (out["switch_port"].is_null())
     if (std::string why = userspace.Backends().For(port, false).Waiting(port); !why.empty())
       out["waiting"] = why;
+  // A vhost-user port is up while a frontend has its rings set up.
+  if (json vhost_user = userspace.VhostUserState(network, port.name); !vhost_user.is_null()) {
+    out["connected"] = vhost_user["connected"];
+    out["oper_up"] = vhost_user["up"];
+  }
   return out;
 }
 

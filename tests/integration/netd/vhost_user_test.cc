@@ -116,13 +116,12 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
   Start(config_);
   if (IsSkipped()) return;
   for (const std::string& path : sockets_) {
-    struct stat st{};
-    ASSERT_TRUE(WaitFor([&] { return ::lstat(path.c_str(), &st) == 0; }, 5000))
-        << path << "\n"
-        << Log();
+    struct stat st {};
+    ASSERT_TRUE(WaitFor([&] { return ::lstat(path.c_str(), &st) == 0; }, 5000)) << path << "\n"
+                                                                                << Log();
     EXPECT_TRUE(S_ISSOCK(st.st_mode)) << path;
   }
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::lstat(sockets_[0].c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
@@ -158,6 +157,23 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
   CommandResult shown = Netctl({"port", "list", "vu"});
   EXPECT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_THAT(shown.out, ::testing::HasSubstr("vhost-user"));
+  // port show: the socket, netd's side, the connection and the backend's
+  // counters; port list: up while the rings are.
+  json vu0 = Ok(Request("port.show", {{"network", "vu"}, {"port", "vu0"}}))["vhost_user"];
+  EXPECT_EQ(vu0["socket"], sockets_[0]) << vu0.dump();
+  EXPECT_EQ(vu0["mode"], "server");
+  EXPECT_EQ(vu0["connected"], true);
+  EXPECT_EQ(vu0["up"], true);
+  EXPECT_EQ(vu0["counters"]["connections"], 1);
+  EXPECT_GT(vu0["counters"]["messages"].get<uint64_t>(), 10u);
+  EXPECT_GT(vu0["counters"]["kicks"].get<uint64_t>(), 0u);
+  for (const json& port : list["ports"]) EXPECT_EQ(port["oper_up"], true) << port.dump();
+  CommandResult full = Netctl({"port", "show", "vu", "vu0"});
+  EXPECT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_THAT(full.out, ::testing::HasSubstr("socket:   " + sockets_[0] +
+                                             " (netd is the server)\n"
+                                             "state:    connected yes, rings up yes\n"));
+  EXPECT_THAT(full.out, ::testing::HasSubstr("memory-backend-memfd,id=mem,size=RAM,share=on"));
   CommandResult libvirt = Netctl({"port", "show", "vu", "vu0", "--libvirt"});
   EXPECT_EQ(libvirt.exit_code, 0) << libvirt.err;
   EXPECT_THAT(libvirt.out, ::testing::HasSubstr("<source type='unix' path='" + sockets_[0] +
@@ -169,6 +185,12 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
 
   // A frontend that leaves: the switch runs on, and the next one is taken.
   a.reset();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Ok(Request("port.show", {{"network", "vu"},
+                                        {"port", "vu0"}}))["vhost_user"]["connected"] == false;
+      },
+      5000));
   std::unique_ptr<TestFrontend> again = Connect(sockets_[0]);
   ASSERT_TRUE(again) << Log();
   ASSERT_TRUE(b->Transmit(Frame(kBroadcast, kMacB, 0x33)).ok());

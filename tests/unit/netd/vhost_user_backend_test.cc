@@ -34,8 +34,8 @@
 namespace vfabric::netd {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 constexpr const char* kTopology = R"({"networks": [{"name": "vu", "datapath": "userspace",
   "ports": [{"name": "vu0", "kind": "vhost-user", "socket": "/run/vfabric/vu0.sock",
@@ -167,6 +167,21 @@ TEST(VhostUserNetdTest, AClientPortWaitsForItsSocket) {
   for (const json& port : list["result"]["ports"]) ports[port["name"]] = port;
   EXPECT_EQ(ports["vu1"]["waiting"], "no socket at /run/q/vu1.sock yet");
   EXPECT_TRUE(ports["vu1"]["switch_port"].is_null());
+  json shown = Handle(controller, "port.show", {{"network", "vu"}, {"port", "vu1"}});
+  ASSERT_EQ(shown["ok"], true) << shown.dump();
+  const json& vu1 = shown["result"]["vhost_user"];
+  EXPECT_EQ(vu1["socket"], "/run/q/vu1.sock");
+  EXPECT_EQ(vu1["mode"], "client");
+  EXPECT_EQ(vu1["connected"], false);
+  EXPECT_EQ(vu1["waiting"], "no socket at /run/q/vu1.sock yet");
+  EXPECT_THAT(vu1["shared_memory"]["libvirt"].get<std::string>(),
+              HasSubstr("<access mode='shared'/>"));
+  // A port the switch has open through another kind of port object (the
+  // fake's memory port) has no vhost-user state to show.
+  EXPECT_TRUE(networks.VhostUserState("vu", "vu0").is_null());
+  EXPECT_FALSE(
+      Handle(controller, "port.show", {{"network", "vu"}, {"port", "vu-t0"}})["result"].contains(
+          "vhost_user"));
 
   vhost_user.absent.clear();  // the frontend made its socket
   std::vector<Operation> repaired;
@@ -259,7 +274,7 @@ TEST(VhostUserBackendTest, ServerModeMakesTheDirectoryAndTheSocketWithItsOwnerAn
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   EXPECT_EQ((*opened)->name(), "vu0");
   EXPECT_EQ((*opened)->kind(), bridge::PortKind::kVhostUser);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::lstat(port.socket.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0660u);
@@ -316,8 +331,8 @@ TEST(VhostUserBackendTest, ClientModeWaitsForTheSocketThenConnects) {
 // libvirt's mode is the opposite of netd's.
 TEST(VhostUserBackendTest, TheGuestPlugIsTheOtherSideOfTheSocket) {
   auto backend = NewVhostUserBackend();
-  auto client = backend->GuestPlug(
-      VhostUserPortConfig("/run/q/vu1.sock", topology::VhostUserMode::kClient));
+  auto client =
+      backend->GuestPlug(VhostUserPortConfig("/run/q/vu1.sock", topology::VhostUserMode::kClient));
   ASSERT_TRUE(client.ok());
   EXPECT_EQ(client->kind, vmm::NicPlug::Kind::kVhostUser);
   EXPECT_EQ(client->socket, "/run/q/vu1.sock");
