@@ -118,6 +118,7 @@ class NetworkPlanner {
   std::string ReopenReason(const topology::PortConfig& port, const ObservedPort& have,
                            const PortBackend& backend) const {
     if (have.failed) return "its link went away";
+    if (!have.ended.empty()) return have.ended;
     if (have.backend != backend.Name()) {
       // Today's only change of backend: a tap changes hands with a guest.
       return backend.Name() == "tap" ? "no guest holds its tap now"
@@ -157,13 +158,16 @@ class NetworkPlanner {
       // fail, or fail on its first poll, at every pass.
       // A port not open yet whose backend's host object is not there (a
       // vhost-user client's socket): it waits too, with nothing to detach.
+      // One whose connection ended (Ended()) and whose host object is gone
+      // too goes until it is back.
       std::string waiting = Waiting(port);
-      if (waiting.empty() && have == nullptr) waiting = backend.Waiting(port);
+      if (waiting.empty() && (have == nullptr || !have->ended.empty()))
+        waiting = backend.Waiting(port);
       if (!waiting.empty()) {
         // Gone: its switch port goes until the link is back. Down: it stays
         // (failed, quiet), so that the kernel planner, which brings up an
         // existing link only until a switch holds it, leaves it down.
-        if (have != nullptr && waiting == kGone) {
+        if (have != nullptr && (waiting == kGone || !have->ended.empty())) {
           SwitchOperation& op = Add(Kind::kDetachPort, port.name);
           op.reason = waiting;
         }

@@ -102,12 +102,19 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
     if (network.sw)
       for (const bridge::PortInfo& info : network.sw->Ports())
         if (info.failed) failed.insert(info.name);
+    const topology::NetworkConfig* config = nullptr;
+    for (const topology::NetworkConfig& n : desired.networks)
+      if (n.name == name) config = &n;
     for (const auto& [port_name, port] : network.ports) {
       ObservedPort& out = sw.ports[port_name];
       out.backend = port.backend;
       out.identity = port.identity;
       out.vlan = port.vlan;
       out.failed = failed.count(port_name) != 0;
+      const topology::PortConfig* port_config =
+          config != nullptr ? FindPortConfig(*config, port_name) : nullptr;
+      if (port_config != nullptr && port.port != nullptr && port.opener != nullptr)
+        out.ended = port.opener->Ended(*port_config, *port.port);
       out.tree = port.tree;
       out.link_up = port.link_up;
     }
@@ -234,6 +241,7 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
                 << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
   added.no_link = !backend.NeedsKernelLink();
   added.port = object;
+  added.opener = &backend;
   if (op.join_tree && network.tree) {
     const bool up = added.no_link || (link != nullptr && link->oper_up);
     VF_RETURN_IF_ERROR(JoinTree(network, port.name, op.tree_settings, up));

@@ -98,6 +98,16 @@ class VhostUserBackend final : public PortBackend {
     return "no socket at " + port.socket +
            " yet (the frontend makes it); netd connects when it appears";
   }
+  // A client's connection is the port's only one: when the frontend hangs
+  // up (QEMU restarted, say), netd connects again (a server-mode port
+  // takes the next frontend by itself).
+  std::string Ended(const topology::PortConfig& port, const bridge::Port& opened) const override {
+    if (port.vhost_user_mode != VhostUserMode::kClient ||
+        opened.kind() != bridge::PortKind::kVhostUser)
+      return "";
+    const auto& vu = static_cast<const bridge::VhostUserPort&>(opened);
+    return vu.connected() ? "" : "its frontend hung up; netd connects again";
+  }
   Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
                                              const LinkInfo*) override {
     return port.vhost_user_mode == VhostUserMode::kServer ? OpenServer(port) : OpenClient(port);

@@ -5,12 +5,14 @@
 // the ports with their kind and prints how a guest plugs in.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -25,6 +27,7 @@ namespace vfabric {
 namespace {
 
 using nlohmann::json;
+using testing::Ask;
 using testing::Cmd;
 using testing::CommandResult;
 using testing::Request;
@@ -195,6 +198,92 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
   ASSERT_TRUE(again) << Log();
   ASSERT_TRUE(b->Transmit(Frame(kBroadcast, kMacB, 0x33)).ok());
   EXPECT_EQ(Receive(*again, 1).size(), 1u) << Log();
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+// Client mode (the default): the frontend owns the socket. The port waits
+// while there is none, netd connects once the frontend listens (at the
+// next reconcile: a reload here), and connects again after the frontend
+// hangs up.
+TEST_F(VhostUserNetdTest, AClientPortConnectsToTheFrontendsSocketAndAgainAfterItHangsUp) {
+  const std::string client_socket = dir_.Join("qemu/vu1.sock");
+  json ports = json::array();
+  ports.push_back(
+      {{"name", "vu0"}, {"kind", "vhost-user"}, {"socket", sockets_[0]}, {"mode", "server"}});
+  ports.push_back({{"name", "vu1"}, {"kind", "vhost-user"}, {"socket", client_socket}});
+  json doc = {{"networks", {{{"name", "vu"}, {"datapath", "userspace"}, {"ports", ports}}}}};
+  std::ofstream(config_) << doc.dump(2);
+  Start(config_);
+  if (IsSkipped()) return;
+  auto port_list = [&] {
+    std::map<std::string, json> by_name;
+    const json list = Ok(Request("port.list", {{"network", "vu"}}));
+    for (const json& port : list["ports"]) by_name[port["name"].get<std::string>()] = port;
+    return by_name;
+  };
+  ASSERT_TRUE(port_list()["vu1"].is_object())
+      << Ask(socket_, Request("port.list", {{"network", "vu"}})).dump() << "\n"
+      << Log();
+  EXPECT_THAT(port_list()["vu1"].value("waiting", ""),
+              ::testing::HasSubstr("no socket at " + client_socket + " yet"));
+  CommandResult listed = Netctl({"port", "list", "vu"});
+  EXPECT_THAT(listed.out, ::testing::HasSubstr("waiting"));
+
+  // The frontend (QEMU -chardev socket,server=on) listens.
+  ASSERT_EQ(::mkdir(dir_.Join("qemu").c_str(), 0755), 0);
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, client_socket.c_str(), client_socket.size() + 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  auto accept_frontend = [&]() -> std::unique_ptr<TestFrontend> {
+    UniqueFd fd;
+    WaitFor(
+        [&] {
+          fd.Reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+          return static_cast<bool>(fd);
+        },
+        5000);
+    if (!fd) {
+      ADD_FAILURE() << "netd did not connect\n" << Log();
+      return nullptr;
+    }
+    auto frontend = TestFrontend::Create(std::move(fd), {});
+    if (!frontend.ok()) return nullptr;
+    EXPECT_TRUE((*frontend)->Start().ok()) << Log();
+    EXPECT_TRUE((*frontend)->PostReceiveBuffers(64).ok());
+    return std::move(frontend).value();
+  };
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  std::unique_ptr<TestFrontend> guest = accept_frontend();
+  ASSERT_TRUE(guest);
+  std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
+  ASSERT_TRUE(a);
+  const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x44);
+  ASSERT_TRUE(a->Transmit(hello).ok());
+  std::vector<GuestPacket> got = Receive(*guest, 1);
+  ASSERT_EQ(got.size(), 1u) << Log();
+  EXPECT_EQ(got[0].frame, hello);
+  EXPECT_FALSE(port_list()["vu1"].contains("waiting"));
+
+  // The frontend hangs up (QEMU restarts); netd connects again.
+  guest.reset();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Ok(Request("port.show", {{"network", "vu"},
+                                        {"port", "vu1"}}))["vhost_user"]["connected"] == false;
+      },
+      5000));
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  guest = accept_frontend();
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x55)).ok());
+  got = Receive(*guest, 1);
+  ASSERT_EQ(got.size(), 1u) << Log();
+  EXPECT_EQ(got[0].frame[20], 0x55);
+  EXPECT_THAT(Log(), ::testing::HasSubstr("its frontend hung up; netd connects again"));
+  ::unlink(client_socket.c_str());
   EXPECT_EQ(Stop(), 0) << Log();
 }
 

@@ -63,6 +63,9 @@ class FakeBackend final : public PortBackend {
   std::string Waiting(const topology::PortConfig& port) const override {
     return absent.count(port.socket) ? "no socket at " + port.socket + " yet" : "";
   }
+  std::string Ended(const topology::PortConfig& port, const bridge::Port&) const override {
+    return hung_up.count(port.name) ? "its frontend hung up" : "";
+  }
   Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
                                              const LinkInfo*) override {
     auto made = bridge::MemoryPort::Create(port.name);
@@ -73,6 +76,7 @@ class FakeBackend final : public PortBackend {
 
   std::vector<std::string> opened;
   std::set<std::string> absent;
+  std::set<std::string> hung_up;
 
  private:
   std::string name_;
@@ -187,6 +191,37 @@ TEST(VhostUserNetdTest, AClientPortWaitsForItsSocket) {
   std::vector<Operation> repaired;
   ASSERT_TRUE(controller.Reconcile(&repaired).ok());
   EXPECT_EQ(vhost_user.opened, (std::vector<std::string>{"vu0", "vu1"}));
+}
+
+// A client port whose frontend hung up is opened again (connects again);
+// if its socket went too, it leaves the switch and waits for it.
+TEST(VhostUserNetdTest, AClientPortWhoseFrontendHungUpIsOpenedAgain) {
+  FakeBackend tap("tap", true), vhost_user("vhost-user", false);
+  UserspaceNetworks networks("", std::make_unique<FakeBackends>(&tap, &vhost_user), "m");
+  const topology::Topology desired = Parse(R"({"networks": [{"name": "vu",
+    "datapath": "userspace",
+    "ports": [{"name": "vu1", "kind": "vhost-user", "socket": "/q/vu1.sock"}]}]})");
+  EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
+  KernelState none;
+  const KernelView view{&none, {}};
+  EXPECT_TRUE(networks.Plan(desired, &view).empty());
+  vhost_user.hung_up.insert("vu1");
+  std::vector<SwitchOperation> plan = networks.Plan(desired, &view);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(std::string(plan[0].KindName()), "reopen_switch_port");
+  EXPECT_THAT(plan[0].Describe(), HasSubstr("reopen port vu1"));
+  EXPECT_THAT(plan[0].Describe(), HasSubstr(": its frontend hung up"));
+  vhost_user.absent.insert("/q/vu1.sock");
+  plan = networks.Plan(desired, &view);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(std::string(plan[0].KindName()), "detach_switch_port");
+  EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
+  EXPECT_TRUE(networks.PortExtra("vu", "vu1")["switch_port"].is_null());
+  EXPECT_TRUE(networks.Plan(desired, &view).empty());  // waits quietly
+  vhost_user.absent.clear();
+  vhost_user.hung_up.clear();
+  EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
+  EXPECT_EQ(vhost_user.opened, (std::vector<std::string>{"vu1", "vu1"}));
 }
 
 // With no kernel link to follow, a vhost-user port is up for the spanning

@@ -51,6 +51,11 @@ class PortBackend {
   // has not made yet); "" when Open() may be tried. The port then waits, as
   // an existing link that is missing does, until a later reconcile.
   virtual std::string Waiting(const topology::PortConfig&) const { return ""; }
+  // Why `opened` (a port this backend opened for `port`) must be opened
+  // again though nothing about its host object changed: a connection the
+  // port cannot get back by itself ended (a vhost-user client whose
+  // frontend hung up). "" when it need not.
+  virtual std::string Ended(const topology::PortConfig&, const bridge::Port&) const { return ""; }
   // How a guest plugs into the port on a userspace network: a tap it opens,
   // a socket it connects to. An error naming the port when this port cannot
   // take a guest (a veth, an existing link, a tap the switch opens itself);

@@ -160,6 +160,7 @@ class UserspaceNetworks {
     // The port object, owned by the switch until RemovePort (its own
     // state, such as a vhost-user port's, is read through it).
     const bridge::Port* port = nullptr;
+    const PortBackend* opener = nullptr;  // the backend that opened it
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;
