@@ -222,6 +222,13 @@ TEST(VhostUserNetdTest, AClientPortWhoseFrontendHungUpIsOpenedAgain) {
   vhost_user.hung_up.clear();
   EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
   EXPECT_EQ(vhost_user.opened, (std::vector<std::string>{"vu1", "vu1"}));
+  // Another socket (or mode) is another port: opened anew.
+  topology::Topology moved = desired;
+  moved.networks[0].ports[0].socket = "/q/other.sock";
+  plan = networks.Plan(moved, &view);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(std::string(plan[0].KindName()), "reopen_switch_port");
+  EXPECT_THAT(plan[0].Describe(), HasSubstr(": it is now socket /q/other.sock"));
 }
 
 // With no kernel link to follow, a vhost-user port is up for the spanning
