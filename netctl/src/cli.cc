@@ -545,10 +545,12 @@ std::string HelpText(const std::string& command) {
        "stats: per-port counters: NETWORK PORT RX-PKTS RX-BYTES TX-PKTS TX-BYTES DROPS\n"
        "  DROP-REASONS (the non-zero drop counters, as reason=count).\n"
        "show: the port, and how a guest netd does not run plugs into it (a tap port;\n"
-       "  on a userspace network one with \"guest\": true). --qemu prints only QEMU's\n"
-       "  -netdev/-device arguments, one line of shell words; --libvirt only the\n"
-       "  <interface> element (on a kernel network type='bridge': libvirt makes its own\n"
-       "  tap on the bridge). Both are meant to be pasted.\n"},
+       "  on a userspace network one with \"guest\": true, or a vhost-user port: then\n"
+       "  also its socket, connection state and the shared guest memory it needs).\n"
+       "  --qemu prints only QEMU's -netdev/-device arguments (-chardev too for\n"
+       "  vhost-user), one line of shell words; --libvirt only the <interface> element\n"
+       "  (on a kernel network type='bridge': libvirt makes its own tap on the bridge).\n"
+       "  Both are meant to be pasted.\n"},
       {"fdb",
        "show: the forwarding database: MAC VLAN PORT FLAGS (static, local or learned),\n"
        "  and AGE (seconds since last seen) when the datapath reports it.\n"

@@ -25,6 +25,43 @@ std::string QemuLine(const json& result) {
   return line;
 }
 
+// Each line of `text` behind `indent`.
+std::string Indented(const std::string& text, const std::string& indent = "  ") {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out += indent + text.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string Flag(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_boolean()) return "-";
+  return it->get<bool>() ? "yes" : "no";
+}
+
+// A vhost-user port's socket, netd's side of it, and its connection.
+std::string VhostUserText(const json& vu) {
+  std::string out = "socket:   " + Text(vu, "socket") + " (netd is the " + Text(vu, "mode") + ")\n";
+  std::string state = "connected " + Flag(vu, "connected") + ", rings up " + Flag(vu, "up");
+  if (auto waiting = vu.find("waiting"); waiting != vu.end() && waiting->is_string())
+    state = "waiting: " + waiting->get<std::string>();
+  out += "state:    " + state + "\n";
+  if (auto counters = vu.find("counters"); counters != vu.end() && counters->is_object()) {
+    std::string line;
+    for (const auto& [key, value] : counters->items()) {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() == 0) continue;
+      line += (line.empty() ? "" : ", ") + key + " " + std::to_string(value.get<uint64_t>());
+    }
+    out += "counters: " + (line.empty() ? std::string("-") : line) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string ShellWord(std::string_view arg) {
@@ -59,17 +96,21 @@ std::string FormatPortShow(const json& result, std::string_view form) {
     out +=
         std::string(key) + ":" + std::string(9 - std::string_view(key).size(), ' ') + value + "\n";
   }
+  if (auto vu = result.find("vhost_user"); vu != result.end() && vu->is_object())
+    out += VhostUserText(*vu);
   if (result.contains("guest_error"))
     return out + "guest:    none (" + Text(result, "guest_error") + ")\n";
   out += "\nQEMU:\n  " + (qemu.empty() ? std::string("-") : qemu) + "\n";
   out += "\nlibvirt:\n";
   if (libvirt.empty()) return out + "  -\n";
-  size_t start = 0;
-  while (start < libvirt.size()) {
-    size_t end = libvirt.find('\n', start);
-    if (end == std::string::npos) end = libvirt.size();
-    out += "  " + libvirt.substr(start, end - start) + "\n";
-    start = end + 1;
+  out += Indented(libvirt);
+  // vhost-user: the machine's part, which the NIC's arguments leave out.
+  if (auto vu = result.find("vhost_user"); vu != result.end() && vu->is_object()) {
+    if (auto memory = vu->find("shared_memory"); memory != vu->end() && memory->is_object()) {
+      out += "\nshared guest memory (needed by vhost-user; RAM: the guest's size):\n";
+      out += "  QEMU:    " + Text(*memory, "qemu") + "\n";
+      out += "  libvirt:\n" + Indented(Text(*memory, "libvirt"), "    ");
+    }
   }
   return out;
 }

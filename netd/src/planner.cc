@@ -67,8 +67,9 @@ class Planner {
     for (const PortConfig& port : network.ports) {
       const LinkInfo* link = actual_.FindLink(port.name);
       // An "existing" port without its link waits for it (PlanPort skips
-      // it): that port's problem, not the host's.
-      if (port.kind == PortKind::kExisting) continue;
+      // it): that port's problem, not the host's. A vhost-user port has no
+      // link at all: a link of its name is none of its business.
+      if (port.kind == PortKind::kExisting || port.kind == PortKind::kVhostUser) continue;
       if (link != nullptr && !Owned(*link))
         return Status::Error(ForeignLinkError("port", port.name, network.name, *link));
       if (port.kind == PortKind::kVeth) {
@@ -95,7 +96,11 @@ class Planner {
   // A userspace network has no kernel bridge: netd makes its taps and veths
   // and brings them up, and the userspace switch forwards between them.
   void PlanUserspaceNetwork(const NetworkConfig& network) {
-    for (const PortConfig& port : network.ports) PlanPort(network, port, nullptr, false);
+    for (const PortConfig& port : network.ports) {
+      // No kernel link: the switch opens its socket (the port backend).
+      if (port.kind == PortKind::kVhostUser) continue;
+      PlanPort(network, port, nullptr, false);
+    }
   }
 
   void PlanNetwork(const NetworkConfig& network) {

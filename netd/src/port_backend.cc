@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "vhost_user_backend.h"
+
 namespace vfabric::netd {
 
 Status NoGuestUse(const topology::PortConfig& port) {
@@ -73,6 +75,7 @@ class PacketSocketBackend final : public PortBackend {
 class KernelPortBackends final : public PortBackends {
  public:
   PortBackend& For(const topology::PortConfig& port, bool guest) const override {
+    if (port.kind == topology::PortKind::kVhostUser) return *vhost_user_;
     if (port.kind == topology::PortKind::kTap && !guest) return tap_;
     return packet_socket_;
   }
@@ -80,6 +83,7 @@ class KernelPortBackends final : public PortBackends {
  private:
   mutable TapBackend tap_;
   mutable PacketSocketBackend packet_socket_;
+  std::unique_ptr<PortBackend> vhost_user_ = NewVhostUserBackend();
 };
 
 }  // namespace

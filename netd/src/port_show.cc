@@ -12,6 +12,38 @@ using protocol::Error;
 using protocol::Reply;
 using protocol::StringArg;
 
+namespace {
+
+// The guest's RAM must be shared with netd for a vhost-user NIC: the
+// machine's setting, not the NIC's (vmm/nic_plug.h), so it is printed
+// beside the NIC's arguments rather than among them.
+const char* const kSharedMemoryQemu =
+    "-object memory-backend-memfd,id=mem,size=RAM,share=on -numa node,memdev=mem";
+const char* const kSharedMemoryLibvirt =
+    "<memoryBacking>\n  <source type='memfd'/>\n  <access mode='shared'/>\n</memoryBacking>\n";
+
+}  // namespace
+
+// A vhost-user port: its socket, netd's side of it and, when the switch has
+// it open, the connection and the backend's counters.
+json Controller::VhostUserShow(const topology::NetworkConfig& network,
+                               const topology::PortConfig& port) const {
+  json out = {{"socket", port.socket},
+              {"mode", std::string(topology::ToString(port.vhost_user_mode))},
+              {"shared_memory", {{"qemu", kSharedMemoryQemu}, {"libvirt", kSharedMemoryLibvirt}}}};
+  if (userspace_ == nullptr) return out;
+  json state = userspace_->VhostUserState(network.name, port.name);
+  if (!state.is_null()) {
+    out.update(state);
+    return out;
+  }
+  out["connected"] = false;
+  out["up"] = false;
+  if (std::string why = userspace_->Backends().For(port, false).Waiting(port); !why.empty())
+    out["waiting"] = why;
+  return out;
+}
+
 Reply Controller::PortShow(const json& args) {
   VF_ASSIGN_OR_RETURN_ERROR(const std::string network, StringArg(args, "network", true));
   VF_ASSIGN_OR_RETURN_ERROR(const std::string port, StringArg(args, "port", true));
@@ -36,8 +68,11 @@ Reply Controller::PortShow(const json& args) {
     if (n.name != network) continue;
     result["datapath"] = topology::ToString(n.datapath);
     result["kind"] = "tap";  // a VM NIC's own port unless the network declares it
-    for (const topology::PortConfig& p : n.ports)
-      if (p.name == port) result["kind"] = topology::ToString(p.kind);
+    for (const topology::PortConfig& p : n.ports) {
+      if (p.name != port) continue;
+      result["kind"] = topology::ToString(p.kind);
+      if (p.kind == topology::PortKind::kVhostUser) result["vhost_user"] = VhostUserShow(n, p);
+    }
   }
   if (!use.ok()) {
     result["guest_error"] = use.status().message();

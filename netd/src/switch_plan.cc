@@ -118,6 +118,7 @@ class NetworkPlanner {
   std::string ReopenReason(const topology::PortConfig& port, const ObservedPort& have,
                            const PortBackend& backend) const {
     if (have.failed) return "its link went away";
+    if (!have.ended.empty()) return have.ended;
     if (have.backend != backend.Name()) {
       // Today's only change of backend: a tap changes hands with a guest.
       return backend.Name() == "tap" ? "no guest holds its tap now"
@@ -127,7 +128,9 @@ class NetworkPlanner {
     if (kernel_->recreated.count(port.name)) return "its link is made anew";
     const LinkInfo* link = kernel_->state->FindLink(port.name);
     if (backend.NeedsKernelLink() && link == nullptr) return "its link is gone";
-    if (backend.Identity(port, link) != have.identity) return "its link was recreated";
+    if (backend.Identity(port, link) != have.identity)
+      return backend.NeedsKernelLink() ? "its link was recreated"
+                                       : "it is now " + backend.Identity(port, link);
     return "";
   }
 
@@ -153,11 +156,18 @@ class NetworkPlanner {
       // A port that waits for its link (an "existing" link not there yet, or
       // set down by the operator) is left alone: planning its open would
       // fail, or fail on its first poll, at every pass.
-      if (const std::string waiting = Waiting(port); !waiting.empty()) {
+      // A port not open yet whose backend's host object is not there (a
+      // vhost-user client's socket): it waits too, with nothing to detach.
+      // One whose connection ended (Ended()) and whose host object is gone
+      // too goes until it is back.
+      std::string waiting = Waiting(port);
+      if (waiting.empty() && (have == nullptr || !have->ended.empty()))
+        waiting = backend.Waiting(port);
+      if (!waiting.empty()) {
         // Gone: its switch port goes until the link is back. Down: it stays
         // (failed, quiet), so that the kernel planner, which brings up an
         // existing link only until a switch holds it, leaves it down.
-        if (have != nullptr && waiting == kGone) {
+        if (have != nullptr && (waiting == kGone || !have->ended.empty())) {
           SwitchOperation& op = Add(Kind::kDetachPort, port.name);
           op.reason = waiting;
         }
@@ -227,7 +237,10 @@ class NetworkPlanner {
       }
       if (kernel_ == nullptr || kernel_->state == nullptr) continue;
       const LinkInfo* link = kernel_->state->FindLink(port.name);
-      const bool up = link != nullptr && link->oper_up;
+      // A port with no kernel link (vhost-user) is up for the tree while it
+      // is open; its frontend's comings and goings are the port's own.
+      const bool up = !backends_.For(port, guest_ports_.count(port.name) != 0).NeedsKernelLink() ||
+                      (link != nullptr && link->oper_up);
       if (up != p->second.link_up) Add(Kind::kSetTreePortLink, port.name).link_up = up;
     }
   }

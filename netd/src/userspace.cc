@@ -102,12 +102,19 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
     if (network.sw)
       for (const bridge::PortInfo& info : network.sw->Ports())
         if (info.failed) failed.insert(info.name);
+    const topology::NetworkConfig* config = nullptr;
+    for (const topology::NetworkConfig& n : desired.networks)
+      if (n.name == name) config = &n;
     for (const auto& [port_name, port] : network.ports) {
       ObservedPort& out = sw.ports[port_name];
       out.backend = port.backend;
       out.identity = port.identity;
       out.vlan = port.vlan;
       out.failed = failed.count(port_name) != 0;
+      const topology::PortConfig* port_config =
+          config != nullptr ? FindPortConfig(*config, port_name) : nullptr;
+      if (port_config != nullptr && port.port != nullptr && port.opener != nullptr)
+        out.ended = port.opener->Ended(*port_config, *port.port);
       out.tree = port.tree;
       out.link_up = port.link_up;
     }
@@ -221,6 +228,7 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   settings.vlan = op.vlan;
   // With a tree, a port forwards only once the tree says so.
   if (network.tree) settings.stp = bridge::StpState::kDiscarding;
+  const bridge::Port* object = opened->get();
   auto id = network.sw->AddPort(std::move(opened).value(), settings);
   if (!id.ok()) return Status::Error("port " + port.name + ": " + id.status().message());
   PortState& added = network.ports[port.name];
@@ -231,8 +239,11 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   added.vlan = op.vlan;
   VF_LOG(kInfo) << "userspace network " << op.network << ": port " << port.name << " ("
                 << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
+  added.no_link = !backend.NeedsKernelLink();
+  added.port = object;
+  added.opener = &backend;
   if (op.join_tree && network.tree) {
-    const bool up = link != nullptr && link->oper_up;
+    const bool up = added.no_link || (link != nullptr && link->oper_up);
     VF_RETURN_IF_ERROR(JoinTree(network, port.name, op.tree_settings, up));
   }
   return Status::Ok();
@@ -307,7 +318,8 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   for (const SwitchOperation::TreePort& member : op.tree_ports) {
     if (!network.ports.count(member.name)) continue;  // not opened (reported)
     const LinkInfo* link = state.FindLink(member.name);
-    Status joined = JoinTree(network, member.name, member.settings, link && link->oper_up);
+    const bool up = network.ports.at(member.name).no_link || (link && link->oper_up);
+    Status joined = JoinTree(network, member.name, member.settings, up);
     if (!joined.ok()) errors.push_back(joined.message());
   }
   if (!errors.empty()) return Status::Error(Join(errors, "; "));

@@ -65,6 +65,13 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
               {"name", port.name},
               {"kind", std::string(ToString(port.kind))},
               {"vlan", VlanJson(port.vlan)}};
+  if (port.kind == topology::PortKind::kVhostUser) {
+    // No kernel link: its socket is its host object, its state the
+    // switch's (PortExtra, SwitchPortJson).
+    out["socket"] = port.socket;
+    out["mode"] = std::string(topology::ToString(port.vhost_user_mode));
+    return out;
+  }
   const LinkInfo* link = state.FindLink(port.name);
   out["present"] = link != nullptr;
   if (std::string why = PortLinkWaiting(port, state); !why.empty()) out["waiting"] = why;
@@ -86,6 +93,23 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
     out["isolated"] = Optional(s.isolated);
     out["bpdu_guard"] = Optional(s.bpdu_guard);
     out["root_block"] = Optional(s.root_block);
+  }
+  return out;
+}
+
+// The switch's side of a port of a userspace network; a port not in the
+// switch because its backend waits for its host object (a vhost-user
+// client's socket) says why.
+json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& network,
+                    const topology::PortConfig& port) {
+  json out = userspace.PortExtra(network, port.name);
+  if (out["switch_port"].is_null())
+    if (std::string why = userspace.Backends().For(port, false).Waiting(port); !why.empty())
+      out["waiting"] = why;
+  // A vhost-user port is up while a frontend has its rings set up.
+  if (json vhost_user = userspace.VhostUserState(network, port.name); !vhost_user.is_null()) {
+    out["connected"] = vhost_user["connected"];
+    out["oper_up"] = vhost_user["up"];
   }
   return out;
 }
@@ -242,7 +266,7 @@ Reply Controller::NetworkShow(const std::string& name) {
   json ports = json::array();
   for (const auto& port : network->ports) {
     json item = PortJson(*network, port, view.state);
-    if (userspace && userspace_ != nullptr) item.update(userspace_->PortExtra(name, port.name));
+    if (userspace && userspace_ != nullptr) item.update(SwitchPortJson(*userspace_, name, port));
     ports.push_back(std::move(item));
   }
   summary["ports"] = ports;
@@ -277,7 +301,7 @@ Reply Controller::PortList(const std::string& network_name) {
         network.datapath == topology::Datapath::kUserspace && userspace_ != nullptr;
     for (const auto& port : network.ports) {
       json item = PortJson(network, port, view.state);
-      if (userspace) item.update(userspace_->PortExtra(network.name, port.name));
+      if (userspace) item.update(SwitchPortJson(*userspace_, network.name, port));
       ports.push_back(std::move(item));
     }
     // Links on the bridge that the network does not list and vfabric did

@@ -252,6 +252,30 @@ void CheckAcross(Decoded* decoded) {
       },
       errors, &interface_owner);
 
+  // vhost-user sockets: one port per socket, across networks (two ports on
+  // one path would steal each other's frontend, or each other's socket).
+  std::vector<InterfaceSite> sockets;
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    for (size_t p = 0; p < network.ports.size(); ++p) {
+      const PortConfig& port = network.ports[p];
+      if (port.kind != PortKind::kVhostUser || port.socket.empty()) continue;
+      const PortSites& port_sites = sites.ports[p];
+      sockets.push_back({port.socket, port_sites.socket,
+                         OrderOf(sites.file_index, port_sites.socket),
+                         "port " + Quoted(port.name) + " of network " + Quoted(network.name), n,
+                         static_cast<long>(p), false});
+    }
+  }
+  ReportDuplicates(
+      sockets,
+      [](const InterfaceSite& site, const InterfaceSite& first_site) {
+        return "socket " + Quoted(site.name) + " is already used by vhost-user " + first_site.what +
+               " (at " + LocationText(first_site.where) + ")";
+      },
+      errors);
+
   // Static FDB entries name a port of their own network.
   for (size_t n = 0; n < topology.networks.size(); ++n) {
     const NetworkConfig& network = topology.networks[n];

@@ -36,6 +36,10 @@ constexpr uint64_t kMinForwardDelay = 4, kMaxForwardDelay = 30;
 constexpr uint64_t kMinMaxAge = 6, kMaxMaxAge = 40;
 constexpr uint64_t kMaxAgeingTime = 1000000;
 constexpr uint64_t kMaxPortPriority = 63;
+// A Unix socket's path must fit sockaddr_un's sun_path with its NUL.
+constexpr size_t kMaxSocketPath = 107;
+// virtio-net's limit on queue pairs (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX).
+constexpr uint64_t kMaxVhostUserQueues = 0x8000;
 constexpr uint64_t kMinPortCost = 1, kMaxPortCost = 65535;
 // The userspace switch's RSTP (802.1D-2004 17.13.10, Table 17-2).
 constexpr uint64_t kMaxRstpPortPriority = 240, kRstpPortPriorityStep = 16;
@@ -654,10 +658,12 @@ class Decoder {
                         PortSites* sites) {
     PortConfig port;
     port.where = At(pointer);
-    if (!ExpectObject(value, pointer,
-                      {"name", "kind", "peer", "peer_netns", "vlan", "cost", "priority", "edge",
-                       "learning", "flood", "hairpin", "isolated", "bpdu_guard", "root_block",
-                       "owner", "group", "multi_queue", "vnet_hdr", "guest"})) {
+    if (!ExpectObject(
+            value, pointer,
+            {"name",       "kind",       "peer",     "peer_netns",  "vlan",        "cost",
+             "priority",   "edge",       "learning", "flood",       "hairpin",     "isolated",
+             "bpdu_guard", "root_block", "owner",    "group",       "multi_queue", "vnet_hdr",
+             "guest",      "socket",     "mode",     "permissions", "queues"})) {
       return port;
     }
     if (Require(value, pointer, "name")) {
@@ -667,14 +673,9 @@ class Decoder {
       }
     }
     bool kind_known = true;
-    if (const json* kind = Member(value, "kind");
-        kind && kind->is_string() && kind->get<std::string>() == "vhost-user") {
-      Error(Child(pointer, "kind"),
-            "port kind \"vhost-user\" is not available yet (the userspace switch has no "
-            "vhost-user ports)");
-      kind_known = false;
-    } else if (Member(value, "kind")) {
-      if (auto kind_index = GetEnum(value, pointer, "kind", {"tap", "veth", "existing"})) {
+    if (Member(value, "kind")) {
+      if (auto kind_index =
+              GetEnum(value, pointer, "kind", {"tap", "veth", "existing", "vhost-user"})) {
         port.kind = static_cast<PortKind>(*kind_index);
       } else {
         kind_known = false;
@@ -714,7 +715,21 @@ class Decoder {
         if (auto guest = GetBool(value, pointer, "guest")) port.guest = *guest;
       } else {
         const std::string why = "applies to tap ports only";
-        for (std::string_view key : {"owner", "group", "multi_queue", "vnet_hdr", "guest"}) {
+        for (std::string_view key : {"multi_queue", "vnet_hdr", "guest"}) {
+          RejectIfPresent(value, pointer, key, why);
+        }
+        if (port.kind != PortKind::kVhostUser) {
+          const std::string owner_why = "applies to tap and vhost-user ports only";
+          for (std::string_view key : {"owner", "group"}) {
+            RejectIfPresent(value, pointer, key, owner_why);
+          }
+        }
+      }
+      if (port.kind == PortKind::kVhostUser) {
+        DecodeVhostUser(value, pointer, network, &port, sites);
+      } else {
+        const std::string why = "applies to vhost-user ports only";
+        for (std::string_view key : {"socket", "mode", "permissions", "queues"}) {
           RejectIfPresent(value, pointer, key, why);
         }
       }
@@ -760,6 +775,89 @@ class Decoder {
       }
     }
     return port;
+  }
+
+  // The keys of a vhost-user port: `socket` (required), `mode`, and the
+  // server mode's `owner`, `group` and `permissions` for the socket netd
+  // makes; `queues`.
+  void DecodeVhostUser(const json& value, const std::string& pointer, const NetworkConfig& network,
+                       PortConfig* port, PortSites* sites) {
+    if (network.datapath != Datapath::kUserspace) {
+      Error(Child(pointer, "kind"),
+            "vhost-user ports need \"datapath\": \"userspace\" (a guest's vhost-user rings are "
+            "served by vfabric's switch; the kernel bridge cannot take them) on network " +
+                Quote(network.name));
+    }
+    if (Member(value, "socket")) {
+      if (auto socket = GetString(value, pointer, "socket")) {
+        const std::string at = Child(pointer, "socket");
+        if (socket->front() != '/') {
+          Error(at,
+                "the socket of a vhost-user port must be an absolute path, got " + Quote(*socket));
+        } else if (socket->find('\0') != std::string::npos) {
+          Error(at, "the socket path must not contain a NUL character");
+        } else if (socket->back() == '/') {
+          Error(at, "the socket path " + Quote(*socket) + " names a directory, not a socket");
+        } else if (socket->size() > kMaxSocketPath) {
+          Error(at, "the socket path is " + std::to_string(socket->size()) +
+                        " bytes long; a Unix socket's path takes at most " +
+                        std::to_string(kMaxSocketPath));
+        } else {
+          port->socket = *socket;
+          sites->socket = At(at);
+        }
+      }
+    } else {
+      Error(pointer, "a vhost-user port needs \"socket\" (the path of its Unix socket)");
+    }
+    if (auto mode = GetEnum(value, pointer, "mode", {"client", "server"})) {
+      port->vhost_user_mode = static_cast<VhostUserMode>(*mode);
+    }
+    if (port->vhost_user_mode == VhostUserMode::kServer) {
+      port->owner = GetOwner(value, pointer, "owner", false);
+      port->group = GetOwner(value, pointer, "group", true);
+      if (const json* permissions = Member(value, "permissions")) {
+        const std::string at = Child(pointer, "permissions");
+        // Octal in a string: JSON has no octal numbers, and 660 as a
+        // decimal integer would be a surprise.
+        const bool octal =
+            permissions->is_string() && !permissions->get<std::string>().empty() &&
+            permissions->get<std::string>().size() <= 4 &&
+            permissions->get<std::string>().find_first_not_of("01234567") == std::string::npos;
+        if (!permissions->is_string()) {
+          TypeError(*permissions, at, "a string of octal digits like \"0660\"");
+        } else if (!octal) {
+          Error(at, "expected permission bits as octal digits like \"0660\", got " +
+                        permissions->dump());
+        } else {
+          const uint32_t bits =
+              static_cast<uint32_t>(std::stoul(permissions->get<std::string>(), nullptr, 8));
+          if (bits > 0777) {
+            Error(at, "permissions " + permissions->dump() +
+                          " set more than the read/write/execute bits (at most \"0777\")");
+          } else {
+            port->permissions = bits;
+          }
+        }
+      }
+    } else {
+      const std::string why =
+          "applies to vhost-user ports in server mode only (in client mode the frontend owns "
+          "the socket)";
+      for (std::string_view key : {"owner", "group", "permissions"}) {
+        RejectIfPresent(value, pointer, key, why);
+      }
+    }
+    if (auto queues = GetInteger(value, pointer, "queues", 1, kMaxVhostUserQueues)) {
+      if (*queues > 1) {
+        Error(Child(pointer, "queues"),
+              "vhost-user ports take one queue pair for now (multiqueue is not supported yet), "
+              "got " +
+                  std::to_string(*queues));
+      } else {
+        port->queues = static_cast<uint32_t>(*queues);
+      }
+    }
   }
 
   // Returns true when `value` was a well-formed port VLAN object.

@@ -24,7 +24,8 @@ namespace vfabric::topology::internal {
 
 struct PortSites {
   SourceLocation name;
-  SourceLocation peer;  // line 0 when the port has no peer
+  SourceLocation peer;    // line 0 when the port has no peer
+  SourceLocation socket;  // vhost-user: line 0 when the port has no socket
 };
 
 struct NetworkSites {

@@ -174,8 +174,14 @@ std::string_view ToString(PortKind kind) {
       return "veth";
     case PortKind::kExisting:
       return "existing";
+    case PortKind::kVhostUser:
+      return "vhost-user";
   }
   return "?";
+}
+
+std::string_view ToString(VhostUserMode mode) {
+  return mode == VhostUserMode::kServer ? "server" : "client";
 }
 
 std::string_view ToString(StpMode mode) { return mode == StpMode::kRstp ? "rstp" : "stp"; }

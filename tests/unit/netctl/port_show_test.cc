@@ -119,6 +119,60 @@ TEST(PortShowFormatTest, BothFormsOrWhyNone) {
             std::string::npos);
 }
 
+TEST(PortShowFormatTest, AVhostUserPortsSocketStateAndSharedMemory) {
+  const json answer = {
+      {"network", "vu"},
+      {"port", "vu0"},
+      {"kind", "vhost-user"},
+      {"datapath", "userspace"},
+      {"vm", nullptr},
+      {"mac", nullptr},
+      {"vhost_user",
+       {{"socket", "/run/vfabric/vu0.sock"},
+        {"mode", "server"},
+        {"connected", true},
+        {"up", false},
+        {"counters", {{"connections", 1u}, {"kicks", 0u}, {"messages", 7u}}},
+        {"shared_memory",
+         {{"qemu", "-object memory-backend-memfd,id=mem,size=RAM,share=on"},
+          {"libvirt", "<memoryBacking>\n  <access mode='shared'/>\n</memoryBacking>\n"}}}}},
+      {"qemu", {"-chardev", "socket,id=chr-vf-vu0,path=/run/vfabric/vu0.sock,reconnect=1"}},
+      {"libvirt", "<interface type='vhostuser'>\n</interface>\n"}};
+  EXPECT_EQ(FormatPortShow(answer, ""),
+            "network:  vu\n"
+            "port:     vu0\n"
+            "kind:     vhost-user\n"
+            "datapath: userspace\n"
+            "vm:       -\n"
+            "mac:      -\n"
+            "socket:   /run/vfabric/vu0.sock (netd is the server)\n"
+            "state:    connected yes, rings up no\n"
+            "counters: connections 1, messages 7\n"
+            "\n"
+            "QEMU:\n"
+            "  -chardev socket,id=chr-vf-vu0,path=/run/vfabric/vu0.sock,reconnect=1\n"
+            "\n"
+            "libvirt:\n"
+            "  <interface type='vhostuser'>\n"
+            "  </interface>\n"
+            "\n"
+            "shared guest memory (needed by vhost-user; RAM: the guest's size):\n"
+            "  QEMU:    -object memory-backend-memfd,id=mem,size=RAM,share=on\n"
+            "  libvirt:\n"
+            "    <memoryBacking>\n"
+            "      <access mode='shared'/>\n"
+            "    </memoryBacking>\n");
+  // A client-mode port whose socket is not there yet says so.
+  json waiting = answer;
+  waiting["vhost_user"]["waiting"] = "no socket at /q/vu1.sock yet";
+  waiting["vhost_user"].erase("counters");
+  EXPECT_NE(FormatPortShow(waiting, "").find("state:    waiting: no socket at /q/vu1.sock yet\n"),
+            std::string::npos);
+  // --qemu and --libvirt print only what is pasted.
+  EXPECT_EQ(FormatPortShow(answer, "qemu"),
+            "-chardev socket,id=chr-vf-vu0,path=/run/vfabric/vu0.sock,reconnect=1\n");
+}
+
 TEST(PortShowFormatTest, ShellWords) {
   EXPECT_EQ(ShellWord("tap,id=a,ifname=b"), "tap,id=a,ifname=b");
   EXPECT_EQ(ShellWord("a b"), "'a b'");

@@ -367,6 +367,16 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
        {"1:29: /networks/0/brigde: unknown key \"brigde\"; did you mean \"bridge\"?"}},
       {"bad_veth_no_peer.json",
        {"1:39: /networks/0/ports/0: a veth port needs \"peer\" (the name of the other end)"}},
+      {"bad_vhost_user_client_permissions.json",
+       {"1:148: /networks/0/ports/0/permissions: \"permissions\" applies to vhost-user ports "
+        "in server mode only (in client mode the frontend owns the socket)"}},
+      {"bad_vhost_user_kernel.json",
+       {"1:65: /networks/0/ports/0/kind: vhost-user ports need \"datapath\": \"userspace\" (a "
+        "guest's vhost-user rings are served by vfabric's switch; the kernel bridge cannot take "
+        "them) on network \"n\""}},
+      {"bad_vhost_user_no_socket.json",
+       {"1:64: /networks/0/ports/0: a vhost-user port needs \"socket\" (the path of its Unix "
+        "socket)"}},
       {"bad_vlan_id.json",
        {"2:62: /networks/0/ports/0/vlan/pvid: expected an integer in 1..4094, got 4095"}},
       {"bad_vlan_range.json",
@@ -400,7 +410,8 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
 // with STP off).
 TEST(TopologyLoadTest, KnownGoodDataFiles) {
   const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
-  for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json"}) {
+  for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
+                           "good_vhost_user.json"}) {
     EXPECT_THAT(Lines(LoadTopology({data + name})), IsEmpty()) << name;
   }
 }

@@ -688,12 +688,16 @@ TEST(TopologyParseTest, PortKindsAndKindSpecificFields) {
           "end)",
           "t.json:3:24: /networks/0/ports/1/peer: \"peer\" applies to veth ports only",
           "t.json:3:43: /networks/0/ports/1/peer_netns: \"peer_netns\" applies to veth ports only",
-          "t.json:4:45: /networks/0/ports/2/owner: \"owner\" applies to tap ports only",
+          "t.json:4:45: /networks/0/ports/2/owner: \"owner\" applies to tap and vhost-user ports "
+          "only",
           "t.json:4:60: /networks/0/ports/2/vnet_hdr: \"vnet_hdr\" applies to tap ports only",
-          "t.json:5:24: /networks/0/ports/3/kind: port kind \"vhost-user\" is not available "
-          "yet (the userspace switch has no vhost-user ports)",
+          "t.json:5:1: /networks/0/ports/3: a vhost-user port needs \"socket\" (the path of its "
+          "Unix socket)",
+          "t.json:5:24: /networks/0/ports/3/kind: vhost-user ports need \"datapath\": "
+          "\"userspace\" (a guest's vhost-user rings are served by vfabric's switch; the kernel "
+          "bridge cannot take them) on network \"k\"",
           "t.json:6:24: /networks/0/ports/4/kind: unknown kind \"wire\"; expected \"tap\", "
-          "\"veth\" or \"existing\"",
+          "\"veth\", \"existing\" or \"vhost-user\"",
           "t.json:7:61: /networks/0/ports/5/peer_netns: invalid network namespace name \"a/b\": "
           "must not contain '/'",
           "t.json:8:25: /networks/0/ports/6/owner: no user named \"no-such-user-xyz\" on this "
@@ -701,6 +705,128 @@ TEST(TopologyParseTest, PortKindsAndKindSpecificFields) {
           "t.json:8:54: /networks/0/ports/6/group: expected an integer in 0..4294967294, got -1",
           "t.json:8:66: /networks/0/ports/6/cost: expected an integer in 1..65535, got 0",
           "t.json:8:81: /networks/0/ports/6/priority: expected an integer in 0..63, got 64"));
+}
+
+// The issue's spelling, the defaults (client mode: the frontend owns the
+// socket) and the server mode's socket settings.
+TEST(TopologyParseTest, VhostUserPorts) {
+  LoadResult result = ParseTopology(
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": [\n"
+      "{\"name\": \"vu0\", \"kind\": \"vhost-user\", \"socket\": \"/run/vfabric/vu0.sock\","
+      " \"mode\": \"server\"},\n"
+      "{\"name\": \"vu1\", \"kind\": \"vhost-user\", \"socket\": \"/run/q/vu1.sock\"},\n"
+      "{\"name\": \"vu2\", \"kind\": \"vhost-user\", \"socket\": \"/run/vfabric/vu2.sock\","
+      " \"mode\": \"server\", \"owner\": 107, \"group\": 108, \"permissions\": \"0660\","
+      " \"queues\": 1}]}]}",
+      "t.json");
+  ASSERT_TRUE(result.ok()) << result.errors[0].ToString();
+  const std::vector<PortConfig>& ports = result.topology.networks[0].ports;
+  ASSERT_EQ(ports.size(), 3u);
+  EXPECT_EQ(ports[0].kind, PortKind::kVhostUser);
+  EXPECT_EQ(ToString(ports[0].kind), "vhost-user");
+  EXPECT_EQ(ports[0].socket, "/run/vfabric/vu0.sock");
+  EXPECT_EQ(ports[0].vhost_user_mode, VhostUserMode::kServer);
+  EXPECT_FALSE(ports[0].permissions.has_value());
+  EXPECT_EQ(ports[0].queues, 1u);
+  EXPECT_EQ(ports[1].vhost_user_mode, VhostUserMode::kClient);
+  EXPECT_EQ(ToString(ports[1].vhost_user_mode), "client");
+  EXPECT_EQ(ports[2].owner, 107u);
+  EXPECT_EQ(ports[2].group, 108u);
+  EXPECT_EQ(ports[2].permissions, 0660u);
+}
+
+TEST(TopologyParseTest, VhostUserPortRules) {
+  EXPECT_THAT(
+      ErrorsOf(
+          "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": [\n"
+          "{\"name\": \"a\", \"kind\": \"vhost-user\"},\n"
+          "{\"name\": \"b\", \"kind\": \"vhost-user\", \"socket\": \"run/b.sock\"},\n"
+          "{\"name\": \"c\", \"kind\": \"vhost-user\", \"socket\": \"/run/\"},\n"
+          "{\"name\": \"d\", \"kind\": \"vhost-user\", \"socket\": \"/r\", \"mode\": \"listen\"},\n"
+          "{\"name\": \"e\", \"kind\": \"vhost-user\", \"socket\": \"/e\", \"owner\": 0,"
+          " \"permissions\": \"0600\"},\n"
+          "{\"name\": \"f\", \"kind\": \"vhost-user\", \"socket\": \"/f\", \"mode\": \"server\","
+          " \"permissions\": 660},\n"
+          "{\"name\": \"g\", \"kind\": \"vhost-user\", \"socket\": \"/g\", \"mode\": \"server\","
+          " \"permissions\": \"4755\"},\n"
+          "{\"name\": \"h\", \"kind\": \"vhost-user\", \"socket\": \"/h\", \"mode\": \"server\","
+          " \"permissions\": \"rw\"},\n"
+          "{\"name\": \"i\", \"kind\": \"vhost-user\", \"socket\": \"/i\", \"queues\": 2},\n"
+          "{\"name\": \"j\", \"kind\": \"vhost-user\", \"socket\": \"/j\", \"queues\": 0},\n"
+          "{\"name\": \"k\", \"kind\": \"vhost-user\", \"socket\": \"/k\", \"guest\": true,"
+          " \"multi_queue\": true},\n"
+          "{\"name\": \"l\", \"kind\": \"vhost-user\", \"socket\": \"/" +
+          std::string(107, 'x') +
+          "\"},\n"
+          "{\"name\": \"t\", \"socket\": \"/t\", \"mode\": \"server\", \"queues\": 1},\n"
+          "{\"name\": \"m\", \"kind\": \"existing\", \"permissions\": \"0600\", \"owner\": 0}]}]}"),
+      ElementsAre(
+          "t.json:2:1: /networks/0/ports/0: a vhost-user port needs \"socket\" (the path of its "
+          "Unix socket)",
+          "t.json:3:47: /networks/0/ports/1/socket: the socket of a vhost-user port must be an "
+          "absolute path, got \"run/b.sock\"",
+          "t.json:4:47: /networks/0/ports/2/socket: the socket path \"/run/\" names a directory, "
+          "not a socket",
+          "t.json:5:61: /networks/0/ports/3/mode: unknown mode \"listen\"; expected \"client\" or "
+          "\"server\"",
+          "t.json:6:62: /networks/0/ports/4/owner: \"owner\" applies to vhost-user ports in "
+          "server mode only (in client mode the frontend owns the socket)",
+          "t.json:6:80: /networks/0/ports/4/permissions: \"permissions\" applies to vhost-user "
+          "ports in server mode only (in client mode the frontend owns the socket)",
+          "t.json:7:86: /networks/0/ports/5/permissions: expected a string of octal digits like "
+          "\"0660\", got an integer",
+          "t.json:8:86: /networks/0/ports/6/permissions: permissions \"4755\" set more than the "
+          "read/write/execute bits (at most \"0777\")",
+          "t.json:9:86: /networks/0/ports/7/permissions: expected permission bits as octal "
+          "digits like \"0660\", got \"rw\"",
+          "t.json:10:63: /networks/0/ports/8/queues: vhost-user ports take one queue pair for "
+          "now (multiqueue is not supported yet), got 2",
+          "t.json:11:63: /networks/0/ports/9/queues: expected an integer in 1..32768, got 0",
+          "t.json:12:62: /networks/0/ports/10/guest: \"guest\" applies to tap ports only",
+          "t.json:12:83: /networks/0/ports/10/multi_queue: \"multi_queue\" applies to tap ports "
+          "only",
+          "t.json:13:47: /networks/0/ports/11/socket: the socket path is 108 bytes long; a Unix "
+          "socket's path takes at most 107",
+          "t.json:14:25: /networks/0/ports/12/socket: \"socket\" applies to vhost-user ports only",
+          "t.json:14:39: /networks/0/ports/12/mode: \"mode\" applies to vhost-user ports only",
+          "t.json:14:59: /networks/0/ports/12/queues: \"queues\" applies to vhost-user ports only",
+          "t.json:15:50: /networks/0/ports/13/permissions: \"permissions\" applies to vhost-user "
+          "ports only",
+          "t.json:15:67: /networks/0/ports/13/owner: \"owner\" applies to tap and vhost-user "
+          "ports only"));
+}
+
+// A vhost-user port lives on the userspace switch only, and a socket serves
+// one port across all networks (and files).
+TEST(TopologyParseTest, VhostUserPortsNeedTheUserspaceDatapathAndOwnSockets) {
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"k\", \"ports\": [\n"
+               "{\"name\": \"a\", \"kind\": \"vhost-user\", \"socket\": \"/s/a\"}]},\n"
+               "{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": [\n"
+               "{\"name\": \"b\", \"kind\": \"vhost-user\", \"socket\": \"/s/a\"},\n"
+               "{\"name\": \"c\", \"kind\": \"vhost-user\", \"socket\": \"/s/c\"}]},\n"
+               "{\"name\": \"v\", \"datapath\": \"userspace\", \"ports\": [\n"
+               "{\"name\": \"d\", \"kind\": \"vhost-user\", \"socket\": \"/s/c\","
+               " \"mode\": \"server\"}]}]}"),
+      ElementsAre("t.json:2:23: /networks/0/ports/0/kind: vhost-user ports need \"datapath\": "
+                  "\"userspace\" (a guest's vhost-user rings are served by vfabric's switch; the "
+                  "kernel bridge cannot take them) on network \"k\"",
+                  "t.json:4:47: /networks/1/ports/0/socket: socket \"/s/a\" is already used by "
+                  "vhost-user port \"a\" of network \"k\" (at t.json:2:47)",
+                  "t.json:7:47: /networks/2/ports/0/socket: socket \"/s/c\" is already used by "
+                  "vhost-user port \"c\" of network \"u\" (at t.json:5:47)"));
+  // Across files too.
+  LoadResult two = ParseTopologyFiles(
+      {{"a.json",
+        "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": [{\"name\": "
+        "\"a\", \"kind\": \"vhost-user\", \"socket\": \"/s\"}]}]}"},
+       {"b.json",
+        "{\"networks\": [{\"name\": \"v\", \"datapath\": \"userspace\", \"ports\": [{\"name\": "
+        "\"b\", \"kind\": \"vhost-user\", \"socket\": \"/s\"}]}]}"}});
+  ASSERT_EQ(two.errors.size(), 1u);
+  EXPECT_THAT(two.errors[0].ToString(),
+              HasSubstr("b.json:1:110: /networks/0/ports/0/socket: socket \"/s\" is already used "
+                        "by vhost-user port \"a\" of network \"u\" (at a.json:1:110)"));
 }
 
 TEST(TopologyParseTest, UserspaceDatapathTakesVlansLimitsAndStpWithoutFiltering) {

@@ -93,6 +93,8 @@ class Controller {
   protocol::Reply PortStats(const std::string& network, const std::string& port);
   // port.show (port_show.cc): the port and what a guest needs to use it.
   protocol::Reply PortShow(const nlohmann::json& args);
+  nlohmann::json VhostUserShow(const topology::NetworkConfig& network,
+                               const topology::PortConfig& port) const;
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
   // fdb.add/del/flush on a kernel network (kernel_fdb.cc): through netlink,
   // as `bridge fdb` does.

@@ -46,6 +46,16 @@ class PortBackend {
   // when NeedsKernelLink()).
   virtual Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
                                                      const LinkInfo* link) = 0;
+  // Why a port that is not open yet cannot be opened now, for a host object
+  // that is not a kernel link (a vhost-user client's socket the frontend
+  // has not made yet); "" when Open() may be tried. The port then waits, as
+  // an existing link that is missing does, until a later reconcile.
+  virtual std::string Waiting(const topology::PortConfig&) const { return ""; }
+  // Why `opened` (a port this backend opened for `port`) must be opened
+  // again though nothing about its host object changed: a connection the
+  // port cannot get back by itself ended (a vhost-user client whose
+  // frontend hung up). "" when it need not.
+  virtual std::string Ended(const topology::PortConfig&, const bridge::Port&) const { return ""; }
   // How a guest plugs into the port on a userspace network: a tap it opens,
   // a socket it connects to. An error naming the port when this port cannot
   // take a guest (a veth, an existing link, a tap the switch opens itself);
@@ -64,7 +74,8 @@ class PortBackends {
 
 // The real backends: a tap the network lists is opened by netd (OpenTap,
 // IFF_VNET_HDR); a VM NIC's tap, a veth or an existing link gets a packet
-// socket on the link's ifindex.
+// socket on the link's ifindex; a vhost-user port a bridge::VhostUserPort
+// on its socket (netd/src/vhost_user_backend.h).
 std::unique_ptr<PortBackends> NewKernelPortBackends();
 
 // The error of a port no guest can use (a veth, an existing link), naming

@@ -41,7 +41,8 @@ struct ObservedPort {
   std::string backend;   // PortBackend::Name() it was opened with
   std::string identity;  // PortBackend::Identity() when it was opened
   bridge::PortVlanConfig vlan;
-  bool failed = false;                           // its fd failed (the link went away)
+  bool failed = false;  // its fd failed (the link went away)
+  std::string ended;    // PortBackend::Ended(): why it must be opened again
   std::optional<bridge::TreePortSettings> tree;  // in the tree with these
   bool link_up = false;                          // as last told to the tree
 };

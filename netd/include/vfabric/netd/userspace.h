@@ -124,6 +124,10 @@ class UserspaceNetworks {
   // What the switch adds to a Port object: "switch_port" (its id, or null
   // when not in the switch), "stp_state" and "counters".
   nlohmann::json PortExtra(const std::string& network, const std::string& port) const;
+  // A vhost-user port in the switch: {"connected", "up", "counters":
+  // VhostUserStats} (netd/src/vhost_user_views.cc); null for any other port
+  // or one not open.
+  nlohmann::json VhostUserState(const std::string& network, const std::string& port) const;
   // {"port", "present", "counters": {...}} for one port or all.
   Result<nlohmann::json> PortStats(const std::string& network, const std::string& port) const;
   Result<nlohmann::json> FdbEntries(const std::string& network);
@@ -151,6 +155,12 @@ class UserspaceNetworks {
     bridge::PortVlanConfig vlan;
     std::optional<bridge::TreePortSettings> tree;  // in the tree with these
     bool link_up = false;                          // as last told to the tree
+    // Opened by a backend with no kernel link (vhost-user): up for the tree.
+    bool no_link = false;
+    // The port object, owned by the switch until RemovePort (its own
+    // state, such as a vhost-user port's, is read through it).
+    const bridge::Port* port = nullptr;
+    const PortBackend* opener = nullptr;  // the backend that opened it
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;

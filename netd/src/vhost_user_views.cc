@@ -1,0 +1,42 @@
+// What netd shows of a vhost-user port beyond the switch's counters: its
+// connection and the backend's own counters (bridge::VhostUserPort reads
+// them from any thread).
+#include "vfabric/bridge/vhost_user_port.h"
+#include "vfabric/netd/userspace.h"
+
+namespace vfabric::netd {
+
+using nlohmann::json;
+
+json UserspaceNetworks::VhostUserState(const std::string& network_name,
+                                       const std::string& port_name) const {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return nullptr;
+  auto p = n->second.ports.find(port_name);
+  if (p == n->second.ports.end()) return nullptr;
+  if (p->second.port == nullptr || p->second.port->kind() != bridge::PortKind::kVhostUser)
+    return nullptr;
+  const auto* port = static_cast<const bridge::VhostUserPort*>(p->second.port);
+  const bridge::VhostUserStats s = port->stats();
+  uint64_t ring_errors = 0;
+  for (uint64_t count : s.ring_errors) ring_errors += count;
+  return {{"connected", port->connected()},
+          {"up", port->up()},
+          {"counters",
+           {{"connections", s.connections},
+            {"disconnects", s.disconnects},
+            {"messages", s.messages},
+            {"messages_refused", s.messages_refused},
+            {"kicks", s.kicks},
+            {"calls", s.calls},
+            {"calls_suppressed", s.calls_suppressed},
+            {"tx_not_ready", s.tx_not_ready},
+            {"tx_no_buffers", s.tx_no_buffers},
+            {"tx_too_big", s.tx_too_big},
+            {"offload_refused", s.offload_refused},
+            {"rx_oversize", s.rx_oversize},
+            {"rx_bad_header", s.rx_bad_header},
+            {"ring_errors", ring_errors}}}};
+}
+
+}  // namespace vfabric::netd

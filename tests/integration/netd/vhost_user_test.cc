@@ -1,0 +1,291 @@
+// netd serving vhost-user ports (issue 16): a userspace network with two
+// ports in server mode; netd makes their sockets (and their directory),
+// test frontends (the guests' side, vfabric_vhost_user_testing) connect to
+// each, and frames cross the switch between them both ways. netctl lists
+// the ports with their kind and prints how a guest plugs in.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "vfabric/common/unique_fd.h"
+#include "vfabric/testing/netd_fixture.h"
+#include "vfabric/testing/support.h"
+#include "vfabric/vhost_user/testing/test_frontend.h"
+
+namespace vfabric {
+namespace {
+
+using nlohmann::json;
+using testing::Ask;
+using testing::Cmd;
+using testing::CommandResult;
+using testing::Request;
+using testing::WaitFor;
+using vhost_user::testing::GuestPacket;
+using vhost_user::testing::TestFrontend;
+
+std::vector<uint8_t> Frame(const std::vector<uint8_t>& dst, const std::vector<uint8_t>& src,
+                           uint8_t fill) {
+  std::vector<uint8_t> frame(dst);
+  frame.insert(frame.end(), src.begin(), src.end());
+  frame.insert(frame.end(), {0x88, 0xb5});  // local experimental ethertype
+  frame.resize(128, fill);
+  return frame;
+}
+
+const std::vector<uint8_t> kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+const std::vector<uint8_t> kMacA = {0x52, 0x54, 0x00, 0x00, 0x0a, 0x01};
+const std::vector<uint8_t> kMacB = {0x52, 0x54, 0x00, 0x00, 0x0a, 0x02};
+
+class VhostUserNetdTest : public testing::NetdFixture {
+ protected:
+  void SetUp() override {
+    NetdFixture::SetUp();
+    if (IsSkipped()) return;
+    config_ = dir_.Join("vu.json");
+    // A directory netd must make.
+    sockets_ = {dir_.Join("sockets/vfabric/vu0.sock"), dir_.Join("sockets/vfabric/vu1.sock")};
+    json ports = json::array();
+    ports.push_back({{"name", "vu0"},
+                     {"kind", "vhost-user"},
+                     {"socket", sockets_[0]},
+                     {"mode", "server"},
+                     {"permissions", "0600"},
+                     {"edge", true}});
+    ports.push_back(
+        {{"name", "vu1"}, {"kind", "vhost-user"}, {"socket", sockets_[1]}, {"mode", "server"}});
+    json doc = {{"networks", {{{"name", "vu"}, {"datapath", "userspace"}, {"ports", ports}}}}};
+    std::ofstream(config_) << doc.dump(2);
+  }
+
+  // A test frontend connected to `path`, set up (features, memory, rings)
+  // with receive buffers posted. The backend runs on the switch's thread.
+  std::unique_ptr<TestFrontend> Connect(const std::string& path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ADD_FAILURE() << "connect " << path << ": " << std::strerror(errno);
+      return nullptr;
+    }
+    auto frontend = TestFrontend::Create(std::move(fd), {});
+    if (!frontend.ok()) {
+      ADD_FAILURE() << frontend.status().message();
+      return nullptr;
+    }
+    Status started = (*frontend)->Start();
+    EXPECT_TRUE(started.ok()) << started.message() << "\n" << Log();
+    EXPECT_TRUE((*frontend)->PostReceiveBuffers(64).ok());
+    return std::move(frontend).value();
+  }
+
+  // Waits (bounded) for `count` packets at `guest`.
+  std::vector<GuestPacket> Receive(TestFrontend& guest, size_t count) {
+    std::vector<GuestPacket> got;
+    WaitFor(
+        [&] {
+          for (GuestPacket& packet : guest.TakeReceived()) got.push_back(std::move(packet));
+          guest.ReclaimTransmitted();
+          return got.size() >= count;
+        },
+        5000);
+    EXPECT_TRUE(guest.PostReceiveBuffers(got.size()).ok());
+    return got;
+  }
+
+  CommandResult Netctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Cmd(argv);
+  }
+
+  std::string config_;
+  std::vector<std::string> sockets_;
+};
+
+TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
+  Start(config_);
+  if (IsSkipped()) return;
+  for (const std::string& path : sockets_) {
+    struct stat st {};
+    ASSERT_TRUE(WaitFor([&] { return ::lstat(path.c_str(), &st) == 0; }, 5000)) << path << "\n"
+                                                                                << Log();
+    EXPECT_TRUE(S_ISSOCK(st.st_mode)) << path;
+  }
+  struct stat st {};
+  ASSERT_EQ(::lstat(sockets_[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
+  std::unique_ptr<TestFrontend> b = Connect(sockets_[1]);
+  ASSERT_TRUE(a && b) << Log();
+
+  // a broadcasts: b gets it (the switch floods); then b answers a unicast.
+  const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x11);
+  ASSERT_TRUE(a->Transmit(hello).ok());
+  std::vector<GuestPacket> at_b = Receive(*b, 1);
+  ASSERT_EQ(at_b.size(), 1u) << Log();
+  EXPECT_EQ(at_b[0].frame, hello);
+  const std::vector<uint8_t> answer = Frame(kMacA, kMacB, 0x22);
+  ASSERT_TRUE(b->Transmit(answer).ok());
+  std::vector<GuestPacket> at_a = Receive(*a, 1);
+  ASSERT_EQ(at_a.size(), 1u) << Log();
+  EXPECT_EQ(at_a[0].frame, answer);
+  // Many frames, once both MACs are learned: unicast each way.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(a->Transmit(Frame(kMacB, kMacA, static_cast<uint8_t>(i))).ok()) << i;
+    if (i % 16 == 15) a->ReclaimTransmitted();
+  }
+  EXPECT_EQ(Receive(*b, 50).size(), 50u);
+
+  json list = Ok(Request("port.list", {{"network", "vu"}}));
+  ASSERT_EQ(list["ports"].size(), 2u);
+  for (const json& port : list["ports"]) {
+    EXPECT_EQ(port["kind"], "vhost-user") << port.dump();
+    EXPECT_FALSE(port["switch_port"].is_null()) << port.dump();
+    EXPECT_FALSE(port.contains("waiting")) << port.dump();
+  }
+  CommandResult shown = Netctl({"port", "list", "vu"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_THAT(shown.out, ::testing::HasSubstr("vhost-user"));
+  // port show: the socket, netd's side, the connection and the backend's
+  // counters; port list: up while the rings are.
+  json vu0 = Ok(Request("port.show", {{"network", "vu"}, {"port", "vu0"}}))["vhost_user"];
+  EXPECT_EQ(vu0["socket"], sockets_[0]) << vu0.dump();
+  EXPECT_EQ(vu0["mode"], "server");
+  EXPECT_EQ(vu0["connected"], true);
+  EXPECT_EQ(vu0["up"], true);
+  EXPECT_EQ(vu0["counters"]["connections"], 1);
+  EXPECT_GT(vu0["counters"]["messages"].get<uint64_t>(), 10u);
+  EXPECT_GT(vu0["counters"]["kicks"].get<uint64_t>(), 0u);
+  for (const json& port : list["ports"]) EXPECT_EQ(port["oper_up"], true) << port.dump();
+  CommandResult full = Netctl({"port", "show", "vu", "vu0"});
+  EXPECT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_THAT(full.out, ::testing::HasSubstr("socket:   " + sockets_[0] +
+                                             " (netd is the server)\n"
+                                             "state:    connected yes, rings up yes\n"));
+  EXPECT_THAT(full.out, ::testing::HasSubstr("memory-backend-memfd,id=mem,size=RAM,share=on"));
+  CommandResult libvirt = Netctl({"port", "show", "vu", "vu0", "--libvirt"});
+  EXPECT_EQ(libvirt.exit_code, 0) << libvirt.err;
+  EXPECT_THAT(libvirt.out, ::testing::HasSubstr("<source type='unix' path='" + sockets_[0] +
+                                                "' mode='client'/>"));
+  CommandResult qemu = Netctl({"port", "show", "vu", "vu1", "--qemu"});
+  EXPECT_EQ(qemu.exit_code, 0) << qemu.err;
+  EXPECT_THAT(qemu.out, ::testing::HasSubstr("path=" + sockets_[1] + ",reconnect=1"));
+  EXPECT_THAT(qemu.out, ::testing::HasSubstr("vectors=0"));
+
+  // A frontend that leaves: the switch runs on, and the next one is taken.
+  a.reset();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Ok(Request("port.show", {{"network", "vu"},
+                                        {"port", "vu0"}}))["vhost_user"]["connected"] == false;
+      },
+      5000));
+  std::unique_ptr<TestFrontend> again = Connect(sockets_[0]);
+  ASSERT_TRUE(again) << Log();
+  ASSERT_TRUE(b->Transmit(Frame(kBroadcast, kMacB, 0x33)).ok());
+  EXPECT_EQ(Receive(*again, 1).size(), 1u) << Log();
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+// Client mode (the default): the frontend owns the socket. The port waits
+// while there is none, netd connects once the frontend listens (at the
+// next reconcile: a reload here), and connects again after the frontend
+// hangs up.
+TEST_F(VhostUserNetdTest, AClientPortConnectsToTheFrontendsSocketAndAgainAfterItHangsUp) {
+  const std::string client_socket = dir_.Join("qemu/vu1.sock");
+  json ports = json::array();
+  ports.push_back(
+      {{"name", "vu0"}, {"kind", "vhost-user"}, {"socket", sockets_[0]}, {"mode", "server"}});
+  ports.push_back({{"name", "vu1"}, {"kind", "vhost-user"}, {"socket", client_socket}});
+  json doc = {{"networks", {{{"name", "vu"}, {"datapath", "userspace"}, {"ports", ports}}}}};
+  std::ofstream(config_) << doc.dump(2);
+  Start(config_);
+  if (IsSkipped()) return;
+  auto port_list = [&] {
+    std::map<std::string, json> by_name;
+    const json list = Ok(Request("port.list", {{"network", "vu"}}));
+    for (const json& port : list["ports"]) by_name[port["name"].get<std::string>()] = port;
+    return by_name;
+  };
+  ASSERT_TRUE(port_list()["vu1"].is_object())
+      << Ask(socket_, Request("port.list", {{"network", "vu"}})).dump() << "\n"
+      << Log();
+  EXPECT_THAT(port_list()["vu1"].value("waiting", ""),
+              ::testing::HasSubstr("no socket at " + client_socket + " yet"));
+  CommandResult listed = Netctl({"port", "list", "vu"});
+  EXPECT_THAT(listed.out, ::testing::HasSubstr("waiting"));
+
+  // The frontend (QEMU -chardev socket,server=on) listens.
+  ASSERT_EQ(::mkdir(dir_.Join("qemu").c_str(), 0755), 0);
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, client_socket.c_str(), client_socket.size() + 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  auto accept_frontend = [&]() -> std::unique_ptr<TestFrontend> {
+    UniqueFd fd;
+    WaitFor(
+        [&] {
+          fd.Reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+          return static_cast<bool>(fd);
+        },
+        5000);
+    if (!fd) {
+      ADD_FAILURE() << "netd did not connect\n" << Log();
+      return nullptr;
+    }
+    auto frontend = TestFrontend::Create(std::move(fd), {});
+    if (!frontend.ok()) return nullptr;
+    EXPECT_TRUE((*frontend)->Start().ok()) << Log();
+    EXPECT_TRUE((*frontend)->PostReceiveBuffers(64).ok());
+    return std::move(frontend).value();
+  };
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  std::unique_ptr<TestFrontend> guest = accept_frontend();
+  ASSERT_TRUE(guest);
+  std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
+  ASSERT_TRUE(a);
+  const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x44);
+  ASSERT_TRUE(a->Transmit(hello).ok());
+  std::vector<GuestPacket> got = Receive(*guest, 1);
+  ASSERT_EQ(got.size(), 1u) << Log();
+  EXPECT_EQ(got[0].frame, hello);
+  EXPECT_FALSE(port_list()["vu1"].contains("waiting"));
+
+  // The frontend hangs up (QEMU restarts); netd connects again.
+  guest.reset();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Ok(Request("port.show", {{"network", "vu"},
+                                        {"port", "vu1"}}))["vhost_user"]["connected"] == false;
+      },
+      5000));
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  guest = accept_frontend();
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x55)).ok());
+  got = Receive(*guest, 1);
+  ASSERT_EQ(got.size(), 1u) << Log();
+  EXPECT_EQ(got[0].frame[20], 0x55);
+  EXPECT_THAT(Log(), ::testing::HasSubstr("its frontend hung up; netd connects again"));
+  ::unlink(client_socket.c_str());
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+}  // namespace
+}  // namespace vfabric
