@@ -193,13 +193,15 @@ class Daemon {
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
     controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
-    controller_->SetMachineId(ReadMachineId());
+    const std::string machine_id = ReadMachineId();
+    controller_->SetMachineId(machine_id);
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
                                             : guests_->WithRunningNics(std::move(loaded).value()));
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
-    userspace_ = std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace");
+    userspace_ =
+        std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace", nullptr, machine_id);
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
     // Kernel networks' `netctl fdb add` entries survive a restart.
     if (!options_.dry_run) controller_->SetKernelFdbDir(options_.run_dir + "/kernel-fdb");

@@ -66,7 +66,7 @@ UserspaceNetworks::UserspaceNetworks(std::string state_dir, std::unique_ptr<Port
                                      std::string machine_id)
     : statics_(std::move(state_dir)),
       backends_(backends ? std::move(backends) : NewKernelPortBackends()),
-      machine_id_(machine_id.empty() ? ReadMachineId() : std::move(machine_id)) {}
+      machine_id_(machine_id.empty() ? kDefaultMachineId : std::move(machine_id)) {}
 
 UserspaceNetworks::~UserspaceNetworks() { StopAll(); }
 

@@ -374,5 +374,19 @@ TEST(UserspaceSyncTest, AFakeBackendDrivesAFullSync) {
   EXPECT_FALSE(networks.Has("us"));
 }
 
+// Without a machine id, the tree's address comes from a fixed one, never from
+// the host's /etc/machine-id: only the daemon reads host files.
+TEST(UserspaceSyncTest, WithoutAMachineIdTheTreeAddressIsTheFixedDefault) {
+  MemoryBackend backend;
+  UserspaceNetworks networks("", std::make_unique<FakePortBackends>(&backend));
+  topology::Topology desired = Parse(kFabric);
+  desired.networks[0].stp.enabled = true;
+  EXPECT_TRUE(networks.Sync(desired, KernelState{}).empty());
+  auto stp = networks.StpJson(desired.networks[0]);
+  ASSERT_TRUE(stp.ok());
+  EXPECT_EQ((*stp)["stp"]["bridge_id"].get<std::string>().substr(5),
+            FormatBridgeId(TreeBridgeAddress(kDefaultMachineId, "us").ToU64()).substr(5));
+}
+
 }  // namespace
 }  // namespace vfabric::netd

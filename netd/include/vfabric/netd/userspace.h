@@ -71,8 +71,13 @@ struct SwitchApplyResult {
 };
 
 // The host's identity for derived addresses: /etc/machine-id, else the
-// host name.
+// host name. Only the daemon reads it (once, at start) and hands it down, so
+// that nothing below the daemon touches the host's files.
 std::string ReadMachineId();
+
+// The identity used when none is given (unit tests, fuzzers): fixed, so that
+// derived addresses are the same on every machine.
+inline constexpr const char* kDefaultMachineId = "vfabric";
 
 class UserspaceNetworks {
  public:
@@ -82,7 +87,8 @@ class UserspaceNetworks {
   // kept.
   // `backends`: how ports are opened (null: NewKernelPortBackends()).
   // `machine_id`: what the spanning trees' bridge addresses are derived
-  // from (TreeBridgeAddress); empty: ReadMachineId().
+  // from (TreeBridgeAddress); empty: kDefaultMachineId. The daemon passes
+  // ReadMachineId().
   explicit UserspaceNetworks(std::string state_dir = "",
                              std::unique_ptr<PortBackends> backends = nullptr,
                              std::string machine_id = "");
