@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "vfabric/common/log.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
@@ -66,6 +67,7 @@ Commands:
   attach VM NETWORK [--mac MAC] [--vlan VID]
                          hot-plug a new NIC into guest VM on NETWORK
   detach VM NIC          unplug NIC (an id such as nic1, or its port name) from VM
+  log-level [LEVEL]      show netd's log level, or set it: error, warning, info, debug
   help [COMMAND]         show this help, or a command's (also: netctl COMMAND --help)
 
 Options (before or after the command):
@@ -114,6 +116,7 @@ constexpr CommandSpec kCommands[] = {
     {"vm", "console-log", 1, 1, "NAME", "[--bytes N]"},
     {"attach", "", 2, 2, "VM NETWORK", "[--mac MAC] [--vlan VID]"},
     {"detach", "", 2, 2, "VM NIC"},
+    {"log-level", "", 0, 1, "[LEVEL]"},
 };
 
 // What operators type for a command or a sub-command: "net ls" is "network
@@ -389,6 +392,15 @@ class Dispatcher {
       return Call(verb::kDetach, {{"vm", vm}, {"nic", nic}},
                   [&](const json& result) { return FormatDetach(result, vm, nic); });
     }
+    if (command == "log-level") {
+      json args = json::object();
+      if (!cl_.operands.empty()) args["level"] = cl_.operands[0];
+      return Call(verb::kLogLevel, args, [](const json& result) {
+        const std::string level = result.value("level", "");
+        if (!result.contains("previous")) return level + "\n";
+        return "log level " + level + " (was " + result.value("previous", "") + ")\n";
+      });
+    }
     return Fail("internal error: no handler for '" + command + " " + sub + "'");
   }
 
@@ -591,6 +603,12 @@ std::string HelpText(const std::string& command) {
       {"detach",
        "Unplugs NIC from the guest VM and removes its port. NIC is a NIC id such as\n"
        "nic1 (see 'netctl vm list') or its port name. Prints \"detached NIC from VM\".\n"},
+      {"log-level",
+       "Without LEVEL, prints netd's log level. With LEVEL (error, warning, info or\n"
+       "debug), sets it at once for the whole of netd and prints \"log level LEVEL (was\n"
+       "OLD)\"; netd logs the change. It holds until netd stops: a restarted netd takes\n"
+       "its --log-level (default info) again. Under systemd each line carries its\n"
+       "syslog priority, so 'journalctl -p' filters what was logged.\n"},
   };
   std::string text = "Usage:";
   for (const auto& spec : kCommands) {
@@ -808,6 +826,15 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                          CommandHint(cl->command));
     }
     cl->vlan = static_cast<int>(*vid);
+  }
+  if (cl->command == "log-level" && !cl->operands.empty()) {
+    LogLevel level;
+    if (!ParseLogLevel(cl->operands[0], &level)) {
+      return usage_error(
+          name + ": '" + cl->operands[0] + "' is not a log level (error, warning, info, debug)",
+          CommandHint(cl->command));
+    }
+    cl->operands[0] = std::string(ToString(level));  // "warn" -> "warning"
   }
   if (bytes_option.value) {
     std::optional<long long> bytes = ParseDecimal(*bytes_option.value);
