@@ -184,6 +184,8 @@ TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
   EXPECT_EQ(complete("fdb flush lab --p"), "--port\n");
   EXPECT_EQ(complete("log"), "log-level\n");
   EXPECT_EQ(complete("log-level d"), "debug\n");
+  EXPECT_EQ(complete("graph f"), "fabric\n");
+  EXPECT_EQ(complete("graph --format s"), "svg\n");
 }
 
 }  // namespace
