@@ -36,7 +36,12 @@ constexpr const char* kUsage =
     "                         creations in flight (default /run/vfabric)\n"
     "  --stop-guests-on-exit  at SIGTERM/SIGINT power the guests down (then kill them)\n"
     "                         instead of leaving them running\n"
-    "  --log-level LEVEL      debug, info (default), warning or error\n"
+    "  --log-level LEVEL      debug, info (default), warning or error; netctl log-level\n"
+    "                         changes it at run time\n"
+    "  --metrics-listen ADDR:PORT|PATH\n"
+    "                         serve Prometheus metrics (GET /metrics) on ADDR:PORT\n"
+    "                         (numeric IPv4, [IPv6], or :PORT for every address) or\n"
+    "                         on the Unix socket PATH; off by default\n"
     "  --dry-run              print what applying the configuration would do, and exit\n"
     "  -h, --help             this text\n"
     "  --version              print the version\n"
@@ -59,7 +64,8 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     std::string value;
     const bool takes_value = arg == "--config" || arg == "--socket" || arg == "--socket-group" ||
-                             arg == "--log-level" || arg == "--run-dir";
+                             arg == "--log-level" || arg == "--run-dir" ||
+                             arg == "--metrics-listen";
     if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
@@ -88,6 +94,9 @@ int main(int argc, char** argv) {
       if (!vfabric::ParseLogLevel(value, &level))
         return UsageError("unknown log level \"" + value + "\" (debug, info, warning, error)");
       vfabric::SetLogLevel(level);
+    } else if (arg == "--metrics-listen") {
+      if (value.empty()) return UsageError("option --metrics-listen needs ADDR:PORT or a PATH");
+      options.metrics_listen = value;
     } else if (arg == "--stop-guests-on-exit") {
       options.stop_guests_on_exit = true;
     } else if (arg == "--dry-run") {

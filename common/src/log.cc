@@ -63,6 +63,8 @@ bool StderrIsJournal() {
 
 }  // namespace
 
+std::string_view ToString(LogLevel level) { return LevelName(level); }
+
 bool IsJournalStream(const char* journal_stream, dev_t stderr_dev, ino_t stderr_ino) {
   if (journal_stream == nullptr) return false;
   const std::string_view text(journal_stream);

@@ -14,9 +14,11 @@
 #include <string_view>
 #include <utility>
 
+#include "vfabric/common/log.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
+#include "vfabric/netctl/graph.h"
 #include "vfabric/protocol/protocol.h"
 #include "vfabric/topology/topology.h"
 
@@ -66,6 +68,10 @@ Commands:
   attach VM NETWORK [--mac MAC] [--vlan VID]
                          hot-plug a new NIC into guest VM on NETWORK
   detach VM NIC          unplug NIC (an id such as nic1, or its port name) from VM
+  log-level [LEVEL]      show netd's log level, or set it: error, warning, info, debug
+  graph [NETWORK] [--format dot|svg|png]
+                         draw the networks, ports, guests, VLANs and STP roles with
+                         Graphviz (dot text, or svg/png through 'dot')
   help [COMMAND]         show this help, or a command's (also: netctl COMMAND --help)
 
 Options (before or after the command):
@@ -114,6 +120,8 @@ constexpr CommandSpec kCommands[] = {
     {"vm", "console-log", 1, 1, "NAME", "[--bytes N]"},
     {"attach", "", 2, 2, "VM NETWORK", "[--mac MAC] [--vlan VID]"},
     {"detach", "", 2, 2, "VM NIC"},
+    {"log-level", "", 0, 1, "[LEVEL]"},
+    {"graph", "", 0, 1, "[NETWORK]", "[--format dot|svg|png]"},
 };
 
 // What operators type for a command or a sub-command: "net ls" is "network
@@ -389,6 +397,16 @@ class Dispatcher {
       return Call(verb::kDetach, {{"vm", vm}, {"nic", nic}},
                   [&](const json& result) { return FormatDetach(result, vm, nic); });
     }
+    if (command == "graph") return Graph();
+    if (command == "log-level") {
+      json args = json::object();
+      if (!cl_.operands.empty()) args["level"] = cl_.operands[0];
+      return Call(verb::kLogLevel, args, [](const json& result) {
+        const std::string level = result.value("level", "");
+        if (!result.contains("previous")) return level + "\n";
+        return "log level " + level + " (was " + result.value("previous", "") + ")\n";
+      });
+    }
     return Fail("internal error: no handler for '" + command + " " + sub + "'");
   }
 
@@ -398,6 +416,53 @@ class Dispatcher {
   int Fail(const std::string& message) {
     err_ << "netctl: " << message << "\n";
     return 1;
+  }
+
+  // graph: network.list (unless NETWORK is given), then network.show and
+  // stp.show of each network and vm.list, on one connection.
+  int Graph() {
+    ClientOptions options;
+    options.socket_path = cl_.socket_path;
+    options.timeout = cl_.timeout;
+    Result<ControlClient> client = ControlClient::Connect(options);
+    if (!client.ok()) return TransportError(client.status(), /*connecting=*/true);
+    std::vector<std::string> names;
+    if (!cl_.operands.empty()) {
+      names.push_back(cl_.operands[0]);
+    } else {
+      Result<Answer> list = client->Call(verb::kNetworkList, nullptr);
+      if (!list.ok()) return TransportError(list.status(), /*connecting=*/false);
+      if (!list->ok) return Rejected(*list);
+      for (const json& network : list->result.value("networks", json::array()))
+        if (network.contains("name") && network["name"].is_string())
+          names.push_back(network["name"].get<std::string>());
+    }
+    std::vector<GraphNetwork> networks;
+    for (const std::string& name : names) {
+      Result<Answer> show = client->Call(verb::kNetworkShow, {{"name", name}});
+      if (!show.ok()) return TransportError(show.status(), /*connecting=*/false);
+      if (!show->ok) return Rejected(*show);
+      GraphNetwork item{show->result.value("network", json::object()), nullptr};
+      // The tree's roles; a network whose bridge or switch is missing has none.
+      Result<Answer> stp = client->Call(verb::kStpShow, {{"network", name}});
+      if (!stp.ok()) return TransportError(stp.status(), /*connecting=*/false);
+      if (stp->ok) item.stp = stp->result.value("stp", json());
+      networks.push_back(std::move(item));
+    }
+    // Guests, when this netd runs them (else "unsupported": none drawn).
+    json vms;
+    Result<Answer> list = client->Call(verb::kVmList, nullptr);
+    if (!list.ok()) return TransportError(list.status(), /*connecting=*/false);
+    if (list->ok) vms = list->result.value("vms", json::array());
+    const std::string dot = GraphDot(networks, vms);
+    if (cl_.graph_format == "dot") {
+      out_ << dot;
+      return 0;
+    }
+    Result<std::string> rendered = RenderDot(dot, cl_.graph_format);
+    if (!rendered.ok()) return Fail(rendered.status().message());
+    out_ << *rendered;
+    return 0;
   }
 
   int Validate() {
@@ -591,6 +656,20 @@ std::string HelpText(const std::string& command) {
       {"detach",
        "Unplugs NIC from the guest VM and removes its port. NIC is a NIC id such as\n"
        "nic1 (see 'netctl vm list') or its port name. Prints \"detached NIC from VM\".\n"},
+      {"graph",
+       "Draws netd's networks (or NETWORK) with Graphviz: per network a cluster with\n"
+       "its bridge or userspace switch, its ports (kind, VLAN mode; dashed grey when down\n"
+       "or missing), edges labelled with each port's spanning tree role and state\n"
+       "(dashed red where the tree blocks), and the guests joined to their NICs' ports.\n"
+       "--format dot (default) prints the DOT text; svg and png run Graphviz's 'dot'\n"
+       "(Debian's graphviz package) and print its output:\n"
+       "  netctl graph --format svg > fabric.svg\n"},
+      {"log-level",
+       "Without LEVEL, prints netd's log level. With LEVEL (error, warning, info or\n"
+       "debug), sets it at once for the whole of netd and prints \"log level LEVEL (was\n"
+       "OLD)\"; netd logs the change. It holds until netd stops: a restarted netd takes\n"
+       "its --log-level (default info) again. Under systemd each line carries its\n"
+       "syslog priority, so 'journalctl -p' filters what was logged.\n"},
   };
   std::string text = "Usage:";
   for (const auto& spec : kCommands) {
@@ -620,7 +699,9 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
       "--vlan", {"attach", "fdb add", "fdb del", "fdb flush"}, "VID", std::nullopt};
   CommandOption bytes_option{"--bytes", {"vm console-log"}, "N", std::nullopt};
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
-  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option};
+  CommandOption format_option{"--format", {"graph"}, "FORMAT", std::nullopt};
+  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option,
+                                            &format_option};
 
   std::string guest_form;  // port show --qemu|--libvirt
   std::vector<std::string> positional;
@@ -808,6 +889,22 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                          CommandHint(cl->command));
     }
     cl->vlan = static_cast<int>(*vid);
+  }
+  if (format_option.value) {
+    const std::string& format = *format_option.value;
+    if (format != "dot" && format != "svg" && format != "png")
+      return usage_error(name + ": --format '" + format + "' is not dot, svg or png",
+                         CommandHint(cl->command));
+    cl->graph_format = format;
+  }
+  if (cl->command == "log-level" && !cl->operands.empty()) {
+    LogLevel level;
+    if (!ParseLogLevel(cl->operands[0], &level)) {
+      return usage_error(
+          name + ": '" + cl->operands[0] + "' is not a log level (error, warning, info, debug)",
+          CommandHint(cl->command));
+    }
+    cl->operands[0] = std::string(ToString(level));  // "warn" -> "warning"
   }
   if (bytes_option.value) {
     std::optional<long long> bytes = ParseDecimal(*bytes_option.value);

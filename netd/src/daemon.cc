@@ -27,6 +27,8 @@
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/create_journal.h"
 #include "vfabric/netd/guests.h"
+#include "vfabric/netd/metrics.h"
+#include "vfabric/netd/metrics_server.h"
 #include "vfabric/netd/watchdog.h"
 
 namespace vfabric::netd {
@@ -219,7 +221,7 @@ class Daemon {
     monitor_ = std::move(monitor).value();
 
     std::vector<Operation> applied;
-    Status status = controller_->Reconcile(&applied);
+    Status status = TimedReconcile("start", &applied);
     if (!status.ok()) {
       VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message();
       return 1;
@@ -240,6 +242,8 @@ class Daemon {
       guests_->LeaveAll(std::chrono::milliseconds(options_.guest_stop_timeout_ms));
     userspace_->StopAll();
     unlink(options_.socket_path.c_str());
+    if (metrics_ && options_.metrics_listen.find('/') != std::string::npos)
+      unlink(options_.metrics_listen.c_str());
     VF_LOG(kInfo) << "stopped; links are left in place";
     return 0;
   }
@@ -311,9 +315,9 @@ class Daemon {
     }
     // The clients live in the server's own epoll set, nested in this one:
     // their fd numbers never mix with the guests'.
-    auto control = ControlServer::Create(
-        std::move(listener).value(), options_.socket_path, socket_gid, control_limits_,
-        [this](const json& request) { return controller_->Handle(request); });
+    auto control = ControlServer::Create(std::move(listener).value(), options_.socket_path,
+                                         socket_gid, control_limits_,
+                                         [this](const json& request) { return Handle(request); });
     if (!control.ok()) {
       VF_LOG(kError) << control.status().message();
       return false;
@@ -324,7 +328,84 @@ class Daemon {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
+    if (!SetUpMetrics(socket_gid)) return false;
     return SetUpWatchdog();
+  }
+
+  // --metrics-listen: the Prometheus listener, in this loop (metrics_server.h
+  // says why not a thread), off without the flag.
+  bool SetUpMetrics(gid_t socket_gid) {
+    if (options_.metrics_listen.empty()) return true;
+    std::string bound;
+    auto listener = ListenMetrics(options_.metrics_listen, socket_gid, &bound);
+    if (!listener.ok()) {
+      VF_LOG(kError) << listener.status().message();
+      return false;
+    }
+    auto server = MetricsServer::Create(std::move(listener).value(), bound, MetricsLimits{},
+                                        [this] { return RenderMetrics(); });
+    if (!server.ok()) {
+      VF_LOG(kError) << server.status().message();
+      return false;
+    }
+    metrics_ = std::move(server).value();
+    Watch(metrics_->fd());
+    VF_LOG(kInfo) << "metrics on http://" << bound << "/metrics";
+    return true;
+  }
+
+  std::string RenderMetrics() {
+    metrics::Exposition exposition;
+    MetricsOut out(exposition);
+    out.Gauge("vfabric_netd_start_time_seconds", "When netd started, in seconds since the epoch.",
+              {}, std::chrono::duration<double>(started_wall_.time_since_epoch()).count());
+    out.Gauge("vfabric_netd_build_info", "netd's version (the value is 1).",
+              {{"version", std::string(protocol::ProjectVersion())}}, 1);
+    controller_->WriteMetrics(out);
+    reconcile_stats_.Write(out);
+    WriteServerMetrics(control_.get(), metrics_.get(), out);
+    metrics_errors_ += out.errors();
+    if (out.errors() > 0)
+      VF_LOG(kWarning) << "metrics: " << out.errors()
+                       << " error(s), the first: " << out.first_error();
+    // Counted last, so that this scrape's errors are in it. (Its name and
+    // type are fixed here: the writer cannot refuse them.)
+    (void)exposition.Counter("vfabric_netd_metrics_errors_total",
+                             "Values a scrape could not read (a switch that did not answer, the "
+                             "kernel state); each is logged.",
+                             {}, metrics_errors_);
+    return exposition.Text();
+  }
+
+  // The control handler: `netctl apply` is a reconcile pass too (trigger
+  // "apply"), timed and counted with the others. Each request's verb is
+  // logged at debug level (`netctl log-level debug` to see them).
+  json Handle(const json& request) {
+    const auto verb = request.is_object() ? request.find("verb") : request.end();
+    const bool named = request.is_object() && verb != request.end() && verb->is_string();
+    // Quoted and escaped: a verb is any string (invalid UTF-8 replaced, not thrown on).
+    VF_LOG(kDebug) << "control request "
+                   << (named ? verb->dump(-1, ' ', false, json::error_handler_t::replace)
+                             : "without a verb");
+    const bool apply = named && *verb == protocol::verb::kApply;
+    if (!apply) return controller_->Handle(request);
+    const auto started = std::chrono::steady_clock::now();
+    json answer = controller_->Handle(request);
+    const bool ok = answer.is_object() && answer.value("ok", false) == true;
+    size_t changed = 0;
+    if (ok && answer.contains("result") && answer["result"].is_object())
+      changed = answer["result"].value("changed", size_t{0});
+    reconcile_stats_.Record("apply", ok, changed, std::chrono::steady_clock::now() - started);
+    return answer;
+  }
+
+  // Controller::Reconcile, counted and timed by what ran it.
+  Status TimedReconcile(std::string_view trigger, std::vector<Operation>* applied) {
+    const auto started = std::chrono::steady_clock::now();
+    Status status = controller_->Reconcile(applied);
+    reconcile_stats_.Record(trigger, status.ok(), applied->size(),
+                            std::chrono::steady_clock::now() - started);
+    return status;
   }
 
   // WatchdogSec=: WATCHDOG=1 from this loop on a periodic timer, so a loop
@@ -385,9 +466,14 @@ class Daemon {
       ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
       return Repair("resync");
     }
-    if (fd == control_->fd() || fd == control_timer_.get()) {
-      if (fd == control_timer_.get()) DrainFd(fd);
-      return control_->Run(std::chrono::steady_clock::now());
+    if (fd == control_->fd()) return control_->Run(std::chrono::steady_clock::now());
+    if (metrics_ && fd == metrics_->fd()) return metrics_->Run(std::chrono::steady_clock::now());
+    if (fd == control_timer_.get()) {
+      // The deadlines of both servers (ArmControlTimer).
+      DrainFd(fd);
+      control_->Run(std::chrono::steady_clock::now());
+      if (metrics_) metrics_->Run(std::chrono::steady_clock::now());
+      return;
     }
     if (watchdog_timer_ && fd == watchdog_timer_.get()) {
       DrainFd(fd);
@@ -442,7 +528,7 @@ class Daemon {
     } else {
       controller_->SetConfig(guests_->WithRunningNics(std::move(loaded).value()));
       std::vector<Operation> applied;
-      Status status = controller_->Reconcile(&applied);
+      Status status = TimedReconcile("reload", &applied);
       for (const auto& op : applied) VF_LOG(kInfo) << "reload: " << op.Describe();
       if (!status.ok())
         VF_LOG(kError) << "reload: " << status.message();
@@ -465,7 +551,7 @@ class Daemon {
 
   void Repair(const char* why) {
     std::vector<Operation> applied;
-    Status status = controller_->Reconcile(&applied);
+    Status status = TimedReconcile(why, &applied);
     for (const auto& op : applied) VF_LOG(kWarning) << why << ": drift: " << op.Describe();
     if (!status.ok()) {
       VF_LOG(kError) << why << ": " << status.message() << "; retrying in 1 s";
@@ -476,10 +562,14 @@ class Daemon {
     }
   }
 
-  // Wakes the loop when the control server has timeouts due, or requests
-  // it read but left for the next turn.
+  // Wakes the loop when the control server (or the metrics server) has
+  // timeouts due, or requests it read but left for the next turn.
   void ArmControlTimer() {
-    if (auto deadline = control_->NextDeadline()) {
+    std::optional<std::chrono::steady_clock::time_point> deadline = control_->NextDeadline();
+    if (auto metrics_deadline = metrics_ ? metrics_->NextDeadline() : std::nullopt;
+        metrics_deadline && (!deadline || *metrics_deadline < *deadline))
+      deadline = metrics_deadline;
+    if (deadline) {
       const auto delay = std::chrono::ceil<std::chrono::milliseconds>(
           *deadline - std::chrono::steady_clock::now());
       ArmTimer(control_timer_.get(),
@@ -507,7 +597,10 @@ class Daemon {
   UniqueFd watchdog_timer_;  // only when systemd asks for WATCHDOG=1
   ControlLimits control_limits_;
   std::unique_ptr<ControlServer> control_;
-  UniqueFd control_timer_;
+  UniqueFd control_timer_;                  // the control and metrics servers' deadlines
+  std::unique_ptr<MetricsServer> metrics_;  // with --metrics-listen
+  ReconcileStats reconcile_stats_;
+  uint64_t metrics_errors_ = 0;
   bool repair_armed_ = false;
   bool stopping_ = false;
 };

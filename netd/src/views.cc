@@ -36,6 +36,14 @@ const char* StpStateName(uint8_t state) {
   return "unknown";
 }
 
+const char* KernelPortRole(const BridgeStatus& bridge, const BridgePortStatus& port) {
+  if (!bridge.settings.stp_enabled) return port.state == 0 ? "disabled" : "designated";
+  if (port.state == 0) return "disabled";
+  if (bridge.root_port && port.port_no && *bridge.root_port == *port.port_no) return "root";
+  if (port.state == 4) return "alternate";
+  return "designated";
+}
+
 json Seconds(uint64_t centiseconds) {
   if (centiseconds % 100 == 0) return centiseconds / 100;
   return static_cast<double>(centiseconds) / 100.0;
@@ -396,17 +404,7 @@ Reply Controller::StpShow(const std::string& name) {
   for (const LinkInfo& link : view.state.links) {
     if (link.master_ifindex != bridge->ifindex || !link.brport) continue;
     const BridgePortStatus& port = *link.brport;
-    std::string role = "disabled";
-    if (!status.settings.stp_enabled)
-      role = port.state == 0 ? "disabled" : "designated";
-    else if (port.state == 0)
-      role = "disabled";
-    else if (status.root_port && port.port_no && *status.root_port == *port.port_no)
-      role = "root";
-    else if (port.state == 4)
-      role = "alternate";
-    else
-      role = "designated";
+    const std::string role = KernelPortRole(status, port);
     ports.push_back(
         {{"name", link.name},
          {"port_id", port.port_id ? json(*port.port_id) : json(nullptr)},

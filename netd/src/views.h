@@ -13,6 +13,11 @@ namespace vfabric::netd {
 
 // A kernel bridge port's state (BR_STATE_*) by name: "forwarding", ...
 const char* StpStateName(uint8_t state);
+// A kernel bridge port's spanning tree role as `stp show` gives it ("root",
+// "designated", "alternate", "disabled"): the kernel reports states, not roles.
+struct BridgeStatus;
+struct BridgePortStatus;
+const char* KernelPortRole(const BridgeStatus& bridge, const BridgePortStatus& port);
 // Centiseconds as seconds: an integer when whole.
 nlohmann::json Seconds(uint64_t centiseconds);
 // A value, or null.
@@ -25,6 +30,10 @@ nlohmann::json VlanJson(const topology::PortVlanConfig& vlan);
 // The network of `topology` named `name`, or null.
 const topology::NetworkConfig* FindNetwork(const topology::Topology& topology,
                                            const std::string& name);
+
+// log.level (log_level_verb.cc): {"level"} shows netd's log level; with
+// args {"level": LEVEL} sets it first, and says what it was ("previous").
+protocol::Reply LogLevelVerb(const nlohmann::json& args);
 
 // The optional "vlan" argument of the fdb and attach verbs: a VLAN id
 // 1..4094, or none (missing or null).

@@ -182,6 +182,10 @@ TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
   EXPECT_EQ(complete("stp show f"), "fabric\n");
   EXPECT_EQ(complete("vm s"), "start stop\n");
   EXPECT_EQ(complete("fdb flush lab --p"), "--port\n");
+  EXPECT_EQ(complete("log"), "log-level\n");
+  EXPECT_EQ(complete("log-level d"), "debug\n");
+  EXPECT_EQ(complete("graph f"), "fabric\n");
+  EXPECT_EQ(complete("graph --format s"), "svg\n");
 }
 
 }  // namespace

@@ -13,6 +13,8 @@ void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 // Parses "debug", "info", "warning"/"warn", "error".
 bool ParseLogLevel(std::string_view text, LogLevel* level);
+// "debug", "info", "warning", "error".
+std::string_view ToString(LogLevel level);
 void SetLogProgramName(std::string_view name);
 void WriteLogLine(LogLevel level, std::string_view message);
 

@@ -22,6 +22,8 @@
 
 namespace vfabric::netd {
 
+class MetricsOut;
+
 // Kept for netd's callers; the one definition is the protocol library's.
 inline constexpr int kProtocolVersion = protocol::kVersion;
 
@@ -68,6 +70,11 @@ class Controller {
 
   // Answers one request object (see docs/control-protocol.md).
   nlohmann::json Handle(const nlohmann::json& request);
+
+  // The views as Prometheus metrics (netd/src/metrics_views.cc): ports'
+  // counters, FDB, spanning tree, vhost-user and guests, read the way the
+  // netctl views read them (docs/metrics.md).
+  void WriteMetrics(MetricsOut& out);
 
  private:
   struct View {

@@ -20,6 +20,9 @@ struct DaemonOptions {
   int repair_delay_ms = 100;       // quiet time after a kernel event before repairing
   int resync_interval_ms = 30000;  // full reconcile even without events
   bool dry_run = false;            // print the plan for the configuration and exit
+  // --metrics-listen: "ADDR:PORT", "[V6]:PORT" or a Unix socket path for
+  // Prometheus (metrics_server.h); empty: no metrics listener.
+  std::string metrics_listen;
 };
 
 // Runs until SIGTERM or SIGINT; returns the process exit status (0 on a clean

@@ -46,6 +46,8 @@ inline constexpr std::string_view kAttach = "attach";
 inline constexpr std::string_view kDetach = "detach";
 // netd itself: version, uptime, configuration sources, networks and their state.
 inline constexpr std::string_view kStatus = "status";
+// netd's log level: shown, or set with {"level": "error"|"warning"|"info"|"debug"}.
+inline constexpr std::string_view kLogLevel = "log.level";
 }  // namespace verb
 
 // Error codes.
