@@ -14,6 +14,8 @@ std::string_view ToString(PortKind kind) {
       return "packet";
     case PortKind::kVhostUser:
       return "vhost-user";
+    case PortKind::kVxlan:
+      return "vxlan";
   }
   return "unknown";
 }

@@ -39,6 +39,22 @@ std::optional<IpPrefix> IpPrefix::Parse(std::string_view text, std::string* why)
   return prefix;
 }
 
+std::optional<IpPrefix> IpPrefix::ParseAddress(std::string_view text, std::string* why) {
+  const std::string address(text);
+  IpPrefix prefix;
+  if (inet_pton(AF_INET, address.c_str(), prefix.bytes.data()) == 1) {
+    prefix.family = AF_INET;
+    prefix.length = 32;
+  } else if (inet_pton(AF_INET6, address.c_str(), prefix.bytes.data()) == 1) {
+    prefix.family = AF_INET6;
+    prefix.length = 128;
+  } else {
+    if (why != nullptr) *why = "\"" + address + "\" is not an IPv4 or IPv6 address";
+    return std::nullopt;
+  }
+  return prefix;
+}
+
 std::string IpPrefix::AddressText() const {
   char text[INET6_ADDRSTRLEN] = {};
   if (inet_ntop(family == AF_INET ? AF_INET : AF_INET6, bytes.data(), text, sizeof text) == nullptr)

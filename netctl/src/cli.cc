@@ -483,18 +483,30 @@ class Dispatcher {
       loaded = topology::ParseTopologyFiles(sources);
     }
     if (cl_.json) {
-      json diagnostics = json::array();
-      for (const auto& d : loaded.errors) {
-        diagnostics.push_back({{"file", d.where.file},
-                               {"line", d.where.line},
-                               {"column", d.where.column},
-                               {"pointer", d.where.pointer},
-                               {"message", d.message}});
-      }
-      out_ << FormatJson(
-          {{"ok", loaded.ok()}, {"files", cl_.operands}, {"diagnostics", std::move(diagnostics)}});
+      const auto items = [](const std::vector<topology::Diagnostic>& list) {
+        json diagnostics = json::array();
+        for (const auto& d : list) {
+          diagnostics.push_back({{"file", d.where.file},
+                                 {"line", d.where.line},
+                                 {"column", d.where.column},
+                                 {"pointer", d.where.pointer},
+                                 {"message", d.message}});
+        }
+        return diagnostics;
+      };
+      json answer = {
+          {"ok", loaded.ok()}, {"files", cl_.operands}, {"diagnostics", items(loaded.errors)}};
+      if (!loaded.warnings.empty()) answer["warnings"] = items(loaded.warnings);
+      out_ << FormatJson(answer);
     }
     for (const auto& d : loaded.errors) err_ << d.ToString() << "\n";
+    // Warnings (what this host lacks, such as an overlay's local address)
+    // do not fail the check: the file may be meant for another host.
+    for (const auto& d : loaded.warnings) {
+      topology::Diagnostic warning = d;
+      warning.message = "warning: " + warning.message;
+      err_ << warning.ToString() << "\n";
+    }
     if (!loaded.ok()) return 1;
     if (!cl_.json) {
       for (const auto& path : cl_.operands) out_ << (path == "-" ? kStdinName : path) << ": ok\n";

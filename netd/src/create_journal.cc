@@ -90,8 +90,9 @@ Result<std::vector<CreateIntent>> CreateJournal::Read() const {
     CreateIntent intent{Field(item, "kind"), Field(item, "name"), Field(item, "peer"),
                         Field(item, "alias")};
     const bool known =
-        intent.kind == "probe" || ((intent.kind == "bridge" || intent.kind == "veth") &&
-                                   !intent.name.empty() && !intent.alias.empty());
+        intent.kind == "probe" ||
+        ((intent.kind == "bridge" || intent.kind == "veth" || intent.kind == "vxlan") &&
+         !intent.name.empty() && !intent.alias.empty());
     if (!known) return Status::Error("journal " + path_ + ": unknown entry " + item.dump());
     intents.push_back(std::move(intent));
   }
@@ -146,6 +147,12 @@ Status JournaledKernel::CreateVeth(const std::string& name, const std::string& p
                    [&] { return kernel_.CreateVeth(name, peer, alias); });
 }
 
+Status JournaledKernel::CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                                    const std::string& alias) {
+  return Journaled({"vxlan", name, "", alias},
+                   [&] { return kernel_.CreateVxlan(name, settings, alias); });
+}
+
 bool IsProbeLinkName(const std::string& name) {
   constexpr std::string_view kPrefix = "vfprobe-";
   if (name.compare(0, kPrefix.size(), kPrefix) != 0) return false;
@@ -176,9 +183,9 @@ Result<std::vector<std::string>> RecoverCreations(Kernel& kernel, CreateJournal&
     return Status::Ok();
   };
   for (const CreateIntent& intent : *intents) {
-    if (intent.kind == "bridge") {
+    if (intent.kind == "bridge" || intent.kind == "vxlan") {
       const LinkInfo* link = find(intent.name);
-      if (link != nullptr && link->kind == "bridge" && link->alias.empty())
+      if (link != nullptr && link->kind == intent.kind && link->alias.empty())
         VF_RETURN_IF_ERROR(adopt(*link, intent.alias));
     } else if (intent.kind == "veth") {
       const LinkInfo* end = find(intent.name);

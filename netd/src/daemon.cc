@@ -258,6 +258,7 @@ class Daemon {
   Result<topology::Topology> Load() {
     topology::LoadResult loaded = topology::LoadTopology(options_.config_paths);
     for (const auto& d : loaded.errors) VF_LOG(kError) << d.ToString();
+    for (const auto& d : loaded.warnings) VF_LOG(kWarning) << d.ToString();
     if (!loaded.ok())
       return Status::Error(std::to_string(loaded.errors.size()) + " error(s) in the configuration");
     std::vector<std::string> clashes = CheckNamesAcrossNetworks(loaded.topology);

@@ -59,6 +59,17 @@ std::vector<Operation> RecreateOps(const LinkInfo& link, const KernelState& actu
     create.tap = link.tap->settings;
     create.alias = link.alias;
     ops.push_back(create);
+  } else if (link.kind == "vxlan" && link.vxlan) {
+    Operation create = Op(Operation::Kind::kCreateVxlan, network, link.name);
+    create.vxlan = *link.vxlan;
+    create.alias = link.alias;
+    ops.push_back(create);
+    for (const VxlanFloodEntry& entry : actual.vxlan_flood) {
+      if (entry.ifindex != link.ifindex) continue;
+      Operation flood = Op(Operation::Kind::kAddVxlanFlood, network, link.name);
+      flood.address = entry.dst;
+      ops.push_back(flood);
+    }
   } else if (link.kind == "veth") {
     const LinkInfo* peer = actual.FindLink(link.link_ifindex);
     if (peer == nullptr) return ops;
@@ -124,6 +135,12 @@ std::string_view Operation::KindName() const {
       return "add_address";
     case Kind::kDeleteAddress:
       return "delete_address";
+    case Kind::kCreateVxlan:
+      return "create_vxlan";
+    case Kind::kAddVxlanFlood:
+      return "add_vxlan_flood";
+    case Kind::kDeleteVxlanFlood:
+      return "delete_vxlan_flood";
   }
   return "?";
 }
@@ -238,6 +255,18 @@ std::string Operation::Describe() const {
       break;
     case Kind::kDeleteAddress:
       out << "delete address " << address.ToString() << " from " << object;
+      break;
+    case Kind::kCreateVxlan:
+      out << "create vxlan " << object << " (vni " << vxlan.vni << ", local "
+          << vxlan.local.AddressText() << ", dstport " << vxlan.port << ", "
+          << (vxlan.learning ? "learning" : "nolearning") << ")";
+      break;
+    case Kind::kAddVxlanFlood:
+      out << "add flood entry 00:00:00:00:00:00 dst " << address.AddressText() << " on " << object;
+      break;
+    case Kind::kDeleteVxlanFlood:
+      out << "delete flood entry 00:00:00:00:00:00 dst " << address.AddressText() << " from "
+          << object;
       break;
   }
   return out.str();

@@ -1,5 +1,7 @@
 // The kernel as read back (KernelState) and the mark that says which links
 // netd owns (IFLA_IFALIAS "vfabric:<network>").
+#include <algorithm>
+
 #include "vfabric/netd/planner.h"
 
 namespace vfabric::netd {
@@ -42,6 +44,15 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
   auto addresses = kernel.ListAddresses();
   if (!addresses.ok()) return addresses.status();
   state.addresses = std::move(addresses).value();
+  // The flood entries live in the devices' own FDBs: a dump of its own, made
+  // only when there is a vxlan device to read.
+  const bool any_vxlan = std::any_of(state.links.begin(), state.links.end(),
+                                     [](const LinkInfo& link) { return link.kind == "vxlan"; });
+  if (any_vxlan) {
+    auto flood = kernel.ListVxlanFlood();
+    if (!flood.ok()) return flood.status();
+    state.vxlan_flood = std::move(flood).value();
+  }
   if (features.bridge_vlan_filtering) {
     auto vlans = kernel.ListPortVlans();
     if (!vlans.ok()) return vlans.status();

@@ -46,6 +46,12 @@ Status Execute(Kernel& kernel, const Operation& op) {
       return kernel.AddAddress(op.object, op.address);
     case Operation::Kind::kDeleteAddress:
       return kernel.DeleteAddress(op.object, op.address);
+    case Operation::Kind::kCreateVxlan:
+      return kernel.CreateVxlan(op.object, op.vxlan, op.alias);
+    case Operation::Kind::kAddVxlanFlood:
+      return kernel.AddVxlanFlood(op.object, op.address);
+    case Operation::Kind::kDeleteVxlanFlood:
+      return kernel.DeleteVxlanFlood(op.object, op.address);
   }
   return Status::Error("unknown operation");
 }

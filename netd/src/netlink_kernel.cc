@@ -53,6 +53,7 @@
 #include "nl_parse.h"
 #include "nl_socket.h"
 #include "nl_tap.h"
+#include "nl_vxlan.h"
 #include "vfabric/netd/kernel.h"
 
 namespace vfabric::netd {
@@ -250,6 +251,42 @@ class NetlinkKernel final : public Kernel {
     PutBridgeData(header, settings, !VlanSettingsAreDefault(settings));
     VF_RETURN_IF_ERROR(socket_.Transact(header, what));
     return AliasOrUndo(name, alias, what);
+  }
+
+  Status CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                     const std::string& alias) override {
+    const std::string what = "create vxlan " + name;
+    VF_RETURN_IF_ERROR(nl::CreateVxlanLink(socket_, name, settings, what));
+    return AliasOrUndo(name, alias, what);
+  }
+
+  Result<std::vector<VxlanFloodEntry>> ListVxlanFlood() override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETNEIGH, 0);
+    auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(ndmsg)));
+    ndm->ndm_family = AF_BRIDGE;
+    std::vector<VxlanFloodEntry> entries;
+    nl::DumpCallback callback = [&entries](const nlmsghdr* message) {
+      if (auto entry = nl::ParseVxlanFlood(message)) entries.push_back(*entry);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(
+        DumpConsistent(header, "list vxlan flood entries", callback, [&] { entries.clear(); }));
+    return entries;
+  }
+
+  Status AddVxlanFlood(const std::string& device, const IpPrefix& dst) override {
+    const std::string what = "add flood entry " + dst.AddressText() + " on " + device;
+    auto index = IfIndex(device, what);
+    if (!index.ok()) return index.status();
+    return nl::VxlanFlood(socket_, true, *index, dst, what);
+  }
+
+  Status DeleteVxlanFlood(const std::string& device, const IpPrefix& dst) override {
+    const std::string what = "delete flood entry " + dst.AddressText() + " on " + device;
+    auto index = IfIndex(device, what);
+    if (!index.ok()) return index.status();
+    return nl::VxlanFlood(socket_, false, *index, dst, what);
   }
 
   Status SetBridgeSettings(const std::string& name, const BridgeSettings& settings) override {

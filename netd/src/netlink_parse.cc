@@ -12,6 +12,7 @@
 #include <string>
 
 #include "nl_parse.h"
+#include "nl_vxlan.h"
 
 namespace vfabric::netd::nl {
 namespace {
@@ -184,6 +185,7 @@ bool ParseLink(const nlmsghdr* header, LinkInfo* link) {
     link->kind = Str(info[IFLA_INFO_KIND]);
     if (link->kind == "bridge") link->bridge = ParseBridge(info[IFLA_INFO_DATA]);
     if (link->kind == "tun") link->tap = ParseTun(info[IFLA_INFO_DATA]);
+    if (link->kind == "vxlan") link->vxlan = ParseVxlanData(info[IFLA_INFO_DATA]);
     if (Str(info[IFLA_INFO_SLAVE_KIND]) == "bridge")
       link->brport = ParseBridgePort(info[IFLA_INFO_SLAVE_DATA]);
   }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "bridge_link_plan.h"
+#include "overlay_plan.h"
 #include "planner_internal.h"
 
 namespace vfabric::netd {
@@ -78,6 +79,7 @@ class Planner {
           return Status::Error(ForeignLinkError("veth peer", port.peer, network.name, *peer));
       }
     }
+    VF_RETURN_IF_ERROR(OverlayPreflight(network, desired_, actual_));
     for (const auto& entry : network.fdb.static_entries) {
       if (kernel && entry.vlan != 0 && !network.vlan.filtering)
         return Status::Error("network " + network.name + ": static FDB entry " +
@@ -136,6 +138,11 @@ class Planner {
     }
     PlanStaticFdb(network, bridge);
     PlanBridgeLink(network, bridge, actual_, &bridges_, &fdb_removals_);
+    if (network.overlay) {
+      wanted_.insert(topology::OverlayDeviceName(network.overlay->vni));
+      PlanOverlay(network, bridge, actual_,
+                  {&port_links_, &port_config_, &fdb_adds_, &fdb_removals_});
+    }
 
     if (bridge == nullptr || !bridge->admin_up)
       bridges_up_.push_back(SetUpOp(network.name, network.bridge, true));

@@ -1,16 +1,16 @@
 // Any bytes as one receive buffer of netd's NETLINK_ROUTE sockets: a dump
-// reply (links, bridge FDB, bridge port VLANs), a link/neighbour event of the
-// drift monitor, or an error/ack with the kernel's extended ack message. The
-// buffer is walked as NlSocket::Receive and the link monitor walk it
-// (nl::MessageOk, mnl_nlmsg_next), and
-// every message goes through each parser netd has for it: never a crash, a
-// read outside the buffer or unbounded memory.
+// reply (links, bridge FDB and vxlan flood entries, bridge port VLANs), a link/neighbour event of
+// the drift monitor, or an error/ack with the kernel's extended ack message. The buffer is walked
+// as NlSocket::Receive and the link monitor walk it (nl::MessageOk, mnl_nlmsg_next), and every
+// message goes through each parser netd has for it: never a crash, a read outside the buffer or
+// unbounded memory.
 //
 // Seed corpus: tests/fuzz/corpus/netlink, captured from a real kernel with
 // tests/fuzz/tools/capture-netlink (one recv() per file).
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "nl_parse.h"
+#include "nl_vxlan.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vfabric::netd;
@@ -35,6 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     LinkInfo link;
     if (nl::ParseLink(header, &link) && link.name.size() > header->nlmsg_len) std::abort();
     if (auto entry = nl::ParseFdb(header); entry && header->nlmsg_type != RTM_NEWNEIGH)
+      std::abort();
+    if (auto flood = nl::ParseVxlanFlood(header);
+        flood && flood->dst.family != AF_INET && flood->dst.family != AF_INET6)
       std::abort();
     std::vector<PortVlanEntry> vlans;
     nl::ParsePortVlans(header, &vlans);

@@ -240,14 +240,49 @@ void CheckAcross(Decoded* decoded) {
       }
     }
   }
+  // Overlays: the vxlan device netd makes ("vfx-<vni>") is one more
+  // interface name; a VNI is one network per host.
+  constexpr long kVxlanDevice = -2;  // InterfaceSite::port of a vxlan device
+  struct VniSite {
+    std::string name;  // the VNI as text
+    SourceLocation where;
+    SiteOrder order;
+    std::string network;
+  };
+  std::vector<VniSite> vnis;
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    if (!network.overlay) continue;
+    const SiteOrder order = OrderOf(sites.file_index, sites.overlay_vni);
+    // A duplicate VNI is reported as such below, not a second time as a name.
+    const bool first_of_vni = std::none_of(vnis.begin(), vnis.end(), [&](const VniSite& v) {
+      return v.name == std::to_string(network.overlay->vni);
+    });
+    if (first_of_vni)
+      interfaces.push_back({topology::OverlayDeviceName(network.overlay->vni), sites.overlay_vni,
+                            order, "the vxlan device of network " + Quoted(network.name), n,
+                            kVxlanDevice, false});
+    vnis.push_back({std::to_string(network.overlay->vni), sites.overlay_vni, order, network.name});
+  }
+  ReportDuplicates(
+      vnis,
+      [](const VniSite& site, const VniSite& first_site) {
+        return "VNI " + site.name + " is already the overlay of network " +
+               Quoted(first_site.network) + " (at " + LocationText(first_site.where) +
+               "): one VNI is one network";
+      },
+      errors);
   std::map<std::string, InterfaceSite> interface_owner;
   ReportDuplicates(
       interfaces,
       [](const InterfaceSite& site, const InterfaceSite& first_site) {
-        std::string message = site.defaulted
-                                  ? "the default bridge name " + Quoted(site.name) +
-                                        " (from the network name) is already used"
-                                  : "interface name " + Quoted(site.name) + " is already used";
+        std::string message =
+            site.defaulted ? "the default bridge name " + Quoted(site.name) +
+                                 " (from the network name) is already used"
+            : site.port == kVxlanDevice
+                ? "the vxlan device name " + Quoted(site.name) + " (from the VNI) is already used"
+                : "interface name " + Quoted(site.name) + " is already used";
         return message + " by " + first_site.what + " (at " + LocationText(first_site.where) + ")";
       },
       errors, &interface_owner);

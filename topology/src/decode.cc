@@ -48,7 +48,10 @@ constexpr uint64_t kMaxVlanId = 4094;
 constexpr uint64_t kMinMemoryMb = 16, kMaxMemoryMb = 1 << 20;
 constexpr uint64_t kMaxVcpus = 64;
 constexpr uint64_t kMaxFdbEntries = 1 << 24;
-constexpr uint64_t kMaxId = 4294967294;                 // uid_t/gid_t without (uid_t)-1
+constexpr uint64_t kMaxVni = (1 << 24) - 1;  // 24 bits (RFC 7348 5)
+constexpr uint64_t kMaxUdpPort = 65535;
+constexpr uint64_t kMaxIpPacket = 65535;  // an outer IPv4 packet's total length, IPv6's payload
+constexpr uint64_t kMaxId = 4294967294;   // uid_t/gid_t without (uid_t)-1
 constexpr double kMaxExactDouble = 9007199254740992.0;  // 2^53
 
 std::string Quote(std::string_view text) {
@@ -169,6 +172,9 @@ class Decoder {
   }
   void Error(const std::string& pointer, std::string message) {
     out_->errors.push_back({At(pointer), std::move(message)});
+  }
+  void Warning(const std::string& pointer, std::string message) {
+    out_->warnings.push_back({At(pointer), std::move(message)});
   }
   void ErrorAtKey(const std::string& pointer, std::string message) {
     out_->errors.push_back({KeyAt(pointer), std::move(message)});
@@ -409,7 +415,7 @@ class Decoder {
     network.where = At(pointer);
     if (!ExpectObject(value, pointer,
                       {"name", "datapath", "bridge", "stp", "vlan", "fdb", "ports", "mac", "mtu",
-                       "addresses"})) {
+                       "addresses", "overlay"})) {
       return;
     }
     if (Require(value, pointer, "name")) {
@@ -467,8 +473,163 @@ class Decoder {
     if (const json* fdb = Member(value, "fdb")) {
       DecodeFdb(*fdb, Child(pointer, "fdb"), &network, &sites);
     }
+    if (const json* overlay = Member(value, "overlay")) {
+      DecodeOverlay(*overlay, Child(pointer, "overlay"), &network, &sites);
+    }
     out_->topology.networks.push_back(std::move(network));
     out_->networks.push_back(std::move(sites));
+  }
+
+  // An IP address of an overlay at `pointer`: a unicast host address.
+  std::optional<IpPrefix> OverlayAddressAt(const json& value, const std::string& pointer,
+                                           std::string_view what) {
+    if (!value.is_string()) {
+      TypeError(value, pointer, "a string (an IPv4 or IPv6 address, like \"192.0.2.1\")");
+      return std::nullopt;
+    }
+    const std::string text = value.get<std::string>();
+    std::string why;
+    std::optional<IpPrefix> address = IpPrefix::ParseAddress(text, &why);
+    if (!address) {
+      Error(pointer,
+            "invalid " + std::string(what) + " " + Quote(text) + ": " + why +
+                (text.find('/') != std::string::npos ? " (an address alone, no /LENGTH)" : ""));
+      return std::nullopt;
+    }
+    if (address->IsMulticast() || address->IsUnspecified()) {
+      Error(pointer, "invalid " + std::string(what) + " " + Quote(text) +
+                         ": a tunnel endpoint must be a unicast address, not " +
+                         (address->IsMulticast() ? "multicast (multicast groups are not supported)"
+                                                 : "unspecified"));
+      return std::nullopt;
+    }
+    if (address->IsIpv6LinkLocal()) {
+      Error(pointer, "invalid " + std::string(what) + " " + Quote(text) +
+                         ": an IPv6 link-local address needs a link, which an overlay cannot name; "
+                         "use a global or unique local address");
+      return std::nullopt;
+    }
+    return address;
+  }
+
+  // "overlay": {"vni", "local", "port", "mtu", "flood", "control"}.
+  void DecodeOverlay(const json& value, const std::string& pointer, NetworkConfig* network,
+                     NetworkSites* sites) {
+    if (!ExpectObject(value, pointer, {"vni", "local", "port", "mtu", "flood", "control"})) return;
+    if (network->datapath == Datapath::kUserspace) {
+      Error(pointer,
+            "a VXLAN overlay needs \"datapath\": \"kernel\" for now (the userspace switch's "
+            "VXLAN port is not there yet) on network " +
+                Quote(network->name));
+      return;
+    }
+    OverlayConfig overlay;
+    overlay.where = At(pointer);
+    bool complete = true;
+    if (Require(value, pointer, "vni")) {
+      if (auto vni = GetInteger(value, pointer, "vni", 1, kMaxVni)) {
+        overlay.vni = static_cast<uint32_t>(*vni);
+        sites->overlay_vni = At(Child(pointer, "vni"));
+      } else {
+        complete = false;
+      }
+    } else {
+      complete = false;
+    }
+    const std::string local_at = Child(pointer, "local");
+    bool local_ok = false;
+    if (Require(value, pointer, "local")) {
+      if (auto local = OverlayAddressAt(*Member(value, "local"), local_at, "local address")) {
+        overlay.local = *local;
+        local_ok = true;
+      }
+    }
+    if (!local_ok) complete = false;
+    const bool ipv6 = local_ok && overlay.local.AddressSize() == 16;
+    const uint32_t overhead = ipv6 ? kVxlanOverheadIpv6 : kVxlanOverheadIpv4;
+    if (auto port = GetInteger(value, pointer, "port", 1, kMaxUdpPort)) {
+      overlay.port = static_cast<uint16_t>(*port);
+    } else if (Member(value, "port")) {
+      complete = false;
+    }
+    if (auto control = GetEnum(value, pointer, "control", {"static", "evpn"})) {
+      overlay.control = *control == 0 ? OverlayControl::kStatic : OverlayControl::kEvpn;
+    }
+    if (const json* mtu = Member(value, "mtu")) {
+      // The outer packet (the frame plus 50 or 70 bytes) must fit in an IP
+      // packet; below 68 IPv4 itself does not work.
+      const std::string at = Child(pointer, "mtu");
+      if (mtu->is_number() && mtu->is_number_integer() && !mtu->is_number_float() &&
+          (mtu->is_number_unsigned() || mtu->get<int64_t>() >= 0) &&
+          mtu->get<uint64_t>() > kMaxIpPacket - overhead && mtu->get<uint64_t>() <= kMaxIpPacket) {
+        Error(at, "overlay mtu " + mtu->dump() + " leaves no room for the " +
+                      std::to_string(overhead) + "-byte VXLAN encapsulation over " +
+                      (ipv6 ? "IPv6" : "IPv4") + ": the outer packet would exceed " +
+                      std::to_string(kMaxIpPacket) + " bytes (at most " +
+                      std::to_string(kMaxIpPacket - overhead) + ")");
+      } else if (auto value_mtu = IntegerAt(*mtu, at, kMinBridgeMtu, kMaxIpPacket - overhead)) {
+        overlay.mtu = static_cast<uint32_t>(*value_mtu);
+        if (network->mtu && *network->mtu > *overlay.mtu) {
+          Error(at, "overlay mtu " + std::to_string(*overlay.mtu) +
+                        " is smaller than the bridge's \"mtu\" " + std::to_string(*network->mtu) +
+                        ": frames that big would be dropped at the vxlan port");
+        }
+      }
+    }
+    if (const json* flood = Member(value, "flood")) {
+      const std::string at = Child(pointer, "flood");
+      if (overlay.control == OverlayControl::kEvpn) {
+        Error(at,
+              "\"flood\" and \"control\": \"evpn\" exclude each other: with EVPN, FRR installs "
+              "the flood list from its peers' routes (type 3), and netd leaves it to FRR");
+      } else if (ExpectArray(*flood, at)) {
+        std::vector<IpPrefix> flood_seen;
+        for (size_t i = 0; i < flood->size(); ++i) {
+          const std::string item_at = at + "/" + std::to_string(i);
+          auto address = OverlayAddressAt((*flood)[i], item_at, "flood address");
+          if (!address) continue;
+          if (local_ok && address->family != overlay.local.family) {
+            Error(item_at, "flood address " + address->AddressText() + " is " +
+                               (address->AddressSize() == 16 ? "IPv6" : "IPv4") +
+                               " but the local address " + overlay.local.AddressText() +
+                               " is not: one overlay speaks one IP family");
+            continue;
+          }
+          auto seen = std::find_if(flood_seen.begin(), flood_seen.end(),
+                                   [&](const IpPrefix& p) { return p.SameAddress(*address); });
+          if (seen != flood_seen.end()) {
+            Error(item_at, "flood address " + address->AddressText() + " is listed twice");
+            continue;
+          }
+          flood_seen.push_back(*address);
+          // The list may name every host of the overlay, this one too, so
+          // that one file serves them all (differing only in "local"): a
+          // host does not flood to itself.
+          if (local_ok && address->SameAddress(overlay.local)) continue;
+          overlay.flood.push_back(*address);
+        }
+      }
+    }
+    if (local_ok) {
+      // Through the host-facts seam: the same file serves every host of the
+      // overlay (differing in "local"), so a local address this host lacks
+      // is a warning here; netd refuses to apply it (an error at apply).
+      const HostFacts::AddressLookup found = host_.FindAddress(overlay.local);
+      if (found.known && !found.present) {
+        Warning(local_at, "this host has no address " + overlay.local.AddressText() +
+                              ": netd refuses to apply this overlay here (fine if the file is "
+                              "meant for the host that has it)");
+      } else if (found.present && found.mtu && overlay.mtu &&
+                 *overlay.mtu + overhead > *found.mtu) {
+        Warning(Child(pointer, "mtu"), "overlay mtu " + std::to_string(*overlay.mtu) + " plus " +
+                                           std::to_string(overhead) +
+                                           " bytes of VXLAN encapsulation exceeds the MTU " +
+                                           std::to_string(*found.mtu) + " of " + found.link +
+                                           ", which holds " + overlay.local.AddressText() +
+                                           ": full-size frames would be fragmented or dropped");
+      }
+    }
+    if (complete) network->overlay = std::move(overlay);
   }
 
   // "mac", "mtu" and "addresses": the kernel bridge as a host link.

@@ -35,6 +35,7 @@ struct NetworkSites {
   bool bridge_defaulted = false;
   std::vector<PortSites> ports;           // parallel to NetworkConfig::ports
   std::vector<SourceLocation> fdb_ports;  // parallel to FdbConfig::static_entries
+  SourceLocation overlay_vni;             // line 0 when the network has no overlay
 };
 
 struct NicSites {
@@ -56,6 +57,7 @@ struct Decoded {
   std::vector<NetworkSites> networks;
   std::vector<VmSites> vms;
   std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;  // LoadResult::warnings
 };
 
 // Decodes one document into `out` (appending networks, VMs and errors).

@@ -40,8 +40,10 @@ void SortErrors(const std::vector<std::string>& file_order, std::vector<Diagnost
 LoadResult Finish(internal::Decoded decoded, const std::vector<std::string>& file_order) {
   internal::CheckAcross(&decoded);
   SortErrors(file_order, &decoded.errors);
+  SortErrors(file_order, &decoded.warnings);
   LoadResult result;
   result.errors = std::move(decoded.errors);
+  result.warnings = std::move(decoded.warnings);
   if (result.errors.empty()) result.topology = std::move(decoded.topology);
   return result;
 }
@@ -185,6 +187,12 @@ std::string_view ToString(VhostUserMode mode) {
 }
 
 std::string_view ToString(StpMode mode) { return mode == StpMode::kRstp ? "rstp" : "stp"; }
+
+std::string_view ToString(OverlayControl control) {
+  return control == OverlayControl::kEvpn ? "evpn" : "static";
+}
+
+std::string OverlayDeviceName(uint32_t vni) { return "vfx-" + std::to_string(vni); }
 
 std::string_view ToString(VlanMode mode) {
   switch (mode) {

@@ -152,6 +152,44 @@ TEST_F(CreateJournalTest, RecoveryAdoptsWhatWasBeingMadeAndNothingElse) {
   EXPECT_TRUE(kernel.calls.empty());
 }
 
+// A vxlan device (an overlay's, overlay_plan.h) is marked in a second step
+// like a bridge: journaled, and adopted after a crash in between; one that
+// is not a vxlan device is not the one being made.
+TEST_F(CreateJournalTest, AVxlanDeviceIsJournaledAndAdopted) {
+  {
+    FakeKernel kernel;
+    CreateJournal journal(path_);
+    JournaledKernel journaled(kernel, journal);
+    std::string seen;
+    kernel.fail = [&](const std::string& call) {
+      seen = call + ": " + ReadJournal();
+      return Status::Ok();
+    };
+    VxlanSettings settings;
+    settings.vni = 100;
+    ASSERT_TRUE(journaled.CreateVxlan("vfx-100", settings, "vfabric:ov").ok());
+    EXPECT_EQ(seen,
+              "CreateVxlan vfx-100: "
+              R"({"creating":[{"alias":"vfabric:ov","kind":"vxlan","name":"vfx-100"}],"version":1})"
+              "\n");
+    EXPECT_FALSE(JournalExists());
+  }
+  {
+    CreateJournal dead(path_);
+    ASSERT_TRUE(dead.Begin({"vxlan", "vfx-100", "", "vfabric:ov"}).ok());
+    ASSERT_TRUE(dead.Begin({"vxlan", "vfx-200", "", "vfabric:other"}).ok());
+  }
+  FakeKernel kernel;
+  ASSERT_TRUE(kernel.CreateVxlan("vfx-100", VxlanSettings{}, "").ok());
+  kernel.AddForeignLink("vfx-200", "bridge");
+  CreateJournal journal(path_);
+  auto done = RecoverCreations(kernel, journal);
+  ASSERT_TRUE(done.ok()) << done.status().message();
+  EXPECT_THAT(*done, ElementsAre("adopted vxlan vfx-100 (its creation was interrupted)"));
+  EXPECT_EQ(kernel.Find("vfx-100")->alias, "vfabric:ov");
+  EXPECT_EQ(kernel.Find("vfx-200")->alias, "");
+}
+
 TEST_F(CreateJournalTest, AJournalThatIsNotOneIsReportedAndKept) {
   std::filesystem::create_directories(dir_ + "/run");
   std::ofstream(path_) << "{\"version\": 7}\n";

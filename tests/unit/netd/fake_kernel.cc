@@ -117,8 +117,38 @@ Status FakeKernel::DeleteLink(const std::string& name) {
       return e.port_ifindex == ifindex || e.bridge_ifindex == ifindex;
     });
     std::erase_if(port_vlans, [&](const PortVlanEntry& e) { return e.port_ifindex == ifindex; });
+    std::erase_if(vxlan_flood, [&](const VxlanFloodEntry& e) { return e.ifindex == ifindex; });
     std::erase_if(links, [&](const LinkInfo& l) { return l.ifindex == ifindex; });
   }
+  return Status::Ok();
+}
+
+Status FakeKernel::CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                               const std::string& alias) {
+  VF_RETURN_IF_ERROR(Begin("CreateVxlan " + name));
+  if (Find(name)) return Status::FromErrno("create vxlan " + name, EEXIST);
+  NewLink(name, "vxlan", alias).vxlan = settings;
+  return Status::Ok();
+}
+
+Status FakeKernel::AddVxlanFlood(const std::string& device, const IpPrefix& dst) {
+  VF_RETURN_IF_ERROR(Begin("AddVxlanFlood " + device + " " + dst.AddressText()));
+  LinkInfo* link = Find(device);
+  if (!link || link->kind != "vxlan") return Status::FromErrno("add flood " + device, ENODEV);
+  const VxlanFloodEntry entry{link->ifindex, dst};
+  if (std::find(vxlan_flood.begin(), vxlan_flood.end(), entry) != vxlan_flood.end())
+    return Status::FromErrno("add flood " + device, EEXIST);
+  vxlan_flood.push_back(entry);
+  return Status::Ok();
+}
+
+Status FakeKernel::DeleteVxlanFlood(const std::string& device, const IpPrefix& dst) {
+  VF_RETURN_IF_ERROR(Begin("DeleteVxlanFlood " + device + " " + dst.AddressText()));
+  LinkInfo* link = Find(device);
+  if (!link) return Status::FromErrno("delete flood " + device, ENODEV);
+  const VxlanFloodEntry entry{link->ifindex, dst};
+  if (std::erase(vxlan_flood, entry) == 0)
+    return Status::FromErrno("delete flood " + device, ENOENT);
   return Status::Ok();
 }
 

@@ -21,6 +21,7 @@ class FakeKernel : public Kernel {
   std::vector<FdbEntry> fdb;
   std::vector<PortVlanEntry> port_vlans;
   std::vector<AddressEntry> addresses;
+  std::vector<VxlanFloodEntry> vxlan_flood;
   KernelFeatures features;
 
   // Every mutating call, as "CreateBridge vfb-lab", in order.
@@ -51,6 +52,11 @@ class FakeKernel : public Kernel {
                    const std::string& alias) override;
   Status CreateVeth(const std::string& name, const std::string& peer,
                     const std::string& alias) override;
+  Status CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                     const std::string& alias) override;
+  Result<std::vector<VxlanFloodEntry>> ListVxlanFlood() override { return vxlan_flood; }
+  Status AddVxlanFlood(const std::string& device, const IpPrefix& dst) override;
+  Status DeleteVxlanFlood(const std::string& device, const IpPrefix& dst) override;
   Status DeleteLink(const std::string& name) override;
   Status SetAlias(const std::string& name, const std::string& alias) override;
   Status SetLinkUp(const std::string& name, bool up) override;

@@ -4,7 +4,8 @@ independent validator (Debian's python3-jsonschema).
 
   check_schema.py SOURCE_DIR
 
-Every configs/*.json and tests/unit/topology/data/good_*.json must be valid;
+Every configs/*.json, configs/overlay/*.json and tests/unit/topology/data/good_*.json
+must be valid;
 every tests/unit/topology/data/bad_*.json must be rejected. (broken_*.json are
 not JSON at all and are left to the C++ tests.)
 
@@ -27,6 +28,10 @@ EXPECTED_BAD = {
     "bad_kernel_bridge_ports.json": "/networks/0/ports",
     "bad_mac_multicast.json": "/networks/0/fdb/static/0/mac",
     "bad_mac_zero.json": "/networks/0/fdb/static/0/mac",
+    "bad_overlay_evpn_flood.json": "/networks/0/overlay",
+    "bad_overlay_mtu.json": "/networks/0/overlay/mtu",
+    "bad_overlay_userspace.json": "/networks/0",
+    "bad_overlay_vni.json": "/networks/0/overlay/vni",
     "bad_many.json": "/networks/0",
     "bad_port_vlan_without_filtering.json": "/networks/0/ports/0",
     "bad_stp_priority.json": "/networks/0/stp/priority",
@@ -73,6 +78,10 @@ VALUES = [
     ("vlanList", "a", False),
     ("objectName", "lab", True),
     ("objectName", "-lab", False),
+    ("ipAddress", "192.0.2.1", True),
+    ("ipAddress", "2001:db8::1", True),
+    ("ipAddress", "192.0.2.1/24", False),
+    ("ipAddress", "host.example", False),
 ]
 
 
@@ -100,6 +109,7 @@ def main() -> int:
 
     data = os.path.join(source, "tests/unit/topology/data")
     good = sorted(glob.glob(os.path.join(source, "configs/*.json")))
+    good += sorted(glob.glob(os.path.join(source, "configs/overlay/*.json")))
     good += sorted(glob.glob(os.path.join(data, "good_*.json")))
     bad = sorted(glob.glob(os.path.join(data, "bad_*.json")))
     failures = 0

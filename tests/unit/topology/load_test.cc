@@ -52,6 +52,32 @@ TEST(TopologyLoadTest, ExampleConfigsAreValidOneByOneAndTogether) {
   EXPECT_THAT(NetworkNames(all), ElementsAre("edge", "fabric", "lab"));
 }
 
+// The multi-host overlay example: one file per host, differing only in
+// "local" (configs/overlay/, a subdirectory the loading of configs/ does not
+// enter). Each is valid on its own; the flood list names every host, and
+// each host's own address is left out of its list.
+TEST(TopologyLoadTest, OverlayExamplesAreValidAndDifferOnlyInLocal) {
+  const std::string dir = testing::SourceDir() + "/configs/overlay";
+  const char* const names[] = {"host-a.json", "host-b.json", "host-c.json"};
+  for (int i = 0; i < 3; ++i) {
+    LoadResult result = LoadTopology({dir + "/" + names[i]});
+    ASSERT_THAT(Lines(result), IsEmpty()) << names[i];
+    const NetworkConfig& network = result.topology.networks.at(0);
+    ASSERT_TRUE(network.overlay.has_value());
+    EXPECT_EQ(network.overlay->vni, 4242u);
+    const std::string local = "192.0.2." + std::to_string(i + 1);
+    EXPECT_EQ(network.overlay->local.AddressText(), local);
+    ASSERT_EQ(network.overlay->flood.size(), 2u) << names[i];
+    for (const IpPrefix& remote : network.overlay->flood)
+      EXPECT_NE(remote.AddressText(), local) << names[i];
+    std::string text = testing::ReadFile(dir + "/" + names[i]);
+    std::string first = testing::ReadFile(dir + "/" + names[0]);
+    const std::string key = "\"local\": \"192.0.2.";
+    text.replace(text.find(key) + key.size(), 1, "1");
+    EXPECT_EQ(text, first) << names[i] << " differs from " << names[0] << " beyond \"local\"";
+  }
+}
+
 TEST(TopologyLoadTest, LabExampleFieldByField) {
   LoadResult result = LoadTopology({testing::SourceDir() + "/configs/lab.json"});
   ASSERT_TRUE(result.ok());
@@ -349,6 +375,18 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
       {"bad_mac_zero.json",
        {"2:30: /networks/0/fdb/static/0/mac: a static FDB entry needs a unicast MAC address; "
         "00:00:00:00:00:00 is all-zero"}},
+      {"bad_overlay_evpn_flood.json",
+       {"1:101: /networks/0/overlay/flood: \"flood\" and \"control\": \"evpn\" exclude each "
+        "other: with EVPN, FRR installs the flood list from its peers' routes (type 3), and "
+        "netd leaves it to FRR"}},
+      {"bad_overlay_mtu.json",
+       {"1:82: /networks/0/overlay/mtu: overlay mtu 65466 leaves no room for the 70-byte VXLAN "
+        "encapsulation over IPv6: the outer packet would exceed 65535 bytes (at most 65465)"}},
+      {"bad_overlay_userspace.json",
+       {"1:65: /networks/0/overlay: a VXLAN overlay needs \"datapath\": \"kernel\" for now "
+        "(the userspace switch's VXLAN port is not there yet) on network \"n\""}},
+      {"bad_overlay_vni.json",
+       {"1:48: /networks/0/overlay/vni: expected an integer in 1..16777215, got 16777216"}},
       {"bad_port_vlan_without_filtering.json",
        {"2:35: /networks/0/ports/0/vlan: port VLAN settings need \"vlan\": {\"filtering\": "
         "true} on network \"n\""}},
@@ -411,7 +449,7 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
 TEST(TopologyLoadTest, KnownGoodDataFiles) {
   const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
   for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
-                           "good_vhost_user.json"}) {
+                           "good_vhost_user.json", "good_overlay.json"}) {
     EXPECT_THAT(Lines(LoadTopology({data + name})), IsEmpty()) << name;
   }
 }

@@ -20,7 +20,7 @@
 
 namespace vfabric::bridge {
 
-enum class PortKind : uint8_t { kMemory, kTap, kPacketSocket, kVhostUser };
+enum class PortKind : uint8_t { kMemory, kTap, kPacketSocket, kVhostUser, kVxlan };
 std::string_view ToString(PortKind kind);
 
 // Why a frame was dropped. Ingress reasons are counted on the port the frame

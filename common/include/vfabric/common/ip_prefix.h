@@ -19,6 +19,9 @@ struct IpPrefix {
   // ADDRESS/LENGTH, both required. On failure, `why` (optional) says what is
   // wrong ("prefix length 33 is more than 32").
   static std::optional<IpPrefix> Parse(std::string_view text, std::string* why = nullptr);
+  // An address alone ("192.0.2.1", "2001:db8::1"), as the full-length prefix
+  // (/32, /128): a host address such as a VXLAN tunnel endpoint.
+  static std::optional<IpPrefix> ParseAddress(std::string_view text, std::string* why = nullptr);
   std::string ToString() const;     // "10.0.0.1/24"
   std::string AddressText() const;  // "10.0.0.1"
   size_t AddressSize() const { return family == 2 /* AF_INET */ ? 4 : 16; }

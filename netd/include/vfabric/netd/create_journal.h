@@ -29,7 +29,7 @@ namespace vfabric::netd {
 
 // One creation in flight.
 struct CreateIntent {
-  // "bridge", "veth", or "probe" (Kernel::ProbeFeatures: its throwaway links
+  // "bridge", "veth", "vxlan", or "probe" (Kernel::ProbeFeatures: its throwaway links
   // are named vfprobe-XXXX and vfprobe-XXXXp, XXXX four hex digits, unmarked).
   std::string kind;
   std::string name;   // the link (a veth: this end); "" for a probe
@@ -92,6 +92,17 @@ class JournaledKernel final : public Kernel {
   }
   Status CreateVeth(const std::string& name, const std::string& peer,
                     const std::string& alias) override;
+  Status CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                     const std::string& alias) override;
+  Result<std::vector<VxlanFloodEntry>> ListVxlanFlood() override {
+    return kernel_.ListVxlanFlood();
+  }
+  Status AddVxlanFlood(const std::string& device, const IpPrefix& dst) override {
+    return kernel_.AddVxlanFlood(device, dst);
+  }
+  Status DeleteVxlanFlood(const std::string& device, const IpPrefix& dst) override {
+    return kernel_.DeleteVxlanFlood(device, dst);
+  }
   Status DeleteLink(const std::string& name) override { return kernel_.DeleteLink(name); }
   Status SetAlias(const std::string& name, const std::string& alias) override {
     return kernel_.SetAlias(name, alias);
@@ -155,7 +166,7 @@ class JournaledKernel final : public Kernel {
 bool IsProbeLinkName(const std::string& name);
 
 // Finishes what `journal` says a netd that died was doing, through `kernel`:
-// for a bridge or veth intent, each link of that name (both ends of a veth)
+// for a bridge, vxlan or veth intent, each link of that name (both ends of a veth)
 // that exists, is of that kind and carries no alias gets the intent's mark;
 // for a probe intent, every unmarked bridge or veth with a probe name is
 // deleted. A link that does not match (another kind, another alias) is left

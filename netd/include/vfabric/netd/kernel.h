@@ -88,6 +88,24 @@ struct TapStatus {
   bool persistent = false;
 };
 
+// IFLA_VXLAN_* settings of a vxlan device netd makes (`ip link add NAME
+// type vxlan id VNI local IP dstport PORT nolearning`).
+struct VxlanSettings {
+  uint32_t vni = 0;       // IFLA_VXLAN_ID
+  IpPrefix local;         // IFLA_VXLAN_LOCAL / IFLA_VXLAN_LOCAL6 (full-length prefix)
+  uint16_t port = 4789;   // IFLA_VXLAN_PORT (host order here)
+  bool learning = false;  // IFLA_VXLAN_LEARNING
+  friend bool operator==(const VxlanSettings&, const VxlanSettings&) = default;
+};
+
+// An all-zero-MAC entry of a vxlan device's own FDB (`bridge fdb append
+// 00:00:00:00:00:00 dev VX dst IP`): frames to be flooded go to `dst` too.
+struct VxlanFloodEntry {
+  int ifindex = 0;  // the vxlan device
+  IpPrefix dst;     // the remote VTEP (full-length prefix)
+  friend bool operator==(const VxlanFloodEntry&, const VxlanFloodEntry&) = default;
+};
+
 struct LinkInfo {
   int ifindex = 0;
   std::string name;
@@ -102,6 +120,7 @@ struct LinkInfo {
   std::optional<BridgeStatus> bridge;  // kind == "bridge"
   std::optional<BridgePortStatus> brport;  // enslaved to a bridge
   std::optional<TapStatus> tap;            // kind == "tun"
+  std::optional<VxlanSettings> vxlan;      // kind == "vxlan"
 };
 
 struct FdbEntry {
@@ -172,6 +191,17 @@ class Kernel {
   // for a bridge).
   virtual Status CreateVeth(const std::string& name, const std::string& peer,
                             const std::string& alias) = 0;
+  // Creates a vxlan device, down, carrying `alias` (set in a second step, as
+  // for a bridge, hence journaled too).
+  virtual Status CreateVxlan(const std::string& name, const VxlanSettings& settings,
+                             const std::string& alias) = 0;
+  // Every vxlan device's all-zero-MAC (flood) entries, from an AF_BRIDGE
+  // neighbour dump: the devices' own ("self") entries with a destination.
+  virtual Result<std::vector<VxlanFloodEntry>> ListVxlanFlood() = 0;
+  // RTM_NEWNEIGH NLM_F_APPEND / RTM_DELNEIGH of 00:00:00:00:00:00 dst `dst`
+  // on vxlan device `device` (NTF_SELF, permanent).
+  virtual Status AddVxlanFlood(const std::string& device, const IpPrefix& dst) = 0;
+  virtual Status DeleteVxlanFlood(const std::string& device, const IpPrefix& dst) = 0;
   // Deletes a link (a persistent tap is made non-persistent first, so it goes).
   virtual Status DeleteLink(const std::string& name) = 0;
   virtual Status SetAlias(const std::string& name, const std::string& alias) = 0;

@@ -11,9 +11,10 @@
 //   1. bridges: create or update settings
 //   2. ports: create taps and veths (and move veth peers to their netns)
 //   3. ports: enslave, bridge-port settings, VLANs, link up
-//   4. static FDB entries: add
+//   4. static FDB entries and vxlan flood entries: add
 //   5. bridges up
-//   6. removals: stale FDB statics, stale port VLANs, ports, then bridges
+//   6. removals: stale FDB statics and flood entries, stale port VLANs, ports
+//      (and vxlan devices), then bridges
 // Each operation carries its undo (a list of operations), so ApplyPlan can put
 // back everything already done when a later step fails.
 #pragma once
@@ -53,6 +54,9 @@ struct Operation {
     kSetMtu,
     kAddAddress,
     kDeleteAddress,
+    kCreateVxlan,
+    kAddVxlanFlood,
+    kDeleteVxlanFlood,
   };
   Kind kind = Kind::kCreateBridge;
   std::string network;  // the network this serves ("" for none)
@@ -71,7 +75,8 @@ struct Operation {
   bool pvid = false;               // kAddPortVlan
   bool untagged = false;           // kAddPortVlan
   uint32_t mtu = 0;                // kSetMtu
-  IpPrefix address;                // k*Address
+  IpPrefix address;                // k*Address, k*VxlanFlood (the remote VTEP)
+  VxlanSettings vxlan;             // kCreateVxlan
   // What puts the host back as it was before this operation.
   std::vector<Operation> undo;
 
@@ -87,6 +92,7 @@ struct KernelState {
   std::vector<FdbEntry> fdb;
   std::vector<PortVlanEntry> port_vlans;
   std::vector<AddressEntry> addresses;
+  std::vector<VxlanFloodEntry> vxlan_flood;  // read only when a vxlan link exists
   KernelFeatures features;
 
   const LinkInfo* FindLink(const std::string& name) const;

@@ -143,6 +143,34 @@ struct PortConfig {
   SourceLocation where;
 };
 
+// A network stretched across hosts by VXLAN (RFC 7348). Kernel datapath:
+// netd makes a vxlan device "vfx-<vni>" (nolearning, dstport `port`, local
+// `local`) a port of the network's bridge, and keeps `flood` as the device's
+// all-zero-MAC FDB entries (head-end replication of broadcast, unknown
+// unicast and multicast to each remote VTEP).
+enum class OverlayControl {
+  kStatic,  // netd keeps the flood list of the topology; remote MACs are learned by the bridge
+  kEvpn,    // FRR (BGP EVPN) installs remote MACs and the flood list; netd keeps the devices
+};
+std::string_view ToString(OverlayControl control);
+
+struct OverlayConfig {
+  uint32_t vni = 0;             // 1..16777215 (24 bits), unique across networks
+  IpPrefix local;               // this host's tunnel address (full-length prefix), IPv4 or IPv6
+  uint16_t port = 4789;         // UDP destination port (IANA's VXLAN port)
+  std::optional<uint32_t> mtu;  // the vxlan device's MTU; unset = the kernel's
+  std::vector<IpPrefix> flood;  // remote VTEPs, of `local`'s family
+  OverlayControl control = OverlayControl::kStatic;
+  SourceLocation where;
+};
+
+// The name of the vxlan device netd makes for an overlay: "vfx-<vni>", at
+// most 12 bytes (VNIs are unique per host, so the names are too).
+std::string OverlayDeviceName(uint32_t vni);
+// Bytes VXLAN adds in front of the inner Ethernet frame: outer IPv4 (20) or
+// IPv6 (40) header, UDP (8), VXLAN (8) and the inner Ethernet header (14).
+inline constexpr uint32_t kVxlanOverheadIpv4 = 50, kVxlanOverheadIpv6 = 70;
+
 struct NetworkConfig {
   std::string name;
   Datapath datapath = Datapath::kKernel;
@@ -162,6 +190,8 @@ struct NetworkConfig {
   std::optional<MacAddress> mac;
   std::optional<uint32_t> mtu;
   std::optional<std::vector<IpPrefix>> addresses;
+  // Kernel datapath: a VXLAN overlay (see OverlayConfig).
+  std::optional<OverlayConfig> overlay;
   SourceLocation where;
 };
 
@@ -196,6 +226,10 @@ struct Topology {
 struct LoadResult {
   Topology topology;               // meaningful only when errors is empty
   std::vector<Diagnostic> errors;  // in file order
+  // What this host makes doubtful but another host may not (an overlay's
+  // `local` address this host does not have): reported, never fatal here;
+  // netd refuses to apply what it cannot.
+  std::vector<Diagnostic> warnings;
   bool ok() const { return errors.empty(); }
 };
 
