@@ -171,6 +171,21 @@ class NetlinkKernel final : public Kernel {
         FlushBatch(ops, &batch, results);
         return;
       }
+      // "set X up" right after "attach X to B" (how the planner orders a
+      // port) goes in the same request: one do_setlink and one
+      // notification instead of two (ip's `link set X master B up`). The
+      // kernel applies the flags first, then the master; FlushBatch sorts a
+      // failure out between the two.
+      if (op.kind == Operation::Kind::kSetMaster && !op.master.empty() && i + 1 < count &&
+          ops[i + 1].kind == Operation::Kind::kSetLinkUp && ops[i + 1].up &&
+          ops[i + 1].object == op.object) {
+        auto* header = reinterpret_cast<nlmsghdr*>(batch.messages.back().data());
+        auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(header));
+        ifi->ifi_change = IFF_UP;
+        ifi->ifi_flags = IFF_UP;
+        batch.also.back() = ++i;
+        results->push_back(Status::Ok());
+      }
       if (!Batchable(op)) {
         if (!FlushBatch(ops, &batch, results)) return;
         masters.clear();
@@ -535,6 +550,10 @@ class NetlinkKernel final : public Kernel {
     std::vector<const nlmsghdr*> requests;
     std::vector<std::string> whats;
     std::vector<size_t> op_index;
+    // The second operation a request carries (kNone: none): "set X up"
+    // rides on "attach X to B" (see ApplyBatch).
+    std::vector<size_t> also;
+    static constexpr size_t kNone = static_cast<size_t>(-1);
     size_t bytes = 0;
     struct PendingTap {
       size_t op_index;
@@ -580,6 +599,7 @@ class NetlinkKernel final : public Kernel {
     batch->requests.push_back(reinterpret_cast<const nlmsghdr*>(batch->messages.back().data()));
     batch->whats.push_back(std::move(what));
     batch->op_index.push_back(index);
+    batch->also.push_back(LinkBatch::kNone);
   }
 
   // Builds the request(s) of `op` into `batch`; an error when it cannot be
@@ -673,8 +693,13 @@ class NetlinkKernel final : public Kernel {
     for (size_t k = 0; k < statuses.size(); ++k) {
       Status& result = (*results)[batch->op_index[k]];
       if (statuses[k].ok() || !result.ok()) continue;
-      result = std::move(statuses[k]);
       ok = false;
+      if (batch->also[k] != LinkBatch::kNone) {
+        SortOutAttachAndUp(ops, batch->op_index[k], batch->also[k], std::move(statuses[k]),
+                           results);
+        continue;
+      }
+      result = std::move(statuses[k]);
     }
     ok = DeleteGrouped(ops, *batch, results) && ok;
     for (LinkBatch::PendingTap& tap : batch->taps) {
@@ -687,10 +712,29 @@ class NetlinkKernel final : public Kernel {
     batch->requests.clear();
     batch->whats.clear();
     batch->op_index.clear();
+    batch->also.clear();
     batch->taps.clear();
     batch->deletes.clear();
     batch->bytes = 0;
     return ok;
+  }
+
+  // An "attach X to B" + "set X up" request failed: the kernel set the
+  // flags first and stopped at the first error. X up: the up took, the
+  // attach failed. X down: the up failed before the attach was tried, so
+  // each runs again on its own, in the plan's order, for its own status.
+  void SortOutAttachAndUp(const Operation* ops, size_t attach, size_t up, Status error,
+                          std::vector<Status>* results) {
+    const Operation& op = ops[attach];
+    auto link = GetLink(op.object, "set master " + op.object + " -> " + op.master);
+    if (link.ok() && link->admin_up) {
+      (*results)[attach] = std::move(error);
+      return;
+    }
+    (*results)[attach] = SetMaster(op.object, op.master);
+    (*results)[up] = (*results)[attach].ok()
+                         ? SetLinkUp(op.object, true)
+                         : Status::Error("set link up " + op.object + ": not run", ECANCELED);
   }
 
   // A group no link has: the kernel numbers groups 0.. and links start in
