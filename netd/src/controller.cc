@@ -210,13 +210,24 @@ std::set<std::string> Controller::AttachedPorts() const {
 
 std::vector<std::string> Controller::SyncUserspace(const topology::Topology& desired) {
   if (userspace_ == nullptr) return {};
-  auto state = ReadKernelState(kernel_, features_);
-  if (!state.ok()) {
-    std::string error = "userspace networks: read kernel state: " + state.status().message();
+  // No userspace network wanted and no switch to stop: nothing to read.
+  const bool wanted = std::any_of(
+      desired.networks.begin(), desired.networks.end(),
+      [](const NetworkConfig& n) { return n.datapath == topology::Datapath::kUserspace; });
+  if (!wanted && userspace_->Plan(desired).empty()) return {};
+  // The switches open their ports on links: the links are all they read of
+  // the kernel (a dump of the FDB of 10,000 bridge ports costs the kernel
+  // time that grows with ports x entries).
+  KernelState state;
+  state.features = features_;
+  auto links = kernel_.ListLinks();
+  if (!links.ok()) {
+    std::string error = "userspace networks: read kernel state: " + links.status().message();
     VF_LOG(kError) << error;
     return {error};
   }
-  std::vector<std::string> errors = userspace_->Sync(desired, *state);
+  state.links = std::move(links).value();
+  std::vector<std::string> errors = userspace_->Sync(desired, state);
   for (const std::string& error : errors) VF_LOG(kError) << error;
   return errors;
 }

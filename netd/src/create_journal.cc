@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "vfabric/common/log.h"
+#include "vfabric/netd/planner.h"
 
 namespace vfabric::netd {
 namespace {
@@ -133,6 +134,32 @@ Result<KernelFeatures> JournaledKernel::ProbeFeatures() {
   Status ended = journal_.End(probe);
   if (!ended.ok()) VF_LOG(kWarning) << ended.message();
   return features;
+}
+
+void JournaledKernel::ApplyBatch(const Operation* ops, size_t count, std::vector<Status>* results) {
+  results->clear();
+  std::vector<Status> run;
+  for (size_t next = 0; next < count;) {
+    const Operation::Kind kind = ops[next].kind;
+    if (kind == Operation::Kind::kCreateBridge || kind == Operation::Kind::kCreateVeth) {
+      results->push_back(Execute(*this, ops[next]));
+      if (!results->back().ok()) return;
+      ++next;
+      continue;
+    }
+    size_t end = next;
+    while (end < count && ops[end].kind != Operation::Kind::kCreateBridge &&
+           ops[end].kind != Operation::Kind::kCreateVeth)
+      ++end;
+    kernel_.ApplyBatch(ops + next, end - next, &run);
+    bool failed = run.size() < end - next;
+    for (Status& status : run) {
+      failed = failed || !status.ok();
+      results->push_back(std::move(status));
+    }
+    if (failed) return;
+    next = end;
+  }
 }
 
 Status JournaledKernel::CreateBridge(const std::string& name, const BridgeSettings& settings,

@@ -222,15 +222,30 @@ class Daemon {
 
     std::vector<Operation> applied;
     Status status = TimedReconcile("start", &applied);
-    if (!status.ok()) {
-      VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message();
-      return 1;
+    const bool failed = !status.ok();
+    if (failed) {
+      // A topology the planner refuses (its errors carry no errno: a foreign
+      // link under a port's name, a feature this kernel lacks) stops netd
+      // before it touches anything. A kernel operation that failed was
+      // undone (ApplyPlan): netd then serves, so that `netctl` can show
+      // and fix it, and retries with a growing delay (Repair).
+      if (status.error_number() == 0) {
+        VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message();
+        return 1;
+      }
+      VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message()
+                     << "; serving anyway, retrying in " << NextRetryDelayMs() / 1000 << " s";
+    } else {
+      for (const auto& op : applied) VF_LOG(kInfo) << "apply: " << op.Describe();
+      VF_LOG(kInfo) << "applied " << ConfigNames() << ": " << applied.size() << " operation"
+                    << (applied.size() == 1 ? "" : "s");
     }
-    for (const auto& op : applied) VF_LOG(kInfo) << "apply: " << op.Describe();
-    VF_LOG(kInfo) << "applied " << ConfigNames() << ": " << applied.size() << " operation"
-                  << (applied.size() == 1 ? "" : "s");
 
     if (!SetUpLoop()) return 1;
+    if (failed) {
+      repair_armed_ = true;
+      ArmTimer(repair_timer_.get(), 1000);
+    }
     Notify("READY=1\nSTATUS=serving");
     VF_LOG(kInfo) << "serving " << options_.socket_path;
     RefreshGuestWatch();
@@ -555,12 +570,26 @@ class Daemon {
     Status status = TimedReconcile(why, &applied);
     for (const auto& op : applied) VF_LOG(kWarning) << why << ": drift: " << op.Describe();
     if (!status.ok()) {
-      VF_LOG(kError) << why << ": " << status.message() << "; retrying in 1 s";
-      if (!repair_armed_) {
-        repair_armed_ = true;
-        ArmTimer(repair_timer_.get(), 1000);
-      }
+      // 1 s, then twice as long after each failure in a row, up to the
+      // resync interval: an apply of thousands of ports that fails (and is
+      // undone) every time must not keep the host busy.
+      const int delay_ms = NextRetryDelayMs();
+      VF_LOG(kError) << why << ": " << status.message() << "; retrying in " << delay_ms / 1000
+                     << " s";
+      // Also when a kernel event armed it sooner: the events of the undo
+      // would bring the retry forward.
+      repair_armed_ = true;
+      ArmTimer(repair_timer_.get(), delay_ms);
+    } else {
+      failures_in_a_row_ = 0;
     }
+  }
+
+  int NextRetryDelayMs() {
+    const int64_t delay = int64_t{1000} << std::min(failures_in_a_row_, 15);
+    ++failures_in_a_row_;
+    return static_cast<int>(
+        std::max<int64_t>(1000, std::min<int64_t>(delay, options_.resync_interval_ms)));
   }
 
   // Wakes the loop when the control server (or the metrics server) has
@@ -603,6 +632,7 @@ class Daemon {
   ReconcileStats reconcile_stats_;
   uint64_t metrics_errors_ = 0;
   bool repair_armed_ = false;
+  int failures_in_a_row_ = 0;  // of Repair, for its retry delay
   bool stopping_ = false;
 };
 

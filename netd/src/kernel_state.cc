@@ -19,17 +19,32 @@ std::string NetworkFromAlias(const std::string& alias) {
   return alias.substr(kAliasPrefix.size());
 }
 
+void KernelState::IndexLinks() const {
+  if (indexed_data_ == links.data() && indexed_size_ == links.size() && !links.empty()) return;
+  by_name_.clear();
+  by_ifindex_.clear();
+  by_name_.reserve(links.size());
+  by_ifindex_.reserve(links.size());
+  // The first of equal names or ifindexes wins, as the scan did.
+  for (size_t i = 0; i < links.size(); ++i) {
+    by_name_.emplace(links[i].name, i);
+    by_ifindex_.emplace(links[i].ifindex, i);
+  }
+  indexed_data_ = links.data();
+  indexed_size_ = links.size();
+}
+
 const LinkInfo* KernelState::FindLink(const std::string& name) const {
-  for (const LinkInfo& link : links)
-    if (link.name == name) return &link;
-  return nullptr;
+  IndexLinks();
+  auto found = by_name_.find(name);
+  return found == by_name_.end() ? nullptr : &links[found->second];
 }
 
 const LinkInfo* KernelState::FindLink(int ifindex) const {
   if (ifindex == 0) return nullptr;
-  for (const LinkInfo& link : links)
-    if (link.ifindex == ifindex) return &link;
-  return nullptr;
+  IndexLinks();
+  auto found = by_ifindex_.find(ifindex);
+  return found == by_ifindex_.end() ? nullptr : &links[found->second];
 }
 
 Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features) {

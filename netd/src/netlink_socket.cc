@@ -62,6 +62,13 @@ Result<NlSocket> NlSocket::Open() {
   // Best effort: older kernels lack these; errors still come back without them.
   mnl_socket_setsockopt(socket.get(), NETLINK_EXT_ACK, &one, sizeof one);
   mnl_socket_setsockopt(socket.get(), NETLINK_CAP_ACK, &one, sizeof one);
+  // Room for a batch's acks (TransactBatch) beside a dump's replies; root
+  // may go past rmem_max. Best effort: the batch size fits the default too.
+  int receive_buffer = 4 * 1024 * 1024;
+  if (setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer,
+                 sizeof receive_buffer) != 0)
+    (void)setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                     sizeof receive_buffer);
   if (mnl_socket_bind(socket.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return Status::FromErrno("bind netlink socket", errno);
   NlSocket result(std::move(socket));
@@ -141,6 +148,63 @@ Status NlSocket::Receive(uint32_t seq, std::string_view what, const DumpCallback
       header = mnl_nlmsg_next(header, &remaining);
     }
   }
+}
+
+std::vector<Status> NlSocket::TransactBatch(const std::vector<const nlmsghdr*>& requests,
+                                            const std::vector<std::string>& whats) {
+  std::vector<Status> statuses(requests.size());
+  if (requests.empty()) return statuses;
+  const uint32_t first_seq = next_seq_;
+  next_seq_ += static_cast<uint32_t>(requests.size());
+  send_buffer_.clear();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const size_t at = send_buffer_.size();
+    const size_t length = NLMSG_ALIGN(requests[i]->nlmsg_len);
+    send_buffer_.resize(at + length);
+    std::memcpy(send_buffer_.data() + at, requests[i], requests[i]->nlmsg_len);
+    auto* header = reinterpret_cast<nlmsghdr*>(send_buffer_.data() + at);
+    header->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    header->nlmsg_seq = first_seq + static_cast<uint32_t>(i);
+    header->nlmsg_pid = 0;
+  }
+  // Until its ack comes, a request's outcome is unknown.
+  std::vector<bool> acked(requests.size(), false);
+  size_t waiting = requests.size();
+  if (mnl_socket_sendto(socket_.get(), send_buffer_.data(), send_buffer_.size()) < 0) {
+    const int error = errno;
+    for (size_t i = 0; i < requests.size(); ++i)
+      statuses[i] = ErrorStatus(whats[i] + ": send", error);
+    return statuses;
+  }
+  while (waiting > 0) {
+    ssize_t received = mnl_socket_recvfrom(socket_.get(), buffer_.data(), buffer_.size());
+    if (received < 0) {
+      if (errno == EINTR) continue;
+      // ENOBUFS: acks were dropped; those requests may or may not have run.
+      const int error = errno;
+      for (size_t i = 0; i < requests.size(); ++i)
+        if (!acked[i]) statuses[i] = ErrorStatus(whats[i] + ": receive", error);
+      return statuses;
+    }
+    auto* header = reinterpret_cast<const nlmsghdr*>(buffer_.data());
+    int remaining = static_cast<int>(received);
+    for (; MessageOk(header, remaining); header = mnl_nlmsg_next(header, &remaining)) {
+      const uint32_t index = header->nlmsg_seq - first_seq;
+      if (index >= requests.size() || header->nlmsg_type != NLMSG_ERROR ||
+          (header->nlmsg_pid != 0 && header->nlmsg_pid != port_id_) || acked[index])
+        continue;  // a stale reply to an earlier request
+      acked[index] = true;
+      --waiting;
+      if (header->nlmsg_len < mnl_nlmsg_size(sizeof(nlmsgerr))) {
+        statuses[index] = Status::Error(whats[index] + ": truncated netlink error", EBADMSG);
+        continue;
+      }
+      const auto* error = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(header));
+      if (error->error != 0)
+        statuses[index] = ErrorStatus(whats[index], -error->error, ExtackMessage(header));
+    }
+  }
+  return statuses;
 }
 
 MessageBuffer::MessageBuffer(size_t size) : buffer_(size) {}

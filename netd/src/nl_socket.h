@@ -71,6 +71,18 @@ class NlSocket {
   // reading it all; the caller discards what it got and dumps again.
   Status Dump(nlmsghdr* request, std::string_view what, const DumpCallback& callback);
 
+  // Many requests in one sendmsg, their acks read together (the kernel runs
+  // the messages of one send in order, each on its own: one that fails does
+  // not stop the next). `requests[i]` (NLM_F_REQUEST|NLM_F_ACK and a fresh
+  // sequence number are set here) is named by `whats[i]` in its error;
+  // returns one Status per request. At most kMaxBatch requests and
+  // kMaxBatchBytes bytes: the acks must fit the receive buffer, or the
+  // kernel drops them (a request whose ack is lost reports ENOBUFS).
+  static constexpr size_t kMaxBatch = 128;
+  static constexpr size_t kMaxBatchBytes = 64 * 1024;
+  std::vector<Status> TransactBatch(const std::vector<const nlmsghdr*>& requests,
+                                    const std::vector<std::string>& whats);
+
  private:
   explicit NlSocket(MnlSocketPtr socket) : socket_(std::move(socket)) {}
   Status Send(nlmsghdr* request, std::string_view what);
@@ -79,6 +91,7 @@ class NlSocket {
 
   MnlSocketPtr socket_;
   uint32_t port_id_ = 0;
+  std::vector<char> send_buffer_;
   uint32_t next_seq_ = 1;
   std::vector<char> buffer_;
 };

@@ -77,6 +77,9 @@ class JournaledKernel final : public Kernel {
  public:
   JournaledKernel(Kernel& kernel, CreateJournal& journal) : kernel_(kernel), journal_(journal) {}
 
+  // Runs of operations that create no bridge or veth go to `kernel`'s own
+  // batches; those that do are journaled one by one, as above.
+  void ApplyBatch(const Operation* ops, size_t count, std::vector<Status>* results) override;
   Result<std::vector<LinkInfo>> ListLinks() override { return kernel_.ListLinks(); }
   Result<std::vector<FdbEntry>> ListFdb() override { return kernel_.ListFdb(); }
   Result<std::vector<PortVlanEntry>> ListPortVlans() override { return kernel_.ListPortVlans(); }

@@ -167,9 +167,21 @@ struct KernelFeatures {
   std::string bridge_vlan_filtering_reason;  // why not, when false
 };
 
+struct Operation;  // planner.h
+
 class Kernel {
  public:
   virtual ~Kernel() = default;
+
+  // Runs `ops[0..count)` in order and appends one Status per operation it
+  // ran to `results` (cleared first). It stops after the first failure, but
+  // may have run operations after it: the real kernel sends link changes in
+  // netlink batches (many requests per sendmsg, each acked on its own), and
+  // every request of the batch that held the failing one has run. So an
+  // operation is done exactly when its Status in `results` is ok; those past
+  // `results->size()` were not tried. The default runs them one by one
+  // (Execute, planner.h) and stops at the first failure.
+  virtual void ApplyBatch(const Operation* ops, size_t count, std::vector<Status>* results);
 
   virtual Result<std::vector<LinkInfo>> ListLinks() = 0;
   virtual Result<std::vector<FdbEntry>> ListFdb() = 0;

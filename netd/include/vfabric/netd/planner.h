@@ -21,6 +21,7 @@
 
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "vfabric/common/status.h"
@@ -95,8 +96,19 @@ struct KernelState {
   std::vector<VxlanFloodEntry> vxlan_flood;  // read only when a vxlan link exists
   KernelFeatures features;
 
+  // By name or ifindex, through an index built at the first lookup (and
+  // again when `links` was replaced or resized): planning 10,000 ports
+  // against 10,000 links must not compare every pair. A link changed in
+  // place after a lookup is found under the name it had then.
   const LinkInfo* FindLink(const std::string& name) const;
   const LinkInfo* FindLink(int ifindex) const;
+
+ private:
+  void IndexLinks() const;
+  mutable const LinkInfo* indexed_data_ = nullptr;
+  mutable size_t indexed_size_ = 0;
+  mutable std::unordered_map<std::string, size_t> by_name_;
+  mutable std::unordered_map<int, size_t> by_ifindex_;
 };
 
 // `topology` with each VM NIC as a tap port of its network (named by the
