@@ -38,6 +38,8 @@ struct CommandLine {
   std::optional<std::string> port;  // fdb flush --port: non-empty
   std::optional<long long> bytes;   // vm console-log --bytes: > 0
   std::string guest_form;           // port show --qemu|--libvirt: "qemu", "libvirt" or ""
+  // attach --backend: "tap" or "vhost-user" (unset: netd's default, tap).
+  std::optional<std::string> backend;
 };
 
 // A usage error: the one-line message and the usage hint to print after it.
