@@ -182,6 +182,8 @@ TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
   EXPECT_EQ(complete("stp show f"), "fabric\n");
   EXPECT_EQ(complete("vm s"), "start stop\n");
   EXPECT_EQ(complete("fdb flush lab --p"), "--port\n");
+  EXPECT_EQ(complete("attach vm1 lab --b"), "--backend\n");
+  EXPECT_EQ(complete("attach vm1 lab --backend ''"), "tap vhost-user\n");
 }
 
 }  // namespace
