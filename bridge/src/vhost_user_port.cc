@@ -101,6 +101,10 @@ VhostUserStats VhostUserPort::stats() const {
   s.disconnects = disconnects_.Get();
   s.messages = messages_.Get();
   s.messages_refused = messages_refused_.Get();
+  s.refused_multiqueue =
+      unsupported_[static_cast<size_t>(vhost_user::Unsupported::kMultiqueue)].Get();
+  s.refused_packed_ring =
+      unsupported_[static_cast<size_t>(vhost_user::Unsupported::kPackedRing)].Get();
   s.kicks = kicks_.Get();
   s.calls = calls_.Get();
   s.calls_suppressed = calls_suppressed_.Get();
@@ -165,6 +169,11 @@ void VhostUserPort::ServeControl() {
   messages_seen_ = backend_.messages();
   messages_refused_.Add(backend_.refused() - refused_seen_);
   refused_seen_ = backend_.refused();
+  for (size_t i = 0; i < vhost_user::kUnsupportedCount; ++i) {
+    const uint64_t now = backend_.unsupported(static_cast<vhost_user::Unsupported>(i));
+    unsupported_[i].Add(now - unsupported_seen_[i]);
+    unsupported_seen_[i] = now;
+  }
   if (served == vhost_user::Served::kClosed) {
     Disconnect(why);
     return;

@@ -389,6 +389,7 @@ class Dispatcher {
       json args = {{"vm", cl_.operands[0]}, {"network", cl_.operands[1]}};
       if (cl_.mac) args["mac"] = *cl_.mac;
       if (cl_.vlan) args["vlan"] = *cl_.vlan;
+      if (cl_.backend) args["backend"] = *cl_.backend;
       return Call(verb::kAttach, args, FormatAttach);
     }
     if (command == "detach") {
@@ -664,6 +665,8 @@ std::string HelpText(const std::string& command) {
        "Hot-plugs a new NIC into the running guest VM, on a new port of NETWORK.\n"
        "--mac MAC: the NIC's (unicast) MAC address; netd chooses one otherwise.\n"
        "--vlan VID: the port's access VLAN (1..4094).\n"
+       "--backend vhost-user: a vhost-user NIC (a userspace network only) instead of\n"
+       "  a tap (the default, also --backend tap).\n"
        "Prints \"attached NIC ID (port PORT, mac MAC) to network NETWORK\".\n"},
       {"detach",
        "Unplugs NIC from the guest VM and removes its port. NIC is a NIC id such as\n"
@@ -712,8 +715,9 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   CommandOption bytes_option{"--bytes", {"vm console-log"}, "N", std::nullopt};
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
   CommandOption format_option{"--format", {"graph"}, "FORMAT", std::nullopt};
+  CommandOption backend_option{"--backend", {"attach"}, "BACKEND", std::nullopt};
   CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option,
-                                            &format_option};
+                                            &format_option, &backend_option};
 
   std::string guest_form;  // port show --qemu|--libvirt
   std::vector<std::string> positional;
@@ -917,6 +921,13 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
           CommandHint(cl->command));
     }
     cl->operands[0] = std::string(ToString(level));  // "warn" -> "warning"
+  }
+  if (backend_option.value) {
+    if (*backend_option.value != "tap" && *backend_option.value != "vhost-user")
+      return usage_error(name + ": --backend '" + *backend_option.value +
+                             "' is not a NIC backend (tap or vhost-user)",
+                         CommandHint(cl->command));
+    cl->backend = *backend_option.value;
   }
   if (bytes_option.value) {
     std::optional<long long> bytes = ParseDecimal(*bytes_option.value);

@@ -125,7 +125,7 @@ topology::Topology Controller::Desired() const {
     if (auto extra = attached_nics_.find(vm.name); extra != attached_nics_.end())
       vm.nics.insert(vm.nics.end(), extra->second.begin(), extra->second.end());
   }
-  desired = WithGuestPorts(desired);
+  desired = WithGuestPorts(desired, vhost_user_dir_);
   AddKernelStatics(desired);
   // A kernel bridge's MAC is pinned, by default to one derived from the host
   // and the network: else the kernel takes the lowest port MAC and moves it
@@ -535,6 +535,15 @@ Reply Controller::Attach(const json& args) {
                                       " does not filter VLANs; --vlan needs a network "
                                       "with \"vlan\": {\"filtering\": true}"};
   }
+  VF_ASSIGN_OR_RETURN_ERROR(const std::string backend_name, StringArg(args, "backend", false));
+  if (!backend_name.empty() && backend_name != "tap" && backend_name != "vhost-user")
+    return Error{"bad_request", "argument \"backend\" must be \"tap\" or \"vhost-user\", got \"" +
+                                    backend_name + "\""};
+  const bool vhost_user = backend_name == "vhost-user";
+  if (vhost_user && network->datapath != topology::Datapath::kUserspace)
+    return Error{"unsupported", "network " + network_name +
+                                    " is a kernel bridge; a vhost-user NIC needs a network with "
+                                    "\"datapath\": \"userspace\""};
   // The NIC's index and port: the first "<vm>-eth<N>" nothing uses yet.
   auto state = ReadKernelState(kernel_, features_);
   if (!state.ok()) return Error{"failed", state.status().message()};
@@ -559,13 +568,20 @@ Reply Controller::Attach(const json& args) {
       return Error{"bad_request", "argument \"mac\" must be a unicast MAC address"};
     mac = *parsed;
   }
-  attached_nics_[vm].push_back({network_name, mac, port, {}});
+  attached_nics_[vm].push_back(
+      {network_name,
+       mac,
+       port,
+       {},
+       vhost_user ? topology::NicBackend::kVhostUser : topology::NicBackend::kTap});
   if (vlan) port_vlans_[port] = vlan;
   auto undo = [&] {
     attached_nics_[vm].pop_back();
     port_vlans_.erase(port);
-    Status status = ReconcileKernel(Desired(), nullptr);
+    const topology::Topology without = Desired();
+    Status status = ReconcileKernel(without, nullptr);
     if (!status.ok()) VF_LOG(kError) << "attach " << vm << ": undo: " << status.message();
+    if (vhost_user) SyncUserspace(without);
   };
   const topology::Topology with_nic = Desired();
   Status made = ReconcileKernel(with_nic, nullptr);
@@ -573,7 +589,20 @@ Reply Controller::Attach(const json& args) {
     undo();
     return Error{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
   }
-  auto nic = guests_->Attach(vm, network_name, port, mac, vlan);
+  std::string socket;
+  if (vhost_user) {
+    // The switch's port listens before QEMU is told to connect: QEMU's
+    // netdev_add waits for the connection (and the backend's answers).
+    SyncUserspace(with_nic);
+    socket = GuestNicSocket(with_nic, attached_nics_[vm].back());
+    if (socket.empty() || userspace_ == nullptr ||
+        userspace_->VhostUserState(network_name, port).is_null()) {
+      undo();
+      return Error{"failed", "attach " + vm + " to " + network_name + ": the vhost-user port " +
+                                 port + " did not open (see netd's log)"};
+    }
+  }
+  auto nic = guests_->Attach(vm, network_name, port, mac, vlan, socket);
   if (!nic.ok()) {
     undo();
     return Error{"failed", nic.status().message()};

@@ -207,6 +207,7 @@ class Daemon {
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
     // Kernel networks' `netctl fdb add` entries survive a restart.
     if (!options_.dry_run) controller_->SetKernelFdbDir(options_.run_dir + "/kernel-fdb");
+    controller_->SetVhostUserDir(options_.run_dir + "/vhost-user");
 
     if (options_.dry_run) return DryRun();
 

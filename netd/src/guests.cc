@@ -8,6 +8,7 @@
 #include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
+#include "vfabric/netd/planner.h"
 #include "vfabric/vmm/qemu_command.h"
 
 namespace vfabric::netd {
@@ -17,8 +18,14 @@ using nlohmann::json;
 namespace {
 
 json NicJson(const vmm::GuestNicInfo& nic) {
-  return {
+  json out = {
       {"id", nic.id}, {"network", nic.network}, {"port", nic.port}, {"mac", nic.mac.ToString()}};
+  // Only vhost-user NICs say so (a tap NIC's object is as it always was).
+  if (!nic.vhost_user_socket.empty()) {
+    out["backend"] = "vhost-user";
+    out["socket"] = nic.vhost_user_socket;
+  }
+  return out;
 }
 
 std::string NicPort(const topology::VmConfig& vm, size_t i) {
@@ -48,6 +55,10 @@ std::string GuestMismatch(const topology::VmConfig& vm, const vmm::RunRecord& re
         add("NIC " + port + " is new");
     } else if (it->mac != NicMac(vm, i)) {
       add("NIC " + port + " MAC " + it->mac.ToString() + " -> " + NicMac(vm, i).ToString());
+    } else if (it->vhost_user_socket.empty() !=
+               (vm.nics[i].backend != topology::NicBackend::kVhostUser)) {
+      add("NIC " + port + " backend " + (it->vhost_user_socket.empty() ? "tap" : "vhost-user") +
+          " -> " + std::string(topology::ToString(vm.nics[i].backend)));
     }
   }
   for (const vmm::RunRecordNic& nic : record.nics)
@@ -86,9 +97,17 @@ GuestManager::~GuestManager() {
   for (auto& [name, guest] : guests_) guest->LeaveRunning();
 }
 
-vmm::GuestOptions GuestManager::OptionsFor(const std::string& name) const {
+vmm::GuestOptions GuestManager::OptionsFor(const topology::VmConfig& vm,
+                                           const topology::Topology& desired) const {
   vmm::GuestOptions options = options_;
-  options.run_dir = run_dir_ + "/" + name;
+  options.run_dir = run_dir_ + "/" + vm.name;
+  // A vhost-user NIC can only be hot-plugged into a guest whose RAM was
+  // shared from the start: every guest with a NIC on a userspace network
+  // gets it (memfd share=on costs nothing a private mapping does not).
+  for (const topology::NicConfig& nic : vm.nics)
+    for (const topology::NetworkConfig& network : desired.networks)
+      if (network.name == nic.network && network.datapath == topology::Datapath::kUserspace)
+        options.shared_memory = true;
   return options;
 }
 
@@ -108,7 +127,13 @@ topology::Topology GuestManager::WithRunningNics(topology::Topology config) {
         if (std::none_of(config.networks.begin(), config.networks.end(),
                          [&](const auto& network) { return network.name == nic.network; }))
           continue;
-        running_extra_[vm.name].push_back({nic.network, nic.mac, nic.port, {}});
+        running_extra_[vm.name].push_back({nic.network,
+                                           nic.mac,
+                                           nic.port,
+                                           {},
+                                           nic.vhost_user_socket.empty()
+                                               ? topology::NicBackend::kTap
+                                               : topology::NicBackend::kVhostUser});
         if (nic.access_vlan) running_vlans_[nic.port] = nic.access_vlan;
         VF_LOG(kInfo) << "vm " << vm.name << ": keeps its hot-attached NIC " << nic.id << " ("
                       << nic.port << " on " << nic.network << ")";
@@ -158,7 +183,8 @@ void GuestManager::KillUnrecordedQemus(const std::string& name) {
   }
 }
 
-bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors) {
+bool GuestManager::TryAdopt(const topology::VmConfig& vm, const topology::Topology& desired,
+                            std::vector<std::string>* errors) {
   const std::string dir = run_dir_ + "/" + vm.name;
   // A QEMU that no record names would keep the guest's taps and run beside
   // the one started now (netd/DESIGN-crash.md).
@@ -179,7 +205,7 @@ bool GuestManager::TryAdopt(const topology::VmConfig& vm, std::vector<std::strin
     vmm::RemoveRunRecord(dir);
     return false;
   }
-  auto guest = vmm::Guest::Adopt(vm, r, OptionsFor(vm.name));
+  auto guest = vmm::Guest::Adopt(vm, r, OptionsFor(vm, desired));
   if (!guest.ok()) {
     VF_LOG(kWarning) << guest.status().message() << "; killing qemu pid " << r.pid
                      << " to start it again";
@@ -248,30 +274,40 @@ std::vector<std::string> GuestManager::Sync(const topology::Topology& desired) {
   }
   for (const topology::VmConfig& vm : desired.vms) {
     if (guests_.count(vm.name)) continue;
-    if (TryAdopt(vm, &errors)) continue;
+    if (TryAdopt(vm, desired, &errors)) continue;
     std::vector<vmm::GuestNic> nics;
     std::string error;
     for (size_t i = 0; i < vm.nics.size() && error.empty(); ++i) {
       const topology::NicConfig& nic = vm.nics[i];
       const std::string port = NicPort(vm, i);
-      auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
-      if (!tap.ok()) {
-        error = "vm " + vm.name + ": " + tap.status().message();
-        break;
-      }
       vmm::GuestNic guest_nic;
       guest_nic.id = "nic" + std::to_string(i);
       guest_nic.network = nic.network;
       guest_nic.port = port;
       guest_nic.mac = NicMac(vm, i);
-      guest_nic.tap = std::move(tap).value();
+      if (nic.backend == topology::NicBackend::kVhostUser) {
+        // QEMU connects to the socket the switch's port listens on.
+        guest_nic.vhost_user_socket = GuestNicSocket(desired, nic);
+        if (guest_nic.vhost_user_socket.empty()) {
+          error =
+              "vm " + vm.name + ": NIC " + port + ": no vhost-user port on network " + nic.network;
+          break;
+        }
+      } else {
+        auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
+        if (!tap.ok()) {
+          error = "vm " + vm.name + ": " + tap.status().message();
+          break;
+        }
+        guest_nic.tap = std::move(tap).value();
+      }
       nics.push_back(std::move(guest_nic));
     }
     if (!error.empty()) {
       errors.push_back(error);
       continue;
     }
-    auto guest = vmm::Guest::Create(vm, std::move(nics), OptionsFor(vm.name));
+    auto guest = vmm::Guest::Create(vm, std::move(nics), OptionsFor(vm, desired));
     if (!guest.ok()) {
       errors.push_back(guest.status().message());
       continue;
@@ -407,19 +443,23 @@ Result<json> GuestManager::ConsoleLog(const std::string& name, size_t bytes) con
 
 Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm, const std::string& network,
                                                const std::string& port, const MacAddress& mac,
-                                               uint16_t access_vlan) {
+                                               uint16_t access_vlan,
+                                               const std::string& vhost_user_socket) {
   auto it = guests_.find(vm);
   if (it == guests_.end()) return Status::Error("no vm named \"" + vm + "\"");
-  auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
-  if (!tap.ok()) return tap.status().WithContext("attach to vm " + vm);
   vmm::GuestNic nic;
   nic.id = it->second->FreeNicId();
   nic.network = network;
   nic.port = port;
   nic.mac = mac;
   nic.access_vlan = access_vlan;
-  nic.tap = std::move(tap).value();
-  vmm::GuestNicInfo info{nic.id, network, port, mac};
+  nic.vhost_user_socket = vhost_user_socket;
+  if (vhost_user_socket.empty()) {
+    auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
+    if (!tap.ok()) return tap.status().WithContext("attach to vm " + vm);
+    nic.tap = std::move(tap).value();
+  }
+  vmm::GuestNicInfo info{nic.id, network, port, mac, vhost_user_socket};
   VF_RETURN_IF_ERROR(it->second->AttachNic(std::move(nic)));
   return info;
 }

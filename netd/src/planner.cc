@@ -412,7 +412,8 @@ std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState&
   return "no link named " + port.name + " exists yet; it is attached when it appears";
 }
 
-topology::Topology WithGuestPorts(const topology::Topology& topology) {
+topology::Topology WithGuestPorts(const topology::Topology& topology,
+                                  const std::string& vhost_user_dir) {
   topology::Topology expanded = topology;
   for (const topology::VmConfig& vm : topology.vms) {
     for (const topology::NicConfig& nic : vm.nics) {
@@ -425,12 +426,30 @@ topology::Topology WithGuestPorts(const topology::Topology& topology) {
         port.name = nic.port;
         port.kind = PortKind::kTap;
         port.where = nic.where;
+        if (nic.backend == topology::NicBackend::kVhostUser) {
+          // netd listens and QEMU connects (reconnect=1): QEMU started
+          // before the switch opens the port waits for it, and finds a
+          // restarted netd again by itself.
+          port.kind = PortKind::kVhostUser;
+          port.socket = vhost_user_dir + "/" + nic.port + ".sock";
+          port.vhost_user_mode = topology::VhostUserMode::kServer;
+        }
         network.ports.push_back(std::move(port));
         break;
       }
     }
   }
   return expanded;
+}
+
+std::string GuestNicSocket(const topology::Topology& topology, const topology::NicConfig& nic) {
+  if (nic.backend != topology::NicBackend::kVhostUser) return "";
+  for (const NetworkConfig& network : topology.networks) {
+    if (network.name != nic.network) continue;
+    for (const PortConfig& port : network.ports)
+      if (port.name == nic.port && port.kind == PortKind::kVhostUser) return port.socket;
+  }
+  return "";
 }
 
 std::vector<const LinkInfo*> ForeignBridgePorts(const topology::NetworkConfig& network,

@@ -343,7 +343,9 @@ void CheckAcross(Decoded* decoded) {
   }
 
   // VM NICs: the network exists; the port is either a tap port declared in
-  // that network or a name no other interface uses; ports and MACs are unique.
+  // that network (a vhost-user port in server mode for backend vhost-user)
+  // or a name no other interface uses; ports and MACs are unique; a
+  // vhost-user NIC is on a userspace network.
   std::vector<std::string_view> network_names_view;
   for (const auto& [name, index] : network_index) network_names_view.push_back(name);
   struct NicSite {
@@ -375,6 +377,14 @@ void CheckAcross(Decoded* decoded) {
           errors->push_back({nic_sites.network, std::move(message)});
         }
       }
+      if (nic.backend == NicBackend::kVhostUser && network != network_index.end() &&
+          topology.networks[network->second].datapath != Datapath::kUserspace) {
+        errors->push_back(
+            {nic_sites.backend.line > 0 ? nic_sites.backend : nic.where,
+             "a vhost-user NIC needs a network with \"datapath\": \"userspace\" (the switch reads "
+             "the guest's rings); network " +
+                 Quoted(nic.network) + " is a kernel bridge"});
+      }
       if (nic.port.empty()) continue;
       nic_ports.push_back(
           {nic.port, nic_sites.port, OrderOf(sites.file_index, nic_sites.port), what});
@@ -385,7 +395,14 @@ void CheckAcross(Decoded* decoded) {
           (nic_sites.port_defaulted ? "the default port name " : "port ") + Quoted(nic.port);
       if (site.port >= 0 && network != network_index.end() && site.network == network->second) {
         const PortConfig& port = topology.networks[site.network].ports[site.port];
-        if (port.kind != PortKind::kTap) {
+        if (nic.backend == NicBackend::kVhostUser) {
+          // netd's QEMU connects to the port's socket: netd must listen there.
+          if (port.kind != PortKind::kVhostUser || port.vhost_user_mode != VhostUserMode::kServer)
+            errors->push_back({nic_sites.port, name_text + " is " + site.what + " at " +
+                                                   LocationText(site.where) +
+                                                   "; a vhost-user VM NIC needs a vhost-user "
+                                                   "port with \"mode\": \"server\""});
+        } else if (port.kind != PortKind::kTap) {
           errors->push_back({nic_sites.port, name_text + " is " + site.what + " at " +
                                                  LocationText(site.where) +
                                                  "; a VM NIC needs a tap port"});

@@ -1161,7 +1161,11 @@ class Decoder {
   void DecodeNic(const json& value, const std::string& pointer, const std::string& vm_name,
                  size_t index, NicConfig* nic, NicSites* sites) {
     nic->where = At(pointer);
-    if (!ExpectObject(value, pointer, {"network", "mac", "port"})) return;
+    if (!ExpectObject(value, pointer, {"network", "mac", "port", "backend"})) return;
+    if (auto backend = GetEnum(value, pointer, "backend", {"tap", "vhost-user"})) {
+      nic->backend = *backend == 1 ? NicBackend::kVhostUser : NicBackend::kTap;
+      sites->backend = At(Child(pointer, "backend"));
+    }
     if (Require(value, pointer, "network")) {
       if (auto network = GetString(value, pointer, "network")) {
         nic->network = *network;

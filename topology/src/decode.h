@@ -43,6 +43,7 @@ struct NicSites {
   SourceLocation port;  // the NIC object's location when the port name is the default
   bool port_defaulted = false;
   SourceLocation mac;
+  SourceLocation backend;  // unset (line 0) when the NIC has no "backend"
 };
 
 struct VmSites {

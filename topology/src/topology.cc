@@ -186,6 +186,10 @@ std::string_view ToString(VhostUserMode mode) {
   return mode == VhostUserMode::kServer ? "server" : "client";
 }
 
+std::string_view ToString(NicBackend backend) {
+  return backend == NicBackend::kVhostUser ? "vhost-user" : "tap";
+}
+
 std::string_view ToString(StpMode mode) { return mode == StpMode::kRstp ? "rstp" : "stp"; }
 
 std::string_view ToString(OverlayControl control) {

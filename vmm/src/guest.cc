@@ -15,6 +15,7 @@
 
 #include "process.h"
 #include "vfabric/common/log.h"
+#include "vfabric/vmm/nic_plug.h"
 #include "vfabric/vmm/qemu_command.h"
 
 namespace vfabric::vmm {
@@ -99,7 +100,8 @@ Result<std::unique_ptr<Guest>> Guest::Create(topology::VmConfig vm, std::vector<
   for (const GuestNic& nic : nics) {
     if (nic.id.empty() || !ids.insert(nic.id).second)
       return Status::Error(what + ": NIC id \"" + nic.id + "\" empty or used twice");
-    if (!nic.tap.valid()) return Status::Error(what + ": NIC " + nic.id + ": no tap descriptor");
+    if (!nic.tap.valid() && nic.vhost_user_socket.empty())
+      return Status::Error(what + ": NIC " + nic.id + ": no tap descriptor");
   }
   if (options.run_dir.empty()) return Status::Error(what + ": no run directory");
   if (options.run_dir.size() + sizeof("/console.sock") > sizeof(sockaddr_un::sun_path))
@@ -131,6 +133,7 @@ Result<std::unique_ptr<Guest>> Guest::Adopt(topology::VmConfig vm, const RunReco
     nic.mac = n.mac;
     nic.attached = n.attached;
     nic.access_vlan = n.access_vlan;
+    nic.vhost_user_socket = n.vhost_user_socket;
     nics.push_back(std::move(nic));
   }
   std::unique_ptr<Guest> guest(
@@ -163,6 +166,9 @@ Result<std::unique_ptr<Guest>> Guest::Adopt(topology::VmConfig vm, const RunReco
   guest->accel_ =
       AccelChoice{record.accel == "kvm" ? Accel::kKvm : Accel::kTcg, record.accel_reason};
   guest->argv_ = record.argv;
+  guest->shared_memory_ = std::any_of(record.argv.begin(), record.argv.end(), [](const auto& a) {
+    return a.starts_with("memory-backend-memfd,") && a.find(",share=on") != std::string::npos;
+  });
   guest->detached_ports_ = record.detached_ports;
   guest->state_ = GuestState::kRunning;
   guest->started_at_ = guest->Now();
@@ -206,7 +212,8 @@ void Guest::WriteRecord() {
   record.config_hash = ConfigHash(record.config);
   record.argv = argv_;
   for (const GuestNic& nic : nics_)
-    record.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.attached, nic.access_vlan});
+    record.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.attached, nic.access_vlan,
+                           nic.vhost_user_socket});
   record.detached_ports = detached_ports_;
   Status s = WriteRunRecord(options_.run_dir, record);
   if (!s.ok()) VF_LOG(kWarning) << "vm " << vm_.name << ": " << s.message();
@@ -238,7 +245,8 @@ GuestStatus Guest::status() const {
   s.error = error_;
   s.console_log = console_log_;
   s.console_socket = console_socket_;
-  for (const GuestNic& nic : nics_) s.nics.push_back({nic.id, nic.network, nic.port, nic.mac});
+  for (const GuestNic& nic : nics_)
+    s.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.vhost_user_socket});
   s.adopted = adopted();
   return s;
 }
@@ -290,18 +298,27 @@ Status Guest::Spawn() {
   spawn.new_session = true;  // a ^C to the supervisor's process group is not QEMU's
   const bool use_vhost = vhost();
   for (GuestNic& nic : nics_) {
-    if (nic.tap.valid()) continue;
+    if (nic.tap.valid() || !nic.vhost_user_socket.empty()) continue;
     if (!options_.open_tap)
       return Status::Error(what + ": NIC " + nic.id + " (" + nic.port + "): no tap descriptor");
     Result<UniqueFd> tap = options_.open_tap(nic);
     if (!tap.ok()) return tap.status().WithContext(what + ": NIC " + nic.id);
     nic.tap = std::move(*tap);
   }
-  for (size_t i = 0; i < nics_.size(); ++i) {
-    const int child_fd = kFirstTapFd + static_cast<int>(i);
-    launch.nics.push_back({nics_[i].id, child_fd, nics_[i].mac, use_vhost});
-    spawn.fds.push_back({nics_[i].tap.get(), child_fd});
+  int child_fd = kFirstTapFd;
+  for (const GuestNic& nic : nics_) {
+    if (!nic.vhost_user_socket.empty()) {
+      launch.nics.push_back({nic.id, -1, nic.mac, false, nic.vhost_user_socket});
+      continue;
+    }
+    launch.nics.push_back({nic.id, child_fd, nic.mac, use_vhost, ""});
+    spawn.fds.push_back({nic.tap.get(), child_fd});
+    ++child_fd;
   }
+  launch.shared_memory =
+      options_.shared_memory || std::any_of(nics_.begin(), nics_.end(), [](const GuestNic& nic) {
+        return !nic.vhost_user_socket.empty();
+      });
   spawn.argv = BuildQemuCommand(vm_, launch);
   // QEMU's own messages (stderr) go to the console log too, so one file tells
   // what happened to the guest.
@@ -315,6 +332,7 @@ Status Guest::Spawn() {
   if (!child.ok()) return child.status().WithContext(what);
   child_ = std::make_unique<internal::ChildProcess>(std::move(*child));
   argv_ = spawn.argv;
+  shared_memory_ = launch.shared_memory;
   qmp_.reset();
   guest_shutdown_ = false;
   WriteRecord();
@@ -534,15 +552,63 @@ std::string Guest::FreeNicId() const {
   }
 }
 
+bool Guest::shared_memory() const {
+  if (child_ && child_->running()) return shared_memory_;
+  return options_.shared_memory || std::any_of(nics_.begin(), nics_.end(), [](const GuestNic& nic) {
+           return !nic.vhost_user_socket.empty();
+         });
+}
+
 Status Guest::AttachNic(GuestNic nic) {
   const std::string what = "attach " + nic.id + " to " + vm_.name;
   if (state_ != GuestState::kRunning || !qmp_)
     return Status::Error(what + ": guest is " + std::string(ToString(state_)));
-  if (!nic.tap.valid()) return Status::Error(what + ": no tap descriptor");
+  if (!nic.tap.valid() && nic.vhost_user_socket.empty())
+    return Status::Error(what + ": no tap descriptor");
   for (const GuestNic& existing : nics_) {
     if (existing.id == nic.id)
       return Status::Error(what + ": the guest already has a NIC " + nic.id);
   }
+  if (!nic.vhost_user_socket.empty()) {
+    // QEMU cannot share guest RAM after the fact: a vhost-user backend can
+    // only map memory the machine was started with as a shared memfd.
+    if (!shared_memory_)
+      return Status::Error(what +
+                               ": a vhost-user NIC needs the guest's memory shared, and this "
+                               "qemu was started without memory-backend-memfd share=on (a "
+                               "guest gets it with a vhost-user NIC or a NIC on a userspace "
+                               "network at start)",
+                           ENOTSUP);
+    std::vector<QmpStep> steps = VhostUserAttachCommands(nic.id, nic.vhost_user_socket, nic.mac);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      Result<nlohmann::json> r = qmp_->Execute(steps[i].run.execute, steps[i].run.arguments);
+      if (r.ok()) continue;
+      for (size_t j = i; j-- > 0;) {
+        if (!steps[j].undo) continue;
+        Result<nlohmann::json> undone =
+            qmp_->Execute(steps[j].undo->execute, steps[j].undo->arguments);
+        if (!undone.ok())
+          VF_LOG(kWarning) << "vm " << vm_.name << ": " << what
+                           << ": undo: " << undone.status().message();
+        if (steps[j].undo_covers_earlier) break;
+      }
+      return r.status().WithContext(what);
+    }
+  } else {
+    VF_RETURN_IF_ERROR(AttachTap(nic));
+  }
+  VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", "
+                << nic.mac.ToString()
+                << (nic.vhost_user_socket.empty() ? "" : ", vhost-user " + nic.vhost_user_socket)
+                << ")";
+  nic.attached = true;
+  nics_.push_back(std::move(nic));
+  WriteRecord();
+  return Status::Ok();
+}
+
+Status Guest::AttachTap(const GuestNic& nic) {
+  const std::string what = "attach " + nic.id + " to " + vm_.name;
   const std::string fd_name = "fd-" + nic.id;
   const std::string netdev = "net-" + nic.id;
   Status s = qmp_->GetFd(fd_name, nic.tap.get());
@@ -557,11 +623,6 @@ Status Guest::AttachNic(GuestNic nic) {
     (void)qmp_->NetdevDel(netdev);
     return s.WithContext(what);
   }
-  VF_LOG(kInfo) << "vm " << vm_.name << ": attached " << nic.id << " (" << nic.port << ", "
-                << nic.mac.ToString() << ")";
-  nic.attached = true;
-  nics_.push_back(std::move(nic));
-  WriteRecord();
   return Status::Ok();
 }
 
@@ -580,8 +641,15 @@ Status Guest::DetachNic(const std::string& id, milliseconds timeout) {
   if (!s.ok()) return s.WithContext(what);
   s = qmp_->WaitForDeviceDeleted(id, timeout);
   if (!s.ok()) return s.WithContext(what);
-  s = qmp_->NetdevDel("net-" + id);
-  if (!s.ok()) return s.WithContext(what);
+  if (it->vhost_user_socket.empty()) {
+    s = qmp_->NetdevDel("net-" + id);
+    if (!s.ok()) return s.WithContext(what);
+  } else {
+    for (const QmpCommand& command : VhostUserDetachCommands(id)) {
+      Result<nlohmann::json> r = qmp_->Execute(command.execute, command.arguments);
+      if (!r.ok()) return r.status().WithContext(what);
+    }
+  }
   VF_LOG(kInfo) << "vm " << vm_.name << ": detached " << id;
   if (!it->attached) detached_ports_.push_back(it->port);
   nics_.erase(it);

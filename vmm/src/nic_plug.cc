@@ -63,6 +63,43 @@ std::string NicIdForPort(std::string_view port) {
   return id;
 }
 
+std::vector<std::string> SharedMemoryArgs(uint32_t memory_mb) {
+  return {"-object",
+          "memory-backend-memfd,id=vf-mem,size=" + std::to_string(memory_mb) + "M,share=on",
+          "-numa", "node,memdev=vf-mem"};
+}
+
+std::vector<QmpStep> VhostUserAttachCommands(const std::string& id, const std::string& socket,
+                                             const MacAddress& mac) {
+  const std::string chardev = "chr-" + id;
+  const std::string netdev = "net-" + id;
+  nlohmann::json backend = {{"type", "socket"},
+                            {"data",
+                             {{"addr", {{"type", "unix"}, {"data", {{"path", socket}}}}},
+                              {"server", false},
+                              {"reconnect", 1}}}};
+  return {
+      {{"chardev-add", {{"id", chardev}, {"backend", std::move(backend)}}},
+       QmpCommand{"chardev-remove", {{"id", chardev}}}},
+      {{"netdev_add", {{"type", "vhost-user"}, {"id", netdev}, {"chardev", chardev}}},
+       QmpCommand{"netdev_del", {{"id", netdev}}},
+       /*undo_covers_earlier=*/true},
+      // vectors=0 as on the command line: QEMU 7.2 under TCG crashes with
+      // MSI-X on a vhost-user NIC (FIELD-NOTES.md).
+      {{"device_add",
+        {{"driver", "virtio-net-pci"},
+         {"id", id},
+         {"netdev", netdev},
+         {"mac", mac.ToString()},
+         {"vectors", 0}}},
+       std::nullopt},
+  };
+}
+
+std::vector<QmpCommand> VhostUserDetachCommands(const std::string& id) {
+  return {{"netdev_del", {{"id", "net-" + id}}}};
+}
+
 std::vector<std::string> QemuNicArgs(const std::string& id, const NicPlug& plug,
                                      const std::optional<MacAddress>& mac) {
   std::vector<std::string> args;

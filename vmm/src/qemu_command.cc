@@ -22,6 +22,10 @@ std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const Qe
   }
   argv.insert(argv.end(), {"-m", std::to_string(vm.memory_mb), "-smp", std::to_string(vm.vcpus),
                            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"});
+  if (launch.shared_memory) {
+    const std::vector<std::string> memory = SharedMemoryArgs(vm.memory_mb);
+    argv.insert(argv.end(), memory.begin(), memory.end());
+  }
   argv.insert(argv.end(), {"-qmp", "unix:" + Escape(launch.qmp_socket) + ",server=on,wait=off"});
   if (!launch.pidfile.empty()) argv.insert(argv.end(), {"-pidfile", launch.pidfile});
   if (!launch.console_socket.empty() || !launch.console_log.empty()) {
@@ -47,8 +51,14 @@ std::vector<std::string> BuildQemuCommand(const topology::VmConfig& vm, const Qe
   }
   for (const QemuNic& nic : launch.nics) {
     NicPlug plug;
-    plug.tap_fd = nic.fd;
-    plug.vhost = nic.vhost;
+    if (!nic.vhost_user_socket.empty()) {
+      plug.kind = NicPlug::Kind::kVhostUser;
+      plug.socket = nic.vhost_user_socket;
+      plug.socket_server = false;  // the backend listens; QEMU reconnects
+    } else {
+      plug.tap_fd = nic.fd;
+      plug.vhost = nic.vhost;
+    }
     const std::vector<std::string> args = QemuNicArgs(nic.id, plug, nic.mac);
     argv.insert(argv.end(), args.begin(), args.end());
   }

@@ -148,7 +148,9 @@ std::string RunRecordToJson(const RunRecord& r) {
                     {"port", nic.port},
                     {"mac", nic.mac.ToString()},
                     {"attached", nic.attached},
-                    {"access_vlan", nic.access_vlan ? json(nic.access_vlan) : json(nullptr)}});
+                    {"access_vlan", nic.access_vlan ? json(nic.access_vlan) : json(nullptr)},
+                    {"vhost_user_socket",
+                     nic.vhost_user_socket.empty() ? json(nullptr) : json(nic.vhost_user_socket)}});
   json out = {{"version", RunRecord::kVersion},
               {"name", r.name},
               {"pid", r.pid},
@@ -218,6 +220,12 @@ Result<RunRecord> ParseRunRecord(std::string_view text) {
       const int64_t vid = nic.Integer("access_vlan");
       if (vid < 1 || vid > 4094) nic.Fail("access_vlan", "want a VLAN id 1..4094 or null");
       n.access_vlan = static_cast<uint16_t>(vid);
+    }
+    // Absent (records from before vhost-user NICs) or null: a tap NIC.
+    if (item.contains("vhost_user_socket") && !item["vhost_user_socket"].is_null()) {
+      n.vhost_user_socket = nic.String("vhost_user_socket");
+      if (n.vhost_user_socket.empty() || n.vhost_user_socket[0] != '/')
+        nic.Fail("vhost_user_socket", "want an absolute path or null");
     }
     VF_RETURN_IF_ERROR(nic.error());
     auto parsed = MacAddress::Parse(mac);

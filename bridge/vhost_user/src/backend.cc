@@ -128,6 +128,16 @@ std::string_view RequestName(uint32_t request) {
   }
 }
 
+std::string_view ToString(Unsupported reason) {
+  switch (reason) {
+    case Unsupported::kMultiqueue:
+      return "multiqueue";
+    case Unsupported::kPackedRing:
+      return "packed_ring";
+  }
+  return "unknown";
+}
+
 Backend::Backend(BackendOptions options) : options_(std::move(options)) {}
 
 void Backend::Reset() {
@@ -169,6 +179,17 @@ Backend::Outcome Backend::Refuse(const MessageHeader& h, const std::string& why)
     out.reply = Reply{{h.request, kVersion | kFlagReply, 8}, FromU64(1)};
   }
   return out;
+}
+
+Backend::Outcome Backend::RefuseUnsupported(const MessageHeader& h, Unsupported reason,
+                                            const std::string& what) {
+  ++unsupported_[static_cast<size_t>(reason)];
+  const std::string fix = reason == Unsupported::kMultiqueue
+                              ? "one queue pair only: give the frontend queues=1 (QEMU: "
+                                "-netdev vhost-user,queues=1, no mq=on on the device)"
+                              : "split rings only: turn packed rings off in the frontend "
+                                "(QEMU: packed=off on the device; DPDK: packed_vq=0)";
+  return Refuse(h, what + " is not supported (" + std::string(ToString(reason)) + "): " + fix);
 }
 
 Backend::Outcome Backend::Done(const MessageHeader& h) {
@@ -311,6 +332,32 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
     *num = U32(p, 4);
     return *index < kRings;
   };
+  // A ring of a second queue pair (indices 2..255, as a multiqueue frontend
+  // numbers them): refused as multiqueue rather than as a bad index.
+  const bool other_queue_pair = [&] {
+    switch (h.request) {
+      case kSetVringNum:
+      case kSetVringBase:
+      case kGetVringBase:
+      case kSetVringEnable:
+      case kSetVringAddr:
+        return p.size() >= 4 && U32(p, 0) >= kRings && U32(p, 0) <= kVringIndexMask;
+      case kSetVringKick:
+      case kSetVringCall:
+      case kSetVringErr:
+        return p.size() == 8 && (U64(p) & ~(kVringIndexMask | kVringNoFd)) == 0 &&
+               (U64(p) & kVringIndexMask) >= kRings;
+      default:
+        return false;
+    }
+  }();
+  if (other_queue_pair) {
+    const uint64_t index =
+        h.request == kSetVringKick || h.request == kSetVringCall || h.request == kSetVringErr
+            ? (U64(p) & kVringIndexMask)
+            : U32(p, 0);
+    return RefuseUnsupported(h, Unsupported::kMultiqueue, "ring " + std::to_string(index));
+  }
   switch (h.request) {
     case kGetFeatures:
       if (!p.empty()) return Refuse(h, "payload");
@@ -318,6 +365,10 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
     case kSetFeatures: {
       if (p.size() != 8) return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes");
       const uint64_t f = U64(p);
+      if ((f & ~options_.features & Bit(feature::kRingPacked)) != 0)
+        return RefuseUnsupported(h, Unsupported::kPackedRing, "VIRTIO_F_RING_PACKED");
+      if ((f & ~options_.features & Bit(feature::kMq)) != 0)
+        return RefuseUnsupported(h, Unsupported::kMultiqueue, "VIRTIO_NET_F_MQ");
       if ((f & ~options_.features) != 0)
         return Refuse(h, "features " + Hex(f & ~options_.features) + " were not offered");
       features_ = f;
@@ -331,6 +382,8 @@ Backend::Outcome Backend::Handle(const MessageHeader& h, std::span<const uint8_t
     case kSetProtocolFeatures: {
       if (p.size() != 8) return Refuse(h, "payload of " + std::to_string(p.size()) + " bytes");
       const uint64_t f = U64(p);
+      if ((f & ~options_.protocol_features & Bit(protocol_feature::kMq)) != 0)
+        return RefuseUnsupported(h, Unsupported::kMultiqueue, "VHOST_USER_PROTOCOL_F_MQ");
       if ((f & ~options_.protocol_features) != 0)
         return Refuse(
             h, "protocol features " + Hex(f & ~options_.protocol_features) + " were not offered");

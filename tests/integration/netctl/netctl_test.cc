@@ -186,6 +186,8 @@ TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
   EXPECT_EQ(complete("log-level d"), "debug\n");
   EXPECT_EQ(complete("graph f"), "fabric\n");
   EXPECT_EQ(complete("graph --format s"), "svg\n");
+  EXPECT_EQ(complete("attach vm1 lab --b"), "--backend\n");
+  EXPECT_EQ(complete("attach vm1 lab --backend ''"), "tap vhost-user\n");
 }
 
 }  // namespace

@@ -27,7 +27,16 @@ using testing::EthFrame;
 using testing::kBroadcast;
 using testing::Mac;
 using testing::TagOf;
+using vhost_user::Bit;
+using vhost_user::kDefaultFeatures;
+using vhost_user::kDefaultProtocolFeatures;
+using vhost_user::kSetFeatures;
+using vhost_user::kSetProtocolFeatures;
+using vhost_user::kSetVringNum;
 using vhost_user::testing::GuestPacket;
+using vhost_user::testing::State;
+using vhost_user::testing::U64;
+namespace feature = vhost_user::feature;
 using vhost_user::testing::TestFrontend;
 using vhost_user::testing::TestFrontendOptions;
 
@@ -210,6 +219,47 @@ TEST_F(VhostUserPortTest, AFrontendThatDisconnectsMidStreamLeavesThePortDownAndT
   EXPECT_EQ(Received("b").size(), 1u);
   // The port stays in the switch, down; nothing failed.
   for (const PortInfo& p : sw_->Ports()) EXPECT_FALSE(p.failed) << p.name;
+}
+
+// A frontend that insists on packed rings or multiqueue is refused; the
+// port counts why (netctl port show) and stays down; the switch runs on.
+TEST_F(VhostUserPortTest, AFrontendInsistingOnPackedRingsOrMultiqueueIsRefusedAndCounted) {
+  AddGuest("a");
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto port = VhostUserPort::FromConnection("p", UniqueFd(sv[1]));
+  ASSERT_TRUE(port.ok()) << port.status().message();
+  VhostUserPort* p = port->get();
+  ASSERT_TRUE(sw_->AddPort(std::move(port).value(), {}).ok());
+  auto f = TestFrontend::Create(UniqueFd(sv[0]), {}, [this] { sw_->RunOnce(0); });
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  TestFrontend& frontend = **f;
+  // The backend's ack of one message (REPLY_ACK once negotiated): 0 success.
+  auto ack = [&](uint32_t request, const std::vector<uint8_t>& payload) -> uint64_t {
+    EXPECT_TRUE(frontend.Send(request, payload).ok());
+    auto reply = frontend.Receive();
+    EXPECT_TRUE(reply.ok() && reply->payload.size() == 8);
+    uint64_t v = ~0ull;
+    if (reply.ok() && reply->payload.size() == 8) std::memcpy(&v, reply->payload.data(), 8);
+    return v;
+  };
+  ASSERT_EQ(ack(kSetProtocolFeatures, U64(kDefaultProtocolFeatures)), 0u);
+  EXPECT_NE(ack(kSetFeatures, U64(kDefaultFeatures | Bit(feature::kRingPacked))), 0u);
+  EXPECT_NE(ack(kSetFeatures, U64(kDefaultFeatures | Bit(feature::kMq))), 0u);
+  EXPECT_NE(ack(kSetVringNum, State(2, 256)), 0u);
+  Run();
+  const VhostUserStats stats = p->stats();
+  EXPECT_EQ(stats.refused_packed_ring, 1u);
+  EXPECT_EQ(stats.refused_multiqueue, 2u);
+  EXPECT_EQ(stats.messages_refused, 3u);
+  EXPECT_TRUE(p->connected());
+  EXPECT_FALSE(p->up());
+  EXPECT_EQ(vu_["a"]->stats().refused_packed_ring, 0u);
+  // The other guest is not disturbed.
+  AddGuest("b");
+  Received("b");
+  Send("a", EthFrame(kBroadcast, kA));
+  EXPECT_EQ(Received("b").size(), 1u);
 }
 
 TEST_F(VhostUserPortTest, ADisabledRingDropsWhatItIsAskedToSend) {

@@ -202,6 +202,30 @@ TEST(VmRunTest, EachVerbSendsItsRequest) {
   EXPECT_EQ(netd.requests().size(), std::size(cases));
 }
 
+// attach --backend: sent as "backend"; anything but tap or vhost-user is a
+// usage error that sends nothing.
+TEST(VmRunTest, AttachBackend) {
+  FakeNetd netd([](const std::string& line) { return OkReply(line, json::object()); });
+  Output vu = RunNetctl({"attach", "vm1", "us", "--backend", "vhost-user"}, netd.path());
+  EXPECT_EQ(vu.code, 0) << vu.err;
+  EXPECT_EQ(netd.last_request()["args"],
+            json({{"vm", "vm1"}, {"network", "us"}, {"backend", "vhost-user"}}));
+  Output tap = RunNetctl({"attach", "--backend=tap", "vm1", "us"}, netd.path());
+  EXPECT_EQ(tap.code, 0) << tap.err;
+  EXPECT_EQ(netd.last_request()["args"]["backend"], "tap");
+  const size_t sent = netd.requests().size();
+  Output bad = RunNetctl({"attach", "vm1", "us", "--backend", "virtio"}, netd.path());
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(bad.err.rfind("netctl: attach: --backend 'virtio' is not a NIC backend (tap or "
+                          "vhost-user)\n",
+                          0),
+            0u)
+      << bad.err;
+  Output other = RunNetctl({"detach", "vm1", "nic1", "--backend", "tap"}, netd.path());
+  EXPECT_EQ(other.code, 2);
+  EXPECT_EQ(netd.requests().size(), sent);
+}
+
 // --- output ---
 
 TEST(VmRunTest, ListPrintsTheTable) {

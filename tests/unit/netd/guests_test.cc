@@ -62,5 +62,46 @@ TEST(GuestManagerTest, AnUnrecordedQemuOfAGuestIsKilledBeforeItStarts) {
   waitpid(other, nullptr, 0);
 }
 
+// A running guest whose NIC changed backend (tap <-> vhost-user) while netd
+// was down does not match: it is started again with the new NIC; the same
+// backend matches, and a hot-attached vhost-user NIC is no difference.
+TEST(GuestMismatchTest, ANicsBackendIsPartOfTheMatch) {
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.kernel = "/k";
+  topology::NicConfig nic;
+  nic.network = "us";
+  nic.port = "vm1-eth0";
+  nic.mac = *MacAddress::Parse("52:54:00:00:00:01");
+  vm.nics.push_back(nic);
+  vmm::RunRecord record;
+  record.name = "vm1";
+  record.config = vmm::MachineConfigOf(vm);
+  record.config_hash = vmm::ConfigHash(record.config);
+  vmm::RunRecordNic recorded;
+  recorded.id = "nic0";
+  recorded.network = "us";
+  recorded.port = "vm1-eth0";
+  recorded.mac = *nic.mac;
+  record.nics.push_back(recorded);
+  EXPECT_EQ(GuestMismatch(vm, record), "");
+
+  vm.nics[0].backend = topology::NicBackend::kVhostUser;
+  EXPECT_EQ(GuestMismatch(vm, record), "NIC vm1-eth0 backend tap -> vhost-user");
+  record.nics[0].vhost_user_socket = "/run/vfabric/vhost-user/vm1-eth0.sock";
+  EXPECT_EQ(GuestMismatch(vm, record), "");
+  vm.nics[0].backend = topology::NicBackend::kTap;
+  EXPECT_EQ(GuestMismatch(vm, record), "NIC vm1-eth0 backend vhost-user -> tap");
+
+  vm.nics[0].backend = topology::NicBackend::kVhostUser;
+  vmm::RunRecordNic attached = recorded;
+  attached.id = "nic1";
+  attached.port = "vm1-eth1";
+  attached.attached = true;
+  attached.vhost_user_socket = "/run/vfabric/vhost-user/vm1-eth1.sock";
+  record.nics.push_back(attached);
+  EXPECT_EQ(GuestMismatch(vm, record), "");
+}
+
 }  // namespace
 }  // namespace vfabric::netd

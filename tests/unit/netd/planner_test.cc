@@ -584,6 +584,43 @@ TEST(PlannerGuestTest, VmNicsBecomeTapPortsOfTheirNetworks) {
   EXPECT_EQ(kernel.Find("vm1-eth1")->master_ifindex, kernel.Find("vfb-guests")->ifindex);
 }
 
+// A vhost-user VM NIC becomes a server-mode vhost-user port (netd listens,
+// QEMU connects) on DIR/PORT.sock, or uses the vhost-user port its network
+// declares; a tap NIC has no socket.
+TEST(PlannerGuestTest, VhostUserVmNicsBecomeServerModeVhostUserPorts) {
+  topology::Topology topology;
+  topology::NetworkConfig us;
+  us.name = "us";
+  us.datapath = topology::Datapath::kUserspace;
+  topology::PortConfig declared;
+  declared.name = "vu9";
+  declared.kind = topology::PortKind::kVhostUser;
+  declared.socket = "/srv/vu9.sock";
+  declared.vhost_user_mode = topology::VhostUserMode::kServer;
+  us.ports.push_back(declared);
+  topology.networks.push_back(us);
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.nics.push_back({"us", std::nullopt, "vm1-eth0", {}, topology::NicBackend::kVhostUser});
+  vm.nics.push_back({"us", std::nullopt, "vm1-eth1", {}});
+  vm.nics.push_back({"us", std::nullopt, "vu9", {}, topology::NicBackend::kVhostUser});
+  topology.vms.push_back(vm);
+  const topology::Topology expanded = WithGuestPorts(topology, "/run/x/vhost-user");
+  ASSERT_EQ(expanded.networks[0].ports.size(), 3u);
+  const topology::PortConfig& vu = expanded.networks[0].ports[1];
+  EXPECT_EQ(vu.name, "vm1-eth0");
+  EXPECT_EQ(vu.kind, topology::PortKind::kVhostUser);
+  EXPECT_EQ(vu.socket, "/run/x/vhost-user/vm1-eth0.sock");
+  EXPECT_EQ(vu.vhost_user_mode, topology::VhostUserMode::kServer);
+  EXPECT_EQ(expanded.networks[0].ports[2].kind, topology::PortKind::kTap);
+  EXPECT_EQ(GuestNicSocket(expanded, vm.nics[0]), "/run/x/vhost-user/vm1-eth0.sock");
+  EXPECT_EQ(GuestNicSocket(expanded, vm.nics[1]), "") << "a tap NIC";
+  EXPECT_EQ(GuestNicSocket(expanded, vm.nics[2]), "/srv/vu9.sock") << "the declared port's";
+  // Default directory: /run/vfabric/vhost-user.
+  EXPECT_EQ(WithGuestPorts(topology).networks[0].ports[1].socket,
+            "/run/vfabric/vhost-user/vm1-eth0.sock");
+}
+
 // Issue 18: a kernel bridge's MAC, MTU and addresses are planned, read back
 // and repaired like its other settings.
 TEST(PlannerTest, BridgeMacMtuAndAddresses) {

@@ -1013,6 +1013,52 @@ TEST(TopologyParseTest, VmChecks) {
               ElementsAre("t.json:1:10: /vms/0: a VM needs \"kernel\" (direct boot) or \"disk\""));
 }
 
+TEST(TopologyParseTest, VmNicBackends) {
+  LoadResult ok = ParseTopology(
+      "{\"networks\": [{\"name\": \"u\", \"datapath\": \"userspace\", \"ports\": ["
+      "{\"name\": \"vu9\", \"kind\": \"vhost-user\", \"socket\": \"/s/9\", \"mode\": "
+      "\"server\"}]}],\n"
+      "\"vms\": [{\"name\": \"a\", \"disk\": \"d\", \"nics\": [{\"network\": \"u\"}, "
+      "{\"network\": \"u\", \"backend\": \"vhost-user\"}, {\"network\": \"u\", \"backend\": "
+      "\"tap\"}, {\"network\": \"u\", \"backend\": \"vhost-user\", \"port\": \"vu9\"}]}]}",
+      "t.json");
+  ASSERT_TRUE(ok.errors.empty()) << ok.errors[0].ToString();
+  const auto& nics = ok.topology.vms[0].nics;
+  ASSERT_EQ(nics.size(), 4u);
+  EXPECT_EQ(nics[0].backend, NicBackend::kTap);
+  EXPECT_EQ(nics[1].backend, NicBackend::kVhostUser);
+  EXPECT_EQ(nics[2].backend, NicBackend::kTap);
+  EXPECT_EQ(nics[3].backend, NicBackend::kVhostUser);
+  EXPECT_EQ(nics[3].port, "vu9");
+  EXPECT_EQ(ToString(NicBackend::kVhostUser), "vhost-user");
+
+  EXPECT_THAT(
+      ErrorsOf("{\"networks\": [{\"name\": \"k\"}, {\"name\": \"u\", \"datapath\": "
+               "\"userspace\", \"ports\": [\n"
+               "{\"name\": \"t0\"}, {\"name\": \"vc\", \"kind\": \"vhost-user\", "
+               "\"socket\": \"/s/c\"}]}],\n"
+               "\"vms\": [{\"name\": \"a\", \"disk\": \"d\", \"nics\": [\n"
+               "{\"network\": \"k\", \"backend\": \"vhost-user\"},\n"
+               "{\"network\": \"u\", \"backend\": \"vhost-user\", \"port\": \"t0\"},\n"
+               "{\"network\": \"u\", \"backend\": \"vhost-user\", \"port\": \"vc\"},\n"
+               "{\"network\": \"u\", \"port\": \"vc\"},\n"
+               "{\"network\": \"u\", \"backend\": \"virtio\"}]}]}"),
+      ElementsAre(
+          "t.json:4:29: /vms/0/nics/0/backend: a vhost-user NIC needs a network with "
+          "\"datapath\": \"userspace\" (the switch reads the guest's rings); network \"k\" is a "
+          "kernel bridge",
+          "t.json:5:51: /vms/0/nics/1/port: port \"t0\" is a tap port of network \"u\" at "
+          "t.json:2:10; a vhost-user VM NIC needs a vhost-user port with \"mode\": \"server\"",
+          "t.json:6:51: /vms/0/nics/2/port: port \"vc\" is a vhost-user port of network \"u\" at "
+          "t.json:2:26; a vhost-user VM NIC needs a vhost-user port with \"mode\": \"server\"",
+          "t.json:7:26: /vms/0/nics/3/port: port \"vc\" is a vhost-user port of network \"u\" at "
+          "t.json:2:26; a VM NIC needs a tap port",
+          "t.json:7:26: /vms/0/nics/3/port: port \"vc\" is already used by NIC 2 of VM \"a\" (at "
+          "t.json:6:51)",
+          "t.json:8:29: /vms/0/nics/4/backend: unknown backend \"virtio\"; expected \"tap\" or "
+          "\"vhost-user\""));
+}
+
 // Every error of a document comes out of one pass, in file order.
 TEST(TopologyParseTest, AllErrorsInOnePassInFileOrder) {
   const std::string path = testing::SourceDir() + "/tests/unit/topology/data/bad_many.json";

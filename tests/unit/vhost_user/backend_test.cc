@@ -264,6 +264,58 @@ TEST_F(BackendTest, MalformedMessagesAreRefusedAndTheirFdsClosed) {
   EXPECT_FALSE(quiet.close);
 }
 
+// Multiqueue and packed rings are not offered; a frontend that asks for
+// them anyway is refused, and the reason counted apart from other refusals.
+TEST_F(BackendTest, MultiqueueAndPackedRingsAreRefusedWithACountedReason) {
+  EXPECT_EQ(kDefaultFeatures & Bit(feature::kMq), 0u);
+  EXPECT_EQ(kDefaultFeatures & Bit(feature::kRingPacked), 0u);
+  EXPECT_EQ(kDefaultProtocolFeatures & Bit(protocol_feature::kMq), 0u);
+  EXPECT_EQ(ReplyU64(Send(kGetQueueNum, {}, {}, kVersion)), 1u);
+  ASSERT_FALSE(Send(kSetProtocolFeatures, U64(kDefaultProtocolFeatures)).refused);
+
+  EXPECT_NE(Ack(kSetFeatures, U64(kDefaultFeatures | Bit(feature::kRingPacked))), 0u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kPackedRing), 1u);
+  EXPECT_EQ(backend_.features(), 0u) << "nothing of the refused set is taken";
+  EXPECT_FALSE(backend_.features_set());
+  EXPECT_NE(Ack(kSetFeatures, U64(kDefaultFeatures | Bit(feature::kMq))), 0u);
+  EXPECT_NE(Ack(kSetProtocolFeatures, U64(kDefaultProtocolFeatures | Bit(protocol_feature::kMq))),
+            0u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kMultiqueue), 2u);
+  // The rings of a second queue pair (2 and 3), by every ring message.
+  EXPECT_NE(Ack(kSetVringNum, State(2, 64)), 0u);
+  EXPECT_NE(Ack(kSetVringBase, State(3, 0)), 0u);
+  EXPECT_NE(Ack(kSetVringEnable, State(2, 1)), 0u);
+  EXPECT_NE(Ack(kSetVringAddr, Addr(3, rx_->config())), 0u);
+  std::vector<UniqueFd> kick;
+  kick.push_back(Event());
+  const int kick_fd = kick[0].get();
+  EXPECT_NE(Ack(kSetVringKick, U64(2), std::move(kick)), 0u);
+  EXPECT_FALSE(FdOpen(kick_fd));
+  std::vector<UniqueFd> call;
+  call.push_back(Event());
+  EXPECT_NE(Ack(kSetVringCall, U64(3), std::move(call)), 0u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kMultiqueue), 8u);
+  // GET_VRING_BASE of ring 2 cannot be answered "no": the connection goes.
+  const Backend::Outcome get = Send(kGetVringBase, State(2, 0), {}, kVersion);
+  EXPECT_TRUE(get.refused);
+  EXPECT_TRUE(get.close);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kMultiqueue), 9u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kPackedRing), 1u);
+  EXPECT_EQ(backend_.refused(), 10u);
+  // Other refusals are not counted as either.
+  EXPECT_NE(Ack(kSetFeatures, U64(Bit(feature::kLogAll))), 0u);
+  EXPECT_NE(Ack(kSetVringNum, State(0, 100)), 0u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kMultiqueue), 9u);
+  EXPECT_EQ(backend_.unsupported(Unsupported::kPackedRing), 1u);
+  EXPECT_EQ(ToString(Unsupported::kMultiqueue), "multiqueue");
+  EXPECT_EQ(ToString(Unsupported::kPackedRing), "packed_ring");
+
+  // Without them, the same frontend negotiates as usual.
+  Negotiate();
+  EXPECT_EQ(Ack(kSetVringEnable, State(1, 1)), 0u);
+  EXPECT_NE(backend_.ready(1), nullptr);
+}
+
 TEST_F(BackendTest, AMalformedGetClosesTheConnection) {
   // The frontend waits for GET_VRING_BASE's answer; a refusal cannot be one.
   const Backend::Outcome out = Send(kGetVringBase, State(7, 0), {}, kVersion);

@@ -8,7 +8,10 @@ supervised. Behaviour is steered by the environment:
   FAKE_QEMU_EXIT_CODE=C       ... with status C (default 1)
   FAKE_QEMU_IGNORE_POWERDOWN=1  answer system_powerdown but keep running
   FAKE_QEMU_NO_QMP=1          never open the QMP socket
-It writes "fake-qemu: started", "fd N: <what it is>" for each -netdev fd and
+  FAKE_QEMU_FAIL=CMD          answer the QMP command CMD with an error
+It writes "fake-qemu: started", "fd N: <what it is>" for each -netdev fd,
+"memory: <the -object>" for a memory backend, "vhost-user N: chardev C" for
+each -netdev vhost-user, each hot-plug command it takes and
 "fake-qemu: powerdown" to the log file.
 """
 import json
@@ -54,6 +57,10 @@ def main():
                 say("fd %s: %s" % (fd, os.readlink("/proc/self/fd/" + fd)))
             except OSError as e:
                 say("fd %s: %s" % (fd, e.strerror))
+        if value.startswith("vhost-user,"):
+            say("vhost-user %s: chardev %s" % (kv(value, "id"), kv(value, "chardev")))
+    for value in option_value(args, "-object"):
+        say("memory: %s" % value)
     extra = sorted(int(f) for f in os.listdir("/proc/self/fd"))
     say("open fds: %s" % " ".join(str(f) for f in extra))
 
@@ -74,9 +81,18 @@ def main():
     clients = {}
     fds = {}
     netdevs = {}
+    chardevs = {}
+    vhost_user_chardevs = {}  # netdev id -> its chardev
+    fail = os.environ.get("FAKE_QEMU_FAIL")
     for value in option_value(args, "-netdev"):
         if kv(value, "id") and kv(value, "fd") is not None:
             netdevs[kv(value, "id")] = int(kv(value, "fd"))
+        elif value.startswith("vhost-user,"):
+            netdevs[kv(value, "id")] = None
+            vhost_user_chardevs[kv(value, "id")] = kv(value, "chardev")
+    for value in option_value(args, "-chardev"):
+        if kv(value, "id"):
+            chardevs[kv(value, "id")] = kv(value, "path")
     pending_events = []
     powerdown_at = None
     while True:
@@ -114,7 +130,9 @@ def main():
                 request = json.loads(line)
                 command = request.get("execute")
                 answer = {"return": {}}
-                if command == "query-status":
+                if command == fail:
+                    answer = {"error": {"class": "GenericError", "desc": "%s failed (FAKE_QEMU_FAIL)" % command}}
+                elif command == "query-status":
                     answer = {"return": {"status": "running", "singlestep": False, "running": True}}
                 elif command == "system_powerdown":
                     say("fake-qemu: powerdown")
@@ -130,6 +148,29 @@ def main():
                         fds[name] = passed.pop(0)
                     else:
                         answer = {"error": {"class": "GenericError", "desc": "No file descriptor supplied via SCM_RIGHTS"}}
+                elif command == "chardev-add":
+                    a = request["arguments"]
+                    if a["id"] in chardevs:
+                        answer = {"error": {"class": "GenericError", "desc": "attempt to add duplicate property '%s'" % a["id"]}}
+                    else:
+                        data = a["backend"]["data"]
+                        path = data["addr"]["data"]["path"]
+                        chardevs[a["id"]] = path
+                        say("chardev-add %s %s path=%s server=%s reconnect=%s" % (a["id"], a["backend"]["type"], path, data.get("server"), data.get("reconnect")))
+                elif command == "chardev-remove":
+                    cid = request["arguments"]["id"]
+                    if chardevs.pop(cid, "missing") == "missing":
+                        answer = {"error": {"class": "GenericError", "desc": "Chardev '%s' not found" % cid}}
+                    else:
+                        say("chardev-remove %s" % cid)
+                elif command == "netdev_add" and request["arguments"].get("type") == "vhost-user":
+                    a = request["arguments"]
+                    if a.get("chardev") not in chardevs:
+                        answer = {"error": {"class": "GenericError", "desc": "chardev \"%s\" not found" % a.get("chardev")}}
+                    else:
+                        say("netdev_add %s vhost-user chardev=%s" % (a["id"], a["chardev"]))
+                        netdevs[a["id"]] = None
+                        vhost_user_chardevs[a["id"]] = a["chardev"]
                 elif command == "netdev_add":
                     a = request["arguments"]
                     if a.get("fd") not in fds:
@@ -142,14 +183,20 @@ def main():
                     if a.get("netdev") not in netdevs:
                         answer = {"error": {"class": "GenericError", "desc": "Property 'virtio-net-pci.netdev' can't find value '%s'" % a.get("netdev")}}
                     else:
-                        say("device_add %s %s netdev=%s mac=%s" % (a["driver"], a["id"], a["netdev"], a["mac"]))
+                        say("device_add %s %s netdev=%s mac=%s%s" % (a["driver"], a["id"], a["netdev"], a["mac"],
+                                                               " vectors=%s" % a["vectors"] if "vectors" in a else ""))
                 elif command == "device_del":
                     say("device_del %s" % request["arguments"]["id"])
                     pending_events.append({"event": "DEVICE_DELETED", "data": {"device": request["arguments"]["id"], "path": "/machine/peripheral/" + request["arguments"]["id"]}})
                 elif command == "netdev_del":
                     nid = request["arguments"]["id"]
                     if nid in netdevs:
-                        os.close(netdevs.pop(nid))
+                        fd = netdevs.pop(nid)
+                        if fd is not None:
+                            os.close(fd)
+                        if nid in vhost_user_chardevs:
+                            # As QEMU: a vhost-user netdev deletes its chardev.
+                            chardevs.pop(vhost_user_chardevs.pop(nid), None)
                         say("netdev_del %s" % nid)
                     else:
                         answer = {"error": {"class": "GenericError", "desc": "Device '%s' not found" % nid}}

@@ -567,5 +567,150 @@ TEST(AccelTest, AProbeWhoseQemuCannotStartFallsBackToTcg) {
   EXPECT_EQ(c.reason.rfind("tcg: ", 0), 0u) << c.reason;
 }
 
+// A vhost-user NIC: no tap; QEMU gets shared RAM and a vhost-user netdev
+// whose chardev connects to the socket; hot-plug and unplug through QMP.
+GuestNic VhostUserNic(const std::string& id, const char* mac, const std::string& socket) {
+  GuestNic nic;
+  nic.id = id;
+  nic.network = "us";
+  nic.port = "vm1-" + id;
+  nic.mac = *MacAddress::Parse(mac);
+  nic.vhost_user_socket = socket;
+  return nic;
+}
+
+TEST_F(GuestTest, AVhostUserNicAtStartSharesTheMemoryAndConnectsToTheSocket) {
+  std::vector<GuestNic> nics;
+  nics.push_back(PipeNic("nic0", "52:54:00:00:00:01"));
+  nics.push_back(VhostUserNic("nic1", "52:54:00:00:00:02", "/run/vu/vm1-nic1.sock"));
+  auto guest = Make(Vm(), std::move(nics), Options());
+  ASSERT_TRUE(guest);
+  EXPECT_TRUE(guest->shared_memory());
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  const std::string log = Log();
+  EXPECT_NE(log.find("memory: memory-backend-memfd,id=vf-mem,size=256M,share=on"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("vhost-user net-nic1: chardev chr-nic1"), std::string::npos) << log;
+  EXPECT_NE(log.find("fd 3: "), std::string::npos) << "the tap is still at fd 3\n" << log;
+  EXPECT_EQ(log.find("fd 4: "), std::string::npos) << "no descriptor for vhost-user\n" << log;
+  const GuestStatus status = guest->status();
+  ASSERT_EQ(status.nics.size(), 2u);
+  EXPECT_EQ(status.nics[1].vhost_user_socket, "/run/vu/vm1-nic1.sock");
+  EXPECT_EQ(status.nics[0].vhost_user_socket, "");
+  auto record = ReadRunRecord(dir_.Join("vm1"));
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((**record).nics[1].vhost_user_socket, "/run/vu/vm1-nic1.sock");
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST_F(GuestTest, AttachAndDetachAVhostUserNicThroughQmp) {
+  GuestOptions options = Options();
+  options.shared_memory = true;
+  auto guest = Make(Vm(), {}, options);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  Status attached =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  ASSERT_TRUE(attached.ok()) << attached.message() << "\n" << Log();
+  std::string log = Log();
+  const size_t chardev =
+      log.find("chardev-add chr-nic1 socket path=/run/vu/vm1-eth1.sock server=False reconnect=1");
+  const size_t netdev = log.find("netdev_add net-nic1 vhost-user chardev=chr-nic1");
+  const size_t device =
+      log.find("device_add virtio-net-pci nic1 netdev=net-nic1 mac=52:54:00:00:00:09 vectors=0");
+  ASSERT_NE(chardev, std::string::npos) << log;
+  ASSERT_NE(netdev, std::string::npos) << log;
+  ASSERT_NE(device, std::string::npos) << log;
+  EXPECT_LT(chardev, netdev);
+  EXPECT_LT(netdev, device);
+  ASSERT_EQ(guest->status().nics.size(), 1u);
+  auto record = ReadRunRecord(dir_.Join("vm1"));
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((**record).nics[0].vhost_user_socket, "/run/vu/vm1-eth1.sock");
+  EXPECT_TRUE((**record).nics[0].attached);
+
+  Status detached = guest->DetachNic("nic1", milliseconds(2000));
+  ASSERT_TRUE(detached.ok()) << detached.message();
+  log = Log();
+  const size_t del = log.find("device_del nic1");
+  const size_t netdev_del = log.find("netdev_del net-nic1");
+  ASSERT_NE(del, std::string::npos) << log;
+  ASSERT_NE(netdev_del, std::string::npos) << log;
+  EXPECT_LT(del, netdev_del);
+  // The netdev took its chardev with it (as QEMU's does): nothing more to
+  // remove, and the same NIC id can be attached again.
+  EXPECT_EQ(log.find("chardev-remove"), std::string::npos) << log;
+  EXPECT_TRUE(guest->status().nics.empty());
+  Status again =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  EXPECT_TRUE(again.ok()) << again.message() << "\n" << Log();
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST_F(GuestTest, AFailedVhostUserHotPlugIsUndoneInReverse) {
+  ScopedEnv fail("FAKE_QEMU_FAIL", "device_add");
+  GuestOptions options = Options();
+  options.shared_memory = true;
+  auto guest = Make(Vm(), {}, options);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  Status attached =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  ASSERT_FALSE(attached.ok());
+  EXPECT_NE(attached.message().find("attach nic1 to vm1: "), std::string::npos)
+      << attached.message();
+  EXPECT_NE(attached.message().find("device_add failed"), std::string::npos) << attached.message();
+  const std::string log = Log();
+  // Undone: the netdev (and with it its chardev; no chardev-remove after it).
+  EXPECT_NE(log.find("netdev_del net-nic1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("chardev-remove"), std::string::npos) << log;
+  EXPECT_TRUE(guest->status().nics.empty());
+  // Nothing left behind: the same ids can be added again (failing at
+  // device_add again, not at a duplicate chardev).
+  Status again =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  EXPECT_NE(again.message().find("device_add failed"), std::string::npos) << again.message();
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST_F(GuestTest, AFailedVhostUserNetdevRemovesTheChardevAgain) {
+  ScopedEnv fail("FAKE_QEMU_FAIL", "netdev_add");
+  GuestOptions options = Options();
+  options.shared_memory = true;
+  auto guest = Make(Vm(), {}, options);
+  ASSERT_TRUE(guest);
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  Status attached =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  ASSERT_FALSE(attached.ok());
+  EXPECT_NE(attached.message().find("netdev_add failed"), std::string::npos) << attached.message();
+  const std::string log = Log();
+  EXPECT_NE(log.find("chardev-remove chr-nic1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("device_add"), std::string::npos) << log;
+  EXPECT_TRUE(guest->status().nics.empty());
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
+TEST_F(GuestTest, AVhostUserNicNeedsMemorySharedFromTheStart) {
+  auto guest = Make(Vm(), {}, Options());
+  ASSERT_TRUE(guest);
+  EXPECT_FALSE(guest->shared_memory());
+  ASSERT_TRUE(guest->Start().ok());
+  ASSERT_TRUE(guest->WaitForState(GuestState::kRunning, milliseconds(10000)).ok()) << Log();
+  Status attached =
+      guest->AttachNic(VhostUserNic("nic1", "52:54:00:00:00:09", "/run/vu/vm1-eth1.sock"));
+  ASSERT_FALSE(attached.ok());
+  EXPECT_NE(attached.message().find("needs the guest's memory shared"), std::string::npos)
+      << attached.message();
+  EXPECT_EQ(Log().find("chardev-add"), std::string::npos) << "nothing was sent";
+  EXPECT_EQ(Log().find("memory-backend"), std::string::npos);
+  ASSERT_TRUE(guest->Stop().ok());
+}
+
 }  // namespace
 }  // namespace vfabric::vmm

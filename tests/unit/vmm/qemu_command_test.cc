@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 namespace vfabric::vmm {
@@ -170,6 +171,34 @@ TEST(QemuCommandTest, DefaultMacsAreStableLocalAndDistinct) {
   }
   EXPECT_EQ(seen.size(), 16u);
   EXPECT_EQ(DefaultNicPort("vm1", 2), "vm1-eth2");
+}
+
+TEST(QemuCommandTest, VhostUserNicsGetSharedMemoryAndConnectToTheBackend) {
+  QemuLaunch launch;
+  launch.qmp_socket = "/run/vm1/qmp.sock";
+  launch.shared_memory = true;
+  launch.nics = {{"nic0", 3, Mac("52:54:00:00:00:01"), false},
+                 {"nic1", -1, Mac("52:54:00:00:00:02"), false, "/run/vu/vm1-eth1.sock"}};
+  const std::vector<std::string> argv = BuildQemuCommand(KernelVm(), launch);
+  // Shared RAM right after -m, as the backend maps it.
+  auto m = std::find(argv.begin(), argv.end(), "-no-reboot");
+  ASSERT_NE(m, argv.end());
+  EXPECT_THAT(std::vector<std::string>(m + 1, m + 5),
+              ElementsAreArray({"-object", "memory-backend-memfd,id=vf-mem,size=256M,share=on",
+                                "-numa", "node,memdev=vf-mem"}));
+  // The tap NIC as before, then the vhost-user one, in order.
+  auto nic0 = std::find(argv.begin(), argv.end(), "tap,id=net-nic0,fd=3");
+  ASSERT_NE(nic0, argv.end());
+  EXPECT_THAT(
+      std::vector<std::string>(nic0 + 1, argv.end()),
+      ElementsAreArray({"-device", "virtio-net-pci,id=nic0,netdev=net-nic0,mac=52:54:00:00:00:01",
+                        "-chardev", "socket,id=chr-nic1,path=/run/vu/vm1-eth1.sock,reconnect=1",
+                        "-netdev", "vhost-user,id=net-nic1,chardev=chr-nic1", "-device",
+                        "virtio-net-pci,id=nic1,netdev=net-nic1,mac=52:54:00:00:00:02,"
+                        "vectors=0"}));
+  launch.shared_memory = false;
+  for (const std::string& arg : BuildQemuCommand(KernelVm(), launch))
+    EXPECT_EQ(arg.find("memory-backend"), std::string::npos) << arg;
 }
 
 }  // namespace

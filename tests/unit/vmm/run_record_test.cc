@@ -252,5 +252,26 @@ TEST(RunRecordTest, FindQemuProcessesByTheirQmpSocket) {
   kill(-child, SIGKILL);  // the sleep
 }
 
+TEST(RunRecordTest, AVhostUserNicKeepsItsSocket) {
+  testing::TempDir dir;
+  RunRecord r = Sample(dir.path());
+  r.nics[1].vhost_user_socket = "/run/vfabric/vhost-user/vm1-eth1.sock";
+  ASSERT_TRUE(WriteRunRecord(dir.path(), r).ok());
+  auto read = ReadRunRecord(dir.path());
+  ASSERT_TRUE(read.ok() && read->has_value()) << read.status().message();
+  EXPECT_EQ((**read).nics[1].vhost_user_socket, "/run/vfabric/vhost-user/vm1-eth1.sock");
+  EXPECT_EQ((**read).nics[0].vhost_user_socket, "") << "a tap NIC";
+  // Records from before vhost-user NICs (no key) are tap NICs; a bad value is refused.
+  nlohmann::json j = nlohmann::json::parse(RunRecordToJson(r));
+  EXPECT_TRUE(j["nics"][0]["vhost_user_socket"].is_null());
+  j["nics"][0].erase("vhost_user_socket");
+  EXPECT_TRUE(ParseRunRecord(j.dump()).ok());
+  j["nics"][1]["vhost_user_socket"] = "relative.sock";
+  auto bad = ParseRunRecord(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "guest.json: nics[1]: \"vhost_user_socket\": want an absolute path or null");
+}
+
 }  // namespace
 }  // namespace vfabric::vmm

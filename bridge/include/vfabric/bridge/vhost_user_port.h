@@ -57,6 +57,10 @@ struct VhostUserStats {
   uint64_t disconnects = 0;  // connections ended (closed, broken, refused GET)
   uint64_t messages = 0;     // control messages handled
   uint64_t messages_refused = 0;
+  // Of those, refused because the frontend asked for multiqueue or packed
+  // rings, which this backend does not do (vhost_user::Unsupported).
+  uint64_t refused_multiqueue = 0;
+  uint64_t refused_packed_ring = 0;
   uint64_t kicks = 0;             // kicks read from the transmit ring's eventfd
   uint64_t calls = 0;             // calls made (either ring)
   uint64_t calls_suppressed = 0;  // used entries published without a call (the guest asked)
@@ -129,6 +133,7 @@ class VhostUserPort final : public Port {
   bool notify_on_ = false;  // the transmit ring asks the guest to kick
   uint64_t ring_errors_seen_[vhost_user::Backend::kRings][vhost_user::kRingErrorCount] = {};
   uint64_t messages_seen_ = 0, refused_seen_ = 0;
+  uint64_t unsupported_seen_[vhost_user::kUnsupportedCount] = {};
   uint64_t busy_turns_ = 0;
   bool logged_tx_offload_ = false;
   bool logged_rx_header_ = false;
@@ -139,6 +144,7 @@ class VhostUserPort final : public Port {
       calls_suppressed_, tx_not_ready_, tx_no_buffers_, tx_too_big_, offload_refused_, rx_oversize_,
       rx_bad_header_;
   Counter ring_errors_[vhost_user::kRingErrorCount];
+  Counter unsupported_[vhost_user::kUnsupportedCount];
 };
 
 }  // namespace vfabric::bridge

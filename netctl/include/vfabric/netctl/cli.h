@@ -40,6 +40,8 @@ struct CommandLine {
   std::string guest_form;           // port show --qemu|--libvirt: "qemu", "libvirt" or ""
 
   std::string graph_format = "dot";  // graph --format: "dot", "svg" or "png"
+  // attach --backend: "tap" or "vhost-user" (unset: netd's default, tap).
+  std::optional<std::string> backend;
 };
 
 // A usage error: the one-line message and the usage hint to print after it.

@@ -44,6 +44,9 @@ class Controller {
   // Where kernel networks' run-time static FDB entries (`netctl fdb add`)
   // are kept across netd restarts ("" = not kept); reads the ones kept there.
   void SetKernelFdbDir(std::string dir);
+  // Where the sockets of VM NICs with "backend": "vhost-user" go (netd
+  // listens on DIR/PORT.sock); default /run/vfabric/vhost-user.
+  void SetVhostUserDir(std::string dir) { vhost_user_dir_ = std::move(dir); }
   // The host's identity (ReadMachineId()): a kernel network without "mac"
   // gets a bridge MAC derived from it and the network's name
   // (TreeBridgeAddress), so its MAC never moves. Empty: the kernel's MAC.
@@ -149,6 +152,7 @@ class Controller {
   // of the desired state (so drift repair keeps them) until fdb.del.
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
+  std::string vhost_user_dir_ = "/run/vfabric/vhost-user";
   std::set<std::string> listed_existing_;  // see Released
   std::set<std::string> releasing_;
   DaemonInfo daemon_;

@@ -74,9 +74,12 @@ class GuestManager {
 
   // Hot-plugs a NIC whose tap `port` exists; returns its id. `access_vlan`
   // (0: none) is recorded with it for RunningPortVlans after a restart.
+  // `vhost_user_socket` not empty: a vhost-user NIC on that socket (the
+  // switch's port must listen there already) instead of the tap `port`.
   Result<vmm::GuestNicInfo> Attach(const std::string& vm, const std::string& network,
                                    const std::string& port, const MacAddress& mac,
-                                   uint16_t access_vlan = 0);
+                                   uint16_t access_vlan = 0,
+                                   const std::string& vhost_user_socket = "");
   // Removes a NIC by id or port name; returns the NIC that went.
   Result<vmm::GuestNicInfo> Detach(const std::string& vm, const std::string& nic);
   bool Has(const std::string& name) const { return guests_.count(name) != 0; }
@@ -91,9 +94,13 @@ class GuestManager {
   void LeaveAll(std::chrono::milliseconds timeout);
 
  private:
-  vmm::GuestOptions OptionsFor(const std::string& name) const;
+  // `vm`'s options: its run dir, and shared memory when it has a NIC on a
+  // userspace network of `desired` (so a vhost-user NIC can be attached).
+  vmm::GuestOptions OptionsFor(const topology::VmConfig& vm,
+                               const topology::Topology& desired) const;
   // Adopts vm's recorded QEMU, or cleans up after it; true when adopted.
-  bool TryAdopt(const topology::VmConfig& vm, std::vector<std::string>* errors);
+  bool TryAdopt(const topology::VmConfig& vm, const topology::Topology& desired,
+                std::vector<std::string>* errors);
   // Kills every QEMU whose command line names guest `name`'s QMP socket but
   // that its record does not name: one started by a netd killed before it
   // wrote the record.

@@ -113,8 +113,14 @@ struct KernelState {
 
 // `topology` with each VM NIC as a tap port of its network (named by the
 // NIC's "port"), unless the network already lists a port of that name: a
-// network may list no ports of its own and still carry guests.
-topology::Topology WithGuestPorts(const topology::Topology& topology);
+// network may list no ports of its own and still carry guests. A NIC with
+// "backend": "vhost-user" becomes a vhost-user port in server mode on
+// `vhost_user_dir`/PORT.sock instead (netd listens, QEMU connects).
+topology::Topology WithGuestPorts(const topology::Topology& topology,
+                                  const std::string& vhost_user_dir = "/run/vfabric/vhost-user");
+// The socket a VM NIC uses: its vhost-user port's in `topology` (as
+// WithGuestPorts made it), or "" for a tap NIC.
+std::string GuestNicSocket(const topology::Topology& topology, const topology::NicConfig& nic);
 
 // Why `port` waits instead of being planned, or "" when it does not: an
 // "existing" port whose link is not there (a libvirt guest's vnet that is

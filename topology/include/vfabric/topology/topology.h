@@ -195,13 +195,21 @@ struct NetworkConfig {
   SourceLocation where;
 };
 
+// How a VM NIC reaches its network: a tap (the default), or vhost-user (on
+// a userspace network only: the switch reads the guest's rings in its
+// shared memory).
+enum class NicBackend { kTap, kVhostUser };
+std::string_view ToString(NicBackend backend);  // "tap", "vhost-user"
+
 struct NicConfig {
   std::string network;
   std::optional<MacAddress> mac;
-  // Tap name; defaults to "<vm>-eth<N>" (N: the NIC's index). Either a tap
-  // port that `network` declares, or a name no other interface uses.
+  // Port name; defaults to "<vm>-eth<N>" (N: the NIC's index). Either a port
+  // that `network` declares (a tap; for backend vhost-user a vhost-user
+  // port in server mode), or a name no other interface uses.
   std::string port;
   SourceLocation where;
+  NicBackend backend = NicBackend::kTap;
 };
 
 struct VmConfig {

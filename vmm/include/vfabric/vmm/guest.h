@@ -54,7 +54,9 @@ namespace internal {
 class ChildProcess;
 }
 
-// One NIC of a guest: a tap the caller opened (OpenTap, O_CLOEXEC) and hands over.
+// One NIC of a guest: a tap the caller opened (OpenTap, O_CLOEXEC) and hands
+// over, or a vhost-user socket a backend listens on (netd's switch), which
+// QEMU connects to (and reconnects to every second when the backend goes).
 struct GuestNic {
   std::string id;       // QEMU device id, unique in the guest ("nic0", "nic1", ...)
   std::string network;  // for status only
@@ -63,6 +65,9 @@ struct GuestNic {
   UniqueFd tap;              // invalid for an adopted guest's NICs: see GuestOptions::open_tap
   bool attached = false;     // hot-attached at run time (set by AttachNic)
   uint16_t access_vlan = 0;  // recorded for the supervisor (RunRecordNic::access_vlan)
+  // Not empty: a vhost-user NIC on this socket (no tap). A guest with one
+  // has its RAM shared (memory-backend-memfd share=on).
+  std::string vhost_user_socket{};
 };
 
 // What a NIC looks like in GuestStatus (without the fd).
@@ -71,6 +76,7 @@ struct GuestNicInfo {
   std::string network;
   std::string port;
   MacAddress mac;
+  std::string vhost_user_socket{};  // "" for a tap NIC
 };
 
 enum class GuestState { kStopped, kStarting, kRunning, kStopping, kRestartWait, kFailed };
@@ -88,6 +94,10 @@ struct GuestOptions {
   BackoffConfig backoff;
   // vhost=on for tap NICs; unset: when /dev/vhost-net exists.
   std::optional<bool> vhost;
+  // The guest's RAM shared (memory-backend-memfd share=on) even without a
+  // vhost-user NIC at start, so that one can be hot-plugged later (vhost-user
+  // needs the memory shared from the start: QEMU cannot share it afterwards).
+  bool shared_memory = false;
   // The clock (tests inject one); default steady_clock::now.
   std::function<TimePoint()> now;
   // Opens the tap of a NIC the Guest holds no descriptor for (an adopted
@@ -172,17 +182,23 @@ class Guest {
   Status WaitForState(GuestState want, std::chrono::milliseconds timeout);
 
   // Hot-plugs `nic` into the running guest: getfd (the tap, SCM_RIGHTS),
-  // netdev_add tap (vhost as configured), device_add virtio-net-pci. On
-  // failure what was added is removed again. The NIC is kept for restarts.
+  // netdev_add tap (vhost as configured), device_add virtio-net-pci; or, for
+  // a vhost-user NIC, chardev-add, netdev_add vhost-user, device_add
+  // (nic_plug.h: VhostUserAttachCommands), which needs the guest's RAM
+  // shared (else refused, naming why). On failure what was added is removed
+  // again. The NIC is kept for restarts.
   Status AttachNic(GuestNic nic);
-  // device_del, wait for DEVICE_DELETED (up to `timeout`), netdev_del; the
-  // tap fd is closed. A NIC added at start can be detached too (machine pc:
-  // ACPI hot-plug on pci.0).
+  // device_del, wait for DEVICE_DELETED (up to `timeout`), netdev_del (and
+  // chardev-remove for a vhost-user NIC); the tap fd is closed. A NIC added at start can be
+  // detached too (machine pc: ACPI hot-plug on pci.0).
   Status DetachNic(const std::string& id,
                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // The smallest "nic<N>" no NIC of this guest uses (an id for AttachNic).
   std::string FreeNicId() const;
+
+  // Whether the current (or next) QEMU has its RAM shared, as vhost-user needs.
+  bool shared_memory() const;
 
   // The QMP client while running (nullptr otherwise).
   QmpClient* qmp() { return qmp_.get(); }
@@ -196,6 +212,7 @@ class Guest {
   TimePoint Now() const;
   Status Spawn();
   void TryConnectQmp();
+  Status AttachTap(const GuestNic& nic);  // getfd, netdev_add tap, device_add
   void Fail(std::string why);
   bool vhost() const;
   // guest.json for the current QEMU (after a start, attach, detach).
@@ -219,7 +236,9 @@ class Guest {
   TimePoint deadline_{};  // starting: give up; stopping: SIGKILL; restart-wait: start
   TimePoint next_qmp_try_{};
   bool stop_requested_ = false;
-  bool guest_shutdown_ = false;  // QMP SHUTDOWN from the guest (an adopted QEMU's clean exit)
+  bool guest_shutdown_ = false;
+  bool shared_memory_ = false;  // the running QEMU's RAM is shared (its argv says so)  // QMP
+                                // SHUTDOWN from the guest (an adopted QEMU's clean exit)
   std::vector<std::string> argv_;
   std::vector<std::string> detached_ports_;  // NICs it started with, detached since
   std::string last_exit_;

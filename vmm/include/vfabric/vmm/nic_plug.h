@@ -22,9 +22,23 @@
 // vhost-user also needs the guest's RAM shared (QEMU: -object
 // memory-backend-memfd,...,share=on -numa node,memdev=...; libvirt:
 // <memoryBacking> with <access mode='shared'/>): that is the machine's, not
-// the NIC's, so it is not part of a NIC's arguments.
+// the NIC's, so it is not part of a NIC's arguments (SharedMemoryArgs).
+//
+// Hot-plugging a vhost-user NIC into a running QEMU is three QMP commands
+// (VhostUserAttachCommands), each undone by its own if a later one fails:
+//   chardev-add   {"id": chr-ID, "backend": {"type": "socket", "data": {"addr":
+//                  {"type": "unix", "data": {"path": SOCK}}, "server": false, "reconnect": 1}}}
+//   netdev_add    {"type": "vhost-user", "id": net-ID, "chardev": chr-ID}
+//   device_add    {"driver": "virtio-net-pci", "id": ID, "netdev": net-ID, "mac": MAC, "vectors":
+//   0}
+// and unplugging it, after device_del and the guest's DEVICE_DELETED:
+//   netdev_del {"id": net-ID} (VhostUserDetachCommands), which deletes the
+//   chardev too: QEMU's vhost-user netdev owns it (a chardev-remove after it
+//   fails, "Chardev 'chr-ID' not found").
 #pragma once
 
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,6 +84,35 @@ std::vector<std::string> QemuNicArgs(const std::string& id, const NicPlug& plug,
 // level, ending in a newline; attribute values XML-escaped. kTap with only
 // `tap_fd` has no libvirt form: empty.
 std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac);
+
+// The machine's part of vhost-user: the guest's RAM (`memory_mb` MiB) in a
+// shared memfd the backend maps: "-object",
+// "memory-backend-memfd,id=vf-mem,size=<memory_mb>M,share=on", "-numa",
+// "node,memdev=vf-mem".
+std::vector<std::string> SharedMemoryArgs(uint32_t memory_mb);
+
+// One QMP command and the one that undoes it (none: nothing to undo).
+struct QmpCommand {
+  std::string execute;
+  nlohmann::json arguments;
+};
+struct QmpStep {
+  QmpCommand run;
+  std::optional<QmpCommand> undo;
+  // The undo also takes away what the earlier steps added (netdev_del of a
+  // vhost-user netdev deletes its chardev): a rollback stops after it.
+  bool undo_covers_earlier = false;
+};
+
+// The QMP commands that hot-plug a vhost-user NIC with device id `id`
+// whose backend listens on `socket` (QEMU the client, reconnecting every
+// second: a restarted backend is found again), in order (see the file
+// comment). Pure.
+std::vector<QmpStep> VhostUserAttachCommands(const std::string& id, const std::string& socket,
+                                             const MacAddress& mac);
+// What removes the NIC's netdev (and with it its chardev) once the device
+// is gone.
+std::vector<QmpCommand> VhostUserDetachCommands(const std::string& id);
 
 // A QEMU option value with each ',' doubled (QEMU's escape in key=value lists).
 std::string QemuOptionEscape(std::string_view value);

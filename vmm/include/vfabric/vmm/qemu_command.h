@@ -12,8 +12,12 @@
 //              logfile=RUN/console.log,logappend=on
 //     -serial chardev:vf-serial
 //     -kernel K [-initrd I] [-append "console=ttyS0 CMDLINE"] | -drive file=DISK,if=virtio
+//     [-object memory-backend-memfd,id=vf-mem,size=<M>M,share=on -numa node,memdev=vf-mem]
 //     per NIC (spelled by nic_plug.h): -netdev tap,id=net-ID,fd=FD[,vhost=on]
 //              -device virtio-net-pci,id=ID,netdev=net-ID,mac=MAC
+//       or, vhost-user: -chardev socket,id=chr-ID,path=SOCK,reconnect=1
+//              -netdev vhost-user,id=net-ID,chardev=chr-ID
+//              -device virtio-net-pci,id=ID,netdev=net-ID,mac=MAC,vectors=0
 #pragma once
 
 #include <string>
@@ -30,6 +34,9 @@ struct QemuNic {
   int fd = -1;     // the tap's descriptor number in QEMU's process
   MacAddress mac;
   bool vhost = false;  // vhost=on (where /dev/vhost-net exists)
+  // Not empty: a vhost-user NIC whose backend listens on this socket (QEMU
+  // connects, and reconnects every second); `fd` and `vhost` are unused.
+  std::string vhost_user_socket{};
 };
 
 struct QemuLaunch {
@@ -40,6 +47,9 @@ struct QemuLaunch {
   std::string console_socket;  // serial console, unix socket (may be "")
   std::string console_log;     // serial console output, appended
   std::vector<QemuNic> nics;
+  // The guest's RAM in a shared memfd (SharedMemoryArgs), which vhost-user
+  // NICs need, also those hot-plugged later.
+  bool shared_memory = false;
 };
 
 // The argv (argv[0] = qemu_binary). Pure: touches nothing.

@@ -44,6 +44,9 @@ struct RunRecordNic {
   // `attach --vlan`: the access VLAN its port was given (0: none). Kept here
   // so a restarted netd puts the port back on that VLAN, not the default.
   uint16_t access_vlan = 0;
+  // A vhost-user NIC: the socket QEMU connects to (netd's switch listens
+  // there); "" for a tap NIC.
+  std::string vhost_user_socket{};
 };
 
 // The part of a VmConfig that needs a new QEMU when it changes (the restart

@@ -25,6 +25,14 @@
 // cannot be told "no") closes the connection. Nothing a frontend sends
 // makes the backend read outside a buffer or crash.
 //
+// Not supported, and so neither offered nor accepted: multiqueue (VIRTIO_NET_F_MQ,
+// VHOST_USER_PROTOCOL_F_MQ, any ring past the first queue pair; GET_QUEUE_NUM
+// answers 1) and packed rings (VIRTIO_F_RING_PACKED). A frontend that asks
+// for them anyway is refused like any other message, and the reason is
+// counted apart (unsupported()) and logged saying what to change: QEMU
+// then fails the NIC (its -netdev vhost-user,queues=N or packed=on) rather
+// than running it in a mode the backend would misread.
+//
 // Rings start disabled when VHOST_USER_F_PROTOCOL_FEATURES was negotiated
 // (SET_VRING_ENABLE enables them), else enabled when started; a ring is
 // started by SET_VRING_KICK and stopped by GET_VRING_BASE (which answers
@@ -61,6 +69,15 @@ inline constexpr uint64_t kDefaultFeatures =
 inline constexpr uint64_t kDefaultProtocolFeatures = Bit(protocol_feature::kReplyAck) |
                                                      Bit(protocol_feature::kMtu) |
                                                      Bit(protocol_feature::kConfigureMemSlots);
+
+// Why a frontend's request was refused because it asked for what this
+// backend does not do (each also counts in refused()).
+enum class Unsupported {
+  kMultiqueue,  // VIRTIO_NET_F_MQ, PROTOCOL_F_MQ, or a ring past the first queue pair
+  kPackedRing,  // VIRTIO_F_RING_PACKED
+};
+inline constexpr size_t kUnsupportedCount = 2;
+std::string_view ToString(Unsupported reason);  // "multiqueue", "packed_ring"
 
 struct BackendOptions {
   std::string name = "vhost-user";  // for messages
@@ -117,6 +134,9 @@ class Backend {
 
   uint64_t messages() const { return messages_; }
   uint64_t refused() const { return refused_; }
+  uint64_t unsupported(Unsupported reason) const {
+    return unsupported_[static_cast<size_t>(reason)];
+  }
 
  private:
   struct Ring {
@@ -132,6 +152,9 @@ class Backend {
 
   // Refuses: logs once per kind per connection, counts, says failure.
   Outcome Refuse(const MessageHeader& header, const std::string& why);
+  // Refuses for `reason` (counted apart), saying what the frontend must change.
+  Outcome RefuseUnsupported(const MessageHeader& header, Unsupported reason,
+                            const std::string& what);
   Outcome Done(const MessageHeader& header);  // success (+ REPLY_ACK if asked)
   Outcome Answer(const MessageHeader& header, std::vector<uint8_t> payload);
   Outcome AnswerU64(const MessageHeader& header, uint64_t value);
@@ -153,6 +176,7 @@ class Backend {
   uint64_t generation_ = 1;
   uint64_t messages_ = 0;
   uint64_t refused_ = 0;
+  std::array<uint64_t, kUnsupportedCount> unsupported_{};
   uint64_t logged_ = 0;  // refusal kinds logged this connection (bit per request, 63: others)
 };
 
