@@ -86,7 +86,7 @@ class NetdFixture : public ::testing::Test {
     log_ = dir_.Join("netd.log");
     // A copy of configs/: `netctl apply` and `network delete` write to the
     // files netd reads, and the tests' must not be the source tree's.
-    configs_ = dir_.Join("configs");
+    configs_ = dir_.Join("example-configs");
     std::filesystem::create_directory(configs_);
     for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/configs"))
       if (entry.path().extension() == ".json")
