@@ -144,10 +144,35 @@ topology::Topology Controller::Desired() const {
   return desired;
 }
 
+Result<KernelState> Controller::ReadState(const topology::Topology& desired) const {
+  auto state = ReadKernelState(kernel_, features_);
+  if (state.ok()) state->missing_netns = MissingPeerNetns(desired);
+  return state;
+}
+
+void Controller::LogWaiting(const topology::Topology& desired, const KernelState& state) {
+  std::map<std::string, std::string> now;
+  for (const NetworkConfig& network : desired.networks) {
+    for (const topology::PortConfig& port : network.ports) {
+      std::string why = PortLinkWaiting(port, state);
+      if (why.empty()) continue;
+      auto logged = waiting_.find(port.name);
+      if (logged == waiting_.end() || logged->second != why)
+        VF_LOG(kWarning) << "network " << network.name << ": port " << port.name
+                         << " waits: " << why;
+      now.emplace(port.name, std::move(why));
+    }
+  }
+  for (const auto& [port, why] : waiting_)
+    if (!now.count(port)) VF_LOG(kInfo) << "port " << port << " no longer waits";
+  waiting_ = std::move(now);
+}
+
 Status Controller::ReconcileKernel(const topology::Topology& desired,
                                    std::vector<Operation>* applied) {
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(desired);
   if (!state.ok()) return state.status().WithContext("read kernel state");
+  LogWaiting(desired, *state);
   auto plan = PlanKernel(desired, *state);
   if (!plan.ok()) return plan.status();
   Status status = ApplyPlan(kernel_, *plan, applied);
@@ -210,7 +235,7 @@ std::set<std::string> Controller::AttachedPorts() const {
 
 std::vector<std::string> Controller::SyncUserspace(const topology::Topology& desired) {
   if (userspace_ == nullptr) return {};
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(desired);
   if (!state.ok()) {
     std::string error = "userspace networks: read kernel state: " + state.status().message();
     VF_LOG(kError) << error;
@@ -315,7 +340,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     for (const auto& c : clashes) message += (message.empty() ? "" : "; ") + c;
     return Error{"invalid", message};
   }
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(desired);
   if (!state.ok()) {
     applied_ = std::move(saved);
     return Error{"failed", state.status().message()};
@@ -326,9 +351,14 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     return Error{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
-  // A veth peer's namespace that is not there would fail the apply half-way
-  // (and a plan would promise what cannot be done): say so now.
-  if (std::vector<std::string> missing = MissingNetns(*plan); !missing.empty()) {
+  // A veth peer's namespace that is not there would leave the port waiting
+  // (a --config file's port waits for it): the operator applying it is
+  // told now instead. Only the request's networks: another network's
+  // waiting port does not block this apply.
+  std::vector<std::string> missing = MissingNetns(incoming);
+  for (std::string& m : MissingNetns(*plan))
+    if (std::find(missing.begin(), missing.end(), m) == missing.end()) missing.push_back(m);
+  if (!missing.empty()) {
     applied_ = std::move(saved);
     std::string message;
     for (const auto& m : missing) message += (message.empty() ? "" : "; ") + m;
@@ -362,7 +392,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   std::vector<std::string> errors;
   std::vector<SwitchChange> switch_done;
   if (userspace_ != nullptr) {
-    auto after = ReadKernelState(kernel_, features_);
+    auto after = ReadState(desired);
     if (!after.ok()) {
       errors.push_back("userspace networks: read kernel state: " + after.status().message());
       VF_LOG(kError) << errors.back();

@@ -376,6 +376,7 @@ class Daemon {
     if (fd == repair_timer_.get()) {
       DrainFd(fd);
       repair_armed_ = false;
+      retry_armed_ = false;
       return Repair("repair");
     }
     if (fd == resync_timer_.get()) {
@@ -442,10 +443,8 @@ class Daemon {
       std::vector<Operation> applied;
       Status status = controller_->Reconcile(&applied);
       for (const auto& op : applied) VF_LOG(kInfo) << "reload: " << op.Describe();
-      if (!status.ok())
-        VF_LOG(kError) << "reload: " << status.message();
-      else
-        VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
+      if (status.ok()) VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
+      RetryIfFailed("reload", status);
     }
     Notify("READY=1");
   }
@@ -455,8 +454,12 @@ class Daemon {
     if (!changed.ok()) {
       VF_LOG(kWarning) << "link monitor: " << changed.status().message();
     }
-    if ((!changed.ok() || *changed) && !repair_armed_) {
+    // A kernel event repairs soon even while a retry waits out its
+    // back-off: the event may be what fixes it, and drift elsewhere must not
+    // wait for a failure to clear.
+    if ((!changed.ok() || *changed) && (!repair_armed_ || retry_armed_)) {
       repair_armed_ = true;
+      retry_armed_ = false;
       ArmTimer(repair_timer_.get(), options_.repair_delay_ms);
     }
   }
@@ -465,12 +468,33 @@ class Daemon {
     std::vector<Operation> applied;
     Status status = controller_->Reconcile(&applied);
     for (const auto& op : applied) VF_LOG(kWarning) << why << ": drift: " << op.Describe();
-    if (!status.ok()) {
-      VF_LOG(kError) << why << ": " << status.message() << "; retrying in 1 s";
-      if (!repair_armed_) {
-        repair_armed_ = true;
-        ArmTimer(repair_timer_.get(), 1000);
-      }
+    RetryIfFailed(why, status);
+  }
+
+  // A pass that failed is retried with back-off (1 s, doubling up to the
+  // resync interval), and the same error is logged once, not at every try:
+  // a failure that lasts (a link the kernel refuses) must neither flood the
+  // log nor spin the loop. A pass that succeeds resets both.
+  void RetryIfFailed(const char* why, const Status& status) {
+    if (status.ok()) {
+      if (!last_failure_.empty()) VF_LOG(kInfo) << why << ": converged again";
+      last_failure_.clear();
+      retry_delay_ms_ = 0;
+      return;
+    }
+    retry_delay_ms_ = retry_delay_ms_ == 0 ? 1000
+                                           : std::min(retry_delay_ms_ * 2,
+                                                      std::max(options_.resync_interval_ms, 1000));
+    if (status.message() != last_failure_)
+      VF_LOG(kError) << why << ": " << status.message() << "; retrying with back-off (first in "
+                     << retry_delay_ms_ / 1000 << " s)";
+    else
+      VF_LOG(kDebug) << why << ": still failing; next try in " << retry_delay_ms_ << " ms";
+    last_failure_ = status.message();
+    if (!repair_armed_) {
+      repair_armed_ = true;
+      retry_armed_ = true;
+      ArmTimer(repair_timer_.get(), retry_delay_ms_);
     }
   }
 
@@ -507,6 +531,9 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   UniqueFd control_timer_;
   bool repair_armed_ = false;
+  bool retry_armed_ = false;  // the repair timer waits out a back-off
+  std::string last_failure_;  // the last failed pass's error, logged once
+  int retry_delay_ms_ = 0;    // back-off of the next retry; 0 after a pass that succeeded
   bool stopping_ = false;
 };
 

@@ -119,7 +119,7 @@ json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& netwo
 Expected<Controller::View> Controller::MakeView() const {
   View view;
   view.desired = Desired();
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(view.desired);
   if (!state.ok()) return Error{"failed", state.status().message()};
   view.state = std::move(state).value();
   auto plan = PlanKernel(view.desired, view.state);

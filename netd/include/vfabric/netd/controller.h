@@ -126,6 +126,13 @@ class Controller {
   protocol::Reply Attach(const nlohmann::json& args);
   protocol::Reply Detach(const nlohmann::json& args);
   Status ReconcileKernel(const topology::Topology& desired, std::vector<Operation>* applied);
+  // The kernel as read back, with the peer namespaces `desired` asks for
+  // that do not exist (KernelState::missing_netns): every reader of the
+  // kernel in the controller goes through it, so plans and views agree.
+  Result<KernelState> ReadState(const topology::Topology& desired) const;
+  // Logs a port that starts or stops waiting (PortLinkWaiting) once, not at
+  // every pass.
+  void LogWaiting(const topology::Topology& desired, const KernelState& state);
 
   Kernel& kernel_;
   KernelFeatures features_;
@@ -142,7 +149,8 @@ class Controller {
   // of the desired state (so drift repair keeps them) until fdb.del.
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
-  std::set<std::string> listed_existing_;  // see Released
+  std::set<std::string> listed_existing_;       // see Released
+  std::map<std::string, std::string> waiting_;  // port -> why it waits, as last logged
   std::set<std::string> releasing_;
   DaemonInfo daemon_;
   std::string machine_id_;

@@ -18,6 +18,7 @@
 // back everything already done when a later step fails.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -88,6 +89,10 @@ struct KernelState {
   std::vector<PortVlanEntry> port_vlans;
   std::vector<AddressEntry> addresses;
   KernelFeatures features;
+  // Named network namespaces (`ip netns add`) that a veth's peer_netns asks
+  // for and that do not exist, with the path looked at. Not read from the
+  // kernel: the controller fills it (MissingPeerNetns, netns_check.h).
+  std::map<std::string, std::string> missing_netns;
 
   const LinkInfo* FindLink(const std::string& name) const;
   const LinkInfo* FindLink(int ifindex) const;
@@ -100,9 +105,10 @@ topology::Topology WithGuestPorts(const topology::Topology& topology);
 
 // Why `port` waits instead of being planned, or "" when it does not: an
 // "existing" port whose link is not there (a libvirt guest's vnet that is
-// down). Such a port is left out of the plan (kernel and switch alike) and
-// shown as waiting; the rest of the host converges, and the port is attached
-// when the link monitor sees its link appear.
+// down), or a veth whose peer_netns is in `actual.missing_netns` (the pair is
+// made once the namespace exists). Such a port is left out of the plan (kernel and switch alike)
+// and shown as waiting; the rest of the host converges, and the port is attached when the link
+// monitor sees its link appear.
 std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState& actual);
 
 // Reads links, FDB, port VLANs and features through `kernel`.
