@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "config_store.h"
 #include "netns_check.h"
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
@@ -86,7 +87,10 @@ std::vector<std::string> CheckNamesAcrossNetworks(const topology::Topology& topo
 Controller::Controller(Kernel& kernel, KernelFeatures features)
     : kernel_(kernel), features_(std::move(features)) {}
 
-void Controller::SetConfig(topology::Topology config) { config_ = std::move(config); }
+void Controller::SetConfig(topology::Topology config) {
+  config_ = std::move(config);
+  applied_names_.clear();  // what apply saved is now just the files' content
+}
 
 void Controller::SetGuests(GuestManager* guests) {
   guests_ = guests;
@@ -271,8 +275,21 @@ Reply Controller::Dispatch(const std::string& verb, const json& args) {
     return json{{"server", "netd"},
                 {"version", std::string(protocol::ProjectVersion())},
                 {"protocol", protocol::kVersion}};
-  if (verb == v::kPlan || verb == v::kApply) return HandlePlanOrApply(args, verb == v::kApply);
+  if (verb == v::kPlan) return HandlePlanOrApply(args, false);
+  if (verb == v::kApply) {
+    // A refused apply is logged too: the operator's terminal is not the
+    // only place to find why a change did not happen.
+    Reply reply = HandlePlanOrApply(args, true);
+    if (!reply.ok()) VF_LOG(kError) << "apply refused: " << reply.error().message;
+    return reply;
+  }
   if (verb == v::kNetworkList) return NetworkList();
+  if (verb == v::kNetworkDelete) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
+    Reply reply = NetworkDelete(name);
+    if (!reply.ok()) VF_LOG(kError) << "network delete " << name << ": " << reply.error().message;
+    return reply;
+  }
   if (verb == v::kStatus) return DaemonStatus();
   if (verb == v::kNetworkShow) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
@@ -376,6 +393,16 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
       operations.push_back(std::move(change));
     return json{{"operations", operations}};
   }
+  // The files that keep what is applied are written aside before the host
+  // is touched: one that cannot be written (a full disk) refuses the apply
+  // with nothing done, and one is put in place only once the host took it.
+  StagedFiles staged;
+  std::map<std::string, std::string> saved_in;  // network -> file
+  std::vector<std::string> unsaved;
+  if (auto stage = StageApply(incoming, files, staged, &saved_in, &unsaved); !stage.ok()) {
+    applied_ = std::move(saved);
+    return std::move(stage).error();
+  }
   std::vector<Operation> done;
   Status status = ApplyPlan(kernel_, *plan, &done);
   // A failed apply was undone whole: what was listed before still is.
@@ -386,6 +413,22 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   }
   restore_vms.keep = true;
   for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
+  std::vector<std::string> save_errors;
+  if (Status committed = staged.Commit(); !committed.ok()) {
+    // In effect, but a restart would not bring it back: said, not hidden.
+    save_errors.push_back("applied but not saved: " + committed.message() +
+                          " (kept in memory until netd stops)");
+    VF_LOG(kError) << "apply: " << save_errors.back();
+    saved_in.clear();
+  } else {
+    for (const auto& [network, file] : saved_in)
+      VF_LOG(kInfo) << "apply: network " << network << " saved in " << file;
+    KeepSaved(saved_in);
+  }
+  for (const std::string& network : unsaved)
+    VF_LOG(kWarning) << "apply: network " << network
+                     << " is kept in memory only: netd has no configuration directory to save it "
+                        "in (--config names files only)";
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(desired)) VF_LOG(kError) << error;
   }
@@ -409,7 +452,10 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   json operations = OperationsJson(done);
   for (json& change : SwitchChangesJson(switch_done)) operations.push_back(std::move(change));
   json result = {{"operations", operations}, {"changed", done.size() + switch_done.size()}};
+  errors.insert(errors.end(), save_errors.begin(), save_errors.end());
   if (!errors.empty()) result["errors"] = errors;
+  result["saved"] = saved_in;
+  if (!unsaved.empty()) result["unsaved"] = unsaved;
   return result;
 }
 

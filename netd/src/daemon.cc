@@ -193,6 +193,7 @@ class Daemon {
                     << "); kernel-datapath networks cannot use VLANs";
     controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
     controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
+    controller_->SetConfigDirs(ConfigDirs());
     controller_->SetMachineId(ReadMachineId());
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
@@ -247,6 +248,18 @@ class Daemon {
     std::string names;
     for (const auto& p : options_.config_paths) names += (names.empty() ? "" : ", ") + p;
     return names;
+  }
+
+  // The --config paths that are directories (config_store.h: where `apply`
+  // saves and `network delete` removes files).
+  std::vector<std::string> ConfigDirs() const {
+    std::vector<std::string> dirs;
+    for (const std::string& path : options_.config_paths) {
+      std::error_code error;
+      if (std::filesystem::is_directory(path, error))
+        dirs.push_back(std::filesystem::path(path).lexically_normal().string());
+    }
+    return dirs;
   }
 
   Result<topology::Topology> Load() {
