@@ -447,6 +447,21 @@ class Daemon {
   void Reload() {
     Notify("RELOADING=1");
     VF_LOG(kInfo) << "reloading " << ConfigNames();
+    // No file at all (every --config directory without a *.json) is far
+    // more often a mistake (a deployment that removed the files before
+    // writing new ones, a directory not mounted yet) than a wish to take
+    // every guest's network down: the old configuration is kept. Removing
+    // every network is said explicitly: `netctl network delete`, or a file
+    // holding {"networks": []}.
+    const size_t networks = controller_->Desired().networks.size();
+    if (networks != 0 && topology::ReadTopologyFiles(options_.config_paths).paths.empty()) {
+      VF_LOG(kError) << "reload: " << ConfigNames() << " holds no *.json file; keeping the "
+                     << networks << " network(s) of the old configuration (to remove them, "
+                     << "use netctl network delete, or leave a file holding "
+                     << "{\"networks\": []})";
+      Notify("READY=1");
+      return;
+    }
     auto loaded = Load();
     if (!loaded.ok()) {
       VF_LOG(kError) << "reload: " << loaded.status().message()

@@ -1,5 +1,5 @@
 // netd's --config at reload (SIGHUP): what one bad port of one network may
-// block (nothing else).
+// block (nothing else), and what an empty configuration directory means.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -98,6 +98,33 @@ TEST_F(ConfigReloadTest, APeerNetnsThatIsNotThereWaitsAndTheRestIsRepaired) {
   EXPECT_TRUE(WaitFor([] { return Link("b-v0")["master"] == "vfb-b"; }, 10000)) << Log();
   EXPECT_EQ(Cmd({"ip", "netns", "exec", netns, "ip", "link", "show", "b-v0-p"}).exit_code, 0);
   EXPECT_THAT(Log(), HasSubstr("port b-v0 no longer waits"));
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+// A configuration directory left empty (its files removed by mistake, or
+// not there yet) used to remove every network at SIGHUP, silently. An empty
+// directory is refused at reload like an invalid configuration: the old one
+// is kept and the log says why and how to remove everything on purpose.
+TEST_F(ConfigReloadTest, AnEmptyDirectoryAtReloadKeepsTheNetworks) {
+  testing::WriteFile(networks_dir_ + "/a.json",
+                     R"({"networks": [{"name": "a", "ports": [{"name": "a-t0"}]}]})");
+  Start(networks_dir_);
+  ASSERT_TRUE(LinkExists("vfb-a"));
+  std::filesystem::remove(networks_dir_ + "/a.json");
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  ASSERT_TRUE(
+      WaitFor([&] { return Log().find("holds no *.json file") != std::string::npos; }, 10000))
+      << Log();
+  EXPECT_THAT(Log(), HasSubstr("keeping the 1 network(s) of the old configuration"));
+  EXPECT_TRUE(LinkExists("vfb-a"));
+  EXPECT_EQ(Link("a-t0")["master"], "vfb-a");
+  EXPECT_EQ(Ok(Request("network.list"))["networks"].size(), 1u);
+
+  // Said on purpose: a file with no networks removes them.
+  testing::WriteFile(networks_dir_ + "/none.json", R"({"networks": []})");
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  EXPECT_TRUE(WaitFor([] { return !LinkExists("vfb-a"); }, 10000)) << Log();
+  EXPECT_FALSE(LinkExists("a-t0"));
   EXPECT_EQ(Stop(), 0) << Log();
 }
 
