@@ -45,6 +45,7 @@ Commands:
   status                 show netd: version, uptime, config, each network's state
   network list           list networks ('net' for network, 'ls' for list)
   network show NAME      show a network: settings, ports, static FDB entries
+  network delete NAME    remove a network from the host and from the file that keeps it
   port list [NETWORK]    list the ports of every network, or of NETWORK
   port stats NETWORK [PORT]
                          show per-port counters (packets, bytes, drops by reason)
@@ -105,6 +106,7 @@ constexpr CommandSpec kCommands[] = {
     {"status", "", 0, 0, ""},
     {"network", "list", 0, 0, ""},
     {"network", "show", 1, 1, "NAME"},
+    {"network", "delete", 1, 1, "NAME"},
     {"port", "list", 0, 1, "[NETWORK]"},
     {"port", "stats", 1, 2, "NETWORK [PORT]"},
     {"port", "show", 2, 2, "NETWORK PORT", "[--qemu|--libvirt]"},
@@ -328,6 +330,8 @@ class Dispatcher {
     if (command == "network" && sub == "show") {
       return Call(verb::kNetworkShow, {{"name", cl_.operands[0]}}, FormatNetworkShow);
     }
+    if (command == "network" && sub == "delete")
+      return Call(verb::kNetworkDelete, {{"name", cl_.operands[0]}}, FormatNetworkDelete);
     if (command == "port" && sub == "list") {
       json args = json::object();
       if (!cl_.operands.empty()) args["network"] = cl_.operands[0];
@@ -565,6 +569,16 @@ class Dispatcher {
     if (!answer.ok()) return TransportError(answer.status(), /*connecting=*/false);
     if (!answer->ok) return Rejected(*answer);
     out_ << (cl_.json ? FormatJson(answer->result) : format(answer->result));
+    // An applied network no file keeps (netd has no configuration
+    // directory) is lost at netd's restart: said where people look.
+    if (auto unsaved = answer->result.find("unsaved"); !cl_.json && answer->result.is_object() &&
+                                                       unsaved != answer->result.end() &&
+                                                       unsaved->is_array())
+      for (const json& name : *unsaved)
+        err_ << "netctl: warning: network "
+             << (name.is_string() ? name.get<std::string>() : name.dump())
+             << " is applied but not saved (netd has no configuration directory); a netd "
+                "restart forgets it\n";
     // Done in part: apply made what it could, and says what it could not.
     auto errors = answer->result.find("errors");
     if (answer->result.is_object() && errors != answer->result.end() && errors->is_array() &&
@@ -604,6 +618,10 @@ std::string HelpText(const std::string& command) {
        "Sends the topology files to netd, which adds or updates their networks and\n"
        "makes the host match them as one transaction (undone on failure). Prints\n"
        "the operations performed and \"applied N changes\", or \"no changes\".\n"
+       "netd keeps each network applied in a file it reads at start and on reload:\n"
+       "the --config file that defines it, else NAME.json in its first --config\n"
+       "directory (written aside and fsynced before the host is touched, so a full\n"
+       "disk refuses the apply, naming the file). --json shows them in \"saved\".\n"
        "Userspace networks' switch changes follow the kernel's; one that fails\n"
        "(a port that will not open) is printed on stderr and the exit status is 1.\n"},
       {"status",
@@ -613,8 +631,13 @@ std::string HelpText(const std::string& command) {
        "there) or waiting (in order, but ports, named, wait for their links);\n"
        "SOURCE is the file it came from (\"applied: FILE\" for netctl apply).\n"},
       {"network",
-       "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP.\n"
-       "show: the network's settings, then its ports and static FDB entries.\n"},
+       "list: one row per network: NAME DATAPATH BRIDGE STATE PORTS(up/total) STP\n"
+       "  SOURCE (the file that keeps it; \"applied: FILE\" when netctl apply wrote it,\n"
+       "  \"applied, not saved\" when no file keeps it).\n"
+       "show: the network's settings, then its ports and static FDB entries.\n"
+       "delete: removes the network from the host (its bridge or switch, the links\n"
+       "  netd made for it) and from the file that keeps it (a file of a --config\n"
+       "  directory left with nothing is removed). Refused while a vm has a NIC on it.\n"},
       {"port",
        "Lists ports: NETWORK PORT KIND STATE STP-STATE COST PRIO FLAGS VLAN.\n"
        "STATE is up, down or missing (configured, but not on the host).\n"

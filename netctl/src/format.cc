@@ -337,13 +337,40 @@ std::string Table::ToString() const {
 }
 
 std::string FormatNetworkList(const json& result) {
-  Table table({"NAME", "DATAPATH", "BRIDGE", "STATE", "PORTS", "STP"});
+  // SOURCE only from a netd that says where networks come from.
+  bool sources = false;
+  for (const auto& network : Array(result, "networks"))
+    sources |= Get(network, "source") != nullptr;
+  std::vector<std::string> header = {"NAME", "DATAPATH", "BRIDGE", "STATE", "PORTS", "STP"};
+  if (sources) header.push_back("SOURCE");
+  Table table(header);
   for (const auto& network : Array(result, "networks")) {
-    table.AddRow({Text(network, "name"), Text(network, "datapath"), Text(network, "bridge"),
-                  Text(network, "state"), Text(network, "ports_up") + "/" + Text(network, "ports"),
-                  OnOff(network, "stp")});
+    std::vector<std::string> row = {Text(network, "name"),
+                                    Text(network, "datapath"),
+                                    Text(network, "bridge"),
+                                    Text(network, "state"),
+                                    Text(network, "ports_up") + "/" + Text(network, "ports"),
+                                    OnOff(network, "stp")};
+    if (sources) {
+      std::string source = Text(network, "source");
+      if (!Bool(network, "saved").value_or(true))
+        source = "applied, not saved";
+      else if (Bool(network, "applied").value_or(false))
+        source = "applied: " + source;
+      row.push_back(source);
+    }
+    table.AddRow(row);
   }
   return table.ToString();
+}
+
+std::string FormatNetworkDelete(const json& result) {
+  std::string text = OperationsText(Array(result, "operations"));
+  text += "deleted network " + Text(result, "network");
+  if (Get(result, "source") != nullptr && !Get(result, "source")->is_null())
+    text += (Bool(result, "file_removed").value_or(false) ? " (removed " : " (edited ") +
+            Text(result, "source") + ")";
+  return text + "\n";
 }
 
 namespace {

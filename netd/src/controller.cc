@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "config_store.h"
 #include "netns_check.h"
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
@@ -86,7 +87,10 @@ std::vector<std::string> CheckNamesAcrossNetworks(const topology::Topology& topo
 Controller::Controller(Kernel& kernel, KernelFeatures features)
     : kernel_(kernel), features_(std::move(features)) {}
 
-void Controller::SetConfig(topology::Topology config) { config_ = std::move(config); }
+void Controller::SetConfig(topology::Topology config) {
+  config_ = std::move(config);
+  applied_names_.clear();  // what apply saved is now just the files' content
+}
 
 void Controller::SetGuests(GuestManager* guests) {
   guests_ = guests;
@@ -144,10 +148,35 @@ topology::Topology Controller::Desired() const {
   return desired;
 }
 
+Result<KernelState> Controller::ReadState(const topology::Topology& desired) const {
+  auto state = ReadKernelState(kernel_, features_);
+  if (state.ok()) state->missing_netns = MissingPeerNetns(desired);
+  return state;
+}
+
+void Controller::LogWaiting(const topology::Topology& desired, const KernelState& state) {
+  std::map<std::string, std::string> now;
+  for (const NetworkConfig& network : desired.networks) {
+    for (const topology::PortConfig& port : network.ports) {
+      std::string why = PortLinkWaiting(port, state);
+      if (why.empty()) continue;
+      auto logged = waiting_.find(port.name);
+      if (logged == waiting_.end() || logged->second != why)
+        VF_LOG(kWarning) << "network " << network.name << ": port " << port.name
+                         << " waits: " << why;
+      now.emplace(port.name, std::move(why));
+    }
+  }
+  for (const auto& [port, why] : waiting_)
+    if (!now.count(port)) VF_LOG(kInfo) << "port " << port << " no longer waits";
+  waiting_ = std::move(now);
+}
+
 Status Controller::ReconcileKernel(const topology::Topology& desired,
                                    std::vector<Operation>* applied) {
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(desired);
   if (!state.ok()) return state.status().WithContext("read kernel state");
+  LogWaiting(desired, *state);
   auto plan = PlanKernel(desired, *state);
   if (!plan.ok()) return plan.status();
   Status status = ApplyPlan(kernel_, *plan, applied);
@@ -227,6 +256,7 @@ std::vector<std::string> Controller::SyncUserspace(const topology::Topology& des
     return {error};
   }
   state.links = std::move(links).value();
+  state.missing_netns = MissingPeerNetns(desired);
   std::vector<std::string> errors = userspace_->Sync(desired, state);
   for (const std::string& error : errors) VF_LOG(kError) << error;
   return errors;
@@ -257,8 +287,21 @@ Reply Controller::Dispatch(const std::string& verb, const json& args) {
     return json{{"server", "netd"},
                 {"version", std::string(protocol::ProjectVersion())},
                 {"protocol", protocol::kVersion}};
-  if (verb == v::kPlan || verb == v::kApply) return HandlePlanOrApply(args, verb == v::kApply);
+  if (verb == v::kPlan) return HandlePlanOrApply(args, false);
+  if (verb == v::kApply) {
+    // A refused apply is logged too: the operator's terminal is not the
+    // only place to find why a change did not happen.
+    Reply reply = HandlePlanOrApply(args, true);
+    if (!reply.ok()) VF_LOG(kError) << "apply refused: " << reply.error().message;
+    return reply;
+  }
   if (verb == v::kNetworkList) return NetworkList();
+  if (verb == v::kNetworkDelete) {
+    VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
+    Reply reply = NetworkDelete(name);
+    if (!reply.ok()) VF_LOG(kError) << "network delete " << name << ": " << reply.error().message;
+    return reply;
+  }
   if (verb == v::kStatus) return DaemonStatus();
   if (verb == v::kNetworkShow) {
     VF_ASSIGN_OR_RETURN_ERROR(const std::string name, StringArg(args, "name", true));
@@ -327,7 +370,7 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     for (const auto& c : clashes) message += (message.empty() ? "" : "; ") + c;
     return Error{"invalid", message};
   }
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(desired);
   if (!state.ok()) {
     applied_ = std::move(saved);
     return Error{"failed", state.status().message()};
@@ -338,9 +381,14 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
     return Error{unsupported ? "unsupported" : "failed", plan.status().message()};
   }
-  // A veth peer's namespace that is not there would fail the apply half-way
-  // (and a plan would promise what cannot be done): say so now.
-  if (std::vector<std::string> missing = MissingNetns(*plan); !missing.empty()) {
+  // A veth peer's namespace that is not there would leave the port waiting
+  // (a --config file's port waits for it): the operator applying it is
+  // told now instead. Only the request's networks: another network's
+  // waiting port does not block this apply.
+  std::vector<std::string> missing = MissingNetns(incoming);
+  for (std::string& m : MissingNetns(*plan))
+    if (std::find(missing.begin(), missing.end(), m) == missing.end()) missing.push_back(m);
+  if (!missing.empty()) {
     applied_ = std::move(saved);
     std::string message;
     for (const auto& m : missing) message += (message.empty() ? "" : "; ") + m;
@@ -358,6 +406,16 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
       operations.push_back(std::move(change));
     return json{{"operations", operations}};
   }
+  // The files that keep what is applied are written aside before the host
+  // is touched: one that cannot be written (a full disk) refuses the apply
+  // with nothing done, and one is put in place only once the host took it.
+  StagedFiles staged;
+  std::map<std::string, std::string> saved_in;  // network -> file
+  std::vector<std::string> unsaved;
+  if (auto stage = StageApply(incoming, files, staged, &saved_in, &unsaved); !stage.ok()) {
+    applied_ = std::move(saved);
+    return std::move(stage).error();
+  }
   std::vector<Operation> done;
   Status status = ApplyPlan(kernel_, *plan, &done);
   // A failed apply was undone whole: what was listed before still is.
@@ -368,13 +426,29 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   }
   restore_vms.keep = true;
   for (const auto& op : done) VF_LOG(kInfo) << "apply: " << op.Describe();
+  std::vector<std::string> save_errors;
+  if (Status committed = staged.Commit(); !committed.ok()) {
+    // In effect, but a restart would not bring it back: said, not hidden.
+    save_errors.push_back("applied but not saved: " + committed.message() +
+                          " (kept in memory until netd stops)");
+    VF_LOG(kError) << "apply: " << save_errors.back();
+    saved_in.clear();
+  } else {
+    for (const auto& [network, file] : saved_in)
+      VF_LOG(kInfo) << "apply: network " << network << " saved in " << file;
+    KeepSaved(saved_in);
+  }
+  for (const std::string& network : unsaved)
+    VF_LOG(kWarning) << "apply: network " << network
+                     << " is kept in memory only: netd has no configuration directory to save it "
+                        "in (--config names files only)";
   if (guests_ != nullptr) {
     for (const std::string& error : guests_->Sync(desired)) VF_LOG(kError) << error;
   }
   std::vector<std::string> errors;
   std::vector<SwitchChange> switch_done;
   if (userspace_ != nullptr) {
-    auto after = ReadKernelState(kernel_, features_);
+    auto after = ReadState(desired);
     if (!after.ok()) {
       errors.push_back("userspace networks: read kernel state: " + after.status().message());
       VF_LOG(kError) << errors.back();
@@ -391,7 +465,10 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   json operations = OperationsJson(done);
   for (json& change : SwitchChangesJson(switch_done)) operations.push_back(std::move(change));
   json result = {{"operations", operations}, {"changed", done.size() + switch_done.size()}};
+  errors.insert(errors.end(), save_errors.begin(), save_errors.end());
   if (!errors.empty()) result["errors"] = errors;
+  result["saved"] = saved_in;
+  if (!unsaved.empty()) result["unsaved"] = unsaved;
   return result;
 }
 

@@ -196,6 +196,7 @@ class Daemon {
     controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
     controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
     const std::string machine_id = ReadMachineId();
+    controller_->SetConfigDirs(ConfigDirs());
     controller_->SetMachineId(machine_id);
     guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
     // Guests still running from an earlier netd keep their hot-attached NICs.
@@ -235,7 +236,9 @@ class Daemon {
         return 1;
       }
       VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message()
-                     << "; serving anyway, retrying in " << NextRetryDelayMs() / 1000 << " s";
+                     << "; serving anyway, retrying in " << (retry_delay_ms_ = NextRetryDelayMs()) / 1000
+                     << " s";
+      last_failure_ = status.message();
     } else {
       for (const auto& op : applied) VF_LOG(kInfo) << "apply: " << op.Describe();
       VF_LOG(kInfo) << "applied " << ConfigNames() << ": " << applied.size() << " operation"
@@ -245,7 +248,7 @@ class Daemon {
     if (!SetUpLoop()) return 1;
     if (failed) {
       repair_armed_ = true;
-      ArmTimer(repair_timer_.get(), 1000);
+      ArmTimer(repair_timer_.get(), retry_delay_ms_);
     }
     Notify("READY=1\nSTATUS=serving");
     VF_LOG(kInfo) << "serving " << options_.socket_path;
@@ -269,6 +272,18 @@ class Daemon {
     std::string names;
     for (const auto& p : options_.config_paths) names += (names.empty() ? "" : ", ") + p;
     return names;
+  }
+
+  // The --config paths that are directories (config_store.h: where `apply`
+  // saves and `network delete` removes files).
+  std::vector<std::string> ConfigDirs() const {
+    std::vector<std::string> dirs;
+    for (const std::string& path : options_.config_paths) {
+      std::error_code error;
+      if (std::filesystem::is_directory(path, error))
+        dirs.push_back(std::filesystem::path(path).lexically_normal().string());
+    }
+    return dirs;
   }
 
   Result<topology::Topology> Load() {
@@ -538,6 +553,21 @@ class Daemon {
   void Reload() {
     Notify("RELOADING=1");
     VF_LOG(kInfo) << "reloading " << ConfigNames();
+    // No file at all (every --config directory without a *.json) is far
+    // more often a mistake (a deployment that removed the files before
+    // writing new ones, a directory not mounted yet) than a wish to take
+    // every guest's network down: the old configuration is kept. Removing
+    // every network is said explicitly: `netctl network delete`, or a file
+    // holding {"networks": []}.
+    const size_t networks = controller_->Desired().networks.size();
+    if (networks != 0 && topology::ReadTopologyFiles(options_.config_paths).paths.empty()) {
+      VF_LOG(kError) << "reload: " << ConfigNames() << " holds no *.json file; keeping the "
+                     << networks << " network(s) of the old configuration (to remove them, "
+                     << "use netctl network delete, or leave a file holding "
+                     << "{\"networks\": []})";
+      Notify("READY=1");
+      return;
+    }
     auto loaded = Load();
     if (!loaded.ok()) {
       VF_LOG(kError) << "reload: " << loaded.status().message()
@@ -547,10 +577,8 @@ class Daemon {
       std::vector<Operation> applied;
       Status status = TimedReconcile("reload", &applied);
       for (const auto& op : applied) VF_LOG(kInfo) << "reload: " << op.Describe();
-      if (!status.ok())
-        VF_LOG(kError) << "reload: " << status.message();
-      else
-        VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
+      if (status.ok()) VF_LOG(kInfo) << "reloaded: " << applied.size() << " operation(s)";
+      RetryIfFailed("reload", status);
     }
     Notify("READY=1");
   }
@@ -560,6 +588,9 @@ class Daemon {
     if (!changed.ok()) {
       VF_LOG(kWarning) << "link monitor: " << changed.status().message();
     }
+    // A kernel event repairs soon, but not while a failed pass waits out its
+    // back-off (RetryIfFailed says why); that retry is a full pass, which
+    // repairs whatever the events were about.
     if ((!changed.ok() || *changed) && !repair_armed_) {
       repair_armed_ = true;
       ArmTimer(repair_timer_.get(), options_.repair_delay_ms);
@@ -570,20 +601,33 @@ class Daemon {
     std::vector<Operation> applied;
     Status status = TimedReconcile(why, &applied);
     for (const auto& op : applied) VF_LOG(kWarning) << why << ": drift: " << op.Describe();
-    if (!status.ok()) {
-      // 1 s, then twice as long after each failure in a row, up to the
-      // resync interval: an apply of thousands of ports that fails (and is
-      // undone) every time must not keep the host busy.
-      const int delay_ms = NextRetryDelayMs();
-      VF_LOG(kError) << why << ": " << status.message() << "; retrying in " << delay_ms / 1000
-                     << " s";
-      // Also when a kernel event armed it sooner: the events of the undo
-      // would bring the retry forward.
-      repair_armed_ = true;
-      ArmTimer(repair_timer_.get(), delay_ms);
-    } else {
+    RetryIfFailed(why, status);
+  }
+
+  // A pass that failed is retried with back-off (1 s, doubling up to the
+  // resync interval). Its error is logged once; the same error again says
+  // only when the next try is, so a failure that lasts (a link the kernel
+  // refuses) neither floods the log nor spins the loop. Kernel events do not
+  // bring a waiting retry forward: the undo of the failed pass makes events
+  // of its own (thousands at scale), which would turn the back-off into a
+  // busy loop. A pass that succeeds resets both.
+  void RetryIfFailed(const char* why, const Status& status) {
+    if (status.ok()) {
+      if (!last_failure_.empty()) VF_LOG(kInfo) << why << ": converged again";
+      last_failure_.clear();
+      retry_delay_ms_ = 0;
       failures_in_a_row_ = 0;
+      return;
     }
+    retry_delay_ms_ = NextRetryDelayMs();
+    if (status.message() != last_failure_)
+      VF_LOG(kError) << why << ": " << status.message() << "; retrying in "
+                     << retry_delay_ms_ / 1000 << " s";
+    else
+      VF_LOG(kInfo) << why << ": still failing; retrying in " << retry_delay_ms_ / 1000 << " s";
+    last_failure_ = status.message();
+    repair_armed_ = true;
+    ArmTimer(repair_timer_.get(), retry_delay_ms_);
   }
 
   int NextRetryDelayMs() {
@@ -633,7 +677,9 @@ class Daemon {
   ReconcileStats reconcile_stats_;
   uint64_t metrics_errors_ = 0;
   bool repair_armed_ = false;
-  int failures_in_a_row_ = 0;  // of Repair, for its retry delay
+  std::string last_failure_;  // the last failed pass's error, logged once
+  int retry_delay_ms_ = 0;    // back-off of the retry armed; 0 after a pass that succeeded
+  int failures_in_a_row_ = 0;  // for the next back-off (NextRetryDelayMs)
   bool stopping_ = false;
 };
 

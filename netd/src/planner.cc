@@ -175,7 +175,10 @@ class Planner {
     const LinkInfo* link = actual_.FindLink(port.name);
     wanted_.insert(port.name);
     bool created = false;
-    // Not there (yet): nothing to do until the link monitor sees it appear.
+    // Not there (yet): nothing to do until the link monitor sees it appear
+    // (or its veth peer's namespace is made). A pair left from before is
+    // kept as it is, not deleted as unwanted.
+    if (port.kind == PortKind::kVeth) wanted_.insert(port.peer);
     if (!PortLinkWaiting(port, actual_).empty()) return;
 
     if (port.kind == PortKind::kTap) {
@@ -408,6 +411,13 @@ class Planner {
 }  // namespace
 
 std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState& actual) {
+  if (port.kind == PortKind::kVeth && !port.peer_netns.empty()) {
+    auto missing = actual.missing_netns.find(port.peer_netns);
+    if (missing == actual.missing_netns.end()) return "";
+    return "network namespace \"" + port.peer_netns + "\" for veth peer " + port.peer +
+           " does not exist (no " + missing->second +
+           "); the veth is made when it does (ip netns add " + port.peer_netns + ")";
+  }
   if (port.kind != PortKind::kExisting || actual.FindLink(port.name) != nullptr) return "";
   return "no link named " + port.name + " exists yet; it is attached when it appears";
 }

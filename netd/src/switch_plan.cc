@@ -103,9 +103,10 @@ class NetworkPlanner {
   // Why an "existing" port waits, with a kernel view: its link is not there
   // (kGone), or the operator set it down. "" when it does not wait.
   std::string Waiting(const topology::PortConfig& port) const {
-    if (port.kind != topology::PortKind::kExisting || kernel_ == nullptr ||
-        kernel_->state == nullptr)
-      return "";
+    if (kernel_ == nullptr || kernel_->state == nullptr) return "";
+    // A veth whose peer's namespace is not there is not made (planner.h).
+    if (port.kind == topology::PortKind::kVeth) return PortLinkWaiting(port, *kernel_->state);
+    if (port.kind != topology::PortKind::kExisting) return "";
     const LinkInfo* link = kernel_->state->FindLink(port.name);
     if (link == nullptr) return kGone;
     if (!link->admin_up)

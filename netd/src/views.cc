@@ -127,7 +127,7 @@ json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& netwo
 Expected<Controller::View> Controller::MakeView() const {
   View view;
   view.desired = Desired();
-  auto state = ReadKernelState(kernel_, features_);
+  auto state = ReadState(view.desired);
   if (!state.ok()) return Error{"failed", state.status().message()};
   view.state = std::move(state).value();
   auto plan = PlanKernel(view.desired, view.state);
@@ -172,14 +172,23 @@ Reply Controller::NetworkList() {
       state = "missing";
     else if (view.drift.count(network.name) || !view.plan_error.empty())
       state = "drifted";
-    list.push_back({{"name", network.name},
-                    {"datapath", std::string(ToString(network.datapath))},
-                    // A userspace network has no Linux bridge (its switch is netd's).
-                    {"bridge", userspace ? json(nullptr) : json(network.bridge)},
-                    {"state", state},
-                    {"ports", network.ports.size()},
-                    {"ports_up", up},
-                    {"stp", network.stp.enabled}});
+    list.push_back(
+        {{"name", network.name},
+         {"datapath", std::string(ToString(network.datapath))},
+         // A userspace network has no Linux bridge (its switch is netd's).
+         {"bridge", userspace ? json(nullptr) : json(network.bridge)},
+         {"state", state},
+         {"ports", network.ports.size()},
+         {"ports_up", up},
+         {"stp", network.stp.enabled},
+         // Where it came from: the file that keeps it (a --config
+         // file, or the one `apply` saved it in; for a network
+         // kept in memory only, the file name apply was given),
+         // whether `apply` made it so since the configuration
+         // was read, and whether a restart would find it.
+         {"source", network.where.file.empty() ? json(nullptr) : json(network.where.file)},
+         {"applied", applied_.count(network.name) != 0 || applied_names_.count(network.name) != 0},
+         {"saved", applied_.count(network.name) == 0}});
   }
   return json{{"networks", list}};
 }
@@ -217,8 +226,8 @@ Reply Controller::DaemonStatus() {
                   {"datapath", item["datapath"]},
                   {"state", state},
                   // Where it came from: a --config file, or `netctl apply`.
-                  {"source", network != nullptr ? json(network->where.file) : json(nullptr)},
-                  {"applied", applied_.count(name) != 0},
+                  {"source", item["source"]},
+                  {"applied", item["applied"]},
                   {"pending", view.drift.count(name) ? view.drift.at(name) : 0}};
     if (!waiting.empty()) entry["waiting"] = waiting;
     networks.push_back(std::move(entry));

@@ -342,5 +342,52 @@ TEST_F(StateFileTest, FdbChangesOnAFullOrReadOnlyRunDirAreRefusedAndKeepTheGoodF
   EXPECT_THAT(Log(), HasSubstr("4 static FDB entries restored"));
 }
 
+// Issue 20: the creation journal (RUN_DIR/creating.json) on a full run
+// directory. A bridge whose intent cannot be recorded is not made (a crash
+// could leave it unmarked); netd says so once, naming the file, keeps
+// running and what exists in place, leaves no half-written journal, and makes
+// the bridge by itself (retried with back-off) once there is space again.
+TEST_F(StateFileTest, AJournalWriteOnAFullRunDirIsReportedAndRetriedUntilThereIsSpace) {
+  ScopedTmpfs tmpfs(run_dir(), "size=64k,mode=0755");
+  ASSERT_TRUE(tmpfs.ok()) << std::strerror(errno);
+  const std::string config = dir_.Join("nets");
+  std::filesystem::create_directory(config);
+  testing::WriteFile(config + "/a.json",
+                     R"({"networks": [{"name": "a", "ports": [{"name": "a-t0"}]}]})");
+  Start(config);
+  ASSERT_TRUE(testing::LinkExists("vfb-a"));
+  {
+    std::ofstream filler(run_dir() + "/filler", std::ios::binary);
+    const std::string block(4096, 'x');
+    for (int i = 0; i < 64 && filler; ++i) filler.write(block.data(), block.size());
+  }
+  testing::WriteFile(config + "/b.json",
+                     R"({"networks": [{"name": "b", "ports": [{"name": "b-t0"}]}]})");
+  ASSERT_TRUE(netd_->Signal(SIGHUP));
+  const std::string journal = run_dir() + "/creating.json";
+  ASSERT_TRUE(WaitFor([&] { return Log().find("reload: ") != std::string::npos; }, 10000)) << Log();
+  EXPECT_THAT(Log(), HasSubstr("error: reload: create bridge vfb-b ("));
+  EXPECT_THAT(Log(), HasSubstr("not started, its intent could not be recorded: journal " + journal +
+                               ": write " + journal + ".tmp: No space left on device"));
+  EXPECT_FALSE(std::filesystem::exists(journal));
+  EXPECT_FALSE(std::filesystem::exists(journal + ".tmp"));
+  EXPECT_FALSE(testing::LinkExists("vfb-b"));
+  EXPECT_TRUE(testing::Ask(socket_, Request("hello")).is_object()) << "netd must keep serving";
+  EXPECT_TRUE(testing::LinkExists("vfb-a"));
+  // The failure is logged once, not at every retry.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const std::string log = Log();
+  size_t said = 0;
+  for (size_t at = log.find("its intent could not be recorded"); at != std::string::npos;
+       at = log.find("its intent could not be recorded", at + 1))
+    ++said;
+  EXPECT_EQ(said, 1u) << log;
+
+  std::filesystem::remove(run_dir() + "/filler");
+  EXPECT_TRUE(WaitFor([] { return testing::Link("b-t0")["master"] == "vfb-b"; }, 20000)) << Log();
+  EXPECT_FALSE(std::filesystem::exists(journal));
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
 }  // namespace
 }  // namespace vfabric

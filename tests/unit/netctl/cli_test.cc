@@ -96,11 +96,14 @@ TEST(ParseTest, UsageErrors) {
   EXPECT_EQ(ParseError({"frobnicate"}).hint, "Try 'netctl --help'.");
   EXPECT_EQ(ParseError({"network", "list", "--frob"}).message, "unknown option '--frob'");
   EXPECT_EQ(ParseError({"network", "list", "-x"}).message, "unknown option '-x'");
-  EXPECT_EQ(ParseError({"network"}).message, "network: missing sub-command (list, show)");
+  // `network delete` (issue 18) joined list and show.
+  EXPECT_EQ(ParseError({"network"}).message, "network: missing sub-command (list, show, delete)");
   EXPECT_EQ(ParseError({"network"}).hint,
-            "Usage: netctl network list | netctl network show NAME (see 'netctl help network')");
-  EXPECT_EQ(ParseError({"network", "delete"}).message,
-            "network: unknown sub-command 'delete' (list, show)");
+            "Usage: netctl network list | netctl network show NAME | netctl network delete NAME "
+            "(see 'netctl help network')");
+  EXPECT_EQ(ParseError({"network", "destroy"}).message,
+            "network: unknown sub-command 'destroy' (list, show, delete)");
+  EXPECT_EQ(ParseError({"network", "delete"}).message, "network delete: missing NAME");
   EXPECT_EQ(ParseError({"stp", "show"}).message, "stp show: missing NETWORK");
   EXPECT_EQ(ParseError({"stp", "show"}).hint,
             "Usage: netctl stp show NETWORK (see 'netctl help stp')");

@@ -50,6 +50,52 @@ TEST(FormatTest, NetworkList) {
             "fast  userspace  -        drifted  0/12   off\n");
 }
 
+// Issue 18: where each network came from, when netd says it.
+TEST(FormatTest, NetworkListWithSources) {
+  json result = {{"networks",
+                  {{{"name", "lab"},
+                    {"datapath", "kernel"},
+                    {"bridge", "vfb-lab"},
+                    {"state", "ok"},
+                    {"ports", 1},
+                    {"ports_up", 1},
+                    {"stp", false},
+                    {"source", "/etc/vfabric/networks/lab.json"},
+                    {"applied", false},
+                    {"saved", true}},
+                   {{"name", "x"},
+                    {"datapath", "kernel"},
+                    {"bridge", "vfb-x"},
+                    {"state", "ok"},
+                    {"ports", 0},
+                    {"ports_up", 0},
+                    {"stp", false},
+                    {"source", "/etc/vfabric/networks/x.json"},
+                    {"applied", true},
+                    {"saved", true}},
+                   {{"name", "y"},
+                    {"datapath", "kernel"},
+                    {"bridge", "vfb-y"},
+                    {"state", "ok"},
+                    {"ports", 0},
+                    {"ports_up", 0},
+                    {"stp", false},
+                    {"source", "y.json"},
+                    {"applied", true},
+                    {"saved", false}}}}};
+  EXPECT_EQ(FormatNetworkList(result),
+            "NAME  DATAPATH  BRIDGE   STATE  PORTS  STP  SOURCE\n"
+            "lab   kernel    vfb-lab  ok     1/1    off  /etc/vfabric/networks/lab.json\n"
+            "x     kernel    vfb-x    ok     0/0    off  applied: /etc/vfabric/networks/x.json\n"
+            "y     kernel    vfb-y    ok     0/0    off  applied, not saved\n");
+  EXPECT_EQ(
+      FormatNetworkDelete({{"network", "x"},
+                           {"operations", json::array({{{"description", "delete bridge vfb-x"}}})},
+                           {"source", "/etc/vfabric/networks/x.json"},
+                           {"file_removed", true}}),
+      "delete bridge vfb-x\ndeleted network x (removed /etc/vfabric/networks/x.json)\n");
+}
+
 TEST(FormatTest, EmptyListsPrintTheHeaderOnly) {
   EXPECT_EQ(FormatNetworkList({{"networks", json::array()}}),
             "NAME  DATAPATH  BRIDGE  STATE  PORTS  STP\n");

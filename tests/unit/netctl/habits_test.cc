@@ -69,7 +69,7 @@ TEST(HabitsTest, AMistypedCommandGetsASuggestion) {
   EXPECT_EQ(ParseError({"hlep"}), "unknown command 'hlep'; did you mean 'help'?");
   EXPECT_EQ(ParseError({"help", "atach"}), "unknown command 'atach'; did you mean 'attach'?");
   EXPECT_EQ(ParseError({"network", "lsit"}),
-            "network: unknown sub-command 'lsit' (list, show); did you mean 'list'?");
+            "network: unknown sub-command 'lsit' (list, show, delete); did you mean 'list'?");
   EXPECT_EQ(ParseError({"vm", "stpo", "vm1"}),
             "vm: unknown sub-command 'stpo' (list, start, stop, console-log); did you mean "
             "'stop'?");

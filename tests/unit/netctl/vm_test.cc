@@ -395,7 +395,8 @@ TEST(VmRunTest, UsageErrorsExitTwoAndSendNothing) {
        "netctl: detach: unknown option '--vlan'\n" + detach_hint},
       {{"network", "list", "--mac", "52:54:00:00:00:01"},
        "netctl: network list: unknown option '--mac'\n"
-       "Usage: netctl network list | netctl network show NAME (see 'netctl help network')\n"},
+       "Usage: netctl network list | netctl network show NAME | netctl network delete NAME "
+       "(see 'netctl help network')\n"},
   };
   for (const Case& c : cases) {
     Output output = RunNetctl(c.args, netd.path());

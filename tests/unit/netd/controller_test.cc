@@ -269,6 +269,41 @@ TEST_F(ControllerTest, PlanAndApplySayAPeerNetnsIsMissing) {
   EXPECT_EQ(controller_.Desired().networks.size(), 0u);
 }
 
+// Issue 18: network.delete takes a network off the host; it is refused
+// while a VM has a NIC on it and for a network that is not there. Without a
+// configuration directory an applied network is kept in memory only, and
+// apply says so ("unsaved").
+TEST_F(ControllerTest, NetworkDeleteTakesANetworkOffTheHost) {
+  json apply = controller_.Handle(Request("apply", Files(kLab)));
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+  EXPECT_EQ(apply["result"]["unsaved"], json::array({"lab"}));
+  EXPECT_EQ(apply["result"]["saved"], json::object());
+  ASSERT_NE(kernel_.Find("vfb-lab"), nullptr);
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(R"({"networks": [{"name": "guests"}],
+      "vms": [{"name": "vm9", "kernel": "/boot/vmlinuz", "nics": [{"network": "guests"}]}]})",
+                                                      "guests.json")))["ok"],
+            true);
+
+  json refused = controller_.Handle(Request("network.delete", {{"name", "guests"}}));
+  EXPECT_EQ(refused["error"]["code"], "invalid") << refused.dump();
+  EXPECT_THAT(refused["error"]["message"].get<std::string>(), HasSubstr("vm vm9"));
+  EXPECT_EQ(controller_.Handle(Request("network.delete", {{"name", "nope"}}))["error"]["code"],
+            "not_found");
+
+  json deleted = controller_.Handle(Request("network.delete", {{"name", "lab"}}));
+  ASSERT_EQ(deleted["ok"], true) << deleted.dump();
+  EXPECT_EQ(deleted["result"]["network"], "lab");
+  EXPECT_EQ(deleted["result"]["source"], nullptr);
+  EXPECT_GE(deleted["result"]["changed"].get<int>(), 1);
+  EXPECT_EQ(kernel_.Find("vfb-lab"), nullptr);
+  EXPECT_EQ(kernel_.Find("vm1-eth0"), nullptr);
+  const json list = controller_.Handle(Request("network.list"))["result"]["networks"];
+  ASSERT_EQ(list.size(), 1u) << list.dump();
+  EXPECT_EQ(list[0]["name"], "guests");
+  EXPECT_EQ(list[0]["saved"], false);
+  EXPECT_EQ(list[0]["applied"], true);
+}
+
 // Issue 18: `status` says which netd runs, since when, from which files,
 // and each network's state: ok, drifted, waiting (a port's link is not there).
 TEST_F(ControllerTest, StatusNamesTheDaemonAndEachNetworksState) {

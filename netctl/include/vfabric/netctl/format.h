@@ -42,6 +42,8 @@ class Table {
 // NAME DATAPATH STATE PENDING SOURCE.
 std::string FormatStatus(const nlohmann::json& result);
 std::string FormatNetworkList(const nlohmann::json& result);
+// network.delete: the operations done, then "deleted network NAME (removed FILE)".
+std::string FormatNetworkDelete(const nlohmann::json& result);
 // network.show: a key/value block, then "Pending changes:" (only when netd
 // reports drift still to repair), "Ports:" (the port table without the
 // NETWORK column) and "Static FDB:" (the fdb table).

@@ -23,6 +23,7 @@
 namespace vfabric::netd {
 
 class MetricsOut;
+class StagedFiles;  // config_store.h
 
 // Kept for netd's callers; the one definition is the protocol library's.
 inline constexpr int kProtocolVersion = protocol::kVersion;
@@ -59,6 +60,11 @@ class Controller {
     std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
   };
   void SetDaemonInfo(DaemonInfo info) { daemon_ = std::move(info); }
+  // The --config paths that are directories. `apply` saves a network that no
+  // file defines yet as NAME.json in the first (none: such a network is
+  // kept in memory only, and the answer says so); `network.delete` removes a
+  // file of one of them that it leaves empty (config_store.h).
+  void SetConfigDirs(std::vector<std::string> dirs) { config_dirs_ = std::move(dirs); }
 
   // Replaces the --config part of the desired state (does not apply it).
   void SetConfig(topology::Topology config);
@@ -96,6 +102,23 @@ class Controller {
   protocol::Reply NetworkList();
   protocol::Reply DaemonStatus();
   protocol::Reply NetworkShow(const std::string& name);
+  // network.delete (config_persist.cc).
+  protocol::Reply NetworkDelete(const std::string& name);
+  // The file that keeps network `name`: the --config file that defines it,
+  // else NAME.json in the save directory; "" when there is none.
+  std::string ConfigFileOf(const std::string& name) const;
+  // After an apply whose files were written: the networks saved move from
+  // the memory-only overlay (applied_) into config_, as a reload would read
+  // them.
+  void KeepSaved(const std::map<std::string, std::string>& saved_in);
+  // Stages the files that keep the request's networks: `saved_in` receives
+  // network -> file, `unsaved` the networks with no file to keep them. An
+  // error (a file that cannot be read or written) names the file.
+  protocol::Expected<bool> StageApply(const std::vector<topology::NetworkConfig>& incoming,
+                                      const std::vector<topology::SourceFile>& files,
+                                      StagedFiles& staged,
+                                      std::map<std::string, std::string>* saved_in,
+                                      std::vector<std::string>* unsaved) const;
   protocol::Reply PortList(const std::string& network);
   protocol::Reply FdbShow(const std::string& network);
   protocol::Reply StpShow(const std::string& network);
@@ -136,6 +159,13 @@ class Controller {
   protocol::Reply Attach(const nlohmann::json& args);
   protocol::Reply Detach(const nlohmann::json& args);
   Status ReconcileKernel(const topology::Topology& desired, std::vector<Operation>* applied);
+  // The kernel as read back, with the peer namespaces `desired` asks for
+  // that do not exist (KernelState::missing_netns): every reader of the
+  // kernel in the controller goes through it, so plans and views agree.
+  Result<KernelState> ReadState(const topology::Topology& desired) const;
+  // Logs a port that starts or stops waiting (PortLinkWaiting) once, not at
+  // every pass.
+  void LogWaiting(const topology::Topology& desired, const KernelState& state);
 
   Kernel& kernel_;
   KernelFeatures features_;
@@ -153,9 +183,14 @@ class Controller {
   std::map<std::string, std::vector<topology::StaticFdbEntry>> kernel_statics_;
   std::string kernel_fdb_dir_;
   std::string vhost_user_dir_ = "/run/vfabric/vhost-user";
-  std::set<std::string> listed_existing_;  // see Released
+  std::set<std::string> listed_existing_;       // see Released
+  std::map<std::string, std::string> waiting_;  // port -> why it waits, as last logged
   std::set<std::string> releasing_;
   DaemonInfo daemon_;
+  std::vector<std::string> config_dirs_;
+  // Networks `apply` saved since the configuration was last read: still
+  // "applied" (`status`, `network.list`) though config_ holds them now.
+  std::set<std::string> applied_names_;
   std::string machine_id_;
 };
 

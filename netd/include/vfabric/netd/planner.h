@@ -19,6 +19,7 @@
 // back everything already done when a later step fails.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -95,6 +96,10 @@ struct KernelState {
   std::vector<AddressEntry> addresses;
   std::vector<VxlanFloodEntry> vxlan_flood;  // read only when a vxlan link exists
   KernelFeatures features;
+  // Named network namespaces (`ip netns add`) that a veth's peer_netns asks
+  // for and that do not exist, with the path looked at. Not read from the
+  // kernel: the controller fills it (MissingPeerNetns, netns_check.h).
+  std::map<std::string, std::string> missing_netns;
 
   // By name or ifindex, through an index built at the first lookup (and
   // again when `links` was replaced or resized): planning 10,000 ports
@@ -124,9 +129,10 @@ std::string GuestNicSocket(const topology::Topology& topology, const topology::N
 
 // Why `port` waits instead of being planned, or "" when it does not: an
 // "existing" port whose link is not there (a libvirt guest's vnet that is
-// down). Such a port is left out of the plan (kernel and switch alike) and
-// shown as waiting; the rest of the host converges, and the port is attached
-// when the link monitor sees its link appear.
+// down), or a veth whose peer_netns is in `actual.missing_netns` (the pair is
+// made once the namespace exists). Such a port is left out of the plan (kernel and switch alike)
+// and shown as waiting; the rest of the host converges, and the port is attached when the link
+// monitor sees its link appear.
 std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState& actual);
 
 // Reads links, FDB, port VLANs and features through `kernel`.

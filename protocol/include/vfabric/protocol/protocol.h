@@ -29,6 +29,8 @@ inline constexpr std::string_view kPlan = "plan";
 inline constexpr std::string_view kApply = "apply";
 inline constexpr std::string_view kNetworkList = "network.list";
 inline constexpr std::string_view kNetworkShow = "network.show";
+// Removes a network from the host and from the file that keeps it.
+inline constexpr std::string_view kNetworkDelete = "network.delete";
 inline constexpr std::string_view kPortList = "port.list";
 inline constexpr std::string_view kPortStats = "port.stats";
 inline constexpr std::string_view kPortShow = "port.show";

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -83,10 +84,18 @@ class NetdFixture : public ::testing::Test {
     VF_REQUIRE_PRIVATE_NETNS();
     socket_ = dir_.Join("netd.sock");
     log_ = dir_.Join("netd.log");
+    // A copy of configs/: `netctl apply` and `network delete` write to the
+    // files netd reads, and the tests' must not be the source tree's.
+    configs_ = dir_.Join("example-configs");
+    std::filesystem::create_directory(configs_);
+    for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/configs"))
+      if (entry.path().extension() == ".json")
+        std::filesystem::copy_file(entry.path(), configs_ + "/" + entry.path().filename().string());
   }
 
   std::string Netd() const { return BinaryDir() + "/netd/netd"; }
-  std::string Configs() const { return SourceDir() + "/configs"; }
+  // The example topologies (configs/*.json), copied for this test.
+  std::string Configs() const { return configs_; }
 
   // Starts netd on `config` and waits until it serves (or exits).
   void Start(const std::string& config, std::vector<std::string> extra = {}) {
@@ -119,6 +128,7 @@ class NetdFixture : public ::testing::Test {
 
   TempDir dir_;
   std::string socket_, log_;
+  std::string configs_;
   std::unique_ptr<ScopedProcess> netd_;
 };
 
