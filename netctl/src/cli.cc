@@ -739,8 +739,8 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
   CommandOption format_option{"--format", {"graph"}, "FORMAT", std::nullopt};
   CommandOption backend_option{"--backend", {"attach"}, "BACKEND", std::nullopt};
-  CommandOption* const command_options[] = {&mac_option, &vlan_option, &bytes_option, &port_option,
-                                            &format_option, &backend_option};
+  CommandOption* const command_options[] = {&mac_option,  &vlan_option,   &bytes_option,
+                                            &port_option, &format_option, &backend_option};
 
   std::string guest_form;  // port show --qemu|--libvirt
   std::vector<std::string> positional;

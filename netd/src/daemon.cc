@@ -236,8 +236,8 @@ class Daemon {
         return 1;
       }
       VF_LOG(kError) << "apply " << ConfigNames() << ": " << status.message()
-                     << "; serving anyway, retrying in " << (retry_delay_ms_ = NextRetryDelayMs()) / 1000
-                     << " s";
+                     << "; serving anyway, retrying in "
+                     << (retry_delay_ms_ = NextRetryDelayMs()) / 1000 << " s";
       last_failure_ = status.message();
     } else {
       for (const auto& op : applied) VF_LOG(kInfo) << "apply: " << op.Describe();
@@ -677,8 +677,8 @@ class Daemon {
   ReconcileStats reconcile_stats_;
   uint64_t metrics_errors_ = 0;
   bool repair_armed_ = false;
-  std::string last_failure_;  // the last failed pass's error, logged once
-  int retry_delay_ms_ = 0;    // back-off of the retry armed; 0 after a pass that succeeded
+  std::string last_failure_;   // the last failed pass's error, logged once
+  int retry_delay_ms_ = 0;     // back-off of the retry armed; 0 after a pass that succeeded
   int failures_in_a_row_ = 0;  // for the next back-off (NextRetryDelayMs)
   bool stopping_ = false;
 };

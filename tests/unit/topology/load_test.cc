@@ -448,9 +448,9 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
 // with STP off).
 TEST(TopologyLoadTest, KnownGoodDataFiles) {
   const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
-  for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
-                           "good_vhost_user.json", "good_overlay.json",
-                           "good_vm_nic_backends.json"}) {
+  for (const char* name :
+       {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
+        "good_vhost_user.json", "good_overlay.json", "good_vm_nic_backends.json"}) {
     EXPECT_THAT(Lines(LoadTopology({data + name})), IsEmpty()) << name;
   }
 }
