@@ -449,10 +449,16 @@ TEST_F(UserspaceNetdTest, ApplyReportsASwitchPortThatWillNotOpen) {
   SetUpHosts();
   EXPECT_TRUE(Ping(0, 1)) << Log();
 
+  // Once the holder lets go, the next pass opens it: this apply, or the
+  // repair that the tap's own link event arms (100 ms later; under load it
+  // can run before netctl's request arrives, and then the apply has nothing
+  // left to do).
   holder.Reset();
   CommandResult retry = Netctl({"apply", next});
   EXPECT_EQ(retry.exit_code, 0) << retry.out << retry.err;
-  EXPECT_THAT(retry.out, ::testing::HasSubstr(add_line));
+  if (retry.out.find(add_line) == std::string::npos) {
+    EXPECT_EQ(retry.out, "no changes\n") << retry.err;
+  }
   network = Ok(Request("network.show", {{"name", "us"}}))["network"];
   EXPECT_EQ(network["state"], "ok") << network.dump();
   EXPECT_EQ(Stop(), 0) << Log();

@@ -86,11 +86,17 @@ class NetdFixture : public ::testing::Test {
     log_ = dir_.Join("netd.log");
     // A copy of configs/: `netctl apply` and `network delete` write to the
     // files netd reads, and the tests' must not be the source tree's.
+    // Subdirectories too (overlay/: one file per host), which netd does not
+    // read from a --config directory but tests name by path.
     configs_ = dir_.Join("example-configs");
     std::filesystem::create_directory(configs_);
-    for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/configs"))
-      if (entry.path().extension() == ".json")
-        std::filesystem::copy_file(entry.path(), configs_ + "/" + entry.path().filename().string());
+    for (const auto& entry : std::filesystem::directory_iterator(SourceDir() + "/configs")) {
+      const std::string to = configs_ + "/" + entry.path().filename().string();
+      if (entry.is_directory() && entry.path().filename() != "schema")
+        std::filesystem::copy(entry.path(), to, std::filesystem::copy_options::recursive);
+      else if (entry.path().extension() == ".json")
+        std::filesystem::copy_file(entry.path(), to);
+    }
   }
 
   std::string Netd() const { return BinaryDir() + "/netd/netd"; }
