@@ -81,7 +81,8 @@ TEST_F(VhostUserVmNicsTest, VhostUserNicsAtStartAndHotAttachedCarryTraffic) {
       {"vms",
        {GuestVm("vm1", "vf.ip=10.80.0.1/24 vf.ip1=10.81.0.1/24",
                 {nic("u", "52:54:00:80:00:01", true), nic("w", "52:54:00:81:00:01", true)}),
-        GuestVm("vm2", "vf.ip=10.80.0.2/24", {nic("u", "52:54:00:80:00:02", false)})}}};
+        GuestVm("vm2", "vf.ip=10.80.0.2/24",
+                json::array({nic("u", "52:54:00:80:00:02", false)}))}}};
   const std::string config = dir_.Join("topology.json");
   testing::WriteFile(config, topology.dump(2));
   Start(config);
