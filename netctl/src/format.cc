@@ -181,6 +181,7 @@ std::string FdbFlags(const json& entry) {
   std::vector<std::string> flags;
   if (Bool(entry, "static").value_or(false)) flags.emplace_back("static");
   if (Bool(entry, "local").value_or(false)) flags.emplace_back("local");
+  if (Bool(entry, "extern_learn").value_or(false)) flags.emplace_back("extern_learn");
   if (flags.empty()) flags.emplace_back("learned");
   return Join(flags, ",");
 }

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "overlay_plan.h"
 #include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/controller.h"
@@ -165,6 +166,8 @@ Reply Controller::KernelFdbVerb(const std::string& verb, const NetworkConfig& ne
       if (entry.is_static || entry.is_local) continue;
       const LinkInfo* link = state->FindLink(entry.port_ifindex);
       if (link == nullptr || link->master_ifindex != bridge->ifindex) continue;
+      // Not learned here: FRR's remote MACs on an EVPN overlay's vxlan port.
+      if (ControlPlaneFdbEntry(network, entry, *link)) continue;
       if (port_link != nullptr && link != port_link) continue;
       if (vlan_arg && entry.vlan != *vlan_arg) continue;
       // RTM_DELNEIGH removes a learned entry as it does a static one.

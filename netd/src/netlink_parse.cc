@@ -206,6 +206,7 @@ std::optional<FdbEntry> ParseFdb(const nlmsghdr* header) {
   entry.vlan = U16(tb[NDA_VLAN]).value_or(0);
   entry.is_static = (ndm->ndm_state & NUD_NOARP) != 0;
   entry.is_local = (ndm->ndm_state & NUD_PERMANENT) != 0;
+  entry.extern_learn = (ndm->ndm_flags & NTF_EXT_LEARNED) != 0;
   return entry;
 }
 

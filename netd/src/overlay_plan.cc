@@ -65,6 +65,13 @@ Status OverlayPreflight(const NetworkConfig& network, const topology::Topology& 
   return Status::Ok();
 }
 
+bool ControlPlaneFdbEntry(const NetworkConfig& network, const FdbEntry& entry,
+                          const LinkInfo& port) {
+  if (entry.extern_learn) return true;
+  return network.overlay && network.overlay->control == OverlayControl::kEvpn &&
+         port.name == topology::OverlayDeviceName(network.overlay->vni);
+}
+
 void PlanOverlay(const NetworkConfig& network, const LinkInfo* bridge, const KernelState& actual,
                  const OverlayPhases& phases) {
   const topology::OverlayConfig& overlay = *network.overlay;

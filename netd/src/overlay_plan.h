@@ -31,6 +31,17 @@ struct OverlayPhases {
   std::vector<Operation>* fdb_removals;  // flood entries removed
 };
 
+// Whether a bridge FDB entry of `network` on `port` belongs to a control
+// plane rather than to netd or the bridge's learning: one marked
+// extern_learn (NTF_EXT_LEARNED), or any entry on the vxlan device of an
+// overlay with "control": "evpn" -- zebra installs remote MACs there, as
+// extern_learn entries or, for a peer's sticky MAC, as static + sticky
+// ones without extern_learn. Netd's repair never deletes such an entry and
+// fdb.flush leaves it: zebra would put it back, and the peer's MAC would
+// be flooded meanwhile.
+bool ControlPlaneFdbEntry(const topology::NetworkConfig& network, const FdbEntry& entry,
+                          const LinkInfo& port);
+
 // Plans `network`'s overlay (REQUIRES: network.overlay) onto its bridge
 // (`bridge`: as read, null when it is to be created).
 void PlanOverlay(const topology::NetworkConfig& network, const LinkInfo* bridge,

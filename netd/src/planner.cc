@@ -344,6 +344,7 @@ class Planner {
         if (!entry.is_static || entry.is_local) continue;
         const LinkInfo* port = actual_.FindLink(entry.port_ifindex);
         if (port == nullptr || port->master_ifindex != bridge->ifindex) continue;
+        if (ControlPlaneFdbEntry(network, entry, *port)) continue;  // FRR's, not drift
         have.insert({port->name, entry.mac, entry.vlan});
       }
     }

@@ -362,6 +362,7 @@ Reply Controller::FdbShow(const std::string& name) {
                  {"port", port->name},
                  {"static", entry.is_static},
                  {"local", entry.is_local}};
+    if (entry.extern_learn) item["extern_learn"] = true;  // FRR's (an EVPN overlay's remote MAC)
     entries.push_back(item);
   }
   return json{{"entries", entries}};

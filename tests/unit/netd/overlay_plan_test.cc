@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "fake_kernel.h"
 #include "vfabric/netd/planner.h"
 
@@ -164,6 +166,60 @@ TEST_F(OverlayPlanTest, EvpnLeavesTheFloodListToFrr) {
   Converge(topology);
   // What zebra installs is none of netd's business.
   kernel_.vxlan_flood.push_back({Vxlan()->ifindex, Address("192.0.2.7")});
+  EXPECT_THAT(Lines(topology), IsEmpty());
+}
+
+// With EVPN, zebra installs the peers' MACs on the vxlan port: extern_learn
+// entries, and a peer's sticky MAC as a static + sticky entry without
+// extern_learn (measured with FRR 8.4). Neither is drift; netd's own static
+// entries on its ports are still repaired.
+TEST_F(OverlayPlanTest, EvpnLeavesFrrsEntriesOnTheVxlanPortAndRepairsNetdsOwn) {
+  NetworkConfig network = Stretched(OverlayControl::kEvpn);
+  topology::PortConfig port;
+  port.name = "vm1";
+  network.ports.push_back(port);
+  topology::StaticFdbEntry own;
+  own.mac = *MacAddress::Parse("52:54:00:00:00:01");
+  own.port = "vm1";
+  network.fdb.static_entries.push_back(own);
+  const Topology topology = With({network});
+  Converge(topology);
+  const int vxlan = Vxlan()->ifindex;
+  const int bridge = kernel_.Find("vfb-ov")->ifindex;
+  FdbEntry remote;  // a peer's MAC, as zebra installs it
+  remote.port_ifindex = vxlan;
+  remote.bridge_ifindex = bridge;
+  remote.mac = *MacAddress::Parse("52:54:00:00:02:01");
+  remote.extern_learn = true;
+  kernel_.fdb.push_back(remote);
+  FdbEntry sticky = remote;  // a peer's sticky MAC: static, no extern_learn
+  sticky.mac = *MacAddress::Parse("52:54:00:00:02:02");
+  sticky.extern_learn = false;
+  sticky.is_static = true;
+  kernel_.fdb.push_back(sticky);
+  EXPECT_THAT(Lines(topology), IsEmpty());
+  // Netd's own entry, deleted by hand, comes back; FRR's stay untouched.
+  std::erase_if(kernel_.fdb, [&](const FdbEntry& e) { return e.mac == own.mac; });
+  EXPECT_THAT(Lines(topology), ElementsAre("add static fdb 52:54:00:00:00:01 on vm1"));
+  Converge(topology);
+  EXPECT_EQ(std::count(kernel_.fdb.begin(), kernel_.fdb.end(), remote), 1);
+  EXPECT_EQ(std::count(kernel_.fdb.begin(), kernel_.fdb.end(), sticky), 1);
+}
+
+// With a static flood list netd owns the vxlan port: a static entry put
+// there by hand is drift like on any other port.
+TEST_F(OverlayPlanTest, StaticControlDeletesAStaticEntryAddedByHandOnTheVxlanPort) {
+  const Topology topology = With({Stretched()});
+  Converge(topology);
+  FdbEntry by_hand;
+  by_hand.port_ifindex = Vxlan()->ifindex;
+  by_hand.bridge_ifindex = kernel_.Find("vfb-ov")->ifindex;
+  by_hand.mac = *MacAddress::Parse("52:54:00:00:02:02");
+  by_hand.is_static = true;
+  kernel_.fdb.push_back(by_hand);
+  EXPECT_THAT(Lines(topology), ElementsAre("delete static fdb 52:54:00:00:02:02 on vfx-100"));
+  // An extern_learn entry is a control plane's whatever the overlay's mode.
+  kernel_.fdb.back().extern_learn = true;
   EXPECT_THAT(Lines(topology), IsEmpty());
 }
 

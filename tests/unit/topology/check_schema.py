@@ -4,8 +4,8 @@ independent validator (Debian's python3-jsonschema).
 
   check_schema.py SOURCE_DIR
 
-Every configs/*.json, configs/overlay/*.json and tests/unit/topology/data/good_*.json
-must be valid;
+Every configs/*.json, configs/overlay/*.json, configs/overlay-evpn/*.json and
+tests/unit/topology/data/good_*.json must be valid;
 every tests/unit/topology/data/bad_*.json must be rejected. (broken_*.json are
 not JSON at all and are left to the C++ tests.)
 
@@ -110,6 +110,7 @@ def main() -> int:
     data = os.path.join(source, "tests/unit/topology/data")
     good = sorted(glob.glob(os.path.join(source, "configs/*.json")))
     good += sorted(glob.glob(os.path.join(source, "configs/overlay/*.json")))
+    good += sorted(glob.glob(os.path.join(source, "configs/overlay-evpn/*.json")))
     good += sorted(glob.glob(os.path.join(data, "good_*.json")))
     bad = sorted(glob.glob(os.path.join(data, "bad_*.json")))
     failures = 0

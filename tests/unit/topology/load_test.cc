@@ -78,6 +78,29 @@ TEST(TopologyLoadTest, OverlayExamplesAreValidAndDifferOnlyInLocal) {
   }
 }
 
+// The EVPN variant (configs/overlay-evpn/, with FRR's files in frr/): the
+// same network with "control": "evpn" and no flood list (FRR's type-3
+// routes make it), again one file per host differing only in "local".
+TEST(TopologyLoadTest, OverlayEvpnExamplesAreValidAndDifferOnlyInLocal) {
+  const std::string dir = testing::SourceDir() + "/configs/overlay-evpn";
+  const char* const names[] = {"host-a.json", "host-b.json", "host-c.json"};
+  const std::string first = testing::ReadFile(dir + "/" + names[0]);
+  for (int i = 0; i < 3; ++i) {
+    LoadResult result = LoadTopology({dir + "/" + names[i]});
+    ASSERT_THAT(Lines(result), IsEmpty()) << names[i];
+    const NetworkConfig& network = result.topology.networks.at(0);
+    ASSERT_TRUE(network.overlay.has_value());
+    EXPECT_EQ(network.overlay->vni, 4242u);
+    EXPECT_EQ(network.overlay->control, OverlayControl::kEvpn);
+    EXPECT_THAT(network.overlay->flood, IsEmpty());
+    EXPECT_EQ(network.overlay->local.AddressText(), "192.0.2." + std::to_string(i + 1));
+    std::string text = testing::ReadFile(dir + "/" + names[i]);
+    const std::string key = "\"local\": \"192.0.2.";
+    text.replace(text.find(key) + key.size(), 1, "1");
+    EXPECT_EQ(text, first) << names[i] << " differs from " << names[0] << " beyond \"local\"";
+  }
+}
+
 TEST(TopologyLoadTest, LabExampleFieldByField) {
   LoadResult result = LoadTopology({testing::SourceDir() + "/configs/lab.json"});
   ASSERT_TRUE(result.ok());

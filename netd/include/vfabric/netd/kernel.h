@@ -130,6 +130,11 @@ struct FdbEntry {
   uint16_t vlan = 0;       // 0: none
   bool is_static = false;  // NUD_NOARP (iproute2 "static")
   bool is_local = false;   // a bridge's or port's own address (NUD_PERMANENT)
+  // NTF_EXT_LEARNED (iproute2 "extern_learn"): installed by a control plane
+  // outside the bridge -- with an EVPN overlay, FRR's zebra puts the remote
+  // MACs on the vxlan port this way. Neither learned here nor netd's: netd
+  // never repairs, flushes or deletes such an entry.
+  bool extern_learn = false;
   friend bool operator==(const FdbEntry&, const FdbEntry&) = default;
 };
 
