@@ -277,7 +277,12 @@ TEST_F(LibvirtGuestsTest, DomainsOnKernelAndUserspaceNetworksWithHotPlugAndNetdR
   // libvirt's tap is on the kernel bridge, and netd leaves it there.
   const CommandResult g1_nics = libvirtd_->Virsh({"domiflist", "lv-g1"});
   std::string g1_vnet;
-  for (const json& port : ForeignPorts()) g1_vnet = port["name"].get<std::string>();
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        for (const json& port : ForeignPorts()) g1_vnet = port["name"].get<std::string>();
+        return !g1_vnet.empty();
+      },
+      5000));
   ASSERT_FALSE(g1_vnet.empty()) << g1_nics.out << Log();
   EXPECT_THAT(g1_nics.out, HasSubstr(g1_vnet));
 
@@ -296,9 +301,14 @@ TEST_F(LibvirtGuestsTest, DomainsOnKernelAndUserspaceNetworksWithHotPlugAndNetdR
       {"attach-interface", "lv-g2", "bridge", "vfb-lvk", "--model", "virtio", "--live"});
   ASSERT_EQ(attached.exit_code, 0) << attached.err;
   std::string g2_vnet, g2_mac;
-  for (const json& port : ForeignPorts())
-    if (port["name"] != g1_vnet) g2_vnet = port["name"].get<std::string>();
-  ASSERT_FALSE(g2_vnet.empty());
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        for (const json& port : ForeignPorts())
+          if (port["name"] != g1_vnet) g2_vnet = port["name"].get<std::string>();
+        return !g2_vnet.empty();
+      },
+      5000));
+  ASSERT_FALSE(g2_vnet.empty()) << testing::Cmd({"ip", "link"}).out;
   EXPECT_TRUE(GuestRuns("lv-g2", "ip link set eth1 up && ip addr add 10.81.1.3/24 dev eth1", 3))
       << ConsoleOf("lv-g2").Log();
   EXPECT_TRUE(GuestRuns("lv-g2", "ping -c 1 -W 2 10.81.1.2")) << ConsoleOf("lv-g2").Log();
@@ -321,8 +331,8 @@ TEST_F(LibvirtGuestsTest, DomainsOnKernelAndUserspaceNetworksWithHotPlugAndNetdR
   EXPECT_TRUE(GuestRuns("lv-g1", "ping -c 1 -W 2 10.81.1.1"));
 
   // netd restarted under running domains: the kernel network loses nothing
-  // (a ping every 0.1 s for 6 s across it), libvirt's tap stays on the bridge, and
-  // the vhost-user NIC reconnects to the new netd's socket.
+  // (a ping every 0.1 s for 6 s across it), libvirt's tap stays on the
+  // bridge, and the vhost-user NIC reconnects to the new netd's socket.
   testing::ScopedProcess pinger({"ip", "netns", "exec", host_k.name(), "busybox", "ping", "-i",
                                  "0.1", "-c", "60", "-W", "1", "10.81.1.2"},
                                 dir_.Join("restart-ping.log"));
