@@ -111,6 +111,11 @@ std::string FormatPortShow(const json& result, std::string_view form) {
       out += "  QEMU:    " + Text(*memory, "qemu") + "\n";
       out += "  libvirt:\n" + Indented(Text(*memory, "libvirt"), "    ");
     }
+    if (auto domain = vu->find("libvirt_domain"); domain != vu->end() && domain->is_string())
+      out +=
+          "\nlibvirt domain (children of <domain> beside the <interface>: shared memory, "
+          "vectors=0):\n" +
+          Indented(domain->get<std::string>());
   }
   return out;
 }

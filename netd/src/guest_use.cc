@@ -56,7 +56,7 @@ Result<GuestUse> GuestUseOf(const topology::Topology& desired, const std::string
     use.plug = std::move(plug).value();
   }
   use.qemu = vmm::QemuNicArgs(vmm::NicIdForPort(port.name), use.plug, use.mac);
-  use.libvirt = vmm::LibvirtInterfaceXml(use.plug, use.mac);
+  use.libvirt = vmm::LibvirtInterfaceXml(use.plug, use.mac, vmm::NicIdForPort(port.name));
   return use;
 }
 

@@ -4,6 +4,7 @@
 
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/port_backend.h"
+#include "vfabric/vmm/nic_plug.h"
 
 namespace vfabric::netd {
 
@@ -30,7 +31,10 @@ json Controller::VhostUserShow(const topology::NetworkConfig& network,
                                const topology::PortConfig& port) const {
   json out = {{"socket", port.socket},
               {"mode", std::string(topology::ToString(port.vhost_user_mode))},
-              {"shared_memory", {{"qemu", kSharedMemoryQemu}, {"libvirt", kSharedMemoryLibvirt}}}};
+              {"shared_memory", {{"qemu", kSharedMemoryQemu}, {"libvirt", kSharedMemoryLibvirt}}},
+              // All a libvirt domain needs beside the port's <interface>
+              // (which names the device for its <qemu:override>).
+              {"libvirt_domain", vmm::LibvirtVhostUserDomainXml(vmm::NicIdForPort(port.name))}};
   if (userspace_ == nullptr) return out;
   json state = userspace_->VhostUserState(network.name, port.name);
   if (!state.is_null()) {

@@ -135,9 +135,20 @@ std::vector<std::string> QemuNicArgs(const std::string& id, const NicPlug& plug,
   return args;
 }
 
-std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac) {
+std::string LibvirtAlias(std::string_view id) {
+  // libvirt takes letters, digits, '_' and '-' in a user alias; QEMU's ids
+  // may also hold '.'.
+  std::string alias = "ua-" + std::string(id);
+  for (char& c : alias)
+    if (c == '.') c = '_';
+  return alias;
+}
+
+std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac,
+                                std::string_view id) {
   std::string type;
   std::string source;
+  std::string alias;
   switch (plug.kind) {
     case NicPlug::Kind::kTap:
       if (plug.tap.empty()) return "";
@@ -152,15 +163,37 @@ std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddr
     case NicPlug::Kind::kVhostUser:
       type = "vhostuser";
       source = "  <source type='unix' path='" + XmlEscape(plug.socket) + "' mode='" +
-               (plug.socket_server ? "server" : "client") + "'/>\n";
+               (plug.socket_server ? "server" : "client") + "'";
+      // QEMU as the client: without <reconnect> it never connects again
+      // once netd (the server) restarts, and the NIC stays dead.
+      source += plug.socket_server ? "/>\n"
+                                   : ">\n    <reconnect enabled='yes' timeout='1'/>\n  </source>\n";
+      if (!id.empty()) alias = "  <alias name='" + XmlEscape(LibvirtAlias(id)) + "'/>\n";
       break;
   }
   std::string xml = "<interface type='" + type + "'>\n";
   if (mac) xml += "  <mac address='" + mac->ToString() + "'/>\n";
   xml += source;
   xml += "  <model type='virtio'/>\n";
+  xml += alias;
   xml += "</interface>\n";
   return xml;
+}
+
+std::string LibvirtVhostUserDomainXml(std::string_view id) {
+  return "<memoryBacking>\n"
+         "  <source type='memfd'/>\n"
+         "  <access mode='shared'/>\n"
+         "</memoryBacking>\n"
+         "<qemu:override xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
+         "  <qemu:device alias='" +
+         XmlEscape(LibvirtAlias(id)) +
+         "'>\n"
+         "    <qemu:frontend>\n"
+         "      <qemu:property name='vectors' type='unsigned' value='0'/>\n"
+         "    </qemu:frontend>\n"
+         "  </qemu:device>\n"
+         "</qemu:override>\n";
 }
 
 }  // namespace vfabric::vmm

@@ -180,7 +180,9 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
   CommandResult libvirt = Netctl({"port", "show", "vu", "vu0", "--libvirt"});
   EXPECT_EQ(libvirt.exit_code, 0) << libvirt.err;
   EXPECT_THAT(libvirt.out, ::testing::HasSubstr("<source type='unix' path='" + sockets_[0] +
-                                                "' mode='client'/>"));
+                                                "' mode='client'>\n"
+                                                "    <reconnect enabled='yes' timeout='1'/>"));
+  EXPECT_THAT(full.out, ::testing::HasSubstr("<qemu:device alias='ua-vf-vu0'>"));
   CommandResult qemu = Netctl({"port", "show", "vu", "vu1", "--qemu"});
   EXPECT_EQ(qemu.exit_code, 0) << qemu.err;
   EXPECT_THAT(qemu.out, ::testing::HasSubstr("path=" + sockets_[1] + ",reconnect=1"));

@@ -173,6 +173,26 @@ TEST(PortShowFormatTest, AVhostUserPortsSocketStateAndSharedMemory) {
             "-chardev socket,id=chr-vf-vu0,path=/run/vfabric/vu0.sock,reconnect=1\n");
 }
 
+TEST(PortShowFormatTest, AVhostUserPortsLibvirtDomainPart) {
+  const json answer = {{"network", "vu"},
+                       {"port", "vu0"},
+                       {"kind", "vhost-user"},
+                       {"vhost_user",
+                        {{"socket", "/run/vu0.sock"},
+                         {"mode", "server"},
+                         {"libvirt_domain", "<memoryBacking>\n</memoryBacking>\n"}}},
+                       {"libvirt", "<interface type='vhostuser'>\n</interface>\n"}};
+  EXPECT_NE(FormatPortShow(answer, "")
+                .find("\nlibvirt domain (children of <domain> beside the "
+                      "<interface>: shared memory, vectors=0):\n"
+                      "  <memoryBacking>\n"
+                      "  </memoryBacking>\n"),
+            std::string::npos)
+      << FormatPortShow(answer, "");
+  // --libvirt stays the <interface> alone.
+  EXPECT_EQ(FormatPortShow(answer, "libvirt"), "<interface type='vhostuser'>\n</interface>\n");
+}
+
 TEST(PortShowFormatTest, ShellWords) {
   EXPECT_EQ(ShellWord("tap,id=a,ifname=b"), "tap,id=a,ifname=b");
   EXPECT_EQ(ShellWord("a b"), "'a b'");

@@ -180,6 +180,10 @@ TEST(VhostUserNetdTest, AClientPortWaitsForItsSocket) {
   EXPECT_EQ(vu1["waiting"], "no socket at /run/q/vu1.sock yet");
   EXPECT_THAT(vu1["shared_memory"]["libvirt"].get<std::string>(),
               HasSubstr("<access mode='shared'/>"));
+  // libvirt's domain part names the port's device (GuestUseOf's
+  // <interface> carries the alias) and gives it vectors=0.
+  EXPECT_THAT(vu1["libvirt_domain"].dump(), HasSubstr("<qemu:device alias='ua-vf-vu1'>"));
+  EXPECT_THAT(vu1["libvirt_domain"].dump(), HasSubstr("name='vectors'"));
   // A port the switch has open through another kind of port object (the
   // fake's memory port) has no vhost-user state to show.
   EXPECT_TRUE(networks.VhostUserState("vu", "vu0").is_null());
@@ -396,7 +400,10 @@ TEST(VhostUserBackendTest, TheGuestPlugIsTheOtherSideOfTheSocket) {
                 "virtio-net-pci,id=vf-vu0,netdev=net-vf-vu0,vectors=0"}));
   EXPECT_THAT(use->libvirt, HasSubstr("<interface type='vhostuser'>"));
   EXPECT_THAT(use->libvirt,
-              HasSubstr("<source type='unix' path='/run/vfabric/vu0.sock' mode='client'/>"));
+              HasSubstr("<source type='unix' path='/run/vfabric/vu0.sock' mode='client'>\n"
+                        "    <reconnect enabled='yes' timeout='1'/>\n"
+                        "  </source>\n"));
+  EXPECT_THAT(use->libvirt, HasSubstr("<alias name='ua-vf-vu0'/>"));
   auto use1 = GuestUseOf(desired, "vu", "vu1", *backends);
   ASSERT_TRUE(use1.ok());
   EXPECT_EQ(use1->qemu[1], "socket,id=chr-vf-vu1,path=/run/q/vu1.sock,server=on,wait=off");

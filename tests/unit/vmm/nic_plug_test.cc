@@ -97,13 +97,53 @@ TEST(NicPlugTest, LibvirtVhostUserModeIsQemusRole) {
   NicPlug plug;
   plug.kind = NicPlug::Kind::kVhostUser;
   plug.socket = "/run/vu.sock";
+  // QEMU the client: it reconnects, as QEMU's reconnect=1 does, so that a
+  // restarted netd is found again.
   EXPECT_EQ(LibvirtInterfaceXml(plug, std::nullopt),
             "<interface type='vhostuser'>\n"
-            "  <source type='unix' path='/run/vu.sock' mode='client'/>\n"
+            "  <source type='unix' path='/run/vu.sock' mode='client'>\n"
+            "    <reconnect enabled='yes' timeout='1'/>\n"
+            "  </source>\n"
             "  <model type='virtio'/>\n"
             "</interface>\n");
   plug.socket_server = true;
-  EXPECT_NE(LibvirtInterfaceXml(plug, std::nullopt).find("mode='server'"), std::string::npos);
+  EXPECT_EQ(LibvirtInterfaceXml(plug, std::nullopt),
+            "<interface type='vhostuser'>\n"
+            "  <source type='unix' path='/run/vu.sock' mode='server'/>\n"
+            "  <model type='virtio'/>\n"
+            "</interface>\n");
+}
+
+// The device id names the device for the domain's <qemu:override>, which
+// gives it vectors=0 (QEMU 7.2 under TCG segfaults without it).
+TEST(NicPlugTest, LibvirtVhostUserAliasAndDomainPart) {
+  NicPlug plug;
+  plug.kind = NicPlug::Kind::kVhostUser;
+  plug.socket = "/run/vu.sock";
+  plug.socket_server = true;
+  EXPECT_EQ(LibvirtInterfaceXml(plug, std::nullopt, "vf-lab.vu0"),
+            "<interface type='vhostuser'>\n"
+            "  <source type='unix' path='/run/vu.sock' mode='server'/>\n"
+            "  <model type='virtio'/>\n"
+            "  <alias name='ua-vf-lab_vu0'/>\n"
+            "</interface>\n");
+  EXPECT_EQ(LibvirtAlias("vf-lab.vu0"), "ua-vf-lab_vu0");
+  EXPECT_EQ(LibvirtVhostUserDomainXml("vf-lab.vu0"),
+            "<memoryBacking>\n"
+            "  <source type='memfd'/>\n"
+            "  <access mode='shared'/>\n"
+            "</memoryBacking>\n"
+            "<qemu:override xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
+            "  <qemu:device alias='ua-vf-lab_vu0'>\n"
+            "    <qemu:frontend>\n"
+            "      <qemu:property name='vectors' type='unsigned' value='0'/>\n"
+            "    </qemu:frontend>\n"
+            "  </qemu:device>\n"
+            "</qemu:override>\n");
+  // Taps and bridges need no alias: only vhost-user has a domain part.
+  plug.kind = NicPlug::Kind::kTap;
+  plug.tap = "t0";
+  EXPECT_EQ(LibvirtInterfaceXml(plug, std::nullopt, "vf-t0").find("alias"), std::string::npos);
 }
 
 TEST(NicPlugTest, LibvirtEscapesNamesAndPaths) {

@@ -16,7 +16,9 @@
 //   vhost-user:        -chardev socket,id=chr-ID,path=SOCK[,server=on,wait=off]
 //                      -netdev vhost-user,id=net-ID,chardev=chr-ID
 //                      <interface type='vhostuser'><source type='unix' path='SOCK'
-//                      mode='server|client'/>
+//                      mode='server|client'>[<reconnect enabled='yes' timeout='1'/>]
+//                      </source><alias name='ua-ID'/> (and in the domain a
+//                      <qemu:override> for vectors=0: LibvirtVhostUserDomainXml)
 //   and each:          -device virtio-net-pci,id=ID,netdev=net-ID[,mac=MAC][,vectors=0]
 //                      <mac address='MAC'/> <model type='virtio'/>
 // vhost-user also needs the guest's RAM shared (QEMU: -object
@@ -82,8 +84,29 @@ std::vector<std::string> QemuNicArgs(const std::string& id, const NicPlug& plug,
 
 // libvirt's <interface> element for the NIC, indented by two spaces per
 // level, ending in a newline; attribute values XML-escaped. kTap with only
-// `tap_fd` has no libvirt form: empty.
-std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac);
+// `tap_fd` has no libvirt form: empty. kVhostUser with a device `id` also
+// names the device (<alias name='ua-ID'/>, LibvirtAlias) so that the
+// domain's <qemu:override> (LibvirtVhostUserDomainXml) can give it
+// vectors=0; as QEMU's client (socket_server false) it reconnects every
+// second (<reconnect enabled='yes' timeout='1'/>, QEMU's reconnect=1), so a
+// restarted netd is found again.
+std::string LibvirtInterfaceXml(const NicPlug& plug, const std::optional<MacAddress>& mac,
+                                std::string_view id = "");
+
+// libvirt's user alias for the device `id`: "ua-" + id with '.' as '_'
+// (libvirt takes only aliases with that prefix from a domain's XML, and
+// only letters, digits, '_' and '-' in them).
+std::string LibvirtAlias(std::string_view id);
+
+// What a libvirt domain with a vhost-user NIC (device `id`) needs beside
+// its <interface>, as children of <domain>: the guest's RAM shared
+// (<memoryBacking> with a memfd source and <access mode='shared'/>), and
+// vectors=0 on the virtio-net device (QEMU 7.2 under TCG segfaults in
+// msix_set_vector_notifiers when the guest starts a vhost-user NIC with
+// MSI-X; libvirt's <interface> has no attribute for it, so
+// <qemu:override>, which declares its own namespace, sets the property on
+// the device named by LibvirtAlias(id)). Ends in a newline.
+std::string LibvirtVhostUserDomainXml(std::string_view id);
 
 // The machine's part of vhost-user: the guest's RAM (`memory_mb` MiB) in a
 // shared memfd the backend maps: "-object",
