@@ -108,9 +108,9 @@ class ControlServerTest : public ::testing::Test {
     json answer = {{"version", 1}, {"ok", true}};
     if (request.contains("id")) answer["id"] = request["id"];
     if (request.value("verb", "") == "stream")
-      server_->HandOff([this](UniqueFd client, std::string answer) {
+      server_->HandOff([this](UniqueFd client, std::string line) {
         taken_ = std::move(client);
-        taken_answer_ = std::move(answer);
+        taken_answer_ = std::move(line);
       });
     if (request.value("verb", "") == "big")
       answer["result"] = {{"text", std::string(big_bytes_, 'x')}};
