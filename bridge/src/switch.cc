@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "capture_hook.h"
 #include "mapping.h"
 #include "vfabric/bridge/checksum.h"
 #include "vfabric/bridge/gso.h"
@@ -158,6 +159,9 @@ struct Switch::Impl {
   std::unique_ptr<fdb::Table> fdb;
   std::unique_ptr<AtomicPortCounters[]> counters;  // fdb.max_ports
   std::unique_ptr<std::atomic<bool>[]> failed;     // fdb.max_ports; see PortFailed()
+  // fdb.max_ports; null: no capture (capture.h). Written by commands on the
+  // datapath thread, loaded once per batch by the pipeline.
+  std::unique_ptr<std::atomic<CaptureRing*>[]> capture;
   UniqueFd epoll;
   UniqueFd event;
   UniqueFd timer;
@@ -165,7 +169,8 @@ struct Switch::Impl {
 
   // ---- control side (control_mutex) ----
   mutable std::mutex control_mutex;
-  std::vector<std::optional<ControlPort>> control_ports;  // by PortId
+  std::vector<std::optional<ControlPort>> control_ports;    // by PortId
+  std::vector<std::shared_ptr<CaptureRing>> capture_rings;  // by PortId: keeps `capture`'s alive
 
   // ---- command queue ----
   struct Command {
@@ -523,6 +528,8 @@ void Switch::Impl::TransmitQueue(PortId out) {
   const uint32_t len = txq_len[out];
   if (len == 0) return;
   txq_len[out] = 0;
+  if (CaptureRing* cap = capture[out].load(std::memory_order_relaxed)) [[unlikely]]
+    CaptureSent(*cap, {txq[out].get(), len});
   const TxResult r = ports[out]->Transmit({txq[out].get(), len});
   AtomicPortCounters& oc = counters[out];
   oc.tx_packets.Add(r.packets);
@@ -545,6 +552,8 @@ void Switch::Impl::SegmentTo(PortId out, Frame* f, bool tagged, uint16_t tci) {
     const GsoError err = SegmentTcp(*f, *pool, segments, &count, &cursor);
     for (size_t i = 0; i < count; ++i) items[i] = TxItem{segments[i], tci, tagged};
     if (count) {
+      if (CaptureRing* cap = capture[out].load(std::memory_order_relaxed)) [[unlikely]]
+        CaptureSent(*cap, {items.data(), count});
       const TxResult r = ports[out]->Transmit({items.data(), count});
       oc.tx_packets.Add(r.packets);
       oc.tx_bytes.Add(r.bytes);
@@ -580,6 +589,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   if (no_buffer) ic.Drop(DropReason::kNoBuffer, no_buffer);
   if (port_malformed) ic.Drop(DropReason::kMalformed, port_malformed);
   if (n == 0) return 0;
+  // The port's capture, once per batch (capture.h): null unless one runs.
+  CaptureRing* const cap = capture[in].load(std::memory_order_relaxed);
 
   uint64_t rx_bytes = 0;
   uint64_t malformed = 0, vlan_drops = 0, stp_drops = 0, link_local = 0, bpdus = 0;
@@ -593,6 +604,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     rx_bytes += f->size;
     if (f->size < vlan::kEthHeaderLen) [[unlikely]] {
       ++malformed;
+      if (cap) CaptureDropped(*cap, *f, DropReason::kMalformed);
       pool->Free(f);
       continue;
     }
@@ -608,6 +620,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     }
     if (in_snap == nullptr) {
       ++stp_drops;
+      if (cap) [[unlikely]]
+        CaptureDropped(*cap, *f, DropReason::kStpState);
       pool->Free(f);
       continue;
     }
@@ -639,15 +653,16 @@ size_t Switch::Impl::ProcessPort(PortId in) {
       ingress = vlan::ClassifyIngress(in_snap->vlan, err, info);
     }
     if (!ingress.accepted()) [[unlikely]] {
-      if (ingress.drop == vlan::IngressDrop::kMalformed)
-        ++malformed;
-      else
-        ++vlan_drops;
+      const bool bad = ingress.drop == vlan::IngressDrop::kMalformed;
+      ++(bad ? malformed : vlan_drops);
+      if (cap) CaptureDropped(*cap, *f, bad ? DropReason::kMalformed : DropReason::kVlanNotAllowed);
       pool->Free(f);
       continue;
     }
     if (in_state == StpState::kDiscarding) {
       ++stp_drops;
+      if (cap) [[unlikely]]
+        CaptureDropped(*cap, *f, DropReason::kStpState);
       pool->Free(f);
       continue;
     }
@@ -676,6 +691,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     }
     if (bad_src || bad_vnet) [[unlikely]] {
       ++malformed;
+      if (cap) CaptureDropped(*cap, *f, DropReason::kMalformed);
       pool->Free(f);
       continue;
     }
@@ -688,6 +704,8 @@ size_t Switch::Impl::ProcessPort(PortId in) {
     keep[kept++] = f;
   }
   forwarding = in_state == StpState::kForwarding ? kept : 0;
+  if (cap) [[unlikely]]
+    CaptureReceived(*cap, {keep.data(), kept}, {tci_of.data(), kept});
 
   const uint64_t now = kept ? TurnNow() : 0;
   uint64_t mac_limit = 0;
@@ -806,6 +824,8 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
   const size_t max_ports = config.fdb.max_ports;
   impl->counters = std::make_unique<AtomicPortCounters[]>(max_ports);
   impl->failed = std::make_unique<std::atomic<bool>[]>(max_ports);
+  impl->capture = std::make_unique<std::atomic<CaptureRing*>[]>(max_ports);
+  impl->capture_rings.resize(max_ports);
   impl->control_ports.resize(max_ports);
   impl->ports.resize(max_ports);
   impl->takes_offload.resize(max_ports);
@@ -924,11 +944,13 @@ Status Switch::RemovePort(PortId id) {
                          << ": static entry " << e.mac.ToString() << " vlan " << e.vlan
                          << " stays: " << gone.message();
       }
+    dp.capture[id].store(nullptr, std::memory_order_relaxed);
     removed = std::move(dp.ports[id]);
     queue = std::move(dp.txq[id]);
     std::swap(dp.snapshot, snap);
     return Status::Ok();
   });
+  if (s.ok()) d.capture_rings[id].reset();  // the datapath no longer has it
   return s.WithContext("switch " + d.config.name + ": remove port " + name);
 }
 
@@ -1059,6 +1081,8 @@ Status Switch::SendFrame(PortId port, std::span<const uint8_t> frame) {
     std::memcpy(f->data, frame.data(), frame.size());
     f->size = static_cast<uint32_t>(frame.size());
     const TxItem item{f, 0, false};
+    if (CaptureRing* cap = dp.capture[port].load(std::memory_order_relaxed))
+      CaptureSent(*cap, {&item, 1});
     const TxResult r = dp.ports[port]->Transmit({&item, 1});
     dp.pool->Free(f);
     AtomicPortCounters& c = dp.counters[port];
@@ -1069,6 +1093,39 @@ Status Switch::SendFrame(PortId port, std::span<const uint8_t> frame) {
     if (r.packets == 0) return Status::Error(what + ": the port did not take it", EAGAIN);
     return Status::Ok();
   });
+}
+
+Status Switch::SetCapture(PortId port, std::shared_ptr<CaptureRing> ring) {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.control_mutex);
+  const std::string what = "switch " + d.config.name + ": capture on port #" + std::to_string(port);
+  if (!ring) return Status::Error(what + ": no ring", EINVAL);
+  if (port >= d.control_ports.size() || !d.control_ports[port])
+    return Status::Error(what + ": no such port", ENOENT);
+  if (d.capture_rings[port])
+    return Status::Error("switch " + d.config.name + ": port " + d.control_ports[port]->name +
+                             ": a capture runs on it already",
+                         EBUSY);
+  CaptureRing* raw = ring.get();
+  Status s = d.Execute([&](Impl& dp) -> Status {
+    dp.capture[port].store(raw, std::memory_order_relaxed);
+    return Status::Ok();
+  });
+  if (s.ok()) d.capture_rings[port] = std::move(ring);
+  return s;
+}
+
+Status Switch::ClearCapture(PortId port, const CaptureRing* ring) {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.control_mutex);
+  if (port >= d.capture_rings.size() || d.capture_rings[port].get() != ring || ring == nullptr)
+    return Status::Ok();
+  Status s = d.Execute([&](Impl& dp) -> Status {
+    dp.capture[port].store(nullptr, std::memory_order_relaxed);
+    return Status::Ok();
+  });
+  if (s.ok()) d.capture_rings[port].reset();
+  return s;
 }
 
 Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {

@@ -16,6 +16,7 @@
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/mac_address.h"
+#include "vfabric/netctl/capture.h"
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
 #include "vfabric/netctl/graph.h"
@@ -73,6 +74,9 @@ Commands:
   graph [NETWORK] [--format dot|svg|png]
                          draw the networks, ports, guests, VLANs and STP roles with
                          Graphviz (dot text, or svg/png through 'dot')
+  capture NETWORK PORT [-w FILE] [-c COUNT] [--direction in|out|both]
+                         capture PORT's frames: as the userspace switch sees them
+                         (pcap with -w, - for stdout), or tcpdump on a kernel network
   help [COMMAND]         show this help, or a command's (also: netctl COMMAND --help)
 
 Options (before or after the command):
@@ -124,6 +128,7 @@ constexpr CommandSpec kCommands[] = {
     {"detach", "", 2, 2, "VM NIC"},
     {"log-level", "", 0, 1, "[LEVEL]"},
     {"graph", "", 0, 1, "[NETWORK]", "[--format dot|svg|png]"},
+    {"capture", "", 2, 2, "NETWORK PORT", "[-w FILE] [-c COUNT] [--direction in|out|both]"},
 };
 
 // What operators type for a command or a sub-command: "net ls" is "network
@@ -403,6 +408,19 @@ class Dispatcher {
                   [&](const json& result) { return FormatDetach(result, vm, nic); });
     }
     if (command == "graph") return Graph();
+    if (command == "capture") {
+      ClientOptions options;
+      options.socket_path = cl_.socket_path;
+      options.timeout = cl_.timeout;
+      CaptureOptions capture;
+      capture.network = cl_.operands[0];
+      capture.port = cl_.operands[1];
+      capture.direction = cl_.capture_direction;
+      capture.file = cl_.capture_file;
+      capture.count = cl_.capture_count;
+      capture.json = cl_.json;
+      return RunCapture(options, capture, out_, err_);
+    }
     if (command == "log-level") {
       json args = json::object();
       if (!cl_.operands.empty()) args["level"] = cl_.operands[0];
@@ -702,6 +720,21 @@ std::string HelpText(const std::string& command) {
        "--format dot (default) prints the DOT text; svg and png run Graphviz's 'dot'\n"
        "(Debian's graphviz package) and print its output:\n"
        "  netctl graph --format svg > fabric.svg\n"},
+      {"capture",
+       "Captures the frames of PORT of NETWORK until COUNT frames (-c), Ctrl-C or\n"
+       "SIGTERM. On a userspace network: the frames as the switch sees them on the\n"
+       "port, after VLAN classification: each carries the 802.1Q tag of the VLAN the\n"
+       "switch put it in (also on an access port, where the wire has none); received\n"
+       "frames the switch dropped are there as received, without an added tag. netd\n"
+       "buffers 4 MiB per capture: what a slow reader misses is counted.\n"
+       "-w FILE writes pcap (libpcap; tcpdump -r and tshark -r read it), - for standard\n"
+       "output; without -w one line per frame: TIME DIRECTION VLAN SRC > DST ETHERTYPE\n"
+       "len LENGTH, and \"DROPPED by the switch (REASON)\" for dropped ones (--json:\n"
+       "one JSON object per frame). At the end, on stderr: the frames captured, those\n"
+       "netd could not keep for a slow reader, and those the switch dropped, by reason.\n"
+       "--direction in|out|both (default both): received, sent, or both.\n"
+       "On a kernel network netctl runs tcpdump -i PORT -Q in|out|inout (-c, -w; -e -n\n"
+       "without -w) in its own network namespace, where netd's links must be.\n"},
       {"log-level",
        "Without LEVEL, prints netd's log level. With LEVEL (error, warning, info or\n"
        "debug), sets it at once for the whole of netd and prints \"log level LEVEL (was\n"
@@ -739,8 +772,12 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
   CommandOption port_option{"--port", {"fdb flush"}, "PORT", std::nullopt};
   CommandOption format_option{"--format", {"graph"}, "FORMAT", std::nullopt};
   CommandOption backend_option{"--backend", {"attach"}, "BACKEND", std::nullopt};
-  CommandOption* const command_options[] = {&mac_option,  &vlan_option,   &bytes_option,
-                                            &port_option, &format_option, &backend_option};
+  CommandOption write_option{"-w", {"capture"}, "FILE", std::nullopt};
+  CommandOption count_option{"-c", {"capture"}, "COUNT", std::nullopt};
+  CommandOption direction_option{"--direction", {"capture"}, "DIRECTION", std::nullopt};
+  CommandOption* const command_options[] = {&mac_option,   &vlan_option,   &bytes_option,
+                                            &port_option,  &format_option, &backend_option,
+                                            &write_option, &count_option,  &direction_option};
 
   std::string guest_form;  // port show --qemu|--libvirt
   std::vector<std::string> positional;
@@ -951,6 +988,26 @@ bool ParseCommandLine(const std::vector<std::string>& args, const std::string& d
                              "' is not a NIC backend (tap or vhost-user)",
                          CommandHint(cl->command));
     cl->backend = *backend_option.value;
+  }
+  if (write_option.value) {
+    if (write_option.value->empty())
+      return usage_error(name + ": -w needs a FILE (- for standard output)",
+                         CommandHint(cl->command));
+    cl->capture_file = *write_option.value;
+  }
+  if (count_option.value) {
+    std::optional<long long> frames = ParseDecimal(*count_option.value);
+    if (!frames || *frames < 1)
+      return usage_error(name + ": -c '" + *count_option.value + "' is not a positive integer",
+                         CommandHint(cl->command));
+    cl->capture_count = *frames;
+  }
+  if (direction_option.value) {
+    const std::string& d = *direction_option.value;
+    if (d != "in" && d != "out" && d != "both")
+      return usage_error(name + ": --direction '" + d + "' is not in, out or both",
+                         CommandHint(cl->command));
+    cl->capture_direction = d;
   }
   if (bytes_option.value) {
     std::optional<long long> bytes = ParseDecimal(*bytes_option.value);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
@@ -256,8 +257,10 @@ void ControlServer::Service(int fd, Clock::time_point now) {
       ++answered;
       ++counters_.requests;
       client.last_request = now;
+      hand_off_ = nullptr;
       const json answer = AnswerRequestLine(*line, limits_.max_depth, handler_);
       line.reset();  // before the answer's text is made: one of the two at a time
+      if (hand_off_) return HandOffClient(fd, EncodeAnswer(answer));
       client.out = EncodeAnswer(answer);
       client.out_sent = 0;
       client.last_progress = now;
@@ -308,6 +311,19 @@ bool ControlServer::Flush(Client& client, Clock::time_point now) {
   client.out.clear();
   client.out_sent = 0;
   return true;
+}
+
+// The client's previous answer is out (a request is taken only then), so
+// the connection carries nothing of the server's any more.
+void ControlServer::HandOffClient(int fd, std::string answer) {
+  Taker taker = std::exchange(hand_off_, nullptr);
+  auto it = clients_.find(fd);
+  UniqueFd client = std::move(it->second.fd);
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  clients_.erase(it);
+  ready_.erase(fd);
+  ++handed_off_;
+  taker(std::move(client), std::move(answer));
 }
 
 void ControlServer::SetEvents(Client& client, uint32_t events) {

@@ -324,6 +324,7 @@ Reply Controller::Dispatch(const std::string& verb, const json& args) {
   }
   if (verb == v::kPortShow) return PortShow(args);
   if (verb == v::kLogLevel) return LogLevelVerb(args);
+  if (verb == v::kCaptureStart) return CaptureStart(args);
   if (verb == v::kFdbAdd || verb == v::kFdbDel || verb == v::kFdbFlush) return FdbVerb(verb, args);
   // Every vm.* verb: without guests they are all "unsupported".
   if (verb.rfind("vm.", 0) == 0 || verb == v::kAttach || verb == v::kDetach)

@@ -23,6 +23,7 @@
 
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
+#include "vfabric/netd/capture.h"
 #include "vfabric/netd/control_server.h"
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/create_journal.h"
@@ -356,7 +357,7 @@ class Daemon {
     }
     control_ = std::move(control).value();
     for (int fd : {signal_fd_.get(), monitor_->fd(), repair_timer_.get(), resync_timer_.get(),
-                   guest_timer_.get(), control_->fd(), control_timer_.get()}) {
+                   guest_timer_.get(), control_->fd(), control_timer_.get(), captures_.fd()}) {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
@@ -420,6 +421,7 @@ class Daemon {
                    << (named ? verb->dump(-1, ' ', false, json::error_handler_t::replace)
                              : "without a verb");
     const bool apply = named && *verb == protocol::verb::kApply;
+    if (named && *verb == protocol::verb::kCaptureStart) return HandleCapture(request);
     if (!apply) return controller_->Handle(request);
     const auto started = std::chrono::steady_clock::now();
     json answer = controller_->Handle(request);
@@ -428,6 +430,19 @@ class Daemon {
     if (ok && answer.contains("result") && answer["result"].is_object())
       changed = answer["result"].value("changed", size_t{0});
     reconcile_stats_.Record("apply", ok, changed, std::chrono::steady_clock::now() - started);
+    return answer;
+  }
+
+  // capture.start: a capture started on a userspace port gets the
+  // connection once its answer is made (netd/include/vfabric/netd/capture.h).
+  json HandleCapture(const json& request) {
+    json answer = controller_->Handle(request);
+    std::unique_ptr<CaptureSession> session = controller_->TakePendingCapture();
+    if (!session) return answer;
+    auto held = std::make_shared<std::unique_ptr<CaptureSession>>(std::move(session));
+    control_->HandOff([this, held](UniqueFd client, std::string line) {
+      captures_.Begin(std::move(*held), std::move(client), std::move(line));
+    });
     return answer;
   }
 
@@ -499,6 +514,7 @@ class Daemon {
       return Repair("resync");
     }
     if (fd == control_->fd()) return control_->Run(std::chrono::steady_clock::now());
+    if (fd == captures_.fd()) return captures_.Reap();
     if (metrics_ && fd == metrics_->fd()) return metrics_->Run(std::chrono::steady_clock::now());
     if (fd == control_timer_.get()) {
       // The deadlines of both servers (ArmControlTimer).
@@ -681,6 +697,8 @@ class Daemon {
   int retry_delay_ms_ = 0;     // back-off of the retry armed; 0 after a pass that succeeded
   int failures_in_a_row_ = 0;  // for the next back-off (NextRetryDelayMs)
   bool stopping_ = false;
+  // Last: its sessions' threads end first (capture.h).
+  CaptureSessions captures_;
 };
 
 }  // namespace

@@ -188,6 +188,11 @@ TEST_F(NetctlTest, BashCompletionOffersTheNamesNetdHas) {
   EXPECT_EQ(complete("graph --format s"), "svg\n");
   EXPECT_EQ(complete("attach vm1 lab --b"), "--backend\n");
   EXPECT_EQ(complete("attach vm1 lab --backend ''"), "tap vhost-user\n");
+  EXPECT_EQ(complete("cap"), "capture\n");
+  EXPECT_EQ(complete("capture l"), "lab\n");
+  EXPECT_EQ(complete("capture lab v"), "vm1-eth0 vm2-eth0\n");
+  EXPECT_EQ(complete("capture lab vm1-eth0 --d"), "--direction\n");
+  EXPECT_EQ(complete("capture lab vm1-eth0 --direction o"), "out\n");
 }
 
 }  // namespace

@@ -107,6 +107,11 @@ class ControlServerTest : public ::testing::Test {
     ++handled_;
     json answer = {{"version", 1}, {"ok", true}};
     if (request.contains("id")) answer["id"] = request["id"];
+    if (request.value("verb", "") == "stream")
+      server_->HandOff([this](UniqueFd client, std::string line) {
+        taken_ = std::move(client);
+        taken_answer_ = std::move(line);
+      });
     if (request.value("verb", "") == "big")
       answer["result"] = {{"text", std::string(big_bytes_, 'x')}};
     else
@@ -125,7 +130,38 @@ class ControlServerTest : public ::testing::Test {
   Clock::time_point t0_ = Clock::now();
   size_t big_bytes_ = 1 << 20;
   int handled_ = 0;
+  UniqueFd taken_;  // the connection a "stream" request handed off
+  std::string taken_answer_;
 };
+
+// capture.start's hand-off: once the answer is made the connection leaves
+// the server (no timeouts, no limits, never read again) and the taker owns
+// it and the answer, which the server has not written.
+TEST_F(ControlServerTest, HandOffGivesTheConnectionAndItsAnswerAway) {
+  Peer peer(path_);
+  Run(t0_);
+  ASSERT_TRUE(peer.Send(Line(Hello(1)) + Line({{"version", 1}, {"verb", "stream"}, {"id", 2}})));
+  Run(t0_);
+  EXPECT_EQ(peer.Answer()["id"], 1);
+  ASSERT_TRUE(taken_);
+  EXPECT_EQ(json::parse(taken_answer_)["id"], 2);
+  EXPECT_EQ(taken_answer_.back(), '\n');
+  EXPECT_EQ(server_->clients(), 0u);
+  EXPECT_EQ(server_->handed_off(), 1u);
+  EXPECT_EQ(peer.Answer(), nullptr) << "the server wrote on a connection it gave away";
+  // Far past every timeout the server leaves it alone; the taker writes on it.
+  ASSERT_TRUE(peer.Send(Line(Hello(3))));
+  Run(t0_ + std::chrono::hours(1));
+  ASSERT_EQ(write(taken_.get(), taken_answer_.data(), taken_answer_.size()),
+            static_cast<ssize_t>(taken_answer_.size()));
+  EXPECT_EQ(peer.Answer()["id"], 2);
+  // Other requests are answered as before.
+  Peer other(path_);
+  Run(t0_);
+  ASSERT_TRUE(other.Send(Line(Hello(4))));
+  Run(t0_);
+  EXPECT_EQ(other.Answer()["id"], 4);
+}
 
 TEST_F(ControlServerTest, AnswersPipelinedAndSplitRequestsInOrder) {
   Peer peer(path_);

@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "vfabric/bridge/capture.h"
 #include "vfabric/bridge/port.h"
 #include "vfabric/bridge/settings.h"
 #include "vfabric/common/mac_address.h"
@@ -139,6 +140,16 @@ class Switch {
   // in the port's tx counters. Fails if the frame does not fit a buffer or
   // the port does not take it.
   Status SendFrame(PortId port, std::span<const uint8_t> frame);
+
+  // Capture (capture.h): from the return on, the port's frames are copied
+  // into `ring` until ClearCapture (or the port's removal). One capture per
+  // port: fails (EBUSY) when one runs, ENOENT for no such port. The switch
+  // keeps a reference to the ring while it is set.
+  Status SetCapture(PortId port, std::shared_ptr<CaptureRing> ring);
+  // Stops the capture into `ring` on `port` (nothing when another ring or
+  // none is set there: a port removed and added again meanwhile). Once it
+  // returns, the datapath no longer touches `ring`.
+  Status ClearCapture(PortId port, const CaptureRing* ring);
 
   // Counters of one port (any thread; cheap: relaxed loads).
   Result<PortCounters> Counters(PortId port) const;

@@ -42,6 +42,10 @@ struct CommandLine {
   std::string graph_format = "dot";  // graph --format: "dot", "svg" or "png"
   // attach --backend: "tap" or "vhost-user" (unset: netd's default, tap).
   std::optional<std::string> backend;
+  // capture -w FILE ("-": standard output), -c COUNT (> 0), --direction.
+  std::optional<std::string> capture_file;
+  std::optional<long long> capture_count;
+  std::string capture_direction = "both";
 };
 
 // A usage error: the one-line message and the usage hint to print after it.

@@ -78,6 +78,14 @@ class ControlClient {
   Result<std::string> ReadLine();
 
   const std::string& socket_path() const { return options_.socket_path; }
+  // Takes the connection out of the client (which must not be used again),
+  // with the bytes already read past the last answer: for an answer that is
+  // followed by a stream (capture.start).
+  UniqueFd Release(std::string* buffered) {
+    *buffered = std::move(buffer_);
+    buffer_.clear();
+    return std::move(fd_);
+  }
 
  private:
   ControlClient(ClientOptions options, UniqueFd fd);

@@ -99,6 +99,15 @@ class ControlServer {
   // time already past); nullopt when nothing is pending.
   std::optional<Clock::time_point> NextDeadline() const;
 
+  // For a handler, while it answers a request: once the answer is made,
+  // the connection leaves the server (out of its epoll set and its limits)
+  // and `taker` gets it with the answer's bytes, which it must send first.
+  // Bytes the client sent after that request are dropped. Used by
+  // capture.start, whose answer is followed by a stream (capture.h).
+  using Taker = std::function<void(UniqueFd client, std::string answer)>;
+  void HandOff(Taker taker) { hand_off_ = std::move(taker); }
+  uint64_t handed_off() const { return handed_off_; }
+
   size_t clients() const { return clients_.size(); }
   // Bytes held for all clients (unfinished requests, unsent answers).
   size_t held_bytes() const;
@@ -116,6 +125,7 @@ class ControlServer {
   bool Flush(Client& client, Clock::time_point now);
   void SetEvents(Client& client, uint32_t events);
   void Drop(int fd, const char* why);
+  void HandOffClient(int fd, std::string answer);
   bool FreeMemoryFor(int fd);
   std::string EncodeAnswer(const nlohmann::json& answer);
 
@@ -132,6 +142,8 @@ class ControlServer {
   std::optional<Clock::time_point> accept_paused_until_;
   ControlCounters counters_;
   Clock::time_point last_limit_log_{};
+  Taker hand_off_;  // set by the handler of the request being answered
+  uint64_t handed_off_ = 0;
 };
 
 }  // namespace vfabric::netd

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "vfabric/netd/capture.h"
 #include "vfabric/netd/guests.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/netd/planner.h"
@@ -85,6 +86,12 @@ class Controller {
   // netctl views read them (docs/metrics.md).
   void WriteMetrics(MetricsOut& out);
 
+  // The capture capture.start started on a userspace port, once (null when
+  // the last request started none): the caller hands it the connection
+  // (capture.h), or, when it cannot, runs nothing and drops it, which
+  // leaves the hook until the port goes; so it always takes it.
+  std::unique_ptr<CaptureSession> TakePendingCapture() { return std::move(pending_capture_); }
+
  private:
   struct View {
     topology::Topology desired;
@@ -129,6 +136,8 @@ class Controller {
   nlohmann::json VhostUserShow(const topology::NetworkConfig& network,
                                const topology::PortConfig& port) const;
   protocol::Reply FdbVerb(const std::string& verb, const nlohmann::json& args);
+  protocol::Reply CaptureStart(const nlohmann::json& args);  // capture_verb.cc
+  std::unique_ptr<CaptureSession> pending_capture_;
   // fdb.add/del/flush on a kernel network (kernel_fdb.cc): through netlink,
   // as `bridge fdb` does.
   protocol::Reply KernelFdbVerb(const std::string& verb, const topology::NetworkConfig& network,

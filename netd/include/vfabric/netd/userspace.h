@@ -153,6 +153,14 @@ class UserspaceNetworks {
                       std::optional<uint16_t> vlan);
   Status Flush(const std::string& network, const std::string& port, std::optional<uint16_t> vlan);
 
+  // capture.start (userspace_capture.cc): copies of the port's frames into
+  // `ring` (Switch::SetCapture); the switch's port id. StopCapture clears it
+  // again if that switch still has that ring on that port.
+  Result<bridge::PortId> StartCapture(const std::string& network, const std::string& port,
+                                      std::shared_ptr<bridge::CaptureRing> ring);
+  void StopCapture(const std::string& network, bridge::PortId port,
+                   const bridge::CaptureRing* ring);
+
  private:
   struct PortState {
     bridge::PortId id = bridge::kNoPort;

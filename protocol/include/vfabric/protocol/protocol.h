@@ -50,6 +50,12 @@ inline constexpr std::string_view kDetach = "detach";
 inline constexpr std::string_view kStatus = "status";
 // netd's log level: shown, or set with {"level": "error"|"warning"|"info"|"debug"}.
 inline constexpr std::string_view kLogLevel = "log.level";
+// A capture of a port's frames ({"network", "port", "direction": "in"|"out"|"both"}).
+// On a userspace network the answer is followed on the same connection by a
+// stream of binary records until the client shuts down its sending side (or
+// goes away); on a kernel network it only names the interface to capture
+// on. docs/control-protocol.md, "capture.start".
+inline constexpr std::string_view kCaptureStart = "capture.start";
 }  // namespace verb
 
 // Error codes.
