@@ -11,9 +11,9 @@ namespace vfabric::bridge::internal {
 Status CheckMirrors(const std::vector<MirrorSettings>& mirrors,
                     const std::function<bool(PortId)>& present) {
   if (mirrors.size() > kMaxMirrors)
-    return Status::Error(std::to_string(mirrors.size()) + " mirrors; at most " +
-                             std::to_string(kMaxMirrors),
-                         EINVAL);
+    return Status::Error(
+        std::to_string(mirrors.size()) + " mirrors; at most " + std::to_string(kMaxMirrors),
+        EINVAL);
   for (const MirrorSettings& m : mirrors) {
     const std::string what = "mirror " + m.name;
     if (!present(m.output))
@@ -36,8 +36,7 @@ Status CheckMirrors(const std::vector<MirrorSettings>& mirrors,
 
 std::shared_ptr<const MirrorTable> BuildMirrorTable(
     const std::vector<MirrorSettings>& mirrors, size_t ports,
-    const std::function<bool(PortId)>& present,
-    const std::function<VlanSet(PortId)>& untagged_of) {
+    const std::function<bool(PortId)>& present, const std::function<VlanSet(PortId)>& untagged_of) {
   auto table = std::make_shared<MirrorTable>();
   table->rx.assign(ports, 0);
   table->tx.assign(ports, 0);

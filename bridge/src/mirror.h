@@ -53,8 +53,7 @@ Status CheckMirrors(const std::vector<MirrorSettings>& mirrors,
 // selected ports. `untagged_of` gives a port's untagged egress VLANs.
 std::shared_ptr<const MirrorTable> BuildMirrorTable(
     const std::vector<MirrorSettings>& mirrors, size_t ports,
-    const std::function<bool(PortId)>& present,
-    const std::function<VlanSet(PortId)>& untagged_of);
+    const std::function<bool(PortId)>& present, const std::function<VlanSet(PortId)>& untagged_of);
 
 // The mirrors without `port` (it is leaving the switch): a mirror whose
 // output it is goes, and so does one that selected ports and selects none

@@ -82,7 +82,7 @@ TEST_F(MirrorTest, SourcePortCopiesWhatItReceivesOnly) {
   ASSERT_TRUE(sw_->SetMirrors({Mirror({"a"}, {}, "m")}).ok());
   const uint64_t tx_before = C("m").tx_packets;  // the floods of the set-up
   const auto ab = EthFrame(kB, kA, std::nullopt, 0x0800, 60);
-  Send("a", ab);                 // a -> b: received on a, copied
+  Send("a", ab);                // a -> b: received on a, copied
   Send("b", EthFrame(kA, kB));  // b -> a: sent to a, not selected
   Send("c", EthFrame(kB, kC));  // c -> b: neither
   auto copies = Take("m");
@@ -97,17 +97,16 @@ TEST_F(MirrorTest, SourcePortCopiesWhatItReceivesOnly) {
 TEST_F(MirrorTest, DestinationPortCopiesWhatLeavesByIt) {
   ThreePortsAndAnOutput();
   ASSERT_TRUE(sw_->SetMirrors({Mirror({}, {"a"}, "m")}).ok());
-  Send("b", EthFrame(kA, kB));            // unicast to a: copied
-  Send("a", EthFrame(kB, kA));            // from a: not copied
-  Send("c", EthFrame(kBroadcast, kC));    // flooded, a among the ports: copied once
-  Send("a", EthFrame(kBroadcast, kA));    // flooded, never back to a: not copied
+  Send("b", EthFrame(kA, kB));          // unicast to a: copied
+  Send("a", EthFrame(kB, kA));          // from a: not copied
+  Send("c", EthFrame(kBroadcast, kC));  // flooded, a among the ports: copied once
+  Send("a", EthFrame(kBroadcast, kA));  // flooded, never back to a: not copied
   EXPECT_EQ(Count("m"), 2u);
 }
 
 TEST_F(MirrorTest, BothDirectionsAndTwoMirrorsOnOneOutputGiveOneCopy) {
   ThreePortsAndAnOutput();
-  ASSERT_TRUE(
-      sw_->SetMirrors({Mirror({"a"}, {"a"}, "m"), Mirror({"a", "b"}, {"b"}, "m")}).ok());
+  ASSERT_TRUE(sw_->SetMirrors({Mirror({"a"}, {"a"}, "m"), Mirror({"a", "b"}, {"b"}, "m")}).ok());
   Send("a", EthFrame(kB, kA));  // rx a, tx b: selected by both mirrors, one copy
   EXPECT_EQ(Count("m"), 1u);
   Send("b", EthFrame(kA, kB));
@@ -140,9 +139,9 @@ TEST_F(MirrorTest, VlanSelectionCopiesThatVlanOnlyTaggedUnlessTheOutputsOwn) {
   v20.select_vlan = *VlanSet::Parse("20");
   v20.output = ids_.at("m");
   ASSERT_TRUE(sw_->SetMirrors({v10, v20}).ok());
-  Send("a", EthFrame(kBroadcast, kA));                // VLAN 10, to t
-  Send("t", EthFrame(kBroadcast, kC, 0x2014));        // VLAN 20 (PCP 1), to b
-  Send("t", EthFrame(kBroadcast, kC, 0x000a));        // VLAN 10, to a
+  Send("a", EthFrame(kBroadcast, kA));          // VLAN 10, to t
+  Send("t", EthFrame(kBroadcast, kC, 0x2014));  // VLAN 20 (PCP 1), to b
+  Send("t", EthFrame(kBroadcast, kC, 0x000a));  // VLAN 10, to a
   auto ten = Take("m10");
   ASSERT_EQ(ten.size(), 2u);
   EXPECT_EQ(TagOf(ten[0].bytes), 10);

@@ -109,9 +109,10 @@ TEST(TopologyMirrorTest, KeysAndValuesAreChecked) {
                   "1..4094, got 4095",
                   "t.json:2:95: /networks/0/mirror/0/output_prt: unknown key \"output_prt\"; did "
                   "you mean \"output_port\"?"));
-  EXPECT_THAT(Errors(Parse(R"([{"name": "x", "select_src_port": ["a", "a"], "output_port": "m"}])")),
-              ElementsAre("t.json:2:51: /networks/0/mirror/0/select_src_port/1: port \"a\" is "
-                          "listed twice"));
+  EXPECT_THAT(
+      Errors(Parse(R"([{"name": "x", "select_src_port": ["a", "a"], "output_port": "m"}])")),
+      ElementsAre("t.json:2:51: /networks/0/mirror/0/select_src_port/1: port \"a\" is "
+                  "listed twice"));
 }
 
 TEST(TopologyMirrorTest, AtMost32MirrorsPerNetwork) {
