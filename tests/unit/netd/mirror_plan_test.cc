@@ -1,12 +1,13 @@
 // Port mirrors of userspace networks in netd: the plan's set_switch_mirrors
 // (when, and what it installs over the ports the switch holds), and a full
 // sync through memory ports whose mirror output sees the copies.
+#include "mirror_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
-#include "mirror_plan.h"
 #include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/netd/userspace.h"
