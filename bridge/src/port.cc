@@ -42,6 +42,8 @@ std::string_view ToString(DropReason reason) {
       return "stale_fdb";
     case DropReason::kRxKernel:
       return "rx_kernel";
+    case DropReason::kMirrorOutput:
+      return "mirror_output";
     case DropReason::kCount:
       break;
   }

@@ -19,6 +19,7 @@
 
 #include "capture_hook.h"
 #include "mapping.h"
+#include "mirror.h"
 #include "vfabric/bridge/checksum.h"
 #include "vfabric/bridge/gso.h"
 #include "vfabric/common/log.h"
@@ -105,14 +106,18 @@ struct PortSnap {
   // accepted.
   vlan::Ingress untagged;
   std::vector<uint8_t> vid;  // 4096 entries
+  // A mirror's output port: in no flood list, every VID's egress kDrop
+  // (so a unicast to it is dropped), and what it receives is dropped.
+  bool mirror_output = false;
 };
 constexpr uint8_t kEgressMask = 3;
 constexpr uint8_t kTaggedAccepted = 4;
 
 // An immutable configuration of the datapath, built on the control thread.
 struct Snapshot {
-  std::vector<PortSnap> ports;                 // by PortId (up to the highest present)
-  std::vector<std::vector<FloodEntry>> flood;  // by VLAN: forwarding member ports
+  std::vector<PortSnap> ports;                          // by PortId (up to the highest present)
+  std::vector<std::vector<FloodEntry>> flood;           // by VLAN: forwarding member ports
+  std::shared_ptr<const internal::MirrorTable> mirror;  // null: no mirrors
 
   const PortSnap* port(PortId id) const {
     return id < ports.size() && ports[id].present ? &ports[id] : nullptr;
@@ -171,6 +176,7 @@ struct Switch::Impl {
   mutable std::mutex control_mutex;
   std::vector<std::optional<ControlPort>> control_ports;    // by PortId
   std::vector<std::shared_ptr<CaptureRing>> capture_rings;  // by PortId: keeps `capture`'s alive
+  std::vector<MirrorSettings> control_mirrors;
 
   // ---- command queue ----
   struct Command {
@@ -237,6 +243,7 @@ struct Switch::Impl {
   void TransmitAll();
   void PortFailed(PortId id);
   void StaleFdbDrop(PortId in, PortId out);
+  void MirrorCopies(const internal::MirrorTable& mirror, PortId in, PortId out, size_t i);
   bool stale_fdb_logged = false;
   bool ArmOneShot(PortId id);
   void MakeBusy(PortId id);
@@ -296,6 +303,15 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
     if (control_ports[i]) top = i + 1;
   snap->ports.resize(top);
   snap->flood.resize(4096);
+  const auto present = [&](PortId id) { return id < top && control_ports[id].has_value(); };
+  const auto untagged_of = [&](PortId id) {
+    VlanSet untagged;
+    const vlan::PortVlanConfig port_vlan = ToVlan(control_ports[id]->settings.vlan);
+    for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid)
+      if (vlan::ClassifyEgress(port_vlan, vid) == vlan::EgressAction::kUntagged) untagged.Add(vid);
+    return untagged;
+  };
+  snap->mirror = internal::BuildMirrorTable(control_mirrors, top, present, untagged_of);
   for (size_t i = 0; i < top; ++i) {
     if (!control_ports[i]) continue;
     PortSnap& p = snap->ports[i];
@@ -311,6 +327,16 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
       const vlan::Ingress in = vlan::ClassifyIngress(p.vlan, {frame, 18});
       p.vid[vid] = static_cast<uint8_t>(static_cast<uint8_t>(vlan::ClassifyEgress(p.vlan, vid)) |
                                         (in.accepted() ? kTaggedAccepted : 0));
+    }
+    if (snap->mirror) {
+      for (size_t b = 0; b < kMaxMirrors && snap->mirror->same_output[b]; ++b)
+        if (snap->mirror->output[b] == i) p.mirror_output = true;
+      if (p.mirror_output) {
+        for (uint8_t& v : p.vid)
+          v = static_cast<uint8_t>((v & ~kEgressMask) |
+                                   static_cast<uint8_t>(vlan::EgressAction::kDrop));
+        continue;
+      }
     }
     if (p.stp != StpState::kForwarding) continue;
     for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
@@ -578,6 +604,32 @@ void Switch::Impl::TransmitAll() {
   dirty.clear();
 }
 
+// The copies of keep[i] (received on `in`, going to `out` or flooded when
+// `out` is kNoPort) that the mirrors select: one per distinct output port,
+// queued like any frame (counted on the output port: tx, or a tx drop).
+// Which ports the frame leaves by is decided as the forwarding loop below
+// decides it.
+void Switch::Impl::MirrorCopies(const internal::MirrorTable& mirror, PortId in, PortId out,
+                                size_t i) {
+  const Snapshot& snap = *snapshot;
+  const uint16_t vid = vlan_of[i];
+  uint64_t tx = 0;
+  if (out != fdb::kNoPort) {
+    const PortSnap* os = snap.port(out);
+    if (out != in && os != nullptr && os->stp == StpState::kForwarding &&
+        static_cast<vlan::EgressAction>(os->vid[vid] & kEgressMask) != vlan::EgressAction::kDrop)
+      tx = mirror.TxOf(out);
+  } else {
+    for (const FloodEntry& e : snap.flood[vid])
+      if (e.port != in) tx |= mirror.TxOf(e.port);
+  }
+  for (uint64_t selected = mirror.Select(in, tx, vid); selected != 0;) {
+    const auto bit = static_cast<size_t>(__builtin_ctzll(selected));
+    Enqueue(mirror.output[bit], keep[i], !mirror.untagged[bit].Contains(vid), tci_of[i]);
+    selected &= ~mirror.same_output[bit];
+  }
+}
+
 size_t Switch::Impl::ProcessPort(PortId in) {
   const Snapshot& snap = *snapshot;
   const PortSnap* in_snap = snap.port(in);
@@ -591,6 +643,15 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   if (n == 0) return 0;
   // The port's capture, once per batch (capture.h): null unless one runs.
   CaptureRing* const cap = capture[in].load(std::memory_order_relaxed);
+  if (in_snap != nullptr && in_snap->mirror_output) [[unlikely]] {
+    // A mirror's output port takes no part in forwarding (as in OVS).
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; ++i) bytes += frames[i]->size, pool->Free(frames[i]);
+    ic.rx_packets.Add(n);
+    ic.rx_bytes.Add(bytes);
+    ic.Drop(DropReason::kMirrorOutput, n);
+    return n;
+  }
 
   uint64_t rx_bytes = 0;
   uint64_t malformed = 0, vlan_drops = 0, stp_drops = 0, link_local = 0, bpdus = 0;
@@ -730,11 +791,14 @@ size_t Switch::Impl::ProcessPort(PortId in) {
   }
   if (lookups) fdb->LookupBatch({lookup_keys.data(), lookups}, {lookup_out.data(), lookups});
 
+  const internal::MirrorTable* mirror = snap.mirror.get();
   for (size_t i = 0; i < forwarding; ++i) {
     Frame* f = keep[i];
     const uint16_t vid = vlan_of[i];
     const PortId out =
         lookup_slot[i] >= 0 ? lookup_out[static_cast<size_t>(lookup_slot[i])] : fdb::kNoPort;
+    if (mirror != nullptr) [[unlikely]]
+      MirrorCopies(*mirror, in, out, i);
     if (out != fdb::kNoPort) {
       if (out == in) continue;  // the destination is behind the ingress port: filtered
       const PortSnap* os = snap.port(out);
@@ -915,6 +979,7 @@ Status Switch::RemovePort(PortId id) {
         ENOENT);
   const std::string name = d.control_ports[id]->name;
   d.control_ports[id].reset();
+  internal::ForgetPort(&d.control_mirrors, id);
   std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
   std::unique_ptr<Port> removed;  // destroyed (fd closed) on this thread
   std::unique_ptr<TxItem[]> queue;
@@ -1126,6 +1191,39 @@ Status Switch::ClearCapture(PortId port, const CaptureRing* ring) {
   });
   if (s.ok()) d.capture_rings[port].reset();
   return s;
+}
+
+Status Switch::SetMirrors(std::vector<MirrorSettings> mirrors) {
+  Impl& d = *impl_;
+  std::unique_lock<std::mutex> lock(d.control_mutex);
+  const auto present = [&](PortId id) {
+    return id < d.control_ports.size() && d.control_ports[id].has_value();
+  };
+  Status valid = internal::CheckMirrors(mirrors, present);
+  if (!valid.ok()) return valid.WithContext("switch " + d.config.name + ": set mirrors");
+  // Output ports that are new learn nothing from now on: what they learned
+  // goes, so no unicast is sent to them by an old entry.
+  std::vector<PortId> new_outputs;
+  for (const MirrorSettings& m : mirrors) {
+    const bool was = std::any_of(d.control_mirrors.begin(), d.control_mirrors.end(),
+                                 [&](const MirrorSettings& o) { return o.output == m.output; });
+    if (!was) new_outputs.push_back(m.output);
+  }
+  std::vector<MirrorSettings> old = std::move(d.control_mirrors);
+  d.control_mirrors = std::move(mirrors);
+  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
+  Status s = d.Execute([&](Impl& dp) -> Status {
+    std::swap(dp.snapshot, snap);
+    for (PortId p : new_outputs) dp.fdb->FlushPort(p);
+    return Status::Ok();
+  });
+  if (!s.ok()) d.control_mirrors = std::move(old);
+  return s.WithContext("switch " + d.config.name + ": set mirrors");
+}
+
+std::vector<MirrorSettings> Switch::Mirrors() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mutex);
+  return impl_->control_mirrors;
 }
 
 Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {

@@ -479,6 +479,28 @@ std::string FormatNetworkShow(const json& result) {
   }
   out += "\nPorts:\n";
   out += ports.ToString();
+  const json& mirrors = Array(network, "mirrors");
+  if (!mirrors.empty()) {
+    Table table({"MIRROR", "SRC", "DST", "VLANS", "OUTPUT"});
+    const auto names = [](const json& m, const char* key, const char* none) {
+      std::vector<std::string> list;
+      for (const auto& n : Array(m, key)) list.push_back(ValueText(n));
+      return list.empty() ? std::string(none) : Join(list, ",");
+    };
+    for (const auto& m : mirrors) {
+      const bool every =
+          Bool(m, "select_all").value_or(false) ||
+          (Array(m, "select_src_port").empty() && Array(m, "select_dst_port").empty());
+      table.AddRow({Text(m, "name"), every ? "all" : names(m, "select_src_port", "-"),
+                    every ? "all" : names(m, "select_dst_port", "-"),
+                    Get(m, "select_vlan") && !Get(m, "select_vlan")->is_null()
+                        ? Text(m, "select_vlan")
+                        : "all",
+                    Text(m, "output_port")});
+    }
+    out += "\nMirrors:\n";
+    out += table.ToString();
+  }
   out += "\nStatic FDB:\n";
   out += FdbTable(Array(network, "static_fdb"));
   return out;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mirror_plan.h"
+
 namespace vfabric::netd {
 namespace {
 
@@ -67,6 +69,7 @@ class NetworkPlanner {
     PlanPorts();
     PlanTree();
     PlanStatics();
+    PlanMirrors();
   }
 
  private:
@@ -291,6 +294,29 @@ class NetworkPlanner {
     }
   }
 
+  // The mirrors go in whole (bridge::Switch::SetMirrors) when they differ
+  // from the switch's, or when a port they name (re)enters the switch: the
+  // switch forgets a port in its mirrors when the port leaves it.
+  void PlanMirrors() {
+    std::set<std::string> held;
+    for (const topology::PortConfig& port : config_.ports)
+      if (!waiting_.count(port.name)) held.insert(port.name);
+    std::vector<topology::MirrorConfig> want = EffectiveMirrors(config_.mirrors, held);
+    const std::vector<topology::MirrorConfig> none;
+    const std::vector<topology::MirrorConfig>& have =
+        observed_ != nullptr ? observed_->mirrors : none;
+    bool rejoining = false;
+    for (const topology::MirrorConfig& m : want) {
+      rejoining = rejoining || joining_.count(m.output_port) != 0;
+      for (const auto* list : {&m.select_src_port, &m.select_dst_port})
+        for (const std::string& port : *list) rejoining = rejoining || joining_.count(port) != 0;
+    }
+    if (SameMirrors(want, have) && !rejoining) return;
+    SwitchOperation& op = Add(Kind::kSetMirrors, config_.name);
+    op.mirrors = std::move(want);
+    op.old_mirrors = have;
+  }
+
   const topology::NetworkConfig& config_;
   const ObservedSwitch* observed_;  // null: not running
   const ObservedSwitch* kept_;      // its run-time statics (running or not)
@@ -340,6 +366,8 @@ std::string_view SwitchOperation::KindName() const {
       return "delete_switch_fdb";
     case Kind::kAddStatic:
       return "add_switch_fdb";
+    case Kind::kSetMirrors:
+      return "set_switch_mirrors";
   }
   return "unknown";
 }
@@ -396,6 +424,9 @@ std::string SwitchOperation::Describe() const {
       return "delete static FDB entry " + EntryText(key, static_port) + " from switch " + sw;
     case Kind::kAddStatic:
       return "add static FDB entry " + EntryText(key, static_port) + " to switch " + sw;
+    case Kind::kSetMirrors:
+      return "set port mirrors of switch " + sw + ": " + MirrorsText(old_mirrors) + " -> " +
+             MirrorsText(mirrors);
   }
   return "unknown switch operation";
 }

@@ -121,6 +121,7 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
     if (network.tree) sw.tree = network.tree_config;
     sw.installed_statics = network.installed_statics;
     sw.runtime_statics = network.runtime_statics;
+    if (network.sw) sw.mirrors = ObservedMirrors(network);
   }
   // A network whose switch does not run yet starts with what was kept of it.
   for (const topology::NetworkConfig& config : desired.networks) {
@@ -477,6 +478,8 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       network.installed_statics[op.key] = op.static_port;
       return Status::Ok();
     }
+    case Kind::kSetMirrors:
+      return SetMirrors(network, op.mirrors);
   }
   return Status::Error("unknown switch operation");
 }

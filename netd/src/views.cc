@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 
+#include "mirror_plan.h"
 #include "vfabric/netd/controller.h"
 #include "vfabric/protocol/protocol.h"
 
@@ -287,6 +288,8 @@ Reply Controller::NetworkShow(const std::string& name) {
     ports.push_back(std::move(item));
   }
   summary["ports"] = ports;
+  // The port mirrors as configured (the topology's "mirror" keys).
+  if (userspace) summary["mirrors"] = MirrorsJson(network->mirrors);
   VF_ASSIGN_OR_RETURN_ERROR(const json fdb, FdbShow(name));
   json statics = json::array();
   for (const json& entry : fdb["entries"])

@@ -415,7 +415,7 @@ class Decoder {
     network.where = At(pointer);
     if (!ExpectObject(value, pointer,
                       {"name", "datapath", "bridge", "stp", "vlan", "fdb", "ports", "mac", "mtu",
-                       "addresses", "overlay"})) {
+                       "addresses", "overlay", "mirror"})) {
       return;
     }
     if (Require(value, pointer, "name")) {
@@ -475,6 +475,9 @@ class Decoder {
     }
     if (const json* overlay = Member(value, "overlay")) {
       DecodeOverlay(*overlay, Child(pointer, "overlay"), &network, &sites);
+    }
+    if (const json* mirror = Member(value, "mirror")) {
+      DecodeMirrors(*mirror, Child(pointer, "mirror"), &network);
     }
     out_->topology.networks.push_back(std::move(network));
     out_->networks.push_back(std::move(sites));
@@ -1058,6 +1061,148 @@ class Decoder {
       }
     }
     return out_->errors.size() == errors_before;
+  }
+
+  // "mirror": [{"name", "select_src_port", "select_dst_port", "select_vlan",
+  // "select_all", "output_port"}] (MirrorConfig). Every port a mirror names
+  // is declared in the network's own "ports" (a network lives in one file,
+  // so this needs no cross-file pass).
+  void DecodeMirrors(const json& value, const std::string& pointer, NetworkConfig* network) {
+    if (!ExpectArray(value, pointer)) return;
+    if (network->datapath != Datapath::kUserspace) {
+      Error(pointer,
+            "port mirroring needs \"datapath\": \"userspace\" for now (the kernel bridge's tc "
+            "mirred mirror is not there yet) on network " +
+                Quote(network->name));
+      return;
+    }
+    if (value.size() > kMaxMirrorsPerNetwork) {
+      Error(pointer + "/" + std::to_string(kMaxMirrorsPerNetwork),
+            "network " + Quote(network->name) + " has " + std::to_string(value.size()) +
+                " mirrors; at most " + std::to_string(kMaxMirrorsPerNetwork) + " are allowed");
+      return;
+    }
+    std::vector<std::string_view> port_names;
+    for (const PortConfig& port : network->ports) port_names.push_back(port.name);
+    const auto find_port = [&](const std::string& name) -> const PortConfig* {
+      for (const PortConfig& port : network->ports)
+        if (port.name == name) return &port;
+      return nullptr;
+    };
+    // A port name of the network at `at`, or an error with a suggestion.
+    const auto port_at = [&](const json& item,
+                             const std::string& at) -> std::optional<std::string> {
+      if (!item.is_string()) {
+        TypeError(item, at, "a port name");
+        return std::nullopt;
+      }
+      std::string name = item.get<std::string>();
+      if (find_port(name)) return name;
+      std::string message = "no port named " + Quote(name) + " in network " + Quote(network->name);
+      const std::string suggestion = Suggest(name, port_names);
+      if (!suggestion.empty()) message += "; did you mean " + Quote(suggestion) + "?";
+      Error(at, std::move(message));
+      return std::nullopt;
+    };
+    struct Named {
+      std::string name;
+      std::string at;  // pointer
+    };
+    std::vector<Named> names, selected, outputs;
+    for (size_t i = 0; i < value.size(); ++i) {
+      const json& item = value[i];
+      const std::string at = pointer + "/" + std::to_string(i);
+      if (!ExpectObject(item, at,
+                        {"name", "select_src_port", "select_dst_port", "select_vlan", "select_all",
+                         "output_port"})) {
+        continue;
+      }
+      MirrorConfig mirror;
+      mirror.where = At(at);
+      if (Require(item, at, "name")) {
+        if (auto name = GetObjectName(item, at, "mirror")) {
+          mirror.name = *name;
+          auto first = std::find_if(names.begin(), names.end(),
+                                    [&](const Named& n) { return n.name == *name; });
+          if (first != names.end()) {
+            Error(Child(at, "name"), "mirror name " + Quote(*name) + " is already used (at " +
+                                         LocationText(At(first->at)) + ")");
+          } else {
+            names.push_back({*name, Child(at, "name")});
+          }
+        }
+      }
+      for (std::string_view key : {"select_src_port", "select_dst_port"}) {
+        const json* list = Member(item, key);
+        if (!list) continue;
+        const std::string list_at = Child(at, key);
+        if (!ExpectArray(*list, list_at)) continue;
+        if (list->empty()) {
+          Error(list_at, "the port list is empty (leave " + Quote(key) + " out instead)");
+          continue;
+        }
+        std::vector<std::string>& out =
+            key == "select_src_port" ? mirror.select_src_port : mirror.select_dst_port;
+        for (size_t j = 0; j < list->size(); ++j) {
+          const std::string item_at = list_at + "/" + std::to_string(j);
+          std::optional<std::string> name = port_at((*list)[j], item_at);
+          if (!name) continue;
+          if (std::find(out.begin(), out.end(), *name) != out.end()) {
+            Error(item_at, "port " + Quote(*name) + " is listed twice");
+            continue;
+          }
+          out.push_back(*name);
+          selected.push_back({*name, item_at});
+        }
+      }
+      if (const json* vlans = Member(item, "select_vlan")) {
+        DecodeAllowed(*vlans, Child(at, "select_vlan"), &mirror.select_vlan);
+      }
+      if (auto all = GetBool(item, at, "select_all")) {
+        mirror.select_all = *all;
+        if (*all && (Member(item, "select_src_port") || Member(item, "select_dst_port")))
+          Error(Child(at, "select_all"),
+                "\"select_all\": true selects every port; leave out \"select_src_port\" and "
+                "\"select_dst_port\"");
+      }
+      if (!mirror.select_all && !Member(item, "select_src_port") &&
+          !Member(item, "select_dst_port") && !Member(item, "select_vlan")) {
+        Error(at, "mirror " + Quote(mirror.name) +
+                      " selects nothing: give \"select_src_port\", \"select_dst_port\", "
+                      "\"select_vlan\" or \"select_all\": true");
+      }
+      if (Require(item, at, "output_port")) {
+        const std::string out_at = Child(at, "output_port");
+        if (std::optional<std::string> name = port_at(*Member(item, "output_port"), out_at)) {
+          mirror.output_port = *name;
+          outputs.push_back({*name, out_at});
+          const PortConfig* port = find_port(*name);
+          // A host NIC or an existing link is an uplink: copies with the
+          // guests' source MACs would reach the LAN behind it, whose switches
+          // would learn those MACs there and send the guests' traffic away.
+          if (port->kind == PortKind::kExisting)
+            Error(out_at, "port " + Quote(*name) +
+                              " is an existing link (an uplink): mirrored copies would carry the "
+                              "guests' MACs into the LAN behind it; use a tap or veth port");
+          for (size_t e = 0; e < network->fdb.static_entries.size(); ++e)
+            if (network->fdb.static_entries[e].port == *name) {
+              Error(out_at, "port " + Quote(*name) + " has a static FDB entry (at " +
+                                LocationText(network->fdb.static_entries[e].where) +
+                                "), but a mirror's output port forwards nothing else");
+              break;
+            }
+        }
+      }
+      network->mirrors.push_back(std::move(mirror));
+    }
+    // An output port only receives copies: as a source or destination it
+    // would copy its own copies (OVS refuses this too).
+    for (const Named& out : outputs)
+      for (const Named& sel : selected)
+        if (sel.name == out.name)
+          Error(sel.at, "port " + Quote(sel.name) + " is the output port of a mirror (at " +
+                            LocationText(At(out.at)) +
+                            "); an output port cannot be selected for mirroring");
   }
 
   // "allowed": "10,20-30", or an array of VLAN IDs and list strings.

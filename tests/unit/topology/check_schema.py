@@ -28,6 +28,8 @@ EXPECTED_BAD = {
     "bad_kernel_bridge_ports.json": "/networks/0/ports",
     "bad_mac_multicast.json": "/networks/0/fdb/static/0/mac",
     "bad_mac_zero.json": "/networks/0/fdb/static/0/mac",
+    "bad_mirror_kernel.json": "/networks/0",
+    "bad_mirror_vlan.json": "/networks/0/mirror/0/select_vlan",
     "bad_overlay_evpn_flood.json": "/networks/0/overlay",
     "bad_overlay_mtu.json": "/networks/0/overlay/mtu",
     "bad_overlay_userspace.json": "/networks/0",

@@ -398,6 +398,12 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
       {"bad_mac_zero.json",
        {"2:30: /networks/0/fdb/static/0/mac: a static FDB entry needs a unicast MAC address; "
         "00:00:00:00:00:00 is all-zero"}},
+      {"bad_mirror_kernel.json",
+       {"1:80: /networks/0/mirror: port mirroring needs \"datapath\": \"userspace\" for now "
+        "(the kernel bridge's tc mirred mirror is not there yet) on network \"n\""}},
+      {"bad_mirror_vlan.json",
+       {"2:43: /networks/0/mirror/0/select_vlan: malformed VLAN list \"10,4095\": VLAN ID 4095 is "
+        "outside 1..4094"}},
       {"bad_overlay_evpn_flood.json",
        {"1:101: /networks/0/overlay/flood: \"flood\" and \"control\": \"evpn\" exclude each "
         "other: with EVPN, FRR installs the flood list from its peers' routes (type 3), and "
@@ -471,9 +477,9 @@ TEST(TopologyLoadTest, KnownBadDataFiles) {
 // with STP off).
 TEST(TopologyLoadTest, KnownGoodDataFiles) {
   const std::string data = testing::SourceDir() + "/tests/unit/topology/data/";
-  for (const char* name :
-       {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
-        "good_vhost_user.json", "good_overlay.json", "good_vm_nic_backends.json"}) {
+  for (const char* name : {"good_full.json", "good_userspace.json", "good_integral_numbers.json",
+                           "good_vhost_user.json", "good_overlay.json", "good_vm_nic_backends.json",
+                           "good_mirror.json"}) {
     EXPECT_THAT(Lines(LoadTopology({data + name})), IsEmpty()) << name;
   }
 }

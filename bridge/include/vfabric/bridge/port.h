@@ -36,9 +36,10 @@ enum class DropReason : uint8_t {
   kTxError,             // the egress port failed otherwise (errno logged once)
   kOffloadUnsupported,  // GSO frame for a port without offload that is not TCP (cannot be
                         // segmented)
-  kStaleFdb,  // the FDB names a port the switch no longer has (a bug: also logged); on ingress
-  kRxKernel,  // dropped by the kernel before the switch could read it (a packet socket's ring
-              // or queue was full: PACKET_STATISTICS); read every kernel_stats_interval_ms
+  kStaleFdb,      // the FDB names a port the switch no longer has (a bug: also logged); on ingress
+  kRxKernel,      // dropped by the kernel before the switch could read it (a packet socket's ring
+                  // or queue was full: PACKET_STATISTICS); read every kernel_stats_interval_ms
+  kMirrorOutput,  // received on a mirror's output port, which takes no part in forwarding
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);

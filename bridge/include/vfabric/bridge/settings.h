@@ -78,6 +78,29 @@ struct PortVlanConfig {
   bool IsMember(VlanId vid) const;
 };
 
+// ---- port mirroring ----
+
+// A port mirror (SPAN), as Open vSwitch's Mirror table: the frames it
+// selects are copied to `output`. A frame the switch accepts is selected
+// when it came in by a port of `select_src`, or leaves by a port of
+// `select_dst`, or `select_all`; and, when `select_vlan` is not empty, its
+// VLAN is in it. `select_vlan` alone (no ports, not select_all) selects every
+// frame of those VLANs. The output port is reserved for mirroring: nothing
+// is forwarded or flooded to it, it learns nothing and what it receives is
+// dropped (counted as mirror_output). A copy leaves it untagged when its
+// VLAN is the output port's untagged one, else tagged with its VLAN.
+struct MirrorSettings {
+  std::string name;                  // for messages
+  std::vector<uint16_t> select_src;  // PortIds
+  std::vector<uint16_t> select_dst;  // PortIds
+  VlanSet select_vlan;               // empty: every VLAN
+  bool select_all = false;
+  uint16_t output = 0xffff;  // a PortId
+  friend bool operator==(const MirrorSettings&, const MirrorSettings&) = default;
+};
+// The most mirrors a switch holds (one bit of a word per mirror).
+inline constexpr size_t kMaxMirrors = 64;
+
 // ---- the FDB ----
 
 // The switch's MAC table (fdb::Config: the same fields and defaults).

@@ -128,6 +128,13 @@ class Switch {
   Status FlushFdb(std::optional<PortId> port = std::nullopt,
                   std::optional<VlanId> vlan = std::nullopt);
   Status SetAgeingTime(uint64_t ageing_time_ns);
+  // Replaces the switch's port mirrors (MirrorSettings) with `mirrors`; an
+  // empty list removes them all, and then the pipeline pays one
+  // predictable branch per frame for them. Fails, changing nothing, on more
+  // than kMaxMirrors, a port the switch does not have, or an output port
+  // that some mirror selects. Flushes what the new output ports had learned.
+  Status SetMirrors(std::vector<MirrorSettings> mirrors);
+  std::vector<MirrorSettings> Mirrors() const;
   // New FDB limits (FdbSettings' max_entries, max_per_port) on a switch that
   // keeps running: the table is rebuilt with its entries, ages and counters.
   // Learned entries beyond the limits go, the oldest first (counted as

@@ -11,7 +11,8 @@
 //   add_switch_port,
 //   set_switch_port_vlan, start_tree | restart_tree | stop_tree,
 //   set_tree_port, set_tree_port_link, forget_runtime_fdb,
-//   delete_switch_fdb, add_switch_fdb.
+//   delete_switch_fdb, add_switch_fdb, set_switch_mirrors (last: the
+//   mirrors name ports, which are all in by then).
 // set_tree_port_link (a carrier change told to the tree) follows link
 // events: Apply runs it, but it is no change for people (IsChange()).
 #pragma once
@@ -58,6 +59,7 @@ struct ObservedSwitch {
   std::optional<topology::StpConfig> tree;             // the tree it runs
   std::map<StaticKey, std::string> installed_statics;  // -> port
   std::map<StaticKey, std::string> runtime_statics;    // fdb.add, -> port
+  std::vector<topology::MirrorConfig> mirrors;         // the port mirrors it runs
 };
 
 using ObservedSwitches = std::map<std::string, ObservedSwitch>;  // by network
@@ -81,6 +83,7 @@ struct SwitchOperation {
     kForgetRuntimeStatic,
     kDeleteStatic,
     kAddStatic,
+    kSetMirrors,
   };
   struct TreePort {
     std::string name;
@@ -107,6 +110,9 @@ struct SwitchOperation {
   StaticKey key;                           // k*Static
   std::string static_port;                 // k*Static: the entry's port
   std::string why;                         // kForgetRuntimeStatic
+  // kSetMirrors: the whole new list (the topology's mirrors over the ports
+  // the switch will hold) and the one it replaces.
+  std::vector<topology::MirrorConfig> mirrors, old_mirrors;
 
   std::string_view KindName() const;
   // One line for people, as the kernel planner's Operation::Describe().

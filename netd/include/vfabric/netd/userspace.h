@@ -196,6 +196,10 @@ class UserspaceNetworks {
   Status JoinTree(Network& network, const std::string& name,
                   const bridge::TreePortSettings& settings, bool up);
   void RemovePort(Network& network, const std::string& name);
+  // Port mirrors (netd/src/userspace_mirrors.cc): the switch's, by port
+  // name; and `mirrors` installed over the ports the switch holds.
+  static std::vector<topology::MirrorConfig> ObservedMirrors(const Network& network);
+  static Status SetMirrors(Network& network, const std::vector<topology::MirrorConfig>& mirrors);
 
   // The run-time static entries of each network on disk: read when its
   // switch starts, written whenever they change (runtime_statics.h).

@@ -171,6 +171,26 @@ std::string OverlayDeviceName(uint32_t vni);
 // IPv6 (40) header, UDP (8), VXLAN (8) and the inner Ethernet header (14).
 inline constexpr uint32_t kVxlanOverheadIpv4 = 50, kVxlanOverheadIpv6 = 70;
 
+// Port mirroring (SPAN), after Open vSwitch's Mirror table: frames that a
+// mirror selects are copied, as they leave the switch, to `output_port`.
+// A frame is selected when it comes in by a `select_src_port`, or goes out
+// by a `select_dst_port`, or (`select_all`, or neither port list given)
+// crosses any port; and, when `select_vlan` is not empty, is in one of
+// those VLANs. The output port is reserved for mirroring (as in OVS): the
+// switch forwards nothing else to it, learns nothing from it and drops what
+// it receives. Userspace datapath only for now.
+struct MirrorConfig {
+  std::string name;                          // unique within the network
+  std::vector<std::string> select_src_port;  // ports of the network
+  std::vector<std::string> select_dst_port;  // ports of the network
+  VlanBitmap select_vlan;                    // empty: every VLAN
+  bool select_all = false;
+  std::string output_port;  // a port of the network, no mirror's source or destination
+  SourceLocation where;
+};
+// The most mirrors one network may have (the switch keeps one bit per mirror).
+inline constexpr size_t kMaxMirrorsPerNetwork = 32;
+
 struct NetworkConfig {
   std::string name;
   Datapath datapath = Datapath::kKernel;
@@ -192,6 +212,8 @@ struct NetworkConfig {
   std::optional<std::vector<IpPrefix>> addresses;
   // Kernel datapath: a VXLAN overlay (see OverlayConfig).
   std::optional<OverlayConfig> overlay;
+  // Userspace datapath: port mirrors (see MirrorConfig), in topology order.
+  std::vector<MirrorConfig> mirrors;
   SourceLocation where;
 };
 
