@@ -47,8 +47,8 @@ class MemoryBackends final : public PortBackends {
 
 // `ports` vhost-user ports (no link to make), the one at `odd` in VLAN 7.
 topology::Topology Desired(const std::string& network, size_t ports, size_t odd) {
-  std::string text = R"({"networks": [{"name": ")" + network +
-                     R"(", "datapath": "userspace", "ports": [)";
+  std::string text =
+      R"({"networks": [{"name": ")" + network + R"(", "datapath": "userspace", "ports": [)";
   for (size_t i = 0; i < ports; ++i) {
     text += std::string(i ? "," : "") + R"({"name": ")" + network + "p" + std::to_string(i) +
             R"(", "kind": "vhost-user", "mode": "server", "socket": "/run/vf-test/)" + network +
