@@ -7,8 +7,12 @@ namespace vfabric::bridge {
 // ---- VLANs: through vlan::, so that parsing, printing and validation are
 // the library's exactly ----
 
+// The empty set (an access port's `allowed`) without 4,096 lookups: the
+// planner converts every port's config on every pass (6% of netd's CPU
+// with 10,000 ports).
 vlan::VlanSet ToVlan(const VlanSet& set) {
   vlan::VlanSet out;
+  if (set == VlanSet{}) return out;
   for (VlanId vid = 0; vid < 4096; ++vid)
     if (set.Contains(vid)) out.Add(vid);
   return out;
@@ -16,6 +20,7 @@ vlan::VlanSet ToVlan(const VlanSet& set) {
 
 VlanSet FromVlan(const vlan::VlanSet& set) {
   VlanSet out;
+  if (set.Empty()) return out;
   for (VlanId vid = 0; vid < 4096; ++vid)
     if (set.Contains(vid)) out.Add(vid);
   return out;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "capture_hook.h"
 #include "mapping.h"
@@ -105,7 +106,13 @@ struct PortSnap {
   // EgressAction and (bit 2) whether a frame with one C-tag of that VID is
   // accepted.
   vlan::Ingress untagged;
-  std::vector<uint8_t> vid;  // 4096 entries
+  // 4096 entries. Shared between snapshots: a port's table is computed when
+  // its settings change, not on every rebuild (that was 4094 classifications
+  // per port per rebuild, and a rebuild per port added: quadratic).
+  std::shared_ptr<const std::array<uint8_t, 4096>> vid;
+  // The VIDs the port floods to when forwarding, and whether tagged there:
+  // the rebuild's flood lists come from these, not from 4094 lookups.
+  std::shared_ptr<const std::vector<std::pair<uint16_t, bool>>> egress;
   // A mirror's output port: in no flood list, every VID's egress kDrop
   // (so a unicast to it is dropped), and what it receives is dropped.
   bool mirror_output = false;
@@ -128,7 +135,35 @@ struct ControlPort {
   std::string name;
   PortKind kind = PortKind::kMemory;
   PortSettings settings;
+  PortSnap snap;  // settings as the datapath reads them (MakePortSnap)
 };
+
+// The datapath's view of one port's settings: the vlan library asked once
+// per VID here, on the control thread, when the settings change.
+PortSnap MakePortSnap(const PortSettings& settings) {
+  PortSnap p;
+  p.present = true;
+  p.stp = settings.stp;
+  p.vlan = ToVlan(settings.vlan);
+  uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
+  p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
+  auto vid = std::make_shared<std::array<uint8_t, 4096>>();
+  vid->fill(static_cast<uint8_t>(vlan::EgressAction::kDrop));
+  auto egress = std::make_shared<std::vector<std::pair<uint16_t, bool>>>();
+  frame[16] = 0x88, frame[17] = 0xb5;
+  for (uint16_t v = 1; v <= vlan::kMaxVid; ++v) {
+    vlan::StoreTag(frame + vlan::kMacsLen, v);
+    const vlan::Ingress in = vlan::ClassifyIngress(p.vlan, {frame, 18});
+    const vlan::EgressAction action = vlan::ClassifyEgress(p.vlan, v);
+    (*vid)[v] =
+        static_cast<uint8_t>(static_cast<uint8_t>(action) | (in.accepted() ? kTaggedAccepted : 0));
+    if (action != vlan::EgressAction::kDrop)
+      egress->emplace_back(v, action == vlan::EgressAction::kTagged);
+  }
+  p.vid = std::move(vid);
+  p.egress = std::move(egress);
+  return p;
+}
 
 uint64_t SteadyNowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -257,6 +292,20 @@ struct Switch::Impl {
   Status ArmStatsTimer(bool on);
 
   std::shared_ptr<const Snapshot> BuildSnapshot() const;  // REQUIRES control_mutex
+  // Snapshot rebuilds so far (SnapshotBuilds()).
+  mutable std::atomic<uint64_t> snapshot_builds{0};
+  // Batching (REQUIRES control_mutex for all three): inside a batch,
+  // configuration changes leave the datapath's snapshot stale and queue
+  // their FDB flushes; the batch's end installs one snapshot for them all.
+  size_t batch_depth = 0;
+  bool snapshot_stale = false;
+  std::vector<PortId> pending_flush;
+  // Builds and installs a snapshot, then runs the queued flushes.
+  Status InstallSnapshot();  // REQUIRES control_mutex
+  // InstallSnapshot() if a batch left the snapshot stale: before anything
+  // the stale snapshot would get wrong (a static FDB entry to a port the
+  // datapath does not know yet, a removal).
+  Status InstallPendingSnapshot();  // REQUIRES control_mutex
   std::string PortName(PortId id) const;
 };
 
@@ -297,6 +346,7 @@ void Switch::Impl::DrainCommands() {
 // Snapshots
 
 std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
+  snapshot_builds.fetch_add(1, std::memory_order_relaxed);
   auto snap = std::make_shared<Snapshot>();
   size_t top = 0;
   for (size_t i = 0; i < control_ports.size(); ++i)
@@ -314,39 +364,43 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
   snap->mirror = internal::BuildMirrorTable(control_mirrors, top, present, untagged_of);
   for (size_t i = 0; i < top; ++i) {
     if (!control_ports[i]) continue;
-    PortSnap& p = snap->ports[i];
-    p.present = true;
-    p.stp = control_ports[i]->settings.stp;
-    p.vlan = ToVlan(control_ports[i]->settings.vlan);
-    uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
-    p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
-    p.vid.assign(4096, static_cast<uint8_t>(vlan::EgressAction::kDrop));
-    frame[16] = 0x88, frame[17] = 0xb5;
-    for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
-      vlan::StoreTag(frame + vlan::kMacsLen, vid);
-      const vlan::Ingress in = vlan::ClassifyIngress(p.vlan, {frame, 18});
-      p.vid[vid] = static_cast<uint8_t>(static_cast<uint8_t>(vlan::ClassifyEgress(p.vlan, vid)) |
-                                        (in.accepted() ? kTaggedAccepted : 0));
-    }
+    PortSnap& p = snap->ports[i] = control_ports[i]->snap;
     if (snap->mirror) {
       for (size_t b = 0; b < kMaxMirrors && snap->mirror->same_output[b]; ++b)
         if (snap->mirror->output[b] == i) p.mirror_output = true;
       if (p.mirror_output) {
-        for (uint8_t& v : p.vid)
+        // Its own table: the shared one stays the port's as configured.
+        auto vids = std::make_shared<std::array<uint8_t, 4096>>(*p.vid);
+        for (uint8_t& v : *vids)
           v = static_cast<uint8_t>((v & ~kEgressMask) |
                                    static_cast<uint8_t>(vlan::EgressAction::kDrop));
+        p.vid = std::move(vids);
         continue;
       }
     }
     if (p.stp != StpState::kForwarding) continue;
-    for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid) {
-      const vlan::EgressAction action = vlan::ClassifyEgress(p.vlan, vid);
-      if (action == vlan::EgressAction::kDrop) continue;
-      snap->flood[vid].push_back(
-          FloodEntry{static_cast<PortId>(i), action == vlan::EgressAction::kTagged});
-    }
+    for (const auto& [vid, tagged] : *p.egress)
+      snap->flood[vid].push_back(FloodEntry{static_cast<PortId>(i), tagged});
   }
   return snap;
+}
+
+Status Switch::Impl::InstallSnapshot() {
+  snapshot_stale = false;
+  std::shared_ptr<const Snapshot> snap = BuildSnapshot();
+  std::vector<PortId> flush;
+  flush.swap(pending_flush);
+  return Execute([&](Impl& dp) -> Status {
+    std::swap(dp.snapshot, snap);  // the old snapshot is released by the control thread
+    for (PortId id : flush)
+      if (dp.ports[id]) dp.fdb->FlushPort(id);
+    return Status::Ok();
+  });
+}
+
+Status Switch::Impl::InstallPendingSnapshot() {
+  if (!snapshot_stale && pending_flush.empty()) return Status::Ok();
+  return InstallSnapshot();
 }
 
 std::string Switch::Impl::PortName(PortId id) const {
@@ -617,7 +671,7 @@ void Switch::Impl::MirrorCopies(const internal::MirrorTable& mirror, PortId in, 
   if (out != fdb::kNoPort) {
     const PortSnap* os = snap.port(out);
     if (out != in && os != nullptr && os->stp == StpState::kForwarding &&
-        static_cast<vlan::EgressAction>(os->vid[vid] & kEgressMask) != vlan::EgressAction::kDrop)
+        static_cast<vlan::EgressAction>((*os->vid)[vid] & kEgressMask) != vlan::EgressAction::kDrop)
       tx = mirror.TxOf(out);
   } else {
     for (const FloodEntry& e : snap.flood[vid])
@@ -700,7 +754,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
                (tci = static_cast<uint16_t>(d[14] << 8 | d[15]), (tci & 0xfff) != 0) &&
                (tci & 0xfff) != vlan::kReservedVid) {
       const uint16_t vid = tci & 0xfff;
-      if (in_snap->vid[vid] & kTaggedAccepted) {
+      if ((*in_snap->vid)[vid] & kTaggedAccepted) {
         ingress.vlan = vid;
         ingress.strip = true;
         ingress.pcp = static_cast<uint8_t>(tci >> 13);
@@ -814,7 +868,7 @@ size_t Switch::Impl::ProcessPort(PortId in) {
         counters[out].Drop(DropReason::kStpState);
         continue;
       }
-      const auto action = static_cast<vlan::EgressAction>(os->vid[vid] & kEgressMask);
+      const auto action = static_cast<vlan::EgressAction>((*os->vid)[vid] & kEgressMask);
       if (action == vlan::EgressAction::kDrop) {
         counters[out].Drop(DropReason::kVlanNotAllowed);
         continue;
@@ -924,8 +978,12 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     return Status::Error(
         what + ": the switch has " + std::to_string(d.control_ports.size()) + " ports already",
         ENOSPC);
-  d.control_ports[id] = ControlPort{port->name(), port->kind(), settings};
-  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
+  d.control_ports[id] = ControlPort{port->name(), port->kind(), settings, MakePortSnap(settings)};
+  // In a batch the port is polled at once but, until the batch ends, not in
+  // the snapshot: its frames are dropped as from a discarding port and
+  // nothing floods to it.
+  std::shared_ptr<const Snapshot> snap;
+  if (d.batch_depth == 0) snap = d.BuildSnapshot();
   auto queue = std::make_unique<TxItem[]>(d.config.batch_size);
   Port* raw = port.get();
   std::unique_ptr<Port> owned = std::move(port);
@@ -960,13 +1018,14 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
     dp.txq_len[id] = 0;
     dp.ports[id] = std::move(owned);
     dp.active.push_back(id);
-    std::swap(dp.snapshot, snap);  // the old snapshot is released by the control thread
+    if (snap) std::swap(dp.snapshot, snap);  // the old snapshot is released by the control thread
     return Status::Ok();
   });
   if (!s.ok()) {
     d.control_ports[id].reset();
     return s.WithContext(what);
   }
+  if (d.batch_depth > 0) d.snapshot_stale = true;
   return id;
 }
 
@@ -980,6 +1039,13 @@ Status Switch::RemovePort(PortId id) {
   const std::string name = d.control_ports[id]->name;
   d.control_ports[id].reset();
   internal::ForgetPort(&d.control_mirrors, id);
+  // Never deferred, also in a batch: the datapath must not keep a snapshot
+  // that floods to a port it no longer has. The batch's other changes go
+  // in with it.
+  d.snapshot_stale = false;
+  std::erase(d.pending_flush, id);
+  std::vector<PortId> flush;
+  flush.swap(d.pending_flush);
   std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
   std::unique_ptr<Port> removed;  // destroyed (fd closed) on this thread
   std::unique_ptr<TxItem[]> queue;
@@ -1013,6 +1079,8 @@ Status Switch::RemovePort(PortId id) {
     removed = std::move(dp.ports[id]);
     queue = std::move(dp.txq[id]);
     std::swap(dp.snapshot, snap);
+    for (PortId other : flush)
+      if (dp.ports[other]) dp.fdb->FlushPort(other);
     return Status::Ok();
   });
   if (s.ok()) d.capture_rings[id].reset();  // the datapath no longer has it
@@ -1059,15 +1127,52 @@ Status Reconfigure(Switch::Impl& d, PortId id, std::string_view what,
   Status s = change(settings, &flush);
   if (!s.ok()) return s.WithContext(context + d.control_ports[id]->name);
   d.control_ports[id]->settings = settings;
-  std::shared_ptr<const Snapshot> snap = d.BuildSnapshot();
-  return d.Execute([&](Switch::Impl& dp) -> Status {
-    std::swap(dp.snapshot, snap);
-    if (flush) dp.fdb->FlushPort(id);
+  d.control_ports[id]->snap = MakePortSnap(settings);
+  if (flush &&
+      std::find(d.pending_flush.begin(), d.pending_flush.end(), id) == d.pending_flush.end())
+    d.pending_flush.push_back(id);
+  if (d.batch_depth > 0) {
+    // The flush waits for the snapshot too: flushed now, the port would
+    // learn again under the old settings until the batch ends.
+    d.snapshot_stale = true;
     return Status::Ok();
-  });
+  }
+  return d.InstallSnapshot();
 }
 
 }  // namespace
+
+void Switch::BeginBatch() {
+  std::lock_guard<std::mutex> lock(impl_->control_mutex);
+  ++impl_->batch_depth;
+}
+
+Status Switch::EndBatch() {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.control_mutex);
+  if (d.batch_depth == 0)
+    return Status::Error("switch " + d.config.name + ": end batch: no batch begun", EINVAL);
+  if (--d.batch_depth > 0) return Status::Ok();
+  return d.InstallPendingSnapshot().WithContext("switch " + d.config.name + ": end batch");
+}
+
+uint64_t Switch::SnapshotBuilds() const {
+  return impl_->snapshot_builds.load(std::memory_order_relaxed);
+}
+
+Switch::Batch::Batch(Switch& sw) : sw_(&sw) { sw.BeginBatch(); }
+
+Switch::Batch::~Batch() {
+  if (sw_ == nullptr) return;
+  Status ended = sw_->EndBatch();
+  if (!ended.ok()) VF_LOG(kError) << ended.message();
+}
+
+Status Switch::Batch::End() {
+  if (sw_ == nullptr) return Status::Ok();
+  Switch* sw = std::exchange(sw_, nullptr);
+  return sw->EndBatch();
+}
 
 std::optional<PortId> Switch::FindPort(std::string_view name) const {
   std::lock_guard<std::mutex> lock(impl_->control_mutex);
@@ -1085,6 +1190,10 @@ Status Switch::AddStaticFdb(fdb::VlanId vlan, const MacAddress& mac, PortId port
     std::lock_guard<std::mutex> lock(d.control_mutex);
     if (port >= d.control_ports.size() || !d.control_ports[port])
       return Status::Error(what + ": no port #" + std::to_string(port), ENOENT);
+    // A port added in a batch is not in the datapath's snapshot yet: frames
+    // sent to it would be stale_fdb drops.
+    Status installed = d.InstallPendingSnapshot();
+    if (!installed.ok()) return installed.WithContext(what);
   }
   // Checked again where the entry goes in: a RemovePort between the check
   // above and this command would otherwise leave an entry pointing at a
@@ -1268,6 +1377,21 @@ std::vector<PortInfo> Switch::Ports() const {
                            d.failed[i].load(std::memory_order_relaxed)});
   }
   return out;
+}
+
+Result<PortInfo> Switch::PortInfoOf(PortId id) const {
+  const Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.control_mutex);
+  if (id >= d.control_ports.size() || !d.control_ports[id])
+    return Status::Error(
+        "switch " + d.config.name + ": port #" + std::to_string(id) + ": no such port", ENOENT);
+  const ControlPort& p = *d.control_ports[id];
+  return PortInfo{id,
+                  p.name,
+                  p.kind,
+                  p.settings,
+                  d.counters[id].Read(),
+                  d.failed[id].load(std::memory_order_relaxed)};
 }
 
 Result<std::vector<FdbEntry>> Switch::FdbEntries() {

@@ -158,11 +158,10 @@ json UserspaceNetworks::PortExtra(const std::string& network_name, const std::st
   if (p == n->second.ports.end()) return out;
   out["switch_port"] = p->second.id;
   out["stp_state"] = "forwarding";
-  for (const bridge::PortInfo& info : n->second.sw->Ports())
-    if (info.id == p->second.id)
-      out["stp_state"] = std::string(bridge::ToString(info.settings.stp));
-  if (auto counters = n->second.sw->Counters(p->second.id); counters.ok())
-    out["counters"] = CountersJson(*counters);
+  if (auto info = n->second.sw->PortInfoOf(p->second.id); info.ok()) {
+    out["stp_state"] = std::string(bridge::ToString(info->settings.stp));
+    out["counters"] = CountersJson(info->counters);
+  }
   // With a tree: the port's path cost and priority as it runs them (the
   // kernel bridge's ports report theirs), and its guards.
   if (n->second.tree) {

@@ -122,6 +122,36 @@ class Switch {
                          StpState state);  // leaving forwarding/learning flushes the port
   std::optional<PortId> FindPort(std::string_view name) const;
 
+  // Batching. Every change above builds a new snapshot (O(ports)) and
+  // installs it; adding N ports one by one was O(N^2). Between BeginBatch()
+  // and EndBatch() (nested: the outermost end counts), AddPort, SetPortVlan
+  // and SetPortStpState change the configuration and take effect on the
+  // datapath at EndBatch(), with one snapshot for them all: until then a
+  // port added in the batch is polled but treated as discarding (its
+  // frames dropped, counted as stp drops; nothing floods to it), a changed
+  // port keeps its old settings and its learned entries (flushed at the
+  // end). RemovePort and AddStaticFdb install the pending changes at once
+  // (the datapath must never hold a snapshot naming a port it does not
+  // have, nor an FDB entry to a port its snapshot lacks). EndBatch fails
+  // without a BeginBatch, or when the snapshot cannot be installed.
+  void BeginBatch();
+  Status EndBatch();
+  // BeginBatch() now, EndBatch() at End() or destruction (an error there is
+  // logged).
+  class Batch {
+   public:
+    explicit Batch(Switch& sw);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    Status End();
+
+   private:
+    Switch* sw_;
+  };
+  // Snapshots built since Create() (one there): what batching saves shows here.
+  uint64_t SnapshotBuilds() const;
+
   Status AddStaticFdb(VlanId vlan, const MacAddress& mac, PortId port);
   Status RemoveStaticFdb(VlanId vlan, const MacAddress& mac);
   // Flushes learned entries: of one port and/or one VLAN, or all.
@@ -161,6 +191,9 @@ class Switch {
   // Counters of one port (any thread; cheap: relaxed loads).
   Result<PortCounters> Counters(PortId port) const;
   std::vector<PortInfo> Ports() const;
+  // One port's entry of Ports(), without listing them all (a view of N
+  // ports asking Ports() per port was quadratic).
+  Result<PortInfo> PortInfoOf(PortId port) const;
   // The FDB, copied in bounded chunks between batches.
   Result<std::vector<FdbEntry>> FdbEntries();
   Result<bridge::FdbCounters> FdbCounters();

@@ -102,8 +102,10 @@ class Controller {
     std::string plan_error;
   };
   // The desired state, the kernel read back and the drift per network, for
-  // the views.
-  protocol::Expected<View> MakeView() const;
+  // the views. `plan` false: no drift (no plans made) and of the kernel
+  // only its links (a view that shows neither, like the port list, saves
+  // planning every port and dumping the FDB).
+  protocol::Expected<View> MakeView(bool plan = true) const;
   protocol::Reply Dispatch(const std::string& verb, const nlohmann::json& args);
   protocol::Reply HandlePlanOrApply(const nlohmann::json& args, bool apply);
   protocol::Reply NetworkList();

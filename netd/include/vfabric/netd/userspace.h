@@ -123,6 +123,13 @@ class UserspaceNetworks {
     auto it = networks_.find(network);
     return it != networks_.end() && it->second.tree != nullptr;
   }
+  // How many forwarding snapshots the network's switch has built
+  // (bridge::Switch::SnapshotBuilds; 0 without a switch): an apply batches
+  // each network's changes into one.
+  uint64_t SnapshotBuilds(const std::string& network) const {
+    auto it = networks_.find(network);
+    return it != networks_.end() && it->second.sw ? it->second.sw->SnapshotBuilds() : 0;
+  }
   // Stops every switch.
   void StopAll();
 
