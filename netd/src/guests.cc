@@ -82,7 +82,9 @@ json GuestStatusJson(const vmm::GuestStatus& status) {
           {"error", status.error},
           {"console_log", status.console_log},
           {"nics", nics},
-          {"adopted", status.adopted}};
+          {"adopted", status.adopted},
+          {"record_error", status.record_error},
+          {"record_write_failures", status.record_write_failures}};
 }
 
 GuestManager::GuestManager(std::string run_dir, GuestPortBackends backends,
