@@ -653,17 +653,27 @@ std::string FormatConsoleLog(const json& result) {
   return ValueText(*text) + "\n";
 }
 
+// A line that says the guest's record (guest.json) is not saved, or "".
+std::string VmRecordWarning(const json& result) {
+  const json* vm = Get(result, "vm");
+  if (vm == nullptr) return "";
+  const json* error = Get(*vm, "record_error");
+  if (error == nullptr || !error->is_string() || error->get<std::string>().empty()) return "";
+  return "warning: " + error->get<std::string>() +
+         " (netd retries; until then a restarted netd does not know this change)\n";
+}
+
 std::string FormatAttach(const json& result) {
   const json& nic = Inner(result, "nic");
   return "attached NIC " + Text(nic, "id") + " (port " + Text(nic, "port") + ", mac " +
-         Text(nic, "mac") + ") to network " + Text(nic, "network") + "\n";
+         Text(nic, "mac") + ") to network " + Text(nic, "network") + "\n" + VmRecordWarning(result);
 }
 
 std::string FormatDetach(const json& result, const std::string& vm, const std::string& nic) {
   const json* status = Get(result, "vm");
   std::string name = status != nullptr ? Text(*status, "name") : "-";
   if (name == "-") name = vm;
-  return "detached " + nic + " from " + name + "\n";
+  return "detached " + nic + " from " + name + "\n" + VmRecordWarning(result);
 }
 
 std::string FormatPlan(const json& result) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "listener.h"
 #include "vfabric/common/log.h"
 #include "vfabric/protocol/protocol.h"
 
@@ -103,13 +104,7 @@ ControlServer::ControlServer(UniqueFd listener, UniqueFd epoll, std::string name
 ControlServer::~ControlServer() = default;
 
 void ControlServer::Run(Clock::time_point now) {
-  if (accept_paused_until_ && now >= *accept_paused_until_) {
-    accept_paused_until_.reset();
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = listener_.get();
-    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &event);
-  }
+  ResumeListener(epoll_.get(), listener_.get(), &accept_paused_until_, now);
   // Those whose turn ended with requests left go first.
   const std::set<int> ready = std::move(ready_);
   ready_.clear();
@@ -159,51 +154,45 @@ std::optional<ControlServer::Clock::time_point> ControlServer::NextDeadline() co
 }
 
 void ControlServer::Accept(Clock::time_point now) {
-  for (int i = 0; i < kAcceptsPerRun; ++i) {
-    UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (err == EINTR || err == ECONNABORTED) continue;
-      // Out of fds (or memory): the listener stays readable, so waiting on
-      // it again at once would spin. Pause it; the clients' own limits and
-      // timeouts make room.
-      ++counters_.accept_errors;
-      VF_LOG(kWarning) << "control socket " << name_ << ": accept: " << std::strerror(err)
-                       << "; not accepting for " << limits_.accept_pause.count() << " ms ("
-                       << clients_.size() << " clients)";
-      epoll_event event{};
-      event.data.fd = listener_.get();
-      epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &event);
-      accept_paused_until_ = now + limits_.accept_pause;
-      return;
-    }
-    std::string who;
-    if (!PeerAllowed(fd.get(), socket_gid_, &who)) {
-      ++counters_.refused_peer;
-      VF_LOG(kWarning) << "control socket: refused " << who;
-      SendOnce(fd.get(), ErrorAnswer(protocol::code::kPermission, "not allowed to use " + name_));
-      continue;
-    }
-    if (clients_.size() >= limits_.max_clients && !MakeRoomForOne(now)) {
-      ++counters_.rejected_busy;
-      SendOnce(fd.get(), ErrorAnswer(protocol::code::kBusy,
-                                     "netd serves at most " + std::to_string(limits_.max_clients) +
-                                         " control connections and all are busy; "
-                                         "try again"));
-      continue;
-    }
-    const int raw = fd.get();
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = raw;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
-      ++counters_.accept_errors;
-      VF_LOG(kWarning) << "control socket " << name_ << ": epoll_ctl: " << std::strerror(errno);
-      continue;
-    }
-    ++counters_.accepted;
-    clients_.try_emplace(raw, std::move(fd), std::move(who), limits_.max_request_bytes, now);
+  const int err = AcceptBatch(
+      epoll_.get(), listener_.get(), kAcceptsPerRun, limits_.accept_pause, now,
+      &accept_paused_until_, [&](UniqueFd fd) {
+        std::string who;
+        if (!PeerAllowed(fd.get(), socket_gid_, &who)) {
+          ++counters_.refused_peer;
+          VF_LOG(kWarning) << "control socket: refused " << who;
+          SendOnce(fd.get(),
+                   ErrorAnswer(protocol::code::kPermission, "not allowed to use " + name_));
+          return;
+        }
+        if (clients_.size() >= limits_.max_clients && !MakeRoomForOne(now)) {
+          ++counters_.rejected_busy;
+          SendOnce(fd.get(),
+                   ErrorAnswer(protocol::code::kBusy, "netd serves at most " +
+                                                          std::to_string(limits_.max_clients) +
+                                                          " control connections and all are busy; "
+                                                          "try again"));
+          return;
+        }
+        const int raw = fd.get();
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = raw;
+        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
+          ++counters_.accept_errors;
+          VF_LOG(kWarning) << "control socket " << name_ << ": epoll_ctl: " << std::strerror(errno);
+          return;
+        }
+        ++counters_.accepted;
+        clients_.try_emplace(raw, std::move(fd), std::move(who), limits_.max_request_bytes, now);
+      });
+  if (err != 0) {
+    // Out of fds (or memory): paused (listener.h); the clients' own limits
+    // and timeouts make room.
+    ++counters_.accept_errors;
+    VF_LOG(kWarning) << "control socket " << name_ << ": accept: " << std::strerror(err)
+                     << "; not accepting for " << limits_.accept_pause.count() << " ms ("
+                     << clients_.size() << " clients)";
   }
 }
 

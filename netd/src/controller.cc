@@ -685,7 +685,7 @@ Reply Controller::Attach(const json& args) {
                                  port + " did not open (see netd's log)"};
     }
   }
-  auto nic = guests_->Attach(vm, network_name, port, mac, vlan, socket);
+  auto nic = guests_->Attach(vm, with_nic, attached_nics_[vm].back(), vlan);
   if (!nic.ok()) {
     undo();
     return Error{"failed", nic.status().message()};

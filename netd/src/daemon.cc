@@ -199,13 +199,16 @@ class Daemon {
     const std::string machine_id = ReadMachineId();
     controller_->SetConfigDirs(ConfigDirs());
     controller_->SetMachineId(machine_id);
-    guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms");
+    userspace_ =
+        std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace", nullptr, machine_id);
+    // A guest's NIC on a userspace network plugs in as the switch's own
+    // backends say (the kernel networks' taps: the real backends).
+    guests_ = std::make_unique<GuestManager>(options_.run_dir + "/vms",
+                                             GuestPortBackends{&userspace_->Backends(), nullptr});
     // Guests still running from an earlier netd keep their hot-attached NICs.
     controller_->SetConfig(options_.dry_run ? std::move(loaded).value()
                                             : guests_->WithRunningNics(std::move(loaded).value()));
     if (!options_.dry_run) controller_->SetGuests(guests_.get());
-    userspace_ =
-        std::make_unique<UserspaceNetworks>(options_.run_dir + "/userspace", nullptr, machine_id);
     if (!options_.dry_run) controller_->SetUserspace(userspace_.get());
     // Kernel networks' `netctl fdb add` entries survive a restart.
     if (!options_.dry_run) controller_->SetKernelFdbDir(options_.run_dir + "/kernel-fdb");
@@ -678,9 +681,10 @@ class Daemon {
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<CreateJournal> journal_;
   std::unique_ptr<JournaledKernel> journaled_kernel_;  // over kernel_, when not a dry run
+  // Before guests_: the guests' NICs ask its port backends (Backends()).
+  std::unique_ptr<UserspaceNetworks> userspace_;
   std::unique_ptr<GuestManager> guests_;
   std::unique_ptr<Controller> controller_;
-  std::unique_ptr<UserspaceNetworks> userspace_;
   UniqueFd guest_timer_;
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;

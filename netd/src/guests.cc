@@ -1,6 +1,7 @@
 #include "vfabric/netd/guests.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -81,20 +82,97 @@ json GuestStatusJson(const vmm::GuestStatus& status) {
           {"error", status.error},
           {"console_log", status.console_log},
           {"nics", nics},
-          {"adopted", status.adopted}};
+          {"adopted", status.adopted},
+          {"record_error", status.record_error},
+          {"record_write_failures", status.record_write_failures}};
 }
 
-GuestManager::GuestManager(std::string run_dir, vmm::GuestOptions options)
-    : run_dir_(std::move(run_dir)), options_(std::move(options)) {
-  if (!options_.open_tap) {
-    options_.open_tap = [](const vmm::GuestNic& nic) {
-      return OpenTap(nic.port, /*vnet_hdr=*/true, /*multi_queue=*/false);
-    };
+GuestManager::GuestManager(std::string run_dir, GuestPortBackends backends,
+                           vmm::GuestOptions options)
+    : run_dir_(std::move(run_dir)), backends_(backends), options_(std::move(options)) {
+  if (backends_.userspace == nullptr || backends_.kernel == nullptr) {
+    own_backends_ = NewKernelPortBackends();
+    if (backends_.userspace == nullptr) backends_.userspace = own_backends_.get();
+    if (backends_.kernel == nullptr) backends_.kernel = own_backends_.get();
   }
 }
 
 GuestManager::~GuestManager() {
   for (auto& [name, guest] : guests_) guest->LeaveRunning();
+}
+
+Result<GuestManager::GuestPort> GuestManager::PortOf(const std::string& vm,
+                                                     const topology::Topology& desired,
+                                                     const topology::NicConfig& nic) const {
+  auto network =
+      std::find_if(desired.networks.begin(), desired.networks.end(),
+                   [&](const topology::NetworkConfig& n) { return n.name == nic.network; });
+  if (network == desired.networks.end())
+    return Status::Error(
+        "vm " + vm + ": NIC " + nic.port + ": no network named \"" + nic.network + "\"", ENOENT);
+  GuestPort found;
+  found.backends =
+      network->datapath == topology::Datapath::kUserspace ? backends_.userspace : backends_.kernel;
+  auto port = std::find_if(network->ports.begin(), network->ports.end(),
+                           [&](const topology::PortConfig& p) { return p.name == nic.port; });
+  if (port != network->ports.end()) {
+    found.port = *port;
+  } else if (nic.backend == topology::NicBackend::kVhostUser) {
+    return Status::Error("vm " + vm + ": NIC " + nic.port + ": no vhost-user port on network " +
+                         nic.network);
+  } else {
+    // A tap NIC's own tap (netd makes it), as WithGuestPorts declares it.
+    found.port.name = nic.port;
+    found.port.kind = topology::PortKind::kTap;
+  }
+  return found;
+}
+
+Result<vmm::GuestNic> GuestManager::PlugNic(const std::string& vm,
+                                            const topology::Topology& desired,
+                                            const topology::NicConfig& nic) {
+  auto found = PortOf(vm, desired, nic);
+  if (!found.ok()) return found.status();
+  const GuestPort& port = *found;
+  const PortBackend& backend = port.backends->For(port.port, /*guest=*/true);
+  auto plug = backend.GuestPlug(port.port);
+  if (!plug.ok()) return plug.status().WithContext("vm " + vm);
+  vmm::GuestNic guest_nic;
+  guest_nic.network = nic.network;
+  guest_nic.port = nic.port;
+  guest_nic.mac = nic.mac ? *nic.mac : MacAddress{};
+  // The NIC's "backend" and its port's agree in a valid topology
+  // (topology/src/check.cc); a plug that says otherwise is refused, since a
+  // guest recorded with it would not match its VM again (GuestMismatch).
+  const bool wants_vhost_user = nic.backend == topology::NicBackend::kVhostUser;
+  switch (plug->kind) {
+    case vmm::NicPlug::Kind::kTap: {
+      if (wants_vhost_user)
+        return Status::Error("vm " + vm + ": NIC " + nic.port + ": no vhost-user port on network " +
+                             nic.network);
+      auto tap = backend.OpenGuestTap(port.port);
+      if (!tap.ok()) return tap.status().WithContext("vm " + vm);
+      guest_nic.tap = std::move(tap).value();
+      return guest_nic;
+    }
+    case vmm::NicPlug::Kind::kVhostUser:
+      if (!wants_vhost_user)
+        return Status::Error("vm " + vm + ": NIC " + nic.port + ": port " + port.port.name +
+                             " is a vhost-user socket, not a tap (\"backend\": \"vhost-user\" "
+                             "on the NIC)");
+      // QEMU connects (reconnect=1): only a port whose backend listens.
+      if (plug->socket_server)
+        return Status::Error("vm " + vm + ": NIC " + nic.port + ": port " + port.port.name +
+                             " connects to a listening frontend; netd's guests connect to a "
+                             "vhost-user port with \"mode\": \"server\"");
+      guest_nic.vhost_user_socket = plug->socket;
+      return guest_nic;
+    case vmm::NicPlug::Kind::kBridge:
+      break;
+  }
+  return Status::Error("vm " + vm + ": NIC " + nic.port + ": port " + port.port.name +
+                       " plugs into a bridge through a tap of the guest's own (libvirt's way), "
+                       "which netd's guests do not make");
 }
 
 vmm::GuestOptions GuestManager::OptionsFor(const topology::VmConfig& vm,
@@ -108,6 +186,31 @@ vmm::GuestOptions GuestManager::OptionsFor(const topology::VmConfig& vm,
     for (const topology::NetworkConfig& network : desired.networks)
       if (network.name == nic.network && network.datapath == topology::Datapath::kUserspace)
         options.shared_memory = true;
+  if (!options.open_tap) {
+    // An adopted guest holds no descriptors: when its QEMU is started again,
+    // each tap is opened through its port's backend, as the topology of its
+    // adoption has the port. A NIC not there (hot-attached later, which
+    // holds its descriptor anyway) is a tap NIC's own tap.
+    std::map<std::string, GuestPort> ports;
+    for (size_t i = 0; i < vm.nics.size(); ++i) {
+      topology::NicConfig nic = vm.nics[i];
+      nic.port = NicPort(vm, i);
+      auto port = PortOf(vm.name, desired, nic);
+      if (port.ok()) ports.emplace(nic.port, std::move(port).value());
+    }
+    const PortBackends* kernel = backends_.kernel;
+    options.open_tap = [ports = std::move(ports), kernel](const vmm::GuestNic& nic) {
+      GuestPort port;
+      if (auto it = ports.find(nic.port); it != ports.end()) {
+        port = it->second;
+      } else {
+        port.backends = kernel;
+        port.port.name = nic.port;
+        port.port.kind = topology::PortKind::kTap;
+      }
+      return port.backends->For(port.port, /*guest=*/true).OpenGuestTap(port.port);
+    };
+  }
   return options;
 }
 
@@ -278,30 +381,16 @@ std::vector<std::string> GuestManager::Sync(const topology::Topology& desired) {
     std::vector<vmm::GuestNic> nics;
     std::string error;
     for (size_t i = 0; i < vm.nics.size() && error.empty(); ++i) {
-      const topology::NicConfig& nic = vm.nics[i];
-      const std::string port = NicPort(vm, i);
-      vmm::GuestNic guest_nic;
-      guest_nic.id = "nic" + std::to_string(i);
-      guest_nic.network = nic.network;
-      guest_nic.port = port;
-      guest_nic.mac = NicMac(vm, i);
-      if (nic.backend == topology::NicBackend::kVhostUser) {
-        // QEMU connects to the socket the switch's port listens on.
-        guest_nic.vhost_user_socket = GuestNicSocket(desired, nic);
-        if (guest_nic.vhost_user_socket.empty()) {
-          error =
-              "vm " + vm.name + ": NIC " + port + ": no vhost-user port on network " + nic.network;
-          break;
-        }
-      } else {
-        auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
-        if (!tap.ok()) {
-          error = "vm " + vm.name + ": " + tap.status().message();
-          break;
-        }
-        guest_nic.tap = std::move(tap).value();
+      topology::NicConfig nic = vm.nics[i];
+      nic.port = NicPort(vm, i);
+      nic.mac = NicMac(vm, i);
+      auto plugged = PlugNic(vm.name, desired, nic);
+      if (!plugged.ok()) {
+        error = plugged.status().message();
+        break;
       }
-      nics.push_back(std::move(guest_nic));
+      plugged->id = "nic" + std::to_string(i);
+      nics.push_back(std::move(plugged).value());
     }
     if (!error.empty()) {
       errors.push_back(error);
@@ -441,26 +530,22 @@ Result<json> GuestManager::ConsoleLog(const std::string& name, size_t bytes) con
   return json{{"name", name}, {"path", path}, {"text", text}, {"truncated", truncated}};
 }
 
-Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm, const std::string& network,
-                                               const std::string& port, const MacAddress& mac,
-                                               uint16_t access_vlan,
-                                               const std::string& vhost_user_socket) {
+Result<vmm::GuestNicInfo> GuestManager::Attach(const std::string& vm,
+                                               const topology::Topology& desired,
+                                               const topology::NicConfig& nic,
+                                               uint16_t access_vlan) {
   auto it = guests_.find(vm);
   if (it == guests_.end()) return Status::Error("no vm named \"" + vm + "\"");
-  vmm::GuestNic nic;
-  nic.id = it->second->FreeNicId();
-  nic.network = network;
-  nic.port = port;
-  nic.mac = mac;
-  nic.access_vlan = access_vlan;
-  nic.vhost_user_socket = vhost_user_socket;
-  if (vhost_user_socket.empty()) {
-    auto tap = OpenTap(port, /*vnet_hdr=*/true, /*multi_queue=*/false);
-    if (!tap.ok()) return tap.status().WithContext("attach to vm " + vm);
-    nic.tap = std::move(tap).value();
-  }
-  vmm::GuestNicInfo info{nic.id, network, port, mac, vhost_user_socket};
-  VF_RETURN_IF_ERROR(it->second->AttachNic(std::move(nic)));
+  auto plugged = PlugNic(vm, desired, nic);
+  if (!plugged.ok())  // "attach to vm VM: why", as ever
+    return Status::Error("attach to " + plugged.status().message(),
+                         plugged.status().error_number());
+  vmm::GuestNic guest_nic = std::move(plugged).value();
+  guest_nic.id = it->second->FreeNicId();
+  guest_nic.access_vlan = access_vlan;
+  vmm::GuestNicInfo info{guest_nic.id, guest_nic.network, guest_nic.port, guest_nic.mac,
+                         guest_nic.vhost_user_socket};
+  VF_RETURN_IF_ERROR(it->second->AttachNic(std::move(guest_nic)));
   return info;
 }
 

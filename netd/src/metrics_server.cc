@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "listener.h"
 #include "vfabric/common/log.h"
 #include "vfabric/metrics/exposition.h"
 
@@ -107,13 +108,7 @@ MetricsServer::MetricsServer(UniqueFd listener, UniqueFd epoll, std::string name
 MetricsServer::~MetricsServer() = default;
 
 void MetricsServer::Run(Clock::time_point now) {
-  if (accept_paused_until_ && now >= *accept_paused_until_) {
-    accept_paused_until_.reset();
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = listener_.get();
-    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &event);
-  }
+  ResumeListener(epoll_.get(), listener_.get(), &accept_paused_until_, now);
   epoll_event events[32];
   const int n = epoll_wait(epoll_.get(), events, 32, 0);
   for (int i = 0; i < n; ++i) {
@@ -146,39 +141,32 @@ std::optional<MetricsServer::Clock::time_point> MetricsServer::NextDeadline() co
 }
 
 void MetricsServer::Accept(Clock::time_point now) {
-  for (int i = 0; i < kAcceptsPerRun; ++i) {
-    UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if (err == EINTR || err == ECONNABORTED) continue;
-      // Out of fds: pause rather than spin on a listener that stays readable.
-      ++counters_.accept_errors;
-      VF_LOG(kWarning) << "metrics listener " << name_ << ": accept: " << std::strerror(err)
-                       << "; not accepting for " << limits_.accept_pause.count() << " ms";
-      epoll_event event{};
-      event.data.fd = listener_.get();
-      epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &event);
-      accept_paused_until_ = now + limits_.accept_pause;
-      return;
-    }
-    if (clients_.size() >= limits_.max_clients && !MakeRoom()) {
-      ++counters_.rejected_busy;
-      const std::string text = "busy\n";
-      const std::string answer = Head(503, "text/plain; charset=utf-8", text.size()) + text;
-      (void)!send(fd.get(), answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      continue;
-    }
-    const int raw = fd.get();
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = raw;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
-      ++counters_.accept_errors;
-      continue;
-    }
-    ++counters_.accepted;
-    clients_.try_emplace(raw, std::move(fd), now);
+  const int err = AcceptBatch(
+      epoll_.get(), listener_.get(), kAcceptsPerRun, limits_.accept_pause, now,
+      &accept_paused_until_, [&](UniqueFd fd) {
+        if (clients_.size() >= limits_.max_clients && !MakeRoom()) {
+          ++counters_.rejected_busy;
+          const std::string text = "busy\n";
+          const std::string answer = Head(503, "text/plain; charset=utf-8", text.size()) + text;
+          (void)!send(fd.get(), answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          return;
+        }
+        const int raw = fd.get();
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = raw;
+        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
+          ++counters_.accept_errors;
+          return;
+        }
+        ++counters_.accepted;
+        clients_.try_emplace(raw, std::move(fd), now);
+      });
+  if (err != 0) {
+    // Out of fds: paused rather than spinning (listener.h).
+    ++counters_.accept_errors;
+    VF_LOG(kWarning) << "metrics listener " << name_ << ": accept: " << std::strerror(err)
+                     << "; not accepting for " << limits_.accept_pause.count() << " ms";
   }
 }
 

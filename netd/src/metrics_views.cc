@@ -226,6 +226,12 @@ void Controller::WriteMetrics(MetricsOut& out) {
                   U64(vm, "restarts"));
       out.Gauge("vfabric_guest_running", "1 while the guest's QEMU runs.", labels,
                 vm["state"] == "running" ? 1 : 0);
+      out.Counter("vfabric_guest_record_write_failures_total",
+                  "Writes of the guest's guest.json that failed (a full or read-only run dir).",
+                  labels, U64(vm, "record_write_failures"));
+      out.Gauge("vfabric_guest_record_stale",
+                "1 while the guest's guest.json does not describe its QEMU (netd retries).", labels,
+                vm.value("record_error", std::string()).empty() ? 0 : 1);
     }
   }
 }

@@ -20,6 +20,11 @@ Result<vmm::NicPlug> PortBackend::GuestPlug(const topology::PortConfig& port) co
                        "): not a port a guest can use");
 }
 
+Result<UniqueFd> PortBackend::OpenGuestTap(const topology::PortConfig& port) const {
+  return Status::Error("port " + port.name + " (" + std::string(Name()) +
+                       "): no tap a guest can hold");
+}
+
 namespace {
 
 std::string IfindexIdentity(const LinkInfo* link) {
@@ -69,6 +74,12 @@ class PacketSocketBackend final : public PortBackend {
     plug.kind = vmm::NicPlug::Kind::kTap;
     plug.tap = port.name;
     return plug;
+  }
+  // netd's own guest: the tap with IFF_VNET_HDR (the guest's offloads), one
+  // queue, as vmm hands it to QEMU (fd=).
+  Result<UniqueFd> OpenGuestTap(const topology::PortConfig& port) const override {
+    if (port.kind != topology::PortKind::kTap) return NoGuestUse(port);
+    return OpenTap(port.name, /*vnet_hdr=*/true, /*multi_queue=*/false);
   }
 };
 

@@ -188,6 +188,14 @@ Guest::~Guest() {
 }
 
 void Guest::LeaveRunning() {
+  if (!record_error_.empty()) {
+    // The last chance to record the QEMU left running for the next supervisor.
+    WriteRecord();
+    if (!record_error_.empty())
+      VF_LOG(kError) << "vm " << vm_.name << ": left running without a current guest.json ("
+                     << record_error_ << "): the next supervisor may not adopt it as it is";
+    record_retry_.reset();
+  }
   qmp_.reset();
   if (child_ && child_->running())
     VF_LOG(kInfo) << "vm " << vm_.name << ": left running (qemu pid " << child_->pid() << ")";
@@ -200,7 +208,11 @@ void Guest::LeaveRunning() {
 bool Guest::adopted() const { return child_ && child_->adopted(); }
 
 void Guest::WriteRecord() {
-  if (!child_ || !child_->running() || !accel_) return;
+  record_retry_.reset();
+  if (!child_ || !child_->running() || !accel_) {
+    record_error_.clear();  // no QEMU, no record to keep
+    return;
+  }
   RunRecord record;
   record.name = vm_.name;
   record.pid = child_->pid();
@@ -216,10 +228,29 @@ void Guest::WriteRecord() {
                            nic.vhost_user_socket});
   record.detached_ports = detached_ports_;
   Status s = WriteRunRecord(options_.run_dir, record);
-  if (!s.ok()) VF_LOG(kWarning) << "vm " << vm_.name << ": " << s.message();
+  if (s.ok()) {
+    if (!record_error_.empty()) VF_LOG(kInfo) << "vm " << vm_.name << ": guest.json saved again";
+    record_error_.clear();
+    record_backoff_ = milliseconds(0);
+    return;
+  }
+  // Without a current record a later supervisor would not know this QEMU
+  // (or its hot-attached NICs) and would kill or restart it: try again
+  // until it takes, and say so once per spell, not at every try.
+  ++record_write_failures_;
+  if (record_error_.empty())
+    VF_LOG(kWarning) << "vm " << vm_.name << ": " << s.message()
+                     << " (the record before stays; retrying until it is saved)";
+  record_error_ = s.message();
+  record_backoff_ = std::min<milliseconds>(
+      std::max<milliseconds>(record_backoff_ * 2, milliseconds(1000)), milliseconds(30000));
+  record_retry_ = Now() + record_backoff_;
 }
 
 void Guest::ForgetProcess() {
+  record_retry_.reset();
+  record_error_.clear();
+  record_backoff_ = milliseconds(0);
   RemoveRunRecord(options_.run_dir);
   ::unlink(pidfile_.c_str());
 }
@@ -248,6 +279,8 @@ GuestStatus Guest::status() const {
   for (const GuestNic& nic : nics_)
     s.nics.push_back({nic.id, nic.network, nic.port, nic.mac, nic.vhost_user_socket});
   s.adopted = adopted();
+  s.record_error = record_error_;
+  s.record_write_failures = record_write_failures_;
   return s;
 }
 
@@ -500,18 +533,24 @@ void Guest::Poll() {
     default:
       break;
   }
+  if (record_retry_ && Now() >= *record_retry_) WriteRecord();
 }
 
 std::optional<Guest::TimePoint> Guest::NextDeadline() const {
+  std::optional<TimePoint> next;
   switch (state_) {
     case GuestState::kStarting:
-      return std::min(next_qmp_try_, deadline_);
+      next = std::min(next_qmp_try_, deadline_);
+      break;
     case GuestState::kStopping:
     case GuestState::kRestartWait:
-      return deadline_;
+      next = deadline_;
+      break;
     default:
-      return std::nullopt;
+      break;
   }
+  if (record_retry_ && (!next || *record_retry_ < *next)) next = record_retry_;
+  return next;
 }
 
 Status Guest::WaitForState(GuestState want, milliseconds timeout) {

@@ -6,12 +6,16 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <map>
 #include <string>
 
+#include "fake_port_backends.h"
 #include "vfabric/testing/support.h"
 #include "vfabric/vmm/run_record.h"
 
@@ -60,6 +64,124 @@ TEST(GuestManagerTest, AnUnrecordedQemuOfAGuestIsKilledBeforeItStarts) {
   EXPECT_EQ(kill(other, 0), 0) << "another guest's process is left alone";
   for (pid_t group : {stray, orphan, other}) kill(-group, SIGKILL);  // with their sleeps
   waitpid(other, nullptr, 0);
+}
+
+// Says how a guest plugs into each port as the test set it, opens no switch
+// port, and hands out an eventfd for a "tap" (a descriptor is all that
+// GuestManager and vmm::Guest take before QEMU starts): no root, no tap.
+class GuestPlugBackend final : public PortBackend {
+ public:
+  std::string_view Name() const override { return "guest plug"; }
+  bool NeedsKernelLink() const override { return false; }
+  std::string Identity(const topology::PortConfig& port, const LinkInfo*) const override {
+    return "fake " + port.name;
+  }
+  Result<std::unique_ptr<bridge::Port>> Open(const topology::PortConfig& port,
+                                             const LinkInfo*) override {
+    return Status::Error("port " + port.name + ": no switch here");
+  }
+  Result<vmm::NicPlug> GuestPlug(const topology::PortConfig& port) const override {
+    auto it = plugs.find(port.name);
+    if (it == plugs.end()) return Status::Error("port " + port.name + ": refused by the test");
+    return it->second;
+  }
+  Result<UniqueFd> OpenGuestTap(const topology::PortConfig& port) const override {
+    taps_opened.push_back(port.name);
+    UniqueFd fd(::eventfd(0, EFD_CLOEXEC));
+    if (!fd) return Status::FromErrno("eventfd", errno);
+    return fd;
+  }
+
+  std::map<std::string, vmm::NicPlug> plugs;
+  mutable std::vector<std::string> taps_opened;
+};
+
+vmm::NicPlug TapPlug(const std::string& tap) {
+  vmm::NicPlug plug;
+  plug.kind = vmm::NicPlug::Kind::kTap;
+  plug.tap = tap;
+  return plug;
+}
+
+vmm::NicPlug VhostUserPlug(const std::string& socket) {
+  vmm::NicPlug plug;
+  plug.kind = vmm::NicPlug::Kind::kVhostUser;
+  plug.socket = socket;
+  return plug;
+}
+
+topology::NicConfig Nic(const std::string& network, const std::string& port,
+                        topology::NicBackend backend = topology::NicBackend::kTap) {
+  topology::NicConfig nic;
+  nic.network = network;
+  nic.port = port;
+  nic.backend = backend;
+  return nic;
+}
+
+// The NICs of netd's guests plug in as the port backends say (issue 15): a
+// userspace network's ports are asked of the backends the switches use, a
+// kernel network's of the kernel ones; a tap's descriptor comes from the
+// backend, a vhost-user NIC takes the socket the backend names (not the one
+// the topology declares), and a port the backend refuses keeps the guest
+// from being made, with the backend's reason.
+TEST(GuestManagerTest, AGuestsNicsPlugInAsTheirPortsBackendsSay) {
+  testing::TempDir run;
+  GuestPlugBackend switch_side, bridge_side;
+  FakePortBackends userspace(&switch_side), kernel(&bridge_side);
+  switch_side.plugs["vm1-eth0"] = TapPlug("vm1-eth0");
+  switch_side.plugs["vm1-eth1"] = VhostUserPlug(run.Join("backend-says.sock"));
+  bridge_side.plugs["vm1-eth2"] = TapPlug("vm1-eth2");
+
+  topology::Topology desired;
+  topology::NetworkConfig us;
+  us.name = "us";
+  us.datapath = topology::Datapath::kUserspace;
+  topology::PortConfig vu;
+  vu.name = "vm1-eth1";
+  vu.kind = topology::PortKind::kVhostUser;
+  vu.socket = run.Join("declared.sock");
+  vu.vhost_user_mode = topology::VhostUserMode::kServer;
+  us.ports.push_back(vu);
+  desired.networks.push_back(us);
+  topology::NetworkConfig lab;
+  lab.name = "lab";
+  lab.datapath = topology::Datapath::kKernel;
+  lab.bridge = "vfb-lab";
+  desired.networks.push_back(lab);
+  topology::VmConfig vm;
+  vm.name = "vm1";
+  vm.kernel = run.Join("no-such-kernel");  // made, then its start fails
+  vm.nics = {Nic("us", "vm1-eth0"), Nic("us", "vm1-eth1", topology::NicBackend::kVhostUser),
+             Nic("lab", "vm1-eth2")};
+  desired.vms.push_back(vm);
+  topology::VmConfig refused;
+  refused.name = "vm2";
+  refused.kernel = vm.kernel;
+  refused.nics = {Nic("us", "vm2-eth0")};
+  desired.vms.push_back(refused);
+
+  GuestManager guests(run.path(), {&userspace, &kernel});
+  const std::vector<std::string> errors = guests.Sync(desired);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_NE(errors[0].find("start vm1"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[1], "vm vm2: port vm2-eth0: refused by the test");
+
+  ASSERT_TRUE(guests.Has("vm1"));
+  EXPECT_FALSE(guests.Has("vm2"));
+  const std::vector<vmm::GuestNicInfo> nics = guests.Nics("vm1");
+  ASSERT_EQ(nics.size(), 3u);
+  EXPECT_EQ(nics[0].port, "vm1-eth0");
+  EXPECT_EQ(nics[0].vhost_user_socket, "") << "a tap";
+  EXPECT_EQ(nics[1].port, "vm1-eth1");
+  EXPECT_EQ(nics[1].vhost_user_socket, run.Join("backend-says.sock"));
+  EXPECT_EQ(nics[2].port, "vm1-eth2");
+  EXPECT_EQ(nics[2].vhost_user_socket, "");
+  EXPECT_EQ(switch_side.taps_opened, std::vector<std::string>{"vm1-eth0"});
+  EXPECT_EQ(bridge_side.taps_opened, std::vector<std::string>{"vm1-eth2"});
+  using Asked = std::vector<std::pair<std::string, bool>>;
+  EXPECT_EQ(userspace.asked, (Asked{{"vm1-eth0", true}, {"vm1-eth1", true}, {"vm2-eth0", true}}));
+  EXPECT_EQ(kernel.asked, (Asked{{"vm1-eth2", true}}));
 }
 
 // A running guest whose NIC changed backend (tap <-> vhost-user) while netd

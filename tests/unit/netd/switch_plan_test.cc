@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "fake_port_backends.h"
 #include "vfabric/bridge/testing/memory_port.h"
 #include "vfabric/netd/userspace.h"
 
@@ -279,15 +280,6 @@ class MemoryBackend final : public PortBackend {
   std::map<std::string, bridge::MemoryPort*> ports;  // owned by the switch
   std::string refuse;
   int opened = 0;
-};
-
-class FakePortBackends final : public PortBackends {
- public:
-  explicit FakePortBackends(MemoryBackend* backend) : backend_(backend) {}
-  PortBackend& For(const topology::PortConfig&, bool) const override { return *backend_; }
-
- private:
-  MemoryBackend* backend_;
 };
 
 std::vector<uint8_t> Frame(const MacAddress& dst, const MacAddress& src) {

@@ -7,10 +7,12 @@
 // (tests/unit/netd: FakePortBackends) and a new port kind is one more
 // backend here (netd/DESIGN.md lists the files a port kind touches).
 //
-// The guest side of a port (GuestPlug, GuestUseOf) says how a VM NIC that
-// netd does not run plugs into it (netctl port show --qemu|--libvirt); the
-// spelling of that for QEMU and libvirt is vmm/nic_plug.h's, the one vmm's
-// own guests use.
+// The guest side of a port (GuestPlug, OpenGuestTap) says how a VM NIC
+// plugs into it: netd's own guests (GuestManager, which asks the same
+// backends as the userspace networks, and the real ones for kernel
+// networks' taps) and a guest netd does not run (GuestUseOf: netctl port
+// show --qemu|--libvirt). The spelling of that for QEMU and libvirt is
+// vmm/nic_plug.h's, the one vmm's own guests use.
 #pragma once
 
 #include <memory>
@@ -22,6 +24,7 @@
 #include "vfabric/bridge/ports.h"
 #include "vfabric/common/mac_address.h"
 #include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
 #include "vfabric/netd/kernel.h"
 #include "vfabric/topology/topology.h"
 #include "vfabric/vmm/nic_plug.h"
@@ -61,6 +64,11 @@ class PortBackend {
   // take a guest (a veth, an existing link, a tap the switch opens itself);
   // the default, for a backend with no guest side.
   virtual Result<vmm::NicPlug> GuestPlug(const topology::PortConfig& port) const;
+  // For a port whose GuestPlug() is a tap (NicPlug::Kind::kTap): opens the
+  // descriptor that netd's own guest's QEMU inherits for it (GuestManager;
+  // vmm::GuestNic::tap). An error naming the port when it has none; the
+  // default, for a backend whose guest side is no tap.
+  virtual Result<UniqueFd> OpenGuestTap(const topology::PortConfig& port) const;
 };
 
 // Which backend serves a port.

@@ -119,6 +119,12 @@ struct GuestStatus {
   std::string console_socket;
   std::vector<GuestNicInfo> nics;
   bool adopted = false;  // this QEMU was started by an earlier supervisor (Adopt)
+  // Why guest.json does not describe the running QEMU (its last write failed:
+  // a full or read-only run dir), "" when it does. The write is retried (1 s,
+  // then twice as long each time, up to 30 s) until it takes; the record
+  // before stays whole meanwhile (written atomically).
+  std::string record_error;
+  int record_write_failures = 0;  // writes of guest.json that failed, in all
 };
 
 class Guest {
@@ -215,7 +221,8 @@ class Guest {
   Status AttachTap(const GuestNic& nic);  // getfd, netdev_add tap, device_add
   void Fail(std::string why);
   bool vhost() const;
-  // guest.json for the current QEMU (after a start, attach, detach).
+  // guest.json for the current QEMU (after a start, attach, detach, and
+  // from Poll() while an earlier write failed).
   void WriteRecord();
   void ForgetProcess();  // after QEMU is gone: its record and pidfile go too
 
@@ -243,6 +250,12 @@ class Guest {
   std::vector<std::string> detached_ports_;  // NICs it started with, detached since
   std::string last_exit_;
   std::string error_;
+  // guest.json not written (WriteRecord): why, when to try again, the wait
+  // after that try, and how many writes failed in all.
+  std::string record_error_;
+  std::optional<TimePoint> record_retry_;
+  std::chrono::milliseconds record_backoff_{0};
+  int record_write_failures_ = 0;
 };
 
 }  // namespace vfabric::vmm
