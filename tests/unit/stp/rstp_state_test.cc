@@ -113,18 +113,15 @@ TEST(StpStateTest, RefusesTruncatedCorruptForeignAndOtherSettings) {
   EXPECT_NE(refused(not_ours).find("magic"), std::string::npos);
   // Another engine layout (a build whose Port record differs), checksum
   // made right: refused by the layout, not by chance.
-  std::vector<uint8_t> other_layout = state;
-  uint32_t port_size = 0;
-  std::memcpy(&port_size, other_layout.data() + 12, 4);
-  port_size += 8;
-  std::memcpy(other_layout.data() + 12, &port_size, 4);
+  // The layout's Port size is at offset 12 (after the magic and the version).
+  std::vector<uint8_t> other_layout(state.begin(), state.end() - 8);
+  other_layout[12] = static_cast<uint8_t>(other_layout[12] + 8);
   uint64_t hash = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i + 8 < other_layout.size(); ++i) {
-    hash ^= other_layout[i];
+  for (uint8_t b : other_layout) {
+    hash ^= b;
     hash *= 0x100000001b3ull;
   }
-  const auto* hash_bytes = reinterpret_cast<const uint8_t*>(&hash);
-  std::copy(hash_bytes, hash_bytes + 8, other_layout.end() - 8);
+  for (int k = 0; k < 8; ++k) other_layout.push_back(static_cast<uint8_t>(hash >> (8 * k)));
   EXPECT_NE(refused(other_layout).find("engine layout"), std::string::npos);
   BridgeConfig other = Config();
   other.forward_delay = 5;
