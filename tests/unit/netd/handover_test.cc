@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
 namespace vfabric::netd {
 namespace {
 
