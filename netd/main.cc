@@ -1,4 +1,6 @@
 // netd: applies vfabric topologies to this host and keeps it matching them.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -46,7 +48,9 @@ constexpr const char* kUsage =
     "  -h, --help             this text\n"
     "  --version              print the version\n"
     "\n"
-    "signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop netd and\n"
+    "signals: SIGHUP reloads the configuration; SIGUSR2 re-executes netd (the\n"
+    "binary now at its path: an upgrade) handing the userspace switches over, so\n"
+    "that guests lose no traffic; SIGTERM and SIGINT stop netd and\n"
     "leave bridges, persistent taps and running guests in place (a restarted netd\n"
     "adopts them; a guest whose configuration changed meanwhile is restarted).\n";
 
@@ -60,6 +64,12 @@ int UsageError(const std::string& message) {
 int main(int argc, char** argv) {
   vfabric::SetLogProgramName("netd");
   vfabric::netd::DaemonOptions options;
+  // For SIGUSR2's re-exec: the path this binary was started from, resolved
+  // now (an upgrade later replaces the file at that path), and the arguments.
+  char exe[4096];
+  const ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (exe_len > 0) options.exe_path.assign(exe, static_cast<size_t>(exe_len));
+  options.argv.assign(argv, argv + argc);
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;

@@ -3,6 +3,7 @@
 // and sendmmsg() for tx.
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -51,6 +52,7 @@ class Mapping {
     return *this;
   }
   uint8_t* get() const { return addr_; }
+  size_t size() const { return size_; }
 
  private:
   uint8_t* addr_ = nullptr;
@@ -91,6 +93,36 @@ class PacketPort final : public Port {
   bool takes_offload() const override { return vnet_; }
   bool cheap_to_poll() const override { return true; }
   bool reports_kernel_drops() const override { return true; }
+
+  // The three sockets and where the rings stand. The tx ring holds nothing
+  // queued between turns (Transmit flushes it), so its head is all of its
+  // state; the rx ring's next slot is ours, the kernel fills on from there.
+  Result<PortHandover> Handover() const override {
+    const std::string what = "packet socket " + name_;
+    PortHandover handover;
+    handover.kind = PortKind::kPacketSocket;
+    for (const UniqueFd* fd : {&fd_, &tx_fd_, &tx_ring_fd_}) {
+      if (!*fd) break;                  // no tx ring
+      UniqueFd copy(::dup(fd->get()));  // dup: no FD_CLOEXEC
+      if (!copy) return Status::FromErrno(what + ": dup", errno);
+      handover.fds.push_back(std::move(copy));
+    }
+    handover.values = {{"vnet", vnet_ ? 1u : 0u},
+                       {"ring_bytes", ring_.size()},
+                       {"frame_size", frame_size_},
+                       {"frame_count", frame_count_},
+                       {"slot", slot_},
+                       {"tx_ring_bytes", tx_ring_.size()},
+                       {"tx_frame_size", tx_frame_size_},
+                       {"tx_frame_count", tx_frame_count_},
+                       {"tx_head", tx_head_}};
+    return handover;
+  }
+  // Where an adopted port's rings stand (see Handover).
+  void Resume(uint32_t slot, uint32_t tx_head) {
+    slot_ = slot;
+    tx_head_ = tx_first_ = tx_head;
+  }
 
   // PACKET_STATISTICS (man 7 packet): tp_drops counts the frames the kernel
   // found no free ring slot for (or, for a frame larger than a slot, no room
@@ -596,6 +628,64 @@ Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex
   if (::setsockopt(sock, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
     return Status::FromErrno(what + ": PACKET_ADD_MEMBERSHIP promisc", errno);
   VF_RETURN_IF_ERROR(BindToLink(sock, ifindex, ETH_P_ALL, what));
+  return std::unique_ptr<Port>(std::move(port));
+}
+
+Result<std::unique_ptr<Port>> AdoptPacketSocketPort(std::string name, PortHandover handover) {
+  const std::string what = "packet socket " + name + ": adopt";
+  auto value = [&](const char* key, uint64_t* out) {
+    auto it = handover.values.find(key);
+    if (it == handover.values.end()) return false;
+    *out = it->second;
+    return true;
+  };
+  uint64_t vnet = 0, ring_bytes = 0, frame_size = 0, frame_count = 0, slot = 0;
+  uint64_t tx_ring_bytes = 0, tx_frame_size = 0, tx_frame_count = 0, tx_head = 0;
+  if (!value("vnet", &vnet) || !value("ring_bytes", &ring_bytes) ||
+      !value("frame_size", &frame_size) || !value("frame_count", &frame_count) ||
+      !value("slot", &slot) || !value("tx_ring_bytes", &tx_ring_bytes) ||
+      !value("tx_frame_size", &tx_frame_size) || !value("tx_frame_count", &tx_frame_count) ||
+      !value("tx_head", &tx_head))
+    return Status::Error(what + ": values missing", EINVAL);
+  const bool has_tx_ring = tx_ring_bytes != 0;
+  if (handover.fds.size() != (has_tx_ring ? 3u : 2u))
+    return Status::Error(what + ": " + std::to_string(handover.fds.size()) + " descriptors",
+                         EINVAL);
+  if (frame_size == 0 || frame_count == 0 || frame_size * frame_count > ring_bytes ||
+      slot >= frame_count || ring_bytes > (1ull << 32) ||
+      (has_tx_ring && (tx_frame_size == 0 || tx_frame_count == 0 || tx_head >= tx_frame_count ||
+                       tx_frame_size * tx_frame_count > tx_ring_bytes ||
+                       tx_frame_size <= kTxDataOffset || tx_ring_bytes > (1ull << 32))))
+    return Status::Error(what + ": ring values out of range", EINVAL);
+  for (const UniqueFd& fd : handover.fds) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (!fd || ::getsockopt(fd.get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+        domain != AF_PACKET)
+      return Status::Error(
+          what + ": descriptor " + std::to_string(fd.get()) + " is not a packet socket", EBADF);
+    // Back to close-on-exec: only a handover passes them on.
+    const int flags = ::fcntl(fd.get(), F_GETFD);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFD, flags | FD_CLOEXEC) < 0)
+      return Status::FromErrno(what + ": FD_CLOEXEC", errno);
+  }
+  void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                     handover.fds[0].get(), 0);
+  if (mem == MAP_FAILED) return Status::FromErrno(what + ": mmap rx ring", errno);
+  Mapping ring(mem, ring_bytes);
+  std::optional<TxRing> tx_ring;
+  if (has_tx_ring) {
+    void* tx_mem = ::mmap(nullptr, tx_ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                          handover.fds[2].get(), 0);
+    if (tx_mem == MAP_FAILED) return Status::FromErrno(what + ": mmap tx ring", errno);
+    tx_ring = TxRing{std::move(handover.fds[2]), Mapping(tx_mem, tx_ring_bytes),
+                     static_cast<uint32_t>(tx_frame_size), static_cast<uint32_t>(tx_frame_count)};
+  }
+  auto port = std::make_unique<PacketPort>(
+      std::move(name), std::move(handover.fds[0]), std::move(handover.fds[1]), std::move(tx_ring),
+      vnet != 0, std::move(ring), static_cast<uint32_t>(frame_size),
+      static_cast<uint32_t>(frame_count));
+  port->Resume(static_cast<uint32_t>(slot), static_cast<uint32_t>(tx_head));
   return std::unique_ptr<Port>(std::move(port));
 }
 

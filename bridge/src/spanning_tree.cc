@@ -102,6 +102,35 @@ Result<std::unique_ptr<SpanningTree>> SpanningTree::Create(Switch& sw,
       sw, std::move(inbox), std::move(config), std::move(engine).value(), std::move(wake)));
 }
 
+Result<std::unique_ptr<SpanningTree>> SpanningTree::Restore(Switch& sw,
+                                                            std::shared_ptr<BpduInbox> inbox,
+                                                            SpanningTreeConfig config,
+                                                            const TreeHandover& handover) {
+  const std::string what = "spanning tree of switch " + config.name;
+  if (!inbox) return Status::Error(what + ": no BPDU inbox", EINVAL);
+  const stp::TimePoint now = config.clock ? config.clock() : std::chrono::steady_clock::now();
+  auto engine = stp::Bridge::Restore(ToStp(config.bridge), handover.engine, now);
+  if (!engine.ok()) return engine.status().WithContext(what);
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake) return Status::FromErrno(what + ": eventfd", errno);
+  std::unique_ptr<SpanningTree> tree(new SpanningTree(sw, std::move(inbox), std::move(config),
+                                                      std::move(engine).value(), std::move(wake)));
+  tree->names_ = handover.names;
+  return Result<std::unique_ptr<SpanningTree>>(std::move(tree));
+}
+
+TreeHandover SpanningTree::Handover() {
+  Stop();
+  std::lock_guard<std::mutex> lock(mutex_);
+  ApplyOutput();
+  return TreeHandover{engine_->SaveState(), names_};
+}
+
+bool SpanningTree::HasPort(PortId id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return id < 4095 && engine_->HasPort(NumberOf(id));
+}
+
 SpanningTree::~SpanningTree() { Stop(); }
 
 TreeClock SpanningTree::Now() const {

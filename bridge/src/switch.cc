@@ -962,6 +962,11 @@ Result<std::unique_ptr<Switch>> Switch::Create(SwitchConfig config) {
 }
 
 Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& settings) {
+  return AddPortAt(kNoPort, std::move(port), settings);
+}
+
+Result<PortId> Switch::AddPortAt(PortId want, std::unique_ptr<Port> port,
+                                 const PortSettings& settings) {
   Impl& d = *impl_;
   const std::string what = "switch " + d.config.name + ": add port " + (port ? port->name() : "");
   if (!port) return Status::Error(what + ": no port", EINVAL);
@@ -972,7 +977,13 @@ Result<PortId> Switch::AddPort(std::unique_ptr<Port> port, const PortSettings& s
   for (size_t i = 0; i < d.control_ports.size(); ++i) {
     if (d.control_ports[i] && d.control_ports[i]->name == port->name())
       return Status::Error(what + ": a port of that name exists", EEXIST);
-    if (!d.control_ports[i] && id == fdb::kNoPort) id = static_cast<PortId>(i);
+    if (!d.control_ports[i] && id == fdb::kNoPort && want == kNoPort) id = static_cast<PortId>(i);
+  }
+  if (want != kNoPort) {
+    if (want >= d.control_ports.size() || d.control_ports[want])
+      return Status::Error(what + ": port id " + std::to_string(want) + " is taken or out of range",
+                           EEXIST);
+    id = want;
   }
   if (id == fdb::kNoPort)
     return Status::Error(
@@ -1333,6 +1344,20 @@ Status Switch::SetMirrors(std::vector<MirrorSettings> mirrors) {
 std::vector<MirrorSettings> Switch::Mirrors() const {
   std::lock_guard<std::mutex> lock(impl_->control_mutex);
   return impl_->control_mirrors;
+}
+
+size_t Switch::LearnEntries(std::span<const FdbEntry> entries) {
+  size_t learned = 0;
+  Status s = impl_->Execute([&](Impl& dp) {
+    const uint64_t now = dp.Now();
+    for (const FdbEntry& entry : entries) {
+      if (entry.is_static || entry.port >= dp.ports.size() || !dp.ports[entry.port]) continue;
+      const fdb::LearnOutcome outcome = dp.fdb->Learn(entry.vlan, entry.mac, entry.port, now);
+      if (outcome == fdb::LearnOutcome::kLearned) ++learned;
+    }
+    return Status::Ok();
+  });
+  return s.ok() ? learned : 0;
 }
 
 Status Switch::SetAgeingTime(uint64_t ageing_time_ns) {

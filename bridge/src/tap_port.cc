@@ -26,6 +26,14 @@ class TapPort final : public Port {
   const std::string& name() const override { return name_; }
   PortKind kind() const override { return PortKind::kTap; }
   int fd() const override { return fd_.get(); }
+  Result<PortHandover> Handover() const override {
+    PortHandover handover;
+    handover.kind = PortKind::kTap;
+    UniqueFd copy(::dup(fd_.get()));  // dup: no FD_CLOEXEC
+    if (!copy) return Status::FromErrno("tap " + name_ + ": dup", errno);
+    handover.fds.push_back(std::move(copy));
+    return handover;
+  }
   bool takes_offload() const override { return true; }
 
   size_t Receive(FramePool& pool, std::span<Frame*> out, uint64_t* no_buffer,
@@ -131,6 +139,26 @@ Result<std::unique_ptr<Port>> OpenTapPort(std::string name, UniqueFd fd,
   if (::ioctl(fd.get(), TUNSETOFFLOAD, offload) < 0)
     return Status::FromErrno(what + ": TUNSETOFFLOAD", errno);
   return std::unique_ptr<Port>(new TapPort(std::move(name), std::move(fd)));
+}
+
+// packet_port.cc
+Result<std::unique_ptr<Port>> AdoptPacketSocketPort(std::string name, PortHandover handover);
+
+Result<std::unique_ptr<Port>> AdoptPort(std::string name, PortHandover handover) {
+  switch (handover.kind) {
+    case PortKind::kTap:
+      if (handover.fds.size() != 1)
+        return Status::Error(
+            "tap " + name + ": adopt: " + std::to_string(handover.fds.size()) + " descriptors",
+            EINVAL);
+      // OpenTapPort checks it is a tap (TUNGETIFF) and sets FD_CLOEXEC again.
+      return OpenTapPort(std::move(name), std::move(handover.fds[0]));
+    case PortKind::kPacketSocket:
+      return AdoptPacketSocketPort(std::move(name), std::move(handover));
+    default:
+      return Status::Error(
+          std::string(ToString(handover.kind)) + " port " + name + ": cannot be adopted", EINVAL);
+  }
 }
 
 }  // namespace vfabric::bridge

@@ -17,10 +17,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
+#include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/netd/capture.h"
@@ -28,6 +32,7 @@
 #include "vfabric/netd/controller.h"
 #include "vfabric/netd/create_journal.h"
 #include "vfabric/netd/guests.h"
+#include "vfabric/netd/handover.h"
 #include "vfabric/netd/metrics.h"
 #include "vfabric/netd/metrics_server.h"
 #include "vfabric/netd/watchdog.h"
@@ -153,6 +158,9 @@ class Daemon {
     const rlim_t fd_limit = RaiseFdLimit();
     control_limits_.max_clients =
         std::max<size_t>(1, std::min<size_t>(control_limits_.max_clients, fd_limit / 4));
+    // Before anything here opens a descriptor: those inherited and not
+    // handed over are closed by what they are not (close-on-exec unset).
+    ReadHandover();
     auto loaded = Load();
     if (!loaded.ok()) return 1;
     // Before anything is applied: a second netd must not take over (and,
@@ -226,8 +234,11 @@ class Daemon {
     }
     monitor_ = std::move(monitor).value();
 
+    const bool handed_over = handover_.has_value();
+    if (handed_over) AdoptHandover();
     std::vector<Operation> applied;
     Status status = TimedReconcile("start", &applied);
+    if (handed_over) LogHandoverDone();
     const bool failed = !status.ok();
     if (failed) {
       // A topology the planner refuses (its errors carry no errno: a foreign
@@ -331,6 +342,7 @@ class Daemon {
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGPIPE);
+    sigaddset(&signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     signal_fd_.Reset(signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
     epoll_.Reset(epoll_create1(EPOLL_CLOEXEC));
@@ -562,11 +574,130 @@ class Daemon {
     while (read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
       if (info.ssi_signo == SIGHUP) {
         Reload();
+      } else if (info.ssi_signo == SIGUSR2) {
+        Reexec();
       } else if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
         VF_LOG(kInfo) << "stopping on signal " << info.ssi_signo;
         stopping_ = true;
       }
     }
+  }
+
+  // ---- re-exec without outage (handover.h, DESIGN.md) ----
+
+  std::string HandoverPath() const { return options_.run_dir + "/handover.json"; }
+
+  // SIGUSR2: the switches stop between two turns and are handed over (their
+  // descriptors stay open across the exec), then netd execs the binary at
+  // its path. Guests stay children of this PID and are adopted from their
+  // state files as at any restart. Frames wait in the taps' queues and the
+  // packet sockets' rings meanwhile. If the exec fails, this image adopts
+  // the handover itself and carries on.
+  void Reexec() {
+    if (options_.exe_path.empty() || options_.argv.empty()) {
+      VF_LOG(kError) << "SIGUSR2: netd's own path is not known; not re-executing";
+      return;
+    }
+    if (access(options_.exe_path.c_str(), X_OK) != 0) {
+      VF_LOG(kError) << "SIGUSR2: " << options_.exe_path << ": " << std::strerror(errno)
+                     << "; not re-executing";
+      return;
+    }
+    Notify("RELOADING=1\nSTATUS=re-executing");
+    const auto began = std::chrono::steady_clock::now();
+    HandoverState state = userspace_->HandOver();
+    state.stopped_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count();
+    size_t ports = 0;
+    for (const HandedOverNetwork& network : state.networks) ports += network.ports.size();
+    Status written = WriteFileAtomically(HandoverPath(), SerializeHandover(state), 0600);
+    if (written.ok()) {
+      VF_LOG(kInfo) << "re-executing " << options_.exe_path << " (SIGUSR2): " << ports
+                    << " switch port" << (ports == 1 ? "" : "s") << " of " << state.networks.size()
+                    << " userspace network" << (state.networks.size() == 1 ? "" : "s")
+                    << " handed over in "
+                    << std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - began)
+                               .count() /
+                           1000.0
+                    << " ms";
+      setenv(kHandoverEnv, HandoverPath().c_str(), 1);
+      setenv(kHandoverFdsEnv, FormatFdList(state.Fds()).c_str(), 1);
+      std::vector<char*> argv;
+      for (const std::string& arg : options_.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+      argv.push_back(nullptr);
+      std::fflush(nullptr);
+      execv(options_.exe_path.c_str(), argv.data());
+      written = Status::FromErrno("exec " + options_.exe_path, errno);
+      unsetenv(kHandoverEnv);
+      unsetenv(kHandoverFdsEnv);
+      unlink(HandoverPath().c_str());
+    }
+    VF_LOG(kError) << "re-exec: " << written.message()
+                   << "; carrying on in this image (the switches restart from the handover)";
+    userspace_->StopAll();
+    userspace_->Adopt(std::move(state));
+    std::vector<Operation> applied;
+    Status again = TimedReconcile("reload", &applied);
+    if (!again.ok()) VF_LOG(kError) << "re-exec failed: " << again.message();
+    Notify("READY=1\nSTATUS=serving");
+  }
+
+  // At start: what the image before this one handed over
+  // (VFABRIC_NETD_HANDOVER). A state that cannot be read is refused with the
+  // reason: netd starts cold, as a plain restart. Either way the descriptors
+  // inherited and not handed over are closed (a tap held open would refuse
+  // the new open).
+  void ReadHandover() {
+    const char* path = getenv(kHandoverEnv);
+    if (path == nullptr) return;
+    const std::string file = path;
+    const char* fd_list = getenv(kHandoverFdsEnv);
+    const std::set<int> passed = ParseFdList(fd_list != nullptr ? fd_list : "");
+    unsetenv(kHandoverEnv);  // not for the guests netd starts
+    unsetenv(kHandoverFdsEnv);
+    std::string text;
+    {
+      std::ifstream in(file);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    unlink(file.c_str());
+    auto state = ParseHandover(text);
+    if (!state.ok()) {
+      const size_t closed = CloseUnadopted(passed, {});
+      VF_LOG(kError) << file << ": " << state.status().message() << "; starting cold (" << closed
+                     << " inherited descriptor" << (closed == 1 ? "" : "s") << " closed)";
+      return;
+    }
+    // Named in the list and not in the file (it should not happen): closed.
+    const size_t closed = CloseUnadopted(passed, state->Fds());
+    if (closed > 0) VF_LOG(kWarning) << "handover: closed " << closed << " stray descriptor(s)";
+    handover_ = std::move(state).value();
+  }
+
+  // The handover read at start (ReadHandover), given to the userspace
+  // networks for the first reconcile.
+  void AdoptHandover() {
+    HandoverState state = std::move(*handover_);
+    handover_.reset();
+    handover_stopped_ns_ = state.stopped_ns;
+    size_t ports = 0;
+    for (const HandedOverNetwork& network : state.networks) ports += network.ports.size();
+    VF_LOG(kInfo) << "handover: adopting " << ports << " switch port" << (ports == 1 ? "" : "s")
+                  << " of " << state.networks.size() << " userspace network"
+                  << (state.networks.size() == 1 ? "" : "s") << " from the image before";
+    userspace_->Adopt(std::move(state));
+  }
+
+  void LogHandoverDone() {
+    if (handover_stopped_ns_ == 0) return;
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    VF_LOG(kInfo) << "handover: switches forwarding again "
+                  << (now - handover_stopped_ns_) / 1000000
+                  << " ms after the image before stopped them";
   }
 
   void Reload() {
@@ -688,6 +819,8 @@ class Daemon {
   UniqueFd guest_timer_;
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;
+  std::optional<HandoverState> handover_;  // ReadHandover, until AdoptHandover
+  int64_t handover_stopped_ns_ = 0;        // AdoptHandover: when the switches stopped
   UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_;
   UniqueFd watchdog_timer_;  // only when systemd asks for WATCHDOG=1
   ControlLimits control_limits_;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "vfabric/bridge/ports.h"
 #include "vfabric/common/log.h"
 #include "vfabric/netd/kernel.h"
 
@@ -37,6 +38,20 @@ std::string Join(const std::vector<std::string>& parts, const char* separator) {
   std::string text;
   for (const std::string& part : parts) text += (text.empty() ? "" : separator) + part;
   return text;
+}
+
+Status StartDatapath(const std::string& name, bridge::Switch& sw) {
+  // The datapath thread must take no signals: netd's loop reads SIGHUP,
+  // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
+  // thread (the thread inherits the mask in force at Start()).
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  Status started = sw.Start();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (!started.ok()) return started;
+  VF_LOG(kInfo) << "userspace network " << name << ": switch started";
+  return Status::Ok();
 }
 
 }  // namespace
@@ -163,6 +178,7 @@ std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desir
     SwitchApplyResult again = Apply(Plan(desired, &view), state);
     result.errors.insert(result.errors.end(), again.errors.begin(), again.errors.end());
   }
+  if (!adopting_.empty()) FinishAdoption();
   return result.errors;
 }
 
@@ -225,6 +241,13 @@ SwitchApplyResult UserspaceNetworks::Apply(const std::vector<SwitchOperation>& o
     }
   }
   batch.End();
+  for (auto& [name, network] : networks_) {
+    // Made from a handover (StartSwitch): its ports are in now.
+    if (!network.sw || network.sw->running()) continue;
+    Status started = StartDatapath(name, *network.sw);
+    if (!started.ok())
+      result.errors.push_back("userspace network " + name + ": " + started.message());
+  }
   for (const std::string& error : result.errors) VF_LOG(kError) << error;
   return result;
 }
@@ -252,20 +275,13 @@ Status UserspaceNetworks::StartSwitch(const SwitchOperation& op) {
   }
   network.fdb = op.fdb;
   network.ageing_time_ns = op.fdb.ageing_time_ns;
-  // The datapath thread must take no signals: netd's loop reads SIGHUP,
-  // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
-  // thread (the thread inherits the mask in force at Start()).
-  sigset_t all, saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &saved);
-  Status started = network.sw->Start();
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (!started.ok()) {
-    network.sw.reset();
-    return started;
-  }
-  VF_LOG(kInfo) << "userspace network " << op.network << ": switch started";
-  return Status::Ok();
+  // Handed over: its datapath starts once the handed-over ports are in
+  // (from Apply), or the frames that waited in the first
+  // port's queue would be flooded to a switch without the others and lost.
+  if (adopting_.count(op.network)) return Status::Ok();
+  Status started = StartDatapath(op.network, *network.sw);
+  if (!started.ok()) network.sw.reset();
+  return started;
 }
 
 Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState& state,
@@ -275,23 +291,56 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   const LinkInfo* link = state.FindLink(port.name);
   if (backend.NeedsKernelLink() && link == nullptr)
     return Status::Error("port " + port.name + ": no such link");
-  auto opened = backend.Open(port, link);
-  if (!opened.ok()) return Status::Error("port " + port.name + ": " + opened.status().message());
   bridge::PortSettings settings;
   settings.vlan = op.vlan;
   // With a tree, a port forwards only once the tree says so.
   if (network.tree) settings.stp = bridge::StpState::kDiscarding;
-  const bridge::Port* object = opened->get();
-  auto id = network.sw->AddPort(std::move(opened).value(), settings);
+  // Handed over by the image of netd before this one (Adopt): the same
+  // descriptors, the same switch port id and state (the handed-over tree
+  // carries on with them, userspace_handover.cc).
+  const std::string identity = backend.Identity(port, link);
+  std::unique_ptr<bridge::Port> opened;
+  bridge::PortId want = bridge::kNoPort;
+  bool adopted = false;
+  if (auto handed = TakeHandedOver(op.network, port.name, backend.Name(), identity)) {
+    auto taken = bridge::AdoptPort(port.name, std::move(handed->port));
+    if (taken.ok()) {
+      opened = std::move(taken).value();
+      want = handed->id;
+      adopted = true;
+      auto n = adopting_.find(op.network);
+      if (n != adopting_.end() && n->second.tree) settings.stp = handed->stp;
+    } else {
+      VF_LOG(kWarning) << "userspace network " << op.network << ": " << taken.status().message()
+                       << "; opening it anew";
+    }
+  }
+  if (!opened) {
+    auto fresh = backend.Open(port, link);
+    if (!fresh.ok()) return Status::Error("port " + port.name + ": " + fresh.status().message());
+    opened = std::move(fresh).value();
+    // Not on an id a handed-over port still waits for.
+    if (auto n = adopting_.find(op.network); n != adopting_.end()) {
+      std::set<bridge::PortId> taken;
+      for (const auto& [name, p] : network.ports) taken.insert(p.id);
+      for (const HandedOverPort& p : n->second.ports) taken.insert(p.id);
+      want = 0;
+      while (taken.count(want)) ++want;
+    }
+  }
+  const bridge::Port* object = opened.get();
+  auto id = network.sw->AddPortAt(want, std::move(opened), settings);
   if (!id.ok()) return Status::Error("port " + port.name + ": " + id.status().message());
   PortState& added = network.ports[port.name];
   added = PortState{};
   added.id = *id;
   added.backend = std::string(backend.Name());
-  added.identity = backend.Identity(port, link);
+  added.identity = identity;
   added.vlan = op.vlan;
+  added.adopted = adopted;
   VF_LOG(kInfo) << "userspace network " << op.network << ": port " << port.name << " ("
-                << backend.Name() << ", " << added.identity << ") added as switch port " << *id;
+                << backend.Name() << ", " << added.identity << ") "
+                << (adopted ? "adopted from the handover" : "added") << " as switch port " << *id;
   added.no_link = !backend.NeedsKernelLink();
   added.port = object;
   added.opener = &backend;
@@ -347,6 +396,7 @@ Status UserspaceNetworks::StartTree(const SwitchOperation& op, const KernelState
   };
   (void)network.inbox->Drain();  // BPDUs from before this tree
   network.inbox->SetAccepting(true);
+  if (RestoreTree(op, state, network, tc)) return Status::Ok();
   auto tree = bridge::SpanningTree::Create(*network.sw, network.inbox, std::move(tc));
   if (!tree.ok()) {
     network.inbox->SetAccepting(false);
@@ -469,6 +519,8 @@ Status UserspaceNetworks::ApplyOne(const SwitchOperation& op, const KernelState&
       return Status::Ok();
     }
     case Kind::kStartTree:
+      // The tree's thread drives the switch: its datapath runs first.
+      if (!network.sw->running()) VF_RETURN_IF_ERROR(StartDatapath(op.network, *network.sw));
       return StartTree(op, state, network);
     case Kind::kRestartTree:
       VF_LOG(kInfo) << what << ": spanning tree: settings changed; restarting it";

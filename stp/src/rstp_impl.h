@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "vfabric/stp/rstp.h"
 
@@ -127,6 +129,11 @@ class Bridge::Impl {
   BridgeStatus GetStatus(TimePoint now) const;
   PortState GetPortState(PortNumber number) const;
   PortRole GetPortRole(PortNumber number) const;
+  // The engine's whole state as bytes, and back (rstp_state.cc; see
+  // Bridge::SaveState). LoadState changes nothing when it fails.
+  std::vector<uint8_t> SaveState() const;
+  Status LoadState(std::span<const uint8_t> state);
+  bool HasPort(PortNumber number) const { return ports_.count(number) != 0; }
 
  private:
   Port* Find(PortNumber number);

@@ -32,8 +32,20 @@ int Network::AddBridge(const BridgeSpec& spec) {
   auto engine = Bridge::Create(config, created);
   EXPECT_TRUE(engine.ok()) << engine.status().message();
   node.engine = std::move(engine).value();
+  node.config = config;
   bridges_.push_back(std::move(node));
   return static_cast<int>(bridges_.size()) - 1;
+}
+
+Status Network::RestoreBridge(int i) {
+  Node& node = bridges_[static_cast<size_t>(i)];
+  Drain(i);
+  const std::vector<uint8_t> state = node.engine->SaveState();
+  auto restored = Bridge::Restore(node.config, state, now_);
+  if (!restored.ok()) return restored.status();
+  node.engine = std::move(restored).value();
+  node.restored = true;
+  return Status::Ok();
 }
 
 int Network::Connect(int a, int b, uint32_t cost_a, uint32_t cost_b) {
@@ -99,6 +111,7 @@ void Network::Drain(int index) {
   // The switch applies state changes first, then sends.
   for (const StateChange& change : out.state_changes) node.states[change.port] = change.state;
   node.flushes += out.flushes.size();
+  if (node.restored) node.restored_changes += out.state_changes.size() + out.flushes.size();
   for (TxBpdu& tx : out.bpdus) {
     auto it = node.link_of.find(tx.port);
     if (it == node.link_of.end()) continue;

@@ -56,6 +56,13 @@ class Network {
   void SetLinkUp(int link, bool up);
   // The link stops (or resumes) delivering frames; both ports stay up.
   void SetLinkSilent(int link, bool silent);
+  // Replaces bridge `i`'s engine by one restored from its SaveState(), as
+  // netd's re-exec does; the new engine's state changes and flushes are
+  // counted from then on (restored_changes).
+  Status RestoreBridge(int i);
+  uint64_t restored_changes(int i) const {
+    return bridges_[static_cast<size_t>(i)].restored_changes;
+  }
 
   // Runs the event loop for `d` of simulated time.
   void RunFor(Duration d);
@@ -99,6 +106,9 @@ class Network {
     std::map<PortNumber, int> link_of;
     PortNumber next_port = 1;
     uint64_t flushes = 0;
+    BridgeConfig config;
+    bool restored = false;
+    uint64_t restored_changes = 0;  // state changes and flushes since RestoreBridge
   };
   struct InFlight {
     TimePoint at;

@@ -12,11 +12,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vfabric/bridge/frame.h"
+#include "vfabric/common/status.h"
+#include "vfabric/common/unique_fd.h"
 
 namespace vfabric::bridge {
 
@@ -83,6 +87,18 @@ struct TxResult {
   uint32_t errors = 0;   // not sent: another error
 };
 
+// What a port hands to a new image of its process across an exec (netd's
+// re-exec, netd/DESIGN.md "Restarts and upgrades without outage"): its
+// descriptors, dup()ed without FD_CLOEXEC so that they survive the exec, and
+// the numbers the new image needs to carry on where this one stopped (ring
+// sizes and positions). AdoptPort (ports.h) makes the port again from it;
+// frames that arrive meanwhile wait in the kernel's queues and rings.
+struct PortHandover {
+  PortKind kind = PortKind::kMemory;
+  std::vector<UniqueFd> fds;
+  std::map<std::string, uint64_t> values;
+};
+
 class Port {
  public:
   virtual ~Port() = default;
@@ -117,6 +133,14 @@ class Port {
   // Those drops since the last call (the kernel's count resets when read).
   // An error is the port's to log; it answers 0 then.
   virtual uint64_t TakeKernelDrops() { return 0; }
+
+  // The port's handover (see PortHandover). REQUIRES: the switch's
+  // datapath thread is stopped (nothing is in flight). Kinds that cannot be
+  // handed over (memory, vhost-user, vxlan) say so: they are opened anew.
+  virtual Result<PortHandover> Handover() const {
+    return Status::Error(std::string(ToString(kind())) + " port " + name() +
+                         ": cannot be handed over");
+  }
 };
 
 // The bytes of `item` as they would be on the wire: frame with the tag

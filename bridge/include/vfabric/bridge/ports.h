@@ -68,4 +68,14 @@ struct PacketPortOptions {
 Result<std::unique_ptr<Port>> OpenPacketSocketPort(std::string name, int ifindex,
                                                    const PacketPortOptions& options = {});
 
+// ---- handover ----
+
+// The port `name` again from what Port::Handover() gave in an earlier image
+// of this process (its descriptors inherited across the exec): a tap or a
+// packet socket carries on with the same descriptors, rings mapped again at
+// the positions where the old image stopped. Fails, naming the port, on a
+// kind that cannot be adopted, missing values or descriptors the kernel
+// does not know as that kind; the caller then opens the port anew.
+Result<std::unique_ptr<Port>> AdoptPort(std::string name, PortHandover handover);
+
 }  // namespace vfabric::bridge

@@ -125,12 +125,28 @@ struct SpanningTreeCounters {
   uint64_t flush_failures = 0;
 };
 
+// A running tree as handed to a new image of netd across an exec (netd's
+// re-exec): the engine's state (stp::Bridge::SaveState) and the ports'
+// names by switch PortId.
+struct TreeHandover {
+  std::vector<uint8_t> engine;
+  std::vector<std::string> names;
+};
+
 class SpanningTree {
  public:
   // `sw` must outlive the tree and must have been created with
   // `inbox->Hook()` as its bpdu_hook.
   static Result<std::unique_ptr<SpanningTree>> Create(Switch& sw, std::shared_ptr<BpduInbox> inbox,
                                                       SpanningTreeConfig config);
+  // A tree that carries on from `handover` (see TreeHandover): its ports
+  // are in it already, with their roles and states; the switch's ports of
+  // those ids should have the states the tree had (netd adds them so).
+  // Fails (the caller then Creates a fresh tree) when the engine refuses the
+  // state: corrupt, another engine layout, other bridge settings.
+  static Result<std::unique_ptr<SpanningTree>> Restore(Switch& sw, std::shared_ptr<BpduInbox> inbox,
+                                                       SpanningTreeConfig config,
+                                                       const TreeHandover& handover);
   ~SpanningTree();  // stops the thread
   SpanningTree(const SpanningTree&) = delete;
   SpanningTree& operator=(const SpanningTree&) = delete;
@@ -151,6 +167,11 @@ class SpanningTree {
 
   Status Start();
   void Stop();
+  // Stops the thread, applies what the engine has produced, and gives its
+  // state. The tree is then only to be destroyed.
+  TreeHandover Handover();
+  // Whether switch port `id` is in the tree.
+  bool HasPort(PortId id) const;
 
   TreeStatus GetStatus() const;
   // The port's name as given to AddPort (empty when unknown); `number`: the

@@ -113,6 +113,12 @@ class Switch {
   // Adds `port` with `settings`; returns its id (the lowest free one).
   // Fails on a duplicate name, a full switch or an invalid VLAN config.
   Result<PortId> AddPort(std::unique_ptr<Port> port, const PortSettings& settings = {});
+  // AddPort at id `id` (the one the port had in the switch an earlier image
+  // of netd handed over: the spanning tree's port numbers are ids + 1).
+  // Fails when that id is taken or beyond the switch's limit; kNoPort: as
+  // AddPort.
+  Result<PortId> AddPortAt(PortId id, std::unique_ptr<Port> port,
+                           const PortSettings& settings = {});
   // Removes the port, its learned and static FDB entries; the Port (and its
   // fd) is destroyed.
   Status RemovePort(PortId port);
@@ -165,6 +171,12 @@ class Switch {
   // that some mirror selects. Flushes what the new output ports had learned.
   Status SetMirrors(std::vector<MirrorSettings> mirrors);
   std::vector<MirrorSettings> Mirrors() const;
+  // Learns `entries` (learned ones, on ports the switch has) as if their
+  // frames had just been seen: the learned FDB an earlier image of netd
+  // handed over, so that the new one does not flood what the old one knew.
+  // Their age starts again (the table's ageing list is ordered by time).
+  // Returns how many were learned.
+  size_t LearnEntries(std::span<const FdbEntry> entries);
   // New FDB limits (FdbSettings' max_entries, max_per_port) on a switch that
   // keeps running: the table is rebuilt with its entries, ages and counters.
   // Learned entries beyond the limits go, the oldest first (counted as

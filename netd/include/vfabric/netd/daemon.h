@@ -23,6 +23,12 @@ struct DaemonOptions {
   // --metrics-listen: "ADDR:PORT", "[V6]:PORT" or a Unix socket path for
   // Prometheus (metrics_server.h); empty: no metrics listener.
   std::string metrics_listen;
+  // SIGUSR2 re-executes netd without outage (handover.h): `exe_path` is the
+  // binary to run, netd's own path as started (an upgrade replaces the file
+  // there, so the new version runs; not /proc/self/exe, the old inode), and
+  // `argv` its arguments (argv[0] included). Empty: SIGUSR2 is refused.
+  std::string exe_path;
+  std::vector<std::string> argv;
 };
 
 // Runs until SIGTERM or SIGINT; returns the process exit status (0 on a clean

@@ -34,6 +34,7 @@
 #include "vfabric/bridge/spanning_tree.h"
 #include "vfabric/bridge/switch.h"
 #include "vfabric/common/status.h"
+#include "vfabric/netd/handover.h"
 #include "vfabric/netd/planner.h"
 #include "vfabric/netd/port_backend.h"
 #include "vfabric/netd/runtime_statics.h"
@@ -133,6 +134,23 @@ class UserspaceNetworks {
   // Stops every switch.
   void StopAll();
 
+  // ---- handing the switches to a new image of netd (handover.h) ----
+  // Stops every tree and switch and gives what a new image needs to carry
+  // on: per network the ports' descriptors (dup()ed, without FD_CLOEXEC),
+  // ids and states, the tree's state, the learned FDB entries. A port whose
+  // kind cannot be handed over (vhost-user, vxlan) is left out: the new
+  // image opens it anew. After it the switches are stopped: exec, or
+  // StopAll() and Adopt() the state back.
+  HandoverState HandOver();
+  // The next Sync() adopts these: a port planned to open whose name,
+  // backend and identity match a handed-over one takes its descriptors, its
+  // switch port id and state instead of opening anew; a tree that starts
+  // with the same settings carries on from the handed-over state (its
+  // forwarding ports stay forwarding); the learned FDB entries of adopted
+  // ports come back with their ages. What that Sync does not adopt is closed
+  // (logged).
+  void Adopt(HandoverState state);
+
   // ---- control verbs (the network must be Has()) ----
   // What the switch adds to a Port object: "switch_port" (its id, or null
   // when not in the switch), "stp_state" and "counters".
@@ -182,6 +200,7 @@ class UserspaceNetworks {
     // state, such as a vhost-user port's, is read through it).
     const bridge::Port* port = nullptr;
     const PortBackend* opener = nullptr;  // the backend that opened it
+    bool adopted = false;                 // from a handover (Adopt), not opened
   };
   struct Network {
     std::unique_ptr<bridge::Switch> sw;
@@ -207,6 +226,17 @@ class UserspaceNetworks {
   // name; and `mirrors` installed over the ports the switch holds.
   static std::vector<topology::MirrorConfig> ObservedMirrors(const Network& network);
   static Status SetMirrors(Network& network, const std::vector<topology::MirrorConfig>& mirrors);
+  // The handed-over port for `port` of `network` (Adopt), taken out of
+  // adopting_; null when there is none or it does not match.
+  std::optional<HandedOverPort> TakeHandedOver(const std::string& network, const std::string& port,
+                                               std::string_view backend,
+                                               const std::string& identity);
+  // Restores the handed-over tree of `network`; false when there is none or
+  // the engine refused it (logged): the caller starts a fresh tree.
+  bool RestoreTree(const SwitchOperation& op, const KernelState& state, Network& network,
+                   bridge::SpanningTreeConfig config);
+  // After a Sync: learned entries of adopted ports back, the rest dropped.
+  void FinishAdoption();
 
   // The run-time static entries of each network on disk: read when its
   // switch starts, written whenever they change (runtime_statics.h).
@@ -214,6 +244,7 @@ class UserspaceNetworks {
   std::unique_ptr<PortBackends> backends_;
   std::string machine_id_;
   std::map<std::string, Network> networks_;
+  std::map<std::string, HandedOverNetwork> adopting_;  // Adopt(), until the next Sync
 };
 
 }  // namespace vfabric::netd

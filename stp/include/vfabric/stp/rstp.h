@@ -217,6 +217,25 @@ class Bridge {
   PortState GetPortState(PortNumber port) const;
   PortRole GetPortRole(PortNumber port) const;
 
+  // ---- handing the engine to a new image of the process (netd's re-exec) ----
+  // The whole state (every port's variables, state machines, timers, the
+  // root and the time of the next tick, as steady_clock time: the monotonic
+  // clock goes on across an exec) as bytes, for Restore. Call it after
+  // TakeOutput(): outputs not taken are not kept.
+  std::vector<uint8_t> SaveState() const;
+  // A bridge with `config` that carries on from `state` (SaveState of a
+  // bridge with the same config, by a build with the same engine layout):
+  // its ports keep their roles and states, no port goes through discarding
+  // and learning again, timers run on from where they were. Fails, with
+  // the reason, on a truncated or corrupt state (length, magic and checksum
+  // are checked), another engine layout (kStateVersion or the sizes of the
+  // per-port record differ: a build whose engine changed) or another config;
+  // the caller then starts a fresh bridge (Create).
+  static Result<std::unique_ptr<Bridge>> Restore(const BridgeConfig& config,
+                                                 std::span<const uint8_t> state, TimePoint now);
+  // Whether `port` is a port of this bridge.
+  bool HasPort(PortNumber port) const;
+
   class Impl;
 
  private:
