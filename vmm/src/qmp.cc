@@ -44,8 +44,8 @@ bool IsGuestShutdownEvent(const nlohmann::json& event) {
 QmpClient::QmpClient(UniqueFd socket, std::string name)
     : socket_(std::move(socket)), name_(std::move(name)) {}
 
-Status QmpClient::Error(const std::string& what) const {
-  return Status::Error(name_ + ": " + what);
+Status QmpClient::Error(const std::string& what, int error_number) const {
+  return Status::Error(name_ + ": " + what, error_number);
 }
 
 Result<std::unique_ptr<QmpClient>> QmpClient::Connect(const std::string& path,
@@ -115,7 +115,7 @@ Status QmpClient::Send(const std::string& line, int pass_fd) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
         pollfd p{socket_.get(), POLLOUT, 0};
-        if (::poll(&p, 1, MillisLeft(deadline)) == 0) return Error("send: timed out");
+        if (::poll(&p, 1, MillisLeft(deadline)) == 0) return Error("send: timed out", ETIMEDOUT);
         continue;
       }
       return Status::FromErrno(name_ + ": send", errno);
@@ -192,7 +192,8 @@ Result<nlohmann::json> QmpClient::Execute(const std::string& command,
     if (!message.ok()) {
       Status s = message.status();
       if (s.error_number() == ETIMEDOUT)
-        return Error(command + ": no answer in " + std::to_string(timeout.count()) + " ms");
+        return Error(command + ": no answer in " + std::to_string(timeout.count()) + " ms",
+                     ETIMEDOUT);
       const std::string& m = s.message();
       return Status::Error(name_ + ": " + command + ": " +
                                (m.rfind(name_ + ": ", 0) == 0 ? m.substr(name_.size() + 2) : m),
@@ -305,7 +306,8 @@ Result<nlohmann::json> QmpClient::WaitForEvent(
     Result<nlohmann::json> message = ReadMessage(deadline);
     if (!message.ok()) {
       if (message.status().error_number() == ETIMEDOUT)
-        return Error("no " + name + " event in " + std::to_string(timeout.count()) + " ms");
+        return Error("no " + name + " event in " + std::to_string(timeout.count()) + " ms",
+                     ETIMEDOUT);
       return message.status();
     }
     if (!message->contains("event")) continue;  // a stray answer

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -184,6 +185,9 @@ TEST(QmpClientTest, ACommandWithoutAnswerTimesOut) {
   done = true;
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "qmp vm1: query-status: no answer in 200 ms");
+  // A timeout is told apart from every other failure by its code (the
+  // qmp fuzzer relies on it instead of a wall clock).
+  EXPECT_EQ(r.status().error_number(), ETIMEDOUT);
   EXPECT_GE(took, milliseconds(190));
   EXPECT_LT(took, milliseconds(2000));
 }
@@ -197,6 +201,7 @@ TEST(QmpClientTest, NoGreetingTimesOut) {
   done = true;
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().message(), "qmp vm1: greeting: timed out");
+  EXPECT_EQ(client.status().error_number(), ETIMEDOUT);
 }
 
 TEST(QmpClientTest, NotQmpIsRefused) {
@@ -312,6 +317,7 @@ TEST(QmpClientTest, WaitForDeviceDeletedTimesOut) {
   done = true;
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "qmp vm1: no DEVICE_DELETED event in 150 ms");
+  EXPECT_EQ(s.error_number(), ETIMEDOUT);
 }
 
 // Found by qmp_fuzzer: json::value("event", "") throws on an event whose

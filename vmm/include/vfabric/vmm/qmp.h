@@ -102,7 +102,7 @@ class QmpClient {
   Result<nlohmann::json> ReadMessage(std::chrono::steady_clock::time_point deadline);
   Status ReadAvailable(std::chrono::steady_clock::time_point deadline, bool wait);
   void KeepEvent(nlohmann::json event);
-  Status Error(const std::string& what) const;
+  Status Error(const std::string& what, int error_number = 0) const;
 
   UniqueFd socket_;
   std::string name_;
