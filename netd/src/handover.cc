@@ -247,7 +247,12 @@ Result<HandoverState> ParseHandover(std::string_view text) {
 
 std::string FormatFdList(const std::set<int>& fds) {
   std::string text;
-  for (int fd : fds) text += (text.empty() ? "" : ",") + std::to_string(fd);
+  for (int fd : fds) {
+    // Appended piece by piece: a literal + std::to_string trips GCC 12's
+    // -Wrestrict at -O3 (the package's build).
+    if (!text.empty()) text += ',';
+    text += std::to_string(fd);
+  }
   return text;
 }
 
