@@ -193,16 +193,23 @@ class Daemon {
       journaled_kernel_ = std::make_unique<JournaledKernel>(*kernel_, *journal_);
       kernel_in_use = journaled_kernel_.get();
     }
-    auto features = kernel_in_use->ProbeFeatures();
-    if (!features.ok()) {
-      VF_LOG(kError) << "probe kernel features: " << features.status().message();
-      return 1;
+    // After a re-exec the image before's probe stands: probing creates and
+    // deletes links while the handed-over switches wait (handover.h).
+    if (handover_ && handover_->kernel_features) {
+      kernel_features_ = *handover_->kernel_features;
+    } else {
+      auto features = kernel_in_use->ProbeFeatures();
+      if (!features.ok()) {
+        VF_LOG(kError) << "probe kernel features: " << features.status().message();
+        return 1;
+      }
+      kernel_features_ = std::move(features).value();
     }
-    if (!features->bridge_vlan_filtering)
+    if (!kernel_features_.bridge_vlan_filtering)
       VF_LOG(kInfo) << "kernel: no bridge VLAN filtering ("
-                    << features->bridge_vlan_filtering_reason
+                    << kernel_features_.bridge_vlan_filtering_reason
                     << "); kernel-datapath networks cannot use VLANs";
-    controller_ = std::make_unique<Controller>(*kernel_in_use, *features);
+    controller_ = std::make_unique<Controller>(*kernel_in_use, kernel_features_);
     controller_->SetDaemonInfo({options_.config_paths, started_, started_wall_});
     const std::string machine_id = ReadMachineId();
     controller_->SetConfigDirs(ConfigDirs());
@@ -314,7 +321,7 @@ class Daemon {
   }
 
   int DryRun() {
-    auto state = ReadKernelState(*kernel_, *kernel_->ProbeFeatures());
+    auto state = ReadKernelState(*kernel_, kernel_features_);
     if (!state.ok()) {
       VF_LOG(kError) << state.status().message();
       return 1;
@@ -606,6 +613,7 @@ class Daemon {
     Notify("RELOADING=1\nSTATUS=re-executing");
     const auto began = std::chrono::steady_clock::now();
     HandoverState state = userspace_->HandOver();
+    state.kernel_features = kernel_features_;
     state.stopped_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                            std::chrono::steady_clock::now().time_since_epoch())
                            .count();
@@ -819,6 +827,7 @@ class Daemon {
   UniqueFd guest_timer_;
   std::set<int> guest_fds_;
   std::unique_ptr<LinkMonitor> monitor_;
+  KernelFeatures kernel_features_;         // probed at start, or from the handover
   std::optional<HandoverState> handover_;  // ReadHandover, until AdoptHandover
   int64_t handover_stopped_ns_ = 0;        // AdoptHandover: when the switches stopped
   UniqueFd signal_fd_, epoll_, repair_timer_, resync_timer_;

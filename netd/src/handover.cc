@@ -120,8 +120,40 @@ std::string SerializeHandover(const HandoverState& state) {
               {"checksum", Fnv1aHex(body)},
               {"stopped_ns", state.stopped_ns},
               {"networks", std::move(networks)}};
+  if (state.kernel_features) {
+    const KernelFeatures& features = *state.kernel_features;
+    doc["kernel_features"] = {
+        {"bridge", features.bridge},
+        {"bridge_vlan_filtering", features.bridge_vlan_filtering},
+        {"veth", features.veth},
+        {"tun", features.tun},
+        {"bridge_vlan_filtering_reason", features.bridge_vlan_filtering_reason}};
+  }
   return doc.dump() + "\n";
 }
+
+namespace {
+
+// The features the image before probed; nothing when any field is missing
+// or of another type (the new image then probes itself).
+std::optional<KernelFeatures> ParseKernelFeatures(const json& doc) {
+  auto found = doc.find("kernel_features");
+  if (found == doc.end() || !found->is_object()) return std::nullopt;
+  KernelFeatures features;
+  for (auto [key, field] : {std::pair{"bridge", &features.bridge},
+                            std::pair{"bridge_vlan_filtering", &features.bridge_vlan_filtering},
+                            std::pair{"veth", &features.veth}, std::pair{"tun", &features.tun}}) {
+    auto value = found->find(key);
+    if (value == found->end() || !value->is_boolean()) return std::nullopt;
+    *field = value->get<bool>();
+  }
+  auto reason = found->find("bridge_vlan_filtering_reason");
+  if (reason == found->end() || !reason->is_string()) return std::nullopt;
+  features.bridge_vlan_filtering_reason = reason->get<std::string>();
+  return features;
+}
+
+}  // namespace
 
 Result<HandoverState> ParseHandover(std::string_view text) {
   const std::string what = "handover state";
@@ -235,6 +267,7 @@ Result<HandoverState> ParseHandover(std::string_view text) {
   HandoverState state;
   if (auto stopped = doc.find("stopped_ns"); stopped != doc.end() && stopped->is_number_integer())
     state.stopped_ns = stopped->get<int64_t>();
+  state.kernel_features = ParseKernelFeatures(doc);
   for (PendingNetwork& net : pending) {
     for (PendingPort& port : net.ports) {
       for (int fd : port.fds) port.port.port.fds.emplace_back(fd);

@@ -229,19 +229,6 @@ TEST_F(ControlSocketTest, ThousandsOfIdleConnectionsStopNeitherNetctlNorRepair) 
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
-// Whether this build (and so the netd it tests) runs under ASan or TSan.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitizedBuild = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitizedBuild = true;
-#else
-constexpr bool kSanitizedBuild = false;
-#endif
-#else
-constexpr bool kSanitizedBuild = false;
-#endif
-
 // Issue 20 (7): a 50 MB request line was read whole (and once accepted);
 // 8 connections holding 15 MiB each kept 174 MB resident. The 16 MiB cap
 // holds while the line arrives, and all clients together hold 64 MiB at most.
@@ -275,7 +262,7 @@ TEST_F(ControlSocketTest, HugeLinesAreCutOffAndMemoryStaysBounded) {
   std::printf("netd resident: %ld KiB now, %ld KiB at peak\n", rss, peak);
   // A sanitizer's netd (this test's build) keeps shadow memory and freed
   // blocks in quarantine: its resident size says nothing of netd's bound.
-  if (!kSanitizedBuild) {
+  if (!testing::kSanitizedBuild) {
     EXPECT_LT(rss, 140 * 1024) << "174 MB before the total bound";
   }
   EXPECT_THAT(Log(), HasSubstr("clients' memory bound"));

@@ -1,6 +1,7 @@
 // netd re-executed (SIGUSR2) with a userspace network carrying traffic: the
 // switch's descriptors and its spanning tree are handed to the new image,
-// so a ping every 10 ms between two namespace hosts loses at most 10 (100 ms)
+// so a ping every 10 ms between two namespace hosts loses at most 10 (100 ms;
+// 25 under a sanitizer, whose runtime slows the new image's start)
 // across a restart of the same binary and across an in-place upgrade (the
 // binary at netd's path replaced, as a package does), and the tree's ports
 // never leave forwarding. Before the handover, a netd restart was an outage
@@ -163,7 +164,10 @@ class HandoverTest : public testing::NetdFixture {
   void ExpectNoOutage(const Outcome& o, const char* what) {
     SCOPED_TRACE(what);
     ASSERT_GT(o.sent, 0) << o.ping_output;
-    EXPECT_LE(o.sent - o.received, 10)
+    // 100 ms; a sanitized netd's new image spends tens of ms more in its
+    // runtime's start before it can adopt anything.
+    const int allowed = testing::kSanitizedBuild ? 25 : 10;
+    EXPECT_LE(o.sent - o.received, allowed)
         << "lost " << (o.sent - o.received) << " of " << o.sent << " pings at 10 ms\n"
         << o.ping_output << "\n"
         << Log();
@@ -189,8 +193,19 @@ TEST_F(HandoverTest, RestartAndUpgradeLoseAtMost100msAndKeepTheTree) {
   const json tap_before = Ok(Request("port.stats", {{"network", "ho"}, {"port", "ho-t0"}}));
   const pid_t pid = netd_->pid();
 
-  // (a) the same binary re-executed.
+  // (a) the same binary re-executed. The new image takes the kernel
+  // features the old one probed: the probe's throwaway links (a veth pair
+  // and a bridge, ~70 ms to create and delete) would keep the switches
+  // stopped -- under TSan that alone lost 11 pings.
+  const std::string link_events = dir_.Join("link-monitor.log");
+  auto link_monitor = std::make_unique<testing::ScopedProcess>(
+      std::vector<std::string>{"ip", "-o", "monitor", "link"}, link_events);
+  ASSERT_TRUE(WaitFor([&] { return link_monitor->running(); }, 1000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // subscribed
   Outcome same = PingAcross(300, [&] { Reexec(); });
+  link_monitor.reset();
+  EXPECT_THAT(testing::ReadFile(link_events), ::testing::Not(::testing::HasSubstr("vfprobe-")))
+      << "the new image probed the kernel again while the switches waited";
   ExpectNoOutage(same, "re-exec of the same binary");
   EXPECT_EQ(netd_->pid(), pid);
   EXPECT_THAT(Log(), ::testing::HasSubstr("spanning tree: carried on from the handover (3 ports"));

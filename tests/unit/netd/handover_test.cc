@@ -20,6 +20,8 @@ bool IsOpen(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
 HandoverState Sample() {
   HandoverState state;
   state.stopped_ns = 123456789;
+  state.kernel_features =
+      KernelFeatures{true, false, true, true, "no CONFIG_BRIDGE_VLAN_FILTERING"};
   HandedOverNetwork net;
   net.name = "fast";
   HandedOverPort tap;
@@ -68,6 +70,13 @@ TEST(HandoverStateTest, RoundTripKeepsEveryFieldAndTheDescriptors) {
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_EQ(parsed->Fds(), fds);
   EXPECT_EQ(parsed->stopped_ns, 123456789);
+  ASSERT_TRUE(parsed->kernel_features.has_value());
+  EXPECT_TRUE(parsed->kernel_features->bridge);
+  EXPECT_FALSE(parsed->kernel_features->bridge_vlan_filtering);
+  EXPECT_TRUE(parsed->kernel_features->veth);
+  EXPECT_TRUE(parsed->kernel_features->tun);
+  EXPECT_EQ(parsed->kernel_features->bridge_vlan_filtering_reason,
+            "no CONFIG_BRIDGE_VLAN_FILTERING");
   ASSERT_EQ(parsed->networks.size(), 2u);
   const HandedOverNetwork& net = parsed->networks[0];
   EXPECT_EQ(net.name, "fast");
@@ -131,6 +140,38 @@ TEST(HandoverStateTest, RefusesTruncatedCorruptAndForeignStatesOwningNothing) {
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
   doc["checksum"] = hex;
   EXPECT_NE(refused(doc.dump()).find("out of range"), std::string::npos);
+}
+
+// An older image's file has no kernel features, and one with a field
+// missing or mistyped is not half-believed: the new image probes itself,
+// and the rest of the handover still stands.
+TEST(HandoverStateTest, KernelFeaturesMissingOrMalformedMeanProbeAgain) {
+  HandoverState state;
+  state.stopped_ns = 1;
+  auto parsed = ParseHandover(SerializeHandover(state));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_FALSE(parsed->kernel_features.has_value());
+
+  state.kernel_features = KernelFeatures{true, true, true, true, ""};
+  const nlohmann::json good = nlohmann::json::parse(SerializeHandover(state));
+  for (const char* field :
+       {"bridge", "bridge_vlan_filtering", "veth", "tun", "bridge_vlan_filtering_reason"}) {
+    SCOPED_TRACE(field);
+    nlohmann::json missing = good;
+    missing["kernel_features"].erase(field);
+    parsed = ParseHandover(missing.dump());
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    EXPECT_FALSE(parsed->kernel_features.has_value());
+    nlohmann::json mistyped = good;
+    mistyped["kernel_features"][field] = 7;
+    parsed = ParseHandover(mistyped.dump());
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    EXPECT_FALSE(parsed->kernel_features.has_value());
+  }
+  parsed = ParseHandover(good.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_TRUE(parsed->kernel_features.has_value());
+  EXPECT_TRUE(parsed->kernel_features->bridge_vlan_filtering);
 }
 
 TEST(HandoverStateTest, FdListsAndClosingWhatIsNotAdopted) {

@@ -23,6 +23,7 @@
 #include "vfabric/bridge/settings.h"
 #include "vfabric/bridge/spanning_tree.h"
 #include "vfabric/common/status.h"
+#include "vfabric/netd/kernel.h"
 
 namespace vfabric::netd {
 
@@ -51,6 +52,11 @@ struct HandoverState {
   // monotonic clock goes on across the exec), for the new image's log of
   // how long frames waited.
   int64_t stopped_ns = 0;
+  // What the image before probed of the kernel (ProbeFeatures): the new
+  // image takes it instead of probing again, since the probe creates and
+  // deletes a veth pair and a bridge, about 70 ms while the switches wait.
+  // Absent (an older image's file, or a field missing): the new image probes.
+  std::optional<KernelFeatures> kernel_features;
   // Every descriptor the state holds.
   std::set<int> Fds() const;
 };

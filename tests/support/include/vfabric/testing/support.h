@@ -86,6 +86,21 @@ class ScopedProcess {
   int status_ = 0;
 };
 
+// Whether this build (and so the binaries it tests) runs under ASan or
+// TSan: their runtimes slow a process's start and every frame, which
+// bounds that measure time (a handover's gap) allow for.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizedBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
 // Polls `predicate` every 20 ms until it holds or `timeout_ms` passes.
 template <typename Predicate>
 bool WaitFor(Predicate predicate, int timeout_ms);
