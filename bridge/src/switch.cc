@@ -354,11 +354,12 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
   snap->ports.resize(top);
   snap->flood.resize(4096);
   const auto present = [&](PortId id) { return id < top && control_ports[id].has_value(); };
+  // From the egress list computed when the port's settings changed, not
+  // 4,094 classifications per mirror output per rebuild.
   const auto untagged_of = [&](PortId id) {
     VlanSet untagged;
-    const vlan::PortVlanConfig port_vlan = ToVlan(control_ports[id]->settings.vlan);
-    for (uint16_t vid = 1; vid <= vlan::kMaxVid; ++vid)
-      if (vlan::ClassifyEgress(port_vlan, vid) == vlan::EgressAction::kUntagged) untagged.Add(vid);
+    for (const auto& [vid, tagged] : *control_ports[id]->snap.egress)
+      if (!tagged) untagged.Add(vid);
     return untagged;
   };
   snap->mirror = internal::BuildMirrorTable(control_mirrors, top, present, untagged_of);
