@@ -79,16 +79,11 @@ struct ControlServer::Client {
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(UniqueFd listener, std::string name,
                                                              gid_t socket_gid, ControlLimits limits,
                                                              Handler handler) {
-  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll) return Status::FromErrno("epoll for control socket " + name, errno);
-  epoll_event event{};
-  event.events = EPOLLIN;
-  event.data.fd = listener.get();
-  if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, listener.get(), &event) != 0)
-    return Status::FromErrno("epoll_ctl for control socket " + name, errno);
-  return std::unique_ptr<ControlServer>(new ControlServer(std::move(listener), std::move(epoll),
-                                                          std::move(name), socket_gid, limits,
-                                                          std::move(handler)));
+  auto epoll = NewListenerEpoll(listener.get(), "control socket " + name);
+  if (!epoll.ok()) return epoll.status();
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(listener),
+                                                          std::move(epoll).value(), std::move(name),
+                                                          socket_gid, limits, std::move(handler)));
 }
 
 ControlServer::ControlServer(UniqueFd listener, UniqueFd epoll, std::string name, gid_t socket_gid,
@@ -175,12 +170,10 @@ void ControlServer::Accept(Clock::time_point now) {
           return;
         }
         const int raw = fd.get();
-        epoll_event event{};
-        event.events = EPOLLIN;
-        event.data.fd = raw;
-        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
+        if (int watch_error = WatchInput(epoll_.get(), raw); watch_error != 0) {
           ++counters_.accept_errors;
-          VF_LOG(kWarning) << "control socket " << name_ << ": epoll_ctl: " << std::strerror(errno);
+          VF_LOG(kWarning) << "control socket " << name_
+                           << ": epoll_ctl: " << std::strerror(watch_error);
           return;
         }
         ++counters_.accepted;

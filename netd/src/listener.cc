@@ -7,6 +7,21 @@
 
 namespace vfabric::netd {
 
+int WatchInput(int epoll, int fd) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = fd;
+  return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : errno;
+}
+
+Result<UniqueFd> NewListenerEpoll(int listener, const std::string& what) {
+  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) return Status::FromErrno("epoll for " + what, errno);
+  if (int err = WatchInput(epoll.get(), listener); err != 0)
+    return Status::FromErrno("epoll_ctl for " + what, err);
+  return epoll;
+}
+
 void ResumeListener(int epoll, int listener, std::optional<ListenerClock::time_point>* paused_until,
                     ListenerClock::time_point now) {
   if (!*paused_until || now < **paused_until) return;

@@ -16,12 +16,22 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <string>
 
+#include "vfabric/common/status.h"
 #include "vfabric/common/unique_fd.h"
 
 namespace vfabric::netd {
 
 using ListenerClock = std::chrono::steady_clock;
+
+// Watches `fd` in `epoll` for input (EPOLL_CTL_ADD, EPOLLIN, data.fd =
+// `fd`). Returns 0 or epoll_ctl's errno.
+int WatchInput(int epoll, int fd);
+
+// A new epoll set watching `listener` for input; the error names `what`
+// ("control socket /run/vfabric/netd.sock").
+Result<UniqueFd> NewListenerEpoll(int listener, const std::string& what);
 
 // When `*paused_until` is set and `now` is past it: clears it and watches
 // `listener` in `epoll` for input again.

@@ -86,15 +86,10 @@ struct MetricsServer::Client {
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Create(UniqueFd listener, std::string name,
                                                              MetricsLimits limits, Render render) {
-  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll) return Status::FromErrno("epoll for metrics listener " + name, errno);
-  epoll_event event{};
-  event.events = EPOLLIN;
-  event.data.fd = listener.get();
-  if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, listener.get(), &event) != 0)
-    return Status::FromErrno("epoll_ctl for metrics listener " + name, errno);
+  auto epoll = NewListenerEpoll(listener.get(), "metrics listener " + name);
+  if (!epoll.ok()) return epoll.status();
   return std::unique_ptr<MetricsServer>(new MetricsServer(
-      std::move(listener), std::move(epoll), std::move(name), limits, std::move(render)));
+      std::move(listener), std::move(epoll).value(), std::move(name), limits, std::move(render)));
 }
 
 MetricsServer::MetricsServer(UniqueFd listener, UniqueFd epoll, std::string name,
@@ -152,10 +147,7 @@ void MetricsServer::Accept(Clock::time_point now) {
           return;
         }
         const int raw = fd.get();
-        epoll_event event{};
-        event.events = EPOLLIN;
-        event.data.fd = raw;
-        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, raw, &event) != 0) {
+        if (WatchInput(epoll_.get(), raw) != 0) {
           ++counters_.accept_errors;
           return;
         }
