@@ -81,6 +81,38 @@ SiteOrder OrderOf(size_t file_index, const SourceLocation& where) {
   return {file_index, where.line, where.column};
 }
 
+// One host address on two networks' bridges: the kernel takes the second
+// (it is another link), and the host's replies leave by whichever route
+// wins, so one of the networks silently loses its host. Refused, whatever
+// the prefix lengths.
+void CheckBridgeAddresses(const Decoded& decoded, std::vector<Diagnostic>* errors) {
+  struct AddressSite {
+    std::string name;  // the address alone, "10.0.0.1"
+    SourceLocation where;
+    SiteOrder order;
+    std::string network;
+  };
+  std::vector<AddressSite> sites;
+  for (size_t n = 0; n < decoded.topology.networks.size(); ++n) {
+    const NetworkConfig& network = decoded.topology.networks[n];
+    const NetworkSites& network_sites = decoded.networks[n];
+    if (!network.addresses) continue;
+    for (size_t a = 0; a < network.addresses->size() && a < network_sites.addresses.size(); ++a) {
+      const SourceLocation& where = network_sites.addresses[a];
+      sites.push_back({(*network.addresses)[a].AddressText(), where,
+                       OrderOf(network_sites.file_index, where), network.name});
+    }
+  }
+  ReportDuplicates(
+      sites,
+      [](const AddressSite& site, const AddressSite& first_site) {
+        return "address " + site.name + " is already on the bridge of network " +
+               Quoted(first_site.network) + " (at " + LocationText(first_site.where) +
+               "): one host address belongs to one network";
+      },
+      errors);
+}
+
 // Refuses the first port too many on each network (kMaxKernelBridgePorts,
 // kMaxUserspaceSwitchPorts), counting as netd does: the declared ports in
 // order, then the tap of each VM NIC (VMs and NICs in order) that names no
@@ -421,6 +453,18 @@ void CheckAcross(Decoded* decoded) {
       },
       errors);
   CheckPortCounts(*decoded, network_index, errors);
+  // A kernel bridge's pinned MAC is one more host MAC on the same wire as
+  // the guests': two bridges, or a bridge and a NIC, with one MAC would
+  // steal each other's frames wherever their networks meet (an uplink, an
+  // overlay).
+  for (size_t n = 0; n < topology.networks.size(); ++n) {
+    const NetworkConfig& network = topology.networks[n];
+    const NetworkSites& sites = decoded->networks[n];
+    if (!network.mac) continue;
+    nic_macs.push_back({network.mac->ToString(), sites.mac, OrderOf(sites.file_index, sites.mac),
+                        "the bridge of network " + Quoted(network.name)});
+  }
+  CheckBridgeAddresses(*decoded, errors);
   ReportDuplicates(
       nic_macs,
       [](const NicSite& site, const NicSite& first_site) {

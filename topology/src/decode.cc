@@ -450,7 +450,7 @@ class Decoder {
         sites.bridge_defaulted = true;
       }
     }
-    DecodeBridgeLink(value, pointer, &network);
+    DecodeBridgeLink(value, pointer, &network, &sites);
     network.stp.mode = network.datapath == Datapath::kUserspace ? StpMode::kRstp : StpMode::kStp;
     if (const json* stp = Member(value, "stp"))
       DecodeStp(*stp, Child(pointer, "stp"), network.datapath, &network.stp);
@@ -636,14 +636,18 @@ class Decoder {
   }
 
   // "mac", "mtu" and "addresses": the kernel bridge as a host link.
-  void DecodeBridgeLink(const json& value, const std::string& pointer, NetworkConfig* network) {
+  void DecodeBridgeLink(const json& value, const std::string& pointer, NetworkConfig* network,
+                        NetworkSites* sites) {
     if (network->datapath == Datapath::kUserspace) {
       for (std::string_view key : {"mac", "mtu", "addresses"})
         RejectIfPresent(value, pointer, key,
                         "applies to a kernel network's Linux bridge; a userspace network has none");
       return;
     }
-    if (Member(value, "mac")) network->mac = GetMac(value, pointer, "mac", "a bridge");
+    if (Member(value, "mac")) {
+      network->mac = GetMac(value, pointer, "mac", "a bridge");
+      sites->mac = At(Child(pointer, "mac"));
+    }
     if (auto mtu = GetInteger(value, pointer, "mtu", kMinBridgeMtu, kMaxBridgeMtu))
       network->mtu = static_cast<uint32_t>(*mtu);
     const json* addresses = Member(value, "addresses");
@@ -678,6 +682,7 @@ class Decoder {
         continue;
       }
       network->addresses->push_back(*prefix);
+      sites->addresses.push_back(At(item_at));
     }
   }
 

@@ -36,6 +36,8 @@ struct NetworkSites {
   std::vector<PortSites> ports;           // parallel to NetworkConfig::ports
   std::vector<SourceLocation> fdb_ports;  // parallel to FdbConfig::static_entries
   SourceLocation overlay_vni;             // line 0 when the network has no overlay
+  SourceLocation mac;                     // the bridge's "mac"; line 0 when unset
+  std::vector<SourceLocation> addresses;  // parallel to NetworkConfig::addresses
 };
 
 struct NicSites {

@@ -1205,5 +1205,29 @@ TEST(TopologyParseTest, BridgeMacMtuAndAddresses) {
                           HasSubstr("/networks/0/addresses: \"addresses\" applies")));
 }
 
+// A bridge's pinned MAC is unique among the host's bridges and guests' NICs,
+// and a host address belongs to one network's bridge (each network checked
+// alone let both through).
+TEST(TopologyParseTest, BridgeMacsAndAddressesAreUniqueAcrossNetworks) {
+  EXPECT_THAT(
+      ErrorsOf(R"({"networks": [
+  {"name": "a", "mac": "02:11:22:33:44:55", "addresses": ["10.0.0.1/24", "fd00::1/64"]},
+  {"name": "b", "mac": "02:11:22:33:44:55", "addresses": ["10.0.0.1/16", "fd00:0::1/64"]}],
+  "vms": [{"name": "vm", "kernel": "k", "nics": [{"network": "a", "mac": "02:11:22:33:44:55"}]}]})"),
+      ElementsAre("t.json:3:24: /networks/1/mac: MAC address 02:11:22:33:44:55 is already used by "
+                  "the bridge of network \"a\" (at t.json:2:24)",
+                  "t.json:3:59: /networks/1/addresses/0: address 10.0.0.1 is already on the bridge "
+                  "of network \"a\" (at t.json:2:59): one host address belongs to one network",
+                  "t.json:3:74: /networks/1/addresses/1: address fd00::1 is already on the bridge "
+                  "of network \"a\" (at t.json:2:74): one host address belongs to one network",
+                  HasSubstr("/vms/0/nics/0/mac: MAC address 02:11:22:33:44:55 is already used by "
+                            "the bridge of network \"a\" (at t.json:2:24)")));
+  LoadResult apart = ParseTopology(R"({"networks": [
+  {"name": "a", "mac": "02:11:22:33:44:55", "addresses": ["10.0.0.1/24"]},
+  {"name": "b", "mac": "02:11:22:33:44:56", "addresses": ["10.0.0.2/24"]}]})",
+                                   "t.json");
+  EXPECT_TRUE(apart.ok()) << apart.errors[0].ToString();
+}
+
 }  // namespace
 }  // namespace vfabric::topology
