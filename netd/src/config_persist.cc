@@ -156,6 +156,15 @@ Reply Controller::NetworkDelete(const std::string& name) {
   }
   for (const auto& op : done) VF_LOG(kInfo) << "network delete " << name << ": " << op.Describe();
   std::vector<std::string> errors = SyncUserspace(without);
+  // Its run-time static FDB entries (`netctl fdb add`) go with it, as a
+  // userspace network's do when its switch stops: a new network of the
+  // same name starts without them.
+  if (kernel_statics_.erase(name) > 0) {
+    if (Status forgot = SaveKernelStatics(name); !forgot.ok()) {
+      errors.push_back(forgot.message() + " (they come back at the next start)");
+      VF_LOG(kError) << "network delete " << name << ": " << errors.back();
+    }
+  }
   if (Status committed = staged.Commit(); !committed.ok()) {
     errors.push_back("deleted from the host but " + file + " was not changed: " +
                      committed.message() + " (the network comes back at the next reload)");

@@ -124,6 +124,42 @@ TEST_F(PersistTest, AppliedNetworksSurviveARestartAndDeletedOnesStayGone) {
   EXPECT_EQ(Stop(), 0) << Log();
 }
 
+// A deleted network's run-time static FDB entries go with it: a new network
+// of the same name starts without them (they were kept in
+// RUN_DIR/kernel-fdb and came back, on a port of the new network that
+// happened to share the name).
+TEST_F(PersistTest, ADeletedNetworksRunTimeFdbEntriesGoWithIt) {
+  const std::string file = networks_ + "/k.json";
+  const std::string topology =
+      R"({"networks": [{"name": "k", "ports": [{"name": "k-v0", "kind": "veth",
+          "peer": "k-p0"}]}]})";
+  testing::WriteFile(file, topology);
+  Start(networks_);
+  CommandResult added = Netctl({"fdb", "add", "k", "02:00:00:00:00:5a", "k-v0"});
+  ASSERT_EQ(added.exit_code, 0) << added.err << Log();
+  const std::string kept = run_dir() + "/kernel-fdb/k.fdb.json";
+  ASSERT_TRUE(std::filesystem::exists(kept));
+  CommandResult deleted = Netctl({"network", "delete", "k"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err << Log();
+  EXPECT_FALSE(std::filesystem::exists(kept)) << "the deleted network's entries stay on disk";
+  // The same network again, applied: no static entry of the old one.
+  const std::string again = dir_.Join("k-again.json");
+  testing::WriteFile(again, topology);
+  CommandResult applied = Netctl({"apply", again});
+  ASSERT_EQ(applied.exit_code, 0) << applied.err << Log();
+  CommandResult shown = Netctl({"fdb", "show", "k", "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_THAT(shown.out, ::testing::Not(HasSubstr("02:00:00:00:00:5a")));
+  EXPECT_THAT(testing::Cmd({"bridge", "fdb", "show", "dev", "k-v0"}).out,
+              ::testing::Not(HasSubstr("02:00:00:00:00:5a")));
+  // And not after a restart either.
+  ASSERT_EQ(Stop(), 0) << Log();
+  Start(networks_);
+  EXPECT_THAT(Netctl({"fdb", "show", "k", "--json"}).out,
+              ::testing::Not(HasSubstr("02:00:00:00:00:5a")));
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
 // A tiny tmpfs over the configuration directory, in the test's own mount
 // namespace (the fixture's), unmounted at the end.
 class ScopedTmpfs {
