@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -408,6 +409,79 @@ TEST_F(VhostUserNetdTest, AClientPortConnectsToTheFrontendsSocketAndAgainAfterIt
   ASSERT_EQ(got.size(), 1u) << Log();
   EXPECT_EQ(got[0].frame[20], 0x55);
   EXPECT_THAT(Log(), ::testing::HasSubstr("its frontend hung up; netd connects again"));
+  ::unlink(client_socket.c_str());
+  EXPECT_EQ(Stop(), 0) << Log();
+}
+
+// Client mode without a reload: netd watches the socket's directory and
+// connects as soon as the frontend makes its socket (QEMU starting, or
+// restarting after it hung up), not at the next periodic resync (30 s).
+TEST_F(VhostUserNetdTest, AClientPortConnectsPromptlyWhenTheFrontendsSocketAppears) {
+  const std::string qemu_dir = dir_.Join("qemu");
+  ASSERT_EQ(::mkdir(qemu_dir.c_str(), 0755), 0);
+  const std::string client_socket = qemu_dir + "/vu1.sock";
+  json ports = json::array();
+  ports.push_back({{"name", "vu1"}, {"kind", "vhost-user"}, {"socket", client_socket}});
+  json doc = {{"networks", {{{"name", "vu"}, {"datapath", "userspace"}, {"ports", ports}}}}};
+  std::ofstream(config_) << doc.dump(2);
+  Start(config_);
+  if (IsSkipped()) return;
+  auto listen = [&] {
+    UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, client_socket.c_str(), client_socket.size() + 1);
+    EXPECT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener.get(), 4), 0);
+    return listener;
+  };
+  // How long netd takes to connect once the socket is there (-1: not in 5 s).
+  auto accepted_after_ms = [&](const UniqueFd& listener, UniqueFd* connection) {
+    const auto began = std::chrono::steady_clock::now();
+    const bool ok = WaitFor(
+        [&] {
+          connection->Reset(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+          return static_cast<bool>(*connection);
+        },
+        5000);
+    return ok ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - began)
+                    .count()
+              : -1;
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json list = Ok(Request("port.list", {{"network", "vu"}}));
+        return list["ports"].size() == 1 && list["ports"][0].contains("waiting");
+      },
+      5000))
+      << Log();
+  UniqueFd listener = listen();
+  UniqueFd connection;
+  const int64_t first = accepted_after_ms(listener, &connection);
+  EXPECT_GE(first, 0) << "netd did not connect within 5 s\n" << Log();
+  EXPECT_LT(first, 2000) << Log();
+  ASSERT_TRUE(connection);
+  auto guest = TestFrontend::Create(std::move(connection), {});
+  ASSERT_TRUE(guest.ok());
+  ASSERT_TRUE((*guest)->Start().ok()) << Log();
+
+  // The frontend restarts: hangs up, makes its socket anew.
+  guest->reset();
+  listener.Reset();
+  ASSERT_EQ(::unlink(client_socket.c_str()), 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Ok(Request("port.show", {{"network", "vu"},
+                                        {"port", "vu1"}}))["vhost_user"]["connected"] == false;
+      },
+      5000));
+  listener = listen();
+  const int64_t again = accepted_after_ms(listener, &connection);
+  EXPECT_GE(again, 0) << "netd did not connect again within 5 s\n" << Log();
+  EXPECT_LT(again, 2000) << Log();
+  connection.Reset();
+  listener.Reset();
   ::unlink(client_socket.c_str());
   EXPECT_EQ(Stop(), 0) << Log();
 }
