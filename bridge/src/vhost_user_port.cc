@@ -6,11 +6,14 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "vfabric/common/log.h"
 #include "vfabric/vlan/tag.h"
@@ -46,7 +49,35 @@ VhostUserPort::VhostUserPort(std::string name, const VhostUserPortOptions& optio
         return b;
       }()) {}
 
-VhostUserPort::~VhostUserPort() = default;
+VhostUserPort::~VhostUserPort() {
+  // The socket file this port listened on, unless something else has
+  // taken the path since (a new port's socket: another inode).
+  if (socket_ino_ == 0) return;
+  struct stat st {};
+  if (::lstat(options_.socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      static_cast<uint64_t>(st.st_dev) == socket_dev_ &&
+      static_cast<uint64_t>(st.st_ino) == socket_ino_ &&
+      ::unlink(options_.socket_path.c_str()) < 0 && errno != ENOENT)
+    VF_LOG(kWarning) << "vhost-user " << name_ << ": unlink " << options_.socket_path << ": "
+                     << std::strerror(errno);
+}
+
+namespace {
+
+// Whether a process listens on the Unix socket at `addr`: a stale socket
+// file (its listener gone) refuses the connection. A connection that is
+// accepted or waits in a full backlog is live; it is closed at once.
+Result<bool> SomeoneListens(const sockaddr_un& addr, const std::string& path) {
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!probe) return Status::FromErrno("vhost-user socket " + path + ": socket", errno);
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+    return true;
+  if (errno == ECONNREFUSED) return false;
+  if (errno == EAGAIN || errno == EINPROGRESS) return true;
+  return Status::FromErrno("vhost-user socket " + path + ": connect to the socket there", errno);
+}
+
+}  // namespace
 
 Result<UniqueFd> VhostUserPort::ListenUnix(const std::string& path) {
   sockaddr_un addr{};
@@ -54,9 +85,23 @@ Result<UniqueFd> VhostUserPort::ListenUnix(const std::string& path) {
   if (path.empty() || path.size() >= sizeof addr.sun_path)
     return Status::Error("vhost-user socket " + path + ": path empty or too long", EINVAL);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    // Only a socket left by a process that is gone (a crashed netd) is
+    // replaced; a live one belongs to someone (another netd, a frontend in
+    // server mode), and any other file is not ours to remove.
+    if (!S_ISSOCK(st.st_mode))
+      return Status::Error("vhost-user socket " + path + ": exists and is not a socket", EEXIST);
+    auto live = SomeoneListens(addr, path);
+    if (!live.ok()) return live.status();
+    if (*live)
+      return Status::Error("vhost-user socket " + path + ": a process listens there already",
+                           EADDRINUSE);
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+      return Status::FromErrno("vhost-user socket " + path + ": unlink the stale socket", errno);
+  }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Status::FromErrno("vhost-user socket " + path + ": socket", errno);
-  ::unlink(path.c_str());  // a socket file left by an earlier run
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0)
     return Status::FromErrno("vhost-user socket " + path + ": bind", errno);
   if (::listen(fd.get(), 4) < 0)
@@ -77,6 +122,12 @@ Result<std::unique_ptr<VhostUserPort>> VhostUserPort::Listen(std::string name, U
   std::unique_ptr<VhostUserPort> port(
       new VhostUserPort(std::move(name), options, std::move(epoll)));
   port->listener_ = std::move(listener);
+  struct stat st {};
+  if (!options.socket_path.empty() && ::lstat(options.socket_path.c_str(), &st) == 0 &&
+      S_ISSOCK(st.st_mode)) {
+    port->socket_dev_ = static_cast<uint64_t>(st.st_dev);
+    port->socket_ino_ = static_cast<uint64_t>(st.st_ino);
+  }
   return port;
 }
 
@@ -114,8 +165,53 @@ VhostUserStats VhostUserPort::stats() const {
   s.offload_refused = offload_refused_.Get();
   s.rx_oversize = rx_oversize_.Get();
   s.rx_bad_header = rx_bad_header_.Get();
+  s.memory_faults = memory_faults_.Get();
   for (size_t i = 0; i < vhost_user::kRingErrorCount; ++i) s.ring_errors[i] = ring_errors_[i].Get();
   return s;
+}
+
+VhostUserNegotiated VhostUserPort::negotiated() const {
+  VhostUserNegotiated n;
+  n.features = features_.load(std::memory_order_relaxed);
+  n.protocol_features = protocol_features_.load(std::memory_order_relaxed);
+  n.queue_pairs = connected() ? 1 : 0;
+  n.mtu = mtu_.load(std::memory_order_relaxed);
+  n.memory_regions = regions_.load(std::memory_order_relaxed);
+  n.memory_regions_sealed = regions_sealed_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < Backend::kRings; ++i) {
+    const uint32_t flags = ring_flags_[i].load(std::memory_order_relaxed);
+    const uint32_t indices = ring_indices_[i].load(std::memory_order_relaxed);
+    VhostUserRingState& r = n.rings[i];
+    r.started = (flags & 1) != 0;
+    r.enabled = (flags & 2) != 0;
+    r.ready = (flags & 4) != 0;
+    r.broken = (flags & 8) != 0;
+    r.size = ring_size_[i].load(std::memory_order_relaxed);
+    r.last_avail_idx = static_cast<uint16_t>(indices >> 16);
+    r.used_idx = static_cast<uint16_t>(indices & 0xffff);
+  }
+  return n;
+}
+
+void VhostUserPort::PublishState() {
+  features_.store(backend_.features(), std::memory_order_relaxed);
+  protocol_features_.store(backend_.protocol_features(), std::memory_order_relaxed);
+  mtu_.store(backend_.mtu(), std::memory_order_relaxed);
+  const vhost_user::GuestMemory* memory = backend_.memory();
+  uint32_t sealed = 0;
+  if (memory != nullptr)
+    for (size_t i = 0; i < memory->size(); ++i) sealed += memory->shrink_sealed(i) ? 1 : 0;
+  regions_.store(memory != nullptr ? static_cast<uint32_t>(memory->size()) : 0,
+                 std::memory_order_relaxed);
+  regions_sealed_.store(sealed, std::memory_order_relaxed);
+  for (size_t i = 0; i < Backend::kRings; ++i) {
+    const Virtqueue* q = backend_.ring(i);
+    const uint32_t flags = (backend_.started(i) ? 1u : 0u) | (backend_.enabled(i) ? 2u : 0u) |
+                           (backend_.ready(i) != nullptr ? 4u : 0u) | (q->broken() ? 8u : 0u);
+    ring_flags_[i].store(flags, std::memory_order_relaxed);
+    ring_size_[i].store(backend_.ring_size(i), std::memory_order_relaxed);
+    PublishIndices(i, *q);
+  }
 }
 
 size_t VhostUserPort::HeaderSize() const {
@@ -154,6 +250,7 @@ void VhostUserPort::Disconnect(const std::string& why) {
   connected_.store(false, std::memory_order_relaxed);
   disconnects_.Add(1);
   Resync();
+  PublishState();
   if (listener_) Watch(epoll_.get(), listener_.get());
 }
 
@@ -163,6 +260,7 @@ void VhostUserPort::ServeControl() {
     if (!connection_) return;
   }
   std::string why;
+  const uint64_t messages_before = backend_.messages();
   const vhost_user::Served served =
       vhost_user::Serve(*connection_, backend_, options_.max_messages_per_turn, &why);
   messages_.Add(backend_.messages() - messages_seen_);
@@ -179,6 +277,7 @@ void VhostUserPort::ServeControl() {
     return;
   }
   if (backend_.generation() != generation_) Resync();
+  if (backend_.messages() != messages_before) PublishState();
 }
 
 void VhostUserPort::Resync() {
@@ -212,6 +311,28 @@ void VhostUserPort::TakeRingErrors() {
       }
     }
   }
+}
+
+void VhostUserPort::CheckMemoryFaults() {
+  // One relaxed load per batch while nothing faulted anywhere.
+  const uint64_t faults = vhost_user::GuestMemory::faults();
+  if (faults == faults_seen_) return;
+  faults_seen_ = faults;
+  const vhost_user::GuestMemory* memory = backend_.memory();
+  if (memory == nullptr || !connection_) return;
+  const std::optional<size_t> region = memory->FaultedRegion();
+  if (!region) return;  // another port's memory
+  memory_faults_.Add(1);
+  const vhost_user::MemoryRegion& r = memory->region(*region);
+  char where[96];
+  std::snprintf(where, sizeof where, "memory region %zu (guest 0x%llx, size 0x%llx)", *region,
+                static_cast<unsigned long long>(r.guest_phys_addr),
+                static_cast<unsigned long long>(r.memory_size));
+  // Its mapping reads zeros now; the rings in it are garbage. Dropping the
+  // connection drops the table (Backend::Reset) with it.
+  Disconnect(std::string(where) +
+             " was cut short under its mapping: the frontend shrank the memory file it passed "
+             "(SIGBUS caught)");
 }
 
 void VhostUserPort::Call(size_t ring, Virtqueue* q) {
@@ -314,10 +435,12 @@ size_t VhostUserPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* 
   }
   if (q != nullptr) {
     q->Publish();
+    PublishIndices(Backend::kTxRing, *q);
     // Only what was given back is worth a call (or counts as suppressed):
     // an empty poll publishes nothing.
     if (q->used_idx() != used_before) Call(Backend::kTxRing, q);
     if (q->error_total() != errors_before || q->broken()) TakeRingErrors();
+    if (q->broken()) PublishState();  // once: a broken ring is not ready() again
   }
   // Control messages (and a connecting frontend) when the ring ran dry,
   // or every so often while it does not.
@@ -326,6 +449,7 @@ size_t VhostUserPort::Receive(FramePool& pool, std::span<Frame*> out, uint64_t* 
   } else if ((++busy_turns_ & 63) == 0) {
     ServeControl();
   }
+  CheckMemoryFaults();
   return n;
 }
 
@@ -402,8 +526,11 @@ TxResult VhostUserPort::Transmit(std::span<const TxItem> items) {
     }
   }
   q->Publish();
+  PublishIndices(Backend::kRxRing, *q);
   if (q->used_idx() != used_before) Call(Backend::kRxRing, q);  // refused chains too
   if (q->error_total() != errors_before || q->broken()) TakeRingErrors();
+  if (q->broken()) PublishState();
+  CheckMemoryFaults();
   return result;
 }
 

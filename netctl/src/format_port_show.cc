@@ -44,6 +44,41 @@ std::string Flag(const nlohmann::json& object, const char* key) {
   return it->get<bool>() ? "yes" : "no";
 }
 
+std::string Number(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_unsigned() ? std::to_string(it->get<uint64_t>()) : "-";
+}
+
+// Names of a feature list, space-separated, then the bits: "A B (0x3)".
+std::string Features(const json& n, const char* names, const char* bits) {
+  std::string line;
+  if (auto it = n.find(names); it != n.end() && it->is_array())
+    for (const json& name : *it)
+      if (name.is_string()) line += (line.empty() ? "" : " ") + name.get<std::string>();
+  return (line.empty() ? std::string("-") : line) + " (" + Text(n, bits) + ")";
+}
+
+// What the frontend negotiated, and each ring's state.
+std::string NegotiatedText(const json& n) {
+  std::string out = "features: " + Features(n, "features", "features_bits") + "\n";
+  out += "protocol: " + Features(n, "protocol_features", "protocol_features_bits") + "\n";
+  out += "queues:   " + Number(n, "queue_pairs") + " pair(s), mtu " + Number(n, "mtu") +
+         ", memory regions " + Number(n, "memory_regions") + " (" +
+         Number(n, "memory_regions_sealed") + " sealed against shrinking)\n";
+  if (auto rings = n.find("rings"); rings != n.end() && rings->is_array()) {
+    for (const json& r : *rings) {
+      if (!r.is_object()) continue;
+      out += "ring " + Number(r, "index") + ":   " +
+             (Text(r, "direction") == "to_guest" ? "to the guest" : "from the guest") +
+             ", started " + Flag(r, "started") + ", enabled " + Flag(r, "enabled") + ", ready " +
+             Flag(r, "ready") + (r.value("broken", false) ? ", BROKEN" : "") + ", size " +
+             Number(r, "size") + ", last avail " + Number(r, "last_avail_idx") + ", used " +
+             Number(r, "used_idx") + "\n";
+    }
+  }
+  return out;
+}
+
 // A vhost-user port's socket, netd's side of it, and its connection.
 std::string VhostUserText(const json& vu) {
   std::string out = "socket:   " + Text(vu, "socket") + " (netd is the " + Text(vu, "mode") + ")\n";
@@ -59,6 +94,7 @@ std::string VhostUserText(const json& vu) {
     }
     out += "counters: " + (line.empty() ? std::string("-") : line) + "\n";
   }
+  if (auto n = vu.find("negotiated"); n != vu.end() && n->is_object()) out += NegotiatedText(*n);
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 
+#include "socket_watch.h"
 #include "vfabric/common/atomic_file.h"
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
@@ -383,6 +384,14 @@ class Daemon {
       Watch(fd);
     }
     ArmTimer(resync_timer_.get(), options_.resync_interval_ms);
+    if (auto watch = SocketWatch::Create(); watch.ok()) {
+      socket_watch_.emplace(std::move(watch).value());
+      Watch(socket_watch_->fd());
+      RefreshSocketWatch();
+    } else {
+      // Not fatal: client sockets are then found by the periodic resync.
+      VF_LOG(kWarning) << "vhost-user socket watch: " << watch.status().message();
+    }
     if (!SetUpMetrics(socket_gid)) return false;
     return SetUpWatchdog();
   }
@@ -474,7 +483,16 @@ class Daemon {
     Status status = controller_->Reconcile(applied);
     reconcile_stats_.Record(trigger, status.ok(), applied->size(),
                             std::chrono::steady_clock::now() - started);
+    RefreshSocketWatch();
     return status;
+  }
+
+  // The directories of client-mode vhost-user sockets (socket_watch.h): a
+  // frontend's socket appearing there repairs at once, as a kernel event
+  // does. Refreshed after each pass (a port added by a control request is
+  // watched from the next one).
+  void RefreshSocketWatch() {
+    if (socket_watch_) socket_watch_->Set(ClientVhostUserSockets(controller_->Desired()));
   }
 
   // WatchdogSec=: WATCHDOG=1 from this loop on a periodic timer, so a loop
@@ -537,6 +555,15 @@ class Daemon {
     }
     if (fd == control_->fd()) return control_->Run(std::chrono::steady_clock::now());
     if (fd == captures_.fd()) return captures_.Reap();
+    if (socket_watch_ && fd == socket_watch_->fd()) {
+      // As a kernel event: repair soon, but not ahead of a back-off.
+      if (socket_watch_->Drain() && !repair_armed_) {
+        VF_LOG(kDebug) << "a vhost-user frontend's socket appeared; repairing";
+        repair_armed_ = true;
+        ArmTimer(repair_timer_.get(), options_.repair_delay_ms);
+      }
+      return;
+    }
     if (metrics_ && fd == metrics_->fd()) return metrics_->Run(std::chrono::steady_clock::now());
     if (fd == control_timer_.get()) {
       // The deadlines of both servers (ArmControlTimer).
@@ -834,8 +861,9 @@ class Daemon {
   UniqueFd watchdog_timer_;  // only when systemd asks for WATCHDOG=1
   ControlLimits control_limits_;
   std::unique_ptr<ControlServer> control_;
-  UniqueFd control_timer_;                  // the control and metrics servers' deadlines
-  std::unique_ptr<MetricsServer> metrics_;  // with --metrics-listen
+  UniqueFd control_timer_;                   // the control and metrics servers' deadlines
+  std::optional<SocketWatch> socket_watch_;  // client-mode vhost-user sockets appearing
+  std::unique_ptr<MetricsServer> metrics_;   // with --metrics-listen
   ReconcileStats reconcile_stats_;
   uint64_t metrics_errors_ = 0;
   bool repair_armed_ = false;

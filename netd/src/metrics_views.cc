@@ -172,7 +172,7 @@ void Controller::WriteMetrics(MetricsOut& out) {
                     "Interrupts the guest asked not to get.", labels, U64(c, "calls_suppressed"));
         for (const char* reason :
              {"messages_refused", "tx_not_ready", "tx_no_buffers", "tx_too_big", "offload_refused",
-              "rx_oversize", "rx_bad_header", "ring_errors"}) {
+              "rx_oversize", "rx_bad_header", "ring_errors", "memory_faults"}) {
           Labels with = labels;
           with.emplace_back("reason", reason);
           out.Counter("vfabric_vhost_user_errors_total",

@@ -39,6 +39,7 @@ json Controller::VhostUserShow(const topology::NetworkConfig& network,
   json state = userspace_->VhostUserState(network.name, port.name);
   if (!state.is_null()) {
     out.update(state);
+    out["negotiated"] = userspace_->VhostUserNegotiated(network.name, port.name);
     return out;
   }
   out["connected"] = false;

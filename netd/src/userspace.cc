@@ -44,8 +44,13 @@ Status StartDatapath(const std::string& name, bridge::Switch& sw) {
   // The datapath thread must take no signals: netd's loop reads SIGHUP,
   // SIGTERM and SIGINT from a signalfd, which needs them blocked in every
   // thread (the thread inherits the mask in force at Start()).
+  // Except SIGBUS: a vhost-user frontend that shrinks its guest memory
+  // makes the datapath fault there, and a fault on a blocked SIGBUS kills
+  // the process instead of reaching the guard's handler
+  // (bridge/vhost_user/DESIGN.md, "A frontend that shrinks its memory").
   sigset_t all, saved;
   sigfillset(&all);
+  sigdelset(&all, SIGBUS);
   pthread_sigmask(SIG_BLOCK, &all, &saved);
   Status started = sw.Start();
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);

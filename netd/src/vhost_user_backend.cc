@@ -41,8 +41,8 @@ Result<std::unique_ptr<bridge::Port>> OpenServer(const topology::PortConfig& por
   const std::string& path = port.socket;
   const size_t slash = path.rfind('/');
   if (slash > 0) VF_RETURN_IF_ERROR(MakeDirectories(path.substr(0, slash)));
-  // ListenUnix replaces what is at the path: only ever an old socket (of an
-  // earlier netd), never a file someone else put there.
+  // ListenUnix replaces only a stale socket (of a netd that crashed), never
+  // a live one nor a file someone else put there.
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
     return Status::Error(path + " exists and is not a socket (netd replaces only a socket)",
@@ -59,7 +59,9 @@ Result<std::unique_ptr<bridge::Port>> OpenServer(const topology::PortConfig& por
   }
   if (port.permissions && ::chmod(path.c_str(), static_cast<mode_t>(*port.permissions)) < 0)
     return Status::FromErrno("vhost-user socket " + path + ": chmod", errno);
-  auto opened = bridge::VhostUserPort::Listen(port.name, std::move(listener).value());
+  bridge::VhostUserPortOptions options;
+  options.socket_path = path;  // removed with the port (netd stops, the port goes)
+  auto opened = bridge::VhostUserPort::Listen(port.name, std::move(listener).value(), options);
   if (!opened.ok()) return opened.status();
   return std::unique_ptr<bridge::Port>(std::move(opened).value());
 }

@@ -12,8 +12,10 @@ namespace vfabric::netd {
 
 // Server mode (netd's "mode": "server"): Open() makes the socket's
 // directory if it is missing (0755, root's), listens on the socket
-// (replacing an old socket there, never any other kind of file) and
-// applies the port's owner, group and permissions to it. Client mode (the
+// (replacing a stale socket there, one nothing listens on, never a live
+// one nor any other kind of file) and applies the port's owner, group and
+// permissions to it; the socket file goes with the port (removed from the
+// topology, reopened, netd stopping). Client mode (the
 // default): Open() connects to the frontend's socket; while no socket is
 // there the port waits (Waiting()), and the next reconcile tries again.
 std::unique_ptr<PortBackend> NewVhostUserBackend();

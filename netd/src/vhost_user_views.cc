@@ -1,12 +1,58 @@
 // What netd shows of a vhost-user port beyond the switch's counters: its
 // connection and the backend's own counters (bridge::VhostUserPort reads
 // them from any thread).
+#include <cstdio>
+
 #include "vfabric/bridge/vhost_user_port.h"
 #include "vfabric/netd/userspace.h"
 
 namespace vfabric::netd {
 
 using nlohmann::json;
+
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+json UserspaceNetworks::VhostUserNegotiated(const std::string& network_name,
+                                            const std::string& port_name) const {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return nullptr;
+  auto p = n->second.ports.find(port_name);
+  if (p == n->second.ports.end()) return nullptr;
+  if (p->second.port == nullptr || p->second.port->kind() != bridge::PortKind::kVhostUser)
+    return nullptr;
+  const auto* port = static_cast<const bridge::VhostUserPort*>(p->second.port);
+  const bridge::VhostUserNegotiated v = port->negotiated();
+  json rings = json::array();
+  for (size_t i = 0; i < vhost_user::Backend::kRings; ++i) {
+    const bridge::VhostUserRingState& r = v.rings[i];
+    rings.push_back({{"index", i},
+                     {"direction", i == vhost_user::Backend::kRxRing ? "to_guest" : "from_guest"},
+                     {"started", r.started},
+                     {"enabled", r.enabled},
+                     {"ready", r.ready},
+                     {"broken", r.broken},
+                     {"size", r.size},
+                     {"last_avail_idx", r.last_avail_idx},
+                     {"used_idx", r.used_idx}});
+  }
+  return {{"features", vhost_user::FeatureNames(v.features)},
+          {"features_bits", Hex(v.features)},
+          {"protocol_features", vhost_user::ProtocolFeatureNames(v.protocol_features)},
+          {"protocol_features_bits", Hex(v.protocol_features)},
+          {"queue_pairs", v.queue_pairs},
+          {"mtu", v.mtu},
+          {"memory_regions", v.memory_regions},
+          {"memory_regions_sealed", v.memory_regions_sealed},
+          {"rings", rings}};
+}
 
 json UserspaceNetworks::VhostUserState(const std::string& network_name,
                                        const std::string& port_name) const {
@@ -38,7 +84,8 @@ json UserspaceNetworks::VhostUserState(const std::string& network_name,
             {"offload_refused", s.offload_refused},
             {"rx_oversize", s.rx_oversize},
             {"rx_bad_header", s.rx_bad_header},
-            {"ring_errors", ring_errors}}}};
+            {"ring_errors", ring_errors},
+            {"memory_faults", s.memory_faults}}}};
 }
 
 }  // namespace vfabric::netd

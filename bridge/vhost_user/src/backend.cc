@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "vfabric/common/log.h"
 
@@ -126,6 +127,99 @@ std::string_view RequestName(uint32_t request) {
     default:
       return "unknown request";
   }
+}
+
+namespace {
+
+std::vector<std::string> Names(uint64_t bits, std::string_view (*name)(int)) {
+  std::vector<std::string> out;
+  for (int bit = 0; bit < 64; ++bit) {
+    if ((bits & (uint64_t{1} << bit)) == 0) continue;
+    const std::string_view known = name(bit);
+    out.push_back(known.empty() ? "bit " + std::to_string(bit) : std::string(known));
+  }
+  return out;
+}
+
+std::string_view FeatureName(int bit) {
+  static constexpr std::pair<int, std::string_view> kNames[] = {
+      {0, "CSUM"},
+      {1, "GUEST_CSUM"},
+      {2, "CTRL_GUEST_OFFLOADS"},
+      {3, "MTU"},
+      {5, "MAC"},
+      {6, "GSO"},
+      {7, "GUEST_TSO4"},
+      {8, "GUEST_TSO6"},
+      {9, "GUEST_ECN"},
+      {10, "GUEST_UFO"},
+      {11, "HOST_TSO4"},
+      {12, "HOST_TSO6"},
+      {13, "HOST_ECN"},
+      {14, "HOST_UFO"},
+      {15, "MRG_RXBUF"},
+      {16, "STATUS"},
+      {17, "CTRL_VQ"},
+      {18, "CTRL_RX"},
+      {19, "CTRL_VLAN"},
+      {20, "CTRL_RX_EXTRA"},
+      {21, "GUEST_ANNOUNCE"},
+      {22, "MQ"},
+      {23, "CTRL_MAC_ADDR"},
+      {24, "NOTIFY_ON_EMPTY"},
+      {26, "LOG_ALL"},
+      {27, "ANY_LAYOUT"},
+      {28, "INDIRECT_DESC"},
+      {29, "EVENT_IDX"},
+      {30, "PROTOCOL_FEATURES"},
+      {32, "VERSION_1"},
+      {33, "ACCESS_PLATFORM"},
+      {34, "RING_PACKED"},
+      {35, "IN_ORDER"},
+      {36, "ORDER_PLATFORM"},
+      {37, "SR_IOV"},
+      {40, "RING_RESET"},
+      {53, "NOTF_COAL"},
+      {57, "HASH_REPORT"},
+      {60, "RSS"},
+      {61, "RSC_EXT"},
+      {62, "STANDBY"},
+      {63, "SPEED_DUPLEX"},
+  };
+  for (const auto& [b, name] : kNames)
+    if (b == bit) return name;
+  return "";
+}
+
+std::string_view ProtocolFeatureName(int bit) {
+  static constexpr std::string_view kNames[] = {"MQ",
+                                                "LOG_SHMFD",
+                                                "RARP",
+                                                "REPLY_ACK",
+                                                "MTU",
+                                                "BACKEND_REQ",
+                                                "CROSS_ENDIAN",
+                                                "CRYPTO_SESSION",
+                                                "PAGEFAULT",
+                                                "CONFIG",
+                                                "BACKEND_SEND_FD",
+                                                "HOST_NOTIFIER",
+                                                "INFLIGHT_SHMFD",
+                                                "RESET_DEVICE",
+                                                "INBAND_NOTIFICATIONS",
+                                                "CONFIGURE_MEM_SLOTS",
+                                                "STATUS",
+                                                "XEN_MMAP",
+                                                "SHARED_OBJECT",
+                                                "DEVICE_STATE"};
+  return bit >= 0 && static_cast<size_t>(bit) < std::size(kNames) ? kNames[bit] : "";
+}
+
+}  // namespace
+
+std::vector<std::string> FeatureNames(uint64_t features) { return Names(features, FeatureName); }
+std::vector<std::string> ProtocolFeatureNames(uint64_t features) {
+  return Names(features, ProtocolFeatureName);
 }
 
 std::string_view ToString(Unsupported reason) {

@@ -1,21 +1,28 @@
 #include "vfabric/vhost_user/guest_memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <string>
 
+#include "fault_guard.h"
+
 namespace vfabric::vhost_user {
 
 struct GuestMemory::Mapping {
-  Mapping(void* a, size_t l) : addr(a), length(l) {}
-  ~Mapping() { ::munmap(addr, length); }
+  Mapping(void* a, size_t l) : addr(a), length(l), guard(internal::GuardMapping(a, l)) {}
+  ~Mapping() {
+    internal::UnguardMapping(guard);  // before the address can be reused
+    ::munmap(addr, length);
+  }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
   void* addr;
   size_t length;
+  internal::FaultSlot* guard;  // nullptr: unguarded (no slot could be had)
 };
 
 namespace {
@@ -59,6 +66,11 @@ Result<GuestMemory::Entry> GuestMemory::MapOne(const MemoryRegion& r, const Uniq
   if (addr == MAP_FAILED) return Status::FromErrno(what + ": mmap", errno);
   Entry e;
   e.region = r;
+  // F_SEAL_SHRINK: the frontend cannot cut the file short (QEMU's
+  // memory-backend-memfd seals by default; DPDK's and hugetlbfs files are
+  // not sealed). Shown, not required: the SIGBUS guard covers the rest.
+  const int seals = ::fcntl(fd.get(), F_GET_SEALS);
+  e.shrink_sealed = seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
   e.mapping = std::make_shared<const Mapping>(addr, length);
   e.host = static_cast<uint8_t*>(addr) + r.mmap_offset;
   return e;
@@ -113,6 +125,14 @@ Result<GuestMemory> GuestMemory::WithRegion(const MemoryRegion& region, const Un
   VF_RETURN_IF_ERROR(CheckOverlap(memory.regions_));
   return memory;
 }
+
+std::optional<size_t> GuestMemory::FaultedRegion() const {
+  for (size_t i = 0; i < regions_.size(); ++i)
+    if (internal::Faulted(regions_[i].mapping->guard)) return i;
+  return std::nullopt;
+}
+
+uint64_t GuestMemory::faults() { return internal::FaultCount(); }
 
 Result<GuestMemory> GuestMemory::WithoutRegion(const MemoryRegion& region) const {
   GuestMemory memory;

@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -221,6 +223,82 @@ TEST_F(VhostUserPortTest, AFrontendThatDisconnectsMidStreamLeavesThePortDownAndT
   for (const PortInfo& p : sw_->Ports()) EXPECT_FALSE(p.failed) << p.name;
 }
 
+// What netctl port show reports: the features the frontend acked, the
+// rings' state and indices (a snapshot any thread may read).
+TEST_F(VhostUserPortTest, NegotiatedFeaturesAndRingStateAreReported) {
+  TestFrontendOptions frontend;
+  frontend.features = kDefaultFeatures & ~Bit(feature::kEventIdx);
+  frontend.queue_size = 128;
+  AddGuest("a", {}, {}, frontend);
+  AddGuest("b");
+  VhostUserNegotiated n = vu_["a"]->negotiated();
+  EXPECT_EQ(n.features, guests_["a"]->acked_features());
+  EXPECT_EQ(n.features & Bit(feature::kEventIdx), 0u);
+  EXPECT_NE(n.features & Bit(feature::kVersion1), 0u);
+  EXPECT_EQ(n.protocol_features, kDefaultProtocolFeatures);
+  EXPECT_EQ(n.queue_pairs, 1u);
+  EXPECT_EQ(n.memory_regions, 1u);
+  EXPECT_EQ(n.memory_regions_sealed, 0u);  // the test frontend's memfds are not sealed
+  for (const VhostUserRingState& r : n.rings) {
+    EXPECT_TRUE(r.started && r.enabled && r.ready);
+    EXPECT_FALSE(r.broken);
+    EXPECT_EQ(r.size, 128u);
+  }
+  EXPECT_EQ(n.rings[1].last_avail_idx, 0u);
+  for (int i = 0; i < 3; ++i) Send("a", EthFrame(kBroadcast, kA));
+  Send("b", EthFrame(kA, kB));
+  n = vu_["a"]->negotiated();
+  EXPECT_EQ(n.rings[1].last_avail_idx, 3u);  // from the guest: 3 frames taken
+  EXPECT_EQ(n.rings[1].used_idx, 3u);
+  EXPECT_EQ(n.rings[0].used_idx, 1u);  // to the guest: 1 frame
+  EXPECT_EQ(vu_["b"]->negotiated().features & Bit(feature::kEventIdx), Bit(feature::kEventIdx));
+  // A ring the frontend disables says so.
+  ASSERT_TRUE(guests_["a"]->Enable(0, false).ok());
+  Run();
+  n = vu_["a"]->negotiated();
+  EXPECT_FALSE(n.rings[0].enabled);
+  EXPECT_FALSE(n.rings[0].ready);
+  EXPECT_TRUE(n.rings[1].enabled);
+  // Gone: nothing negotiated.
+  guests_["a"]->Disconnect();
+  Run();
+  n = vu_["a"]->negotiated();
+  EXPECT_EQ(n.features, 0u);
+  EXPECT_EQ(n.queue_pairs, 0u);
+  EXPECT_FALSE(n.rings[1].started);
+}
+
+// A frontend that cuts the memory file it passed in SET_MEM_TABLE short
+// while frames flow to its guest: the switch's next access to the rings
+// faulted with SIGBUS and killed the process. Now the port goes down with
+// the reason counted, and the switch and the other ports run on.
+TEST_F(VhostUserPortTest, AFrontendThatShrinksItsMemoryLeavesThePortDownAndTheSwitchRunning) {
+  AddGuest("a");
+  AddGuest("b");
+  MemoryPort* c = AddMemory("c");
+  Send("a", EthFrame(kBroadcast, kA));
+  ASSERT_EQ(Received("b").size(), 1u);
+  c->TakeCaptured();
+  // b's memory shrinks under the switch (from here the test must not touch
+  // b's rings itself: its own mapping would fault).
+  ASSERT_EQ(::ftruncate(guests_["b"]->ram().fds()[0].get(), 4096), 0);
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(guests_["a"]->Transmit(EthFrame(kBroadcast, kA, std::nullopt, 0x88b5, 60)).ok());
+  Run();
+  EXPECT_FALSE(vu_["b"]->connected());
+  EXPECT_FALSE(vu_["b"]->up());
+  EXPECT_EQ(vu_["b"]->stats().memory_faults, 1u);
+  EXPECT_EQ(vu_["b"]->stats().disconnects, 1u);
+  EXPECT_EQ(vu_["a"]->stats().memory_faults, 0u);
+  EXPECT_TRUE(vu_["a"]->up());
+  // The switch runs on: a's frames reach c, and c's reach a.
+  EXPECT_EQ(c->TakeCaptured().size(), 8u);
+  c->Inject(EthFrame(kA, kC));
+  Run();
+  EXPECT_EQ(Received("a").size(), 1u);
+  for (const PortInfo& p : sw_->Ports()) EXPECT_FALSE(p.failed) << p.name;
+}
+
 // A frontend that insists on packed rings or multiqueue is refused; the
 // port counts why (netctl port show) and stays down; the switch runs on.
 TEST_F(VhostUserPortTest, AFrontendInsistingOnPackedRingsOrMultiqueueIsRefusedAndCounted) {
@@ -392,6 +470,100 @@ TEST_F(VhostUserPortTest, ServerModeTakesTheNextFrontendAfterOneLeaves) {
   EXPECT_EQ(vu->stats().disconnects, 2u);
   ::unlink(path.c_str());
   ::rmdir(dir);
+}
+
+// A socket file at `path` whose listener is gone (a crashed netd's), or,
+// with `keep`, one that still listens (returned).
+UniqueFd SocketFileAt(const std::string& path, bool keep) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+  EXPECT_EQ(::listen(fd.get(), 4), 0);
+  if (!keep) fd.Reset();
+  return fd;
+}
+
+ino_t Inode(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+class VhostUserSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NE(::mkdtemp(dir_), nullptr); }
+  void TearDown() override {
+    ::unlink(path().c_str());
+    ::rmdir(dir_);
+  }
+  std::string path() const { return std::string(dir_) + "/vu0.sock"; }
+  char dir_[32] = "/tmp/vfabric-vu-XXXXXX";
+};
+
+// A server-mode port that goes (removed from the topology, netd stopping)
+// removes its socket file: a frontend must not wait on a dead socket.
+TEST_F(VhostUserSocketTest, APortThatGoesRemovesItsSocketFile) {
+  auto listener = VhostUserPort::ListenUnix(path());
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  VhostUserPortOptions options;
+  options.socket_path = path();
+  auto port = VhostUserPort::Listen("vu0", std::move(listener).value(), options);
+  ASSERT_TRUE(port.ok()) << port.status().message();
+  EXPECT_NE(Inode(path()), 0u);
+  port->reset();
+  EXPECT_EQ(Inode(path()), 0u) << "the socket file is left behind";
+}
+
+// ...but only its own: a socket made at the path since (another port's)
+// stays.
+TEST_F(VhostUserSocketTest, APortThatGoesLeavesASocketThatIsNotItsOwn) {
+  auto listener = VhostUserPort::ListenUnix(path());
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  VhostUserPortOptions options;
+  options.socket_path = path();
+  auto port = VhostUserPort::Listen("vu0", std::move(listener).value(), options);
+  ASSERT_TRUE(port.ok());
+  ASSERT_EQ(::unlink(path().c_str()), 0);
+  UniqueFd other = SocketFileAt(path(), /*keep=*/true);
+  const ino_t inode = Inode(path());
+  port->reset();
+  EXPECT_EQ(Inode(path()), inode);
+}
+
+// A crashed netd leaves its socket file; nothing listens there, so the
+// port listens again in its place.
+TEST_F(VhostUserSocketTest, AStaleSocketFileIsReplaced) {
+  SocketFileAt(path(), /*keep=*/false);
+  ASSERT_NE(Inode(path()), 0u);
+  auto listener = VhostUserPort::ListenUnix(path());
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  // (Not the inode: tmpfs hands the freed one out again.) It listens.
+  UniqueFd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path().c_str(), path().size() + 1);
+  EXPECT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+}
+
+// A socket something still listens on is not taken from it, and a file
+// that is not a socket is not removed.
+TEST_F(VhostUserSocketTest, ALiveSocketOrAnotherFileIsLeftAlone) {
+  UniqueFd live = SocketFileAt(path(), /*keep=*/true);
+  const ino_t inode = Inode(path());
+  auto refused = VhostUserPort::ListenUnix(path());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().error_number(), EADDRINUSE) << refused.status().message();
+  EXPECT_EQ(Inode(path()), inode);
+  live.Reset();
+  ASSERT_EQ(::unlink(path().c_str()), 0);
+  { std::ofstream(path()) << "not a socket"; }
+  auto file = VhostUserPort::ListenUnix(path());
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().error_number(), EEXIST) << file.status().message();
+  struct stat st {};
+  ASSERT_EQ(::lstat(path().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
 }
 
 }  // namespace

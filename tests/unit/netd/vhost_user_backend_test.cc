@@ -335,12 +335,19 @@ TEST(VhostUserBackendTest, ServerModeMakesTheDirectoryAndTheSocketWithItsOwnerAn
   std::memcpy(addr.sun_path, port.socket.c_str(), port.socket.size() + 1);
   EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   opened->reset();
-  // Opened again (netd restarted): the old socket is replaced.
+  // The port took its socket file with it.
+  EXPECT_NE(::lstat(port.socket.c_str(), &st), 0);
+  // Opened again over the socket of a netd that crashed (nothing listens
+  // there): the stale socket is replaced.
+  {
+    UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  ASSERT_EQ(::lstat(port.socket.c_str(), &st), 0);
   auto again = backend->Open(port, nullptr);
   ASSERT_TRUE(again.ok()) << again.status().message();
   again->reset();
   // Any other file at the path is left alone, and the error names it.
-  ASSERT_EQ(::unlink(port.socket.c_str()), 0);
   { UniqueFd file(::open(port.socket.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)); }
   auto refused = backend->Open(port, nullptr);
   ASSERT_FALSE(refused.ok());

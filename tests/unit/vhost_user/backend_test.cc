@@ -468,5 +468,15 @@ TEST_F(ConnectionTest, ThePeerClosing) {
   EXPECT_NE(why.find("closed"), std::string::npos);
 }
 
+TEST(FeatureNamesTest, NamesEachBitSetLowestFirstAndUnknownBitsByNumber) {
+  EXPECT_EQ(FeatureNames(Bit(feature::kVersion1) | Bit(feature::kMrgRxbuf) |
+                         Bit(feature::kEventIdx) | Bit(50)),
+            (std::vector<std::string>{"MRG_RXBUF", "EVENT_IDX", "VERSION_1", "bit 50"}));
+  EXPECT_TRUE(FeatureNames(0).empty());
+  EXPECT_EQ(ProtocolFeatureNames(kDefaultProtocolFeatures),
+            (std::vector<std::string>{"REPLY_ACK", "MTU", "CONFIGURE_MEM_SLOTS"}));
+  EXPECT_EQ(ProtocolFeatureNames(uint64_t{1} << 40), (std::vector<std::string>{"bit 40"}));
+}
+
 }  // namespace
 }  // namespace vfabric::vhost_user

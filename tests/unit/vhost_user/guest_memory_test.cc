@@ -2,8 +2,11 @@
 // address spaces, refusals, replacement.
 #include "vfabric/vhost_user/guest_memory.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -165,6 +168,73 @@ TEST(GuestMemoryTest, ReplacingTheTableKeepsOldPointersValidUntilTheOldTableGoes
   EXPECT_EQ(shrunk->Translate(0, 1), nullptr);
   EXPECT_NE(shrunk->Translate(0x100000, 1), nullptr);
   EXPECT_FALSE(shrunk->WithoutRegion(a).ok());
+}
+
+// A frontend that cuts its memory file short after SET_MEM_TABLE: the next
+// access past the new end raised SIGBUS and killed the process. Guarded,
+// it reads zeros and the table says which region broke.
+TEST(GuestMemoryTest, AFileCutShortUnderItsMappingReadsZerosAndIsReported) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Memfd(4 * kPage));
+  fds.push_back(Memfd(4 * kPage));
+  const MemoryRegion r[2] = {{0x0, 4 * kPage, 0x7f0000000000, 0},
+                             {0x100000, 4 * kPage, 0x7f0000100000, 0}};
+  auto m = GuestMemory::Map(r, fds);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  volatile uint8_t* p = m->Translate(0x100000 + kPage, 1);
+  ASSERT_NE(p, nullptr);
+  *p = 0x5a;
+  EXPECT_EQ(*p, 0x5a);
+  EXPECT_FALSE(m->FaultedRegion().has_value());
+  const uint64_t faults = GuestMemory::faults();
+
+  ASSERT_EQ(::ftruncate(fds[1].get(), 0), 0);
+  EXPECT_EQ(*p, 0) << "the page is past the file's end: zeros, not SIGBUS";
+  *p = 0x77;  // a write lands in the replacement, not in the file
+  EXPECT_EQ(GuestMemory::faults(), faults + 1);
+  ASSERT_TRUE(m->FaultedRegion().has_value());
+  EXPECT_EQ(*m->FaultedRegion(), 1u);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fds[1].get(), &st), 0);
+  EXPECT_EQ(st.st_size, 0) << "the file was not grown back";
+  // The other region is untouched and still shared.
+  uint8_t* q = m->Translate(0x10, 1);
+  ASSERT_NE(q, nullptr);
+  *q = 0x42;
+  uint8_t got = 0;
+  ASSERT_EQ(::pread(fds[0].get(), &got, 1, 0x10), 1);
+  EXPECT_EQ(got, 0x42);
+}
+
+// With the guard installed (a guest table mapped), a SIGBUS in a mapping
+// that is not guest memory: exits 3 if it could not set that up.
+void TouchAShrunkMappingThatIsNotGuestMemory() {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Memfd(kPage));
+  const MemoryRegion r{0, kPage, 0x7f0000000000, 0};
+  auto m = GuestMemory::Map({&r, 1}, fds);
+  UniqueFd other = Memfd(kPage);
+  void* mine = ::mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, other.get(), 0);
+  if (mine == MAP_FAILED || !m.ok() || ::ftruncate(other.get(), 0) != 0) ::_exit(3);
+  *static_cast<volatile uint8_t*>(mine) = 1;
+  ::_exit(0);
+}
+
+TEST(GuestMemoryTest, ASigbusOutsideGuestMemoryStillKills) {
+  EXPECT_EXIT(TouchAShrunkMappingThatIsNotGuestMemory(), ::testing::KilledBySignal(SIGBUS), "");
+}
+
+TEST(GuestMemoryTest, SaysWhetherARegionIsSealedAgainstShrinking) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(UniqueFd(::memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  ASSERT_EQ(::ftruncate(fds[0].get(), kPage), 0);
+  ASSERT_EQ(::fcntl(fds[0].get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+  fds.push_back(Memfd(kPage));
+  const MemoryRegion r[2] = {{0, kPage, 0x10000, 0}, {0x100000, kPage, 0x200000, 0}};
+  auto m = GuestMemory::Map(r, fds);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_TRUE(m->shrink_sealed(0));
+  EXPECT_FALSE(m->shrink_sealed(1));
 }
 
 }  // namespace

@@ -159,6 +159,10 @@ class UserspaceNetworks {
   // VhostUserStats} (netd/src/vhost_user_views.cc); null for any other port
   // or one not open.
   nlohmann::json VhostUserState(const std::string& network, const std::string& port) const;
+  // What its frontend negotiated (feature names, queues, memory regions)
+  // and each ring's state, for port show only (port list stays cheap);
+  // null as VhostUserState.
+  nlohmann::json VhostUserNegotiated(const std::string& network, const std::string& port) const;
   // {"port", "present", "counters": {...}} for one port or all.
   Result<nlohmann::json> PortStats(const std::string& network, const std::string& port) const;
   Result<nlohmann::json> FdbEntries(const std::string& network);

@@ -118,6 +118,9 @@ class Backend {
   // enabled (and not broken); else nullptr.
   Virtqueue* ready(size_t ring);
   bool enabled(size_t ring) const { return rings_[ring].enabled; }
+  // SET_VRING_KICK seen and not stopped since (GET_VRING_BASE).
+  bool started(size_t ring) const { return rings_[ring].started; }
+  uint32_t ring_size(size_t ring) const { return rings_[ring].num; }  // SET_VRING_NUM, or 0
   // The ring's queue whatever its state (for its counters).
   const Virtqueue* ring(size_t ring) const { return &rings_[ring].queue; }
   int kick_fd(size_t ring) const { return rings_[ring].kick.get(); }

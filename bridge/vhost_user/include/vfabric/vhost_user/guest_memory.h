@@ -16,6 +16,15 @@
 // succeeds only if [addr, addr + len) lies wholly inside one region: a
 // buffer that would cross a region's end is refused, never followed.
 //
+// A frontend can still shrink a file after it was mapped: an access past
+// the new end would raise SIGBUS and kill the process. Every mapping is
+// therefore guarded: a SIGBUS inside one replaces that mapping with
+// zero-filled memory (the access completes, reading zeros) and marks it
+// faulted; the owner asks FaultedRegion() after its work (cheaply: only
+// when faults() changed) and drops the table and the connection. A SIGBUS
+// anywhere else kills the process as before. (DESIGN.md, "A frontend that
+// shrinks its memory".)
+//
 // A GuestMemory is a value: replacing the table (SET_MEM_TABLE while
 // running, ADD_MEM_REG, REM_MEM_REG) builds a new one and swaps it in;
 // mappings are reference-counted, so regions common to both are not
@@ -26,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -74,6 +84,16 @@ class GuestMemory {
 
   size_t size() const { return regions_.size(); }
   const MemoryRegion& region(size_t i) const { return regions_[i].region; }
+  // Whether region i's file was sealed against shrinking (F_SEAL_SHRINK)
+  // when it was mapped.
+  bool shrink_sealed(size_t i) const { return regions_[i].shrink_sealed; }
+
+  // The first region whose file was cut short under its mapping (a SIGBUS
+  // was caught there; it reads zeros now), if any.
+  std::optional<size_t> FaultedRegion() const;
+  // SIGBUS faults caught in any guest memory of this process so far: a
+  // cheap test of whether FaultedRegion() is worth asking.
+  static uint64_t faults();
 
  private:
   struct Mapping;  // RAII: munmap on destruction
@@ -81,6 +101,7 @@ class GuestMemory {
     MemoryRegion region;
     std::shared_ptr<const Mapping> mapping;
     uint8_t* host = nullptr;  // the byte at guest_phys_addr
+    bool shrink_sealed = false;
   };
 
   static Result<Entry> MapOne(const MemoryRegion& region, const UniqueFd& fd, size_t index);

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace vfabric::vhost_user {
 
@@ -63,6 +65,13 @@ enum Request : uint32_t {
   kGetStatus = 40,
 };
 std::string_view RequestName(uint32_t request);  // "SET_MEM_TABLE", or "request N"
+// The names of the bits set in a virtio feature word, as the virtio spec and
+// vhost-user name them without their prefix ("CSUM", "MRG_RXBUF",
+// "EVENT_IDX", "PROTOCOL_FEATURES", "VERSION_1"), lowest bit first; a bit
+// without a name as "bit N".
+std::vector<std::string> FeatureNames(uint64_t features);
+// The same for vhost-user protocol features ("REPLY_ACK", "MTU", ...).
+std::vector<std::string> ProtocolFeatureNames(uint64_t features);
 
 // ---- payloads ----
 // u64 (features, KICK/CALL/ERR's index and flags, replies).
