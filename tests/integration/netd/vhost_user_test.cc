@@ -107,6 +107,18 @@ class VhostUserNetdTest : public testing::NetdFixture {
     return got;
   }
 
+  // Until netd's side of `port`'s rings is up: a frame flooded to a port
+  // whose rings the datapath has not taken yet is dropped (counted), and the
+  // frontend's Start() returns before netd has served its last message.
+  bool WaitUntilUp(const std::string& port) {
+    return WaitFor(
+        [&] {
+          return Ok(Request("port.show", {{"network", "vu"}, {"port", port}}))["vhost_user"].value(
+                     "up", false) == true;
+        },
+        5000);
+  }
+
   CommandResult Netctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {testing::BinaryDir() + "/netctl/netctl", "--socket", socket_};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -133,6 +145,7 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
   std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
   std::unique_ptr<TestFrontend> b = Connect(sockets_[1]);
   ASSERT_TRUE(a && b) << Log();
+  ASSERT_TRUE(WaitUntilUp("vu0") && WaitUntilUp("vu1")) << Log();
 
   // a broadcasts: b gets it (the switch floods); then b answers a unicast.
   const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x11);
@@ -227,6 +240,7 @@ TEST_F(VhostUserNetdTest, TwoServerPortsCarryFramesAcrossTheSwitch) {
       5000));
   std::unique_ptr<TestFrontend> again = Connect(sockets_[0]);
   ASSERT_TRUE(again) << Log();
+  ASSERT_TRUE(WaitUntilUp("vu0")) << Log();
   ASSERT_TRUE(b->Transmit(Frame(kBroadcast, kMacB, 0x33)).ok());
   EXPECT_EQ(Receive(*again, 1).size(), 1u) << Log();
   EXPECT_EQ(Stop(), 0) << Log();
@@ -258,6 +272,7 @@ TEST_F(VhostUserNetdTest, ServerSocketFilesGoWithTheirPortsAndStaleOnesAreReplac
   std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
   std::unique_ptr<TestFrontend> b = Connect(sockets_[1]);
   ASSERT_TRUE(a && b) << Log();
+  ASSERT_TRUE(WaitUntilUp("vu0") && WaitUntilUp("vu1")) << Log();
   ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x11)).ok());
   ASSERT_EQ(Receive(*b, 1).size(), 1u) << Log();
 
@@ -292,6 +307,7 @@ TEST_F(VhostUserNetdTest, AFrontendThatShrinksItsMemoryTakesItsPortDownNotNetd) 
   std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
   std::unique_ptr<TestFrontend> b = Connect(sockets_[1]);
   ASSERT_TRUE(a && b) << Log();
+  ASSERT_TRUE(WaitUntilUp("vu0") && WaitUntilUp("vu1")) << Log();
   ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x11)).ok());
   ASSERT_EQ(Receive(*b, 1).size(), 1u) << Log();
 
@@ -320,6 +336,7 @@ TEST_F(VhostUserNetdTest, AFrontendThatShrinksItsMemoryTakesItsPortDownNotNetd) 
   b.reset();
   std::unique_ptr<TestFrontend> again = Connect(sockets_[1]);
   ASSERT_TRUE(again) << Log();
+  ASSERT_TRUE(WaitUntilUp("vu1")) << Log();
   ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x33)).ok());
   std::vector<GuestPacket> got = Receive(*again, 1);
   ASSERT_EQ(got.size(), 1u) << Log();
@@ -386,6 +403,7 @@ TEST_F(VhostUserNetdTest, AClientPortConnectsToTheFrontendsSocketAndAgainAfterIt
   ASSERT_TRUE(guest);
   std::unique_ptr<TestFrontend> a = Connect(sockets_[0]);
   ASSERT_TRUE(a);
+  ASSERT_TRUE(WaitUntilUp("vu1")) << Log();
   const std::vector<uint8_t> hello = Frame(kBroadcast, kMacA, 0x44);
   ASSERT_TRUE(a->Transmit(hello).ok());
   std::vector<GuestPacket> got = Receive(*guest, 1);
@@ -404,6 +422,7 @@ TEST_F(VhostUserNetdTest, AClientPortConnectsToTheFrontendsSocketAndAgainAfterIt
   ASSERT_TRUE(netd_->Signal(SIGHUP));
   guest = accept_frontend();
   ASSERT_TRUE(guest);
+  ASSERT_TRUE(WaitUntilUp("vu1")) << Log();
   ASSERT_TRUE(a->Transmit(Frame(kBroadcast, kMacA, 0x55)).ok());
   got = Receive(*guest, 1);
   ASSERT_EQ(got.size(), 1u) << Log();
