@@ -65,8 +65,9 @@ TEST(PrettyJsonTest, EveryKindOfValueAsDumpWritesIt) {
   ExpectSame({{"floats", {0.5, 1.0, -0.0, 1e-05, 1e300, 123456.789, 2.5e-300, -3.25}},
               {"integers", {0, -1, INT64_MIN, INT64_MAX, UINT64_MAX}}});
   ExpectSame({{"strings",
-               {"quote \" backslash \\ slash /", "tab\t nl\n cr\r bs\b ff\f", std::string("\x01\x1f\x7f", 3),
-                std::string("nul \0 inside", 12), "utf-8: \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", ""}},
+               {"quote \" backslash \\ slash /", "tab\t nl\n cr\r bs\b ff\f",
+                std::string("\x01\x1f\x7f", 3), std::string("nul \0 inside", 12),
+                "utf-8: \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", ""}},
               {"keys", {{"", 1}, {"\t", 2}, {"\xc3\xa9", 3}, {"A", 4}, {"a", 5}, {"~", 6}}}});
 }
 
@@ -78,7 +79,8 @@ TEST(PrettyJsonTest, AnswersItCannotVouchForAreLeftToTheDecoding) {
   EXPECT_FALSE(PrettyResultOf(R"({"id":7,"ok":true})", 7));
   EXPECT_FALSE(PrettyResultOf(R"({"id":7,"ok":"true","result":{}})", 7));
   // No id is accepted (as Call accepts it), and a null one.
-  EXPECT_EQ(PrettyResultOf(Line({{"a", 1}}, json(json::value_t::discarded)), 7), "{\n  \"a\": 1\n}\n");
+  EXPECT_EQ(PrettyResultOf(Line({{"a", 1}}, json(json::value_t::discarded)), 7),
+            "{\n  \"a\": 1\n}\n");
   EXPECT_EQ(PrettyResultOf(Line({{"a", 1}}, nullptr), 7), "{\n  \"a\": 1\n}\n");
   // Members out of order or twice: a tree would sort or merge them.
   EXPECT_FALSE(PrettyResultOf(R"({"id":7,"ok":true,"result":{"b":1,"a":2}})", 7));
