@@ -9,6 +9,7 @@
 #include <istream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "vfabric/netctl/client.h"
 #include "vfabric/netctl/format.h"
 #include "vfabric/netctl/graph.h"
+#include "vfabric/netctl/pretty_json.h"
 #include "vfabric/protocol/protocol.h"
 #include "vfabric/topology/topology.h"
 
@@ -583,7 +585,18 @@ class Dispatcher {
     options.timeout = cl_.timeout;
     Result<ControlClient> client = ControlClient::Connect(options);
     if (!client.ok()) return TransportError(client.status(), /*connecting=*/true);
-    Result<Answer> answer = client->Call(verb, args);
+    int64_t id = 0;
+    Result<std::string> line = client->CallLine(verb, args, &id);
+    if (!line.ok()) return TransportError(line.status(), /*connecting=*/false);
+    // --json of a plain success: printed from the line, no tree built (a
+    // port list of 10,000 ports is 5 MB); anything else is decoded.
+    if (cl_.json) {
+      if (std::optional<std::string> text = PrettyResultOf(*line, id)) {
+        out_ << *text;
+        return 0;
+      }
+    }
+    Result<Answer> answer = client->DecodeAnswer(*line, id);
     if (!answer.ok()) return TransportError(answer.status(), /*connecting=*/false);
     if (!answer->ok) return Rejected(*answer);
     out_ << (cl_.json ? FormatJson(answer->result) : format(answer->result));

@@ -203,8 +203,17 @@ Result<std::string> ControlClient::ReadLine() {
 }
 
 Result<Answer> ControlClient::Call(std::string_view verb, const nlohmann::json& args) {
+  int64_t id = 0;
+  Result<std::string> line = CallLine(verb, args, &id);
+  if (!line.ok()) return line.status();
+  return DecodeAnswer(*line, id);
+}
+
+Result<std::string> ControlClient::CallLine(std::string_view verb, const nlohmann::json& args,
+                                            int64_t* id_out) {
   const auto deadline = Clock::now() + options_.timeout;
   const int64_t id = next_id_++;
+  *id_out = id;
   const nlohmann::json request = protocol::MakeRequest(id, verb, args);
   std::string line;
   try {
@@ -216,9 +225,11 @@ Result<Answer> ControlClient::Call(std::string_view verb, const nlohmann::json& 
   line += '\n';
   VF_RETURN_IF_ERROR(WriteAll(line, deadline));
 
-  Result<std::string> answer_line = ReadLineUntil(deadline);
-  if (!answer_line.ok()) return answer_line.status();
-  nlohmann::json answer = nlohmann::json::parse(*answer_line, nullptr, /*allow_exceptions=*/false);
+  return ReadLineUntil(deadline);
+}
+
+Result<Answer> ControlClient::DecodeAnswer(const std::string& line, int64_t id) {
+  nlohmann::json answer = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded()) {
     fd_.Reset();
     return Error("malformed answer from netd (not JSON)", EPROTO);

@@ -87,6 +87,7 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
     stp["ports"] = ports;
     return json{{"stp", stp}};
   }
+  ++tree_status_reads_;
   const bridge::TreeStatus status = network.tree->GetStatus();
   stp["bridge_id"] = BridgeIdText(status.bridge_id);
   stp["root_id"] = BridgeIdText(status.root_id);
@@ -150,31 +151,64 @@ Result<json> UserspaceNetworks::StpJson(const topology::NetworkConfig& config) c
   return json{{"stp", stp}};
 }
 
-json UserspaceNetworks::PortExtra(const std::string& network_name, const std::string& port) const {
-  json out = {{"switch_port", nullptr}};
-  auto n = networks_.find(network_name);
-  if (n == networks_.end()) return out;
-  auto p = n->second.ports.find(port);
-  if (p == n->second.ports.end()) return out;
-  out["switch_port"] = p->second.id;
-  out["stp_state"] = "forwarding";
-  if (auto info = n->second.sw->PortInfoOf(p->second.id); info.ok()) {
+// A tree's status and its ports' names, read once for a whole view.
+struct UserspaceNetworks::TreeView {
+  bridge::TreeStatus status;
+  // Index in status.ports by the port's name (the last one, as PortExtra
+  // took it, should a name come twice).
+  std::map<std::string, size_t> by_name;
+};
+
+UserspaceNetworks::TreeView UserspaceNetworks::ReadTree(const Network& network) const {
+  TreeView view;
+  if (!network.tree) return view;
+  ++tree_status_reads_;
+  view.status = network.tree->GetStatus();
+  for (size_t i = 0; i < view.status.ports.size(); ++i)
+    view.by_name[network.tree->PortName(view.status.ports[i].number)] = i;
+  return view;
+}
+
+json UserspaceNetworks::SwitchSide(const Network& network, const PortState& port,
+                                   const TreeView& tree, const std::string& name) {
+  json out = {{"switch_port", port.id}, {"stp_state", "forwarding"}};
+  if (auto info = network.sw->PortInfoOf(port.id); info.ok()) {
     out["stp_state"] = std::string(bridge::ToString(info->settings.stp));
     out["counters"] = CountersJson(info->counters);
   }
   // With a tree: the port's path cost and priority as it runs them (the
   // kernel bridge's ports report theirs), and its guards.
-  if (n->second.tree) {
-    const bridge::TreeStatus status = n->second.tree->GetStatus();
-    for (const bridge::TreePortStatus& tree_port : status.ports) {
-      if (n->second.tree->PortName(tree_port.number) != port) continue;
-      out["cost"] = tree_port.path_cost;
-      out["priority"] = tree_port.priority;
-      out["bpdu_guard"] = tree_port.bpdu_guard;
-      out["root_block"] = tree_port.root_block;
-    }
+  if (auto in_tree = tree.by_name.find(name); in_tree != tree.by_name.end()) {
+    const bridge::TreePortStatus& tree_port = tree.status.ports[in_tree->second];
+    out["cost"] = tree_port.path_cost;
+    out["priority"] = tree_port.priority;
+    out["bpdu_guard"] = tree_port.bpdu_guard;
+    out["root_block"] = tree_port.root_block;
   }
   return out;
+}
+
+json UserspaceNetworks::PortExtra(const std::string& network_name, const std::string& port) const {
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return {{"switch_port", nullptr}};
+  auto p = n->second.ports.find(port);
+  if (p == n->second.ports.end()) return {{"switch_port", nullptr}};
+  return SwitchSide(n->second, p->second, ReadTree(n->second), port);
+}
+
+std::map<std::string, json> UserspaceNetworks::PortExtras(const std::string& network_name) const {
+  std::map<std::string, json> extras;
+  auto n = networks_.find(network_name);
+  if (n == networks_.end()) return extras;
+  const TreeView tree = ReadTree(n->second);
+  for (const auto& [name, port] : n->second.ports)
+    extras.emplace_hint(extras.end(), name, SwitchSide(n->second, port, tree, name));
+  return extras;
+}
+
+bool UserspaceNetworks::InSwitch(const std::string& network_name, const std::string& port) const {
+  auto n = networks_.find(network_name);
+  return n != networks_.end() && n->second.ports.count(port) != 0;
 }
 
 std::set<std::string> UserspaceNetworks::AttachedPorts() const {

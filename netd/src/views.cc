@@ -107,12 +107,17 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
   return out;
 }
 
-// The switch's side of a port of a userspace network; a port not in the
-// switch because its backend waits for its host object (a vhost-user
-// client's socket) says why.
+// The switch's side of a port of a userspace network: `extras`, the
+// network's UserspaceNetworks::PortExtras (read once for all its ports),
+// has it unless the port is not in the switch; a port not in the switch
+// because its backend waits for its host object (a vhost-user client's
+// socket) says why.
 json SwitchPortJson(const UserspaceNetworks& userspace, const std::string& network,
-                    const topology::PortConfig& port) {
-  json out = userspace.PortExtra(network, port.name);
+                    const topology::PortConfig& port, std::map<std::string, json>& extras) {
+  json out = {{"switch_port", nullptr}};
+  // Moved out: a network's port names are unique (the validator refuses a
+  // name used twice).
+  if (auto extra = extras.find(port.name); extra != extras.end()) out = std::move(extra->second);
   if (out["switch_port"].is_null())
     if (std::string why = userspace.Backends().For(port, false).Waiting(port); !why.empty())
       out["waiting"] = why;
@@ -172,9 +177,7 @@ Reply Controller::NetworkList() {
       // with no guest behind it is down). On a userspace network: in the
       // switch, with carrier.
       if (userspace) {
-        if (link && link->oper_up && running &&
-            !userspace_->PortExtra(network.name, port.name)["switch_port"].is_null())
-          ++up;
+        if (link && link->oper_up && running && userspace_->InSwitch(network.name, port.name)) ++up;
       } else if (link && link->oper_up && bridge && link->master_ifindex == bridge->ifindex) {
         ++up;
       }
@@ -293,9 +296,12 @@ Reply Controller::NetworkShow(const std::string& name) {
     }
   }
   json ports = json::array();
+  std::map<std::string, json> extras;
+  if (userspace && userspace_ != nullptr) extras = userspace_->PortExtras(name);
   for (const auto& port : network->ports) {
     json item = PortJson(*network, port, view.state);
-    if (userspace && userspace_ != nullptr) item.update(SwitchPortJson(*userspace_, name, port));
+    if (userspace && userspace_ != nullptr)
+      item.update(SwitchPortJson(*userspace_, name, port, extras));
     ports.push_back(std::move(item));
   }
   summary["ports"] = ports;
@@ -332,9 +338,13 @@ Reply Controller::PortList(const std::string& network_name) {
     if (!network_name.empty() && network.name != network_name) continue;
     const bool userspace =
         network.datapath == topology::Datapath::kUserspace && userspace_ != nullptr;
+    // The switch's side of every port at once: the tree's status once per
+    // network, not once per port.
+    std::map<std::string, json> extras;
+    if (userspace) extras = userspace_->PortExtras(network.name);
     for (const auto& port : network.ports) {
       json item = PortJson(network, port, view.state);
-      if (userspace) item.update(SwitchPortJson(*userspace_, network.name, port));
+      if (userspace) item.update(SwitchPortJson(*userspace_, network.name, port, extras));
       ports.push_back(std::move(item));
     }
     // Links on the bridge that the network does not list and vfabric did
@@ -350,7 +360,10 @@ Reply Controller::PortList(const std::string& network_name) {
       ports.push_back(std::move(item));
     }
   }
-  return json{{"ports", ports}};
+  // Moved, not copied (json{{"ports", ports}} copies every port).
+  json result = json::object();
+  result["ports"] = std::move(ports);
+  return result;
 }
 
 Reply Controller::FdbShow(const std::string& name) {

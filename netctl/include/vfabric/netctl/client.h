@@ -71,6 +71,12 @@ class ControlClient {
   // with a boolean "ok", or an answer whose "id" is not this request's.
   // After a Status error the connection must not be used again.
   Result<Answer> Call(std::string_view verb, const nlohmann::json& args = nullptr);
+  // Call() in two halves, for a caller that may use the answer line as it
+  // is (PrettyResultOf, pretty_json.h): CallLine sends the request and
+  // gives the answer line and the request's id; DecodeAnswer decodes a line
+  // as Call() does (and with the same errors).
+  Result<std::string> CallLine(std::string_view verb, const nlohmann::json& args, int64_t* id);
+  Result<Answer> DecodeAnswer(const std::string& line, int64_t id);
 
   // Lower level, for tests and tools: writes `line` plus '\n' / reads one line
   // (without its '\n'), each within the client's timeout from the call.

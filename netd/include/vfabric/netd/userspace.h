@@ -155,6 +155,18 @@ class UserspaceNetworks {
   // What the switch adds to a Port object: "switch_port" (its id, or null
   // when not in the switch), "stp_state" and "counters".
   nlohmann::json PortExtra(const std::string& network, const std::string& port) const;
+  // PortExtra of every port the switch of `network` holds, by name (a port
+  // not in it is absent; its PortExtra is {"switch_port": null}). For views
+  // of many ports: the tree's status is read once for all of them, where
+  // PortExtra per port read it once per port (10,000 ports: quadratic).
+  std::map<std::string, nlohmann::json> PortExtras(const std::string& network) const;
+  // Whether the switch of `network` holds `port` (PortExtra's "switch_port"
+  // is not null), without reading the tree.
+  bool InSwitch(const std::string& network, const std::string& port) const;
+  // How many times the views above and StpJson asked a tree for its whole
+  // status (bridge::SpanningTree::GetStatus, which copies every port's): a
+  // view of a network's ports asks once, whatever the number of ports.
+  uint64_t TreeStatusReads() const { return tree_status_reads_; }
   // A vhost-user port in the switch: {"connected", "up", "counters":
   // VhostUserStats} (netd/src/vhost_user_views.cc); null for any other port
   // or one not open.
@@ -241,6 +253,14 @@ class UserspaceNetworks {
                    bridge::SpanningTreeConfig config);
   // After a Sync: learned entries of adopted ports back, the rest dropped.
   void FinishAdoption();
+  // The tree's status of `network` (read once, counted in
+  // tree_status_reads_) and its ports by name; empty without a tree.
+  struct TreeView;
+  TreeView ReadTree(const Network& network) const;
+  // PortExtra of `port` (named `name`), in the switch of `network`, with
+  // its tree's status.
+  static nlohmann::json SwitchSide(const Network& network, const PortState& port,
+                                   const TreeView& tree, const std::string& name);
 
   // The run-time static entries of each network on disk: read when its
   // switch starts, written whenever they change (runtime_statics.h).
@@ -249,6 +269,7 @@ class UserspaceNetworks {
   std::string machine_id_;
   std::map<std::string, Network> networks_;
   std::map<std::string, HandedOverNetwork> adopting_;  // Adopt(), until the next Sync
+  mutable uint64_t tree_status_reads_ = 0;             // TreeStatusReads()
 };
 
 }  // namespace vfabric::netd
