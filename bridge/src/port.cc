@@ -44,6 +44,8 @@ std::string_view ToString(DropReason reason) {
       return "rx_kernel";
     case DropReason::kMirrorOutput:
       return "mirror_output";
+    case DropReason::kSplitHorizon:
+      return "split_horizon";
     case DropReason::kCount:
       break;
   }

@@ -94,6 +94,7 @@ struct alignas(64) AtomicPortCounters {
 struct FloodEntry {
   PortId port;
   bool tagged;
+  uint16_t group;  // PortSettings::flood_group
 };
 
 struct PortSnap {
@@ -116,6 +117,7 @@ struct PortSnap {
   // A mirror's output port: in no flood list, every VID's egress kDrop
   // (so a unicast to it is dropped), and what it receives is dropped.
   bool mirror_output = false;
+  uint16_t flood_group = 0;  // PortSettings::flood_group
 };
 constexpr uint8_t kEgressMask = 3;
 constexpr uint8_t kTaggedAccepted = 4;
@@ -144,6 +146,7 @@ PortSnap MakePortSnap(const PortSettings& settings) {
   PortSnap p;
   p.present = true;
   p.stp = settings.stp;
+  p.flood_group = settings.flood_group;
   p.vlan = ToVlan(settings.vlan);
   uint8_t frame[18] = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x88, 0xb5};
   p.untagged = vlan::ClassifyIngress(p.vlan, {frame, 14});
@@ -381,7 +384,7 @@ std::shared_ptr<const Snapshot> Switch::Impl::BuildSnapshot() const {
     }
     if (p.stp != StpState::kForwarding) continue;
     for (const auto& [vid, tagged] : *p.egress)
-      snap->flood[vid].push_back(FloodEntry{static_cast<PortId>(i), tagged});
+      snap->flood[vid].push_back(FloodEntry{static_cast<PortId>(i), tagged, p.flood_group});
   }
   return snap;
 }
@@ -675,8 +678,9 @@ void Switch::Impl::MirrorCopies(const internal::MirrorTable& mirror, PortId in, 
         static_cast<vlan::EgressAction>((*os->vid)[vid] & kEgressMask) != vlan::EgressAction::kDrop)
       tx = mirror.TxOf(out);
   } else {
+    const uint16_t group = snap.port(in) ? snap.port(in)->flood_group : 0;
     for (const FloodEntry& e : snap.flood[vid])
-      if (e.port != in) tx |= mirror.TxOf(e.port);
+      if (e.port != in && (group == 0 || e.group != group)) tx |= mirror.TxOf(e.port);
   }
   for (uint64_t selected = mirror.Select(in, tx, vid); selected != 0;) {
     const auto bit = static_cast<size_t>(__builtin_ctzll(selected));
@@ -869,6 +873,10 @@ size_t Switch::Impl::ProcessPort(PortId in) {
         counters[out].Drop(DropReason::kStpState);
         continue;
       }
+      if (os->flood_group != 0 && os->flood_group == in_snap->flood_group) [[unlikely]] {
+        counters[out].Drop(DropReason::kSplitHorizon);
+        continue;
+      }
       const auto action = static_cast<vlan::EgressAction>((*os->vid)[vid] & kEgressMask);
       if (action == vlan::EgressAction::kDrop) {
         counters[out].Drop(DropReason::kVlanNotAllowed);
@@ -877,8 +885,9 @@ size_t Switch::Impl::ProcessPort(PortId in) {
       Enqueue(out, f, action == vlan::EgressAction::kTagged, tci_of[i]);
       continue;
     }
+    const uint16_t group = in_snap->flood_group;
     for (const FloodEntry& e : snap.flood[vid]) {
-      if (e.port == in) continue;
+      if (e.port == in || (group != 0 && e.group == group)) continue;
       Enqueue(e.port, f, e.tagged, tci_of[i]);
     }
   }

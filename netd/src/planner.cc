@@ -70,7 +70,9 @@ class Planner {
       // An "existing" port without its link waits for it (PlanPort skips
       // it): that port's problem, not the host's. A vhost-user port has no
       // link at all: a link of its name is none of its business.
-      if (port.kind == PortKind::kExisting || port.kind == PortKind::kVhostUser) continue;
+      if (port.kind == PortKind::kExisting || port.kind == PortKind::kVhostUser ||
+          port.kind == PortKind::kVxlan)
+        continue;
       if (link != nullptr && !Owned(*link))
         return Status::Error(ForeignLinkError("port", port.name, network.name, *link));
       if (port.kind == PortKind::kVeth) {
@@ -100,7 +102,7 @@ class Planner {
   void PlanUserspaceNetwork(const NetworkConfig& network) {
     for (const PortConfig& port : network.ports) {
       // No kernel link: the switch opens its socket (the port backend).
-      if (port.kind == PortKind::kVhostUser) continue;
+      if (port.kind == PortKind::kVhostUser || port.kind == PortKind::kVxlan) continue;
       PlanPort(network, port, nullptr, false);
     }
   }

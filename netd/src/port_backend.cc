@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "vhost_user_backend.h"
+#include "vxlan_backend.h"
 
 namespace vfabric::netd {
 
@@ -87,6 +88,7 @@ class KernelPortBackends final : public PortBackends {
  public:
   PortBackend& For(const topology::PortConfig& port, bool guest) const override {
     if (port.kind == topology::PortKind::kVhostUser) return *vhost_user_;
+    if (port.kind == topology::PortKind::kVxlan) return *vxlan_;
     if (port.kind == topology::PortKind::kTap && !guest) return tap_;
     return packet_socket_;
   }
@@ -95,6 +97,7 @@ class KernelPortBackends final : public PortBackends {
   mutable TapBackend tap_;
   mutable PacketSocketBackend packet_socket_;
   std::unique_ptr<PortBackend> vhost_user_ = NewVhostUserBackend();
+  std::unique_ptr<PortBackend> vxlan_ = NewVxlanBackend();
 };
 
 }  // namespace

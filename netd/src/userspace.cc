@@ -300,6 +300,8 @@ Status UserspaceNetworks::OpenPort(const SwitchOperation& op, const KernelState&
   settings.vlan = op.vlan;
   // With a tree, a port forwards only once the tree says so.
   if (network.tree) settings.stp = bridge::StpState::kDiscarding;
+  // The overlay's peer ports: split horizon (bridge/DESIGN-vxlan.md).
+  if (port.kind == topology::PortKind::kVxlan) settings.flood_group = 1;
   // Handed over by the image of netd before this one (Adopt): the same
   // descriptors, the same switch port id and state (the handed-over tree
   // carries on with them, userspace_handover.cc).

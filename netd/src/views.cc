@@ -75,6 +75,14 @@ json PortJson(const NetworkConfig& network, const topology::PortConfig& port,
               {"name", port.name},
               {"kind", std::string(ToString(port.kind))},
               {"vlan", VlanJson(port.vlan)}};
+  if (port.kind == topology::PortKind::kVxlan) {
+    // A peer port of the switch's VXLAN endpoint: no kernel link.
+    out["remote"] = port.vxlan_remote.AddressText();
+    out["local"] = port.vxlan_local.AddressText();
+    out["udp_port"] = port.vxlan_port;
+    out["vni"] = port.vxlan_vni;
+    return out;
+  }
   if (port.kind == topology::PortKind::kVhostUser) {
     // No kernel link: its socket is its host object, its state the
     // switch's (PortExtra, SwitchPortJson).

@@ -519,12 +519,26 @@ class Decoder {
   void DecodeOverlay(const json& value, const std::string& pointer, NetworkConfig* network,
                      NetworkSites* sites) {
     if (!ExpectObject(value, pointer, {"vni", "local", "port", "mtu", "flood", "control"})) return;
-    if (network->datapath == Datapath::kUserspace) {
-      Error(pointer,
-            "a VXLAN overlay needs \"datapath\": \"kernel\" for now (the userspace switch's "
-            "VXLAN port is not there yet) on network " +
-                Quote(network->name));
-      return;
+    const bool userspace = network->datapath == Datapath::kUserspace;
+    if (userspace) {
+      if (const json* control = Member(value, "control");
+          control != nullptr && control->is_string() && control->get<std::string>() == "evpn") {
+        Error(Child(pointer, "control"),
+              "\"control\": \"evpn\" needs \"datapath\": \"kernel\" for now on network " +
+                  Quote(network->name) +
+                  " (the userspace switch's VXLAN takes a static \"flood\" list; the shadow "
+                  "devices FRR's zebra would read are not there yet)");
+        return;
+      }
+      if (network->stp.enabled) {
+        Error(pointer,
+              "a VXLAN overlay on a userspace network with \"stp\" enabled is not "
+              "supported yet on network " +
+                  Quote(network->name) +
+                  " (the overlay's peer ports are a full mesh with split horizon, "
+                  "which a spanning tree would cut)");
+        return;
+      }
     }
     OverlayConfig overlay;
     overlay.where = At(pointer);
@@ -579,6 +593,7 @@ class Decoder {
         }
       }
     }
+    std::vector<SourceLocation> flood_sites;  // parallel to overlay.flood
     if (const json* flood = Member(value, "flood")) {
       const std::string at = Child(pointer, "flood");
       if (overlay.control == OverlayControl::kEvpn) {
@@ -610,6 +625,7 @@ class Decoder {
           // host does not flood to itself.
           if (local_ok && address->SameAddress(overlay.local)) continue;
           overlay.flood.push_back(*address);
+          flood_sites.push_back(At(item_at));
         }
       }
     }
@@ -632,7 +648,26 @@ class Decoder {
                                            ": full-size frames would be fragmented or dropped");
       }
     }
-    if (complete) network->overlay = std::move(overlay);
+    if (!complete) return;
+    if (userspace) {
+      // The switch's port per remote VTEP (PortKind::kVxlan), where its
+      // flood address was written.
+      for (size_t i = 0; i < overlay.flood.size(); ++i) {
+        PortConfig port;
+        port.name = VxlanPeerPortName(overlay.vni, overlay.flood[i]);
+        port.kind = PortKind::kVxlan;
+        port.vxlan_remote = overlay.flood[i];
+        port.vxlan_local = overlay.local;
+        port.vxlan_port = overlay.port;
+        port.vxlan_vni = overlay.vni;
+        port.where = flood_sites[i];
+        PortSites port_sites;
+        port_sites.name = flood_sites[i];
+        network->ports.push_back(std::move(port));
+        sites->ports.push_back(port_sites);
+      }
+    }
+    network->overlay = std::move(overlay);
   }
 
   // "mac", "mtu" and "addresses": the kernel bridge as a host link.

@@ -178,6 +178,8 @@ std::string_view ToString(PortKind kind) {
       return "existing";
     case PortKind::kVhostUser:
       return "vhost-user";
+    case PortKind::kVxlan:
+      return "vxlan";
   }
   return "?";
 }
@@ -197,6 +199,10 @@ std::string_view ToString(OverlayControl control) {
 }
 
 std::string OverlayDeviceName(uint32_t vni) { return "vfx-" + std::to_string(vni); }
+
+std::string VxlanPeerPortName(uint32_t vni, const IpPrefix& remote) {
+  return "vx" + std::to_string(vni) + ":" + remote.AddressText();
+}
 
 std::string_view ToString(VlanMode mode) {
   switch (mode) {

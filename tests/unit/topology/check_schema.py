@@ -4,7 +4,8 @@ independent validator (Debian's python3-jsonschema).
 
   check_schema.py SOURCE_DIR
 
-Every configs/*.json, configs/overlay/*.json, configs/overlay-evpn/*.json and
+Every configs/*.json, configs/overlay/*.json, configs/overlay-evpn/*.json,
+configs/overlay-userspace/*.json and
 tests/unit/topology/data/good_*.json must be valid;
 every tests/unit/topology/data/bad_*.json must be rejected. (broken_*.json are
 not JSON at all and are left to the C++ tests.)
@@ -32,7 +33,7 @@ EXPECTED_BAD = {
     "bad_mirror_vlan.json": "/networks/0/mirror/0/select_vlan",
     "bad_overlay_evpn_flood.json": "/networks/0/overlay",
     "bad_overlay_mtu.json": "/networks/0/overlay/mtu",
-    "bad_overlay_userspace.json": "/networks/0",
+    "bad_overlay_userspace.json": "/networks/0/overlay/control",
     "bad_overlay_vni.json": "/networks/0/overlay/vni",
     "bad_many.json": "/networks/0",
     "bad_port_vlan_without_filtering.json": "/networks/0/ports/0",
@@ -113,6 +114,7 @@ def main() -> int:
     good = sorted(glob.glob(os.path.join(source, "configs/*.json")))
     good += sorted(glob.glob(os.path.join(source, "configs/overlay/*.json")))
     good += sorted(glob.glob(os.path.join(source, "configs/overlay-evpn/*.json")))
+    good += sorted(glob.glob(os.path.join(source, "configs/overlay-userspace/*.json")))
     good += sorted(glob.glob(os.path.join(data, "good_*.json")))
     bad = sorted(glob.glob(os.path.join(data, "bad_*.json")))
     failures = 0

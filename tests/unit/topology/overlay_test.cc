@@ -204,16 +204,56 @@ TEST(TopologyOverlayTest, MtuMustLeaveRoomForTheEncapsulation) {
                           "the vxlan port"));
 }
 
-TEST(TopologyOverlayTest, UserspaceDatapathIsRefusedForNow) {
+TEST(TopologyOverlayTest, UserspaceOverlayIsAPortPerFloodAddress) {
+  const FakeHost host = HostWith192();
+  LoadResult result = ParseTopology(
+      Net("{\"vni\": 5, \"local\": \"192.0.2.1\", \"port\": 8472,\n"
+          " \"flood\": [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]}",
+          ", \"datapath\": \"userspace\", \"ports\": [{\"name\": \"g0\", \"kind\": \"tap\"}]"),
+      "t.json", host);
+  ASSERT_THAT(Lines(result.errors), IsEmpty());
+  const NetworkConfig& network = result.topology.networks.at(0);
+  ASSERT_TRUE(network.overlay.has_value());
+  // The network's own port, then one per flood address but this host's.
+  ASSERT_EQ(network.ports.size(), 3u);
+  EXPECT_EQ(network.ports[0].name, "g0");
+  const PortConfig& peer = network.ports[1];
+  EXPECT_EQ(peer.name, "vx5:192.0.2.2");
+  EXPECT_EQ(peer.kind, PortKind::kVxlan);
+  EXPECT_EQ(ToString(peer.kind), "vxlan");
+  EXPECT_EQ(peer.vxlan_remote.AddressText(), "192.0.2.2");
+  EXPECT_EQ(peer.vxlan_local.AddressText(), "192.0.2.1");
+  EXPECT_EQ(peer.vxlan_port, 8472);
+  EXPECT_EQ(peer.vxlan_vni, 5u);
+  EXPECT_EQ(peer.where.line, 3);  // where its flood address is written
+  EXPECT_EQ(network.ports[2].name, "vx5:192.0.2.3");
+  // A kernel network's overlay makes no ports (its vxlan device is netd's).
+  LoadResult kernel = ParseTopology(
+      Net("{\"vni\": 5, \"local\": \"192.0.2.1\", \"flood\": [\"192.0.2.2\"]}"), "t.json", host);
+  ASSERT_THAT(Lines(kernel.errors), IsEmpty());
+  EXPECT_TRUE(kernel.topology.networks.at(0).ports.empty());
+}
+
+TEST(TopologyOverlayTest, UserspaceEvpnAndStpAreRefusedForNow) {
   const FakeHost host = HostWith192();
   EXPECT_THAT(
-      Lines(ParseTopology(
-                Net("{\"vni\": 5, \"local\": \"192.0.2.1\"}", ", \"datapath\": \"userspace\""),
-                "t.json", host)
+      Lines(ParseTopology(Net("{\"vni\": 5, \"local\": \"192.0.2.1\", \"control\": \"evpn\"}",
+                              ", \"datapath\": \"userspace\""),
+                          "t.json", host)
                 .errors),
-      ElementsAre("t.json:2:13: /networks/0/overlay: a VXLAN overlay needs \"datapath\": "
-                  "\"kernel\" for now (the userspace switch's VXLAN port is not there yet) on "
-                  "network \"n\""));
+      ElementsAre("t.json:2:57: /networks/0/overlay/control: \"control\": \"evpn\" needs "
+                  "\"datapath\": \"kernel\" for now on network \"n\" (the userspace switch's "
+                  "VXLAN takes a static \"flood\" list; the shadow devices FRR's zebra would "
+                  "read are not there yet)"));
+  EXPECT_THAT(
+      Lines(ParseTopology(Net("{\"vni\": 5, \"local\": \"192.0.2.1\"}",
+                              ", \"datapath\": \"userspace\", \"stp\": {\"enabled\": true}"),
+                          "t.json", host)
+                .errors),
+      ElementsAre("t.json:2:13: /networks/0/overlay: a VXLAN overlay on a userspace network "
+                  "with \"stp\" enabled is not supported yet on network \"n\" (the overlay's "
+                  "peer ports are a full mesh with split horizon, which a spanning tree would "
+                  "cut)"));
 }
 
 TEST(TopologyOverlayTest, DuplicateVniAcrossFilesAndDeviceNameClash) {

@@ -44,6 +44,8 @@ enum class DropReason : uint8_t {
   kRxKernel,      // dropped by the kernel before the switch could read it (a packet socket's ring
                   // or queue was full: PACKET_STATISTICS); read every kernel_stats_interval_ms
   kMirrorOutput,  // received on a mirror's output port, which takes no part in forwarding
+  kSplitHorizon,  // unicast between two ports of one flood group (PortSettings::flood_group:
+                  // two VXLAN peers); counted on the port it was to leave by
   kCount
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);

@@ -86,6 +86,12 @@ struct SwitchConfig {
 struct PortSettings {
   PortVlanConfig vlan = PortVlanConfig::Access(1);
   StpState stp = StpState::kForwarding;
+  // Split horizon: a frame that came in by a port of a non-zero group is
+  // flooded to no other port of that group, and unicast between two ports
+  // of one group is dropped (split_horizon, on the egress port). The peer
+  // ports of one VXLAN endpoint share a group (vxlan_endpoint.h): every
+  // VTEP floods to every other itself.
+  uint16_t flood_group = 0;
 };
 
 struct PortInfo {

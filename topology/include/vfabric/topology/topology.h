@@ -40,7 +40,10 @@ struct Diagnostic {
 };
 
 enum class Datapath { kKernel, kUserspace };
-enum class PortKind { kTap, kVeth, kExisting, kVhostUser };
+// kVxlan: a port to one remote VTEP of a userspace network's overlay. No
+// file declares one: the loader makes one per "flood" address of such a
+// network (VxlanPeerPortName), after the network's own ports.
+enum class PortKind { kTap, kVeth, kExisting, kVhostUser, kVxlan };
 // A vhost-user port's `mode`: netd's role on the socket. kClient: the
 // frontend (QEMU -chardev socket,server=on; libvirt mode='server') owns and
 // listens on the socket and netd connects to it -- the default, as the
@@ -140,6 +143,13 @@ struct PortConfig {
   // Server mode: the socket's permission bits (0..0777); unset: the umask's.
   std::optional<uint32_t> permissions;
   uint32_t queues = 1;  // queue pairs; 1 until the port supports MQ
+  // kVxlan: the remote VTEP, and the overlay's local address, UDP port and
+  // VNI (the network's OverlayConfig, copied so that a port is opened from
+  // its own config as every other kind is).
+  IpPrefix vxlan_remote;
+  IpPrefix vxlan_local;
+  uint16_t vxlan_port = 4789;
+  uint32_t vxlan_vni = 0;
   SourceLocation where;
 };
 
@@ -167,6 +177,10 @@ struct OverlayConfig {
 // The name of the vxlan device netd makes for an overlay: "vfx-<vni>", at
 // most 12 bytes (VNIs are unique per host, so the names are too).
 std::string OverlayDeviceName(uint32_t vni);
+// The name of the port (kind kVxlan) of a userspace network's overlay to the
+// remote VTEP `remote`: "vx<vni>:<address>", e.g. "vx4242:192.0.2.2" (not
+// an interface name: the colon keeps it apart from every link's).
+std::string VxlanPeerPortName(uint32_t vni, const IpPrefix& remote);
 // Bytes VXLAN adds in front of the inner Ethernet frame: outer IPv4 (20) or
 // IPv6 (40) header, UDP (8), VXLAN (8) and the inner Ethernet header (14).
 inline constexpr uint32_t kVxlanOverheadIpv4 = 50, kVxlanOverheadIpv6 = 70;
@@ -210,7 +224,9 @@ struct NetworkConfig {
   std::optional<MacAddress> mac;
   std::optional<uint32_t> mtu;
   std::optional<std::vector<IpPrefix>> addresses;
-  // Kernel datapath: a VXLAN overlay (see OverlayConfig).
+  // A VXLAN overlay (see OverlayConfig). Kernel datapath: the vxlan device;
+  // userspace datapath: the switch's own VXLAN endpoint, with a port (kind
+  // kVxlan, appended to `ports`) per flood address.
   std::optional<OverlayConfig> overlay;
   // Userspace datapath: port mirrors (see MirrorConfig), in topology order.
   std::vector<MirrorConfig> mirrors;
