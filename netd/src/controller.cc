@@ -148,15 +148,25 @@ topology::Topology Controller::Desired() const {
   return desired;
 }
 
-Result<KernelState> Controller::ReadState(const topology::Topology& desired) const {
-  auto state = ReadKernelState(kernel_, features_);
+Result<KernelState> Controller::ReadState(const topology::Topology& desired,
+                                          const std::set<std::string>* only,
+                                          const std::set<std::string>& also) const {
+  auto state = only != nullptr ? ReadKernelState(kernel_, features_, desired, *only, also)
+                               : ReadKernelState(kernel_, features_);
   if (state.ok()) state->missing_netns = MissingPeerNetns(desired);
   return state;
 }
 
-void Controller::LogWaiting(const topology::Topology& desired, const KernelState& state) {
+void Controller::LogWaiting(const topology::Topology& desired, const KernelState& state,
+                            const std::set<std::string>* only) {
   std::map<std::string, std::string> now;
   for (const NetworkConfig& network : desired.networks) {
+    if (only != nullptr && !only->count(network.name)) {
+      // Not looked at this time: as last logged.
+      for (const topology::PortConfig& port : network.ports)
+        if (auto logged = waiting_.find(port.name); logged != waiting_.end()) now.insert(*logged);
+      continue;
+    }
     for (const topology::PortConfig& port : network.ports) {
       std::string why = PortLinkWaiting(port, state);
       if (why.empty()) continue;
@@ -172,12 +182,40 @@ void Controller::LogWaiting(const topology::Topology& desired, const KernelState
   waiting_ = std::move(now);
 }
 
+std::set<std::string> Controller::LinksBefore(
+    const std::set<std::string>& scope, const std::map<std::string, NetworkConfig>& applied,
+    const topology::Topology& desired,
+    const std::map<std::string, topology::VmConfig>* applied_vms) const {
+  std::set<std::string> names = Released(desired);
+  auto network_names = [&](const NetworkConfig& network) {
+    if (!scope.count(network.name)) return;
+    if (network.datapath == topology::Datapath::kKernel) names.insert(network.bridge);
+    for (const topology::PortConfig& port : network.ports) {
+      names.insert(port.name);
+      if (port.kind == topology::PortKind::kVeth) names.insert(port.peer);
+    }
+  };
+  for (const NetworkConfig& network : config_.networks) network_names(network);
+  for (const auto& [name, network] : applied) network_names(network);
+  auto nic_names = [&](const std::vector<topology::NicConfig>& nics) {
+    for (const topology::NicConfig& nic : nics)
+      if (scope.count(nic.network)) names.insert(nic.port);
+  };
+  for (const topology::VmConfig& vm : config_.vms) nic_names(vm.nics);
+  for (const auto& [name, vm] : applied_vms != nullptr ? *applied_vms : applied_vms_)
+    nic_names(vm.nics);
+  for (const auto& [vm, nics] : attached_nics_) nic_names(nics);
+  return names;
+}
+
 Status Controller::ReconcileKernel(const topology::Topology& desired,
-                                   std::vector<Operation>* applied) {
-  auto state = ReadState(desired);
+                                   std::vector<Operation>* applied,
+                                   const std::set<std::string>* only,
+                                   const std::set<std::string>& also) {
+  auto state = ReadState(desired, only, also);
   if (!state.ok()) return state.status().WithContext("read kernel state");
-  LogWaiting(desired, *state);
-  auto plan = PlanKernel(desired, *state);
+  LogWaiting(desired, *state, only);
+  auto plan = PlanKernel(desired, *state, only);
   if (!plan.ok()) return plan.status();
   Status status = ApplyPlan(kernel_, *plan, applied);
   KernelApplied(desired, status.ok());
@@ -218,8 +256,9 @@ void Controller::KernelApplied(const topology::Topology& desired, bool ok) {
 }
 
 Result<std::vector<Operation>> Controller::PlanKernel(const topology::Topology& desired,
-                                                      const KernelState& state) const {
-  return Plan(desired, state, AttachedPorts(), Released(desired));
+                                                      const KernelState& state,
+                                                      const std::set<std::string>* only) const {
+  return Plan(desired, state, AttachedPorts(), Released(desired), only);
 }
 
 Status Controller::Reconcile(std::vector<Operation>* applied) {
@@ -237,13 +276,16 @@ std::set<std::string> Controller::AttachedPorts() const {
   return userspace_ != nullptr ? userspace_->AttachedPorts() : std::set<std::string>{};
 }
 
-std::vector<std::string> Controller::SyncUserspace(const topology::Topology& desired) {
+std::vector<std::string> Controller::SyncUserspace(const topology::Topology& desired,
+                                                   const std::set<std::string>* only) {
   if (userspace_ == nullptr) return {};
   // No userspace network wanted and no switch to stop: nothing to read.
-  const bool wanted = std::any_of(
-      desired.networks.begin(), desired.networks.end(),
-      [](const NetworkConfig& n) { return n.datapath == topology::Datapath::kUserspace; });
-  if (!wanted && userspace_->Plan(desired).empty()) return {};
+  const bool wanted =
+      std::any_of(desired.networks.begin(), desired.networks.end(), [&](const NetworkConfig& n) {
+        return n.datapath == topology::Datapath::kUserspace &&
+               (only == nullptr || only->count(n.name));
+      });
+  if (!wanted && userspace_->Plan(desired, nullptr, only).empty()) return {};
   // The switches open their ports on links: the links are all they read of
   // the kernel (a dump of the FDB of 10,000 bridge ports costs the kernel
   // time that grows with ports x entries).
@@ -257,7 +299,7 @@ std::vector<std::string> Controller::SyncUserspace(const topology::Topology& des
   }
   state.links = std::move(links).value();
   state.missing_netns = MissingPeerNetns(desired);
-  std::vector<std::string> errors = userspace_->Sync(desired, state);
+  std::vector<std::string> errors = userspace_->Sync(desired, state, only);
   for (const std::string& error : errors) VF_LOG(kError) << error;
   return errors;
 }
@@ -356,6 +398,24 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
                  {{"diagnostics", DiagnosticsJson(loaded.errors)}}};
   }
   std::vector<NetworkConfig>& incoming = loaded.topology.networks;
+  // What the request can change: its networks, and those that its guests'
+  // NICs (as they were and as they are asked to be) are ports of. Only
+  // these are planned: a change to one network's file among 10,000 ports
+  // must not read and plan them all. The other networks converge at the
+  // repair, the resync and SIGHUP, which plan everything.
+  std::set<std::string> scope;
+  for (const NetworkConfig& network : incoming) scope.insert(network.name);
+  auto nics_of = [&](const std::vector<topology::NicConfig>& nics) {
+    for (const topology::NicConfig& nic : nics) scope.insert(nic.network);
+  };
+  for (const topology::VmConfig& vm : loaded.topology.vms) {
+    nics_of(vm.nics);
+    if (auto old = applied_vms_.find(vm.name); old != applied_vms_.end()) nics_of(old->second.nics);
+    for (const topology::VmConfig& old : config_.vms)
+      if (old.name == vm.name) nics_of(old.nics);
+    if (auto extra = attached_nics_.find(vm.name); extra != attached_nics_.end())
+      nics_of(extra->second);
+  }
   std::map<std::string, NetworkConfig> next = applied_;
   for (auto& network : incoming) next[network.name] = network;
   std::map<std::string, NetworkConfig> saved = std::exchange(applied_, next);
@@ -377,12 +437,14 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     for (const auto& c : clashes) message += (message.empty() ? "" : "; ") + c;
     return Error{"invalid", message};
   }
-  auto state = ReadState(desired);
+  // What the request takes away is read too (its links are deleted).
+  const std::set<std::string> before = LinksBefore(scope, saved, desired, &restore_vms.vms);
+  auto state = ReadState(desired, &scope, before);
   if (!state.ok()) {
     applied_ = std::move(saved);
     return Error{"failed", state.status().message()};
   }
-  auto plan = PlanKernel(desired, *state);
+  auto plan = PlanKernel(desired, *state, &scope);
   if (!plan.ok()) {
     applied_ = std::move(saved);
     const bool unsupported = plan.status().message().find("not supported") != std::string::npos;
@@ -404,8 +466,9 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
   // One plan for both datapaths: the kernel operations, then the switches'
   // (which open ports on the links the kernel operations make).
   const KernelView view{&*state, CreatedLinks(*plan)};
-  const std::vector<SwitchOperation> switch_plan =
-      userspace_ != nullptr ? userspace_->Plan(desired, &view) : std::vector<SwitchOperation>{};
+  const std::vector<SwitchOperation> switch_plan = userspace_ != nullptr
+                                                       ? userspace_->Plan(desired, &view, &scope)
+                                                       : std::vector<SwitchOperation>{};
   if (!apply) {
     applied_ = std::move(saved);
     json operations = OperationsJson(*plan);
@@ -460,7 +523,8 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
     // whole dump of 10,000 links and their FDB is most of a one-port
     // change's time.
     const bool unchanged = done.empty() && desired.vms.empty();
-    auto after = unchanged ? Result<KernelState>(std::move(*state)) : ReadState(desired);
+    auto after =
+        unchanged ? Result<KernelState>(std::move(*state)) : ReadState(desired, &scope, before);
     if (!after.ok()) {
       errors.push_back("userspace networks: read kernel state: " + after.status().message());
       VF_LOG(kError) << errors.back();
@@ -471,7 +535,8 @@ Reply Controller::HandlePlanOrApply(const json& args, bool apply) {
       // A switch that restarted (limits that would not change in place)
       // converges in a second pass.
       if (result.replan)
-        for (std::string& error : userspace_->Sync(desired, *after)) errors.push_back(error);
+        for (std::string& error : userspace_->Sync(desired, *after, &scope))
+          errors.push_back(error);
     }
   }
   json operations = OperationsJson(done);
@@ -664,16 +729,18 @@ Reply Controller::Attach(const json& args) {
        {},
        vhost_user ? topology::NicBackend::kVhostUser : topology::NicBackend::kTap});
   if (vlan) port_vlans_[port] = vlan;
+  // The NIC is a port of its network alone: only that network is planned.
+  const std::set<std::string> scope{network_name};
   auto undo = [&] {
     attached_nics_[vm].pop_back();
     port_vlans_.erase(port);
     const topology::Topology without = Desired();
-    Status status = ReconcileKernel(without, nullptr);
+    Status status = ReconcileKernel(without, nullptr, &scope, {port});
     if (!status.ok()) VF_LOG(kError) << "attach " << vm << ": undo: " << status.message();
-    if (vhost_user) SyncUserspace(without);
+    if (vhost_user) SyncUserspace(without, &scope);
   };
   const topology::Topology with_nic = Desired();
-  Status made = ReconcileKernel(with_nic, nullptr);
+  Status made = ReconcileKernel(with_nic, nullptr, &scope);
   if (!made.ok()) {
     undo();
     return Error{"failed", "attach " + vm + " to " + network_name + ": " + made.message()};
@@ -682,7 +749,7 @@ Reply Controller::Attach(const json& args) {
   if (vhost_user) {
     // The switch's port listens before QEMU is told to connect: QEMU's
     // netdev_add waits for the connection (and the backend's answers).
-    SyncUserspace(with_nic);
+    SyncUserspace(with_nic, &scope);
     socket = GuestNicSocket(with_nic, attached_nics_[vm].back());
     if (socket.empty() || userspace_ == nullptr ||
         userspace_->VhostUserState(network_name, port).is_null()) {
@@ -696,7 +763,7 @@ Reply Controller::Attach(const json& args) {
     undo();
     return Error{"failed", nic.status().message()};
   }
-  SyncUserspace(with_nic);
+  SyncUserspace(with_nic, &scope);
   VF_LOG(kInfo) << "vm " << vm << ": attached " << nic->id << " (" << port << ", " << mac.ToString()
                 << ") to network " << network_name;
   return json{{"vm", *guests_->Get(vm)},
@@ -719,9 +786,10 @@ Reply Controller::Detach(const json& args) {
   if (extra.size() == before) detached_ports_[vm].insert(nic->port);
   port_vlans_.erase(nic->port);
   const topology::Topology without_nic = Desired();
-  Status removed = ReconcileKernel(without_nic, nullptr);
+  const std::set<std::string> scope{nic->network};  // its port's network alone
+  Status removed = ReconcileKernel(without_nic, nullptr, &scope, {nic->port});
   if (!removed.ok()) VF_LOG(kError) << "detach " << vm << ": " << removed.message();
-  SyncUserspace(without_nic);
+  SyncUserspace(without_nic, &scope);
   VF_LOG(kInfo) << "vm " << vm << ": detached " << nic->id << " (" << nic->port << ")";
   return json{{"vm", *guests_->Get(vm)}};
 }

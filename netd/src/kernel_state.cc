@@ -1,6 +1,7 @@
 // The kernel as read back (KernelState) and the mark that says which links
 // netd owns (IFLA_IFALIAS "vfabric:<network>").
 #include <algorithm>
+#include <set>
 
 #include "vfabric/netd/planner.h"
 
@@ -72,6 +73,78 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
     auto vlans = kernel.ListPortVlans();
     if (!vlans.ok()) return vlans.status();
     state.port_vlans = std::move(vlans).value();
+  }
+  return state;
+}
+
+Result<std::vector<LinkInfo>> Kernel::ListLinksNamed(const std::vector<std::string>& names) {
+  auto all = ListLinks();
+  if (!all.ok()) return all.status();
+  const std::set<std::string> wanted(names.begin(), names.end());
+  std::erase_if(*all, [&](const LinkInfo& link) { return !wanted.count(link.name); });
+  return all;
+}
+
+Result<std::vector<FdbEntry>> Kernel::ListBridgeFdb(int bridge_ifindex) {
+  auto all = ListFdb();
+  if (!all.ok()) return all.status();
+  std::erase_if(*all,
+                [&](const FdbEntry& entry) { return entry.bridge_ifindex != bridge_ifindex; });
+  return all;
+}
+
+Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features,
+                                    const topology::Topology& desired,
+                                    const std::set<std::string>& only,
+                                    const std::set<std::string>& also) {
+  KernelState state;
+  state.features = features;
+  std::vector<const topology::NetworkConfig*> bridged;  // kernel networks of `only`
+  bool vlans = false;
+  bool overlay = false;
+  std::set<std::string> names = also;
+  for (const topology::NetworkConfig& network : desired.networks) {
+    if (!only.count(network.name)) continue;
+    for (const topology::PortConfig& port : network.ports) {
+      if (port.kind == topology::PortKind::kVhostUser) continue;  // no link
+      names.insert(port.name);
+      if (port.kind == topology::PortKind::kVeth) names.insert(port.peer);
+    }
+    if (network.datapath != topology::Datapath::kKernel) continue;
+    bridged.push_back(&network);
+    names.insert(network.bridge);
+    vlans = vlans || network.vlan.filtering;
+    overlay = overlay || network.overlay.has_value();
+  }
+  // An overlay's plan looks at more of the host (the underlay, other
+  // networks' VTEPs): it reads every link.
+  auto links = overlay
+                   ? kernel.ListLinks()
+                   : kernel.ListLinksNamed(std::vector<std::string>(names.begin(), names.end()));
+  if (!links.ok()) return links.status();
+  state.links = std::move(links).value();
+  if (bridged.empty()) return state;  // a switch's ports read their links alone
+  for (const topology::NetworkConfig* network : bridged) {
+    const LinkInfo* bridge = state.FindLink(network->bridge);
+    if (bridge == nullptr || bridge->kind != "bridge") continue;  // made by the plan: no FDB yet
+    auto fdb = kernel.ListBridgeFdb(bridge->ifindex);
+    if (!fdb.ok()) return fdb.status();
+    state.fdb.insert(state.fdb.end(), fdb->begin(), fdb->end());
+  }
+  auto addresses = kernel.ListAddresses();
+  if (!addresses.ok()) return addresses.status();
+  state.addresses = std::move(addresses).value();
+  const bool any_vxlan = std::any_of(state.links.begin(), state.links.end(),
+                                     [](const LinkInfo& link) { return link.kind == "vxlan"; });
+  if (any_vxlan) {
+    auto flood = kernel.ListVxlanFlood();
+    if (!flood.ok()) return flood.status();
+    state.vxlan_flood = std::move(flood).value();
+  }
+  if (features.bridge_vlan_filtering && vlans) {
+    auto port_vlans = kernel.ListPortVlans();
+    if (!port_vlans.ok()) return port_vlans.status();
+    state.port_vlans = std::move(port_vlans).value();
   }
   return state;
 }

@@ -217,6 +217,26 @@ class NetlinkKernel final : public Kernel {
     return links;
   }
 
+  Result<std::vector<LinkInfo>> ListLinksNamed(const std::vector<std::string>& names) override {
+    std::vector<LinkInfo> links;
+    nl::DumpCallback callback = [&links](const nlmsghdr* message) {
+      LinkInfo link;
+      if (nl::ParseLink(message, &link)) links.push_back(std::move(link));
+      return Status::Ok();
+    };
+    MessageBuffer buffer;
+    for (const std::string& name : names) {
+      nlmsghdr* header = buffer.Start(RTM_GETLINK, 0);
+      PutIfinfo(header, AF_UNSPEC, 0);
+      mnl_attr_put_strz(header, IFLA_IFNAME, name.c_str());
+      mnl_attr_put_u32(header, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+      Status status = socket_.Transact(header, "read link " + name, &callback);
+      // Not there: what the plan makes (or waits for).
+      if (!status.ok() && status.error_number() != ENODEV) return status;
+    }
+    return links;
+  }
+
   Result<std::vector<FdbEntry>> ListFdb() override {
     MessageBuffer buffer;
     nlmsghdr* header = buffer.Start(RTM_GETNEIGH, 0);
@@ -228,6 +248,24 @@ class NetlinkKernel final : public Kernel {
       return Status::Ok();
     };
     VF_RETURN_IF_ERROR(DumpConsistent(header, "list fdb", callback, [&] { entries.clear(); }));
+    return entries;
+  }
+
+  Result<std::vector<FdbEntry>> ListBridgeFdb(int bridge_ifindex) override {
+    MessageBuffer buffer;
+    nlmsghdr* header = buffer.Start(RTM_GETNEIGH, 0);
+    // What `bridge fdb show br NAME` sends: an ifinfomsg with IFLA_MASTER
+    // (rtnl_fdb_dump's filter by bridge).
+    PutIfinfo(header, AF_BRIDGE, 0);
+    mnl_attr_put_u32(header, IFLA_MASTER, static_cast<uint32_t>(bridge_ifindex));
+    std::vector<FdbEntry> entries;
+    nl::DumpCallback callback = [&entries](const nlmsghdr* message) {
+      if (auto entry = nl::ParseFdb(message)) entries.push_back(*entry);
+      return Status::Ok();
+    };
+    VF_RETURN_IF_ERROR(DumpConsistent(header,
+                                      "list fdb of bridge " + std::to_string(bridge_ifindex),
+                                      callback, [&] { entries.clear(); }));
     return entries;
   }
 

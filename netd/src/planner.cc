@@ -379,7 +379,10 @@ class Planner {
   }
 
   // Called after every network is planned: marked links no network wants.
-  void PlanRemovals() {
+  // With `only` (a plan of some networks), only those networks' links, and
+  // only when no network at all lists them (wanted_ holds the planned
+  // networks' names alone).
+  void PlanRemovals(const std::set<std::string>* only) {
     std::set<int> gone;  // ifindexes already taken by an earlier deletion
     auto schedule = [&](const LinkInfo& link, std::vector<Operation>& phase) {
       if (gone.count(link.ifindex)) return;
@@ -389,14 +392,36 @@ class Planner {
       gone.insert(link.ifindex);
       if (link.kind == "veth" && link.link_ifindex != 0) gone.insert(link.link_ifindex);
     };
+    auto unwanted = [&](const LinkInfo& link) {
+      if (!Owned(link) || wanted_.count(link.name)) return false;
+      if (only == nullptr) return true;
+      return only->count(NetworkFromAlias(link.alias)) != 0 && !WantedByAny(link.name);
+    };
     for (const LinkInfo& link : actual_.links) {
-      if (!Owned(link) || wanted_.count(link.name) || link.kind == "bridge") continue;
+      if (link.kind == "bridge" || !unwanted(link)) continue;
       schedule(link, link_removals_);
     }
     for (const LinkInfo& link : actual_.links) {
-      if (!Owned(link) || wanted_.count(link.name) || link.kind != "bridge") continue;
+      if (link.kind != "bridge" || !unwanted(link)) continue;
       schedule(link, bridge_removals_);
     }
+  }
+
+  // Whether any network of the desired state lists `name` (its bridge, a
+  // port, a veth peer, its vxlan device). A scan: asked only of the few
+  // links a plan of some networks would delete.
+  bool WantedByAny(const std::string& name) const {
+    for (const NetworkConfig& network : desired_.networks) {
+      const bool kernel = network.datapath == topology::Datapath::kKernel;
+      if (kernel && network.bridge == name) return true;
+      if (kernel && network.overlay && topology::OverlayDeviceName(network.overlay->vni) == name)
+        return true;
+      for (const PortConfig& port : network.ports) {
+        if (port.kind == PortKind::kVhostUser) continue;  // no link of its own
+        if (port.name == name || (port.kind == PortKind::kVeth && port.peer == name)) return true;
+      }
+    }
+    return false;
   }
 
  private:
@@ -482,12 +507,17 @@ std::vector<const LinkInfo*> ForeignBridgePorts(const topology::NetworkConfig& n
 
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
                                     const std::set<std::string>& attached,
-                                    const std::set<std::string>& released) {
+                                    const std::set<std::string>& released,
+                                    const std::set<std::string>* only) {
   Planner planner(desired, actual, attached, released);
+  auto planned = [&](const NetworkConfig& network) {
+    return only == nullptr || only->count(network.name) != 0;
+  };
   for (const NetworkConfig& network : desired.networks)
-    VF_RETURN_IF_ERROR(planner.Preflight(network));
-  for (const NetworkConfig& network : desired.networks) planner.PlanNetwork(network);
-  planner.PlanRemovals();
+    if (planned(network)) VF_RETURN_IF_ERROR(planner.Preflight(network));
+  for (const NetworkConfig& network : desired.networks)
+    if (planned(network)) planner.PlanNetwork(network);
+  planner.PlanRemovals(only);
   std::vector<Operation> plan;
   for (auto* phase : {&planner.bridges_, &planner.port_links_, &planner.port_config_,
                       &planner.fdb_adds_, &planner.bridges_up_, &planner.fdb_removals_,

@@ -433,12 +433,14 @@ std::string SwitchOperation::Describe() const {
 
 std::vector<SwitchOperation> PlanSwitches(const topology::Topology& desired,
                                           const ObservedSwitches& observed,
-                                          const PortBackends& backends, const KernelView* kernel) {
+                                          const PortBackends& backends, const KernelView* kernel,
+                                          const std::set<std::string>* only) {
   std::vector<SwitchOperation> out;
   const std::set<std::string> guest_ports = GuestPortNames(desired);
   std::set<std::string> wanted;
   for (const topology::NetworkConfig& config : desired.networks) {
     if (config.datapath != topology::Datapath::kUserspace) continue;
+    if (only != nullptr && !only->count(config.name)) continue;
     wanted.insert(config.name);
     auto it = observed.find(config.name);
     NetworkPlanner(config, it == observed.end() ? nullptr : &it->second, guest_ports, backends,
@@ -446,7 +448,7 @@ std::vector<SwitchOperation> PlanSwitches(const topology::Topology& desired,
         .Run();
   }
   for (const auto& [name, sw] : observed) {
-    if (wanted.count(name) || !sw.running) continue;
+    if (wanted.count(name) || !sw.running || (only != nullptr && !only->count(name))) continue;
     SwitchOperation& op = out.emplace_back();
     op.kind = Kind::kStopSwitch;
     op.network = name;

@@ -110,9 +110,11 @@ void UserspaceNetworks::RemovePort(Network& network, const std::string& name) {
   network.ports.erase(it);
 }
 
-ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) const {
+ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired,
+                                            const std::set<std::string>* only) const {
   ObservedSwitches observed;
   for (const auto& [name, network] : networks_) {
+    if (only != nullptr && !only->count(name)) continue;
     ObservedSwitch& sw = observed[name];
     sw.running = network.sw != nullptr;
     sw.max_entries = network.fdb.max_entries;
@@ -150,6 +152,7 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
   // A network whose switch does not run yet starts with what was kept of it.
   for (const topology::NetworkConfig& config : desired.networks) {
     if (config.datapath != topology::Datapath::kUserspace || observed.count(config.name)) continue;
+    if (only != nullptr && !only->count(config.name)) continue;
     std::map<StaticKey, std::string> kept = statics_.Read(config.name);
     if (!kept.empty()) observed[config.name].runtime_statics = std::move(kept);
   }
@@ -157,8 +160,9 @@ ObservedSwitches UserspaceNetworks::Observe(const topology::Topology& desired) c
 }
 
 std::vector<SwitchOperation> UserspaceNetworks::Plan(const topology::Topology& desired,
-                                                     const KernelView* kernel) const {
-  return PlanSwitches(desired, Observe(desired), *backends_, kernel);
+                                                     const KernelView* kernel,
+                                                     const std::set<std::string>* only) const {
+  return PlanSwitches(desired, Observe(desired, only), *backends_, kernel, only);
 }
 
 std::vector<SwitchChange> UserspaceNetworks::Pending(const topology::Topology& desired) const {
@@ -174,13 +178,14 @@ std::vector<SwitchChange> SwitchChanges(const std::vector<SwitchOperation>& oper
 }
 
 std::vector<std::string> UserspaceNetworks::Sync(const topology::Topology& desired,
-                                                 const KernelState& state) {
+                                                 const KernelState& state,
+                                                 const std::set<std::string>* only) {
   const KernelView view{&state, {}};
-  SwitchApplyResult result = Apply(Plan(desired, &view), state);
+  SwitchApplyResult result = Apply(Plan(desired, &view, only), state);
   // A switch that had to restart (its FDB limits would not change in place)
   // is planned again from scratch.
   if (result.replan) {
-    SwitchApplyResult again = Apply(Plan(desired, &view), state);
+    SwitchApplyResult again = Apply(Plan(desired, &view, only), state);
     result.errors.insert(result.errors.end(), again.errors.begin(), again.errors.end());
   }
   if (!adopting_.empty()) FinishAdoption();

@@ -511,6 +511,68 @@ TEST(NetlinkKernel, StaticFdbAddListDelete) {
   EXPECT_EQ(no_port.message(), "add static fdb 52:54:00:00:00:01 on nope0: No such device");
 }
 
+// Issue 21: a plan of one network reads its bridge's FDB alone, as
+// `bridge fdb show br NAME` does: every entry of that bridge and its ports,
+// none of another bridge's.
+TEST(NetlinkKernel, ListBridgeFdbIsOneBridgesFdb) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  auto kernel = MakeKernel();
+  ASSERT_TRUE(kernel);
+  const MacAddress mac = *MacAddress::Parse("52:54:00:00:00:01");
+  for (const std::string n : {"a", "b"}) {
+    ASSERT_TRUE(kernel->CreateBridge("vfb-" + n, BridgeSettings{}, "").ok());
+    ASSERT_TRUE(kernel->CreateVeth(n + "0", n + "0-p", "").ok());
+    ASSERT_TRUE(kernel->SetMaster(n + "0", "vfb-" + n).ok());
+    ASSERT_TRUE(kernel->AddStaticFdb(n + "0", mac, 0).ok());
+  }
+  auto a = FindLink(*kernel, "vfb-a");
+  auto b = FindLink(*kernel, "vfb-b");
+  auto a0 = FindLink(*kernel, "a0");
+  ASSERT_TRUE(a && b && a0);
+  auto all = kernel->ListFdb();
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  auto of_a = kernel->ListBridgeFdb(a->ifindex);
+  ASSERT_TRUE(of_a.ok()) << of_a.status().message();
+  EXPECT_TRUE(HasFdb(*of_a, {a0->ifindex, a->ifindex, mac, 0, true, false}));
+  EXPECT_TRUE(HasFdb(*of_a, {a0->ifindex, a->ifindex, a0->mac, 0, false, true}));
+  size_t in_a = 0;
+  for (const FdbEntry& entry : *all) in_a += entry.bridge_ifindex == a->ifindex;
+  EXPECT_EQ(of_a->size(), in_a);
+  for (const FdbEntry& entry : *of_a)
+    EXPECT_EQ(entry.bridge_ifindex, a->ifindex) << entry.mac.ToString();
+}
+
+// Issue 21: a plan of one network reads the links it names, not a dump of
+// every link; one that is not there is no error (the plan makes it).
+TEST(NetlinkKernel, ListLinksNamedReadsThoseThatExist) {
+  VF_REQUIRE_PRIVATE_NETNS();
+  auto kernel = MakeKernel();
+  ASSERT_TRUE(kernel);
+  ASSERT_TRUE(kernel->CreateBridge("vfb-a", BridgeSettings{}, "vfabric:a").ok());
+  ASSERT_TRUE(kernel->CreateTap("a0", TapSettings{}, "vfabric:a").ok());
+  ASSERT_TRUE(kernel->CreateTap("b0", TapSettings{}, "vfabric:b").ok());
+  ASSERT_TRUE(kernel->SetMaster("a0", "vfb-a").ok());
+  auto named = kernel->ListLinksNamed({"a0", "nope0", "vfb-a"});
+  ASSERT_TRUE(named.ok()) << named.status().message();
+  ASSERT_EQ(named->size(), 2u);
+  for (const LinkInfo& link : *named) {
+    auto dumped = FindLink(*kernel, link.name);
+    ASSERT_TRUE(dumped) << link.name;
+    // What the dump says of it, attribute for attribute that the plan reads.
+    EXPECT_EQ(link.ifindex, dumped->ifindex);
+    EXPECT_EQ(link.kind, dumped->kind);
+    EXPECT_EQ(link.alias, dumped->alias);
+    EXPECT_EQ(link.master_ifindex, dumped->master_ifindex);
+    EXPECT_EQ(link.mac, dumped->mac);
+    EXPECT_EQ(link.brport.has_value(), dumped->brport.has_value());
+    EXPECT_EQ(link.bridge.has_value(), dumped->bridge.has_value());
+    ASSERT_EQ(link.tap.has_value(), dumped->tap.has_value());
+    if (link.tap) {
+      EXPECT_EQ(link.tap->persistent, dumped->tap->persistent);
+    }
+  }
+}
+
 TEST(NetlinkKernel, MoveToNetns) {
   VF_REQUIRE_PRIVATE_NETNS();
   auto kernel = MakeKernel();

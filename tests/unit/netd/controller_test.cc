@@ -9,6 +9,7 @@ namespace vfabric::netd {
 namespace {
 
 using nlohmann::json;
+using ::testing::ElementsAre;
 using testing::FakeKernel;
 using ::testing::HasSubstr;
 
@@ -78,6 +79,55 @@ TEST_F(ControllerTest, PlanChangesNothingAndApplyDoes) {
 
   json again = controller_.Handle(Request("apply", Files(kLab)));
   EXPECT_EQ(again["result"]["changed"], 0);
+}
+
+// Issue 21: `apply` of one network's file plans and applies that network
+// alone: a change to one port among 10,000 must not read and plan them all.
+// Drift of the network it names is repaired with it (a link deleted behind
+// netd's back is made again); another network's drift waits for the full
+// pass (the repair its kernel events arm, the resync).
+TEST_F(ControllerTest, AnApplyPlansTheNetworksItNamesAlone) {
+  constexpr const char* kEdge = R"({"networks": [{"name": "edge", "bridge": "vfb-edge",
+      "ports": [{"name": "e1", "kind": "tap"}]}]})";
+  constexpr const char* kEdgeTwoPorts = R"({"networks": [{"name": "edge", "bridge": "vfb-edge",
+      "ports": [{"name": "e1", "kind": "tap"}, {"name": "e2", "kind": "tap"}]}]})";
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kLab)))["ok"], true);
+  ASSERT_EQ(controller_.Handle(Request("apply", Files(kEdge, "edge.json")))["ok"], true);
+  ASSERT_TRUE(kernel_.DeleteLink("vm1-eth0").ok());  // lab's drift
+  ASSERT_TRUE(kernel_.DeleteLink("e1").ok());        // edge's
+
+  kernel_.reads.clear();
+  json plan = controller_.Handle(Request("plan", Files(kEdgeTwoPorts, "edge.json")));
+  ASSERT_EQ(plan["ok"], true) << plan.dump();
+  // edge's links alone, and of the FDB its bridge's (the kernel walks a
+  // bridge's table once per port: every bridge's is most of a dump at
+  // 10,000 ports).
+  EXPECT_THAT(kernel_.reads,
+              ElementsAre("ListLinksNamed e1 e2 vfb-edge", "ListBridgeFdb vfb-edge"));
+  json apply = controller_.Handle(Request("apply", Files(kEdgeTwoPorts, "edge.json")));
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+  EXPECT_EQ(apply["result"]["operations"], plan["result"]["operations"]);
+  std::vector<std::string> objects;
+  for (const json& op : apply["result"]["operations"]) {
+    EXPECT_EQ(op["network"], "edge") << op.dump();
+    objects.push_back(op["object"]);
+  }
+  EXPECT_THAT(objects, ::testing::IsSupersetOf({"e1", "e2"}));
+  EXPECT_NE(kernel_.Find("e1"), nullptr);
+  EXPECT_NE(kernel_.Find("e2"), nullptr);
+  EXPECT_EQ(kernel_.Find("vm1-eth0"), nullptr);  // not the apply's business
+
+  ASSERT_TRUE(controller_.Reconcile().ok());  // the full pass
+  EXPECT_NE(kernel_.Find("vm1-eth0"), nullptr);
+
+  // A port the request takes away is read (it is named by the state before
+  // only) and deleted.
+  kernel_.reads.clear();
+  apply = controller_.Handle(Request("apply", Files(kEdge, "edge.json")));
+  ASSERT_EQ(apply["ok"], true) << apply.dump();
+  EXPECT_EQ(kernel_.Find("e2"), nullptr);
+  ASSERT_FALSE(kernel_.reads.empty());
+  EXPECT_EQ(kernel_.reads[0], "ListLinksNamed e1 e2 vfb-edge");
 }
 
 TEST_F(ControllerTest, InvalidTopologyCarriesDiagnostics) {

@@ -53,8 +53,33 @@ Status FakeKernel::Begin(const std::string& call) {
   return Status::Ok();
 }
 
-Result<std::vector<LinkInfo>> FakeKernel::ListLinks() { return links; }
-Result<std::vector<FdbEntry>> FakeKernel::ListFdb() { return fdb; }
+Result<std::vector<LinkInfo>> FakeKernel::ListLinks() {
+  reads.push_back("ListLinks");
+  return links;
+}
+
+Result<std::vector<LinkInfo>> FakeKernel::ListLinksNamed(const std::vector<std::string>& names) {
+  std::string read = "ListLinksNamed";
+  for (const std::string& name : names) read += " " + name;
+  reads.push_back(read);
+  std::vector<LinkInfo> found;
+  for (const LinkInfo& link : links)
+    if (std::find(names.begin(), names.end(), link.name) != names.end()) found.push_back(link);
+  return found;
+}
+Result<std::vector<FdbEntry>> FakeKernel::ListFdb() {
+  reads.push_back("ListFdb");
+  return fdb;
+}
+
+Result<std::vector<FdbEntry>> FakeKernel::ListBridgeFdb(int bridge_ifindex) {
+  const LinkInfo* bridge = Find(bridge_ifindex);
+  reads.push_back("ListBridgeFdb " + (bridge != nullptr ? bridge->name : "?"));
+  std::vector<FdbEntry> entries;
+  for (const FdbEntry& entry : fdb)
+    if (entry.bridge_ifindex == bridge_ifindex) entries.push_back(entry);
+  return entries;
+}
 Result<std::vector<PortVlanEntry>> FakeKernel::ListPortVlans() { return port_vlans; }
 Result<KernelFeatures> FakeKernel::ProbeFeatures() { return features; }
 

@@ -26,6 +26,9 @@ class FakeKernel : public Kernel {
 
   // Every mutating call, as "CreateBridge vfb-lab", in order.
   std::vector<std::string> calls;
+  // Every read of links and FDB, in order: "ListLinks" (all),
+  // "ListLinksNamed e1 vfb-lab", "ListFdb" (all), "ListBridgeFdb vfb-lab".
+  std::vector<std::string> reads;
   // When set and returning a non-OK status for a call ("CreateTap vm1-eth0"),
   // that call fails with it and changes nothing.
   std::function<Status(const std::string& call)> fail;
@@ -42,7 +45,9 @@ class FakeKernel : public Kernel {
   Result<LinkCounters> ReadLinkCounters(const std::string& name) override;
   std::string BridgeRootIdFromSysfs(const std::string& bridge) override;
   Result<std::vector<LinkInfo>> ListLinks() override;
+  Result<std::vector<LinkInfo>> ListLinksNamed(const std::vector<std::string>& names) override;
   Result<std::vector<FdbEntry>> ListFdb() override;
+  Result<std::vector<FdbEntry>> ListBridgeFdb(int bridge_ifindex) override;
   Result<std::vector<PortVlanEntry>> ListPortVlans() override;
   Result<KernelFeatures> ProbeFeatures() override;
   Status CreateBridge(const std::string& name, const BridgeSettings& settings,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "fake_kernel.h"
@@ -272,6 +273,52 @@ TEST(PlannerTest, RemovedPortsAndNetworksLeaveTheHost) {
   EXPECT_EQ(kernel.Find("vfb-edge"), nullptr);
   ASSERT_NE(kernel.Find("dummy0"), nullptr);  // foreign: left where it is (issue 18)
   EXPECT_EQ(kernel.Find("dummy0")->master_ifindex, kernel.Find("vfb-lab")->ifindex);
+}
+
+// Issue 21: an apply of one network's file plans that network alone (10,000
+// ports of other networks are neither checked nor planned). Another
+// network's drift waits for a full plan; of the marked links no network
+// wants, only the named networks' are deleted, and never one another
+// network lists.
+TEST(PlannerTest, APlanOfSomeNetworksTouchesNothingElse) {
+  FakeKernel kernel;
+  NetworkConfig edge;
+  edge.name = "edge";
+  edge.bridge = "vfb-edge";
+  edge.ports.push_back(Tap("e1"));
+  edge.ports.push_back(Tap("e2"));
+  ASSERT_TRUE(ApplyPlan(kernel, *PlanFor(kernel, With({Lab(), edge}))).ok());
+  // Drift in edge: a tap deleted behind netd's back, a setting changed.
+  ASSERT_TRUE(kernel.DeleteLink("e1").ok());
+  ASSERT_TRUE(kernel.SetLinkUp("e2", false).ok());
+  // lab loses vm2-eth0; a link of lab's mark that edge now lists stays.
+  ASSERT_TRUE(kernel.CreateTap("e3", {}, OwnerAlias("lab")).ok());
+  edge.ports.push_back(Tap("e3"));
+  NetworkConfig smaller = Lab();
+  smaller.ports.pop_back();  // vm2-eth0
+  const Topology desired = With({smaller, edge});
+
+  auto state = ReadKernelState(kernel, kernel.features);
+  ASSERT_TRUE(state.ok());
+  const std::set<std::string> only{"lab"};
+  auto plan = Plan(desired, *state, {}, {}, &only);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_THAT(Describe(*plan), ElementsAre("delete link vm2-eth0"));
+  for (const Operation& op : *plan) EXPECT_EQ(op.network, "lab") << op.Describe();
+
+  // edge alone: its drift, e3's mark; nothing of lab's.
+  const std::set<std::string> edge_only{"edge"};
+  plan = Plan(desired, *state, {}, {}, &edge_only);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_THAT(Describe(*plan), ElementsAre("create tap e1 (vnet_hdr on, multi_queue off)",
+                                           "attach e1 to bridge vfb-edge", "set e1 up", "set e2 up",
+                                           "set alias of e3 to \"vfabric:edge\"",
+                                           "attach e3 to bridge vfb-edge", "set e3 up"));
+
+  // The full plan does both.
+  plan = Plan(desired, *state);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->size(), 8u) << ::testing::PrintToString(Describe(*plan));
 }
 
 // Issue 18: libvirt's <interface type='bridge'> makes vnetN and enslaves it

@@ -150,14 +150,19 @@ class Controller {
   void AddKernelStatics(topology::Topology& desired) const;
   // Logs and returns the userspace switches' problems (a port that would
   // not open, ...).
-  std::vector<std::string> SyncUserspace(const topology::Topology& desired);
+  // `only` (optional): the networks to make match, the others left as they
+  // are (see Plan's `only`).
+  std::vector<std::string> SyncUserspace(const topology::Topology& desired,
+                                         const std::set<std::string>* only = nullptr);
   std::vector<SwitchChange> PendingSwitchChanges(const topology::Topology& desired,
                                                  const KernelView* kernel = nullptr) const;
   std::set<std::string> AttachedPorts() const;
   // The kernel plan for `desired` (every Plan of the controller goes
   // through it, so views, plan and apply agree).
+  // `only`: of these networks alone (Plan's `only`).
   Result<std::vector<Operation>> PlanKernel(const topology::Topology& desired,
-                                            const KernelState& state) const;
+                                            const KernelState& state,
+                                            const std::set<std::string>* only = nullptr) const;
   // Plan's `released`: "existing" ports of kernel networks that the last
   // applied desired state listed and `desired` does not, plus those not yet
   // released by a failed apply. Any other unlisted link on a vfabric bridge
@@ -169,14 +174,36 @@ class Controller {
   protocol::Reply VmVerb(const std::string& verb, const nlohmann::json& args);
   protocol::Reply Attach(const nlohmann::json& args);
   protocol::Reply Detach(const nlohmann::json& args);
-  Status ReconcileKernel(const topology::Topology& desired, std::vector<Operation>* applied);
+  // `only`: plans and applies these networks alone -- what an apply of some
+  // networks, an attach or a detach changes (Plan's `only`); the full pass
+  // (start, repair, resync, SIGHUP) passes none.
+  Status ReconcileKernel(const topology::Topology& desired, std::vector<Operation>* applied,
+                         const std::set<std::string>* only = nullptr,
+                         const std::set<std::string>& also = {});
   // The kernel as read back, with the peer namespaces `desired` asks for
   // that do not exist (KernelState::missing_netns): every reader of the
   // kernel in the controller goes through it, so plans and views agree.
-  Result<KernelState> ReadState(const topology::Topology& desired) const;
+  // `only`: what a plan of these networks reads (ReadKernelState's `only`
+  // and `also`).
+  Result<KernelState> ReadState(const topology::Topology& desired,
+                                const std::set<std::string>* only = nullptr,
+                                const std::set<std::string>& also = {}) const;
+  // The links a plan of `scope` reads beyond what the desired state names
+  // in it (ReadKernelState's `also`): the bridges, ports and veth peers
+  // those networks had in `applied` and the configuration (what a request
+  // takes away), the ports of guests' NICs on them, and the "existing"
+  // ports to release.
+  // `applied_vms`: the applied VMs before the request (null: applied_vms_).
+  std::set<std::string> LinksBefore(
+      const std::set<std::string>& scope,
+      const std::map<std::string, topology::NetworkConfig>& applied,
+      const topology::Topology& desired,
+      const std::map<std::string, topology::VmConfig>* applied_vms = nullptr) const;
   // Logs a port that starts or stops waiting (PortLinkWaiting) once, not at
   // every pass.
-  void LogWaiting(const topology::Topology& desired, const KernelState& state);
+  // `only`: the networks looked at; the other ports' entries stay.
+  void LogWaiting(const topology::Topology& desired, const KernelState& state,
+                  const std::set<std::string>* only = nullptr);
 
   Kernel& kernel_;
   KernelFeatures features_;

@@ -82,6 +82,12 @@ class JournaledKernel final : public Kernel {
   void ApplyBatch(const Operation* ops, size_t count, std::vector<Status>* results) override;
   Result<std::vector<LinkInfo>> ListLinks() override { return kernel_.ListLinks(); }
   Result<std::vector<FdbEntry>> ListFdb() override { return kernel_.ListFdb(); }
+  Result<std::vector<LinkInfo>> ListLinksNamed(const std::vector<std::string>& names) override {
+    return kernel_.ListLinksNamed(names);
+  }
+  Result<std::vector<FdbEntry>> ListBridgeFdb(int bridge_ifindex) override {
+    return kernel_.ListBridgeFdb(bridge_ifindex);
+  }
   Result<std::vector<PortVlanEntry>> ListPortVlans() override { return kernel_.ListPortVlans(); }
   Result<KernelFeatures> ProbeFeatures() override;
   Status CreateBridge(const std::string& name, const BridgeSettings& settings,

@@ -189,7 +189,16 @@ class Kernel {
   virtual void ApplyBatch(const Operation* ops, size_t count, std::vector<Status>* results);
 
   virtual Result<std::vector<LinkInfo>> ListLinks() = 0;
+  // The links of these names that exist (one RTM_GETLINK each, not a dump
+  // of every link: a plan of one network among 10,000 links reads its own).
+  // The default filters ListLinks().
+  virtual Result<std::vector<LinkInfo>> ListLinksNamed(const std::vector<std::string>& names);
   virtual Result<std::vector<FdbEntry>> ListFdb() = 0;
+  // The FDB of one bridge: its own entries and its ports' (`bridge fdb show
+  // br NAME`). The kernel walks a bridge's whole table once per port of it,
+  // so a dump of every bridge costs ports x entries of them all; a plan of
+  // one network reads its own. The default filters ListFdb().
+  virtual Result<std::vector<FdbEntry>> ListBridgeFdb(int bridge_ifindex);
   virtual Result<std::vector<PortVlanEntry>> ListPortVlans() = 0;
   virtual Result<KernelFeatures> ProbeFeatures() = 0;
 

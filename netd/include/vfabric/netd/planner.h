@@ -137,6 +137,20 @@ std::string PortLinkWaiting(const topology::PortConfig& port, const KernelState&
 
 // Reads links, FDB, port VLANs and features through `kernel`.
 Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features);
+// What a plan of the networks `only` names reads (Plan's `only`), not the
+// whole host: the links those networks name (their bridges, ports, veth
+// peers; ListLinksNamed) and those in `also` (what the plan must see
+// beyond them: the ports the request takes away, "existing" ports to
+// release), every link when one of them has an overlay; none of FDB,
+// addresses, port VLANs and vxlan flood entries when they are all
+// userspace networks, else their bridges' FDB (ListBridgeFdb), the
+// addresses, the port VLANs when one of them filters VLANs, the flood
+// entries when a vxlan device was read. A marked link of theirs that none
+// of these names is left to a full plan.
+Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& features,
+                                    const topology::Topology& desired,
+                                    const std::set<std::string>& only,
+                                    const std::set<std::string>& also = {});
 
 // The bridge settings a network asks for, in kernel units.
 BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
@@ -154,9 +168,18 @@ BridgeSettings DesiredBridgeSettings(const topology::NetworkConfig& network);
 // master`) is foreign: left where it is and out of the plan. Only the links in `released` are
 // taken off their bridge: "existing" ports that an earlier desired state listed and this one does
 // not (the controller knows them; see Controller::Released).
+//
+// `only` (optional): plan the networks it names and nothing else -- what an
+// apply of one network's file, an attach or a detach changes. The other
+// networks of `desired` are neither checked nor planned (their links need
+// not be in `actual`), and of the marked links no network wants only those
+// of the networks named are deleted (a link is wanted when any network of
+// `desired` lists it); the rest wait for a full plan (the resync, a
+// SIGHUP). Without `only` every network is planned.
 Result<std::vector<Operation>> Plan(const topology::Topology& desired, const KernelState& actual,
                                     const std::set<std::string>& attached = {},
-                                    const std::set<std::string>& released = {});
+                                    const std::set<std::string>& released = {},
+                                    const std::set<std::string>* only = nullptr);
 
 // The links on `network`'s kernel bridge that it does not list and vfabric
 // did not create (see Plan): what `port list` shows as foreign.

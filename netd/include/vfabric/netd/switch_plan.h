@@ -132,11 +132,14 @@ struct KernelView {
 
 // Computes the switch operations that make `observed` match `desired`'s
 // userspace networks. `backends` says how each port is opened (its Name and
-// Identity only: nothing is opened).
+// Identity only: nothing is opened). `only` (optional): the networks to
+// plan, as the kernel Plan's `only` (a switch of another network is neither
+// changed nor stopped).
 std::vector<SwitchOperation> PlanSwitches(const topology::Topology& desired,
                                           const ObservedSwitches& observed,
                                           const PortBackends& backends,
-                                          const KernelView* kernel = nullptr);
+                                          const KernelView* kernel = nullptr,
+                                          const std::set<std::string>* only = nullptr);
 
 // The links the kernel operations create (so a switch port on one of them
 // is reopened).

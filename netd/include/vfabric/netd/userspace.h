@@ -99,10 +99,13 @@ class UserspaceNetworks {
 
   // What the switches hold, as a value (the run-time static entries kept
   // on disk for a network of `desired` whose switch does not run yet).
-  ObservedSwitches Observe(const topology::Topology& desired) const;
-  // PlanSwitches(desired, Observe(desired), backends, kernel).
+  // `only` (optional): of these networks alone (PlanSwitches' `only`).
+  ObservedSwitches Observe(const topology::Topology& desired,
+                           const std::set<std::string>* only = nullptr) const;
+  // PlanSwitches(desired, Observe(desired, only), backends, kernel, only).
   std::vector<SwitchOperation> Plan(const topology::Topology& desired,
-                                    const KernelView* kernel = nullptr) const;
+                                    const KernelView* kernel = nullptr,
+                                    const std::set<std::string>* only = nullptr) const;
   // Runs `operations` in order on the switches; `state` is the kernel as
   // read after its own apply (the links ports open on). An operation that
   // fails is reported and the rest still run (a port that will not open
@@ -110,7 +113,9 @@ class UserspaceNetworks {
   SwitchApplyResult Apply(const std::vector<SwitchOperation>& operations, const KernelState& state);
   // Makes the switches match `desired` (see the file comment): Plan with
   // `state` as the kernel view, then Apply. One message per problem.
-  std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state);
+  // `only`: these networks alone (PlanSwitches' `only`).
+  std::vector<std::string> Sync(const topology::Topology& desired, const KernelState& state,
+                                const std::set<std::string>* only = nullptr);
   // The changes Plan(desired) lists, without changing anything. Ports are
   // taken to have links (the planner makes them); carrier changes, which
   // follow link events, are not changes. Empty when the switches match.
