@@ -21,31 +21,16 @@
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/vlan/tag.h"
+#include "vxlan_wire.h"
 
 namespace vfabric::bridge {
 namespace {
 
-constexpr size_t kBatch = 32;
-constexpr size_t kVxlanHeader = 8;
-constexpr size_t kEthernetHeader = 14;
-constexpr uint32_t kMaxVni = (1u << 24) - 1;
-
-// sockaddr_storage for `address`:`port`.
-socklen_t SocketAddress(const IpPrefix& address, uint16_t port, sockaddr_storage* out) {
-  std::memset(out, 0, sizeof *out);
-  if (address.family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(out);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    std::memcpy(&in->sin_addr, address.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(port);
-  std::memcpy(&in6->sin6_addr, address.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
+using internal::kEthernetHeader;
+using internal::kMaxVni;
+using internal::kVxlanHeader;
+using internal::SocketAddress;
+constexpr size_t kBatch = internal::kVxlanBatch;
 
 // The address bytes of a received datagram's source (4 or 16), or empty.
 std::span<const uint8_t> SourceBytes(const sockaddr_storage& from) {
@@ -194,11 +179,7 @@ class Endpoint final : public VxlanEndpoint, public std::enable_shared_from_this
   }
 
   bool Valid(const msghdr& message, const uint8_t* h, size_t length) const {
-    if (message.msg_flags & MSG_TRUNC) return false;
-    if (length < kVxlanHeader + kEthernetHeader) return false;
-    // Flags: the I bit alone; the reserved bytes zero (RFC 7348 5).
-    if (h[0] != 0x08 || h[1] != 0 || h[2] != 0 || h[3] != 0 || h[7] != 0) return false;
-    return std::memcmp(h + 4, header_ + 4, 3) == 0;  // else another VNI
+    return internal::VxlanDatagramValid(message, length, h, header_);
   }
 
   const std::string name_;
@@ -379,21 +360,10 @@ Result<std::shared_ptr<VxlanEndpoint>> VxlanEndpoint::Open(std::string name,
     return Status::Error(what + ": no local address", EINVAL);
   if (options.buffers == 0 || options.buffers > 65535 || options.max_frame < kEthernetHeader)
     return Status::Error(what + ": buffers 1..65535 and max_frame >= 14", EINVAL);
-  UniqueFd fd(::socket(options.local.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return Status::FromErrno(what + ": socket", errno);
-  // As the kernel's vxlan device: the don't-fragment bit stays clear.
-  const int pmtu = options.local.family == AF_INET ? IP_PMTUDISC_DONT : IPV6_PMTUDISC_DONT;
-  if (options.local.family == AF_INET)
-    ::setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
-  else
-    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
-  sockaddr_storage local{};
-  const socklen_t length = SocketAddress(options.local, options.port, &local);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), length) != 0)
-    return Status::FromErrno(
-        what + ": bind " + options.local.AddressText() + ":" + std::to_string(options.port), errno);
+  auto fd = internal::OpenVxlanSocket(what, options.local, options.port);
+  if (!fd.ok()) return fd.status();
   return std::shared_ptr<VxlanEndpoint>(
-      std::make_shared<Endpoint>(std::move(name), std::move(fd), options));
+      std::make_shared<Endpoint>(std::move(name), std::move(fd).value(), options));
 }
 
 }  // namespace vfabric::bridge

@@ -14,31 +14,15 @@
 #include "vfabric/common/log.h"
 #include "vfabric/common/unique_fd.h"
 #include "vfabric/vlan/tag.h"
+#include "vxlan_wire.h"
 
 namespace vfabric::bridge {
 namespace {
 
-constexpr size_t kBatch = 32;
-constexpr size_t kVxlanHeader = 8;
-constexpr size_t kEthernetHeader = 14;
-constexpr uint32_t kMaxVni = (1u << 24) - 1;
-
-// sockaddr_storage for `address`:`port`.
-socklen_t SocketAddress(const IpPrefix& address, uint16_t port, sockaddr_storage* out) {
-  std::memset(out, 0, sizeof *out);
-  if (address.family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(out);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    std::memcpy(&in->sin_addr, address.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(port);
-  std::memcpy(&in6->sin6_addr, address.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
+using internal::kMaxVni;
+using internal::kVxlanHeader;
+using internal::SocketAddress;
+constexpr size_t kBatch = internal::kVxlanBatch;
 
 // Whether `from` (a received datagram's source) is `address`, any port.
 bool FromAddress(const sockaddr_storage& from, const IpPrefix& address) {
@@ -163,13 +147,8 @@ class VxlanPort final : public Port {
 
  private:
   bool Valid(const msghdr& message, size_t length, size_t index) const {
-    if (message.msg_flags & MSG_TRUNC) return false;
-    if (length < kVxlanHeader + kEthernetHeader) return false;
-    const uint8_t* h = headers_[index];
-    // Flags: the I bit alone; the reserved bytes zero (RFC 7348 5).
-    if (h[0] != 0x08 || h[1] != 0 || h[2] != 0 || h[3] != 0 || h[7] != 0) return false;
-    if (std::memcmp(h + 4, header_ + 4, 3) != 0) return false;  // another VNI
-    return FromAddress(sources_[index], options_.remote);
+    return internal::VxlanDatagramValid(message, length, headers_[index], header_) &&
+           FromAddress(sources_[index], options_.remote);
   }
 
   void LogOnce(const char* op, int error) {
@@ -209,16 +188,10 @@ Result<std::unique_ptr<Port>> OpenVxlanPort(std::string name, const VxlanPortOpt
   if ((options.local.family != AF_INET && options.local.family != AF_INET6) ||
       options.remote.family != options.local.family)
     return Status::Error(what + ": local and remote addresses must be of one IP family", EINVAL);
-  UniqueFd fd(::socket(options.local.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return Status::FromErrno(what + ": socket", errno);
-  sockaddr_storage local{};
-  const socklen_t length = SocketAddress(options.local, options.local_port, &local);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), length) != 0)
-    return Status::FromErrno(
-        what + ": bind " + options.local.AddressText() + ":" + std::to_string(options.local_port),
-        errno);
+  auto fd = internal::OpenVxlanSocket(what, options.local, options.local_port);
+  if (!fd.ok()) return fd.status();
   return std::unique_ptr<Port>(
-      std::make_unique<VxlanPort>(std::move(name), std::move(fd), options));
+      std::make_unique<VxlanPort>(std::move(name), std::move(fd).value(), options));
 }
 
 }  // namespace vfabric::bridge
