@@ -20,15 +20,21 @@ std::string Hex(uint64_t v) {
 
 }  // namespace
 
-json UserspaceNetworks::VhostUserNegotiated(const std::string& network_name,
-                                            const std::string& port_name) const {
+const bridge::VhostUserPort* UserspaceNetworks::FindVhostUserPort(
+    const std::string& network_name, const std::string& port_name) const {
   auto n = networks_.find(network_name);
   if (n == networks_.end()) return nullptr;
   auto p = n->second.ports.find(port_name);
   if (p == n->second.ports.end()) return nullptr;
   if (p->second.port == nullptr || p->second.port->kind() != bridge::PortKind::kVhostUser)
     return nullptr;
-  const auto* port = static_cast<const bridge::VhostUserPort*>(p->second.port);
+  return static_cast<const bridge::VhostUserPort*>(p->second.port);
+}
+
+json UserspaceNetworks::VhostUserNegotiated(const std::string& network_name,
+                                            const std::string& port_name) const {
+  const bridge::VhostUserPort* port = FindVhostUserPort(network_name, port_name);
+  if (port == nullptr) return nullptr;
   const bridge::VhostUserNegotiated v = port->negotiated();
   json rings = json::array();
   for (size_t i = 0; i < vhost_user::Backend::kRings; ++i) {
@@ -56,13 +62,8 @@ json UserspaceNetworks::VhostUserNegotiated(const std::string& network_name,
 
 json UserspaceNetworks::VhostUserState(const std::string& network_name,
                                        const std::string& port_name) const {
-  auto n = networks_.find(network_name);
-  if (n == networks_.end()) return nullptr;
-  auto p = n->second.ports.find(port_name);
-  if (p == n->second.ports.end()) return nullptr;
-  if (p->second.port == nullptr || p->second.port->kind() != bridge::PortKind::kVhostUser)
-    return nullptr;
-  const auto* port = static_cast<const bridge::VhostUserPort*>(p->second.port);
+  const bridge::VhostUserPort* port = FindVhostUserPort(network_name, port_name);
+  if (port == nullptr) return nullptr;
   const bridge::VhostUserStats s = port->stats();
   uint64_t ring_errors = 0;
   for (uint64_t count : s.ring_errors) ring_errors += count;

@@ -41,6 +41,10 @@
 #include "vfabric/netd/switch_plan.h"
 #include "vfabric/topology/topology.h"
 
+namespace vfabric::bridge {
+class VhostUserPort;
+}  // namespace vfabric::bridge
+
 namespace vfabric::netd {
 
 // The spanning tree bridge address of a userspace network: a locally
@@ -208,6 +212,10 @@ class UserspaceNetworks {
                    const bridge::CaptureRing* ring);
 
  private:
+  // `port` of `network` when it is an open vhost-user port, else null.
+  const bridge::VhostUserPort* FindVhostUserPort(const std::string& network,
+                                                 const std::string& port) const;
+
   struct PortState {
     bridge::PortId id = bridge::kNoPort;
     std::string backend;   // PortBackend::Name()
