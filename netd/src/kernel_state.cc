@@ -10,6 +10,23 @@ namespace {
 
 constexpr std::string_view kAliasPrefix = "vfabric:";
 
+// The host's addresses, and the vxlan devices' flood entries: these live in
+// the devices' own FDBs, a dump of its own, made only when there is a vxlan
+// device to read. For the full read and the read of named networks alike.
+Status ReadAddressesAndFlood(Kernel& kernel, KernelState* state) {
+  auto addresses = kernel.ListAddresses();
+  if (!addresses.ok()) return addresses.status();
+  state->addresses = std::move(addresses).value();
+  const bool any_vxlan = std::any_of(state->links.begin(), state->links.end(),
+                                     [](const LinkInfo& link) { return link.kind == "vxlan"; });
+  if (any_vxlan) {
+    auto flood = kernel.ListVxlanFlood();
+    if (!flood.ok()) return flood.status();
+    state->vxlan_flood = std::move(flood).value();
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string OwnerAlias(const std::string& network) { return std::string(kAliasPrefix) + network; }
@@ -57,18 +74,7 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
   auto fdb = kernel.ListFdb();
   if (!fdb.ok()) return fdb.status();
   state.fdb = std::move(fdb).value();
-  auto addresses = kernel.ListAddresses();
-  if (!addresses.ok()) return addresses.status();
-  state.addresses = std::move(addresses).value();
-  // The flood entries live in the devices' own FDBs: a dump of its own, made
-  // only when there is a vxlan device to read.
-  const bool any_vxlan = std::any_of(state.links.begin(), state.links.end(),
-                                     [](const LinkInfo& link) { return link.kind == "vxlan"; });
-  if (any_vxlan) {
-    auto flood = kernel.ListVxlanFlood();
-    if (!flood.ok()) return flood.status();
-    state.vxlan_flood = std::move(flood).value();
-  }
+  VF_RETURN_IF_ERROR(ReadAddressesAndFlood(kernel, &state));
   if (features.bridge_vlan_filtering) {
     auto vlans = kernel.ListPortVlans();
     if (!vlans.ok()) return vlans.status();
@@ -131,16 +137,7 @@ Result<KernelState> ReadKernelState(Kernel& kernel, const KernelFeatures& featur
     if (!fdb.ok()) return fdb.status();
     state.fdb.insert(state.fdb.end(), fdb->begin(), fdb->end());
   }
-  auto addresses = kernel.ListAddresses();
-  if (!addresses.ok()) return addresses.status();
-  state.addresses = std::move(addresses).value();
-  const bool any_vxlan = std::any_of(state.links.begin(), state.links.end(),
-                                     [](const LinkInfo& link) { return link.kind == "vxlan"; });
-  if (any_vxlan) {
-    auto flood = kernel.ListVxlanFlood();
-    if (!flood.ok()) return flood.status();
-    state.vxlan_flood = std::move(flood).value();
-  }
+  VF_RETURN_IF_ERROR(ReadAddressesAndFlood(kernel, &state));
   if (features.bridge_vlan_filtering && vlans) {
     auto port_vlans = kernel.ListPortVlans();
     if (!port_vlans.ok()) return port_vlans.status();
