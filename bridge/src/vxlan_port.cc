@@ -96,52 +96,10 @@ class VxlanPort final : public Port {
   }
 
   TxResult Transmit(std::span<const TxItem> items) override {
-    TxResult result;
-    size_t next = 0;
-    while (next < items.size()) {
-      const size_t count = std::min(items.size() - next, kBatch);
-      std::array<mmsghdr, kBatch> messages{};
-      std::array<std::array<iovec, 4>, kBatch> iov{};
-      std::array<std::array<uint8_t, vlan::kTagLen>, kBatch> tags{};
-      for (size_t i = 0; i < count; ++i) {
-        const TxItem& item = items[next + i];
-        const Frame& f = *item.frame;
-        iov[i][0] = {header_, kVxlanHeader};
-        size_t parts = 2;
-        if (item.tagged && f.size >= 12) {
-          tags[i] = vlan::TagBytes(item.tci);
-          iov[i][1] = {f.data, 12};
-          iov[i][2] = {tags[i].data(), tags[i].size()};
-          iov[i][3] = {f.data + 12, f.size - 12};
-          parts = 4;
-        } else {
-          iov[i][1] = {f.data, f.size};
-        }
-        msghdr& m = messages[i].msg_hdr;
-        m.msg_iov = iov[i].data();
-        m.msg_iovlen = parts;
-        m.msg_name = &remote_;
-        m.msg_namelen = remote_length_;
-      }
-      const int sent = ::sendmmsg(fd_.get(), messages.data(), static_cast<unsigned>(count), 0);
-      if (sent < 0) {
-        // The first datagram failed: count it and go on with the rest.
-        if (errno == EAGAIN || errno == ENOBUFS) {
-          ++result.full;
-        } else {
-          ++result.errors;
-          LogOnce("sendmmsg", errno);
-        }
-        ++next;
-        continue;
-      }
-      for (int i = 0; i < sent; ++i) {
-        const TxItem& item = items[next + static_cast<size_t>(i)];
-        ++result.packets;
-        result.bytes += item.frame->size + (item.tagged ? vlan::kTagLen : 0);
-      }
-      next += static_cast<size_t>(sent);
-    }
+    int error = 0;
+    const TxResult result =
+        internal::SendVxlanDatagrams(fd_.get(), header_, remote_, remote_length_, items, &error);
+    if (error != 0) LogOnce("sendmmsg", error);
     return result;
   }
 

@@ -1,8 +1,13 @@
 #include "vxlan_wire.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
+
+#include "vfabric/vlan/tag.h"
 
 namespace vfabric::bridge::internal {
 
@@ -45,6 +50,57 @@ Result<UniqueFd> OpenVxlanSocket(const std::string& what, const IpPrefix& local,
     return Status::FromErrno(what + ": bind " + local.AddressText() + ":" + std::to_string(port),
                              errno);
   return fd;
+}
+
+TxResult SendVxlanDatagrams(int fd, const uint8_t* header, const sockaddr_storage& remote,
+                            socklen_t remote_length, std::span<const TxItem> items, int* error) {
+  TxResult result;
+  size_t next = 0;
+  while (next < items.size()) {
+    const size_t count = std::min(items.size() - next, kVxlanBatch);
+    std::array<mmsghdr, kVxlanBatch> messages{};
+    std::array<std::array<iovec, 4>, kVxlanBatch> iov{};
+    std::array<std::array<uint8_t, vlan::kTagLen>, kVxlanBatch> tags{};
+    for (size_t i = 0; i < count; ++i) {
+      const TxItem& item = items[next + i];
+      const Frame& f = *item.frame;
+      iov[i][0] = {const_cast<uint8_t*>(header), kVxlanHeader};
+      size_t parts = 2;
+      if (item.tagged && f.size >= 12) {
+        tags[i] = vlan::TagBytes(item.tci);
+        iov[i][1] = {f.data, 12};
+        iov[i][2] = {tags[i].data(), tags[i].size()};
+        iov[i][3] = {f.data + 12, f.size - 12};
+        parts = 4;
+      } else {
+        iov[i][1] = {f.data, f.size};
+      }
+      msghdr& m = messages[i].msg_hdr;
+      m.msg_iov = iov[i].data();
+      m.msg_iovlen = parts;
+      m.msg_name = const_cast<sockaddr_storage*>(&remote);
+      m.msg_namelen = remote_length;
+    }
+    const int sent = ::sendmmsg(fd, messages.data(), static_cast<unsigned>(count), 0);
+    if (sent < 0) {
+      // The first datagram failed: count it and go on with the rest.
+      if (errno == EAGAIN || errno == ENOBUFS) {
+        ++result.full;
+      } else {
+        ++result.errors;
+        *error = errno;
+      }
+      ++next;
+      continue;
+    }
+    for (int i = 0; i < sent; ++i) {
+      const TxItem& item = items[next + static_cast<size_t>(i)];
+      ++result.packets;
+      result.bytes += item.frame->size + (item.tagged ? vlan::kTagLen : 0);
+    }
+    next += static_cast<size_t>(sent);
+  }
+  return result;
 }
 
 }  // namespace vfabric::bridge::internal

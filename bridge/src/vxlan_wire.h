@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
+#include "vfabric/bridge/port.h"
 #include "vfabric/common/ip_prefix.h"
 #include "vfabric/common/status.h"
 #include "vfabric/common/unique_fd.h"
@@ -35,5 +37,13 @@ bool VxlanDatagramValid(const msghdr& message, size_t length, const uint8_t* hea
 // the don't-fragment bit clear as the kernel's vxlan device sends. Errors
 // start with `what`: "vxlan endpoint lab: bind 192.0.2.1:4789: ...".
 Result<UniqueFd> OpenVxlanSocket(const std::string& what, const IpPrefix& local, uint16_t port);
+
+// Sends each of `items` as one datagram to `remote` with sendmmsg(), in
+// batches of kVxlanBatch: `header` (8 bytes), then the frame with an
+// 802.1Q tag inserted where the item says so. A datagram the kernel
+// refuses is counted (`full`: EAGAIN or ENOBUFS; `errors`: anything else,
+// its errno left in `*error` for the caller to log) and the rest go on.
+TxResult SendVxlanDatagrams(int fd, const uint8_t* header, const sockaddr_storage& remote,
+                            socklen_t remote_length, std::span<const TxItem> items, int* error);
 
 }  // namespace vfabric::bridge::internal
