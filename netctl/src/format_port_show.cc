@@ -54,7 +54,12 @@ std::string Features(const json& n, const char* names, const char* bits) {
   std::string line;
   if (auto it = n.find(names); it != n.end() && it->is_array())
     for (const json& name : *it)
-      if (name.is_string()) line += (line.empty() ? "" : " ") + name.get<std::string>();
+      if (name.is_string()) {
+        // Appended piece by piece: `(cond ? "" : " ") + string` trips GCC
+        // 12's false -Wrestrict at -O3 (the package's build).
+        if (!line.empty()) line += ' ';
+        line += name.get<std::string>();
+      }
   return (line.empty() ? std::string("-") : line) + " (" + Text(n, bits) + ")";
 }
 
